@@ -1,0 +1,15 @@
+// Each subcommand lives in its own cmd_<name>.cpp: `add_<name>_command` declares its options on
+// the CLI11 app and sets the callback that runs it. Library errors (ar::Error) propagate to main.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace ar::cli {
+
+void add_tokenize_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+
+// Prints "peak RSS <VmHWM>" to stderr: every command ends with it.
+void print_peak_memory();
+
+}  // namespace ar::cli

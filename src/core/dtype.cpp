@@ -1,0 +1,116 @@
+#include "core/dtype.h"
+
+#include "core/error.h"
+
+namespace ar {
+
+namespace {
+struct DTypeInfo {
+  DType t;
+  const char* name;
+  size_t size;
+};
+constexpr DTypeInfo kTypes[] = {
+    {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
+    {DType::F64, "F64", 8}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
+    {DType::I16, "I16", 2}, {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
+    {DType::BOOL, "BOOL", 1},
+};
+}  // namespace
+
+size_t dtype_size(DType t) {
+  for (const auto& i : kTypes)
+    if (i.t == t) return i.size;
+  AR_CHECK(false, "unknown dtype ", int(t));
+}
+
+std::string_view dtype_name(DType t) {
+  for (const auto& i : kTypes)
+    if (i.t == t) return i.name;
+  AR_CHECK(false, "unknown dtype ", int(t));
+}
+
+bool parse_dtype(std::string_view name, DType* out) {
+  for (const auto& i : kTypes)
+    if (name == i.name) {
+      *out = i.t;
+      return true;
+    }
+  return false;
+}
+
+float f16_to_f32(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
+  uint32_t u;
+  if (exp == 0) {
+    if (man == 0) {
+      u = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      do {
+        man <<= 1;
+        ++e;
+      } while ((man & 0x400u) == 0);
+      u = sign | uint32_t(127 - 15 - e) << 23 | (man & 0x3ffu) << 13;
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | man << 13;
+  } else {
+    u = sign | (exp + 112) << 23 | man << 13;
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  uint16_t sign = uint16_t((u >> 16) & 0x8000u);
+  uint32_t abs = u & 0x7fffffffu;
+  if (abs > 0x7f800000u) return sign | 0x7e00u;        // NaN
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;       // >= 65520 rounds to inf
+  if (abs < 0x38800000u) {                             // below 2^-14: subnormal or zero
+    if (abs < 0x33000000u) return sign;                // below half the smallest subnormal
+    uint32_t e = abs >> 23;
+    uint32_t man = (abs & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e;
+    // value = man * 2^(e-150); subnormal unit = 2^-24 -> q = man * 2^(e-126) = man >> (126-e)
+    uint32_t q = man >> shift;
+    uint32_t rem = man & ((1u << shift) - 1);
+    uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q;
+    return sign | uint16_t(q);
+  }
+  uint32_t r = abs - 0x38000000u;  // rebias exponent 127 -> 15
+  uint32_t q = r >> 13;
+  uint32_t rem = r & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) ++q;
+  return sign | uint16_t(q);
+}
+
+void bf16_to_f32(float* out, const uint16_t* in, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = bf16_to_f32(in[i]);
+}
+void f32_to_bf16(uint16_t* out, const float* in, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
+}
+void f16_to_f32(float* out, const uint16_t* in, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(in[i]);
+}
+void f32_to_f16(uint16_t* out, const float* in, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = f32_to_f16(in[i]);
+}
+
+void to_f32(float* out, const void* in, DType t, size_t n) {
+  switch (t) {
+    case DType::F32: std::memcpy(out, in, n * 4); return;
+    case DType::BF16: bf16_to_f32(out, static_cast<const uint16_t*>(in), n); return;
+    case DType::F16: f16_to_f32(out, static_cast<const uint16_t*>(in), n); return;
+    default: AR_CHECK(false, "to_f32: unsupported dtype ", dtype_name(t));
+  }
+}
+
+}  // namespace ar

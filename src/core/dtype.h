@@ -1,0 +1,46 @@
+// Element types found in model files and the conversions between them.
+// bf16 = upper half of an IEEE f32 (round-to-nearest-even on the way down);
+// f16 = IEEE binary16 with subnormals, converted in software so no CPU feature is assumed.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace ar {
+
+enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL };
+
+size_t dtype_size(DType t);
+std::string_view dtype_name(DType t);  // safetensors spelling: "F32", "BF16", ...
+// Returns false for a name we do not know (the caller names the file in its error).
+bool parse_dtype(std::string_view name, DType* out);
+
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
+  return uint16_t(u >> 16);
+}
+
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);  // round to nearest even, overflow -> inf
+
+// Bulk conversions of n elements.
+void bf16_to_f32(float* out, const uint16_t* in, size_t n);
+void f32_to_bf16(uint16_t* out, const float* in, size_t n);
+void f16_to_f32(float* out, const uint16_t* in, size_t n);
+void f32_to_f16(uint16_t* out, const float* in, size_t n);
+// Convert n elements of type `t` at `in` to f32 (F32, F16, BF16 only; others are a bug).
+void to_f32(float* out, const void* in, DType t, size_t n);
+
+}  // namespace ar

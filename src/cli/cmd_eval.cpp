@@ -1,9 +1,81 @@
-// PLACEHOLDER: replaced by the real 'eval' command in this session.
+// `autoround eval`: perplexity of a model folder on a text / JSONL / token-id file (SPEC §5).
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "calib/dataset.h"
+#include "calib/tokenizer.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "core/memory.h"
+#include "model/decoder.h"
+#include "pipeline/eval.h"
+
 namespace ar::cli {
-void add_eval_command(CLI::App& app) {
-  auto* sub = app.add_subcommand("eval", "(not implemented yet)");
-  sub->callback([] { AR_THROW("'eval' is not implemented yet"); });
+
+namespace {
+struct EvalArgs {
+  std::string model;
+  std::string dataset;
+  std::string tokenizer;
+  int64_t seqlen = 2048;
+  std::string precision = "f32";
+  std::string budget = "256MiB";
+  int64_t limit = 0;
+};
+
+Precision parse_precision(const std::string& s) {
+  if (s == "f32" || s == "fp32") return Precision::F32;
+  if (s == "bf16") return Precision::BF16;
+  AR_THROW("--precision: '", s, "' is not one of f32, bf16");
 }
+
+void run_eval(const EvalArgs& a) {
+  Decoder d(a.model);
+  std::unique_ptr<Tokenizer> tok;
+  std::filesystem::path tok_dir = a.tokenizer.empty() ? std::filesystem::path(a.model) : a.tokenizer;
+  if (detect_dataset_kind(a.dataset) != DatasetKind::TokenIds)
+    tok = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));
+  auto docs = load_eval_tokens(a.dataset, tok.get());
+  int64_t n_tokens = 0;
+  for (const auto& doc : docs) n_tokens += int64_t(doc.size());
+  auto windows = cut_windows(docs, a.seqlen);
+  if (windows.empty())
+    AR_THROW(a.dataset, ": ", n_tokens, " tokens do not fill one window of --seqlen ", a.seqlen);
+  if (a.limit > 0 && int64_t(windows.size()) > a.limit) windows.resize(size_t(a.limit));
+  log_info("eval: ", d.config().architecture, ", ", d.config().num_hidden_layers, " blocks; ", a.dataset, ": ",
+           n_tokens, " tokens -> ", windows.size(), " windows of ", a.seqlen);
+  EvalOptions opt;
+  opt.precision = parse_precision(a.precision);
+  opt.activation_budget_bytes = parse_bytes(a.budget, "--activation_budget");
+  opt.progress = [](const std::string& line) { log_info(line); };
+  EvalResult r = evaluate_perplexity(d, windows, opt);
+  std::printf("perplexity: %.6f\n", r.perplexity);
+  std::printf("windows: %lld x %lld tokens, %lld scored, mean NLL %.6f\n", (long long)r.windows,
+              (long long)a.seqlen, (long long)r.tokens_scored, r.nll_sum / double(r.tokens_scored));
+  std::printf("throughput: %.1f tokens/s, %.1f GFLOP/s (%s matmuls), %.2f s\n",
+              double(r.tokens_total) / r.seconds, r.flops / r.seconds / 1e9, a.precision.c_str(), r.seconds);
+  std::fflush(stdout);
+  print_peak_memory();
+}
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  auto* sub = app.add_subcommand("eval", "Perplexity of a model on a text, JSONL or token-id file");
+  sub->add_option("--model", a->model, "HuggingFace model folder")->required();
+  sub->add_option("--dataset", a->dataset, "text file, .jsonl with \"text\", or JSON token ids")->required();
+  sub->add_option("--seqlen", a->seqlen, "window length in tokens")->capture_default_str()
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  sub->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the model folder)");
+  sub->add_option("--precision", a->precision, "matmul precision: f32, or bf16 (bf16 inputs, f32 accumulation)")
+      ->capture_default_str();
+  sub->add_option("--activation_budget", a->budget, "memory for one group of windows' hidden states")
+      ->capture_default_str();
+  sub->add_option("--limit", a->limit, "evaluate only the first N windows (0 = all)");
+  sub->callback([a] { run_eval(*a); });
+}
+
 }  // namespace ar::cli

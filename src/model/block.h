@@ -1,0 +1,39 @@
+// Forward pass of one decoder layer (HF LlamaDecoderLayer / Qwen3DecoderLayer), one sample at a time:
+// RMSNorm -> q/k/v (+bias) -> [q/k per-head RMSNorm] -> RoPE -> causal GQA attention -> o_proj -> residual
+// -> RMSNorm -> SiLU(gate) * up -> down_proj -> residual.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/buffer.h"
+#include "kernels/gemm.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace ar {
+
+// cos/sin tables (T, D/2) for positions 0..T-1.
+struct RopeTables {
+  int64_t T = 0, half_D = 0;
+  std::vector<float> cos, sin;
+};
+RopeTables make_rope_tables(const ModelConfig& c, int64_t T);
+
+// Activations of one sample of T tokens, sized once from the config (STYLE §5: size, then allocate).
+class BlockScratch {
+ public:
+  BlockScratch(const ModelConfig& c, int64_t T);
+  static size_t size_bytes(const ModelConfig& c, int64_t T);
+  int64_t T() const { return T_; }
+  float *xn, *q, *k, *v, *attn, *proj, *gate, *up, *att_scratch;
+
+ private:
+  int64_t T_;
+  Buffer buf_;
+};
+
+// x (T, C): the residual stream of one sample, updated in place to the block's output.
+void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const RopeTables& rope,
+                   BlockScratch& s, Precision p);
+
+}  // namespace ar

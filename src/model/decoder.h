@@ -1,0 +1,59 @@
+// Decoder: a HF model folder opened for streaming. Only config and tensor headers are held;
+// block weights are read from disk when a pass reaches them and dropped right after.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "model/config.h"
+
+namespace ar {
+
+class SafetensorsReader;
+
+struct ForwardOptions {
+  Precision precision = Precision::F32;
+  // Called after each block with (layer index, layers total); for progress lines.
+  std::function<void(int64_t, int64_t)> on_block;
+};
+
+class Decoder {
+ public:
+  explicit Decoder(const std::filesystem::path& model_dir);
+  ~Decoder();
+  Decoder(Decoder&&) noexcept;
+  Decoder& operator=(Decoder&&) noexcept;
+
+  const ModelConfig& config() const { return config_; }
+  const SafetensorsReader& reader() const { return *reader_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // x (n, C) = embedding rows of ids (n). Throws ar::Error for an id outside the vocabulary.
+  void embed(float* x, std::span<const int32_t> ids) const;
+
+  // x (n_seq, T, C): embedded inputs in, final-normed hidden states out. Streams the blocks:
+  // block k is loaded once and applied to every sequence, then released.
+  void forward_hidden(float* x, int64_t n_seq, int64_t T, const ForwardOptions& opt) const;
+
+  // logits (n, V) = h (n, C) · lm_head^T, reading lm_head in row chunks.
+  void logits(float* out, const float* h, int64_t n, Precision p) const;
+
+  // For each row i of h (n, C): nll[i] = logsumexp(logits_i) - logits_i[target[i]], without
+  // materialising more than a chunk of the vocabulary's logits.
+  void next_token_nll(double* nll, const float* h, const int32_t* target, int64_t n, Precision p) const;
+
+ private:
+  std::filesystem::path dir_;
+  ModelConfig config_;
+  std::unique_ptr<SafetensorsReader> reader_;
+};
+
+// Greedy decoding without a KV cache (recomputes the prefix each step): for tests and demos.
+std::vector<int32_t> greedy_generate(const Decoder& d, std::vector<int32_t> prompt, int64_t n_new,
+                                     Precision p = Precision::F32);
+
+}  // namespace ar

@@ -1,0 +1,106 @@
+// Loads one decoder block at a time (pread through SafetensorsReader), so a model's resident
+// weights never exceed one block plus what the caller keeps.
+#include "model/weights.h"
+
+#include <vector>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace ar {
+
+namespace {
+
+void check_shape(const TensorInfo& t, std::vector<int64_t> expected, const SafetensorsReader& st) {
+  if (t.shape != expected) {
+    auto fmt = [](const std::vector<int64_t>& s) {
+      std::string r = "[";
+      for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+      return r + "]";
+    };
+    AR_THROW(st.file_path(t.file_index).string(), ": tensor '", t.name, "' has shape ", fmt(t.shape),
+             ", expected ", fmt(expected), " from config.json");
+  }
+}
+
+Buffer load_f32(const SafetensorsReader& st, const std::string& name, std::vector<int64_t> shape) {
+  const TensorInfo& t = st.require(name);
+  check_shape(t, shape, st);
+  Buffer b(size_t(t.numel()) * sizeof(float), name);
+  st.read_f32(t, b.as<float>());
+  return b;
+}
+
+LinearWeights load_linear(const SafetensorsReader& st, const std::string& name, int64_t in, int64_t out,
+                          bool bias) {
+  LinearWeights l;
+  l.name = name;
+  l.in = in;
+  l.out = out;
+  l.w = load_f32(st, name + ".weight", {out, in});
+  if (bias) l.b = load_f32(st, name + ".bias", {out});
+  return l;
+}
+
+}  // namespace
+
+std::string block_prefix(int64_t layer) { return cat("model.layers.", layer, "."); }
+
+LinearWeights* block_linears(BlockWeights& b, int i) {
+  LinearWeights* all[kBlockLinears] = {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down};
+  AR_CHECK(i >= 0 && i < kBlockLinears, "linear index ", i);
+  return all[i];
+}
+
+size_t BlockWeights::size_bytes() const {
+  size_t n = input_norm.size_bytes() + post_norm.size_bytes() + q_norm.size_bytes() + k_norm.size_bytes();
+  for (const LinearWeights* l : {&q, &k, &v, &o, &gate, &up, &down}) n += l->w.size_bytes() + l->b.size_bytes();
+  return n;
+}
+
+BlockWeights load_block(const SafetensorsReader& st, const ModelConfig& c, int64_t layer) {
+  AR_CHECK(layer >= 0 && layer < c.num_hidden_layers, "layer ", layer);
+  const std::string p = block_prefix(layer);
+  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  BlockWeights b;
+  b.layer = layer;
+  b.input_norm = load_f32(st, p + "input_layernorm.weight", {C});
+  b.post_norm = load_f32(st, p + "post_attention_layernorm.weight", {C});
+  if (c.qk_norm) {
+    b.q_norm = load_f32(st, p + "self_attn.q_norm.weight", {D});
+    b.k_norm = load_f32(st, p + "self_attn.k_norm.weight", {D});
+  }
+  b.q = load_linear(st, p + "self_attn.q_proj", C, H * D, c.attention_bias);
+  b.k = load_linear(st, p + "self_attn.k_proj", C, Hkv * D, c.attention_bias);
+  b.v = load_linear(st, p + "self_attn.v_proj", C, Hkv * D, c.attention_bias);
+  b.o = load_linear(st, p + "self_attn.o_proj", H * D, C, false);
+  b.gate = load_linear(st, p + "mlp.gate_proj", C, F, false);
+  b.up = load_linear(st, p + "mlp.up_proj", C, F, false);
+  b.down = load_linear(st, p + "mlp.down_proj", F, C, false);
+  return b;
+}
+
+void release_block_pages(const SafetensorsReader& st, int64_t layer) {
+  const std::string p = block_prefix(layer);
+  for (const TensorInfo& t : st.tensors())
+    if (t.name.compare(0, p.size(), p) == 0) st.release(t);
+}
+
+const TensorInfo& embedding_tensor(const SafetensorsReader& st, const ModelConfig& c) {
+  const TensorInfo& t = st.require("model.embed_tokens.weight");
+  check_shape(t, {c.vocab_size, c.hidden_size}, st);
+  return t;
+}
+
+const TensorInfo& lm_head_tensor(const SafetensorsReader& st, const ModelConfig& c) {
+  if (const TensorInfo* t = st.find("lm_head.weight")) {
+    check_shape(*t, {c.vocab_size, c.hidden_size}, st);
+    return *t;
+  }
+  if (!c.tie_word_embeddings)
+    AR_THROW("model has no 'lm_head.weight' and config.json does not set tie_word_embeddings");
+  return embedding_tensor(st, c);
+}
+
+}  // namespace ar

@@ -1,0 +1,49 @@
+// Names, shapes and loading of a decoder block's weights (HF tensor names) and of the
+// embedding / final norm / lm_head, checked against ModelConfig at the edge.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/buffer.h"
+#include "model/config.h"
+
+namespace ar {
+
+class SafetensorsReader;
+struct TensorInfo;
+
+// One nn.Linear: weight (out, in) row-major f32, optional bias (out).
+struct LinearWeights {
+  std::string name;  // HF prefix, e.g. "model.layers.3.self_attn.q_proj"
+  int64_t in = 0, out = 0;
+  Buffer w;
+  Buffer b;  // empty when the layer has no bias
+  bool has_bias() const { return b.size_bytes() != 0; }
+};
+
+// Everything one decoder layer owns, converted to f32.
+struct BlockWeights {
+  int64_t layer = -1;
+  Buffer input_norm;  // (C)
+  Buffer post_norm;   // (C)
+  Buffer q_norm;      // (D), Qwen3 only
+  Buffer k_norm;      // (D), Qwen3 only
+  LinearWeights q, k, v, o, gate, up, down;
+  size_t size_bytes() const;
+};
+
+std::string block_prefix(int64_t layer);  // "model.layers.<layer>."
+// The seven linear layers of a block in a fixed order (q, k, v, o, gate, up, down).
+LinearWeights* block_linears(BlockWeights& b, int i);
+constexpr int kBlockLinears = 7;
+
+// Reads block `layer` from the model files, checking every shape. Throws ar::Error naming the tensor.
+BlockWeights load_block(const SafetensorsReader& st, const ModelConfig& c, int64_t layer);
+// Gives the block's file pages back to the kernel (advisory).
+void release_block_pages(const SafetensorsReader& st, int64_t layer);
+
+// The output projection: lm_head.weight, or the embedding when tied. Shape (vocab, C).
+const TensorInfo& lm_head_tensor(const SafetensorsReader& st, const ModelConfig& c);
+const TensorInfo& embedding_tensor(const SafetensorsReader& st, const ModelConfig& c);
+
+}  // namespace ar

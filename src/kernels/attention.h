@@ -1,0 +1,27 @@
+// Causal scaled-dot-product attention with grouped-query heads (HF eager attention: softmax in
+// fp32, q head h reads kv head h / (H/Hkv)). Only one head's (T, T) scores exist at a time.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/gemm.h"
+
+namespace ar {
+
+// Floats of scratch attention_forward needs: one head's (T, T) probabilities.
+size_t attention_scratch_floats(int64_t T);
+
+// out (T, H, D) overwritten; scratch >= attention_scratch_floats(T) floats, clobbered;
+// q (T, H, D) (already RoPE'd, and q-normed where the model has it); k, v (T, Hkv, D).
+// scale = 1/sqrt(D) typically. H must be a multiple of Hkv. Q·Kᵀ and P·V run through gemm with
+// precision p (BF16: q, k, v and the probabilities rounded to bf16 for the products, as a bf16
+// model's matmuls would); the softmax is always fp32. One sample: batch by calling per sample.
+void attention_forward(float* out, float* scratch, const float* q, const float* k, const float* v,
+                       int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale, Precision p);
+
+// Reference: same contract (no scratch), plain loops with double accumulation and a double
+// softmax; with BF16 it rounds q, k, v and the probabilities to bf16 where the fast path does.
+void attention_ref(float* out, const float* q, const float* k, const float* v, int64_t T,
+                   int64_t H, int64_t Hkv, int64_t D, float scale, Precision p);
+
+}  // namespace ar

@@ -1,0 +1,257 @@
+// GEMM on oneDNN's matmul primitive (the only file that includes oneDNN) and its naive reference.
+// Strided row-major views map to oneDNN memory descriptors with explicit strides, so user
+// pointers are wrapped without copying; primitives are built once per shape and reused.
+#include "kernels/gemm.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "core/buffer.h"
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace ar {
+namespace {
+
+using dt = dnnl::memory::data_type;
+
+// Everything that changes the primitive. lda/ldb are the strides actually handed to oneDNN
+// (after staging into tight copies, if any).
+struct PrimKey {
+  int64_t M, N, K, lda, ldb, ldc;
+  bool trans_a, trans_b, accumulate, bf16_inputs;
+  bool operator==(const PrimKey&) const = default;
+};
+
+struct PrimKeyHash {
+  size_t operator()(const PrimKey& k) const {
+    uint64_t h = 1469598103934665603ull;
+    for (int64_t v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc}) h = (h ^ uint64_t(v)) * 1099511628211ull;
+    uint64_t flags = (k.trans_a ? 1u : 0u) | (k.trans_b ? 2u : 0u) | (k.accumulate ? 4u : 0u) |
+                     (k.bf16_inputs ? 8u : 0u);
+    return size_t((h ^ flags) * 1099511628211ull);
+  }
+};
+
+// A primitive plus memory objects whose data handles are swapped per call (cheap on CPU),
+// so a cached call allocates nothing.
+struct PrimEntry {
+  dnnl::matmul prim;
+  dnnl::memory a, b, c;
+};
+
+// Too many distinct shapes means the caller is not reusing them; start over rather than grow.
+constexpr size_t kMaxCachedPrimitives = 256;
+
+struct Backend {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::unordered_map<PrimKey, PrimEntry, PrimKeyHash> cache;
+  std::mutex mu;
+  // Grow-only staging for BF16 inputs: rounded f32 copies (fallback) or bf16 copies (native).
+  Buffer stage_a{0, "gemm.stage_a"}, stage_b{0, "gemm.stage_b"};
+};
+
+Backend& backend() {
+  static Backend b;
+  return b;
+}
+
+bool env_forces_ref() {
+  static const bool on = [] {
+    const char* v = std::getenv("AR_GEMM_REF");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+// Logical (rows, cols) view of a stored matrix with row stride ld, as a oneDNN descriptor of
+// the *used* shape: a transposed operand is described by swapping the strides.
+dnnl::memory::desc view_desc(int64_t rows_used, int64_t cols_used, int64_t ld, bool transposed,
+                             dt type) {
+  dnnl::memory::dims dims{rows_used, cols_used};
+  dnnl::memory::dims strides = transposed ? dnnl::memory::dims{1, ld} : dnnl::memory::dims{ld, 1};
+  return dnnl::memory::desc(dims, type, strides);
+}
+
+PrimEntry make_entry(Backend& be, const PrimKey& k) {
+  const dt in_type = k.bf16_inputs ? dt::bf16 : dt::f32;
+  auto a_md = view_desc(k.M, k.K, k.lda, k.trans_a, in_type);
+  auto b_md = view_desc(k.K, k.N, k.ldb, k.trans_b, in_type);
+  auto c_md = view_desc(k.M, k.N, k.ldc, false, dt::f32);
+  dnnl::primitive_attr attr;
+  if (k.accumulate) {
+    dnnl::post_ops po;
+    po.append_sum(1.0f);
+    attr.set_post_ops(po);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, be.engine);
+  PrimEntry e;
+  e.prim = dnnl::matmul(pd);
+  e.a = dnnl::memory(a_md, be.engine, DNNL_MEMORY_NONE);
+  e.b = dnnl::memory(b_md, be.engine, DNNL_MEMORY_NONE);
+  e.c = dnnl::memory(c_md, be.engine, DNNL_MEMORY_NONE);
+  return e;
+}
+
+bool detect_native_bf16() {
+  try {
+    dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+    auto a = dnnl::memory::desc({32, 32}, dt::bf16, dnnl::memory::format_tag::ab);
+    auto c = dnnl::memory::desc({32, 32}, dt::f32, dnnl::memory::format_tag::ab);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, a, c), eng);
+    (void)pd;
+    return true;
+  } catch (const dnnl::error&) {
+    return false;  // e.g. AVX2-only CPUs: "could not create a primitive descriptor iterator"
+  }
+}
+
+// True if every used element of the stored (rows, cols) matrix already is a bf16 value, so
+// the BF16 fallback can use it in place. Stops at the first element that is not.
+bool is_bf16_exact(const float* x, int64_t rows, int64_t cols, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ld;
+    for (int64_t c = 0; c < cols; ++c) {
+      uint32_t u;
+      std::memcpy(&u, row + c, 4);
+      if (u & 0xffffu) return false;
+    }
+  }
+  return true;
+}
+
+// Stored (rows, cols) with stride ld -> tight rounded f32 copy.
+void stage_rounded_f32(float* out, const float* x, int64_t rows, int64_t cols, int64_t ld) {
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = bf16_to_f32(f32_to_bf16(x[r * ld + c]));
+}
+
+void stage_bf16(uint16_t* out, const float* x, int64_t rows, int64_t cols, int64_t ld) {
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = f32_to_bf16(x[r * ld + c]);
+}
+
+void zero_rows(float* C, int64_t M, int64_t N, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, size_t(N) * sizeof(float));
+}
+
+}  // namespace
+
+bool gemm_has_native_bf16() {
+  static const bool native = detect_native_bf16();
+  return native;
+}
+
+void round_to_bf16(float* out, const float* in, int64_t n) {
+#pragma omp parallel for if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(f32_to_bf16(in[i]));
+}
+
+void gemm_release_cache() {
+  Backend& be = backend();
+  std::lock_guard<std::mutex> lock(be.mu);
+  be.cache.clear();
+  be.stage_a = Buffer(0, "gemm.stage_a");
+  be.stage_b = Buffer(0, "gemm.stage_b");
+}
+
+void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
+          bool trans_a, bool trans_b, bool accumulate, Precision p, int64_t lda, int64_t ldb,
+          int64_t ldc) {
+  if (env_forces_ref()) {
+    gemm_ref(C, A, B, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+    return;
+  }
+  AR_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative size M=", M, " N=", N, " K=", K);
+  // Stored shapes: A is (M,K) or (K,M); B is (K,N) or (N,K).
+  const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
+  const int64_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
+  if (lda == 0) lda = a_cols;
+  if (ldb == 0) ldb = b_cols;
+  if (ldc == 0) ldc = N;
+  AR_CHECK(lda >= a_cols && ldb >= b_cols && ldc >= N, "gemm: leading dimension too small: lda=",
+           lda, " (cols ", a_cols, ") ldb=", ldb, " (cols ", b_cols, ") ldc=", ldc, " (N ", N, ")");
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // empty sum; oneDNN would reject a zero-sized reduction
+    if (!accumulate) zero_rows(C, M, N, ldc);
+    return;
+  }
+
+  Backend& be = backend();
+  std::lock_guard<std::mutex> lock(be.mu);
+  const void* a_ptr = A;
+  const void* b_ptr = B;
+  bool bf16_inputs = false;
+  if (p == Precision::BF16) {
+    if (gemm_has_native_bf16()) {
+      bf16_inputs = true;
+      be.stage_a.reserve(size_t(a_rows * a_cols) * sizeof(uint16_t));
+      be.stage_b.reserve(size_t(b_rows * b_cols) * sizeof(uint16_t));
+      stage_bf16(be.stage_a.as<uint16_t>(), A, a_rows, a_cols, lda);
+      stage_bf16(be.stage_b.as<uint16_t>(), B, b_rows, b_cols, ldb);
+      a_ptr = be.stage_a.data(), lda = a_cols;
+      b_ptr = be.stage_b.data(), ldb = b_cols;
+    } else {
+      // Weights loaded from bf16 checkpoints are already exact: skip the copy for them.
+      if (!is_bf16_exact(A, a_rows, a_cols, lda)) {
+        be.stage_a.reserve(size_t(a_rows * a_cols) * sizeof(float));
+        stage_rounded_f32(be.stage_a.as<float>(), A, a_rows, a_cols, lda);
+        a_ptr = be.stage_a.data(), lda = a_cols;
+      }
+      if (!is_bf16_exact(B, b_rows, b_cols, ldb)) {
+        be.stage_b.reserve(size_t(b_rows * b_cols) * sizeof(float));
+        stage_rounded_f32(be.stage_b.as<float>(), B, b_rows, b_cols, ldb);
+        b_ptr = be.stage_b.data(), ldb = b_cols;
+      }
+    }
+  }
+
+  const PrimKey key{M, N, K, lda, ldb, ldc, trans_a, trans_b, accumulate, bf16_inputs};
+  auto it = be.cache.find(key);
+  if (it == be.cache.end()) {
+    if (be.cache.size() >= kMaxCachedPrimitives) be.cache.clear();
+    it = be.cache.emplace(key, make_entry(be, key)).first;
+  }
+  PrimEntry& e = it->second;
+  // oneDNN only reads src/weights; its API just has no const handles.
+  e.a.set_data_handle(const_cast<void*>(a_ptr));
+  e.b.set_data_handle(const_cast<void*>(b_ptr));
+  e.c.set_data_handle(C);
+  e.prim.execute(be.stream, {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.c}});
+  be.stream.wait();
+}
+
+void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
+              bool trans_a, bool trans_b, bool accumulate, Precision p, int64_t lda, int64_t ldb,
+              int64_t ldc) {
+  const int64_t a_cols = trans_a ? M : K;
+  const int64_t b_cols = trans_b ? K : N;
+  if (lda == 0) lda = a_cols;
+  if (ldb == 0) ldb = b_cols;
+  if (ldc == 0) ldc = N;
+  AR_CHECK(lda >= a_cols && ldb >= b_cols && ldc >= N, "gemm_ref: leading dimension too small");
+  const bool round = p == Precision::BF16;
+  auto in = [round](float x) { return round ? double(bf16_to_f32(f32_to_bf16(x))) : double(x); };
+#pragma omp parallel for if (M * N * K > (1 << 16))
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0.0;
+      for (int64_t k = 0; k < K; ++k) {
+        const float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+        const float b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+        s += in(a) * in(b);
+      }
+      float& c = C[i * ldc + j];
+      c = float(accumulate ? double(c) + s : s);
+    }
+  }
+}
+
+}  // namespace ar

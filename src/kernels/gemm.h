@@ -1,0 +1,44 @@
+// General matrix multiply: the one seam to the GEMM backend (oneDNN matmul), plus the naive
+// double-accumulating reference used as test oracle. Row-major throughout, BLAS-style op(A)·op(B).
+// No oneDNN type appears here; only gemm.cpp includes dnnl.hpp (STYLE.md §2, §4).
+#pragma once
+#include <cstdint>
+
+namespace ar {
+
+// F32: plain fp32. BF16: inputs rounded to bf16 (round to nearest even), products accumulated in
+// fp32 — what a bf16 matmul with f32 output does. On CPUs without a oneDNN bf16 matmul the inputs
+// are rounded into f32 copies instead (bf16×bf16 is exact in f32, so the products are the same).
+enum class Precision { F32, BF16 };
+
+// C[M,N] = (accumulate ? C : 0) + op(A)·op(B).
+// op(A) is A stored [M,K], or, if trans_a, A stored [K,M] (used transposed).
+// op(B) is B stored [K,N], or, if trans_b, B stored [N,K] (a Linear weight stored out×in).
+// lda/ldb/ldc: row strides in elements of A, B, C as stored, so views into larger arrays work
+// (e.g. one head's (T, D) slice of a (T, H*D) array has ld = H*D); 0 means tight.
+// C must not overlap A or B. Thread safety: calls are serialised by an internal lock (the
+// primitive cache and the bf16 staging buffers are shared); each call itself uses all OpenMP
+// threads, so do not call it from inside a parallel region expecting concurrency.
+// Environment: AR_GEMM_REF=1 routes every call to gemm_ref (slow; for debugging numerics).
+void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
+          bool trans_a, bool trans_b, bool accumulate, Precision p,
+          int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
+
+// Same contract as gemm, computed with plain loops and double accumulation (BF16 rounds each
+// input element to bf16 first). The oracle for tests; parallel over rows, deterministic.
+void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
+              bool trans_a, bool trans_b, bool accumulate, Precision p,
+              int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
+
+// True when this CPU runs a native oneDNN bf16 matmul (AVX-512-BF16 / AMX); false means BF16
+// goes through rounded f32 copies. Detected on first use and cached.
+bool gemm_has_native_bf16();
+
+// Frees cached oneDNN primitives and the bf16 staging buffers (e.g. between model blocks whose
+// shapes differ). The next call rebuilds what it needs.
+void gemm_release_cache();
+
+// Rounds n floats to the nearest bf16 value, kept as f32 (in place allowed: out == in).
+void round_to_bf16(float* out, const float* in, int64_t n);
+
+}  // namespace ar

@@ -1,0 +1,217 @@
+// Tests for kernels/gemm: the oneDNN path against gemm_ref (double accumulation) on odd sizes,
+// transposes, strided views, accumulate and BF16 rounding; gemm_ref itself against hand values.
+#include "kernels/gemm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace ar {
+namespace {
+
+// fp32 accumulation of K terms errs by at most ~K·2^-24·Σ|a·b|; K ≤ 129 here gives 7.7e-6.
+constexpr double kF32Rel = 1e-5;
+// BF16 mode has identical (exact) products; only the fp32 summation differs from the oracle.
+constexpr double kBF16Rel = 1e-5;
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+float bf16_round(float x) { return bf16_to_f32(f32_to_bf16(x)); }
+
+struct Case {
+  int64_t M, N, K;
+  bool ta, tb, acc;
+  int64_t pad_a, pad_b, pad_c;  // extra elements per stored row (0 = tight)
+  Precision p;
+};
+
+// Runs gemm and gemm_ref on the same random inputs and compares elementwise against a bound
+// scaled by Σ|a·b| (+|C| when accumulating); also checks padding in C is never written.
+void check_case(const Case& c, uint32_t seed) {
+  const int64_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
+  const int64_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
+  const int64_t lda = a_cols + c.pad_a, ldb = b_cols + c.pad_b, ldc = c.N + c.pad_c;
+  auto A = random_vec(size_t(a_rows * lda), seed);
+  auto B = random_vec(size_t(b_rows * ldb), seed + 1);
+  auto C0 = random_vec(size_t(c.M * ldc), seed + 2);
+  auto C = C0, R = C0;
+  gemm(C.data(), A.data(), B.data(), c.M, c.N, c.K, c.ta, c.tb, c.acc, c.p,
+       c.pad_a ? lda : 0, c.pad_b ? ldb : 0, c.pad_c ? ldc : 0);
+  gemm_ref(R.data(), A.data(), B.data(), c.M, c.N, c.K, c.ta, c.tb, c.acc, c.p, lda, ldb, ldc);
+  // Σ|a·b| per output via the reference on absolute values.
+  std::vector<float> Aabs(A.size()), Babs(B.size()), S(size_t(c.M * ldc), 0.0f);
+  for (size_t i = 0; i < A.size(); ++i) Aabs[i] = std::fabs(A[i]);
+  for (size_t i = 0; i < B.size(); ++i) Babs[i] = std::fabs(B[i]);
+  gemm_ref(S.data(), Aabs.data(), Babs.data(), c.M, c.N, c.K, c.ta, c.tb, false, c.p, lda, ldb,
+           ldc);
+  const double rel = c.p == Precision::F32 ? kF32Rel : kBF16Rel;
+  for (int64_t i = 0; i < c.M; ++i) {
+    for (int64_t j = 0; j < ldc; ++j) {
+      const size_t at = size_t(i * ldc + j);
+      if (j >= c.N) {
+        ASSERT_EQ(C[at], C0[at]) << "padding written at row " << i << " col " << j;
+        continue;
+      }
+      const double bound = rel * (S[at] + (c.acc ? std::fabs(C0[at]) : 0.0)) + 1e-30;
+      ASSERT_NEAR(C[at], R[at], bound) << "M=" << c.M << " N=" << c.N << " K=" << c.K
+                                       << " ta=" << c.ta << " tb=" << c.tb << " acc=" << c.acc
+                                       << " at (" << i << "," << j << ")";
+    }
+  }
+}
+
+TEST(GemmRef, HandComputed) {
+  // [1 2; 3 4] · [5 6; 7 8] = [19 22; 43 50]
+  const float A[] = {1, 2, 3, 4}, B[] = {5, 6, 7, 8};
+  float C[4];
+  gemm_ref(C, A, B, 2, 2, 2, false, false, false, Precision::F32);
+  EXPECT_EQ(C[0], 19);
+  EXPECT_EQ(C[1], 22);
+  EXPECT_EQ(C[2], 43);
+  EXPECT_EQ(C[3], 50);
+  // Aᵀ·Bᵀ = (B·A)ᵀ: B·A = [23 34; 31 46] -> transposed [23 31; 34 46]
+  gemm_ref(C, A, B, 2, 2, 2, true, true, false, Precision::F32);
+  EXPECT_EQ(C[0], 23);
+  EXPECT_EQ(C[1], 31);
+  EXPECT_EQ(C[2], 34);
+  EXPECT_EQ(C[3], 46);
+  // accumulate adds onto C
+  gemm_ref(C, A, B, 2, 2, 2, false, false, true, Precision::F32);
+  EXPECT_EQ(C[0], 23 + 19);
+  EXPECT_EQ(C[3], 46 + 50);
+}
+
+TEST(GemmRef, Bf16RoundsInputs) {
+  // 1 + 2^-10 is not a bf16 value (8 mantissa bits): it rounds to 1.
+  const float A[] = {1.0f + 1.0f / 1024}, B[] = {3.0f};
+  float C[1];
+  gemm_ref(C, A, B, 1, 1, 1, false, false, false, Precision::BF16);
+  EXPECT_EQ(C[0], 3.0f);
+  gemm_ref(C, A, B, 1, 1, 1, false, false, false, Precision::F32);
+  EXPECT_EQ(C[0], 3.0f * (1.0f + 1.0f / 1024));
+}
+
+TEST(Gemm, OddSizesF32) {
+  const int64_t sizes[] = {1, 3, 17, 33, 129};
+  uint32_t seed = 1;
+  for (int64_t M : sizes)
+    for (int64_t N : sizes)
+      for (int64_t K : sizes) check_case({M, N, K, false, false, false, 0, 0, 0, Precision::F32}, seed++);
+}
+
+TEST(Gemm, TransposesAccumulateAndStrides) {
+  const int64_t sizes[] = {1, 17, 33};
+  uint32_t seed = 1000;
+  for (int64_t M : sizes)
+    for (int64_t N : {3, 129})
+      for (int64_t K : sizes)
+        for (int flags = 0; flags < 8; ++flags) {
+          const bool ta = flags & 1, tb = flags & 2, acc = flags & 4;
+          check_case({M, N, K, ta, tb, acc, 0, 0, 0, Precision::F32}, seed++);
+          check_case({M, N, K, ta, tb, acc, 5, 2, 7, Precision::F32}, seed++);
+        }
+}
+
+TEST(Gemm, OneHeadSliceOfPackedLayout) {
+  // Q (T, H*D) · K (T, Hkv*D)ᵀ for head 2 / kv head 1, as attention calls it.
+  const int64_t T = 17, H = 4, Hkv = 2, D = 8;
+  auto q = random_vec(size_t(T * H * D), 7), k = random_vec(size_t(T * Hkv * D), 8);
+  std::vector<float> S(size_t(T * T)), R(size_t(T * T));
+  gemm(S.data(), q.data() + 2 * D, k.data() + 1 * D, T, T, D, false, true, false, Precision::F32,
+       H * D, Hkv * D, T);
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = 0; j < T; ++j) {
+      double s = 0;
+      for (int64_t d = 0; d < D; ++d) s += double(q[i * H * D + 2 * D + d]) * k[j * Hkv * D + D + d];
+      R[i * T + j] = float(s);
+    }
+  for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-5) << i;
+}
+
+TEST(Gemm, Bf16MatchesRoundedReference) {
+  uint32_t seed = 5000;
+  for (int64_t M : {1, 3, 33})
+    for (int64_t N : {17, 129})
+      for (int64_t K : {3, 129})
+        for (int flags = 0; flags < 8; ++flags)
+          check_case({M, N, K, bool(flags & 1), bool(flags & 2), bool(flags & 4), flags & 1 ? 3 : 0,
+                      flags & 2 ? 4 : 0, 0, Precision::BF16},
+                     seed++);
+}
+
+TEST(Gemm, Bf16DiffersFromF32AndEqualsRoundedF32) {
+  // Inputs rounded by hand then multiplied in F32 must equal the BF16 mode on raw inputs
+  // (same exact products; same primitive shape and summation order).
+  const int64_t M = 33, N = 17, K = 129;
+  auto A = random_vec(size_t(M * K), 11), B = random_vec(size_t(N * K), 12);
+  std::vector<float> Ar(A.size()), Br(B.size());
+  for (size_t i = 0; i < A.size(); ++i) Ar[i] = bf16_round(A[i]);
+  for (size_t i = 0; i < B.size(); ++i) Br[i] = bf16_round(B[i]);
+  std::vector<float> C16(size_t(M * N)), Cr(size_t(M * N)), C32(size_t(M * N));
+  gemm(C16.data(), A.data(), B.data(), M, N, K, false, true, false, Precision::BF16);
+  gemm(Cr.data(), Ar.data(), Br.data(), M, N, K, false, true, false, Precision::F32);
+  gemm(C32.data(), A.data(), B.data(), M, N, K, false, true, false, Precision::F32);
+  double max_diff_rounded = 0, max_diff_f32 = 0;
+  for (size_t i = 0; i < C16.size(); ++i) {
+    max_diff_rounded = std::max(max_diff_rounded, double(std::fabs(C16[i] - Cr[i])));
+    max_diff_f32 = std::max(max_diff_f32, double(std::fabs(C16[i] - C32[i])));
+  }
+  if (!gemm_has_native_bf16()) {
+    EXPECT_EQ(max_diff_rounded, 0.0);
+  }
+  // bf16 rounding (rel. 2^-9 per input) over 129 terms must show up against plain f32.
+  EXPECT_GT(max_diff_f32, 1e-4);
+}
+
+TEST(Gemm, Bf16ExactInputsUsedInPlace) {
+  // Already-bf16 values (as weights from a bf16 checkpoint) take the no-copy path.
+  const int64_t M = 17, N = 33, K = 65;
+  auto A = random_vec(size_t(M * K), 21), B = random_vec(size_t(K * N), 22);
+  for (float& x : A) x = bf16_round(x);
+  for (float& x : B) x = bf16_round(x);
+  check_case({M, N, K, false, false, false, 0, 0, 0, Precision::BF16}, 23);
+  std::vector<float> C(size_t(M * N)), R(size_t(M * N));
+  gemm(C.data(), A.data(), B.data(), M, N, K, false, false, false, Precision::BF16);
+  gemm(R.data(), A.data(), B.data(), M, N, K, false, false, false, Precision::F32);
+  if (!gemm_has_native_bf16()) {
+    for (size_t i = 0; i < C.size(); ++i) ASSERT_EQ(C[i], R[i]) << i;
+  }
+}
+
+TEST(Gemm, EmptyDimensions) {
+  std::vector<float> C(6, 7.0f);
+  const float A[1] = {1}, B[1] = {1};
+  gemm(C.data(), A, B, 2, 3, 0, false, false, true, Precision::F32);
+  for (float x : C) EXPECT_EQ(x, 7.0f);  // accumulate of an empty sum leaves C
+  gemm(C.data(), A, B, 2, 3, 0, false, false, false, Precision::F32);
+  for (float x : C) EXPECT_EQ(x, 0.0f);  // overwrite with an empty sum gives zeros
+  gemm(C.data(), A, B, 0, 3, 5, false, false, false, Precision::F32);  // nothing to do
+}
+
+TEST(Gemm, ReleaseCacheThenReuse) {
+  check_case({17, 33, 3, false, true, false, 0, 0, 0, Precision::BF16}, 31);
+  gemm_release_cache();
+  check_case({17, 33, 3, false, true, false, 0, 0, 0, Precision::BF16}, 32);
+}
+
+TEST(Gemm, RoundToBf16) {
+  const float in[] = {1.0f + 1.0f / 1024, 1.0f + 3.0f / 256, -2.5f};
+  float out[3];
+  round_to_bf16(out, in, 3);
+  EXPECT_EQ(out[0], 1.0f);               // below half an ulp (2^-8): down
+  EXPECT_EQ(out[1], 1.0f + 1.0f / 64);   // 1+3/256 = 1+1.5·2^-7: tie -> even (1+2·2^-7)
+  EXPECT_EQ(out[2], -2.5f);              // exact
+}
+
+}  // namespace
+}  // namespace ar

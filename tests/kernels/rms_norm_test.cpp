@@ -1,0 +1,67 @@
+// Tests for kernels/rms_norm: a hand-worked row, and the f32 kernel against the double
+// reference on odd shapes.
+#include "kernels/rms_norm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace ar {
+namespace {
+
+// Outputs are O(1) (normalised, w ~ 1); f32 rounding of mean/rsqrt/products stays within a few
+// ulps, i.e. ~1e-6 relative.
+constexpr float kRel = 4e-6f;
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(RmsNorm, HandWorked) {
+  // x = [3, 4]: mean(x^2) = 12.5, rstd = 1/sqrt(12.5) = 0.28284271; w = [1, 2].
+  const float x[] = {3, 4}, w[] = {1, 2};
+  float out[2], rstd[1];
+  rms_norm_forward(out, rstd, x, w, 1, 2, 0.0f);
+  EXPECT_NEAR(rstd[0], 0.28284271f, 1e-7);
+  EXPECT_NEAR(out[0], 0.84852814f, 1e-6);
+  EXPECT_NEAR(out[1], 2.2627417f, 1e-6);
+  // eps sits inside the sqrt: x = 0 gives rstd = 1/sqrt(eps), out = 0.
+  const float z[] = {0, 0};
+  rms_norm_forward(out, rstd, z, w, 1, 2, 1e-6f);
+  EXPECT_NEAR(rstd[0], 1000.0f, 1e-2);
+  EXPECT_EQ(out[0], 0.0f);
+}
+
+TEST(RmsNorm, MatchesReferenceOddSizes) {
+  uint32_t seed = 1;
+  for (int64_t rows : {1, 3, 17})
+    for (int64_t C : {1, 3, 17, 33, 129}) {
+      auto x = random_vec(size_t(rows * C), seed++, -3.0f, 3.0f);
+      auto w = random_vec(size_t(C), seed++, 0.5f, 1.5f);
+      std::vector<float> out(x.size()), ref(x.size()), rstd(static_cast<size_t>(rows)), rstd_ref(static_cast<size_t>(rows));
+      rms_norm_forward(out.data(), rstd.data(), x.data(), w.data(), rows, C, 1e-5f);
+      rms_norm_ref(ref.data(), rstd_ref.data(), x.data(), w.data(), rows, C, 1e-5f);
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_NEAR(rstd[r], rstd_ref[r], kRel * std::fabs(rstd_ref[r])) << rows << "x" << C;
+      for (size_t i = 0; i < out.size(); ++i)
+        ASSERT_NEAR(out[i], ref[i], kRel * (std::fabs(ref[i]) + 1.0f)) << rows << "x" << C << " @" << i;
+    }
+}
+
+TEST(RmsNorm, InPlaceAndNullRstd) {
+  auto x = random_vec(33 * 17, 99, -2.0f, 2.0f);
+  auto w = random_vec(33, 98, 0.5f, 1.5f);
+  std::vector<float> out(x.size());
+  rms_norm_forward(out.data(), nullptr, x.data(), w.data(), 17, 33, 1e-6f);
+  rms_norm_forward(x.data(), nullptr, x.data(), w.data(), 17, 33, 1e-6f);
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], out[i]) << i;
+}
+
+}  // namespace
+}  // namespace ar

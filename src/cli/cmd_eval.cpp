@@ -12,6 +12,7 @@
 #include "core/memory.h"
 #include "model/decoder.h"
 #include "pipeline/eval.h"
+#include "tools/builtin_text.h"
 
 namespace ar::cli {
 
@@ -36,9 +37,11 @@ void run_eval(const EvalArgs& a) {
   Decoder d(a.model);
   std::unique_ptr<Tokenizer> tok;
   std::filesystem::path tok_dir = a.tokenizer.empty() ? std::filesystem::path(a.model) : a.tokenizer;
-  if (detect_dataset_kind(a.dataset) != DatasetKind::TokenIds)
+  const bool builtin = a.dataset == "builtin";
+  if (builtin || detect_dataset_kind(a.dataset) != DatasetKind::TokenIds)
     tok = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));
-  auto docs = load_eval_tokens(a.dataset, tok.get());
+  auto docs = builtin ? std::vector<std::vector<int32_t>>{tok->encode(builtin_calibration_text(), true)}
+                      : load_eval_tokens(a.dataset, tok.get());
   int64_t n_tokens = 0;
   for (const auto& doc : docs) n_tokens += int64_t(doc.size());
   auto windows = cut_windows(docs, a.seqlen);
@@ -66,7 +69,7 @@ void add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   auto* sub = app.add_subcommand("eval", "Perplexity of a model on a text, JSONL or token-id file");
   sub->add_option("--model", a->model, "HuggingFace model folder")->required();
-  sub->add_option("--dataset", a->dataset, "text file, .jsonl with \"text\", or JSON token ids")->required();
+  sub->add_option("--dataset", a->dataset, "text file, .jsonl with \"text\", JSON token ids, or 'builtin' (the built-in demo text)")->required();
   sub->add_option("--seqlen", a->seqlen, "window length in tokens")->capture_default_str()
       ->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   sub->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the model folder)");

@@ -1,0 +1,207 @@
+// BPE merge loop: symbols in a doubly linked list, candidate pairs in a min-heap ordered by
+// (merge rank, position), stale heap entries skipped on pop. Same result as the Rust
+// `tokenizers` Word::merge_all (lowest rank first, leftmost first on equal rank).
+#include "calib/tok_bpe.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "calib/tok_unicode.h"
+#include "core/error.h"
+
+namespace ar::tok {
+namespace {
+
+uint64_t pair_key(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
+
+struct Symbol {
+  int32_t id;
+  int32_t prev;
+  int32_t next;
+};
+
+struct Candidate {
+  int32_t rank;
+  int32_t pos;
+  int32_t new_id;
+  // std heap is a max-heap: "greater" = later in merge order.
+  bool operator<(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+};
+
+std::string optional_string(const nlohmann::json& m, const char* key) {
+  auto it = m.find(key);
+  if (it == m.end() || it->is_null()) return {};
+  return it->get<std::string>();
+}
+
+bool optional_bool(const nlohmann::json& m, const char* key) {
+  auto it = m.find(key);
+  return it != m.end() && !it->is_null() && it->get<bool>();
+}
+
+}  // namespace
+
+void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const {
+  if (word.empty()) return;
+  if (ignore_merges) {
+    int32_t id = find(word);
+    if (id >= 0) {
+      out.push_back(id);
+      return;
+    }
+  }
+  // Initial symbols: one per character, with byte fallback or (fused) unk for unknown ones.
+  std::vector<Symbol> sym;
+  sym.reserve(word.size());
+  auto push = [&](int32_t id) {
+    sym.push_back({id, static_cast<int32_t>(sym.size()) - 1, -1});
+  };
+  bool pending_unk = false;
+  std::string key;
+  size_t i = 0;
+  while (i < word.size()) {
+    size_t start = i;
+    size_t n = std::min(utf8_seq_len(static_cast<unsigned char>(word[i])), word.size() - i);
+    i += n;
+    std::string_view ch = word.substr(start, n);
+    int32_t id;
+    bool affixed = (start > 0 && !continuing_subword_prefix.empty()) ||
+                   (i == word.size() && !end_of_word_suffix.empty());
+    if (affixed) {
+      key.clear();
+      if (start > 0) key += continuing_subword_prefix;
+      key += ch;
+      if (i == word.size()) key += end_of_word_suffix;
+      id = find(key);
+    } else {
+      id = find(ch);
+    }
+    if (id >= 0) {
+      if (pending_unk) push(unk_id), pending_unk = false;
+      push(id);
+      continue;
+    }
+    if (byte_fallback) {
+      bool all = true;
+      for (char c : ch) all = all && byte_ids[static_cast<unsigned char>(c)] >= 0;
+      if (all) {
+        if (pending_unk) push(unk_id), pending_unk = false;
+        for (char c : ch) push(byte_ids[static_cast<unsigned char>(c)]);
+        continue;
+      }
+    }
+    if (unk_id < 0) continue;  // no unk token: the character is dropped, as in HF
+    if (pending_unk && !fuse_unk) push(unk_id);
+    pending_unk = true;
+  }
+  if (pending_unk) push(unk_id);
+  if (!sym.empty()) sym.back().next = -1;
+  for (size_t k = 0; k + 1 < sym.size(); ++k) sym[k].next = static_cast<int32_t>(k + 1);
+
+  std::vector<Candidate> heap;
+  auto consider = [&](int32_t pos) {
+    int32_t nx = sym[pos].next;
+    if (nx < 0) return;
+    auto it = merges.find(pair_key(sym[pos].id, sym[nx].id));
+    if (it == merges.end()) return;
+    heap.push_back({it->second.rank, pos, it->second.new_id});
+    std::push_heap(heap.begin(), heap.end());
+  };
+  for (int32_t k = 0; k + 1 < static_cast<int32_t>(sym.size()); ++k) consider(k);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end());
+    Candidate c = heap.back();
+    heap.pop_back();
+    Symbol& s = sym[c.pos];
+    if (s.id < 0 || s.next < 0) continue;  // merged away meanwhile
+    auto it = merges.find(pair_key(s.id, sym[s.next].id));
+    if (it == merges.end() || it->second.rank != c.rank) continue;  // pair changed: stale entry
+    Symbol& r = sym[s.next];
+    s.id = c.new_id;
+    s.next = r.next;
+    if (r.next >= 0) sym[r.next].prev = c.pos;
+    r.id = -1;
+    if (s.prev >= 0) consider(s.prev);
+    consider(c.pos);
+  }
+  for (int32_t k = sym.empty() ? -1 : 0; k >= 0; k = sym[k].next) out.push_back(sym[k].id);
+}
+
+BpeModel load_bpe_model(const nlohmann::json& m, const std::string& file) {
+  if (!m.is_object()) AR_THROW(file, ": \"model\" is missing or not an object");
+  std::string type = m.contains("type") && !m["type"].is_null() ? m["type"].get<std::string>() : "BPE";
+  if (type != "BPE")
+    AR_THROW(file, ": unsupported tokenizer model type '", type, "' (only BPE is supported)");
+  BpeModel b;
+  const auto vit = m.find("vocab");
+  if (vit == m.end() || !vit->is_object()) AR_THROW(file, ": model.vocab is missing or not an object");
+  b.vocab.reserve(vit->size());
+  int64_t max_id = -1;
+  for (auto it = vit->begin(); it != vit->end(); ++it) {
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
+        it.value().get<int64_t>() > INT32_MAX)
+      AR_THROW(file, ": model.vocab['", it.key(), "'] is not a valid id");
+    int64_t id = it.value().get<int64_t>();
+    b.vocab.emplace(it.key(), static_cast<int32_t>(id));
+    max_id = std::max(max_id, id);
+  }
+  b.id_to_token.resize(static_cast<size_t>(max_id + 1));
+  for (const auto& [tok, id] : b.vocab) b.id_to_token[static_cast<size_t>(id)] = tok;
+
+  b.continuing_subword_prefix = optional_string(m, "continuing_subword_prefix");
+  b.end_of_word_suffix = optional_string(m, "end_of_word_suffix");
+  b.fuse_unk = optional_bool(m, "fuse_unk");
+  b.byte_fallback = optional_bool(m, "byte_fallback");
+  b.ignore_merges = optional_bool(m, "ignore_merges");
+  if (auto it = m.find("dropout"); it != m.end() && !it->is_null() && it->get<double>() != 0.0)
+    AR_THROW(file, ": BPE dropout is not supported (deterministic tokenization only)");
+  std::string unk = optional_string(m, "unk_token");
+  if (!unk.empty()) b.unk_id = b.find(unk);  // may also be an added token: resolved by the caller
+  b.byte_ids.fill(-1);
+  for (int v = 0; v < 256; ++v) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", v);
+    b.byte_ids[v] = b.find(name);
+  }
+
+  const auto mit = m.find("merges");
+  if (mit != m.end() && !mit->is_null()) {
+    if (!mit->is_array()) AR_THROW(file, ": model.merges is not an array");
+    b.merges.reserve(mit->size());
+    int32_t rank = 0;
+    std::string left, right;
+    for (const auto& e : *mit) {
+      if (e.is_string()) {
+        // "a b": HF requires exactly one separating space (tokens with spaces use the pair form).
+        const std::string& s = e.get_ref<const std::string&>();
+        size_t sp = s.find(' ');
+        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+          AR_THROW(file, ": model.merges[", rank, "] = '", s, "' is not two tokens separated by one space");
+        left = s.substr(0, sp);
+        right = s.substr(sp + 1);
+      } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+        left = e[0].get<std::string>();
+        right = e[1].get<std::string>();
+      } else {
+        AR_THROW(file, ": model.merges[", rank, "] is neither \"a b\" nor [\"a\", \"b\"]");
+      }
+      int32_t a = b.find(left), c = b.find(right);
+      if (a < 0) AR_THROW(file, ": model.merges[", rank, "] names token '", left, "' that is not in the vocabulary");
+      if (c < 0) AR_THROW(file, ": model.merges[", rank, "] names token '", right, "' that is not in the vocabulary");
+      std::string merged = left;
+      merged += std::string_view(right).substr(
+          right.starts_with(b.continuing_subword_prefix) ? b.continuing_subword_prefix.size() : 0);
+      int32_t id = b.find(merged);
+      if (id < 0) AR_THROW(file, ": model.merges[", rank, "]: merged token '", merged, "' is not in the vocabulary");
+      b.merges.insert_or_assign(pair_key(a, c), BpeModel::Merge{rank, id});  // a repeated pair: last wins, as in HF
+      ++rank;
+    }
+  }
+  return b;
+}
+
+}  // namespace ar::tok

@@ -1,0 +1,53 @@
+// The BPE model of a HF tokenizer.json ("model": {"type": "BPE", ...}): vocabulary, ranked merges,
+// unk / fuse_unk / byte_fallback / ignore_merges, following the Rust `tokenizers` BPE semantics.
+#pragma once
+#include <nlohmann/json_fwd.hpp>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace ar::tok {
+
+// Hash usable with string_view lookups into string-keyed maps (no temporary std::string).
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+struct BpeModel {
+  StringMap<int32_t> vocab;
+  std::vector<std::string> id_to_token;  // empty string for ids the vocabulary does not use
+  struct Merge {
+    int32_t rank;    // position in the merges list: lower merges first
+    int32_t new_id;  // id of the concatenated token
+  };
+  std::unordered_map<uint64_t, Merge> merges;  // key: (left id << 32) | right id
+  int32_t unk_id = -1;
+  bool fuse_unk = false;
+  bool byte_fallback = false;
+  bool ignore_merges = false;
+  std::string continuing_subword_prefix;  // added to every symbol but the first of a word
+  std::string end_of_word_suffix;         // added to the last symbol of a word
+  std::array<int32_t, 256> byte_ids;      // id of "<0xNN>" or -1 (byte_fallback)
+
+  // Id of token `s` in the vocabulary, or -1.
+  int32_t find(std::string_view s) const {
+    auto it = vocab.find(s);
+    return it == vocab.end() ? -1 : it->second;
+  }
+  // Appends the ids of one pre-tokenized word (already in the model's alphabet).
+  void tokenize(std::string_view word, std::vector<int32_t>& out) const;
+};
+
+// Builds the model from the "model" object of `file`; throws ar::Error naming the file for
+// an unsupported type, malformed vocab/merges or merges that name unknown tokens.
+BpeModel load_bpe_model(const nlohmann::json& model, const std::string& file);
+
+}  // namespace ar::tok

@@ -1,0 +1,271 @@
+// Tokenizer: loads tokenizer.json (+ tokenizer_config.json) and runs the HF pipeline
+// added-token split -> normalizer -> pre-tokenizer -> BPE (cached per piece) -> post-processor.
+#include "calib/tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "calib/tok_added.h"
+#include "calib/tok_bpe.h"
+#include "calib/tok_decode.h"
+#include "calib/tok_normalize.h"
+#include "calib/tok_pretokenize.h"
+#include "calib/tok_unicode.h"
+#include "core/error.h"
+
+namespace ar {
+
+using nlohmann::json;
+
+struct Tokenizer::Impl {
+  std::string name;
+  tok::BpeModel model;
+  tok::AddedVocab added;
+  tok::StringMap<int32_t> added_ids;  // content -> id
+  std::vector<tok::NormalizerStep> normalizer;
+  tok::PreTokenizer pre_tokenizer;
+  std::vector<tok::DecoderStep> decoder;
+  std::vector<std::string> id_to_token;  // model + added tokens
+  std::vector<uint8_t> is_special;
+  std::vector<int32_t> prefix, suffix;  // post-processor ids around a single sequence
+  int32_t bos = -1, eos = -1;
+
+  // Cache of pre-token -> ids: most words repeat, so BPE runs once per distinct word.
+  mutable std::mutex cache_mu;
+  mutable tok::StringMap<std::pair<uint32_t, uint32_t>> cache;  // piece -> (offset, count) in pool
+  mutable std::vector<int32_t> cache_pool;
+  static constexpr size_t kCacheMaxEntries = 1 << 18;  // bounds memory on unbounded vocabularies
+
+  int32_t find_token(std::string_view s) const {
+    auto it = added_ids.find(s);
+    return it != added_ids.end() ? it->second : model.find(s);
+  }
+  void encode_piece(std::string& piece, std::vector<int32_t>& out) const;
+};
+
+namespace {
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) AR_THROW(p.string(), ": cannot open");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) AR_THROW(p.string(), ": read error");
+  return ss.str();
+}
+
+// bos_token / eos_token in tokenizer_config.json: a string, {"content": ...} or null.
+std::string config_token(const json& cfg, const char* key) {
+  auto it = cfg.find(key);
+  if (it == cfg.end() || it->is_null()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object() && it->contains("content")) return (*it)["content"].get<std::string>();
+  return {};
+}
+
+// Ids one post-processor puts before/after a single sequence.
+// `find_token` maps a token string to its id (-1 when unknown).
+template <typename FindToken>
+void parse_post_processor(const json& j, const std::string& file, const FindToken& find_token,
+                          std::vector<int32_t>& prefix, std::vector<int32_t>& suffix) {
+  if (j.is_null()) return;
+  const std::string type = j.at("type").get<std::string>();
+  auto resolve = [&](const std::string& tok) {
+    int32_t id = find_token(tok);
+    if (id < 0) AR_THROW(file, ": post_processor names token '", tok, "' that is not in the vocabulary");
+    return id;
+  };
+  if (type == "Sequence") {
+    for (const auto& p : j.at("processors")) parse_post_processor(p, file, find_token, prefix, suffix);
+  } else if (type == "ByteLevel") {
+    // Only adjusts offsets.
+  } else if (type == "TemplateProcessing") {
+    const json& specials = j.contains("special_tokens") ? j["special_tokens"] : json::object();
+    bool seen_a = false;
+    for (const auto& item : j.at("single")) {
+      if (item.contains("Sequence")) {
+        seen_a = true;
+        continue;
+      }
+      if (!item.contains("SpecialToken"))
+        AR_THROW(file, ": post_processor template item ", item.dump(), " is neither SpecialToken nor Sequence");
+      std::string name = item["SpecialToken"].at("id").get<std::string>();
+      std::vector<int32_t> ids;
+      if (specials.contains(name) && specials[name].contains("ids")) {
+        ids = specials[name]["ids"].get<std::vector<int32_t>>();
+      } else {
+        ids.push_back(resolve(name));
+      }
+      auto& dst = seen_a ? suffix : prefix;
+      dst.insert(dst.end(), ids.begin(), ids.end());
+    }
+  } else if (type == "RobertaProcessing" || type == "BertProcessing") {
+    // "cls": [token, id], "sep": [token, id]: single = cls $A sep.
+    prefix.push_back(j.at("cls").at(1).get<int32_t>());
+    suffix.push_back(j.at("sep").at(1).get<int32_t>());
+  } else {
+    AR_THROW(file, ": unsupported post_processor type '", type, "'");
+  }
+}
+
+}  // namespace
+
+void Tokenizer::Impl::encode_piece(std::string& piece, std::vector<int32_t>& out) const {
+  {
+    std::lock_guard<std::mutex> lock(cache_mu);
+    auto it = cache.find(std::string_view(piece));
+    if (it != cache.end()) {
+      auto [off, n] = it->second;
+      out.insert(out.end(), cache_pool.begin() + off, cache_pool.begin() + off + n);
+      return;
+    }
+  }
+  size_t from = out.size();
+  if (pre_tokenizer.defer_byte_map) {
+    std::string mapped;
+    mapped.reserve(piece.size() * 2);
+    tok::byte_level_encode(piece, mapped);
+    model.tokenize(mapped, out);
+  } else {
+    model.tokenize(piece, out);
+  }
+  std::lock_guard<std::mutex> lock(cache_mu);
+  if (cache.size() >= kCacheMaxEntries) {
+    cache.clear();
+    cache_pool.clear();
+  }
+  uint32_t off = static_cast<uint32_t>(cache_pool.size());
+  cache_pool.insert(cache_pool.end(), out.begin() + from, out.end());
+  cache.emplace(std::move(piece), std::make_pair(off, static_cast<uint32_t>(out.size() - from)));
+}
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
+  const auto tj = dir / "tokenizer.json";
+  if (!std::filesystem::exists(tj))
+    AR_THROW(tj.string(), ": not found (a HuggingFace tokenizer.json is required)");
+  std::string text = read_file(tj);
+  const auto cj = dir / "tokenizer_config.json";
+  std::string cfg = std::filesystem::exists(cj) ? read_file(cj) : std::string();
+  return from_json(text, cfg, tj.string());
+}
+
+Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json,
+                               const std::string& name) {
+  auto impl = std::make_unique<Impl>();
+  Impl& t = *impl;
+  t.name = name;
+  const std::string cfg_name =
+      (std::filesystem::path(name).parent_path() / "tokenizer_config.json").string();
+  json cfg = json::object();
+  std::string file = name;
+  try {
+    json j = json::parse(tokenizer_json);
+    if (!j.is_object()) AR_THROW(name, ": not a JSON object");
+    t.model = tok::load_bpe_model(j.contains("model") ? j["model"] : json(), name);
+    t.added = tok::AddedVocab::parse(j.value("added_tokens", json()), name);
+    t.normalizer = tok::parse_normalizer(j.value("normalizer", json()), name);
+    t.pre_tokenizer = tok::parse_pre_tokenizer(j.value("pre_tokenizer", json()), name);
+    t.decoder = tok::parse_decoder(j.value("decoder", json()), name);
+
+    t.id_to_token = t.model.id_to_token;
+    for (const auto& a : t.added.tokens()) {
+      if (static_cast<size_t>(a.id) >= t.id_to_token.size()) t.id_to_token.resize(a.id + 1);
+      t.id_to_token[a.id] = a.content;
+      t.added_ids.insert_or_assign(a.content, a.id);
+    }
+    t.is_special.assign(t.id_to_token.size(), 0);
+    for (const auto& a : t.added.tokens()) t.is_special[a.id] = a.special;
+    if (t.model.unk_id < 0 && j["model"].contains("unk_token") && j["model"]["unk_token"].is_string())
+      t.model.unk_id = t.find_token(j["model"]["unk_token"].get<std::string>());
+
+    if (!config_json.empty()) {
+      file = cfg_name;
+      cfg = json::parse(config_json);
+      if (!cfg.is_object()) AR_THROW(cfg_name, ": not a JSON object");
+      file = name;
+    }
+    const json& post = j.contains("post_processor") ? j["post_processor"] : json();
+    parse_post_processor(post, name, [&](const std::string& s) { return t.find_token(s); },
+                         t.prefix, t.suffix);
+
+    file = cfg_name;
+    std::string bos = config_token(cfg, "bos_token"), eos = config_token(cfg, "eos_token");
+    t.bos = bos.empty() ? -1 : t.find_token(bos);
+    t.eos = eos.empty() ? -1 : t.find_token(eos);
+    if (post.is_null()) {
+      // No post-processor: transformers adds BOS/EOS per tokenizer_config.json.
+      if (cfg.value("add_bos_token", false) && t.bos >= 0) t.prefix.push_back(t.bos);
+      if (cfg.value("add_eos_token", false) && t.eos >= 0) t.suffix.push_back(t.eos);
+    }
+    if (t.bos < 0 && !cfg.contains("bos_token") && !t.prefix.empty()) t.bos = t.prefix.front();
+    if (t.eos < 0 && !cfg.contains("eos_token") && !t.suffix.empty()) t.eos = t.suffix.back();
+  } catch (const json::exception& e) {
+    AR_THROW(file, ": ", e.what());
+  }
+  return Tokenizer(std::move(impl));
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  const Impl& t = *impl_;
+  std::string repaired;
+  if (!tok::is_valid_utf8(text)) {
+    repaired = tok::utf8_lossy(text);
+    text = repaired;
+  }
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 8);
+  if (add_special_tokens) out.insert(out.end(), t.prefix.begin(), t.prefix.end());
+  std::vector<tok::Segment> segments;
+  t.added.split(text, segments);
+  std::vector<std::string> pieces;
+  std::string span;
+  for (const auto& seg : segments) {
+    if (seg.added_id >= 0) {
+      out.push_back(seg.added_id);
+      continue;
+    }
+    span.assign(text.substr(seg.begin, seg.end - seg.begin));
+    tok::apply_normalizer(t.normalizer, span);
+    if (span.empty()) continue;
+    t.pre_tokenizer.run(span, seg.begin == 0, pieces);
+    for (auto& p : pieces) t.encode_piece(p, out);
+  }
+  if (add_special_tokens) out.insert(out.end(), t.suffix.begin(), t.suffix.end());
+  return out;
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  const Impl& t = *impl_;
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id < 0 || static_cast<size_t>(id) >= t.id_to_token.size() || t.id_to_token[id].empty()) continue;
+    if (skip_special_tokens && t.is_special[id]) continue;
+    tokens.push_back(t.id_to_token[id]);
+  }
+  return tok::run_decoder(t.decoder, std::move(tokens));
+}
+
+int32_t Tokenizer::bos_id() const { return impl_->bos; }
+int32_t Tokenizer::eos_id() const { return impl_->eos; }
+bool Tokenizer::adds_bos() const {
+  return !impl_->prefix.empty() && impl_->bos >= 0 && impl_->prefix.front() == impl_->bos;
+}
+size_t Tokenizer::vocab_size() const { return impl_->id_to_token.size(); }
+
+std::string Tokenizer::id_to_token(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= impl_->id_to_token.size()) return {};
+  return impl_->id_to_token[id];
+}
+
+int32_t Tokenizer::token_to_id(std::string_view token) const { return impl_->find_token(token); }
+
+}  // namespace ar

@@ -1,0 +1,91 @@
+// Built-in configs for synthetic models. Sizes follow the published HF config.json of each model
+// (Qwen/Qwen3-0.6B, Qwen/Qwen3-4B, Qwen/Qwen2.5-0.5B, meta-llama/Llama-3.2-1B); "tiny*" are ours.
+#include <algorithm>
+
+#include "core/error.h"
+#include "tools/synth_model.h"
+
+namespace ar {
+
+using nlohmann::json;
+
+namespace {
+
+json llama_like(const char* arch, const char* model_type, int64_t hidden, int64_t inter, int64_t layers,
+                int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t vocab, bool tied, double eps,
+                double rope_theta, int64_t max_pos) {
+  return json{{"architectures", json::array({arch})},
+              {"model_type", model_type},
+              {"hidden_act", "silu"},
+              {"hidden_size", hidden},
+              {"intermediate_size", inter},
+              {"num_hidden_layers", layers},
+              {"num_attention_heads", heads},
+              {"num_key_value_heads", kv_heads},
+              {"head_dim", head_dim},
+              {"vocab_size", vocab},
+              {"tie_word_embeddings", tied},
+              {"rms_norm_eps", eps},
+              {"rope_theta", rope_theta},
+              {"rope_scaling", nullptr},
+              {"max_position_embeddings", max_pos},
+              {"attention_bias", false},
+              {"attention_dropout", 0.0},
+              {"initializer_range", 0.02},
+              {"use_cache", true}};
+}
+
+}  // namespace
+
+std::vector<std::string> synth_preset_names() {
+  return {"tiny", "tiny-qwen3", "tiny-qwen2", "qwen3-0.6b", "qwen3-4b", "qwen2.5-0.5b", "llama-3.2-1b"};
+}
+
+json synth_preset_config(const std::string& name) {
+  if (name == "tiny") {  // stories260K-like: ragged intermediate (172), GQA 8/4, head_dim 8
+    json c = llama_like("LlamaForCausalLM", "llama", 64, 172, 4, 8, 4, 8, 512, true, 1e-5, 10000.0, 512);
+    c["mlp_bias"] = false;
+    return c;
+  }
+  if (name == "tiny-qwen3")  // q/k norm, head_dim != hidden / heads
+    return llama_like("Qwen3ForCausalLM", "qwen3", 128, 384, 4, 4, 2, 64, 1024, true, 1e-6, 1000000.0, 1024);
+  if (name == "tiny-qwen2")  // q/k/v bias
+    return llama_like("Qwen2ForCausalLM", "qwen2", 128, 320, 4, 4, 2, 32, 1024, true, 1e-6, 1000000.0, 1024);
+  if (name == "qwen3-0.6b")
+    return llama_like("Qwen3ForCausalLM", "qwen3", 1024, 3072, 28, 16, 8, 128, 151936, true, 1e-6, 1000000.0,
+                      40960);
+  if (name == "qwen3-4b")
+    return llama_like("Qwen3ForCausalLM", "qwen3", 2560, 9728, 36, 32, 8, 128, 151936, true, 1e-6, 1000000.0,
+                      40960);
+  if (name == "qwen2.5-0.5b")
+    return llama_like("Qwen2ForCausalLM", "qwen2", 896, 4864, 24, 14, 2, 64, 151936, true, 1e-6, 1000000.0, 32768);
+  if (name == "llama-3.2-1b") {
+    json c = llama_like("LlamaForCausalLM", "llama", 2048, 8192, 16, 32, 8, 64, 128256, true, 1e-5, 500000.0,
+                        131072);
+    c["rope_scaling"] = {{"factor", 32.0},
+                         {"high_freq_factor", 4.0},
+                         {"low_freq_factor", 1.0},
+                         {"original_max_position_embeddings", 8192},
+                         {"rope_type", "llama3"}};
+    c["mlp_bias"] = false;
+    return c;
+  }
+  std::string valid;
+  for (const auto& n : synth_preset_names()) valid += (valid.empty() ? "" : ", ") + n;
+  AR_THROW("unknown synthetic model preset '", name, "'; valid presets: ", valid);
+}
+
+void synth_set_num_layers(json& config, int64_t n_layers) {
+  if (n_layers <= 0) AR_THROW("number of layers must be positive, got ", n_layers);
+  config["num_hidden_layers"] = n_layers;
+  if (config.contains("layer_types") && config["layer_types"].is_array() && !config["layer_types"].empty()) {
+    json types = config["layer_types"];
+    json resized = json::array();
+    for (int64_t i = 0; i < n_layers; ++i) resized.push_back(types[std::min<size_t>(size_t(i), types.size() - 1)]);
+    config["layer_types"] = resized;
+  }
+  if (config.contains("max_window_layers") && config["max_window_layers"].is_number_integer())
+    config["max_window_layers"] = std::min<int64_t>(config["max_window_layers"].get<int64_t>(), n_layers);
+}
+
+}  // namespace ar

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
       std::printf("generated %s (%lld blocks, bf16) in %.1f s\n", dir.c_str(), (long long)layers, t.seconds());
     }
     ar::Decoder d(dir);
-    std::vector<std::vector<int32_t>> w(size_t(windows), std::vector<int32_t>(size_t(seqlen)));
+    std::vector<std::vector<int32_t>> w(static_cast<size_t>(windows), std::vector<int32_t>(static_cast<size_t>(seqlen)));
     for (int64_t s = 0; s < windows; ++s)
       for (int64_t t = 0; t < seqlen; ++t) w[size_t(s)][size_t(t)] = int32_t((s * 7919 + t * 104729) % 150000);
     std::printf("model: %s, %lld blocks, hidden %lld, vocab %lld; %lld windows x %lld tokens\n",

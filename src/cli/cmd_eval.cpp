@@ -36,7 +36,7 @@ Precision parse_precision(const std::string& s) {
 void run_eval(const EvalArgs& a) {
   Decoder d(a.model);
   std::unique_ptr<Tokenizer> tok;
-  std::filesystem::path tok_dir = a.tokenizer.empty() ? std::filesystem::path(a.model) : a.tokenizer;
+  std::filesystem::path tok_dir = a.tokenizer.empty() ? std::filesystem::path(a.model) : std::filesystem::path(a.tokenizer);
   const bool builtin = a.dataset == "builtin";
   if (builtin || detect_dataset_kind(a.dataset) != DatasetKind::TokenIds)
     tok = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));

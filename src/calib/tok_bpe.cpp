@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "calib/tok_json.h"
 #include "calib/tok_unicode.h"
 #include "core/error.h"
 
@@ -131,24 +132,26 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
   for (int32_t k = sym.empty() ? -1 : 0; k >= 0; k = sym[k].next) out.push_back(sym[k].id);
 }
 
-BpeModel load_bpe_model(const nlohmann::json& m, const std::string& file) {
-  if (!m.is_object()) AR_THROW(file, ": \"model\" is missing or not an object");
+BpeModel load_bpe_model(TokenizerJson& src, const std::string& file) {
+  const auto mi = src.doc.find("model");
+  if (mi == src.doc.end() || !mi->is_object()) AR_THROW(file, ": \"model\" is missing or not an object");
+  const nlohmann::json& m = *mi;
   std::string type = m.contains("type") && !m["type"].is_null() ? m["type"].get<std::string>() : "BPE";
   if (type != "BPE")
     AR_THROW(file, ": unsupported tokenizer model type '", type, "' (only BPE is supported)");
   BpeModel b;
-  const auto vit = m.find("vocab");
-  if (vit == m.end() || !vit->is_object()) AR_THROW(file, ": model.vocab is missing or not an object");
-  b.vocab.reserve(vit->size());
-  int64_t max_id = -1;
-  for (auto it = vit->begin(); it != vit->end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-        it.value().get<int64_t>() > INT32_MAX)
-      AR_THROW(file, ": model.vocab['", it.key(), "'] is not a valid id");
-    int64_t id = it.value().get<int64_t>();
-    b.vocab.emplace(it.key(), static_cast<int32_t>(id));
-    max_id = std::max(max_id, id);
+  // Vocabulary: gathered by the SAX pass, or still in the DOM if it was not an object.
+  if (!src.has_vocab) {
+    if (m.contains("vocab")) AR_THROW(file, ": model.vocab is not an object");
+    AR_THROW(file, ": model.vocab is missing");
   }
+  b.vocab.reserve(src.vocab.size());
+  int64_t max_id = -1;
+  for (auto& [tok, id] : src.vocab) {
+    max_id = std::max(max_id, id);
+    b.vocab.insert_or_assign(std::move(tok), static_cast<int32_t>(id));
+  }
+  src.vocab = {};
   b.id_to_token.resize(static_cast<size_t>(max_id + 1));
   for (const auto& [tok, id] : b.vocab) b.id_to_token[static_cast<size_t>(id)] = tok;
 
@@ -168,39 +171,24 @@ BpeModel load_bpe_model(const nlohmann::json& m, const std::string& file) {
     b.byte_ids[v] = b.find(name);
   }
 
-  const auto mit = m.find("merges");
-  if (mit != m.end() && !mit->is_null()) {
-    if (!mit->is_array()) AR_THROW(file, ": model.merges is not an array");
-    b.merges.reserve(mit->size());
-    int32_t rank = 0;
-    std::string left, right;
-    for (const auto& e : *mit) {
-      if (e.is_string()) {
-        // "a b": HF requires exactly one separating space (tokens with spaces use the pair form).
-        const std::string& s = e.get_ref<const std::string&>();
-        size_t sp = s.find(' ');
-        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-          AR_THROW(file, ": model.merges[", rank, "] = '", s, "' is not two tokens separated by one space");
-        left = s.substr(0, sp);
-        right = s.substr(sp + 1);
-      } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-        left = e[0].get<std::string>();
-        right = e[1].get<std::string>();
-      } else {
-        AR_THROW(file, ": model.merges[", rank, "] is neither \"a b\" nor [\"a\", \"b\"]");
-      }
-      int32_t a = b.find(left), c = b.find(right);
-      if (a < 0) AR_THROW(file, ": model.merges[", rank, "] names token '", left, "' that is not in the vocabulary");
-      if (c < 0) AR_THROW(file, ": model.merges[", rank, "] names token '", right, "' that is not in the vocabulary");
-      std::string merged = left;
-      merged += std::string_view(right).substr(
-          right.starts_with(b.continuing_subword_prefix) ? b.continuing_subword_prefix.size() : 0);
-      int32_t id = b.find(merged);
-      if (id < 0) AR_THROW(file, ": model.merges[", rank, "]: merged token '", merged, "' is not in the vocabulary");
-      b.merges.insert_or_assign(pair_key(a, c), BpeModel::Merge{rank, id});  // a repeated pair: last wins, as in HF
-      ++rank;
-    }
+  if (!src.has_merges && m.contains("merges") && !m["merges"].is_null())
+    AR_THROW(file, ": model.merges is not an array");
+  b.merges.reserve(src.merges.size());
+  std::string merged;
+  for (size_t r = 0; r < src.merges.size(); ++r) {
+    const auto& [left, right] = src.merges[r];
+    int32_t a = b.find(left), c = b.find(right);
+    if (a < 0) AR_THROW(file, ": model.merges[", r, "] names token '", left, "' that is not in the vocabulary");
+    if (c < 0) AR_THROW(file, ": model.merges[", r, "] names token '", right, "' that is not in the vocabulary");
+    merged.assign(left);
+    merged += std::string_view(right).substr(
+        right.starts_with(b.continuing_subword_prefix) ? b.continuing_subword_prefix.size() : 0);
+    int32_t id = b.find(merged);
+    if (id < 0) AR_THROW(file, ": model.merges[", r, "]: merged token '", merged, "' is not in the vocabulary");
+    // A repeated pair: the last rank wins, as in HF.
+    b.merges.insert_or_assign(pair_key(a, c), BpeModel::Merge{static_cast<int32_t>(r), id});
   }
+  src.merges = {};
   return b;
 }
 

@@ -46,8 +46,10 @@ struct BpeModel {
   void tokenize(std::string_view word, std::vector<int32_t>& out) const;
 };
 
-// Builds the model from the "model" object of `file`; throws ar::Error naming the file for
-// an unsupported type, malformed vocab/merges or merges that name unknown tokens.
-BpeModel load_bpe_model(const nlohmann::json& model, const std::string& file);
+struct TokenizerJson;
+// Builds the model from the "model" object of `file` (vocab and merges taken, moved, from `src`
+// when its SAX pass gathered them); throws ar::Error naming the file for an unsupported type,
+// malformed vocab/merges or merges that name unknown tokens.
+BpeModel load_bpe_model(TokenizerJson& src, const std::string& file);
 
 }  // namespace ar::tok

@@ -11,6 +11,7 @@
 #include "calib/tok_added.h"
 #include "calib/tok_bpe.h"
 #include "calib/tok_decode.h"
+#include "calib/tok_json.h"
 #include "calib/tok_normalize.h"
 #include "calib/tok_pretokenize.h"
 #include "calib/tok_unicode.h"
@@ -167,13 +168,19 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   json cfg = json::object();
   std::string file = name;
   try {
-    json j = json::parse(tokenizer_json);
+    tok::TokenizerJson src = tok::parse_tokenizer_json(tokenizer_json, name);
+    const json& j = src.doc;
     if (!j.is_object()) AR_THROW(name, ": not a JSON object");
-    t.model = tok::load_bpe_model(j.contains("model") ? j["model"] : json(), name);
-    t.added = tok::AddedVocab::parse(j.value("added_tokens", json()), name);
-    t.normalizer = tok::parse_normalizer(j.value("normalizer", json()), name);
-    t.pre_tokenizer = tok::parse_pre_tokenizer(j.value("pre_tokenizer", json()), name);
-    t.decoder = tok::parse_decoder(j.value("decoder", json()), name);
+    static const json kNull;
+    auto member = [&](const char* key) -> const json& {
+      auto it = j.find(key);
+      return it == j.end() ? kNull : *it;
+    };
+    t.model = tok::load_bpe_model(src, name);
+    t.added = tok::AddedVocab::parse(member("added_tokens"), name);
+    t.normalizer = tok::parse_normalizer(member("normalizer"), name);
+    t.pre_tokenizer = tok::parse_pre_tokenizer(member("pre_tokenizer"), name);
+    t.decoder = tok::parse_decoder(member("decoder"), name);
 
     t.id_to_token = t.model.id_to_token;
     for (const auto& a : t.added.tokens()) {
@@ -183,8 +190,8 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     }
     t.is_special.assign(t.id_to_token.size(), 0);
     for (const auto& a : t.added.tokens()) t.is_special[a.id] = a.special;
-    if (t.model.unk_id < 0 && j["model"].contains("unk_token") && j["model"]["unk_token"].is_string())
-      t.model.unk_id = t.find_token(j["model"]["unk_token"].get<std::string>());
+    if (const json& m = member("model"); t.model.unk_id < 0 && m.contains("unk_token") && m["unk_token"].is_string())
+      t.model.unk_id = t.find_token(m["unk_token"].get<std::string>());
 
     if (!config_json.empty()) {
       file = cfg_name;
@@ -192,7 +199,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       if (!cfg.is_object()) AR_THROW(cfg_name, ": not a JSON object");
       file = name;
     }
-    const json& post = j.contains("post_processor") ? j["post_processor"] : json();
+    const json& post = member("post_processor");
     parse_post_processor(post, name, [&](const std::string& s) { return t.find_token(s); },
                          t.prefix, t.suffix);
 

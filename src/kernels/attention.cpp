@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/fast_exp.h"
 
 namespace ar {
 namespace {
@@ -26,16 +27,20 @@ void causal_softmax_rows(float* S, int64_t T, int64_t r0, int64_t r1, float scal
 #pragma omp parallel for if ((r1 - r0) * r1 > (1 << 14))
   for (int64_t i = r0; i < r1; ++i) {
     float* row = S + i * T;
+    const int64_t n = i + 1;  // columns 0..i are visible
     float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j] * scale);
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j] * scale);
     float sum = 0.0f;
-    for (int64_t j = 0; j <= i; ++j) {
-      row[j] = std::exp(row[j] * scale - mx);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) {
+      row[j] = fast_exp(row[j] * scale - mx);
       sum += row[j];
     }
     const float inv = 1.0f / sum;
-    for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-    for (int64_t j = i + 1; j < r1; ++j) row[j] = 0.0f;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+    for (int64_t j = n; j < r1; ++j) row[j] = 0.0f;
   }
 }
 

@@ -2,16 +2,34 @@
 // we keep f32 throughout and leave bf16 rounding to the GEMMs on either side).
 #include "kernels/swiglu.h"
 
-#include <cmath>
+#include <algorithm>
+
+#include "kernels/fast_exp.h"
 
 namespace ar {
 
-void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
-#pragma omp parallel for if (n > (1 << 16))
+namespace {
+
+// Elements per parallel chunk: big enough to amortise the fork, small enough to balance.
+constexpr int64_t kChunk = 1 << 14;
+
+void swiglu_chunk(float* out, const float* gate, const float* up, int64_t n) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     // g / (1 + exp(-g)) is safe at both ends: exp(-g) -> inf gives -0, -> 0 gives g.
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    out[i] = g / (1.0f + fast_exp(-g)) * up[i];
+  }
+}
+
+}  // namespace
+
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i0 = c * kChunk;
+    swiglu_chunk(out + i0, gate + i0, up + i0, std::min(kChunk, n - i0));
   }
 }
 

@@ -1,0 +1,83 @@
+// GEMM and attention throughput on the shapes of a ~4B-parameter block (C=2560, F=9728, T=2048):
+// prints GFLOP/s for F32 and BF16 precision; asserts nothing. Usage: gemm_bench [repeats=3]
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/timer.h"
+#include "kernels/attention.h"
+#include "kernels/gemm.h"
+
+namespace {
+
+std::vector<float> random_vec(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+const char* name(ar::Precision p) { return p == ar::Precision::F32 ? "F32 " : "BF16"; }
+
+// Best of `repeats` timed runs after one warm-up (which also builds the cached primitive).
+template <typename F>
+double best_seconds(int repeats, F&& run) {
+  run();
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    ar::Timer t;
+    run();
+    best = std::min(best, t.seconds());
+  }
+  return best;
+}
+
+// x (M,K) · W (N,K)ᵀ, the Linear layout; `bf16_weights` pre-rounds W as a bf16 checkpoint would.
+void bench_linear(int64_t M, int64_t N, int64_t K, ar::Precision p, bool bf16_weights, int repeats) {
+  auto A = random_vec(size_t(M * K), 1), B = random_vec(size_t(N * K), 2);
+  if (bf16_weights) ar::round_to_bf16(B.data(), B.data(), int64_t(B.size()));
+  std::vector<float> C(size_t(M * N));
+  const double s = best_seconds(repeats, [&] {
+    ar::gemm(C.data(), A.data(), B.data(), M, N, K, false, true, false, p);
+  });
+  std::printf("gemm  %s%s M=%5lld N=%5lld K=%5lld  %8.1f ms  %7.1f GFLOP/s\n", name(p),
+              bf16_weights ? " (bf16 W)" : "         ", (long long)M, (long long)N, (long long)K,
+              s * 1e3, 2.0 * M * N * K / s * 1e-9);
+}
+
+void bench_attention(int64_t T, int64_t H, int64_t Hkv, int64_t D, ar::Precision p, int repeats) {
+  auto q = random_vec(size_t(T * H * D), 3), k = random_vec(size_t(T * Hkv * D), 4);
+  auto v = random_vec(size_t(T * Hkv * D), 5);
+  std::vector<float> out(q.size()), scratch(ar::attention_scratch_floats(T));
+  const float scale = 1.0f / std::sqrt(float(D));
+  const double s = best_seconds(repeats, [&] {
+    ar::attention_forward(out.data(), scratch.data(), q.data(), k.data(), v.data(), T, H, Hkv, D,
+                          scale, p);
+  });
+  // Useful work only: the causal half of Q·Kᵀ and of P·V.
+  const double flops = 2.0 * 2.0 * double(T) * double(T) * double(D) * double(H) / 2.0;
+  std::printf("attn  %s T=%lld H=%lld Hkv=%lld D=%lld  %8.1f ms  %7.1f GFLOP/s (causal half)\n",
+              name(p), (long long)T, (long long)H, (long long)Hkv, (long long)D, s * 1e3,
+              flops / s * 1e-9);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int repeats = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
+  std::printf("threads %d, native bf16 matmul: %s, best of %d\n", omp_get_max_threads(),
+              ar::gemm_has_native_bf16() ? "yes" : "no (rounded f32 copies)", repeats);
+  const int64_t shapes[][3] = {{2048, 2560, 2560}, {2048, 9728, 2560}, {2048, 2560, 9728}};
+  for (auto p : {ar::Precision::F32, ar::Precision::BF16})
+    for (auto& s : shapes) bench_linear(s[0], s[1], s[2], p, false, repeats);
+  for (auto& s : shapes) bench_linear(s[0], s[1], s[2], ar::Precision::BF16, true, repeats);
+  for (auto p : {ar::Precision::F32, ar::Precision::BF16}) bench_attention(2048, 32, 8, 128, p, repeats);
+  return 0;
+}

@@ -1,7 +1,7 @@
-// Causal GQA attention, one head at a time: S = scale·Q_h·K_gᵀ → causal softmax → O_h = P·V_g.
-// Heads are strided views into the (T, H*D) / (T, Hkv*D) layouts, so gemm reads them in place.
-// Rows are processed in blocks that only compute columns up to the block's last row, which
-// skips most of the masked upper triangle (about half the FLOPs for long T).
+// Causal GQA attention forward/backward, one head at a time: S = scale·Q_h·K_gᵀ → causal softmax
+// → O_h = P·V_g (HF eager attention). Heads are strided views into the (T, H*D) / (T, Hkv*D)
+// layouts, so gemm reads them in place. Rows go in blocks that only compute columns up to the
+// block's last row: most of the masked triangle is skipped and scratch is one block, not (T, T).
 #include "kernels/attention.h"
 
 #include <algorithm>
@@ -21,13 +21,17 @@ namespace {
 // enough that the skipped triangle is most of the masked half (T=2048 -> 8 blocks, ~44% saved).
 constexpr int64_t kCausalBlockRows = 256;
 
-// Rows [r0, r1) of S (row stride T) hold raw scores for columns [0, r1). Turns each row i into
-// softmax(scale * S[i, 0..i]) and zeroes columns (i, r1) so P·V over [0, r1) sees the mask.
-void causal_softmax_rows(float* S, int64_t T, int64_t r0, int64_t r1, float scale) {
-#pragma omp parallel for if ((r1 - r0) * r1 > (1 << 14))
-  for (int64_t i = r0; i < r1; ++i) {
-    float* row = S + i * T;
-    const int64_t n = i + 1;  // columns 0..i are visible
+// Rows [r0, r1) of one head: Pb (r1 - r0, r1), row stride r1, receives the probabilities
+// softmax(scale · Q_h[i]·K[0..i]ᵀ) for columns 0..i and zeros for columns (i, r1), so that a
+// P·V over columns [0, r1) sees the causal mask. qh, kh: head views with strides ldq, ldkv.
+void block_probs(float* Pb, const float* qh, const float* kh, int64_t r0, int64_t r1, int64_t D,
+                 int64_t ldq, int64_t ldkv, float scale, Precision p) {
+  const int64_t rows = r1 - r0;
+  gemm(Pb, qh + r0 * ldq, kh, rows, r1, D, false, true, false, p, ldq, ldkv, r1);
+#pragma omp parallel for if (rows * r1 > (1 << 14))
+  for (int64_t li = 0; li < rows; ++li) {
+    float* row = Pb + li * r1;
+    const int64_t n = r0 + li + 1;  // columns 0..i are visible
     float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
     for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j] * scale);
@@ -44,16 +48,38 @@ void causal_softmax_rows(float* S, int64_t T, int64_t r0, int64_t r1, float scal
   }
 }
 
+// In place over one block: dP (rows, r1) -> dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)), the softmax
+// backward with the score scale folded in; masked columns become exact zeros.
+void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, float scale) {
+  const int64_t rows = r1 - r0;
+#pragma omp parallel for if (rows * r1 > (1 << 14))
+  for (int64_t li = 0; li < rows; ++li) {
+    float* d = dP + li * r1;
+    const float* pr = Pb + li * r1;
+    const int64_t n = r0 + li + 1;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < n; ++j) dot += d[j] * pr[j];
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) d[j] = scale * pr[j] * (d[j] - dot);
+    for (int64_t j = n; j < r1; ++j) d[j] = 0.0f;
+  }
+}
+
 }  // namespace
 
-size_t attention_scratch_floats(int64_t T) { return size_t(T) * size_t(T); }
+size_t attention_scratch_floats(int64_t T) {
+  return size_t(std::min<int64_t>(T, kCausalBlockRows)) * size_t(T);
+}
+
+size_t attention_backward_scratch_floats(int64_t T) { return 2 * attention_scratch_floats(T); }
 
 void attention_forward(float* out, float* scratch, const float* q, const float* k, const float* v,
                        int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale, Precision p) {
   AR_CHECK(Hkv > 0 && H % Hkv == 0, "attention: H=", H, " is not a multiple of Hkv=", Hkv);
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  float* S = scratch;
+  float* Pb = scratch;
   for (int64_t h = 0; h < H; ++h) {
     const float* qh = q + h * D;
     const float* kh = k + (h / group) * D;
@@ -61,11 +87,45 @@ void attention_forward(float* out, float* scratch, const float* q, const float* 
     float* oh = out + h * D;
     for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
       const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
-      // S[r0:r1, 0:r1] = Q_h[r0:r1] · K[0:r1]ᵀ
-      gemm(S + r0 * T, qh + r0 * ldq, kh, r1 - r0, r1, D, false, true, false, p, ldq, ldkv, T);
-      causal_softmax_rows(S, T, r0, r1, scale);
+      block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p);
       // O_h[r0:r1] = P[r0:r1, 0:r1] · V[0:r1]
-      gemm(oh + r0 * ldq, S + r0 * T, vh, r1 - r0, D, r1, false, false, false, p, T, ldkv, ldq);
+      gemm(oh + r0 * ldq, Pb, vh, r1 - r0, D, r1, false, false, false, p, r1, ldkv, ldq);
+    }
+  }
+}
+
+void attention_backward(float* dq, float* dk, float* dv, float* scratch, const float* dout,
+                        const float* q, const float* k, const float* v, int64_t T, int64_t H,
+                        int64_t Hkv, int64_t D, float scale, Precision p) {
+  AR_CHECK(Hkv > 0 && H % Hkv == 0, "attention: H=", H, " is not a multiple of Hkv=", Hkv);
+  const int64_t group = H / Hkv;
+  const int64_t ldq = H * D, ldkv = Hkv * D;
+  float* Pb = scratch;
+  float* dPb = scratch + attention_scratch_floats(T);
+  // dk, dv collect contributions from every q head of their group and every row block.
+  std::memset(dk, 0, size_t(T * ldkv) * sizeof(float));
+  std::memset(dv, 0, size_t(T * ldkv) * sizeof(float));
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t g = h / group;
+    const float* qh = q + h * D;
+    const float* kh = k + g * D;
+    const float* vh = v + g * D;
+    const float* doh = dout + h * D;
+    float* dqh = dq + h * D;
+    float* dkh = dk + g * D;
+    float* dvh = dv + g * D;
+    for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
+      const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
+      const int64_t rows = r1 - r0;
+      block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p);
+      // dV[0:r1] += Pᵀ · dO_h[r0:r1]
+      gemm(dvh, Pb, doh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);
+      // dP = dO_h[r0:r1] · V[0:r1]ᵀ, then dS in place
+      gemm(dPb, doh + r0 * ldq, vh, rows, r1, D, false, true, false, p, ldq, ldkv, r1);
+      block_softmax_backward(dPb, Pb, r0, r1, scale);
+      // dQ_h[r0:r1] = dS · K[0:r1];  dK[0:r1] += dSᵀ · Q_h[r0:r1]
+      gemm(dqh + r0 * ldq, dPb, kh, rows, D, r1, false, false, false, p, r1, ldkv, ldq);
+      gemm(dkh, dPb, qh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);
     }
   }
 }

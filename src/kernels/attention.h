@@ -8,8 +8,11 @@
 
 namespace ar {
 
-// Floats of scratch attention_forward needs: one head's (T, T) probabilities.
+// Floats of scratch attention_forward needs: one row block of one head's probabilities,
+// (min(T, 256), T) — never more than one head's (T, T).
 size_t attention_scratch_floats(int64_t T);
+// Floats of scratch attention_backward needs: probabilities and their gradient for one block.
+size_t attention_backward_scratch_floats(int64_t T);
 
 // out (T, H, D) overwritten; scratch >= attention_scratch_floats(T) floats, clobbered;
 // q (T, H, D) (already RoPE'd, and q-normed where the model has it); k, v (T, Hkv, D).
@@ -18,6 +21,14 @@ size_t attention_scratch_floats(int64_t T);
 // model's matmuls would); the softmax is always fp32. One sample: batch by calling per sample.
 void attention_forward(float* out, float* scratch, const float* q, const float* k, const float* v,
                        int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale, Precision p);
+
+// Gradients of attention_forward, recomputing the probabilities from q, k, v one head and one
+// row block at a time (nothing saved from forward). dq (T, H, D), dk, dv (T, Hkv, D): input
+// gradients, overwritten; scratch >= attention_backward_scratch_floats(T) floats; dout (T, H, D);
+// q, k, v, T, H, Hkv, D, scale, p as in forward. No output may alias an input.
+void attention_backward(float* dq, float* dk, float* dv, float* scratch, const float* dout,
+                        const float* q, const float* k, const float* v, int64_t T, int64_t H,
+                        int64_t Hkv, int64_t D, float scale, Precision p);
 
 // Reference: same contract (no scratch), plain loops with double accumulation and a double
 // softmax; with BF16 it rounds q, k, v and the probabilities to bf16 where the fast path does.

@@ -12,4 +12,10 @@ namespace ar {
 void linear_forward(float* y, const float* x, const float* w, const float* bias, int64_t T,
                     int64_t K, int64_t N, Precision p);
 
+// Gradients of linear_forward. dx (T, K) overwritten = dy (T, N) · w (N, K) (skipped if null);
+// dw (N, K) accumulated (+=) dyᵀ · x (skipped if null); dbias (N) accumulated Σ_t dy (skipped
+// if null). dy (T, N), x (T, K), w (N, K) as in forward; p rounds GEMM inputs as in forward.
+void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
+                     const float* w, int64_t T, int64_t K, int64_t N, Precision p);
+
 }  // namespace ar

@@ -3,6 +3,7 @@
 // the result then no longer depends on summation order.
 #include "kernels/rms_norm.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ar {
@@ -20,6 +21,42 @@ void rms_norm_forward(float* out, float* rstd, const float* x, const float* w, i
     if (rstd) rstd[r] = rs;
     float* yr = out + r * C;
     for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] * rs) * w[c];
+  }
+}
+
+// y_c = x_c·r·w_c with r = (Σx²/C + eps)^-1/2, dr/dx_c = −r³·x_c/C, so
+// dx_c = r·(w_c·g_c − x_c·r²·Σ_k g_k·w_k·x_k / C).
+void rms_norm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                       const float* rstd, int64_t rows, int64_t C) {
+  if (dw) {
+    // Column sums over rows, rows in order, so the result is the same for any thread count;
+    // columns go in chunks so each thread streams along rows. Runs before the dx loop because
+    // dx may overwrite dout.
+    constexpr int64_t kCols = 64;
+    const int64_t chunks = (C + kCols - 1) / kCols;
+#pragma omp parallel for if (rows * C > (1 << 15))
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t c0 = ch * kCols, c1 = std::min(C, c0 + kCols);
+      double acc[kCols] = {};
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* g = dout + r * C;
+        const float* xr = x + r * C;
+        const double rs = rstd[r];
+        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += double(g[c]) * double(xr[c]) * rs;
+      }
+      for (int64_t c = c0; c < c1; ++c) dw[c] += float(acc[c - c0]);
+    }
+  }
+#pragma omp parallel for if (rows * C > (1 << 15))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* g = dout + r * C;
+    const float* xr = x + r * C;
+    const float rs = rstd[r];
+    double dot = 0.0;
+    for (int64_t c = 0; c < C; ++c) dot += double(g[c]) * w[c] * xr[c];
+    const float coef = float(dot / double(C)) * rs * rs;
+    float* d = dx + r * C;
+    for (int64_t c = 0; c < C; ++c) d[c] = rs * (w[c] * g[c] - xr[c] * coef);
   }
 }
 

@@ -11,6 +11,12 @@ namespace ar {
 void rms_norm_forward(float* out, float* rstd, const float* x, const float* w, int64_t rows,
                       int64_t C, float eps);
 
+// Gradients of rms_norm_forward. dx (rows, C) overwritten; dw (C) accumulated (+=), skipped if
+// null (norm weights are frozen while tuning); dout (rows, C); x, w, rstd as given to / saved
+// by forward. dx may alias dout.
+void rms_norm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                       const float* rstd, int64_t rows, int64_t C);
+
 // Reference: same contract, everything in double, rounded to f32 at the end.
 void rms_norm_ref(float* out, float* rstd, const float* x, const float* w, int64_t rows,
                   int64_t C, float eps);

@@ -36,4 +36,22 @@ void rope_forward(float* x, const float* cos, const float* sin, int64_t T, int64
   }
 }
 
+void rope_backward(float* dx, const float* cos, const float* sin, int64_t T, int64_t H, int64_t D) {
+  const int64_t half = D / 2;
+#pragma omp parallel for if (T * H * D > (1 << 15))
+  for (int64_t t = 0; t < T; ++t) {
+    const float* c = cos + t * half;
+    const float* s = sin + t * half;
+    for (int64_t h = 0; h < H; ++h) {
+      float* g1 = dx + (t * H + h) * D;
+      float* g2 = g1 + half;
+      for (int64_t j = 0; j < half; ++j) {
+        const float a = g1[j], b = g2[j];
+        g1[j] = a * c[j] + b * s[j];
+        g2[j] = b * c[j] - a * s[j];
+      }
+    }
+  }
+}
+
 }  // namespace ar

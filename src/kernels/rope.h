@@ -15,4 +15,8 @@ void rope_tables(float* cos, float* sin, const float* inv_freq, int64_t pos0, in
 // x1' = x1*cos - x2*sin, x2' = x2*cos + x1*sin, where x1 = x[..., :D/2], x2 = x[..., D/2:].
 void rope_forward(float* x, const float* cos, const float* sin, int64_t T, int64_t H, int64_t D);
 
+// Gradient of rope_forward, in place: dx (T, H, D) holds dL/dy on entry and dL/dx on return
+// (the inverse rotation: dx1 = dy1*cos + dy2*sin, dx2 = dy2*cos - dy1*sin).
+void rope_backward(float* dx, const float* cos, const float* sin, int64_t T, int64_t H, int64_t D);
+
 }  // namespace ar

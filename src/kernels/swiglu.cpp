@@ -22,6 +22,17 @@ void swiglu_chunk(float* out, const float* gate, const float* up, int64_t n) {
   }
 }
 
+void swiglu_backward_chunk(float* dgate, float* dup, const float* dout, const float* gate,
+                           const float* up, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i], u = up[i], d = dout[i];
+    const float s = 1.0f / (1.0f + fast_exp(-g));
+    dup[i] = d * g * s;
+    dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
+  }
+}
+
 }  // namespace
 
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
@@ -30,6 +41,17 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t i0 = c * kChunk;
     swiglu_chunk(out + i0, gate + i0, up + i0, std::min(kChunk, n - i0));
+  }
+}
+
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                     const float* up, int64_t n) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i0 = c * kChunk;
+    swiglu_backward_chunk(dgate + i0, dup + i0, dout + i0, gate + i0, up + i0,
+                          std::min(kChunk, n - i0));
   }
 }
 

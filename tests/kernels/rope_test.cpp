@@ -1,5 +1,6 @@
 // Tests for kernels/rope: tables against hand values, the rotate_half pairing on a hand case,
-// and rope_forward against a double-precision rotation written here.
+// rope_forward against a double-precision rotation written here, and rope_backward as the
+// adjoint of forward (RoPE is linear in x, so <rope(x), y> = <x, rope_backward(y)>).
 #include "kernels/rope.h"
 
 #include <gtest/gtest.h>
@@ -64,6 +65,46 @@ TEST(Rope, MatchesDoubleRotation) {
               ASSERT_NEAR(y[(t * H + h) * D + j], e1, kRotAbs);
               ASSERT_NEAR(y[(t * H + h) * D + j + half], e2, kRotAbs);
             }
+      }
+}
+
+TEST(Rope, BackwardHandCase) {
+  // Gradient through a pi/2 rotation of pair (0, 2): y0 = -x2, y2 = x0, so dx0 = dy2, dx2 = -dy0.
+  float g[] = {3.0f, 5.0f, 4.0f, 7.0f};
+  const float c[] = {0.0f, 1.0f}, s[] = {1.0f, 0.0f};
+  rope_backward(g, c, s, 1, 1, 4);
+  EXPECT_EQ(g[0], 4.0f);
+  EXPECT_EQ(g[2], -3.0f);
+  EXPECT_EQ(g[1], 5.0f);
+  EXPECT_EQ(g[3], 7.0f);
+}
+
+TEST(Rope, BackwardIsAdjointOfForward) {
+  // Inner products of O(1) values over T*H*D <= 17*3*128 terms, f32 rotations: ~1e-6 relative.
+  constexpr double kAdjointRel = 1e-5;
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (int64_t T : {1, 3, 17})
+    for (int64_t H : {1, 3})
+      for (int64_t D : {2, 34, 128}) {
+        const int64_t half = D / 2;
+        std::vector<float> inv_freq(static_cast<size_t>(half));
+        for (int64_t j = 0; j < half; ++j) inv_freq[j] = float(std::pow(10000.0, -2.0 * j / D));
+        std::vector<float> c(size_t(T * half)), s(size_t(T * half)), x(size_t(T * H * D));
+        std::vector<float> y(x.size());
+        rope_tables(c.data(), s.data(), inv_freq.data(), 11, T, half);
+        for (float& v : x) v = dist(rng);
+        for (float& v : y) v = dist(rng);
+        auto rx = x, by = y;
+        rope_forward(rx.data(), c.data(), s.data(), T, H, D);
+        rope_backward(by.data(), c.data(), s.data(), T, H, D);
+        double lhs = 0, rhs = 0, mag = 0;
+        for (size_t i = 0; i < x.size(); ++i) {
+          lhs += double(rx[i]) * y[i];
+          rhs += double(x[i]) * by[i];
+          mag += std::fabs(double(x[i]) * y[i]);
+        }
+        ASSERT_NEAR(lhs, rhs, kAdjointRel * mag) << T << "," << H << "," << D;
       }
 }
 

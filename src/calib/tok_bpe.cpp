@@ -107,9 +107,9 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
   auto consider = [&](int32_t pos) {
     int32_t nx = sym[pos].next;
     if (nx < 0) return;
-    auto it = merges.find(pair_key(sym[pos].id, sym[nx].id));
-    if (it == merges.end()) return;
-    heap.push_back({it->second.rank, pos, it->second.new_id});
+    const BpeModel::Merge* m = merges.find(pair_key(sym[pos].id, sym[nx].id));
+    if (!m) return;
+    heap.push_back({m->rank, pos, m->new_id});
     std::push_heap(heap.begin(), heap.end());
   };
   for (int32_t k = 0; k + 1 < static_cast<int32_t>(sym.size()); ++k) consider(k);
@@ -119,8 +119,8 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
     heap.pop_back();
     Symbol& s = sym[c.pos];
     if (s.id < 0 || s.next < 0) continue;  // merged away meanwhile
-    auto it = merges.find(pair_key(s.id, sym[s.next].id));
-    if (it == merges.end() || it->second.rank != c.rank) continue;  // pair changed: stale entry
+    const BpeModel::Merge* m = merges.find(pair_key(s.id, sym[s.next].id));
+    if (!m || m->rank != c.rank) continue;  // pair changed: stale entry
     Symbol& r = sym[s.next];
     s.id = c.new_id;
     s.next = r.next;
@@ -149,11 +149,11 @@ BpeModel load_bpe_model(TokenizerJson& src, const std::string& file) {
   int64_t max_id = -1;
   for (auto& [tok, id] : src.vocab) {
     max_id = std::max(max_id, id);
-    b.vocab.insert_or_assign(std::move(tok), static_cast<int32_t>(id));
+    b.vocab.insert_or_assign(tok, static_cast<int32_t>(id));
   }
   src.vocab = {};
   b.id_to_token.resize(static_cast<size_t>(max_id + 1));
-  for (const auto& [tok, id] : b.vocab) b.id_to_token[static_cast<size_t>(id)] = tok;
+  b.vocab.for_each([&](std::string_view tok, int32_t id) { b.id_to_token[static_cast<size_t>(id)] = tok; });
 
   b.continuing_subword_prefix = optional_string(m, "continuing_subword_prefix");
   b.end_of_word_suffix = optional_string(m, "end_of_word_suffix");

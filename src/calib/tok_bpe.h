@@ -5,30 +5,22 @@
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "calib/tok_hash.h"
 
 namespace ar::tok {
 
-// Hash usable with string_view lookups into string-keyed maps (no temporary std::string).
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-template <typename V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
-
 struct BpeModel {
-  StringMap<int32_t> vocab;
+  FlatStringMap<int32_t> vocab;
   std::vector<std::string> id_to_token;  // empty string for ids the vocabulary does not use
   struct Merge {
     int32_t rank;    // position in the merges list: lower merges first
     int32_t new_id;  // id of the concatenated token
   };
-  std::unordered_map<uint64_t, Merge> merges;  // key: (left id << 32) | right id
+  FlatPairMap<Merge> merges;  // key: (left id << 32) | right id
   int32_t unk_id = -1;
   bool fuse_unk = false;
   bool byte_fallback = false;
@@ -39,8 +31,8 @@ struct BpeModel {
 
   // Id of token `s` in the vocabulary, or -1.
   int32_t find(std::string_view s) const {
-    auto it = vocab.find(s);
-    return it == vocab.end() ? -1 : it->second;
+    const int32_t* id = vocab.find(s);
+    return id ? *id : -1;
   }
   // Appends the ids of one pre-tokenized word (already in the model's alphabet).
   void tokenize(std::string_view word, std::vector<int32_t>& out) const;

@@ -68,12 +68,6 @@ const ByteLevelTables& byte_tables() {
   return t;
 }
 
-bool is_ascii(std::string_view s) {
-  for (char c : s)
-    if (static_cast<unsigned char>(c) >= 0x80) return false;
-  return true;
-}
-
 }  // namespace
 
 bool is_valid_utf8(std::string_view s) {
@@ -140,8 +134,22 @@ uint32_t next_code_point(std::string_view s, size_t& i) {
   return cp;
 }
 
+namespace {
+
+// utf8proc on one run of text (explicit length, so NUL bytes do not end it).
+void normalize_run(std::string_view s, int flags, std::string& out) {
+  utf8proc_uint8_t* dst = nullptr;
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                                    static_cast<utf8proc_ssize_t>(s.size()), &dst,
+                                    static_cast<utf8proc_option_t>(flags));
+  if (n < 0) AR_THROW("tokenizer: Unicode normalisation failed: ", utf8proc_errmsg(n));
+  out.append(reinterpret_cast<const char*>(dst), static_cast<size_t>(n));
+  std::free(dst);
+}
+
+}  // namespace
+
 std::string normalize_unicode(std::string_view s, NormalForm form) {
-  if (s.empty() || is_ascii(s)) return std::string(s);  // ASCII is invariant under all four forms
   int flags = UTF8PROC_STABLE;
   switch (form) {
     case NormalForm::NFC: flags |= UTF8PROC_COMPOSE; break;
@@ -149,14 +157,25 @@ std::string normalize_unicode(std::string_view s, NormalForm form) {
     case NormalForm::NFKC: flags |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
     case NormalForm::NFKD: flags |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
   }
-  // An explicit length (not UTF8PROC_NULLTERM) so text containing NUL is normalised whole.
-  utf8proc_uint8_t* dst = nullptr;
-  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                                    static_cast<utf8proc_ssize_t>(s.size()), &dst,
-                                    static_cast<utf8proc_option_t>(flags));
-  if (n < 0) AR_THROW("tokenizer: Unicode normalisation failed: ", utf8proc_errmsg(n));
-  std::string out(reinterpret_cast<const char*>(dst), static_cast<size_t>(n));
-  std::free(dst);
+  // ASCII characters are invariant under all four forms, never reorder, and never combine with
+  // a character before them; only a non-ASCII run plus the one ASCII character before it (a base
+  // that a combining mark may compose with) can change. Mostly-ASCII text skips utf8proc.
+  std::string out;
+  out.reserve(s.size());
+  size_t copied = 0, i = 0;
+  while (i < s.size()) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t b = i > copied ? i - 1 : i;
+    size_t e = i;
+    while (e < s.size() && static_cast<unsigned char>(s[e]) >= 0x80) ++e;
+    out.append(s.substr(copied, b - copied));
+    normalize_run(s.substr(b, e - b), flags, out);
+    copied = i = e;
+  }
+  out.append(s.substr(copied));
   return out;
 }
 

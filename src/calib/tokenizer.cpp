@@ -25,7 +25,7 @@ struct Tokenizer::Impl {
   std::string name;
   tok::BpeModel model;
   tok::AddedVocab added;
-  tok::StringMap<int32_t> added_ids;  // content -> id
+  tok::FlatStringMap<int32_t> added_ids;  // content -> id
   std::vector<tok::NormalizerStep> normalizer;
   tok::PreTokenizer pre_tokenizer;
   std::vector<tok::DecoderStep> decoder;
@@ -36,13 +36,15 @@ struct Tokenizer::Impl {
 
   // Cache of pre-token -> ids: most words repeat, so BPE runs once per distinct word.
   mutable std::mutex cache_mu;
-  mutable tok::StringMap<std::pair<uint32_t, uint32_t>> cache;  // piece -> (offset, count) in pool
+  mutable tok::FlatStringMap<std::pair<uint32_t, uint32_t>> cache;  // piece -> (offset, count) in pool
   mutable std::vector<int32_t> cache_pool;
   static constexpr size_t kCacheMaxEntries = 1 << 18;  // bounds memory on unbounded vocabularies
+  // Long pieces (a whole paragraph when there is no pre-tokenizer) rarely repeat.
+  static constexpr size_t kCacheMaxPieceBytes = 256;
 
   int32_t find_token(std::string_view s) const {
-    auto it = added_ids.find(s);
-    return it != added_ids.end() ? it->second : model.find(s);
+    const int32_t* id = added_ids.find(s);
+    return id ? *id : model.find(s);
   }
   void encode_piece(std::string& piece, std::vector<int32_t>& out) const;
 };
@@ -117,9 +119,8 @@ void parse_post_processor(const json& j, const std::string& file, const FindToke
 void Tokenizer::Impl::encode_piece(std::string& piece, std::vector<int32_t>& out) const {
   {
     std::lock_guard<std::mutex> lock(cache_mu);
-    auto it = cache.find(std::string_view(piece));
-    if (it != cache.end()) {
-      auto [off, n] = it->second;
+    if (const auto* hit = cache.find(piece)) {
+      auto [off, n] = *hit;
       out.insert(out.end(), cache_pool.begin() + off, cache_pool.begin() + off + n);
       return;
     }
@@ -133,6 +134,7 @@ void Tokenizer::Impl::encode_piece(std::string& piece, std::vector<int32_t>& out
   } else {
     model.tokenize(piece, out);
   }
+  if (piece.size() > kCacheMaxPieceBytes) return;
   std::lock_guard<std::mutex> lock(cache_mu);
   if (cache.size() >= kCacheMaxEntries) {
     cache.clear();
@@ -140,7 +142,7 @@ void Tokenizer::Impl::encode_piece(std::string& piece, std::vector<int32_t>& out
   }
   uint32_t off = static_cast<uint32_t>(cache_pool.size());
   cache_pool.insert(cache_pool.end(), out.begin() + from, out.end());
-  cache.emplace(std::move(piece), std::make_pair(off, static_cast<uint32_t>(out.size() - from)));
+  cache.insert_or_assign(piece, std::make_pair(off, static_cast<uint32_t>(out.size() - from)));
 }
 
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -167,6 +169,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       (std::filesystem::path(name).parent_path() / "tokenizer_config.json").string();
   json cfg = json::object();
   std::string file = name;
+  std::string section;  // the part being read, for messages from nlohmann's type errors
   try {
     tok::TokenizerJson src = tok::parse_tokenizer_json(tokenizer_json, name);
     const json& j = src.doc;
@@ -176,11 +179,17 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       auto it = j.find(key);
       return it == j.end() ? kNull : *it;
     };
+    section = "model";
     t.model = tok::load_bpe_model(src, name);
+    section = "added_tokens";
     t.added = tok::AddedVocab::parse(member("added_tokens"), name);
+    section = "normalizer";
     t.normalizer = tok::parse_normalizer(member("normalizer"), name);
+    section = "pre_tokenizer";
     t.pre_tokenizer = tok::parse_pre_tokenizer(member("pre_tokenizer"), name);
+    section = "decoder";
     t.decoder = tok::parse_decoder(member("decoder"), name);
+    section.clear();
 
     t.id_to_token = t.model.id_to_token;
     for (const auto& a : t.added.tokens()) {
@@ -195,15 +204,18 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
 
     if (!config_json.empty()) {
       file = cfg_name;
+      section.clear();
       cfg = json::parse(config_json);
       if (!cfg.is_object()) AR_THROW(cfg_name, ": not a JSON object");
       file = name;
     }
     const json& post = member("post_processor");
+    section = "post_processor";
     parse_post_processor(post, name, [&](const std::string& s) { return t.find_token(s); },
                          t.prefix, t.suffix);
 
     file = cfg_name;
+    section = "bos_token/eos_token";
     std::string bos = config_token(cfg, "bos_token"), eos = config_token(cfg, "eos_token");
     t.bos = bos.empty() ? -1 : t.find_token(bos);
     t.eos = eos.empty() ? -1 : t.find_token(eos);
@@ -215,7 +227,8 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     if (t.bos < 0 && !cfg.contains("bos_token") && !t.prefix.empty()) t.bos = t.prefix.front();
     if (t.eos < 0 && !cfg.contains("eos_token") && !t.suffix.empty()) t.eos = t.suffix.back();
   } catch (const json::exception& e) {
-    AR_THROW(file, ": ", e.what());
+    if (section.empty()) AR_THROW(file, ": ", e.what());
+    AR_THROW(file, ": in \"", section, "\": ", e.what());
   }
   return Tokenizer(std::move(impl));
 }

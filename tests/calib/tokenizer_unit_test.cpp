@@ -1,0 +1,282 @@
+// Tokenizer pieces on tiny hand-written tokenizer.json files: BPE merge order, byte-level
+// alphabet, GPT-2 split, added tokens, SentencePiece-style byte fallback / unk, post-processors,
+// decoders, UTF-8 repair and Unicode normal forms. Expected ids are worked out by hand.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "calib/tok_unicode.h"
+#include "calib/tokenizer.h"
+
+namespace {
+
+using nlohmann::json;
+using Ids = std::vector<int32_t>;
+
+ar::Tokenizer make(const json& tokenizer, const json& config = nullptr) {
+  return ar::Tokenizer::from_json(tokenizer.dump(), config.is_null() ? "" : config.dump(), "test/tokenizer.json");
+}
+
+json bpe(json vocab, json merges) {
+  return {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", std::move(merges)}};
+}
+
+json byte_level_pre(bool use_regex) {
+  return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", use_regex}};
+}
+
+// ---- BPE merge loop -------------------------------------------------------------------------
+
+TEST(TokenizerBpe, LowerRankMergesFirst) {
+  json vocab = {{"a", 0}, {"b", 1}, {"c", 2}, {"ab", 3}, {"bc", 4}, {"abc", 5}};
+  // "b c" outranks "a b": a|bc, then "a bc" -> abc.
+  auto t1 = make({{"model", bpe(vocab, {"b c", "a b", "a bc"})}});
+  EXPECT_EQ(t1.encode("abc", false), (Ids{5}));
+  // "a b" first: ab|c, and no merge joins ab with c.
+  auto t2 = make({{"model", bpe(vocab, {"a b", "b c", "a bc"})}});
+  EXPECT_EQ(t2.encode("abc", false), (Ids{3, 2}));
+}
+
+TEST(TokenizerBpe, EqualRankMergesLeftmostFirst) {
+  auto t = make({{"model", bpe({{"a", 0}, {"aa", 1}}, {"a a"})}});
+  EXPECT_EQ(t.encode("aaa", false), (Ids{1, 0}));
+  EXPECT_EQ(t.encode("aaaa", false), (Ids{1, 1}));
+}
+
+TEST(TokenizerBpe, MergesAsPairs) {
+  // Tokens containing a space need the [a, b] form of a merge.
+  json vocab = {{"a", 0}, {" ", 1}, {"b", 2}, {" b", 3}, {"a b", 4}};
+  auto t = make({{"model", bpe(vocab, json::array({json::array({" ", "b"}), json::array({"a", " b"})}))}});
+  EXPECT_EQ(t.encode("a b", false), (Ids{4}));
+  EXPECT_EQ(t.encode("b a", false), (Ids{2, 1, 0}));
+}
+
+TEST(TokenizerBpe, IgnoreMergesTakesWholeWord) {
+  json m = bpe({{"a", 0}, {"b", 1}, {"c", 2}, {"ab", 3}, {"abc", 4}}, {"a b"});
+  m["ignore_merges"] = true;
+  auto t = make({{"model", m}});
+  EXPECT_EQ(t.encode("abc", false), (Ids{4}));  // in the vocabulary: no merging at all
+  EXPECT_EQ(t.encode("abca", false), (Ids{3, 2, 0}));
+}
+
+// ---- byte-level BPE ------------------------------------------------------------------------
+
+TEST(TokenizerByteLevel, MapsBytesToTheGpt2Alphabet) {
+  // GPT-2's table: space -> U+0120 'Ġ', '\n' -> U+010A 'Ċ', NUL -> U+0100 'Ā'.
+  json vocab = {{"\xC4\xA0", 10}, {"\xC4\x8A", 11}, {"\xC4\x80", 12}, {"h", 13}, {"i", 14}, {"\xC4\xA0h", 15}};
+  json tj = {{"model", bpe(vocab, {"\xC4\xA0 h"})},
+             {"pre_tokenizer", byte_level_pre(false)},
+             {"decoder", {{"type", "ByteLevel"}}}};
+  auto t = make(tj);
+  const std::string text(" hi\n\0", 5);
+  EXPECT_EQ(t.encode(text, false), (Ids{15, 14, 11, 12}));
+  EXPECT_EQ(t.decode(Ids{15, 14, 11, 12}), text);
+}
+
+TEST(TokenizerByteLevel, Gpt2RegexSplitsBeforeMerging) {
+  // Unsplit, "a Ġ" would win; the GPT-2 regex cuts "a b" into "a" and " b" first.
+  json vocab = {{"a", 0}, {"b", 1}, {"\xC4\xA0", 2}, {"a\xC4\xA0", 3}, {"\xC4\xA0" "b", 4}};
+  json model = bpe(vocab, {"a \xC4\xA0", "\xC4\xA0 b"});
+  auto split = make({{"model", model}, {"pre_tokenizer", byte_level_pre(true)}});
+  EXPECT_EQ(split.encode("a b", false), (Ids{0, 4}));
+  auto whole = make({{"model", model}, {"pre_tokenizer", byte_level_pre(false)}});
+  EXPECT_EQ(whole.encode("a b", false), (Ids{3, 1}));
+}
+
+TEST(TokenizerByteLevel, SplitRegexIsolated) {
+  // Split on digits, Isolated: "ab12" -> "ab", "1", "2"; without it "b 1" would merge.
+  json vocab = {{"a", 0}, {"b", 1}, {"1", 2}, {"2", 3}, {"ab", 4}, {"b1", 5}};
+  json pre = {{"type", "Sequence"},
+              {"pretokenizers",
+               {{{"type", "Split"}, {"pattern", {{"Regex", "\\p{N}"}}}, {"behavior", "Isolated"}, {"invert", false}},
+                byte_level_pre(false)}}};
+  auto t = make({{"model", bpe(vocab, {"b 1", "a b"})}, {"pre_tokenizer", pre}});
+  EXPECT_EQ(t.encode("ab12", false), (Ids{4, 2, 3}));
+}
+
+// ---- added tokens -------------------------------------------------------------------------
+
+json small_vocab() { return {{"a", 0}, {"b", 1}, {" ", 2}, {"h", 3}, {"i", 4}, {"s", 5}}; }
+
+json added(int id, const std::string& content, bool special, bool lstrip = false, bool rstrip = false,
+           bool single_word = false) {
+  return {{"id", id}, {"content", content}, {"special", special}, {"lstrip", lstrip},
+          {"rstrip", rstrip}, {"single_word", single_word}, {"normalized", false}};
+}
+
+TEST(TokenizerAdded, SplitsBeforeBpeLongestFirst) {
+  json tj = {{"model", bpe(small_vocab(), json::array())},
+             {"added_tokens", {added(10, "<x>", true), added(11, "<x>>", false)}}};
+  auto t = make(tj);
+  EXPECT_EQ(t.encode("a<x>b", false), (Ids{0, 10, 1}));
+  EXPECT_EQ(t.encode("a<x>>b", false), (Ids{0, 11, 1}));  // the longer token wins at one position
+  EXPECT_EQ(t.encode("<x><x>", true), (Ids{10, 10}));
+  // No decoder declared: HF joins the tokens with spaces.
+  EXPECT_EQ(t.decode(Ids{0, 10, 1}), "a <x> b");
+  EXPECT_EQ(t.decode(Ids{0, 10, 11, 1}, /*skip_special_tokens=*/true), "a <x>> b");
+  EXPECT_EQ(t.vocab_size(), 12u);
+}
+
+TEST(TokenizerAdded, LstripRstripAbsorbSpaces) {
+  json tj = {{"model", bpe(small_vocab(), json::array())},
+             {"added_tokens", {added(10, "<l>", true, true, false), added(11, "<r>", true, false, true)}}};
+  auto t = make(tj);
+  EXPECT_EQ(t.encode("a  <l> b", false), (Ids{0, 10, 2, 1}));
+  EXPECT_EQ(t.encode("a <r>  b", false), (Ids{0, 2, 11, 1}));
+}
+
+TEST(TokenizerAdded, SingleWordNeedsWordBoundaries) {
+  json tj = {{"model", bpe(small_vocab(), json::array())}, {"added_tokens", {added(10, "hi", false, false, false, true)}}};
+  auto t = make(tj);
+  EXPECT_EQ(t.encode("hi a", false), (Ids{10, 2, 0}));
+  EXPECT_EQ(t.encode("shi", false), (Ids{5, 3, 4}));
+  EXPECT_EQ(t.encode("his", false), (Ids{3, 4, 5}));
+}
+
+// ---- SentencePiece-style BPE --------------------------------------------------------------
+
+const char* kSp = "\xE2\x96\x81";  // U+2581 '▁'
+
+json sp_tokenizer(bool byte_fallback, bool fuse_unk) {
+  json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}, {"<0xC3>", 3}, {"<0xA9>", 4},
+                {kSp, 5},     {"a", 6},   {std::string(kSp) + "a", 7}};
+  json model = bpe(vocab, {std::string(kSp) + " a"});
+  model["unk_token"] = "<unk>";
+  model["byte_fallback"] = byte_fallback;
+  model["fuse_unk"] = fuse_unk;
+  return {
+      {"model", model},
+      {"added_tokens", {added(0, "<unk>", true), added(1, "<s>", true), added(2, "</s>", true)}},
+      {"normalizer",
+       {{"type", "Sequence"},
+        {"normalizers",
+         {{{"type", "Prepend"}, {"prepend", kSp}},
+          {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSp}}}}}},
+      {"pre_tokenizer", nullptr},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}}},
+      {"decoder",
+       {{"type", "Sequence"},
+        {"decoders",
+         {{{"type", "Replace"}, {"pattern", {{"String", kSp}}}, {"content", " "}},
+          {{"type", "ByteFallback"}},
+          {{"type", "Fuse"}},
+          {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}}};
+}
+
+TEST(TokenizerSentencePiece, ByteFallbackAndDecoderChain) {
+  auto t = make(sp_tokenizer(true, false));
+  // "a é" -> "▁a▁é"; é is not in the vocabulary -> its bytes C3 A9.
+  EXPECT_EQ(t.encode("a \xC3\xA9", false), (Ids{7, 5, 3, 4}));
+  EXPECT_EQ(t.encode("a \xC3\xA9", true), (Ids{1, 7, 5, 3, 4}));
+  EXPECT_EQ(t.decode(Ids{7, 5, 3, 4}), "a \xC3\xA9");
+  EXPECT_EQ(t.decode(Ids{1, 7, 5, 3, 4}, true), "a \xC3\xA9");
+  EXPECT_EQ(t.decode(Ids{1, 7}), "<s> a");  // Strip only removes a leading space
+  // A lone continuation byte is not UTF-8: one U+FFFD per byte.
+  EXPECT_EQ(t.decode(Ids{7, 4}), "a\xEF\xBF\xBD");
+  EXPECT_EQ(t.encode("", false), Ids{});
+  EXPECT_EQ(t.encode("", true), (Ids{1}));
+  EXPECT_EQ(t.bos_id(), 1);
+  EXPECT_TRUE(t.adds_bos());
+}
+
+TEST(TokenizerSentencePiece, UnknownCharactersFuseOrNot) {
+  auto fused = make(sp_tokenizer(false, true));
+  EXPECT_EQ(fused.encode("\xC3\xA9\xC3\xA9" "a", false), (Ids{5, 0, 6}));
+  auto separate = make(sp_tokenizer(false, false));
+  EXPECT_EQ(separate.encode("\xC3\xA9\xC3\xA9" "a", false), (Ids{5, 0, 0, 6}));
+}
+
+TEST(TokenizerSentencePiece, PrependAppliesToEachSpanBetweenAddedTokens) {
+  auto t = make(sp_tokenizer(true, false));
+  // "<s>a" -> <s>, "▁a" (the span after an added token is normalized on its own).
+  EXPECT_EQ(t.encode("<s>a", false), (Ids{1, 7}));
+}
+
+TEST(TokenizerSentencePiece, LegacyMetaspacePreTokenizer) {
+  json tj = sp_tokenizer(true, false);
+  tj["normalizer"] = nullptr;
+  tj["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", kSp}, {"add_prefix_space", true}};
+  tj["decoder"] = {{"type", "Metaspace"}, {"replacement", kSp}, {"add_prefix_space", true}};
+  auto t = make(tj);
+  EXPECT_EQ(t.encode("a a", false), (Ids{7, 7}));
+  EXPECT_EQ(t.decode(Ids{7, 7}), "a a");
+}
+
+// ---- post-processors and tokenizer_config.json -------------------------------------------
+
+TEST(TokenizerPost, TemplateWithBosAndEos) {
+  json tj = sp_tokenizer(true, false);
+  tj["post_processor"]["single"] = {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                                    {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                                    {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}};
+  auto t = make(tj);
+  EXPECT_EQ(t.encode("a", true), (Ids{1, 7, 2}));
+  EXPECT_EQ(t.bos_id(), 1);
+  EXPECT_EQ(t.eos_id(), 2);
+}
+
+TEST(TokenizerPost, NoPostProcessorUsesConfigFlags) {
+  json tj = sp_tokenizer(true, false);
+  tj["post_processor"] = nullptr;
+  auto plain = make(tj);
+  EXPECT_EQ(plain.encode("a", true), (Ids{7}));
+  EXPECT_FALSE(plain.adds_bos());
+  json cfg = {{"add_bos_token", true}, {"add_eos_token", true}, {"bos_token", {{"content", "<s>"}}}, {"eos_token", "</s>"}};
+  auto t = make(tj, cfg);
+  EXPECT_EQ(t.encode("a", true), (Ids{1, 7, 2}));
+  EXPECT_EQ(t.encode("a", false), (Ids{7}));
+  EXPECT_TRUE(t.adds_bos());
+  EXPECT_EQ(t.eos_id(), 2);
+}
+
+TEST(TokenizerPost, RobertaProcessing) {
+  json tj = sp_tokenizer(true, false);
+  tj["post_processor"] = {{"type", "RobertaProcessing"}, {"cls", {"<s>", 1}}, {"sep", {"</s>", 2}}};
+  auto t = make(tj);
+  EXPECT_EQ(t.encode("a", true), (Ids{1, 7, 2}));
+}
+
+TEST(TokenizerPost, MovedTokenizerStillWorks) {
+  auto a = make(sp_tokenizer(true, false));
+  ar::Tokenizer b = std::move(a);
+  EXPECT_EQ(b.encode("a", true), (Ids{1, 7}));
+}
+
+// ---- UTF-8 and Unicode --------------------------------------------------------------------
+
+TEST(TokenizerUnicode, LossyUtf8FollowsWhatwg) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(ar::tok::utf8_lossy("a\xC3(b"), "a" + fffd + "(b");          // truncated 2-byte
+  EXPECT_EQ(ar::tok::utf8_lossy("\xF0\x9F\x98"), fffd);                   // truncated 4-byte: one
+  EXPECT_EQ(ar::tok::utf8_lossy("\xED\xA0\x80"), fffd + fffd + fffd);    // surrogate: per byte
+  EXPECT_EQ(ar::tok::utf8_lossy("\xC0\xAF"), fffd + fffd);               // overlong
+  EXPECT_EQ(ar::tok::utf8_lossy("ok \xE2\x96\x81"), "ok \xE2\x96\x81");
+  EXPECT_FALSE(ar::tok::is_valid_utf8("\xFF"));
+  EXPECT_TRUE(ar::tok::is_valid_utf8("\xF4\x8F\xBF\xBF"));  // U+10FFFF
+  EXPECT_FALSE(ar::tok::is_valid_utf8("\xF4\x90\x80\x80"));  // past U+10FFFF
+}
+
+TEST(TokenizerUnicode, NormalForms) {
+  using ar::tok::NormalForm;
+  // e + COMBINING ACUTE <-> U+00E9; U+FB01 'ﬁ' only changes under compatibility forms.
+  EXPECT_EQ(ar::tok::normalize_unicode("x e\xCC\x81 y", NormalForm::NFC), "x \xC3\xA9 y");
+  EXPECT_EQ(ar::tok::normalize_unicode("\xC3\xA9", NormalForm::NFD), "e\xCC\x81");
+  EXPECT_EQ(ar::tok::normalize_unicode("\xEF\xAC\x81", NormalForm::NFC), "\xEF\xAC\x81");
+  EXPECT_EQ(ar::tok::normalize_unicode("\xEF\xAC\x81", NormalForm::NFKC), "fi");
+  EXPECT_EQ(ar::tok::normalize_unicode(std::string("a\0b", 3), NormalForm::NFC), std::string("a\0b", 3));
+  // Two runs separated by ASCII, and a combining mark at the very start.
+  EXPECT_EQ(ar::tok::normalize_unicode("\xCC\x81" "a\xCC\x81 o\xCC\x88", NormalForm::NFC),
+            "\xCC\x81\xC3\xA1 \xC3\xB6");
+}
+
+TEST(TokenizerUnicode, InvalidUtf8InputIsRepairedNotFatal) {
+  // U+FFFD is EF BF BD: byte-level chars "ï", "¿", "½".
+  json vocab = {{"\xC3\xAF", 0}, {"\xC2\xBF", 1}, {"\xC2\xBD", 2}, {"a", 3}};
+  auto t = make({{"model", bpe(vocab, json::array())}, {"pre_tokenizer", byte_level_pre(true)}});
+  EXPECT_EQ(t.encode("a\xFF", false), (Ids{3, 0, 1, 2}));
+}
+
+}  // namespace

@@ -1,5 +1,6 @@
 // GEMM and attention throughput on the shapes of a ~4B-parameter block (C=2560, F=9728, T=2048):
-// prints GFLOP/s for F32 and BF16 precision; asserts nothing. Usage: gemm_bench [repeats=3]
+// prints GFLOP/s for F32 and BF16 precision (GEMM, attention forward and backward); asserts
+// nothing. Usage: gemm_bench [repeats=3]
 #include <omp.h>
 
 #include <algorithm>
@@ -63,9 +64,19 @@ void bench_attention(int64_t T, int64_t H, int64_t Hkv, int64_t D, ar::Precision
   });
   // Useful work only: the causal half of Q·Kᵀ and of P·V.
   const double flops = 2.0 * 2.0 * double(T) * double(T) * double(D) * double(H) / 2.0;
-  std::printf("attn  %s T=%lld H=%lld Hkv=%lld D=%lld  %8.1f ms  %7.1f GFLOP/s (causal half)\n",
+  std::printf("attn  fwd %s T=%lld H=%lld Hkv=%lld D=%lld  %8.1f ms  %7.1f GFLOP/s (causal half)\n",
               name(p), (long long)T, (long long)H, (long long)Hkv, (long long)D, s * 1e3,
               flops / s * 1e-9);
+  std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
+  std::vector<float> bscratch(ar::attention_backward_scratch_floats(T));
+  const double sb = best_seconds(repeats, [&] {
+    ar::attention_backward(dq.data(), dk.data(), dv.data(), bscratch.data(), out.data(), q.data(),
+                           k.data(), v.data(), T, H, Hkv, D, scale, p);
+  });
+  // Backward: recomputed Q·Kᵀ plus dV, dP, dQ, dK products, each the size of a forward one.
+  std::printf("attn  bwd %s T=%lld H=%lld Hkv=%lld D=%lld  %8.1f ms  %7.1f GFLOP/s (causal half)\n",
+              name(p), (long long)T, (long long)H, (long long)Hkv, (long long)D, sb * 1e3,
+              2.5 * flops / sb * 1e-9);
 }
 
 }  // namespace

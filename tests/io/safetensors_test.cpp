@@ -308,6 +308,11 @@ TEST(SafetensorsFixture, Qwen3StudentBF16) {
   r.read_rows(t, 7, 2, raw_rows.data());
   EXPECT_EQ(std::memcmp(raw_rows.data(), raw.data(), 512), 0);
   EXPECT_NE(r.find("model.layers.0.self_attn.q_norm.weight"), nullptr);
+  // Movable: lookups and reads keep working through the moved-to reader.
+  SafetensorsReader moved = std::move(r);
+  std::vector<float> again(256);
+  moved.read_rows_f32(moved.require(name), 7, 1, again.data());
+  EXPECT_EQ(again, got);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "calib/tokenizer.h"
@@ -49,10 +50,20 @@ std::string first_mismatch(const std::vector<int32_t>& want, const std::vector<i
   return os.str();
 }
 
-struct Setup {
-  ar::Tokenizer tok;
-  json vectors;
-};
+// Loaded once per test binary: the Qwen3 tokenizer and the vector files take a while to read.
+const ar::Tokenizer& cached_tokenizer(const std::filesystem::path& dir) {
+  static std::map<std::filesystem::path, ar::Tokenizer> cache;
+  auto it = cache.find(dir);
+  if (it == cache.end()) it = cache.emplace(dir, ar::Tokenizer::load(dir)).first;
+  return it->second;
+}
+
+const json& cached_json(const std::filesystem::path& p) {
+  static std::map<std::filesystem::path, json> cache;
+  auto it = cache.find(p);
+  if (it == cache.end()) it = cache.emplace(p, read_json(p)).first;
+  return it->second;
+}
 
 void check_cases(const ar::Tokenizer& tok, const json& vectors) {
   const auto& cases = vectors.at("cases");
@@ -95,25 +106,25 @@ void check_document(const ar::Tokenizer& tok, const json& vectors, const std::fi
 TEST(TokenizerVectors, Qwen3Cases) {
   AR_REQUIRE_FIXTURE(dir, "tokenizers/qwen3");
   AR_REQUIRE_FIXTURE(vec, "tokenizers/vectors/qwen3.json");
-  check_cases(ar::Tokenizer::load(dir), read_json(vec));
+  check_cases(cached_tokenizer(dir), cached_json(vec));
 }
 
 TEST(TokenizerVectors, Qwen3Lines) {
   AR_REQUIRE_FIXTURE(dir, "tokenizers/qwen3");
   AR_REQUIRE_FIXTURE(vec, "tokenizers/vectors/qwen3.json");
-  check_lines(ar::Tokenizer::load(dir), read_json(vec));
+  check_lines(cached_tokenizer(dir), cached_json(vec));
 }
 
 TEST(TokenizerVectors, Qwen3Document) {
   AR_REQUIRE_FIXTURE(dir, "tokenizers/qwen3");
   AR_REQUIRE_FIXTURE(vec, "tokenizers/vectors/qwen3.json");
   AR_REQUIRE_FIXTURE(text, "text/wikitext2-test.txt");
-  check_document(ar::Tokenizer::load(dir), read_json(vec), text);
+  check_document(cached_tokenizer(dir), cached_json(vec), text);
 }
 
 TEST(TokenizerVectors, Qwen3SpecialIds) {
   AR_REQUIRE_FIXTURE(dir, "tokenizers/qwen3");
-  auto tok = ar::Tokenizer::load(dir);
+  const auto& tok = cached_tokenizer(dir);
   // From the fixture files: 151643 model tokens + added tokens up to id 151668; the config
   // names <|im_end|> (151645) as eos and no bos; the ByteLevel post-processor adds nothing.
   EXPECT_EQ(tok.vocab_size(), 151669u);
@@ -125,25 +136,25 @@ TEST(TokenizerVectors, Qwen3SpecialIds) {
 TEST(TokenizerVectors, Stories260KCases) {
   AR_REQUIRE_FIXTURE(dir, "models/stories260K/hf");
   AR_REQUIRE_FIXTURE(vec, "tokenizers/vectors/stories260K.json");
-  check_cases(ar::Tokenizer::load(dir), read_json(vec));
+  check_cases(cached_tokenizer(dir), cached_json(vec));
 }
 
 TEST(TokenizerVectors, Stories260KLines) {
   AR_REQUIRE_FIXTURE(dir, "models/stories260K/hf");
   AR_REQUIRE_FIXTURE(vec, "tokenizers/vectors/stories260K.json");
-  check_lines(ar::Tokenizer::load(dir), read_json(vec));
+  check_lines(cached_tokenizer(dir), cached_json(vec));
 }
 
 TEST(TokenizerVectors, Stories260KDocument) {
   AR_REQUIRE_FIXTURE(dir, "models/stories260K/hf");
   AR_REQUIRE_FIXTURE(vec, "tokenizers/vectors/stories260K.json");
   AR_REQUIRE_FIXTURE(text, "text/wikitext2-test.txt");
-  check_document(ar::Tokenizer::load(dir), read_json(vec), text);
+  check_document(cached_tokenizer(dir), cached_json(vec), text);
 }
 
 TEST(TokenizerVectors, Stories260KSpecialIds) {
   AR_REQUIRE_FIXTURE(dir, "models/stories260K/hf");
-  auto tok = ar::Tokenizer::load(dir);
+  const auto& tok = cached_tokenizer(dir);
   // tokenizer.json: 512 ids, <unk>=0 <s>=1 </s>=2, template "<s> $A".
   EXPECT_EQ(tok.vocab_size(), 512u);
   EXPECT_EQ(tok.bos_id(), 1);

@@ -19,6 +19,9 @@ uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
+// Words at least this long (and long next to the merge list) take the bucket path.
+constexpr size_t kBucketMinSymbols = 4096;
+
 struct Symbol {
   int32_t id;
   int32_t prev;
@@ -42,6 +45,89 @@ std::string optional_string(const nlohmann::json& m, const char* key) {
 bool optional_bool(const nlohmann::json& m, const char* key) {
   auto it = m.find(key);
   return it != m.end() && !it->is_null() && it->get<bool>();
+}
+
+// Applies merge (rank, new_id) to the pair starting at `pos` if it is still there; returns false
+// for a stale candidate.
+bool apply_merge(std::vector<Symbol>& sym, const FlatPairMap<BpeModel::Merge>& merges, int32_t pos,
+                 int32_t rank, int32_t new_id) {
+  Symbol& s = sym[pos];
+  if (s.id < 0 || s.next < 0) return false;  // merged away meanwhile
+  const BpeModel::Merge* m = merges.find(pair_key(s.id, sym[s.next].id));
+  if (!m || m->rank != rank) return false;  // the pair changed
+  Symbol& r = sym[s.next];
+  s.id = new_id;
+  s.next = r.next;
+  if (r.next >= 0) sym[r.next].prev = pos;
+  r.id = -1;
+  return true;
+}
+
+// Merge candidate at `pos` (the pair pos, next(pos)), or nullptr.
+const BpeModel::Merge* pair_at(const std::vector<Symbol>& sym, const FlatPairMap<BpeModel::Merge>& merges,
+                               int32_t pos) {
+  if (pos < 0 || sym[pos].next < 0) return nullptr;
+  return merges.find(pair_key(sym[pos].id, sym[sym[pos].next].id));
+}
+
+void merge_with_heap(std::vector<Symbol>& sym, const FlatPairMap<BpeModel::Merge>& merges) {
+  std::vector<Candidate> heap;
+  auto consider = [&](int32_t pos) {
+    if (const BpeModel::Merge* m = pair_at(sym, merges, pos)) {
+      heap.push_back({m->rank, pos, m->new_id});
+      std::push_heap(heap.begin(), heap.end());
+    }
+  };
+  for (int32_t k = 0; k + 1 < static_cast<int32_t>(sym.size()); ++k) consider(k);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end());
+    Candidate c = heap.back();
+    heap.pop_back();
+    if (!apply_merge(sym, merges, c.pos, c.rank, c.new_id)) continue;
+    consider(sym[c.pos].prev);
+    consider(c.pos);
+  }
+}
+
+// Same order as the heap, (rank, position) ascending: one bucket of positions per rank, each
+// sorted when its turn comes. A merge that creates a pair of lower rank than the one being
+// applied (only in hand-made merge lists) sends the scan back to that rank.
+void merge_with_buckets(std::vector<Symbol>& sym, const FlatPairMap<BpeModel::Merge>& merges, int32_t n_ranks) {
+  std::vector<std::vector<int32_t>> buckets(static_cast<size_t>(n_ranks));
+  std::vector<int32_t> new_id_of(static_cast<size_t>(n_ranks), -1);
+  int32_t lowest = n_ranks;
+  auto consider = [&](int32_t pos) {
+    if (const BpeModel::Merge* m = pair_at(sym, merges, pos)) {
+      buckets[m->rank].push_back(pos);
+      new_id_of[m->rank] = m->new_id;
+      lowest = std::min(lowest, m->rank);
+    }
+  };
+  for (int32_t k = 0; k + 1 < static_cast<int32_t>(sym.size()); ++k) consider(k);
+  std::vector<int32_t> work;
+  int32_t r = lowest;
+  while (r < n_ranks) {
+    if (buckets[r].empty()) {
+      ++r;
+      continue;
+    }
+    work.clear();
+    work.swap(buckets[r]);
+    std::sort(work.begin(), work.end());
+    lowest = n_ranks;
+    size_t k = 0;
+    for (; k < work.size(); ++k) {
+      if (!apply_merge(sym, merges, work[k], r, new_id_of[r])) continue;
+      consider(sym[work[k]].prev);
+      consider(work[k]);
+      if (lowest < r) break;
+    }
+    if (lowest < r) {
+      // Put back what is left of this rank and go back to the lower one.
+      buckets[r].insert(buckets[r].end(), work.begin() + static_cast<std::ptrdiff_t>(k) + 1, work.end());
+      r = lowest;
+    }
+  }
 }
 
 }  // namespace
@@ -103,32 +189,12 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
   if (!sym.empty()) sym.back().next = -1;
   for (size_t k = 0; k + 1 < sym.size(); ++k) sym[k].next = static_cast<int32_t>(k + 1);
 
-  std::vector<Candidate> heap;
-  auto consider = [&](int32_t pos) {
-    int32_t nx = sym[pos].next;
-    if (nx < 0) return;
-    const BpeModel::Merge* m = merges.find(pair_key(sym[pos].id, sym[nx].id));
-    if (!m) return;
-    heap.push_back({m->rank, pos, m->new_id});
-    std::push_heap(heap.begin(), heap.end());
-  };
-  for (int32_t k = 0; k + 1 < static_cast<int32_t>(sym.size()); ++k) consider(k);
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end());
-    Candidate c = heap.back();
-    heap.pop_back();
-    Symbol& s = sym[c.pos];
-    if (s.id < 0 || s.next < 0) continue;  // merged away meanwhile
-    const BpeModel::Merge* m = merges.find(pair_key(s.id, sym[s.next].id));
-    if (!m || m->rank != c.rank) continue;  // pair changed: stale entry
-    Symbol& r = sym[s.next];
-    s.id = c.new_id;
-    s.next = r.next;
-    if (r.next >= 0) sym[r.next].prev = c.pos;
-    r.id = -1;
-    if (s.prev >= 0) consider(s.prev);
-    consider(c.pos);
-  }
+  // Long words (a whole paragraph when there is no pre-tokenizer) use rank buckets: same order,
+  // without a heap of millions of entries.
+  if (sym.size() >= kBucketMinSymbols && sym.size() * 4 >= static_cast<size_t>(n_ranks))
+    merge_with_buckets(sym, merges, n_ranks);
+  else
+    merge_with_heap(sym, merges);
   for (int32_t k = sym.empty() ? -1 : 0; k >= 0; k = sym[k].next) out.push_back(sym[k].id);
 }
 
@@ -188,6 +254,7 @@ BpeModel load_bpe_model(TokenizerJson& src, const std::string& file) {
     // A repeated pair: the last rank wins, as in HF.
     b.merges.insert_or_assign(pair_key(a, c), BpeModel::Merge{static_cast<int32_t>(r), id});
   }
+  b.n_ranks = static_cast<int32_t>(src.merges.size());
   src.merges = {};
   return b;
 }

@@ -21,6 +21,7 @@ struct BpeModel {
     int32_t new_id;  // id of the concatenated token
   };
   FlatPairMap<Merge> merges;  // key: (left id << 32) | right id
+  int32_t n_ranks = 0;         // length of the merges list (ranks are below it)
   int32_t unk_id = -1;
   bool fuse_unk = false;
   bool byte_fallback = false;

@@ -59,6 +59,28 @@ TEST(TokenizerBpe, IgnoreMergesTakesWholeWord) {
   EXPECT_EQ(t.encode("abca", false), (Ids{3, 2, 0}));
 }
 
+TEST(TokenizerBpe, LongWordsKeepTheMergeOrder) {
+  // Words of thousands of symbols take another merge path; the order must not change.
+  // "b a" (rank 0) first, leftmost first: a|ba|ba|...|ba|b, and nothing merges further.
+  auto t = make({{"model", bpe({{"a", 0}, {"b", 1}, {"ab", 2}, {"ba", 3}}, {"b a", "a b"})}});
+  std::string word;
+  for (int k = 0; k < 3000; ++k) word += "ab";
+  Ids want{0};
+  want.insert(want.end(), 2999, 3);
+  want.push_back(1);
+  EXPECT_EQ(t.encode(word, false), want);
+  EXPECT_EQ(t.encode("ababab", false), (Ids{0, 3, 3, 1}));
+}
+
+TEST(TokenizerBpe, LongWordsRevisitLowerRanks) {
+  // A hand-made list where merging "a b" (rank 1) creates "c ab" (rank 0).
+  auto t = make({{"model", bpe({{"a", 0}, {"b", 1}, {"c", 2}, {"ab", 3}, {"cab", 4}}, {"c ab", "a b"})}});
+  std::string word;
+  for (int k = 0; k < 2000; ++k) word += "cab";
+  EXPECT_EQ(t.encode(word, false), Ids(2000, 4));
+  EXPECT_EQ(t.encode("cabcab", false), (Ids{4, 4}));
+}
+
 // ---- byte-level BPE ------------------------------------------------------------------------
 
 TEST(TokenizerByteLevel, MapsBytesToTheGpt2Alphabet) {

@@ -1,6 +1,6 @@
 // Synthetic model generation: tensor list derived from config.json the way HF's Llama/Mistral/
 // Qwen2/Qwen3 modeling code builds its modules; weights ~ N(0, initializer_range) from a counter-
-// based RNG (splitmix64 per row + Marsaglia polar method), streamed in row chunks straight into the shards.
+// based RNG (splitmix64 per row + ziggurat normals), streamed in row chunks straight into the shards.
 #include "tools/synth_model.h"
 
 #include <unistd.h>
@@ -16,6 +16,7 @@
 #include "core/memory.h"
 #include "io/atomic_output.h"
 #include "tools/builtin_text.h"
+#include "tools/synth_random.h"
 #include "tools/synth_tokenizer.h"
 
 namespace ar {
@@ -54,37 +55,10 @@ std::string architecture(const json& c) {
            "Qwen3ForCausalLM)");
 }
 
-// splitmix64: a full-period 64-bit generator; its output function also serves as a hash.
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 uint64_t hash_name(std::string_view s) {  // FNV-1a, then mixed
   uint64_t h = 0xcbf29ce484222325ull;
   for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
   return mix64(h);
-}
-
-// n samples of N(mean, stddev^2) from the stream keyed by `key`: Marsaglia's polar method (Box-Muller
-// without the sine/cosine; one log and one sqrt per pair, ~21% of draws rejected).
-void fill_normal(float* out, int64_t n, uint64_t key, float mean, float stddev) {
-  uint64_t state = key;
-  for (int64_t i = 0; i < n; i += 2) {
-    float u, v, q;
-    do {
-      state += 0x9e3779b97f4a7c15ull;
-      const uint64_t r = mix64(state);
-      // Two 24-bit uniforms in [-1, 1).
-      u = float(int32_t(r >> 40) - (1 << 23)) * (1.0f / 8388608.0f);
-      v = float(int32_t((r >> 8) & 0xffffff) - (1 << 23)) * (1.0f / 8388608.0f);
-      q = u * u + v * v;
-    } while (q >= 1.0f || q == 0.0f);
-    const float f = std::sqrt(-2.0f * std::log(q) / q) * stddev;
-    out[i] = mean + u * f;
-    if (i + 1 < n) out[i + 1] = mean + v * f;
-  }
 }
 
 bool is_norm(const std::string& name) { return name.find("norm.weight") != std::string::npos; }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -79,6 +80,40 @@ TEST_F(SafetensorsWriterTest, RoundTripInPiecesWithEmptyTensor) {
   EXPECT_EQ(gi, ints);
   EXPECT_EQ(r.require("empty").size_bytes, 0u);
   EXPECT_EQ(r.require("big").offset_bytes % 8, 0u);
+}
+
+TEST_F(SafetensorsWriterTest, HalfPrecisionToF32AcrossChunks) {
+  // 300,000 BF16 values: more than one conversion chunk (2^18 elements) inside read_f32.
+  const int64_t rows = 1000, cols = 300;
+  std::vector<uint16_t> bf(size_t(rows * cols));
+  for (size_t i = 0; i < bf.size(); ++i) bf[i] = uint16_t(0x3f80 + (i % 97) * 3);  // 1.0 .. ~1.9
+  const uint16_t f16[4] = {0x3c00, 0xc000, 0x0001, 0x7bff};  // 1, -2, 2^-24 (subnormal), 65504
+  fs::path p = dir_ / "half.safetensors";
+  {
+    SafetensorsWriter w(p, {{"bf", DType::BF16, {rows, cols}}, {"h", DType::F16, {4}}});
+    w.write("bf", bf.data(), bf.size() * 2);
+    w.write("h", f16, 8);
+    w.finish();
+  }
+  auto r = SafetensorsReader::open(p);
+  std::vector<float> got(bf.size());
+  r.read_f32(r.require("bf"), got.data());
+  for (size_t i = 0; i < bf.size(); ++i) {
+    uint32_t u = uint32_t(bf[i]) << 16;  // bf16 is the top half of an f32
+    float want;
+    std::memcpy(&want, &u, 4);
+    ASSERT_EQ(got[i], want) << i;
+  }
+  // Rows 870..999 straddle the 2^18-element chunk edge (row 873.8).
+  std::vector<float> rows_got(130 * cols);
+  r.read_rows_f32(r.require("bf"), 870, 130, rows_got.data());
+  EXPECT_TRUE(std::equal(rows_got.begin(), rows_got.end(), got.begin() + 870 * cols));
+  float h[4];
+  r.read_f32(r.require("h"), h);
+  EXPECT_EQ(h[0], 1.0f);
+  EXPECT_EQ(h[1], -2.0f);
+  EXPECT_EQ(h[2], std::ldexp(1.0f, -24));
+  EXPECT_EQ(h[3], 65504.0f);
 }
 
 TEST_F(SafetensorsWriterTest, UnfinishedWriterLeavesNothing) {

@@ -164,6 +164,10 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
       key += ch;
       if (i == word.size()) key += end_of_word_suffix;
       id = find(key);
+    } else if (n <= 2) {
+      uint32_t cp = n == 1 ? static_cast<unsigned char>(ch[0])
+                           : ((static_cast<unsigned char>(ch[0]) & 0x1Fu) << 6) | (static_cast<unsigned char>(ch[1]) & 0x3Fu);
+      id = cp < small_char_ids.size() ? small_char_ids[cp] : find(ch);
     } else {
       id = find(ch);
     }
@@ -230,6 +234,12 @@ BpeModel load_bpe_model(TokenizerJson& src, const std::string& file) {
     AR_THROW(file, ": BPE dropout is not supported (deterministic tokenization only)");
   std::string unk = optional_string(m, "unk_token");
   if (!unk.empty()) b.unk_id = b.find(unk);  // may also be an added token: resolved by the caller
+  b.small_char_ids.assign(0x800, -1);
+  for (uint32_t cp = 0; cp < 0x800; ++cp) {
+    std::string ch;
+    append_utf8(ch, cp);
+    b.small_char_ids[cp] = b.find(ch);
+  }
   b.byte_ids.fill(-1);
   for (int v = 0; v < 256; ++v) {
     char name[8];

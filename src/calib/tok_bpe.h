@@ -29,6 +29,9 @@ struct BpeModel {
   std::string continuing_subword_prefix;  // added to every symbol but the first of a word
   std::string end_of_word_suffix;         // added to the last symbol of a word
   std::array<int32_t, 256> byte_ids;      // id of "<0xNN>" or -1 (byte_fallback)
+  // Id of each single-character token below U+0800 (ASCII, the byte-level alphabet, Latin,
+  // Cyrillic...), -1 if absent: the first step of every word looks characters up here.
+  std::vector<int32_t> small_char_ids;
 
   // Id of token `s` in the vocabulary, or -1.
   int32_t find(std::string_view s) const {

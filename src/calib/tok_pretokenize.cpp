@@ -74,6 +74,30 @@ void parse_into(const nlohmann::json& j, const std::string& file, std::vector<Pr
     }
     s.split = j.value("split", true);
     out.push_back(std::move(s));
+  } else if (type == "Digits") {
+    // Rust: split around numeric characters, each alone or as runs.
+    PreTokStep s;
+    s.kind = K::Split;
+    s.regex = Regex::compile("\\p{N}", file + ": pre_tokenizer Digits");
+    s.has_regex = true;
+    s.behavior = j.value("individual_digits", false) ? SplitBehavior::Isolated : SplitBehavior::Contiguous;
+    out.push_back(std::move(s));
+  } else if (type == "WhitespaceSplit") {
+    PreTokStep s;
+    s.kind = K::Split;
+    s.regex = Regex::compile("\\s+", file + ": pre_tokenizer WhitespaceSplit");
+    s.has_regex = true;
+    s.behavior = SplitBehavior::Removed;
+    out.push_back(std::move(s));
+  } else if (type == "Whitespace") {
+    // Rust: keep the matches of \w+|[^\w\s]+, i.e. Removed with invert.
+    PreTokStep s;
+    s.kind = K::Split;
+    s.regex = Regex::compile("\\w+|[^\\w\\s]+", file + ": pre_tokenizer Whitespace");
+    s.has_regex = true;
+    s.behavior = SplitBehavior::Removed;
+    s.invert = true;
+    out.push_back(std::move(s));
   } else {
     AR_THROW(file, ": unsupported pre_tokenizer type '", type, "'");
   }

@@ -1,5 +1,6 @@
 // Pre-tokenizers of a HF tokenizer.json ("pre_tokenizer"): Split (regex or string, all five
-// behaviours, invert), ByteLevel (GPT-2 regex when use_regex) and Metaspace, or a Sequence.
+// behaviours, invert), ByteLevel (GPT-2 regex when use_regex), Metaspace, Digits, Whitespace,
+// WhitespaceSplit, or a Sequence of these.
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 

@@ -33,6 +33,7 @@ struct Tokenizer::Impl {
   std::vector<uint8_t> is_special;
   std::vector<int32_t> prefix, suffix;  // post-processor ids around a single sequence
   int32_t bos = -1, eos = -1;
+  bool clean_up_spaces = false;  // tokenizer_config.json clean_up_tokenization_spaces
 
   // Cache of pre-token -> ids: most words repeat, so BPE runs once per distinct word.
   mutable std::mutex cache_mu;
@@ -219,11 +220,25 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     std::string bos = config_token(cfg, "bos_token"), eos = config_token(cfg, "eos_token");
     t.bos = bos.empty() ? -1 : t.find_token(bos);
     t.eos = eos.empty() ? -1 : t.find_token(eos);
-    if (post.is_null()) {
-      // No post-processor: transformers adds BOS/EOS per tokenizer_config.json.
-      if (cfg.value("add_bos_token", false) && t.bos >= 0) t.prefix.push_back(t.bos);
-      if (cfg.value("add_eos_token", false) && t.eos >= 0) t.suffix.push_back(t.eos);
+    // transformers' Llama/Gemma fast tokenizers rebuild the template from add_bos_token /
+    // add_eos_token when they load, so for those classes the config flags win over the file.
+    const std::string cls = cfg.contains("tokenizer_class") && cfg["tokenizer_class"].is_string()
+                                ? cfg["tokenizer_class"].get<std::string>() : std::string();
+    const bool llama_like = cls == "LlamaTokenizer" || cls == "LlamaTokenizerFast" ||
+                            cls == "CodeLlamaTokenizer" || cls == "CodeLlamaTokenizerFast" ||
+                            cls == "GemmaTokenizer" || cls == "GemmaTokenizerFast";
+    if (post.is_null() || (llama_like && (cfg.contains("add_bos_token") || cfg.contains("add_eos_token")))) {
+      // No post-processor (or a Llama-like class): BOS/EOS per tokenizer_config.json.
+      bool add_bos = post.is_null() ? cfg.value("add_bos_token", false)
+                                    : cfg.value("add_bos_token", !t.prefix.empty());
+      bool add_eos = post.is_null() ? cfg.value("add_eos_token", false)
+                                    : cfg.value("add_eos_token", !t.suffix.empty());
+      t.prefix.clear();
+      t.suffix.clear();
+      if (add_bos && t.bos >= 0) t.prefix.push_back(t.bos);
+      if (add_eos && t.eos >= 0) t.suffix.push_back(t.eos);
     }
+    t.clean_up_spaces = cfg.value("clean_up_tokenization_spaces", false);
     if (t.bos < 0 && !cfg.contains("bos_token") && !t.prefix.empty()) t.bos = t.prefix.front();
     if (t.eos < 0 && !cfg.contains("eos_token") && !t.suffix.empty()) t.eos = t.suffix.back();
   } catch (const json::exception& e) {
@@ -271,7 +286,26 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
     if (skip_special_tokens && t.is_special[id]) continue;
     tokens.push_back(t.id_to_token[id]);
   }
-  return tok::run_decoder(t.decoder, std::move(tokens));
+  std::string text = tok::run_decoder(t.decoder, std::move(tokens));
+  if (t.clean_up_spaces) {
+    // transformers' clean_up_tokenization: drop the space before punctuation and contractions.
+    static const std::pair<const char*, const char*> kRules[] = {
+        {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+        {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+    for (const auto& [from, to] : kRules) {
+      const std::string f(from);
+      std::string out;
+      size_t last = 0;
+      for (size_t pos = text.find(f); pos != std::string::npos; pos = text.find(f, last)) {
+        out.append(text, last, pos - last);
+        out += to;
+        last = pos + f.size();
+      }
+      out.append(text, last, std::string::npos);
+      text.swap(out);
+    }
+  }
+  return text;
 }
 
 int32_t Tokenizer::bos_id() const { return impl_->bos; }

@@ -119,8 +119,8 @@ TEST(TokenizerErrors, InvalidRegex) {
 TEST(TokenizerErrors, UnsupportedPipelineSteps) {
   EXPECT_MSG(error_for({{"model", kGoodModel}, {"normalizer", {{"type", "BertNormalizer"}}}}, "tok-n"),
              "unsupported normalizer type 'BertNormalizer'");
-  EXPECT_MSG(error_for({{"model", kGoodModel}, {"pre_tokenizer", {{"type", "Whitespace"}}}}, "tok-p"),
-             "unsupported pre_tokenizer type 'Whitespace'");
+  EXPECT_MSG(error_for({{"model", kGoodModel}, {"pre_tokenizer", {{"type", "BertPreTokenizer"}}}}, "tok-p"),
+             "unsupported pre_tokenizer type 'BertPreTokenizer'");
   EXPECT_MSG(error_for({{"model", kGoodModel}, {"decoder", {{"type", "WordPiece"}}}}, "tok-d"),
              "unsupported decoder type 'WordPiece'");
   EXPECT_MSG(error_for({{"model", kGoodModel}, {"post_processor", {{"type", "Fancy"}}}}, "tok-pp"),

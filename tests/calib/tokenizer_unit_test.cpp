@@ -116,6 +116,22 @@ TEST(TokenizerByteLevel, SplitRegexIsolated) {
   EXPECT_EQ(t.encode("ab12", false), (Ids{4, 2, 3}));
 }
 
+TEST(TokenizerPreTokenizers, DigitsAndWhitespace) {
+  // With no merges each character is its own token, so the ids show only what survives.
+  json vocab = {{"a", 0}, {"b", 1}, {"1", 2}, {"2", 3}, {" ", 4}, {"!", 5}, {"ab", 6}, {"12", 7}, {"b1", 8}};
+  json model = bpe(vocab, {"a b", "1 2", "b 1"});
+  auto digits = make({{"model", model}, {"pre_tokenizer", {{"type", "Digits"}, {"individual_digits", true}}}});
+  EXPECT_EQ(digits.encode("ab12", false), (Ids{6, 2, 3}));
+  auto runs = make({{"model", model}, {"pre_tokenizer", {{"type", "Digits"}, {"individual_digits", false}}}});
+  EXPECT_EQ(runs.encode("ab12", false), (Ids{6, 7}));
+  // WhitespaceSplit drops the spaces; Whitespace also separates punctuation from words.
+  auto ws = make({{"model", model}, {"pre_tokenizer", {{"type", "WhitespaceSplit"}}}});
+  EXPECT_EQ(ws.encode(" ab  b1! ", false), (Ids{6, 8, 5}));
+  auto w = make({{"model", model}, {"pre_tokenizer", {{"type", "Whitespace"}}}});
+  EXPECT_EQ(w.encode(" ab  b1! ", false), (Ids{6, 8, 5}));
+  EXPECT_EQ(w.encode("ab!b1", false), (Ids{6, 5, 8}));
+}
+
 // ---- added tokens -------------------------------------------------------------------------
 
 json small_vocab() { return {{"a", 0}, {"b", 1}, {" ", 2}, {"h", 3}, {"i", 4}, {"s", 5}}; }
@@ -252,6 +268,25 @@ TEST(TokenizerPost, NoPostProcessorUsesConfigFlags) {
   EXPECT_EQ(t.encode("a", false), (Ids{7}));
   EXPECT_TRUE(t.adds_bos());
   EXPECT_EQ(t.eos_id(), 2);
+}
+
+TEST(TokenizerPost, LlamaClassFlagsOverrideTheTemplate) {
+  // transformers' LlamaTokenizerFast rebuilds the template from the config flags.
+  json tj = sp_tokenizer(true, false);  // template "<s> $A"
+  json cfg = {{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", false}, {"add_eos_token", true},
+              {"bos_token", "<s>"}, {"eos_token", "</s>"}};
+  auto t = make(tj, cfg);
+  EXPECT_EQ(t.encode("a", true), (Ids{7, 2}));
+  EXPECT_FALSE(t.adds_bos());
+  cfg["tokenizer_class"] = "PreTrainedTokenizerFast";  // other classes keep the file's template
+  EXPECT_EQ(make(tj, cfg).encode("a", true), (Ids{1, 7}));
+}
+
+TEST(TokenizerPost, CleanUpTokenizationSpaces) {
+  json vocab = {{"a", 0}, {" ", 1}, {".", 2}, {"'", 3}, {"s", 4}};
+  json tj = {{"model", bpe(vocab, json::array())}};
+  EXPECT_EQ(make(tj).decode(Ids{0, 2, 3, 4}), "a . ' s");  // no decoder: joined with spaces
+  EXPECT_EQ(make(tj, {{"clean_up_tokenization_spaces", true}}).decode(Ids{0, 2, 3, 4}), "a.'s");
 }
 
 TEST(TokenizerPost, RobertaProcessing) {

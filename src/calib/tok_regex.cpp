@@ -15,15 +15,62 @@ struct Regex::Code {
   ~Code() { pcre2_code_free(code); }
 };
 
-Regex Regex::compile(const std::string& pattern, const std::string& where) {
+namespace {
+
+// Unicode White_Space, the set Oniguruma's \s matches in HF's patterns. PCRE2's own \s (UCP)
+// also matches U+180E MONGOLIAN VOWEL SEPARATOR, which left White_Space in Unicode 6.3.
+constexpr const char* kSpaceSet =
+    "\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+
+}  // namespace
+
+std::string rewrite_space_classes(const std::string& pattern) {
+  std::string out;
+  out.reserve(pattern.size() + 64);
+  bool in_class = false;
+  size_t class_start = 0;  // index in `pattern` just after '[' or '[^'
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      char n = pattern[i + 1];
+      if (n == 's') {
+        out += in_class ? std::string(kSpaceSet) : ar::cat("[", kSpaceSet, "]");
+      } else if (n == 'S' && !in_class) {
+        out += ar::cat("[^", kSpaceSet, "]");
+      } else {
+        out += c;  // any other escape (and \S inside a class) is left to PCRE2
+        out += n;
+      }
+      ++i;
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      class_start = i + 1;
+      continue;
+    }
+    if (in_class && c == ']' && i != class_start) in_class = false;  // a leading ']' is literal
+    out += c;
+  }
+  return out;
+}
+
+Regex Regex::compile(const std::string& pattern_in, const std::string& where) {
+  const std::string pattern = rewrite_space_classes(pattern_in);
   int err = 0;
   PCRE2_SIZE err_off = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                                    PCRE2_UTF | PCRE2_UCP, &err, &err_off, nullptr);
   if (!code) {
+    // Report the error against the pattern as written in the file.
+    pcre2_code* orig = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern_in.data()), pattern_in.size(),
+                                     PCRE2_UTF | PCRE2_UCP, &err, &err_off, nullptr);
+    pcre2_code_free(orig);
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
-    AR_THROW(where, ": invalid regex '", pattern, "': ", reinterpret_cast<const char*>(msg),
+    AR_THROW(where, ": invalid regex '", pattern_in, "': ", reinterpret_cast<const char*>(msg),
              " at offset ", err_off);
   }
   auto c = std::make_shared<Code>();
@@ -31,7 +78,7 @@ Regex Regex::compile(const std::string& pattern, const std::string& where) {
   c->jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;  // interpreter if JIT is missing
   Regex r;
   r.code_ = std::move(c);
-  r.pattern_ = pattern;
+  r.pattern_ = pattern_in;
   return r;
 }
 

@@ -24,4 +24,8 @@ class Regex {
   std::string pattern_;
 };
 
+// `pattern` with \s / \S spelled out as Unicode White_Space (what Oniguruma matches); exposed
+// for tests.
+std::string rewrite_space_classes(const std::string& pattern);
+
 }  // namespace ar::tok

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "calib/tok_regex.h"
 #include "calib/tok_unicode.h"
 #include "calib/tokenizer.h"
 
@@ -130,6 +131,27 @@ TEST(TokenizerPreTokenizers, DigitsAndWhitespace) {
   auto w = make({{"model", model}, {"pre_tokenizer", {{"type", "Whitespace"}}}});
   EXPECT_EQ(w.encode(" ab  b1! ", false), (Ids{6, 8, 5}));
   EXPECT_EQ(w.encode("ab!b1", false), (Ids{6, 5, 8}));
+}
+
+TEST(TokenizerRegex, BackslashSIsUnicodeWhiteSpace) {
+  // Oniguruma (HF's engine) matches White_Space: U+0085 and U+3000 yes, U+180E and U+FEFF no.
+  auto re = ar::tok::Regex::compile("\\s+", "test");
+  std::vector<std::pair<size_t, size_t>> spans;
+  const std::string text = "a\xE1\xA0\x8E b\xC2\x85\xE3\x80\x80" "c\xEF\xBB\xBF";
+  re.find_all(text, spans);
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0], (std::pair<size_t, size_t>{4, 5}));   // the space after U+180E
+  EXPECT_EQ(spans[1], (std::pair<size_t, size_t>{6, 11}));  // U+0085 U+3000
+}
+
+TEST(TokenizerRegex, SpaceClassRewrite) {
+  using ar::tok::rewrite_space_classes;
+  const std::string set = rewrite_space_classes("[\\s]").substr(1, rewrite_space_classes("[\\s]").size() - 2);
+  EXPECT_NE(set.find("\\x{3000}"), std::string::npos);
+  EXPECT_EQ(rewrite_space_classes("\\s+(?!\\S)"), "[" + set + "]+(?![^" + set + "])");
+  EXPECT_EQ(rewrite_space_classes("[^\\s\\p{L}]"), "[^" + set + "\\p{L}]");
+  EXPECT_EQ(rewrite_space_classes("[]\\s]x"), "[]" + set + "]x");  // a leading ']' is literal
+  EXPECT_EQ(rewrite_space_classes("\\\\s"), "\\\\s");            // an escaped backslash, then 's'
 }
 
 // ---- added tokens -------------------------------------------------------------------------

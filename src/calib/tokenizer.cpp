@@ -22,7 +22,6 @@ namespace ar {
 using nlohmann::json;
 
 struct Tokenizer::Impl {
-  std::string name;
   tok::BpeModel model;
   tok::AddedVocab added;
   tok::FlatStringMap<int32_t> added_ids;  // content -> id
@@ -47,7 +46,8 @@ struct Tokenizer::Impl {
     const int32_t* id = added_ids.find(s);
     return id ? *id : model.find(s);
   }
-  void encode_piece(std::string& piece, std::vector<int32_t>& out) const;
+  // Appends the ids of one pre-token, through the cache.
+  void encode_piece(const std::string& piece, std::vector<int32_t>& out) const;
 };
 
 namespace {
@@ -117,7 +117,7 @@ void parse_post_processor(const json& j, const std::string& file, const FindToke
 
 }  // namespace
 
-void Tokenizer::Impl::encode_piece(std::string& piece, std::vector<int32_t>& out) const {
+void Tokenizer::Impl::encode_piece(const std::string& piece, std::vector<int32_t>& out) const {
   {
     std::lock_guard<std::mutex> lock(cache_mu);
     if (const auto* hit = cache.find(piece)) {
@@ -165,7 +165,6 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
                                const std::string& name) {
   auto impl = std::make_unique<Impl>();
   Impl& t = *impl;
-  t.name = name;
   const std::string cfg_name =
       (std::filesystem::path(name).parent_path() / "tokenizer_config.json").string();
   json cfg = json::object();
@@ -271,7 +270,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     tok::apply_normalizer(t.normalizer, span);
     if (span.empty()) continue;
     t.pre_tokenizer.run(span, seg.begin == 0, pieces);
-    for (auto& p : pieces) t.encode_piece(p, out);
+    for (const auto& p : pieces) t.encode_piece(p, out);
   }
   if (add_special_tokens) out.insert(out.end(), t.suffix.begin(), t.suffix.end());
   return out;

@@ -54,7 +54,8 @@ TEST(Perplexity, Qwen3StudentTinyStories256) {
 }
 
 TEST(Perplexity, GroupingDoesNotChangeTheResult) {
-  // Windows processed one per group vs all in one group: identical sums (same kernels, same order).
+  // Windows processed one per group vs all in one group. The lm_head GEMM then runs with other
+  // row counts, whose blocking sums in another order: equal to float rounding, not bit for bit.
   AR_REQUIRE_FIXTURE(model, "models/stories260K/hf");
   AR_REQUIRE_FIXTURE(text, "text/tinystories-sample.txt");
   Tokenizer tok = Tokenizer::load(model);
@@ -65,7 +66,7 @@ TEST(Perplexity, GroupingDoesNotChangeTheResult) {
   one.activation_budget_bytes = 1;  // forces groups of one window
   EvalResult a = evaluate_perplexity(d, windows, one), b = evaluate_perplexity(d, windows, {});
   EXPECT_EQ(a.tokens_scored, 6 * 127);
-  EXPECT_NEAR(a.nll_sum, b.nll_sum, 1e-9 * b.nll_sum);
+  EXPECT_NEAR(a.nll_sum, b.nll_sum, 1e-7 * b.nll_sum);
 }
 
 }  // namespace

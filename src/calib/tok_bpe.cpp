@@ -1,6 +1,6 @@
 // BPE merge loop: symbols in a doubly linked list, candidate pairs in a min-heap ordered by
-// (merge rank, position), stale heap entries skipped on pop. Same result as the Rust
-// `tokenizers` Word::merge_all (lowest rank first, leftmost first on equal rank).
+// (merge rank, position) (rank buckets for very long words), stale entries skipped on pop.
+// Same result as the Rust `tokenizers` Word::merge_all (lowest rank first, leftmost on ties).
 #include "calib/tok_bpe.h"
 
 #include <nlohmann/json.hpp>

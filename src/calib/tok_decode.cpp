@@ -83,7 +83,8 @@ int parse_byte_token(const std::string& t) {
   return v;
 }
 
-// Consecutive byte tokens become their UTF-8 text, or one U+FFFD per byte when invalid.
+// Consecutive byte tokens become their UTF-8 text, or one U+FFFD per byte when the run is not
+// valid UTF-8 (Rust's rule; tokenizers.js decodes such runs leniently instead).
 void byte_fallback(std::vector<std::string>& tokens) {
   std::vector<std::string> out;
   out.reserve(tokens.size());

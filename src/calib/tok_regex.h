@@ -1,5 +1,6 @@
 // A compiled PCRE2 pattern (UTF + UCP, JIT when available) used by the Split / ByteLevel
-// pre-tokenizers: HF compiles the same pattern strings with Oniguruma; PCRE2 accepts that syntax.
+// pre-tokenizers: HF compiles the same pattern strings with Oniguruma; PCRE2 accepts that syntax
+// once \s is spelled out as Oniguruma's White_Space set (rewrite_space_classes).
 #pragma once
 #include <memory>
 #include <string>

@@ -10,6 +10,8 @@
 #include <limits>
 #include <vector>
 
+#include <omp.h>
+
 #include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/fast_exp.h"
@@ -66,67 +68,85 @@ void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, 
   }
 }
 
+// Floats of one row block of one head's probabilities.
+size_t block_floats(int64_t T) { return size_t(std::min(T, kCausalBlockRows)) * size_t(T); }
+
+// O_h = softmax(scale·Q_h·K_gᵀ, causal)·V_g for one head; Pb: block_floats(T) scratch.
+void head_forward(float* oh, float* Pb, const float* qh, const float* kh, const float* vh,
+                  int64_t T, int64_t D, int64_t ldq, int64_t ldkv, float scale, Precision p) {
+  for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
+    const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
+    block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p);
+    // O_h[r0:r1] = P[r0:r1, 0:r1] · V[0:r1]
+    gemm(oh + r0 * ldq, Pb, vh, r1 - r0, D, r1, false, false, false, p, r1, ldkv, ldq);
+  }
+}
+
+// One head's backward: dQ_h overwritten, dK_g / dV_g accumulated. Pb, dPb: block_floats(T) each.
+void head_backward(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, const float* doh,
+                   const float* qh, const float* kh, const float* vh, int64_t T, int64_t D,
+                   int64_t ldq, int64_t ldkv, float scale, Precision p) {
+  for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
+    const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
+    const int64_t rows = r1 - r0;
+    block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p);
+    // dV[0:r1] += Pᵀ · dO_h[r0:r1]
+    gemm(dvh, Pb, doh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);
+    // dP = dO_h[r0:r1] · V[0:r1]ᵀ, then dS in place
+    gemm(dPb, doh + r0 * ldq, vh, rows, r1, D, false, true, false, p, ldq, ldkv, r1);
+    block_softmax_backward(dPb, Pb, r0, r1, scale);
+    // dQ_h[r0:r1] = dS · K[0:r1];  dK[0:r1] += dSᵀ · Q_h[r0:r1]
+    gemm(dqh + r0 * ldq, dPb, kh, rows, D, r1, false, false, false, p, r1, ldkv, ldq);
+    gemm(dkh, dPb, qh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);
+  }
+}
+
 }  // namespace
 
 size_t attention_scratch_floats(int64_t T) {
-  return size_t(std::min<int64_t>(T, kCausalBlockRows)) * size_t(T);
+  return size_t(std::max(1, omp_get_max_threads())) * block_floats(T);
 }
 
 size_t attention_backward_scratch_floats(int64_t T) { return 2 * attention_scratch_floats(T); }
 
+// Heads run in parallel, one per thread with single-threaded GEMMs inside: one fork/join per
+// call instead of three per head and row block, which matters when cores are shared.
 void attention_forward(float* out, float* scratch, const float* q, const float* k, const float* v,
                        int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale, Precision p) {
   AR_CHECK(Hkv > 0 && H % Hkv == 0, "attention: H=", H, " is not a multiple of Hkv=", Hkv);
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  float* Pb = scratch;
+  const int nthr = int(std::min<int64_t>(omp_get_max_threads(), H));
+#pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
   for (int64_t h = 0; h < H; ++h) {
-    const float* qh = q + h * D;
-    const float* kh = k + (h / group) * D;
-    const float* vh = v + (h / group) * D;
-    float* oh = out + h * D;
-    for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
-      const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
-      block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p);
-      // O_h[r0:r1] = P[r0:r1, 0:r1] · V[0:r1]
-      gemm(oh + r0 * ldq, Pb, vh, r1 - r0, D, r1, false, false, false, p, r1, ldkv, ldq);
-    }
+    float* Pb = scratch + size_t(omp_get_thread_num()) * block_floats(T);
+    head_forward(out + h * D, Pb, q + h * D, k + (h / group) * D, v + (h / group) * D, T, D, ldq,
+                 ldkv, scale, p);
   }
 }
 
+// KV groups run in parallel: all q heads of a group on one thread, so each thread owns the dK,
+// dV columns it accumulates into (no races, a fixed summation order).
 void attention_backward(float* dq, float* dk, float* dv, float* scratch, const float* dout,
                         const float* q, const float* k, const float* v, int64_t T, int64_t H,
                         int64_t Hkv, int64_t D, float scale, Precision p) {
   AR_CHECK(Hkv > 0 && H % Hkv == 0, "attention: H=", H, " is not a multiple of Hkv=", Hkv);
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  float* Pb = scratch;
-  float* dPb = scratch + attention_scratch_floats(T);
-  // dk, dv collect contributions from every q head of their group and every row block.
-  std::memset(dk, 0, size_t(T * ldkv) * sizeof(float));
-  std::memset(dv, 0, size_t(T * ldkv) * sizeof(float));
-  for (int64_t h = 0; h < H; ++h) {
-    const int64_t g = h / group;
-    const float* qh = q + h * D;
-    const float* kh = k + g * D;
-    const float* vh = v + g * D;
-    const float* doh = dout + h * D;
-    float* dqh = dq + h * D;
-    float* dkh = dk + g * D;
-    float* dvh = dv + g * D;
-    for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
-      const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
-      const int64_t rows = r1 - r0;
-      block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p);
-      // dV[0:r1] += Pᵀ · dO_h[r0:r1]
-      gemm(dvh, Pb, doh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);
-      // dP = dO_h[r0:r1] · V[0:r1]ᵀ, then dS in place
-      gemm(dPb, doh + r0 * ldq, vh, rows, r1, D, false, true, false, p, ldq, ldkv, r1);
-      block_softmax_backward(dPb, Pb, r0, r1, scale);
-      // dQ_h[r0:r1] = dS · K[0:r1];  dK[0:r1] += dSᵀ · Q_h[r0:r1]
-      gemm(dqh + r0 * ldq, dPb, kh, rows, D, r1, false, false, false, p, r1, ldkv, ldq);
-      gemm(dkh, dPb, qh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);
+  const int nthr = int(std::min<int64_t>(omp_get_max_threads(), Hkv));
+#pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
+  for (int64_t g = 0; g < Hkv; ++g) {
+    float* Pb = scratch + size_t(omp_get_thread_num()) * 2 * block_floats(T);
+    float* dPb = Pb + block_floats(T);
+    float* dkg = dk + g * D;
+    float* dvg = dv + g * D;
+    for (int64_t t = 0; t < T; ++t) {  // input gradients overwrite: start the sums at zero
+      std::memset(dkg + t * ldkv, 0, size_t(D) * sizeof(float));
+      std::memset(dvg + t * ldkv, 0, size_t(D) * sizeof(float));
     }
+    for (int64_t h = g * group; h < (g + 1) * group; ++h)
+      head_backward(dq + h * D, dkg, dvg, Pb, dPb, dout + h * D, q + h * D, k + g * D, v + g * D,
+                    T, D, ldq, ldkv, scale, p);
   }
 }
 

@@ -9,9 +9,10 @@
 namespace ar {
 
 // Floats of scratch attention_forward needs: one row block of one head's probabilities,
-// (min(T, 256), T) — never more than one head's (T, T).
+// (min(T, 256), T), per OpenMP thread (heads run in parallel). Size it with the same thread
+// count as the call. For T >= 256·threads that is at most one head's (T, T).
 size_t attention_scratch_floats(int64_t T);
-// Floats of scratch attention_backward needs: probabilities and their gradient for one block.
+// Floats of scratch attention_backward needs: probabilities and their gradient per block/thread.
 size_t attention_backward_scratch_floats(int64_t T);
 
 // out (T, H, D) overwritten; scratch >= attention_scratch_floats(T) floats, clobbered;

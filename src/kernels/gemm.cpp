@@ -8,6 +8,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <omp.h>
+
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "core/buffer.h"
@@ -138,6 +140,28 @@ void stage_bf16(uint16_t* out, const float* x, int64_t rows, int64_t cols, int64
     for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = f32_to_bf16(x[r * ld + c]);
 }
 
+// An operand as handed to oneDNN: the user's pointer, or a tight staged copy (ld = cols).
+struct Operand {
+  const void* ptr;
+  int64_t ld;
+};
+
+// BF16: native -> bf16 copy; fallback -> rounded f32 copy, unless the values already are bf16
+// (weights loaded from bf16 checkpoints), which are then used in place. F32: as given.
+Operand prepare_operand(const float* X, int64_t rows, int64_t cols, int64_t ld, Precision p,
+                        bool native, Buffer& stage) {
+  if (p != Precision::BF16) return {X, ld};
+  if (native) {
+    stage.reserve(size_t(rows * cols) * sizeof(uint16_t));
+    stage_bf16(stage.as<uint16_t>(), X, rows, cols, ld);
+    return {stage.data(), cols};
+  }
+  if (is_bf16_exact(X, rows, cols, ld)) return {X, ld};
+  stage.reserve(size_t(rows * cols) * sizeof(float));
+  stage_rounded_f32(stage.as<float>(), X, rows, cols, ld);
+  return {stage.data(), cols};
+}
+
 void zero_rows(float* C, int64_t M, int64_t N, int64_t ldc) {
   for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, size_t(N) * sizeof(float));
 }
@@ -184,48 +208,48 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
     return;
   }
 
+  const bool nested = omp_in_parallel();
   Backend& be = backend();
-  std::lock_guard<std::mutex> lock(be.mu);
-  const void* a_ptr = A;
-  const void* b_ptr = B;
-  bool bf16_inputs = false;
-  if (p == Precision::BF16) {
-    if (gemm_has_native_bf16()) {
-      bf16_inputs = true;
-      be.stage_a.reserve(size_t(a_rows * a_cols) * sizeof(uint16_t));
-      be.stage_b.reserve(size_t(b_rows * b_cols) * sizeof(uint16_t));
-      stage_bf16(be.stage_a.as<uint16_t>(), A, a_rows, a_cols, lda);
-      stage_bf16(be.stage_b.as<uint16_t>(), B, b_rows, b_cols, ldb);
-      a_ptr = be.stage_a.data(), lda = a_cols;
-      b_ptr = be.stage_b.data(), ldb = b_cols;
-    } else {
-      // Weights loaded from bf16 checkpoints are already exact: skip the copy for them.
-      if (!is_bf16_exact(A, a_rows, a_cols, lda)) {
-        be.stage_a.reserve(size_t(a_rows * a_cols) * sizeof(float));
-        stage_rounded_f32(be.stage_a.as<float>(), A, a_rows, a_cols, lda);
-        a_ptr = be.stage_a.data(), lda = a_cols;
-      }
-      if (!is_bf16_exact(B, b_rows, b_cols, ldb)) {
-        be.stage_b.reserve(size_t(b_rows * b_cols) * sizeof(float));
-        stage_rounded_f32(be.stage_b.as<float>(), B, b_rows, b_cols, ldb);
-        b_ptr = be.stage_b.data(), ldb = b_cols;
-      }
-    }
-  }
+  // Top level: one call at a time, shared staging and cached memory objects. Inside a parallel
+  // region (e.g. attention's per-head loop) calls run concurrently, single-threaded: the lock
+  // covers only the cache lookup, and staging is per call.
+  std::unique_lock<std::mutex> lock(be.mu);
+  if (nested) lock.unlock();
+  Buffer local_a, local_b;
+  Buffer& stage_a = nested ? local_a : be.stage_a;
+  Buffer& stage_b = nested ? local_b : be.stage_b;
+  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  const Operand a = prepare_operand(A, a_rows, a_cols, lda, p, native, stage_a);
+  const Operand b = prepare_operand(B, b_rows, b_cols, ldb, p, native, stage_b);
 
-  const PrimKey key{M, N, K, lda, ldb, ldc, trans_a, trans_b, accumulate, bf16_inputs};
+  const PrimKey key{M, N, K, a.ld, b.ld, ldc, trans_a, trans_b, accumulate, native};
+  if (nested) lock.lock();
   auto it = be.cache.find(key);
   if (it == be.cache.end()) {
     if (be.cache.size() >= kMaxCachedPrimitives) be.cache.clear();
     it = be.cache.emplace(key, make_entry(be, key)).first;
   }
-  PrimEntry& e = it->second;
   // oneDNN only reads src/weights; its API just has no const handles.
-  e.a.set_data_handle(const_cast<void*>(a_ptr));
-  e.b.set_data_handle(const_cast<void*>(b_ptr));
-  e.c.set_data_handle(C);
-  e.prim.execute(be.stream, {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.c}});
-  be.stream.wait();
+  void* a_ptr = const_cast<void*>(a.ptr);
+  void* b_ptr = const_cast<void*>(b.ptr);
+  if (!nested) {
+    PrimEntry& e = it->second;
+    e.a.set_data_handle(a_ptr);
+    e.b.set_data_handle(b_ptr);
+    e.c.set_data_handle(C);
+    e.prim.execute(be.stream, {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.c}});
+    be.stream.wait();
+    return;
+  }
+  // Handles are reference counted: copies stay valid even if another thread clears the cache.
+  const dnnl::matmul prim = it->second.prim;
+  const dnnl::memory::desc a_md = it->second.a.get_desc(), b_md = it->second.b.get_desc(),
+                           c_md = it->second.c.get_desc();
+  lock.unlock();
+  dnnl::memory am(a_md, be.engine, a_ptr), bm(b_md, be.engine, b_ptr), cm(c_md, be.engine, C);
+  thread_local dnnl::stream stream(backend().engine);  // streams are not shared across threads
+  prim.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  stream.wait();
 }
 
 void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,

@@ -16,9 +16,11 @@ enum class Precision { F32, BF16 };
 // op(B) is B stored [K,N], or, if trans_b, B stored [N,K] (a Linear weight stored out×in).
 // lda/ldb/ldc: row strides in elements of A, B, C as stored, so views into larger arrays work
 // (e.g. one head's (T, D) slice of a (T, H*D) array has ld = H*D); 0 means tight.
-// C must not overlap A or B. Thread safety: calls are serialised by an internal lock (the
-// primitive cache and the bf16 staging buffers are shared); each call itself uses all OpenMP
-// threads, so do not call it from inside a parallel region expecting concurrency.
+// C must not overlap A or B. Threads: a call from outside any OpenMP parallel region uses all
+// threads, and such calls are serialised by an internal lock (shared primitive cache and bf16
+// staging buffers). A call from inside a parallel region runs single-threaded in the calling
+// thread, concurrently with its siblings (that is how attention parallelises over heads); its
+// bf16 staging, if any, is allocated per call.
 // Environment: AR_GEMM_REF=1 routes every call to gemm_ref (slow; for debugging numerics).
 void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
           bool trans_a, bool trans_b, bool accumulate, Precision p,

@@ -4,6 +4,7 @@
 #include "kernels/attention.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <random>
@@ -52,10 +53,28 @@ void compare_to_ref(int64_t T, int64_t H, int64_t Hkv, int64_t D, Precision p, d
   EXPECT_LE(max_err, tol) << "T=" << T << " H=" << H << " Hkv=" << Hkv << " D=" << D;
 }
 
-TEST(Attention, ScratchIsAtMostOneHeadOfScores) {
-  EXPECT_EQ(attention_scratch_floats(33), 33u * 33u);
-  EXPECT_LE(attention_scratch_floats(2048), 2048u * 2048u);
+TEST(Attention, ScratchIsOneRowBlockPerThread) {
+  const size_t threads = size_t(omp_get_max_threads());
+  EXPECT_EQ(attention_scratch_floats(33), threads * 33u * 33u);    // T below one block
+  EXPECT_EQ(attention_scratch_floats(2048), threads * 256u * 2048u);
+  if (threads <= 8) {
+    EXPECT_LE(attention_scratch_floats(2048), 2048u * 2048u);
+  }
   EXPECT_EQ(attention_backward_scratch_floats(2048), 2 * attention_scratch_floats(2048));
+}
+
+TEST(Attention, RepeatedCallsAreBitIdentical) {
+  // Heads run on different threads; the result must not depend on scheduling.
+  const int64_t T = 129, H = 8, Hkv = 2, D = 16;
+  auto in = make_inputs(T, H, Hkv, D, 31);
+  std::vector<float> a(size_t(T * H * D)), b(a.size()), scratch(attention_scratch_floats(T));
+  for (int rep = 0; rep < 3; ++rep) {
+    attention_forward(rep == 0 ? a.data() : b.data(), scratch.data(), in.q.data(), in.k.data(),
+                      in.v.data(), T, H, Hkv, D, 0.25f, Precision::F32);
+    if (rep > 0) {
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;
+    }
+  }
 }
 
 TEST(Attention, SingleTokenReturnsItsValue) {

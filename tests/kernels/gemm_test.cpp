@@ -204,6 +204,28 @@ TEST(Gemm, ReleaseCacheThenReuse) {
   check_case({17, 33, 3, false, true, false, 0, 0, 0, Precision::BF16}, 32);
 }
 
+TEST(Gemm, ConcurrentCallsInsideParallelRegion) {
+  // Calls from inside a parallel region run single-threaded and concurrently (own staging, own
+  // memory objects); each must still match the oracle. Shapes repeat to share cached primitives.
+  const int64_t M = 33, N = 17, K = 129, jobs = 8;
+  for (Precision p : {Precision::F32, Precision::BF16}) {
+    std::vector<std::vector<float>> A(jobs), B(jobs), C(jobs), R(jobs);
+    for (int64_t j = 0; j < jobs; ++j) {
+      A[j] = random_vec(size_t(M * K), 700 + uint32_t(j));
+      B[j] = random_vec(size_t(N * K), 800 + uint32_t(j));
+      C[j].assign(size_t(M * N), 0.0f);
+      R[j].assign(size_t(M * N), 0.0f);
+      gemm_ref(R[j].data(), A[j].data(), B[j].data(), M, N, K, false, true, false, p);
+    }
+#pragma omp parallel for num_threads(4)
+    for (int64_t j = 0; j < jobs; ++j)
+      gemm(C[j].data(), A[j].data(), B[j].data(), M, N, K, false, true, false, p);
+    for (int64_t j = 0; j < jobs; ++j)
+      for (size_t i = 0; i < C[j].size(); ++i)
+        ASSERT_NEAR(C[j][i], R[j][i], kF32Rel * K) << "job " << j << " @" << i;  // Σ|a·b| <= K
+  }
+}
+
 TEST(Gemm, RoundToBf16) {
   const float in[] = {1.0f + 1.0f / 1024, 1.0f + 3.0f / 256, -2.5f};
   float out[3];

@@ -8,6 +8,7 @@ namespace ar {
 // cos, sin (T, half_D) overwritten: angle(t, j) = (pos0 + t) * inv_freq[j], the product taken in
 // f32 as HF's rotary embedding does (it matters at large positions), cos/sin then rounded from
 // double. inv_freq (half_D) already includes any rope_scaling (llama3, linear): the caller's job.
+// Schemes with an attention factor (YaRN, longrope) would also scale cos/sin afterwards.
 void rope_tables(float* cos, float* sin, const float* inv_freq, int64_t pos0, int64_t T,
                  int64_t half_D);
 

@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/dtype.h"
@@ -224,6 +227,24 @@ TEST(Gemm, ConcurrentCallsInsideParallelRegion) {
       for (size_t i = 0; i < C[j].size(); ++i)
         ASSERT_NEAR(C[j][i], R[j][i], kF32Rel * K) << "job " << j << " @" << i;  // Σ|a·b| <= K
   }
+}
+
+TEST(Gemm, EnvSwitchRoutesToReference) {
+  // The switch is read once per process, so the check runs in a child copy of this binary with
+  // AR_GEMM_REF=1; there gemm must equal gemm_ref bit for bit (oneDNN's sums would differ).
+  const int64_t M = 17, N = 33, K = 129;
+  if (const char* v = std::getenv("AR_GEMM_REF"); v && std::string(v) == "1") {
+    auto A = random_vec(size_t(M * K), 61), B = random_vec(size_t(K * N), 62);
+    std::vector<float> C(size_t(M * N)), R(size_t(M * N));
+    gemm(C.data(), A.data(), B.data(), M, N, K, false, false, false, Precision::F32);
+    gemm_ref(R.data(), A.data(), B.data(), M, N, K, false, false, false, Precision::F32);
+    for (size_t i = 0; i < C.size(); ++i) ASSERT_EQ(C[i], R[i]) << i;
+    return;
+  }
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string cmd = "AR_GEMM_REF=1 '" + self +
+                          "' --gtest_filter=Gemm.EnvSwitchRoutesToReference > /dev/null 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
 TEST(Gemm, RoundToBf16) {

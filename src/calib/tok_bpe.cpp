@@ -218,6 +218,9 @@ BpeModel load_bpe_model(TokenizerJson& src, const std::string& file) {
   b.vocab.reserve(src.vocab.size());
   int64_t max_id = -1;
   for (auto& [tok, id] : src.vocab) {
+    if (!plausible_token_id(id, src.vocab.size()))
+      AR_THROW(file, ": model.vocab['", tok, "'] = ", id, " is far beyond the vocabulary size (",
+               src.vocab.size(), " tokens)");
     max_id = std::max(max_id, id);
     b.vocab.insert_or_assign(tok, static_cast<int32_t>(id));
   }

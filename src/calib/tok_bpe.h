@@ -42,6 +42,12 @@ struct BpeModel {
   void tokenize(std::string_view word, std::vector<int32_t>& out) const;
 };
 
+// Ids index dense tables, so a vocabulary may leave only so many ids unused: an id past
+// 4 x (number of tokens) + 65536 is taken as a corrupt file rather than allocated for.
+inline bool plausible_token_id(int64_t id, size_t n_tokens) {
+  return id >= 0 && static_cast<uint64_t>(id) <= 4 * static_cast<uint64_t>(n_tokens) + 65536;
+}
+
 struct TokenizerJson;
 // Builds the model from the "model" object of `file` (vocab and merges taken, moved, from `src`
 // when its SAX pass gathered them); throws ar::Error naming the file for an unsupported type,

@@ -193,6 +193,9 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
 
     t.id_to_token = t.model.id_to_token;
     for (const auto& a : t.added.tokens()) {
+      if (!tok::plausible_token_id(a.id, t.id_to_token.size() + t.added.tokens().size()))
+        AR_THROW(name, ": added token '", a.content, "' has id ", a.id, ", far beyond the vocabulary size (",
+                 t.id_to_token.size(), " tokens)");
       if (static_cast<size_t>(a.id) >= t.id_to_token.size()) t.id_to_token.resize(a.id + 1);
       t.id_to_token[a.id] = a.content;
       t.added_ids.insert_or_assign(a.content, a.id);

@@ -107,6 +107,12 @@ TEST(TokenizerErrors, BadVocabulary) {
   EXPECT_MSG(error_for({{"model", m}}, "tok-vocab2"), "model.vocab['b']");
   m["vocab"] = json::array();
   EXPECT_MSG(error_for({{"model", m}}, "tok-vocab3"), "model.vocab is not an object");
+  // Ids index dense tables: a huge id is a corrupt file, not a 64 GB allocation.
+  m = kGoodModel;
+  m["vocab"]["b"] = 2000000000;
+  EXPECT_MSG(error_for({{"model", m}}, "tok-vocab4"), "far beyond the vocabulary size");
+  json big = {{"id", 2000000000}, {"content", "<x>"}, {"special", true}};
+  EXPECT_MSG(error_for({{"model", kGoodModel}, {"added_tokens", {big}}}, "tok-vocab5"), "far beyond the vocabulary size");
 }
 
 TEST(TokenizerErrors, InvalidRegex) {

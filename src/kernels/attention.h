@@ -1,5 +1,6 @@
 // Causal scaled-dot-product attention with grouped-query heads (HF eager attention: softmax in
-// fp32, q head h reads kv head h / (H/Hkv)). Only one head's (T, T) scores exist at a time.
+// fp32, q head h reads kv head h / (H/Hkv)). Scores exist one (256, T) row block per thread at a
+// time, never a whole batch's (or, for long T, even a whole head's).
 #pragma once
 #include <cstddef>
 #include <cstdint>

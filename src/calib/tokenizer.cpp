@@ -241,6 +241,10 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       if (add_eos && t.eos >= 0) t.suffix.push_back(t.eos);
     }
     t.clean_up_spaces = cfg.value("clean_up_tokenization_spaces", false);
+    for (const auto* ids : {&t.prefix, &t.suffix})
+      for (int32_t id : *ids)
+        if (id < 0 || static_cast<size_t>(id) >= t.id_to_token.size())
+          AR_THROW(name, ": post_processor adds id ", id, ", outside the vocabulary (", t.id_to_token.size(), " ids)");
     if (t.bos < 0 && !cfg.contains("bos_token") && !t.prefix.empty()) t.bos = t.prefix.front();
     if (t.eos < 0 && !cfg.contains("eos_token") && !t.suffix.empty()) t.eos = t.suffix.back();
   } catch (const json::exception& e) {

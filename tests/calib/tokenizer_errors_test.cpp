@@ -140,6 +140,8 @@ TEST(TokenizerErrors, WrongFieldTypesAreErrorsNotCrashes) {
   EXPECT_MSG(error_for({{"model", kGoodModel}, {"normalizer", {{"type", 5}}}}, "tok-ntype"), "tokenizer.json");
   json post = {{"type", "TemplateProcessing"}, {"single", {{{"SpecialToken", {{"id", "<nope>"}}}}}}};
   EXPECT_MSG(error_for({{"model", kGoodModel}, {"post_processor", post}}, "tok-post"), "'<nope>'");
+  json roberta = {{"type", "RobertaProcessing"}, {"cls", {"<s>", 7}}, {"sep", {"</s>", 1}}};
+  EXPECT_MSG(error_for({{"model", kGoodModel}, {"post_processor", roberta}}, "tok-post2"), "outside the vocabulary");
 }
 
 }  // namespace

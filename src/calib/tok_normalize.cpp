@@ -39,13 +39,17 @@ void parse_into(const nlohmann::json& j, const std::string& file, std::vector<No
     out.push_back(s);
   } else if (type == "Replace") {
     const auto& pat = j.at("pattern");
-    if (!pat.contains("String"))
-      AR_THROW(file, ": unsupported Replace normalizer pattern ", pat.dump(), " (only {\"String\": ...})");
-    std::string from = pat["String"].get<std::string>();
-    if (from.empty()) AR_THROW(file, ": Replace normalizer with an empty pattern");
     NormalizerStep s = make(K::Replace);
-    s.a = from;
     s.b = j.at("content").get<std::string>();
+    if (pat.contains("Regex")) {
+      s.regex = Regex::compile(pat["Regex"].get<std::string>(), file + ": Replace normalizer");
+      s.has_regex = true;
+    } else if (pat.contains("String")) {
+      s.a = pat["String"].get<std::string>();
+      if (s.a.empty()) AR_THROW(file, ": Replace normalizer with an empty pattern");
+    } else {
+      AR_THROW(file, ": Replace normalizer pattern ", pat.dump(), " is neither String nor Regex");
+    }
     out.push_back(s);
   } else if (type == "Strip") {
     NormalizerStep s = make(K::Strip);
@@ -67,6 +71,22 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
     out.append(s, last, pos - last);
     out += to;
     last = pos + from.size();
+  }
+  out.append(s, last, std::string::npos);
+  s.swap(out);
+}
+
+// Every match replaced by `to`, taken literally (HF's Replace has no back-references).
+void replace_regex(std::string& s, const Regex& re, const std::string& to) {
+  std::vector<std::pair<size_t, size_t>> spans;
+  re.find_all(s, spans);
+  if (spans.empty()) return;
+  std::string out;
+  size_t last = 0;
+  for (auto [b, e] : spans) {
+    out.append(s, last, b - last);
+    out += to;
+    last = e;
   }
   out.append(s, last, std::string::npos);
   s.swap(out);
@@ -113,7 +133,10 @@ void apply_normalizer(const std::vector<NormalizerStep>& steps, std::string& s) 
       case K::Prepend:
         if (!s.empty()) s.insert(0, st.a);  // HF prepends only to non-empty text
         break;
-      case K::Replace: replace_all(s, st.a, st.b); break;
+      case K::Replace:
+        if (st.has_regex) replace_regex(s, st.regex, st.b);
+        else replace_all(s, st.a, st.b);
+        break;
       case K::Strip: strip_spaces(s, st.left, st.right); break;
     }
   }

@@ -1,10 +1,13 @@
 // Normalizers of a HF tokenizer.json ("normalizer"): NFC/NFD/NFKC/NFKD, Lowercase, Prepend,
-// Replace (string pattern), Strip, and Sequence of these, applied to each non-added-token span.
+// Replace (string or regex pattern), Strip, and Sequence of these, applied to each
+// non-added-token span.
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
 #include <string>
 #include <vector>
+
+#include "calib/tok_regex.h"
 
 namespace ar::tok {
 
@@ -13,6 +16,8 @@ struct NormalizerStep {
   Kind kind{};
   std::string a;  // Prepend: the prefix; Replace: the pattern
   std::string b;  // Replace: the replacement
+  Regex regex;            // Replace with {"Regex": ...}
+  bool has_regex = false;
   bool left = false, right = false;  // Strip
 };
 

@@ -82,6 +82,19 @@ TEST(TokenizerBpe, LongWordsRevisitLowerRanks) {
   EXPECT_EQ(t.encode("cabcab", false), (Ids{4, 4}));
 }
 
+TEST(TokenizerBpe, ContinuingSubwordPrefixAndEndOfWordSuffix) {
+  // "##": every symbol but the first carries the prefix; a merge drops the right side's prefix.
+  json p = bpe({{"a", 0}, {"##b", 1}, {"##c", 2}, {"ab", 3}, {"abc", 4}}, {"a ##b", "ab ##c"});
+  p["continuing_subword_prefix"] = "##";
+  EXPECT_EQ(make({{"model", p}}).encode("abc", false), (Ids{4}));
+  EXPECT_EQ(make({{"model", p}}).encode("ac", false), (Ids{0, 2}));
+  // "</w>": the last symbol of a word carries the suffix.
+  json w = bpe({{"a", 0}, {"b", 1}, {"b</w>", 2}, {"a</w>", 3}, {"ab</w>", 4}}, {"a b</w>"});
+  w["end_of_word_suffix"] = "</w>";
+  EXPECT_EQ(make({{"model", w}}).encode("ab", false), (Ids{4}));
+  EXPECT_EQ(make({{"model", w}}).encode("ba", false), (Ids{1, 3}));
+}
+
 // ---- byte-level BPE ------------------------------------------------------------------------
 
 TEST(TokenizerByteLevel, MapsBytesToTheGpt2Alphabet) {
@@ -115,6 +128,16 @@ TEST(TokenizerByteLevel, SplitRegexIsolated) {
                 byte_level_pre(false)}}};
   auto t = make({{"model", bpe(vocab, {"b 1", "a b"})}, {"pre_tokenizer", pre}});
   EXPECT_EQ(t.encode("ab12", false), (Ids{4, 2, 3}));
+}
+
+TEST(TokenizerNormalizers, ReplaceWithRegexAndLowercase) {
+  json vocab = {{"a", 0}, {"b", 1}, {"_", 2}};
+  json norm = {{"type", "Sequence"},
+               {"normalizers",
+                {{{"type", "Lowercase"}},
+                 {{"type", "Replace"}, {"pattern", {{"Regex", "\\s+"}}}, {"content", "_"}}}}};
+  auto t = make({{"model", bpe(vocab, json::array())}, {"normalizer", norm}});
+  EXPECT_EQ(t.encode("A \t\nB", false), (Ids{0, 2, 1}));
 }
 
 TEST(TokenizerPreTokenizers, DigitsAndWhitespace) {

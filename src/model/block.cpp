@@ -66,7 +66,7 @@ BlockScratch::BlockScratch(const ModelConfig& c, int64_t T) : T_(T), buf_(size_b
 }
 
 void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const RopeTables& rope,
-                   BlockScratch& s, Precision p) {
+                   BlockScratch& s, Precision p, const LinearInputObserver& observe) {
   const int64_t T = s.T(), C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const float eps = float(c.rms_norm_eps);
@@ -76,6 +76,8 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
 
   // Attention half.
   rms_norm_forward(s.xn, nullptr, x, w.input_norm.as<float>(), T, C, eps);
+  if (observe)
+    for (int i : {0, 1, 2}) observe(i, s.xn, T, C);
   linear_forward(s.q, s.xn, w.q.w.as<float>(), bias(w.q), T, C, H * D, p);
   linear_forward(s.k, s.xn, w.k.w.as<float>(), bias(w.k), T, C, Hkv * D, p);
   linear_forward(s.v, s.xn, w.v.w.as<float>(), bias(w.v), T, C, Hkv * D, p);
@@ -86,14 +88,18 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
   rope_forward(s.q, rope.cos.data(), rope.sin.data(), T, H, D);
   rope_forward(s.k, rope.cos.data(), rope.sin.data(), T, Hkv, D);
   attention_forward(s.attn, s.att_scratch, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+  if (observe) observe(3, s.attn, T, H * D);
   linear_forward(s.proj, s.attn, w.o.w.as<float>(), nullptr, T, H * D, C, p);
   residual_add(x, s.proj, T * C);
 
   // MLP half.
   rms_norm_forward(s.xn, nullptr, x, w.post_norm.as<float>(), T, C, eps);
+  if (observe)
+    for (int i : {4, 5}) observe(i, s.xn, T, C);
   linear_forward(s.gate, s.xn, w.gate.w.as<float>(), nullptr, T, C, F, p);
   linear_forward(s.up, s.xn, w.up.w.as<float>(), nullptr, T, C, F, p);
   swiglu_forward(s.gate, s.gate, s.up, T * F);
+  if (observe) observe(6, s.gate, T, F);
   linear_forward(s.proj, s.gate, w.down.w.as<float>(), nullptr, T, F, C, p);
   residual_add(x, s.proj, T * C);
 }

@@ -3,6 +3,7 @@
 // -> RMSNorm -> SiLU(gate) * up -> down_proj -> residual.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/buffer.h"
@@ -32,8 +33,13 @@ class BlockScratch {
   Buffer buf_;
 };
 
+// Sees the input of every linear layer as the forward runs (e.g. to accumulate the per-channel
+// mean squared activations of an importance matrix). `linear` indexes block_linears().
+// Inputs of q/k/v (and of gate/up) are the same buffer, reported once per linear.
+using LinearInputObserver = std::function<void(int linear, const float* x, int64_t T, int64_t K)>;
+
 // x (T, C): the residual stream of one sample, updated in place to the block's output.
 void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const RopeTables& rope,
-                   BlockScratch& s, Precision p);
+                   BlockScratch& s, Precision p, const LinearInputObserver& observe = {});
 
 }  // namespace ar

@@ -146,6 +146,10 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
   c.bos_token_id = get_token_id(j, "bos_token_id", src);
   c.eos_token_id = get_token_id(j, "eos_token_id", src);
   if (auto dt = j.find("torch_dtype"); dt != j.end() && dt->is_string()) c.torch_dtype = *dt;
+  if (auto q = j.find("quantization_config"); q != j.end() && !q->is_null()) {
+    if (!q->is_object()) AR_THROW(src, ": quantization_config must be an object");
+    c.quantization_config = q->dump();
+  }
   return c;
 }
 

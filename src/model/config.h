@@ -42,6 +42,7 @@ struct ModelConfig {
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
   std::string torch_dtype;      // as declared; the weights' own dtypes are authoritative
+  std::string quantization_config;  // config.json's "quantization_config" as JSON text; empty if none
 };
 
 // Parses and validates; `source` names the file in errors. Throws ar::Error.

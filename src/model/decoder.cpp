@@ -54,6 +54,7 @@ void Decoder::forward_hidden(float* x, int64_t n_seq, int64_t T, const ForwardOp
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     {
       BlockWeights w = load_block(*reader_, c, layer);
+      if (opt.transform_block) opt.transform_block(w);
       for (int64_t s = 0; s < n_seq; ++s) block_forward(x + s * T * C, w, c, rope, scratch, opt.precision);
     }  // block weights freed here
     release_block_pages(*reader_, layer);

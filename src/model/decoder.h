@@ -10,6 +10,7 @@
 
 #include "kernels/gemm.h"
 #include "model/config.h"
+#include "model/weights.h"
 
 namespace ar {
 
@@ -19,6 +20,8 @@ struct ForwardOptions {
   Precision precision = Precision::F32;
   // Called after each block with (layer index, layers total); for progress lines.
   std::function<void(int64_t, int64_t)> on_block;
+  // Applied to each block's weights right after loading (e.g. fake quantization for evaluation).
+  std::function<void(BlockWeights&)> transform_block;
 };
 
 class Decoder {

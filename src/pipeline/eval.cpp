@@ -42,6 +42,7 @@ EvalResult evaluate_perplexity(const Decoder& d, const std::vector<std::vector<i
     for (int64_t s = 0; s < ng; ++s) d.embed(x.as<float>() + s * T * C, windows[size_t(g0 + s)]);
     ForwardOptions fo;
     fo.precision = opt.precision;
+    fo.transform_block = opt.transform_block;
     d.forward_hidden(x.as<float>(), ng, T, fo);
     // Position t predicts token t+1; the last position of each window predicts nothing (its target
     // is a placeholder and its NLL is skipped) -- cheaper in memory than compacting the hidden states.

@@ -11,11 +11,13 @@
 namespace ar {
 
 class Decoder;
+struct BlockWeights;
 
 struct EvalOptions {
   Precision precision = Precision::F32;
   uint64_t activation_budget_bytes = 256ull << 20;  // hidden states of one group of windows
   std::function<void(const std::string&)> progress;  // optional progress lines
+  std::function<void(BlockWeights&)> transform_block;  // e.g. fake quantization, applied per block
 };
 
 struct EvalResult {

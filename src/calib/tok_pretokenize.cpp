@@ -103,54 +103,63 @@ void parse_into(const nlohmann::json& j, const std::string& file, std::vector<Pr
   }
 }
 
-// Cuts `p` at the match spans according to `behavior`; appends non-empty pieces to `out`.
-void split_piece(std::string_view p, const std::vector<std::pair<size_t, size_t>>& matches,
-                 SplitBehavior behavior, bool invert, std::vector<std::string>& out) {
-  struct Part { size_t b, e; bool match; };
-  std::vector<Part> parts;
-  parts.reserve(matches.size() * 2 + 1);
-  size_t last = 0;
-  for (auto [b, e] : matches) {
-    if (b > last) parts.push_back({last, b, invert});
-    parts.push_back({b, e, !invert});
-    last = e;
-  }
-  if (last < p.size()) parts.push_back({last, p.size(), invert});
-  auto emit = [&](size_t b, size_t e) {
-    if (e > b) out.emplace_back(p.substr(b, e - b));
+// Cuts a piece of `n` bytes at the matches that `for_each_match` streams, according to
+// `behavior`, and hands each non-empty piece [b, e) to `emit` as soon as it is complete.
+template <typename ForEachMatch, typename Emit>
+void split_stream(size_t n, ForEachMatch&& for_each_match, SplitBehavior behavior, bool invert, Emit&& emit) {
+  auto out = [&](size_t b, size_t e) {
+    if (e > b) emit(b, e);
   };
-  size_t cur = 0;
-  switch (behavior) {
-    case SplitBehavior::Removed:
-      for (const auto& q : parts) if (!q.match) emit(q.b, q.e);
-      break;
-    case SplitBehavior::Isolated:
-      for (const auto& q : parts) emit(q.b, q.e);
-      break;
-    case SplitBehavior::MergedWithPrevious:  // a delimiter closes the piece before it
-      for (const auto& q : parts) if (q.match) { emit(cur, q.e); cur = q.e; }
-      emit(cur, p.size());
-      break;
-    case SplitBehavior::MergedWithNext:  // a delimiter opens the piece after it
-      for (const auto& q : parts) if (q.match) { emit(cur, q.b); cur = q.b; }
-      emit(cur, p.size());
-      break;
-    case SplitBehavior::Contiguous:  // runs of adjacent delimiters form one piece
-      for (size_t k = 0; k < parts.size();) {
-        size_t e = parts[k].e;
-        size_t k2 = k + 1;
-        if (parts[k].match)
-          while (k2 < parts.size() && parts[k2].match) e = parts[k2++].e;
-        emit(parts[k].b, e);
-        k = k2;
-      }
-      break;
-  }
+  size_t cur = 0;                 // start of the piece being built (MergedWith*)
+  bool pending = false;           // Contiguous: a run of delimiters not yet emitted
+  size_t pend_b = 0, pend_e = 0;
+  auto part = [&](size_t b, size_t e, bool match) {
+    switch (behavior) {
+      case SplitBehavior::Removed:
+        if (!match) out(b, e);
+        break;
+      case SplitBehavior::Isolated:
+        out(b, e);
+        break;
+      case SplitBehavior::MergedWithPrevious:  // a delimiter closes the piece before it
+        if (match) { out(cur, e); cur = e; }
+        break;
+      case SplitBehavior::MergedWithNext:  // a delimiter opens the piece after it
+        if (match) { out(cur, b); cur = b; }
+        break;
+      case SplitBehavior::Contiguous:  // runs of adjacent delimiters form one piece
+        if (match && pending && pend_e == b) {
+          pend_e = e;
+        } else {
+          if (pending) out(pend_b, pend_e);
+          pending = match;
+          if (match) { pend_b = b; pend_e = e; }
+          else out(b, e);
+        }
+        break;
+    }
+  };
+  size_t last = 0;
+  for_each_match([&](size_t b, size_t e) {
+    if (b > last) part(last, b, invert);
+    part(b, e, !invert);
+    last = e;
+  });
+  if (last < n) part(last, n, invert);
+  if (behavior == SplitBehavior::MergedWithPrevious || behavior == SplitBehavior::MergedWithNext) out(cur, n);
+  if (pending) out(pend_b, pend_e);
 }
 
-void find_literal(std::string_view p, const std::string& lit, std::vector<std::pair<size_t, size_t>>& spans) {
-  for (size_t pos = p.find(lit); pos != std::string_view::npos; pos = p.find(lit, pos + lit.size()))
-    spans.emplace_back(pos, pos + lit.size());
+// Streams the non-overlapping occurrences of `lit` in `p`.
+auto literal_matches(std::string_view p, const std::string& lit) {
+  return [p, &lit](auto&& on_match) {
+    for (size_t pos = p.find(lit); pos != std::string_view::npos; pos = p.find(lit, pos + lit.size()))
+      on_match(pos, pos + lit.size());
+  };
+}
+
+auto regex_matches(std::string_view p, const Regex& re) {
+  return [p, &re](auto&& on_match) { re.for_each_match(p, on_match); };
 }
 
 }  // namespace
@@ -162,65 +171,62 @@ PreTokenizer parse_pre_tokenizer(const nlohmann::json& j, const std::string& fil
   return p;
 }
 
-void PreTokenizer::run(std::string_view span, bool first_span, std::vector<std::string>& pieces) const {
-  pieces.clear();
-  pieces.emplace_back(span);
-  std::vector<std::string> next;
-  std::vector<std::pair<size_t, size_t>> spans;
+void PreTokenizer::run(std::string_view span, bool first_span, const PieceFn& emit) const {
+  run_step(0, span, first_span, emit);
+}
+
+void PreTokenizer::run_step(size_t k, std::string_view piece, bool at_start, const PieceFn& emit) const {
+  if (k == steps.size()) {
+    emit(piece);
+    return;
+  }
+  const PreTokStep& st = steps[k];
+  auto next = [&](size_t b, size_t e) { run_step(k + 1, piece.substr(b, e - b), at_start && b == 0, emit); };
   using K = PreTokStep::Kind;
-  for (size_t si = 0; si < steps.size(); ++si) {
-    const PreTokStep& st = steps[si];
-    next.clear();
-    next.reserve(pieces.size());
-    for (size_t pi = 0; pi < pieces.size(); ++pi) {
-      std::string& piece = pieces[pi];
-      spans.clear();
-      switch (st.kind) {
-        case K::Split:
-          if (st.has_regex) st.regex.find_all(piece, spans);
-          else find_literal(piece, st.literal, spans);
-          split_piece(piece, spans, st.behavior, st.invert, next);
-          break;
-        case K::ByteLevel: {
-          if (st.add_prefix_space && !piece.starts_with(' ')) piece.insert(0, 1, ' ');
-          size_t from = next.size();
-          if (st.has_regex) {
-            st.regex.find_all(piece, spans);
-            split_piece(piece, spans, SplitBehavior::Isolated, false, next);
-          } else {
-            next.push_back(std::move(piece));
-          }
-          if (si + 1 < steps.size() || !defer_byte_map) {
-            std::string mapped;
-            for (size_t k = from; k < next.size(); ++k) {
-              mapped.clear();
-              byte_level_encode(next[k], mapped);
-              next[k].swap(mapped);
-            }
-          }
-          break;
-        }
-        case K::Metaspace: {
-          std::string s;
-          s.reserve(piece.size() + st.replacement.size());
-          bool prepend = st.prepend == PreTokStep::Prepend::Always ||
-                         (st.prepend == PreTokStep::Prepend::First && first_span && pi == 0);
-          if (prepend && !piece.starts_with(' ') && !piece.starts_with(st.replacement)) s += st.replacement;
-          for (char c : piece) {
-            if (c == ' ') s += st.replacement;
-            else s.push_back(c);
-          }
-          if (st.split) {
-            find_literal(s, st.replacement, spans);
-            split_piece(s, spans, SplitBehavior::MergedWithNext, false, next);
-          } else {
-            next.push_back(std::move(s));
-          }
-          break;
-        }
+  switch (st.kind) {
+    case K::Split:
+      if (st.has_regex) split_stream(piece.size(), regex_matches(piece, st.regex), st.behavior, st.invert, next);
+      else split_stream(piece.size(), literal_matches(piece, st.literal), st.behavior, st.invert, next);
+      break;
+    case K::ByteLevel: {
+      std::string prefixed;
+      std::string_view p = piece;
+      if (st.add_prefix_space && !piece.starts_with(' ')) {
+        prefixed = " ";
+        prefixed += piece;
+        p = prefixed;
       }
+      const bool map_now = k + 1 < steps.size() || !defer_byte_map;
+      std::string mapped;
+      auto sub = [&](size_t b, size_t e) {
+        std::string_view s = p.substr(b, e - b);
+        if (!map_now) {
+          run_step(k + 1, s, at_start && b == 0, emit);
+          return;
+        }
+        mapped.clear();
+        byte_level_encode(s, mapped);
+        run_step(k + 1, mapped, at_start && b == 0, emit);
+      };
+      if (st.has_regex) split_stream(p.size(), regex_matches(p, st.regex), SplitBehavior::Isolated, false, sub);
+      else sub(0, p.size());
+      break;
     }
-    pieces.swap(next);
+    case K::Metaspace: {
+      std::string s;
+      s.reserve(piece.size() + st.replacement.size());
+      bool prepend = st.prepend == PreTokStep::Prepend::Always ||
+                     (st.prepend == PreTokStep::Prepend::First && at_start);
+      if (prepend && !piece.starts_with(' ') && !piece.starts_with(st.replacement)) s += st.replacement;
+      for (char c : piece) {
+        if (c == ' ') s += st.replacement;
+        else s.push_back(c);
+      }
+      auto sub = [&](size_t b, size_t e) { run_step(k + 1, std::string_view(s).substr(b, e - b), at_start && b == 0, emit); };
+      if (st.split) split_stream(s.size(), literal_matches(s, st.replacement), SplitBehavior::MergedWithNext, false, sub);
+      else sub(0, s.size());
+      break;
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,9 +36,14 @@ struct PreTokenizer {
   // caller, who maps a piece only on a cache miss (most pieces repeat).
   bool defer_byte_map = false;
 
-  // Splits one normalized span into pieces (replacing `pieces`). `first_span`: the span starts
+  using PieceFn = std::function<void(std::string_view)>;
+  // Splits one normalized span into pieces, handed to `emit` in order. Depth first: no list of
+  // pieces is ever built, so memory does not grow with the span. `first_span`: the span starts
   // the input (Metaspace prepend_scheme "first").
-  void run(std::string_view span, bool first_span, std::vector<std::string>& pieces) const;
+  void run(std::string_view span, bool first_span, const PieceFn& emit) const;
+
+ private:
+  void run_step(size_t k, std::string_view piece, bool at_start, const PieceFn& emit) const;
 };
 
 // Throws ar::Error naming `file` for unsupported types, behaviours or invalid regexes.

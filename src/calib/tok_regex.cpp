@@ -83,6 +83,10 @@ Regex Regex::compile(const std::string& pattern_in, const std::string& where) {
 }
 
 void Regex::find_all(std::string_view subject, std::vector<std::pair<size_t, size_t>>& spans) const {
+  for_each_match(subject, [&](size_t b, size_t e) { spans.emplace_back(b, e); });
+}
+
+void Regex::for_each_match(std::string_view subject, const std::function<void(size_t, size_t)>& on_match) const {
   // Per-call match data keeps find_all thread-safe on a shared pattern.
   std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
       pcre2_match_data_create_from_pattern(code_->code, nullptr), &pcre2_match_data_free);
@@ -102,7 +106,7 @@ void Regex::find_all(std::string_view subject, std::vector<std::pair<size_t, siz
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
     size_t b = ov[0], e = ov[1];
     if (e > b) {
-      spans.emplace_back(b, e);
+      on_match(b, e);
       pos = e;
     } else {
       // Empty match: step over one whole character so the next search starts on a boundary.

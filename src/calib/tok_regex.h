@@ -2,6 +2,7 @@
 // pre-tokenizers: HF compiles the same pattern strings with Oniguruma; PCRE2 accepts that syntax
 // once \s is spelled out as Oniguruma's White_Space set (rewrite_space_classes).
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,6 +18,8 @@ class Regex {
   // Appends [begin, end) byte spans of every non-overlapping match in `subject` (valid UTF-8),
   // left to right; empty matches are skipped.
   void find_all(std::string_view subject, std::vector<std::pair<size_t, size_t>>& spans) const;
+  // Same matches, streamed to `on_match(begin, end)` instead of collected.
+  void for_each_match(std::string_view subject, const std::function<void(size_t, size_t)>& on_match) const;
   const std::string& pattern() const { return pattern_; }
 
  private:

@@ -47,7 +47,7 @@ struct Tokenizer::Impl {
     return id ? *id : model.find(s);
   }
   // Appends the ids of one pre-token, through the cache.
-  void encode_piece(const std::string& piece, std::vector<int32_t>& out) const;
+  void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
 };
 
 namespace {
@@ -117,7 +117,7 @@ void parse_post_processor(const json& j, const std::string& file, const FindToke
 
 }  // namespace
 
-void Tokenizer::Impl::encode_piece(const std::string& piece, std::vector<int32_t>& out) const {
+void Tokenizer::Impl::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
   {
     std::lock_guard<std::mutex> lock(cache_mu);
     if (const auto* hit = cache.find(piece)) {
@@ -266,8 +266,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   if (add_special_tokens) out.insert(out.end(), t.prefix.begin(), t.prefix.end());
   std::vector<tok::Segment> segments;
   t.added.split(text, segments);
-  std::vector<std::string> pieces;
   std::string span;
+  const tok::PreTokenizer::PieceFn emit = [&](std::string_view piece) { t.encode_piece(piece, out); };
   for (const auto& seg : segments) {
     if (seg.added_id >= 0) {
       out.push_back(seg.added_id);
@@ -276,8 +276,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     span.assign(text.substr(seg.begin, seg.end - seg.begin));
     tok::apply_normalizer(t.normalizer, span);
     if (span.empty()) continue;
-    t.pre_tokenizer.run(span, seg.begin == 0, pieces);
-    for (const auto& p : pieces) t.encode_piece(p, out);
+    t.pre_tokenizer.run(span, seg.begin == 0, emit);
   }
   if (add_special_tokens) out.insert(out.end(), t.suffix.begin(), t.suffix.end());
   return out;

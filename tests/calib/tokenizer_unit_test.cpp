@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "calib/tok_pretokenize.h"
 #include "calib/tok_regex.h"
 #include "calib/tok_unicode.h"
 #include "calib/tokenizer.h"
@@ -138,6 +139,50 @@ TEST(TokenizerNormalizers, ReplaceWithRegexAndLowercase) {
                  {{"type", "Replace"}, {"pattern", {{"Regex", "\\s+"}}}, {"content", "_"}}}}};
   auto t = make({{"model", bpe(vocab, json::array())}, {"normalizer", norm}});
   EXPECT_EQ(t.encode("A \t\nB", false), (Ids{0, 2, 1}));
+}
+
+std::vector<std::string> pre_tokenize(const json& pre, std::string_view text, bool first = true) {
+  auto p = ar::tok::parse_pre_tokenizer(pre, "test/tokenizer.json");
+  std::vector<std::string> pieces;
+  p.run(text, first, [&](std::string_view piece) { pieces.emplace_back(piece); });
+  return pieces;
+}
+
+using Pieces = std::vector<std::string>;
+
+TEST(TokenizerPreTokenizers, SplitBehaviors) {
+  // The example of HF's SplitDelimiterBehavior documentation: '-' on "the-final--countdown".
+  auto split = [](const char* behavior, bool invert = false) {
+    json pre = {{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", invert}};
+    return pre_tokenize(pre, "the-final--countdown");
+  };
+  EXPECT_EQ(split("Removed"), (Pieces{"the", "final", "countdown"}));
+  EXPECT_EQ(split("Isolated"), (Pieces{"the", "-", "final", "-", "-", "countdown"}));
+  EXPECT_EQ(split("MergedWithPrevious"), (Pieces{"the-", "final-", "-", "countdown"}));
+  EXPECT_EQ(split("MergedWithNext"), (Pieces{"the", "-final", "-", "-countdown"}));
+  EXPECT_EQ(split("Contiguous"), (Pieces{"the", "-", "final", "--", "countdown"}));
+  // invert: the words are the delimiters, so Removed keeps only the dashes.
+  EXPECT_EQ(split("Removed", true), (Pieces{"-", "-", "-"}));
+  json re = {{"type", "Split"}, {"pattern", {{"Regex", "-+"}}}, {"behavior", "Isolated"}, {"invert", false}};
+  EXPECT_EQ(pre_tokenize(re, "a--b-"), (Pieces{"a", "--", "b", "-"}));
+}
+
+TEST(TokenizerPreTokenizers, MetaspaceSchemes) {
+  const std::string u = "\xE2\x96\x81";
+  json first = {{"type", "Metaspace"}, {"replacement", u}, {"prepend_scheme", "first"}, {"split", true}};
+  EXPECT_EQ(pre_tokenize(first, "hi  there"), (Pieces{u + "hi", u, u + "there"}));
+  EXPECT_EQ(pre_tokenize(first, "hi", /*first=*/false), (Pieces{"hi"}));  // not the start of the input
+  json never = {{"type", "Metaspace"}, {"replacement", u}, {"prepend_scheme", "never"}, {"split", false}};
+  EXPECT_EQ(pre_tokenize(never, "hi there"), (Pieces{"hi" + u + "there"}));
+}
+
+TEST(TokenizerPreTokenizers, Gpt2Regex) {
+  json gpt2 = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}};
+  auto p = ar::tok::parse_pre_tokenizer(gpt2, "test/tokenizer.json");
+  ASSERT_TRUE(p.defer_byte_map);  // the last step's byte mapping is left to the caller
+  // GPT-2's split of a prefixed " I've 42 cats!!  ": contractions, letters, digits, punctuation,
+  // and a trailing space run.
+  EXPECT_EQ(pre_tokenize(gpt2, "I've 42 cats!!  "), (Pieces{" I", "'ve", " 42", " cats", "!!", "  "}));
 }
 
 TEST(TokenizerPreTokenizers, DigitsAndWhitespace) {

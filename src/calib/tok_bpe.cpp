@@ -21,6 +21,8 @@ uint64_t pair_key(int32_t a, int32_t b) {
 
 // Words at least this long (and long next to the merge list) take the bucket path.
 constexpr size_t kBucketMinSymbols = 4096;
+// Long words are tokenized in slices of about this many bytes, cut where no merge can cross.
+constexpr size_t kSliceBytes = 4096;
 
 struct Symbol {
   int32_t id;
@@ -141,6 +143,46 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
       return;
     }
   }
+  if (!cuttable || word.size() <= 2 * kSliceBytes) {
+    tokenize_slice(word, out);
+    return;
+  }
+  size_t pos = 0;
+  while (word.size() - pos > 2 * kSliceBytes) {
+    size_t from = pos + kSliceBytes;
+    while (from < word.size() && (static_cast<unsigned char>(word[from]) & 0xC0) == 0x80) ++from;
+    size_t cut = find_cut(word, from, word.size());
+    if (cut == std::string_view::npos) break;  // nothing is safe: the rest in one go
+    tokenize_slice(word.substr(pos, cut - pos), out);
+    pos = cut;
+  }
+  tokenize_slice(word.substr(pos), out);
+}
+
+size_t BpeModel::find_cut(std::string_view word, size_t from, size_t to) const {
+  // Single-character token id and code point of the character at byte i (id -1 if none).
+  auto char_at = [&](size_t i, size_t& next, uint32_t& cp) {
+    next = i;
+    cp = next_code_point(word, next);
+    return cp < small_char_ids.size() ? small_char_ids[cp] : find(word.substr(i, next - i));
+  };
+  size_t prev_start = from;  // find the character that ends at `from`
+  do --prev_start; while (prev_start > 0 && (static_cast<unsigned char>(word[prev_start]) & 0xC0) == 0x80);
+  size_t i = prev_start, next = 0;
+  uint32_t x = 0, y = 0;
+  int32_t left = char_at(i, next, x);
+  i = next;
+  while (i < to) {
+    int32_t right = char_at(i, next, y);
+    if (left >= 0 && right >= 0 && !junctions.find((static_cast<uint64_t>(x) << 32) | y)) return i;
+    left = right;
+    x = y;
+    i = next;
+  }
+  return std::string_view::npos;
+}
+
+void BpeModel::tokenize_slice(std::string_view word, std::vector<int32_t>& out) const {
   // Initial symbols: one per character, with byte fallback or (fused) unk for unknown ones.
   std::vector<Symbol> sym;
   sym.reserve(word.size());
@@ -268,6 +310,15 @@ BpeModel load_bpe_model(TokenizerJson& src, const std::string& file) {
     b.merges.insert_or_assign(pair_key(a, c), BpeModel::Merge{static_cast<int32_t>(r), id});
   }
   b.n_ranks = static_cast<int32_t>(src.merges.size());
+  b.cuttable = b.continuing_subword_prefix.empty() && b.end_of_word_suffix.empty();
+  for (const auto& [left, right] : src.merges) {
+    if (left.empty() || right.empty()) continue;
+    size_t i = left.size() - 1;
+    while (i > 0 && (static_cast<unsigned char>(left[i]) & 0xC0) == 0x80) --i;
+    size_t j = 0;
+    uint64_t x = next_code_point(left, i), y = next_code_point(right, j);
+    b.junctions.insert_or_assign((x << 32) | y, 1);
+  }
   src.merges = {};
   return b;
 }

@@ -38,8 +38,20 @@ struct BpeModel {
     const int32_t* id = vocab.find(s);
     return id ? *id : -1;
   }
-  // Appends the ids of one pre-tokenized word (already in the model's alphabet).
+  // Character pairs (x, y) that some merge joins: x ends its left token, y starts its right one
+  // (key (x << 32) | y). A word can be cut between two in-vocabulary characters that form no
+  // such pair: no merge will ever cross that point, so both sides tokenize independently.
+  FlatPairMap<uint8_t> junctions;
+  bool cuttable = false;  // no subword prefix / suffix, so cutting a word changes nothing
+
+  // Appends the ids of one pre-tokenized word (already in the model's alphabet). Long words
+  // (a whole paragraph when there is no pre-tokenizer) are done in bounded slices at safe cuts.
   void tokenize(std::string_view word, std::vector<int32_t>& out) const;
+
+ private:
+  void tokenize_slice(std::string_view word, std::vector<int32_t>& out) const;
+  // First safe cut at or after byte `from` (a character boundary) and before `to`, or npos.
+  size_t find_cut(std::string_view word, size_t from, size_t to) const;
 };
 
 // Ids index dense tables, so a vocabulary may leave only so many ids unused: an id past

@@ -262,7 +262,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     text = repaired;
   }
   std::vector<int32_t> out;
-  out.reserve(text.size() / 3 + 8);
+  out.reserve(text.size() / 4 + 8);  // ~4 bytes per token in English with byte-level BPE
   if (add_special_tokens) out.insert(out.end(), t.prefix.begin(), t.prefix.end());
   std::vector<tok::Segment> segments;
   t.added.split(text, segments);

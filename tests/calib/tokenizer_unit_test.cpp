@@ -74,6 +74,30 @@ TEST(TokenizerBpe, LongWordsKeepTheMergeOrder) {
   EXPECT_EQ(t.encode("ababab", false), (Ids{0, 3, 3, 1}));
 }
 
+TEST(TokenizerBpe, LongWordsAreCutOnlyWhereNoMergeCrosses) {
+  // "_ab" x 5000 as one word: "_ a" then "a b" cannot fire (a is taken), so each "_ab" gives
+  // [_a, b]. No merge joins b with _, so the word may be cut before every '_'; with the merge
+  // "b _" listed it may not, and the result must be the same either way.
+  json vocab = {{"_", 0}, {"a", 1}, {"b", 2}, {"_a", 3}, {"ab", 4}, {"b_", 5}};
+  std::string word;
+  for (int k = 0; k < 5000; ++k) word += "_ab";
+  Ids want;
+  for (int k = 0; k < 5000; ++k) want.insert(want.end(), {3, 2});
+  EXPECT_EQ(make({{"model", bpe(vocab, {"_ a", "a b"})}}).encode(word, false), want);
+  EXPECT_EQ(make({{"model", bpe(vocab, {"_ a", "a b", "b _"})}}).encode(word, false), want);
+  // Characters outside the vocabulary never border a cut (byte fallback / unk fusing).
+  json m = bpe({{"<unk>", 0}, {"_", 1}, {"a", 2}}, json::array());
+  m["unk_token"] = "<unk>";
+  m["fuse_unk"] = true;
+  std::string unk_word;
+  for (int k = 0; k < 3000; ++k) unk_word += "_a";
+  unk_word += std::string(9000, 'x');  // one fused unk, however long
+  Ids unk_want;
+  for (int k = 0; k < 3000; ++k) unk_want.insert(unk_want.end(), {1, 2});
+  unk_want.push_back(0);
+  EXPECT_EQ(make({{"model", m}}).encode(unk_word, false), unk_want);
+}
+
 TEST(TokenizerBpe, LongWordsRevisitLowerRanks) {
   // A hand-made list where merging "a b" (rank 1) creates "c ab" (rank 0).
   auto t = make({{"model", bpe({{"a", 0}, {"b", 1}, {"c", 2}, {"ab", 3}, {"cab", 4}}, {"c ab", "a b"})}});

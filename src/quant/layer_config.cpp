@@ -1,0 +1,129 @@
+// LayerConfig: parsing and validating --layer_config JSON, and resolving a layer's scheme
+// (rules and precedence documented in layer_config.h).
+#include "quant/layer_config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace ar {
+namespace {
+
+bool looks_like_regex(const std::string& key) {
+  return key.find_first_of("*+?()[]{}|^$\\") != std::string::npos;
+}
+
+const char* json_type(const nlohmann::ordered_json& v) { return v.type_name(); }
+
+}  // namespace
+
+LayerConfig::LayerConfig(QuantScheme defaults) : defaults_(defaults) {}
+
+bool LayerConfig::Rule::matches(const std::string& name) const {
+  if (is_regex) return std::regex_search(name, re);
+  if (name.size() == key.size()) return name == key;
+  return name.size() > key.size() && name.compare(name.size() - key.size(), key.size(), key) == 0 &&
+         name[name.size() - key.size() - 1] == '.';
+}
+
+LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme defaults, const std::string& source) {
+  nlohmann::ordered_json root;
+  try {
+    root = nlohmann::ordered_json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    AR_THROW(source, ": not valid JSON: ", e.what());
+  }
+  if (!root.is_object())
+    AR_THROW(source, ": expected a JSON object {\"layer name or regex\": {\"bits\": ...}}, got ", json_type(root));
+  LayerConfig lc(defaults);
+  std::vector<Rule> regexes, names;
+  for (const auto& [key, val] : root.items()) {
+    const std::string where = cat(source, ": rule '", key, "'");
+    if (key.empty()) AR_THROW(where, ": empty layer name");
+    if (!val.is_object()) AR_THROW(where, ": expected an object like {\"bits\": 8}, got ", json_type(val));
+    Rule r;
+    r.key = key;
+    std::string pattern = key;
+    if (key.rfind("re:", 0) == 0) {
+      r.is_regex = true;
+      pattern = key.substr(3);
+    } else {
+      r.is_regex = looks_like_regex(key);
+    }
+    if (r.is_regex) {
+      try {
+        r.re = std::regex(pattern, std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        AR_THROW(where, ": bad regular expression '", pattern, "': ", e.what());
+      }
+    }
+    for (const auto& [field, fv] : val.items()) {
+      if (field == "bits") {
+        if (!fv.is_number_integer()) AR_THROW(where, ": 'bits' must be an integer, got ", fv.dump());
+        const int64_t b = fv.get<int64_t>();
+        if (b != 2 && b != 3 && b != 4 && b != 8 && b != 16)
+          AR_THROW(where, ": 'bits' must be 2, 3, 4, 8 or 16 (16 = keep unquantized), got ", b);
+        r.bits = int(b);
+      } else if (field == "group_size") {
+        if (!fv.is_number_integer()) AR_THROW(where, ": 'group_size' must be an integer, got ", fv.dump());
+        const int64_t g = fv.get<int64_t>();
+        if (g != -1 && g <= 0) AR_THROW(where, ": 'group_size' must be -1 or > 0, got ", g);
+        r.group_size = g;
+      } else if (field == "sym") {
+        if (!fv.is_boolean()) AR_THROW(where, ": 'sym' must be true or false, got ", fv.dump());
+        r.sym = fv.get<bool>();
+      } else {
+        AR_THROW(where, ": unknown key '", field, "' (expected bits, group_size, sym)");
+      }
+    }
+    (r.is_regex ? regexes : names).push_back(std::move(r));
+  }
+  // Name rules: a longer key is a longer (more specific) suffix, so it applies later and wins.
+  std::stable_sort(names.begin(), names.end(),
+                   [](const Rule& a, const Rule& b) { return a.key.size() < b.key.size(); });
+  lc.rules_ = std::move(regexes);
+  for (auto& r : names) lc.rules_.push_back(std::move(r));
+  return lc;
+}
+
+LayerConfig LayerConfig::load(const std::filesystem::path& file, QuantScheme defaults) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) AR_THROW(file.string(), ": cannot open the layer config file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) AR_THROW(file.string(), ": read error");
+  return parse(ss.str(), defaults, file.string());
+}
+
+QuantScheme LayerConfig::scheme_for(const std::string& layer_name) const {
+  QuantScheme s = defaults_;
+  for (const Rule& r : rules_) {
+    if (!r.matches(layer_name)) continue;
+    if (r.bits) s.bits = *r.bits;
+    if (r.group_size) s.group_size = *r.group_size;
+    if (r.sym) s.sym = *r.sym;
+  }
+  return s;
+}
+
+nlohmann::json LayerConfig::extra_config(const std::vector<std::string>& layer_names) const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const std::string& name : layer_names) {
+    const QuantScheme s = scheme_for(name);
+    if (s == defaults_) continue;
+    out[name] = {{"bits", s.bits}, {"group_size", s.group_size}, {"sym", s.sym}};
+  }
+  return out;
+}
+
+std::vector<std::string> LayerConfig::unmatched_rules(const std::vector<std::string>& layer_names) const {
+  std::vector<std::string> keys;
+  for (const Rule& r : rules_)
+    if (std::none_of(layer_names.begin(), layer_names.end(), [&](const std::string& n) { return r.matches(n); }))
+      keys.push_back(r.key);
+  return keys;
+}
+
+}  // namespace ar

@@ -1,0 +1,49 @@
+// Group-level building blocks of the SPEC §2 integer quantizer: scale/zero of one group (scales
+// rounded to fp16 and floored as AutoRound's quant_tensor_sym/asym do), the codes, and the weighted
+// squared error of a candidate scale used by the optimized-RTN search. Each fast (AVX2) routine
+// has a plain `_ref` sibling that gives bit-identical results (same operations, same summation order).
+#pragma once
+#include <cstdint>
+
+namespace ar {
+
+// The magnitude floor AutoRound applies to every scale after fp16 rounding (q_scale_thresh).
+constexpr float kScaleFloor = 1e-5f;
+
+// s rounded to fp16, then |s| floored at 1e-5 keeping its sign; -0 and +0 become +1e-5 (torch.where
+// on `s < 0`). Returns the fp16 bits; the floor itself is the fp16 value nearest 1e-5.
+uint16_t round_scale_f16(float s);
+
+// One group's quantization parameters: the stored fp16 scale, its f32 value, and the unsigned zero
+// point so that code = clamp(round(w / scale + v) + zero, 0, 2^bits - 1), w' = scale * (code - zero).
+// Symmetric "full range" is the same formula with zero = 2^(bits-1).
+struct GroupQuant {
+  uint16_t scale_f16 = 0;
+  float scale = 0;
+  int zero = 0;
+};
+
+// SPEC §2 parameters of a group of n weights (the real ones only: zero padding cannot change
+// min(0, .) / max(0, .)). min_scale / max_scale as given (the tuner clamps them to [0, 1]).
+GroupQuant sym_group_params(const float* w, int64_t n, int bits, float min_scale = 1.f, float max_scale = 1.f);
+GroupQuant asym_group_params(const float* w, int64_t n, int bits, float min_scale = 1.f, float max_scale = 1.f);
+
+// codes[i] = clamp(round(w[i] / scale + v[i]) + zero, 0, 2^bits - 1), round half to even; v may be null.
+void quantize_group_codes(uint8_t* codes, const float* w, const float* v, int64_t n, float scale, int zero, int bits);
+void quantize_group_codes_ref(uint8_t* codes, const float* w, const float* v, int64_t n, float scale, int zero,
+                              int bits);
+
+// sum_i imp[i] * (scale * (q_i - zero) - w[i])^2 with q_i = clamp(round(w[i] / scale) + zero, 0, qmax),
+// for n_zeros zero points at once (they share the division and rounding): err[k] for zeros[k].
+// imp may be null (all ones). Sums in f32, 8 interleaved partial sums (element i into lane i % 8)
+// added pairwise at the end, so the fast and the reference versions agree bit for bit.
+constexpr int kMaxZeroCandidates = 4;
+void group_errors(float* err, const float* w, const float* imp, int64_t n, float scale, const int* zeros,
+                  int n_zeros, int qmax);
+void group_errors_ref(float* err, const float* w, const float* imp, int64_t n, float scale, const int* zeros,
+                      int n_zeros, int qmax);
+
+// True when the AVX2 paths are in use on this CPU (else the _ref versions run).
+bool qdq_simd_available();
+
+}  // namespace ar

@@ -1,0 +1,46 @@
+// Plain RTN over a whole (out, in) weight: per-group parameters then codes, rows in parallel.
+// The per-group math lives in quant/qdq.cpp so the optimized search shares it.
+#include "quant/rtn.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "quant/qdq.h"
+
+namespace ar {
+
+void check_quantizable(const QuantScheme& s) {
+  AR_CHECK(s.bits >= 2 && s.bits <= 8, "quantizer called with bits ", s.bits, " (16 means: do not quantize)");
+  AR_CHECK(s.group_size == -1 || s.group_size > 0, "group_size ", s.group_size);
+}
+
+QuantizedWeight quantize_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* v,
+                             const float* min_scale, const float* max_scale) {
+  check_quantizable(s);
+  AR_CHECK(out >= 0 && in > 0, "shape (", out, ", ", in, ")");
+  QuantizedWeight q;
+  q.scheme = s;
+  q.out = out;
+  q.in = in;
+  q.group = effective_group_size(s, in);
+  q.n_groups = num_groups(s, in);
+  q.codes.resize(size_t(out * in));
+  q.scales.resize(size_t(out * q.n_groups));
+  q.zeros.resize(size_t(out * q.n_groups));
+  const int64_t G = q.group, ng = q.n_groups;
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
+      const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
+      const GroupQuant p = s.sym ? sym_group_params(w + at, n, s.bits, lo_s, hi_s)
+                                 : asym_group_params(w + at, n, s.bits, lo_s, hi_s);
+      quantize_group_codes(q.codes.data() + at, w + at, v ? v + at : nullptr, n, p.scale, p.zero, s.bits);
+      q.scales[size_t(gi)] = p.scale_f16;
+      q.zeros[size_t(gi)] = uint8_t(p.zero);
+    }
+  }
+  return q;
+}
+
+}  // namespace ar

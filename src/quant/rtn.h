@@ -1,0 +1,27 @@
+// Round-to-nearest quantization of one linear layer per SPEC §2 (AutoRound's quant_tensor_sym /
+// quant_tensor_asym), with SignRound's tunable v / min_scale / max_scale applied when given.
+#pragma once
+#include <cstdint>
+
+#include "quant/quantized.h"
+
+namespace ar {
+
+// w (out, in) f32. Optional tunables: v (out, in); min_scale, max_scale (out, n_groups), already
+// clamped to [0, 1] by the caller; null means v = 0, min_scale = max_scale = 1.
+// Per (row, group): symmetric "full range" s = (hi >= lo ? -hi : lo) / 2^(b-1) with
+// lo = -min(0, min w) * min_scale, hi = max(0, max w) * max_scale; asymmetric
+// s = (max(0, max w) * max_scale - min(0, min w) * min_scale) / (2^b - 1), zp = round(-wmin*min_scale / s).
+// s is rounded to fp16 and |s| floored at 1e-5 BEFORE the codes are computed (the formats store fp16);
+// q = clamp(round(w / s + v) [+ zp], ...), round half to even. A last group shorter than the group
+// size uses its real weights only, which is what zero padding gives (min(0, .) / max(0, .)).
+// Rows run in parallel (OpenMP); the result does not depend on the thread count.
+QuantizedWeight quantize_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                             const float* v = nullptr, const float* min_scale = nullptr,
+                             const float* max_scale = nullptr);
+
+// AR_CHECK that a scheme can be quantized here: bits 2..8 (16 = keep the layer, never passed in)
+// and group_size -1 or > 0. User input is validated earlier (LayerConfig, the CLI).
+void check_quantizable(const QuantScheme& s);
+
+}  // namespace ar

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "model/packed_linear.h"
 
 namespace ar {
 
@@ -37,7 +38,13 @@ LinearWeights load_linear(const SafetensorsReader& st, const std::string& name, 
   l.name = name;
   l.in = in;
   l.out = out;
-  l.w = load_f32(st, name + ".weight", {out, in});
+  if (!st.find(name + ".weight") && has_packed_linear(st, name)) {
+    // A GPTQ-packed checkpoint (auto_round / auto_gptq): dequantize on load.
+    l.w = Buffer(size_t(out * in) * sizeof(float), name + ".weight");
+    load_packed_linear_weight(l.w.as<float>(), st, name, in, out);
+  } else {
+    l.w = load_f32(st, name + ".weight", {out, in});
+  }
   if (bias) l.b = load_f32(st, name + ".bias", {out});
   return l;
 }

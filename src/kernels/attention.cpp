@@ -26,8 +26,10 @@ constexpr int64_t kCausalBlockRows = 256;
 // Rows [r0, r1) of one head: Pb (r1 - r0, r1), row stride r1, receives the probabilities
 // softmax(scale · Q_h[i]·K[0..i]ᵀ) for columns 0..i and zeros for columns (i, r1), so that a
 // P·V over columns [0, r1) sees the causal mask. qh, kh: head views with strides ldq, ldkv.
+// round_bf16: store P rounded to bf16 — what the BF16 P·V would use anyway, and already-bf16
+// values let gemm skip its staging copy of the largest operand.
 void block_probs(float* Pb, const float* qh, const float* kh, int64_t r0, int64_t r1, int64_t D,
-                 int64_t ldq, int64_t ldkv, float scale, Precision p) {
+                 int64_t ldq, int64_t ldkv, float scale, Precision p, bool round_bf16) {
   const int64_t rows = r1 - r0;
   gemm(Pb, qh + r0 * ldq, kh, rows, r1, D, false, true, false, p, ldq, ldkv, r1);
 #pragma omp parallel for if (rows * r1 > (1 << 14))
@@ -46,13 +48,16 @@ void block_probs(float* Pb, const float* qh, const float* kh, int64_t r0, int64_
     const float inv = 1.0f / sum;
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+    if (round_bf16) round_to_bf16(row, row, n);
     for (int64_t j = n; j < r1; ++j) row[j] = 0.0f;
   }
 }
 
 // In place over one block: dP (rows, r1) -> dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)), the softmax
-// backward with the score scale folded in; masked columns become exact zeros.
-void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, float scale) {
+// backward with the score scale folded in; masked columns become exact zeros. round_bf16 as in
+// block_probs (dS only feeds BF16 GEMMs).
+void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, float scale,
+                            bool round_bf16) {
   const int64_t rows = r1 - r0;
 #pragma omp parallel for if (rows * r1 > (1 << 14))
   for (int64_t li = 0; li < rows; ++li) {
@@ -64,6 +69,7 @@ void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, 
     for (int64_t j = 0; j < n; ++j) dot += d[j] * pr[j];
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) d[j] = scale * pr[j] * (d[j] - dot);
+    if (round_bf16) round_to_bf16(d, d, n);
     for (int64_t j = n; j < r1; ++j) d[j] = 0.0f;
   }
 }
@@ -76,7 +82,7 @@ void head_forward(float* oh, float* Pb, const float* qh, const float* kh, const 
                   int64_t T, int64_t D, int64_t ldq, int64_t ldkv, float scale, Precision p) {
   for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
     const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
-    block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p);
+    block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p, p == Precision::BF16);
     // O_h[r0:r1] = P[r0:r1, 0:r1] · V[0:r1]
     gemm(oh + r0 * ldq, Pb, vh, r1 - r0, D, r1, false, false, false, p, r1, ldkv, ldq);
   }
@@ -89,12 +95,13 @@ void head_backward(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, co
   for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
     const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
     const int64_t rows = r1 - r0;
-    block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p);
+    // P stays unrounded here: the softmax backward needs the f32 probabilities.
+    block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p, false);
     // dV[0:r1] += Pᵀ · dO_h[r0:r1]
     gemm(dvh, Pb, doh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);
     // dP = dO_h[r0:r1] · V[0:r1]ᵀ, then dS in place
     gemm(dPb, doh + r0 * ldq, vh, rows, r1, D, false, true, false, p, ldq, ldkv, r1);
-    block_softmax_backward(dPb, Pb, r0, r1, scale);
+    block_softmax_backward(dPb, Pb, r0, r1, scale, p == Precision::BF16);
     // dQ_h[r0:r1] = dS · K[0:r1];  dK[0:r1] += dSᵀ · Q_h[r0:r1]
     gemm(dqh + r0 * ldq, dPb, kh, rows, D, r1, false, false, false, p, r1, ldkv, ldq);
     gemm(dkh, dPb, qh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);

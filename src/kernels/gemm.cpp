@@ -3,6 +3,7 @@
 // pointers are wrapped without copying; primitives are built once per shape and reused.
 #include "kernels/gemm.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -146,20 +147,29 @@ struct Operand {
   int64_t ld;
 };
 
-// BF16: native -> bf16 copy; fallback -> rounded f32 copy, unless the values already are bf16
-// (weights loaded from bf16 checkpoints), which are then used in place. F32: as given.
-Operand prepare_operand(const float* X, int64_t rows, int64_t cols, int64_t ld, Precision p,
-                        bool native, Buffer& stage) {
-  if (p != Precision::BF16) return {X, ld};
+// Stored (rows, cols) at X with stride ld, as oneDNN will read it: as given, or (when `stage`)
+// a tight copy in `buf`, bf16 when the native primitive is used, else rounded f32.
+Operand stage_operand(const float* X, int64_t rows, int64_t cols, int64_t ld, bool stage,
+                      bool native, Buffer& buf) {
+  if (!stage) return {X, ld};
   if (native) {
-    stage.reserve(size_t(rows * cols) * sizeof(uint16_t));
-    stage_bf16(stage.as<uint16_t>(), X, rows, cols, ld);
-    return {stage.data(), cols};
+    buf.reserve(size_t(rows * cols) * sizeof(uint16_t));
+    stage_bf16(buf.as<uint16_t>(), X, rows, cols, ld);
+  } else {
+    buf.reserve(size_t(rows * cols) * sizeof(float));
+    stage_rounded_f32(buf.as<float>(), X, rows, cols, ld);
   }
-  if (is_bf16_exact(X, rows, cols, ld)) return {X, ld};
-  stage.reserve(size_t(rows * cols) * sizeof(float));
-  stage_rounded_f32(stage.as<float>(), X, rows, cols, ld);
-  return {stage.data(), cols};
+  return {buf.data(), cols};
+}
+
+// Staged copies are bounded: an operand larger than this is staged and multiplied in panels
+// (rows of C for A, columns of C for B), so BF16 never holds a second copy of a big weight.
+constexpr int64_t kStageMaxElems = int64_t(1) << 22;  // 16 MiB as f32
+
+// Panel length along M (or N) for an operand with K elements per panel row/column.
+int64_t panel_len(int64_t total, int64_t K, bool staged) {
+  if (!staged || total * K <= kStageMaxElems) return total;
+  return std::max<int64_t>(1, kStageMaxElems / K);
 }
 
 void zero_rows(float* C, int64_t M, int64_t N, int64_t ldc) {
@@ -212,44 +222,69 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
   Backend& be = backend();
   // Top level: one call at a time, shared staging and cached memory objects. Inside a parallel
   // region (e.g. attention's per-head loop) calls run concurrently, single-threaded: the lock
-  // covers only the cache lookup, and staging is per call.
-  std::unique_lock<std::mutex> lock(be.mu);
-  if (nested) lock.unlock();
-  Buffer local_a, local_b;
-  Buffer& stage_a = nested ? local_a : be.stage_a;
-  Buffer& stage_b = nested ? local_b : be.stage_b;
-  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
-  const Operand a = prepare_operand(A, a_rows, a_cols, lda, p, native, stage_a);
-  const Operand b = prepare_operand(B, b_rows, b_cols, ldb, p, native, stage_b);
-
-  const PrimKey key{M, N, K, a.ld, b.ld, ldc, trans_a, trans_b, accumulate, native};
-  if (nested) lock.lock();
-  auto it = be.cache.find(key);
-  if (it == be.cache.end()) {
-    if (be.cache.size() >= kMaxCachedPrimitives) be.cache.clear();
-    it = be.cache.emplace(key, make_entry(be, key)).first;
+  // covers only cache lookups, and staging is per thread.
+  std::unique_lock<std::mutex> lock(be.mu, std::defer_lock);
+  if (!nested) lock.lock();
+  // Nested calls stage into per-thread buffers (grow-only, each at most kStageMaxElems) so the
+  // many small calls of a parallel loop do not allocate and fault in fresh pages every time.
+  thread_local Buffer local_a(0, "gemm.stage_a.thread"), local_b(0, "gemm.stage_b.thread");
+  Buffer& buf_a = nested ? local_a : be.stage_a;
+  Buffer& buf_b = nested ? local_b : be.stage_b;
+  const bool bf16 = p == Precision::BF16;
+  const bool native = bf16 && gemm_has_native_bf16();
+  // The fallback uses operands already holding bf16 values (weights from bf16 checkpoints) in
+  // place; everything else in BF16 mode is staged.
+  const bool stage_a = bf16 && (native || !is_bf16_exact(A, a_rows, a_cols, lda));
+  const bool stage_b = bf16 && (native || !is_bf16_exact(B, b_rows, b_cols, ldb));
+  const int64_t pm = panel_len(M, K, stage_a), pn = panel_len(N, K, stage_b);
+  Operand b_whole{nullptr, 0};
+  for (int64_t m0 = 0; m0 < M; m0 += pm) {
+    const int64_t mm = std::min(pm, M - m0);
+    // Rows m0.. of op(A): stored rows when not transposed, stored columns when transposed.
+    const float* a_src = trans_a ? A + m0 : A + m0 * lda;
+    const Operand a = trans_a ? stage_operand(a_src, K, mm, lda, stage_a, native, buf_a)
+                              : stage_operand(a_src, mm, K, lda, stage_a, native, buf_a);
+    for (int64_t n0 = 0; n0 < N; n0 += pn) {
+      const int64_t nn = std::min(pn, N - n0);
+      // A whole-B staging (pn == N) is done once, on the first row panel, and then reused.
+      const bool restage_b = pn < N || m0 == 0;
+      const float* b_src = trans_b ? B + n0 * ldb : B + n0;
+      const Operand b = !restage_b ? b_whole
+                        : trans_b  ? stage_operand(b_src, nn, K, ldb, stage_b, native, buf_b)
+                                   : stage_operand(b_src, K, nn, ldb, stage_b, native, buf_b);
+      if (pn == N) b_whole = b;
+      float* c = C + m0 * ldc + n0;
+      const PrimKey key{mm, nn, K, a.ld, b.ld, ldc, trans_a, trans_b, accumulate, native};
+      if (nested) lock.lock();
+      auto it = be.cache.find(key);
+      if (it == be.cache.end()) {
+        if (be.cache.size() >= kMaxCachedPrimitives) be.cache.clear();
+        it = be.cache.emplace(key, make_entry(be, key)).first;
+      }
+      // oneDNN only reads src/weights; its API just has no const handles.
+      void* a_ptr = const_cast<void*>(a.ptr);
+      void* b_ptr = const_cast<void*>(b.ptr);
+      if (!nested) {
+        PrimEntry& e = it->second;
+        e.a.set_data_handle(a_ptr);
+        e.b.set_data_handle(b_ptr);
+        e.c.set_data_handle(c);
+        e.prim.execute(be.stream,
+                       {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.c}});
+        be.stream.wait();
+        continue;
+      }
+      // Handles are reference counted: copies stay valid even if another thread clears the cache.
+      const dnnl::matmul prim = it->second.prim;
+      const dnnl::memory::desc a_md = it->second.a.get_desc(), b_md = it->second.b.get_desc(),
+                               c_md = it->second.c.get_desc();
+      lock.unlock();
+      dnnl::memory am(a_md, be.engine, a_ptr), bm(b_md, be.engine, b_ptr), cm(c_md, be.engine, c);
+      thread_local dnnl::stream stream(backend().engine);  // streams are not shared by threads
+      prim.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+      stream.wait();
+    }
   }
-  // oneDNN only reads src/weights; its API just has no const handles.
-  void* a_ptr = const_cast<void*>(a.ptr);
-  void* b_ptr = const_cast<void*>(b.ptr);
-  if (!nested) {
-    PrimEntry& e = it->second;
-    e.a.set_data_handle(a_ptr);
-    e.b.set_data_handle(b_ptr);
-    e.c.set_data_handle(C);
-    e.prim.execute(be.stream, {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.c}});
-    be.stream.wait();
-    return;
-  }
-  // Handles are reference counted: copies stay valid even if another thread clears the cache.
-  const dnnl::matmul prim = it->second.prim;
-  const dnnl::memory::desc a_md = it->second.a.get_desc(), b_md = it->second.b.get_desc(),
-                           c_md = it->second.c.get_desc();
-  lock.unlock();
-  dnnl::memory am(a_md, be.engine, a_ptr), bm(b_md, be.engine, b_ptr), cm(c_md, be.engine, C);
-  thread_local dnnl::stream stream(backend().engine);  // streams are not shared across threads
-  prim.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
-  stream.wait();
 }
 
 void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,

@@ -20,7 +20,7 @@ enum class Precision { F32, BF16 };
 // threads, and such calls are serialised by an internal lock (shared primitive cache and bf16
 // staging buffers). A call from inside a parallel region runs single-threaded in the calling
 // thread, concurrently with its siblings (that is how attention parallelises over heads); its
-// bf16 staging, if any, is allocated per call.
+// bf16 staging, if any, goes to per-thread buffers (each bounded, see gemm.cpp).
 // Environment: AR_GEMM_REF=1 routes every call to gemm_ref (slow; for debugging numerics).
 void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
           bool trans_a, bool trans_b, bool accumulate, Precision p,
@@ -36,8 +36,9 @@ void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, in
 // goes through rounded f32 copies. Detected on first use and cached.
 bool gemm_has_native_bf16();
 
-// Frees cached oneDNN primitives and the bf16 staging buffers (e.g. between model blocks whose
-// shapes differ). The next call rebuilds what it needs.
+// Frees cached oneDNN primitives and the shared bf16 staging buffers (e.g. between model blocks
+// whose shapes differ); the next call rebuilds what it needs. Staging operands larger than 4M
+// elements are split into panels, so each staging buffer stays below 16 MiB.
 void gemm_release_cache();
 
 // Rounds n floats to the nearest bf16 value, kept as f32 (in place allowed: out == in).

@@ -191,6 +191,19 @@ TEST(Gemm, Bf16ExactInputsUsedInPlace) {
   }
 }
 
+TEST(Gemm, Bf16StagesLargeOperandsInPanels) {
+  // Operands over 4M elements that need a bf16 copy are staged and multiplied in panels of rows
+  // (A) or columns (B) of C: 33000 x 129 = 4.26M elements gives two panels. Long and thin, so
+  // the oracle stays cheap.
+  const int64_t big = 33000, small = 3, K = 129;
+  uint32_t seed = 3000;
+  for (int flags = 0; flags < 4; ++flags) {
+    const bool t = flags & 1, acc = flags & 2;
+    check_case({big, small, K, t, t, acc, 0, 0, 0, Precision::BF16}, seed++);  // A in panels
+    check_case({small, big, K, t, t, acc, 0, 0, 0, Precision::BF16}, seed++);  // B in panels
+  }
+}
+
 TEST(Gemm, EmptyDimensions) {
   std::vector<float> C(6, 7.0f);
   const float A[1] = {1}, B[1] = {1};

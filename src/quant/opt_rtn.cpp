@@ -99,7 +99,7 @@ QuantizedWeight quantize_opt_rtn(const float* w, int64_t out, int64_t in, const 
   q.scales.resize(size_t(out * q.n_groups));
   q.zeros.resize(size_t(out * q.n_groups));
   const int64_t G = q.group, ng = q.n_groups;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (out * in >= (int64_t(1) << 12))
   for (int64_t o = 0; o < out; ++o) {
     for (int64_t g = 0; g < ng; ++g) {
       const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
@@ -117,7 +117,7 @@ void fake_quantize(float* w, int64_t out, int64_t in, const QuantScheme& s, bool
   if (!s.quantized()) return;
   const QuantizedWeight q = optimized ? quantize_opt_rtn(w, out, in, s, imp) : quantize_rtn(w, out, in, s);
   const int64_t G = q.group, ng = q.n_groups;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (out * in >= (int64_t(1) << 16))
   for (int64_t o = 0; o < out; ++o)
     for (int64_t g = 0; g < ng; ++g) {
       const size_t gi = size_t(o * ng + g);

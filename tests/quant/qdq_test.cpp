@@ -1,0 +1,89 @@
+// Group primitives: fp16 scale rounding and floor, and the AVX2 paths against their _ref siblings
+// (bit for bit, odd sizes, with and without v / importance).
+#include "quant/qdq.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+namespace ar {
+namespace {
+
+TEST(Qdq, RoundScaleF16) {
+  EXPECT_EQ(round_scale_f16(0.1f), 0x2E66);
+  EXPECT_EQ(round_scale_f16(-0.1f), 0xAE66);
+  EXPECT_EQ(round_scale_f16(0.f), 0x00A8);    // fp16(1e-5) = 168 * 2^-24
+  EXPECT_EQ(round_scale_f16(-0.f), 0x00A8);   // torch.where(s < 0, ...) sends -0 to the + side
+  EXPECT_EQ(round_scale_f16(3e-6f), 0x00A8);
+  EXPECT_EQ(round_scale_f16(-3e-6f), 0x80A8);
+  EXPECT_EQ(round_scale_f16(1.0013580322265625e-05f), 0x00A8);  // exactly the floor: kept
+  EXPECT_EQ(round_scale_f16(1.2e-5f), 0x00C9);                  // above the floor: 201 * 2^-24
+}
+
+TEST(Qdq, GroupParamsHandValues) {
+  const float w[4] = {0.1f, -0.8f, 0.3f, 0.5f};
+  const GroupQuant s = sym_group_params(w, 4, 4);
+  EXPECT_EQ(s.scale_f16, 0x2E66);
+  EXPECT_EQ(s.scale, 0.0999755859375f);
+  EXPECT_EQ(s.zero, 8);
+  // asym 4-bit: s = 1.3/15 = 0.08667 -> fp16 0x2D8C = 0.086669921875; zp = round(0.8/s) = round(9.23) = 9.
+  const GroupQuant a = asym_group_params(w, 4, 4);
+  EXPECT_EQ(a.scale_f16, 0x2D8C);
+  EXPECT_EQ(a.zero, 9);
+}
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float sd) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+TEST(Qdq, FastCodesEqualReference) {
+  if (!qdq_simd_available()) GTEST_SKIP() << "no AVX2: only the reference path exists here";
+  for (int64_t n : {1, 3, 7, 8, 9, 17, 32, 33, 129}) {
+    const auto w = random_vec(size_t(n), uint32_t(n), 0.3f), v = random_vec(size_t(n), 99, 0.3f);
+    for (int bits : {2, 3, 4, 8})
+      for (int zero : {0, 1 << (bits - 1)})
+        for (const float* vp : {(const float*)nullptr, v.data()}) {
+          std::vector<uint8_t> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
+          quantize_group_codes(a.data(), w.data(), vp, n, 0.0371f, zero, bits);
+          quantize_group_codes_ref(b.data(), w.data(), vp, n, 0.0371f, zero, bits);
+          EXPECT_EQ(a, b) << "n " << n << " bits " << bits;
+        }
+  }
+}
+
+TEST(Qdq, FastErrorsEqualReference) {
+  if (!qdq_simd_available()) GTEST_SKIP() << "no AVX2: only the reference path exists here";
+  for (int64_t n : {1, 3, 7, 8, 9, 17, 32, 33, 129, 1000}) {
+    const auto w = random_vec(size_t(n), uint32_t(n), 0.3f);
+    auto imp = random_vec(size_t(n), 5, 1.f);
+    for (auto& x : imp) x = x * x;
+    const int zeros[3] = {6, 7, 8};
+    for (const float* ip : {(const float*)nullptr, (const float*)imp.data()})
+      for (float sc : {0.05f, -0.05f}) {
+        float a[3], b[3];
+        group_errors(a, w.data(), ip, n, sc, zeros, 3, 15);
+        group_errors_ref(b, w.data(), ip, n, sc, zeros, 3, 15);
+        for (int k = 0; k < 3; ++k) EXPECT_EQ(a[k], b[k]) << "n " << n << " zero " << zeros[k];
+      }
+  }
+}
+
+TEST(Qdq, ErrorHandValue) {
+  // s = 0.5, zero 8 (4-bit sym): w = {0.3, -1.1, 5.0}: q = 1, -2, 7 (clamped from 10) ->
+  // errors 0.2^2, 0.1^2, 1.5^2 weighted by imp {1, 2, 0.5} = 0.04 + 0.02 + 1.125 = 1.185.
+  const float w[3] = {0.3f, -1.1f, 5.0f}, imp[3] = {1.f, 2.f, 0.5f};
+  const int zero = 8;
+  float e;
+  group_errors(&e, w, imp, 3, 0.5f, &zero, 1, 15);
+  EXPECT_NEAR(e, 1.185f, 1e-6f);
+  group_errors(&e, w, nullptr, 3, 0.5f, &zero, 1, 15);
+  EXPECT_NEAR(e, 0.04f + 0.01f + 2.25f, 1e-6f);
+}
+
+}  // namespace
+}  // namespace ar

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <omp.h>
 #include <limits>
 
 #include "core/buffer.h"
@@ -19,6 +21,8 @@ namespace ar {
 namespace {
 // Rows of lm_head converted to f32 at once: 4096 x 2560 x 4 B = 40 MB for Qwen3-4B.
 constexpr int64_t kVocabChunk = 4096;
+// Per-thread block scratch allowed when running sequences in parallel.
+constexpr size_t kAcrossSeqScratchLimit = 64ull << 20;
 }  // namespace
 
 Decoder::Decoder(const std::filesystem::path& model_dir)
@@ -50,12 +54,33 @@ void Decoder::forward_hidden(float* x, int64_t n_seq, int64_t T, const ForwardOp
   const ModelConfig& c = config_;
   const int64_t C = c.hidden_size;
   RopeTables rope = make_rope_tables(c, T);
-  BlockScratch scratch(c, T);
+  // Small per-sample work (tiny models, short windows) is parallelised across sequences, each
+  // thread running single-threaded kernels: many short multi-threaded GEMMs spend their time in
+  // thread synchronisation, which collapses when the cores are shared. Large work parallelises
+  // inside the kernels instead, keeping one scratch.
+  const int threads = omp_get_max_threads();
+  const bool across = threads > 1 && n_seq > 1 && BlockScratch::size_bytes(c, T) <= kAcrossSeqScratchLimit;
+  std::vector<BlockScratch> scratch;
+  for (int t = 0; t < (across ? threads : 1); ++t) scratch.emplace_back(c, T);
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     {
       BlockWeights w = load_block(*reader_, c, layer);
       if (opt.transform_block) opt.transform_block(w);
-      for (int64_t s = 0; s < n_seq; ++s) block_forward(x + s * T * C, w, c, rope, scratch, opt.precision);
+      if (across) {
+        std::exception_ptr err;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t s = 0; s < n_seq; ++s) {
+          try {
+            block_forward(x + s * T * C, w, c, rope, scratch[size_t(omp_get_thread_num())], opt.precision);
+          } catch (...) {
+#pragma omp critical
+            err = std::current_exception();
+          }
+        }
+        if (err) std::rethrow_exception(err);
+      } else {
+        for (int64_t s = 0; s < n_seq; ++s) block_forward(x + s * T * C, w, c, rope, scratch[0], opt.precision);
+      }
     }  // block weights freed here
     release_block_pages(*reader_, layer);
     if (opt.on_block) opt.on_block(layer, c.num_hidden_layers);

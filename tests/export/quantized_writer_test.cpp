@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <random>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -300,6 +301,53 @@ TEST_F(WriterTest, OutOfOrderTensorsAreHeldUntilTheirTurn) {
   w->finish();
   SafetensorsReader st = SafetensorsReader::open(out);
   EXPECT_EQ(st.tensors().size(), w->specs().size());
+}
+
+// The real stories260K (F32): q/k/v/o packed, the ragged MLP kept in 16-bit (F16, as the packed
+// formats store F32 tensors), read back exactly through load_block.
+TEST(WriterFixture, Stories260KAutoRound) {
+  AR_REQUIRE_FIXTURE(src_dir, "models/stories260K/hf");
+  const fs::path root = test::make_temp_dir("writer_stories");
+  SafetensorsReader src = SafetensorsReader::open(src_dir);
+  const ModelConfig cfg = load_model_config(src_dir);
+  auto scheme = [](const std::string&) { return QuantScheme{4, 32, true}; };
+  std::map<std::string, QuantizedWeight> done;
+  {
+    QuantizedModelWriter w(OutputFormat::AutoRound, src_dir, root / "out", src, cfg, scheme, 1ull << 30, false,
+                           json::object());
+    std::set<std::string> kept;
+    for (const auto& [name, why] : w.unstorable_layers()) kept.insert(name);
+    EXPECT_EQ(kept.size(), size_t(3 * cfg.num_hidden_layers));  // gate, up (out 172), down (in 172)
+    EXPECT_TRUE(kept.count("model.layers.0.mlp.down_proj"));
+    for (const std::string& name : output_tensor_order(src)) {
+      const TensorInfo& t = src.require(name);
+      const std::string linear = name.substr(0, name.size() - 7);
+      if (is_block_linear_weight(name, t.shape) && w.stores_quantized(linear)) {
+        const std::vector<float> wf = read_f32(src, name);
+        QuantizedWeight q = quantize_rtn(wf.data(), t.shape[0], t.shape[1], scheme(linear));
+        w.add_quantized(linear, q);
+        done.emplace(linear, std::move(q));
+      } else {
+        w.add_copy(name);
+      }
+    }
+    w.finish();
+  }
+  EXPECT_EQ(done.size(), size_t(4 * cfg.num_hidden_layers));
+  EXPECT_TRUE(fs::exists(root / "out" / "tokenizer.model"));
+  EXPECT_EQ(json::parse(std::ifstream(root / "out" / "config.json"))["torch_dtype"], "float16");
+  Decoder dec(root / "out");
+  EXPECT_EQ(dec.reader().require("model.layers.0.mlp.down_proj.weight").dtype, DType::F16);
+  BlockWeights b = load_block(dec.reader(), dec.config(), 1);
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const LinearWeights& lw = *block_linears(b, i);
+    auto it = done.find(lw.name);
+    if (it == done.end()) continue;
+    std::vector<float> expect(size_t(lw.in * lw.out));
+    it->second.dequantize(expect.data());
+    EXPECT_EQ(std::memcmp(lw.w.data(), expect.data(), expect.size() * 4), 0) << lw.name;
+  }
+  fs::remove_all(root);
 }
 
 TEST(OutputFormat, Names) {

@@ -15,7 +15,7 @@ namespace ar::tok {
 
 struct BpeModel {
   FlatStringMap<int32_t> vocab;
-  std::vector<std::string> id_to_token;  // empty string for ids the vocabulary does not use
+  std::vector<std::string> id_to_token;  // "" for unused ids; the Tokenizer takes it over at load
   struct Merge {
     int32_t rank;    // position in the merges list: lower merges first
     int32_t new_id;  // id of the concatenated token

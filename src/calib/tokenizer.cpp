@@ -191,7 +191,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     t.decoder = tok::parse_decoder(member("decoder"), name);
     section.clear();
 
-    t.id_to_token = t.model.id_to_token;
+    t.id_to_token = std::move(t.model.id_to_token);  // the model keeps only its lookup maps
     for (const auto& a : t.added.tokens()) {
       if (!tok::plausible_token_id(a.id, t.id_to_token.size() + t.added.tokens().size()))
         AR_THROW(name, ": added token '", a.content, "' has id ", a.id, ", far beyond the vocabulary size (",

@@ -17,6 +17,7 @@
 #include "io/safetensors_writer.h"
 #include "model/decoder.h"
 #include "model/weights.h"
+#include "pipeline/eval.h"
 #include "quant/rtn.h"
 #include "support/fixtures.h"
 
@@ -347,6 +348,53 @@ TEST(WriterFixture, Stories260KAutoRound) {
     it->second.dequantize(expect.data());
     EXPECT_EQ(std::memcmp(lw.w.data(), expect.data(), expect.size() * 4), 0) << lw.name;
   }
+  fs::remove_all(root);
+}
+
+// eval of the written fake model == eval of the source with the same fake quantization in memory
+// (stories260K is F32 and fake keeps the dtype, so the two runs see identical weights).
+TEST(WriterFixture, Stories260KFakeEvalMatchesInMemory) {
+  AR_REQUIRE_FIXTURE(src_dir, "models/stories260K/hf");
+  const fs::path root = test::make_temp_dir("writer_stories_fake");
+  SafetensorsReader src = SafetensorsReader::open(src_dir);
+  const ModelConfig cfg = load_model_config(src_dir);
+  auto scheme = [](const std::string&) { return QuantScheme{4, 32, false}; };
+  std::map<std::string, QuantizedWeight> done;
+  {
+    QuantizedModelWriter w(OutputFormat::Fake, src_dir, root / "out", src, cfg, scheme, 1ull << 30, false,
+                           json::object());
+    for (const std::string& name : output_tensor_order(src)) {
+      const TensorInfo& t = src.require(name);
+      const std::string linear = name.substr(0, name.size() - 7);
+      if (is_block_linear_weight(name, t.shape) && w.stores_quantized(linear)) {
+        const std::vector<float> wf = read_f32(src, name);
+        QuantizedWeight q = quantize_rtn(wf.data(), t.shape[0], t.shape[1], scheme(linear));
+        w.add_quantized(linear, q);
+        done.emplace(linear, std::move(q));
+      } else {
+        w.add_copy(name);
+      }
+    }
+    w.finish();
+  }
+  EXPECT_EQ(done.size(), size_t(7 * cfg.num_hidden_layers));  // fake stores the ragged MLP too
+  std::vector<std::vector<int32_t>> windows(2, std::vector<int32_t>(48));
+  for (size_t k = 0; k < 2; ++k)
+    for (size_t i = 0; i < 48; ++i) windows[k][i] = int32_t((k * 131 + i * 37 + 1) % size_t(cfg.vocab_size));
+  Decoder out(root / "out");
+  const EvalResult a = evaluate_perplexity(out, windows, {});
+  Decoder ref(src_dir);
+  EvalOptions opt;
+  opt.transform_block = [&](BlockWeights& b) {
+    for (int i = 0; i < kBlockLinears; ++i) {
+      LinearWeights& lw = *block_linears(b, i);
+      done.at(lw.name).dequantize(lw.w.as<float>());
+    }
+  };
+  const EvalResult r = evaluate_perplexity(ref, windows, opt);
+  EXPECT_EQ(a.nll_sum, r.nll_sum);
+  EXPECT_EQ(a.perplexity, r.perplexity);
+  EXPECT_EQ(a.tokens_scored, 2 * 47);
   fs::remove_all(root);
 }
 

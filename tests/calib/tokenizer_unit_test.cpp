@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <thread>
+
 #include "calib/tok_pretokenize.h"
 #include "calib/tok_regex.h"
 #include "calib/tok_unicode.h"
@@ -408,6 +410,29 @@ TEST(TokenizerPost, RobertaProcessing) {
   tj["post_processor"] = {{"type", "RobertaProcessing"}, {"cls", {"<s>", 1}}, {"sep", {"</s>", 2}}};
   auto t = make(tj);
   EXPECT_EQ(t.encode("a", true), (Ids{1, 7, 2}));
+}
+
+TEST(TokenizerPost, ConcurrentEncodesShareTheWordCache) {
+  // encode() is const and may run on several threads; the word cache is shared between them.
+  json vocab = {{"a", 0}, {"b", 1}, {"\xC4\xA0", 2}, {"ab", 3}, {"\xC4\xA0" "ab", 4}};
+  auto t = make({{"model", bpe(vocab, {"a b", "\xC4\xA0 ab"})}, {"pre_tokenizer", byte_level_pre(true)}});
+  std::string text;
+  for (int k = 0; k < 2000; ++k) text += (k % 3 == 0) ? "ab " : (k % 3 == 1) ? "ba " : "aab ";
+  std::vector<Ids> got(4);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k) threads.emplace_back([&, k] { got[k] = t.encode(text, false); });
+  for (auto& th : threads) th.join();
+  // Words after the GPT-2 split: "ab" -> [ab]; " ab" -> Ġ ab -> [Ġab]; " ba" -> [Ġ, b, a];
+  // " aab" -> Ġ a ab (Ġ is not next to ab) -> [Ġ, a, ab]; the text ends with one space.
+  Ids want;
+  for (int k = 0; k < 2000; ++k) {
+    if (k == 0) want.push_back(3);
+    else if (k % 3 == 0) want.push_back(4);
+    else if (k % 3 == 1) want.insert(want.end(), {2, 1, 0});
+    else want.insert(want.end(), {2, 0, 3});
+  }
+  want.push_back(2);  // the final space
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(got[k], want) << "thread " << k;
 }
 
 TEST(TokenizerPost, MovedTokenizerStillWorks) {

@@ -2,6 +2,8 @@
 // scales and zeros <-> qweight / qzeros / scales / g_idx. The bit stream itself is model/packed_linear.
 #include "export/gptq_pack.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "model/packed_linear.h"
 
@@ -10,6 +12,8 @@ namespace ar {
 namespace {
 
 bool gptq_bits(int bits) { return bits == 2 || bits == 3 || bits == 4 || bits == 8; }
+
+constexpr int64_t kTile = 64;  // output columns transposed together
 
 }  // namespace
 
@@ -42,11 +46,15 @@ PackedLinear pack_gptq(const QuantizedWeight& q) {
   p.g_idx = Buffer(size_t(in) * 4, "g_idx");
 
   // qweight: column o is the packed stream of codes row o (contiguous in the QuantizedWeight).
+  // Columns are packed kTile at a time and stored row by row, so the transposed writes stay in cache.
   uint32_t* qw = p.qweight.as<uint32_t>();
-  std::vector<uint32_t> col(static_cast<size_t>(qw_rows));
-  for (int64_t o = 0; o < out; ++o) {
-    gptq_pack_values(col.data(), q.codes.data() + o * in, in, bits);
-    for (int64_t r = 0; r < qw_rows; ++r) qw[r * out + o] = col[size_t(r)];
+  std::vector<uint32_t> cols(static_cast<size_t>(kTile * qw_rows));
+  for (int64_t o0 = 0; o0 < out; o0 += kTile) {
+    const int64_t nt = std::min(kTile, out - o0);
+    for (int64_t t = 0; t < nt; ++t)
+      gptq_pack_values(cols.data() + t * qw_rows, q.codes.data() + (o0 + t) * in, in, bits);
+    for (int64_t r = 0; r < qw_rows; ++r)
+      for (int64_t t = 0; t < nt; ++t) qw[r * out + o0 + t] = cols[size_t(t * qw_rows + r)];
   }
   // qzeros row g: (zero[o, g] - 1) & mask over o; scales transposed to (n_groups, out).
   const unsigned mask = (1u << bits) - 1u;
@@ -83,10 +91,13 @@ QuantizedWeight unpack_gptq(const uint32_t* qweight, const uint32_t* qzeros, con
         AR_THROW("g_idx[", i, "] = ", g_idx[i], ", expected ", i / q.group,
                  " (act-order / permuted groups are not supported here)");
   q.codes.resize(size_t(out * in));
-  std::vector<uint32_t> col(static_cast<size_t>(qw_rows));
-  for (int64_t o = 0; o < out; ++o) {
-    for (int64_t r = 0; r < qw_rows; ++r) col[size_t(r)] = qweight[r * out + o];
-    gptq_unpack_values(q.codes.data() + o * in, col.data(), in, bits);
+  std::vector<uint32_t> cols(static_cast<size_t>(kTile * qw_rows));
+  for (int64_t o0 = 0; o0 < out; o0 += kTile) {
+    const int64_t nt = std::min(kTile, out - o0);
+    for (int64_t r = 0; r < qw_rows; ++r)
+      for (int64_t t = 0; t < nt; ++t) cols[size_t(t * qw_rows + r)] = qweight[r * out + o0 + t];
+    for (int64_t t = 0; t < nt; ++t)
+      gptq_unpack_values(q.codes.data() + (o0 + t) * in, cols.data() + t * qw_rows, in, bits);
   }
   q.scales.resize(size_t(out * ng));
   q.zeros.resize(size_t(out * ng));

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <regex>
 #include <vector>
 
@@ -67,19 +68,40 @@ void gptq_pack_values(uint32_t* words, const uint8_t* v, int64_t n, int bits) {
   const int64_t nw = gptq_packed_words(bits, n);
   for (int64_t w = 0; w < nw; ++w) words[w] = 0;
   const uint32_t mask = (1u << bits) - 1u;
+  uint32_t all = 0;  // OR of every value: one range check instead of one per value
+  if (32 % bits == 0) {  // 2, 4, 8 bits: whole values per word
+    const int per = 32 / bits;
+    for (int64_t w = 0; w < nw; ++w) {
+      uint32_t word = 0;
+      for (int j = 0; j < per; ++j) {
+        all |= v[w * per + j];
+        word |= uint32_t(v[w * per + j]) << (bits * j);
+      }
+      words[w] = word;
+    }
+    AR_CHECK((all & ~mask) == 0, "a value does not fit in ", bits, " bits");
+    return;
+  }
   for (int64_t k = 0; k < n; ++k) {
-    AR_CHECK((v[k] & ~mask) == 0, "value ", int(v[k]), " does not fit in ", bits, " bits");
+    all |= v[k];
     const int64_t bit = k * bits;
     const int64_t w = bit / 32;
     const int off = int(bit % 32);
     words[w] |= uint32_t(v[k]) << off;
     if (off + bits > 32) words[w + 1] |= uint32_t(v[k]) >> (32 - off);  // 3-bit values straddle words
   }
+  AR_CHECK((all & ~mask) == 0, "a value does not fit in ", bits, " bits");
 }
 
 void gptq_unpack_values(uint8_t* v, const uint32_t* words, int64_t n, int bits) {
   const int64_t nw = gptq_packed_words(bits, n);
   const uint64_t mask = (1u << bits) - 1u;
+  if (32 % bits == 0) {
+    const int per = 32 / bits;
+    for (int64_t w = 0; w < nw; ++w)
+      for (int j = 0; j < per; ++j) v[w * per + j] = uint8_t((words[w] >> (bits * j)) & mask);
+    return;
+  }
   for (int64_t k = 0; k < n; ++k) {
     const int64_t bit = k * bits;
     const int64_t w = bit / 32;
@@ -210,16 +232,23 @@ void load_packed_linear_weight(float* w, const SafetensorsReader& st, const Pack
 
   std::vector<uint32_t> qw(static_cast<size_t>(qw_rows * out));
   st.read(qweight, qw.data());
-  std::vector<uint32_t> col(static_cast<size_t>(qw_rows));
+  // Columns gathered kTile at a time (the packed words of one column are `out` apart).
+  constexpr int64_t kTile = 64;
+  std::vector<uint32_t> cols(static_cast<size_t>(kTile * qw_rows));
   std::vector<uint8_t> codes(static_cast<size_t>(in));
-  for (int64_t o = 0; o < out; ++o) {
-    for (int64_t r = 0; r < qw_rows; ++r) col[size_t(r)] = qw[size_t(r * out + o)];
-    gptq_unpack_values(codes.data(), col.data(), in, bits);
-    float* wr = w + o * in;
-    for (int64_t i = 0; i < in; ++i) {
-      const size_t gz = size_t(int64_t(g_idx[size_t(i)]) * out + o);
-      // Same expression as QuantizedWeight::dequantize, so a round trip is exact.
-      wr[i] = scales[gz] * float(int(codes[size_t(i)]) - int(zeros[gz]));
+  for (int64_t o0 = 0; o0 < out; o0 += kTile) {
+    const int64_t nt = std::min(kTile, out - o0);
+    for (int64_t r = 0; r < qw_rows; ++r)
+      for (int64_t t = 0; t < nt; ++t) cols[size_t(t * qw_rows + r)] = qw[size_t(r * out + o0 + t)];
+    for (int64_t t = 0; t < nt; ++t) {
+      const int64_t o = o0 + t;
+      gptq_unpack_values(codes.data(), cols.data() + t * qw_rows, in, bits);
+      float* wr = w + o * in;
+      for (int64_t i = 0; i < in; ++i) {
+        const size_t gz = size_t(int64_t(g_idx[size_t(i)]) * out + o);
+        // Same expression as QuantizedWeight::dequantize, so a round trip is exact.
+        wr[i] = scales[gz] * float(int(codes[size_t(i)]) - int(zeros[gz]));
+      }
     }
   }
 }

@@ -5,6 +5,7 @@
 
 namespace ar::cli {
 
+void add_quantize_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);

@@ -2,7 +2,10 @@
 // Bad input surfaces here as ar::Error: printed as "error: ..." with exit code 1.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <vector>
 #include <exception>
 
 #include "cli/commands.h"
@@ -20,11 +23,18 @@ int main(int argc, char** argv) {
   CLI::App app{"autoround: SignRound/AutoRound LLM quantization on the CPU"};
   app.set_version_flag("--version", AR_VERSION);
   app.require_subcommand(1);
+  ar::cli::add_quantize_command(app);
   ar::cli::add_eval_command(app);
   ar::cli::add_tokenize_command(app);
   ar::cli::add_generate_command(app);
+  // As in the Python tool, `autoround --model X ...` means `autoround quantize --model X ...`.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0].size() > 1 && args[0][0] == '-' && args[0] != "-h" && args[0] != "--help" &&
+      args[0] != "--version")
+    args.insert(args.begin(), "quantize");
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments reversed
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const ar::Error& e) {

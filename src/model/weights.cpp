@@ -59,6 +59,10 @@ LinearWeights* block_linears(BlockWeights& b, int i) {
   return all[i];
 }
 
+const LinearWeights* block_linears(const BlockWeights& b, int i) {
+  return block_linears(const_cast<BlockWeights&>(b), i);  // same lookup; constness restored
+}
+
 size_t BlockWeights::size_bytes() const {
   size_t n = input_norm.size_bytes() + post_norm.size_bytes() + q_norm.size_bytes() + k_norm.size_bytes();
   for (const LinearWeights* l : {&q, &k, &v, &o, &gate, &up, &down}) n += l->w.size_bytes() + l->b.size_bytes();

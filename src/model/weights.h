@@ -35,6 +35,7 @@ struct BlockWeights {
 std::string block_prefix(int64_t layer);  // "model.layers.<layer>."
 // The seven linear layers of a block in a fixed order (q, k, v, o, gate, up, down).
 LinearWeights* block_linears(BlockWeights& b, int i);
+const LinearWeights* block_linears(const BlockWeights& b, int i);
 constexpr int kBlockLinears = 7;
 
 // Reads block `layer` from the model files, checking every shape. Throws ar::Error naming the tensor.

@@ -1,0 +1,49 @@
+// The streaming quantization run (SPEC §3): one decoder block at a time is read, quantized,
+// appended to every output format's current shard and released. Calibration activations (only
+// needed for importance-weighted optimized RTN) are the only per-sample state carried between blocks.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "quant/quantized.h"
+
+namespace ar {
+
+struct QuantizeOptions {
+  std::filesystem::path model_dir;
+  std::filesystem::path output_dir;        // one format: this folder; several: <output_dir>/<format>
+  std::vector<std::string> formats = {"auto_round"};
+  QuantScheme scheme;                      // default for every linear inside the blocks
+  std::string layer_config;                // JSON text or a JSON file; empty = none
+  bool disable_opt_rtn = false;            // plain RTN instead of the scale search
+  int64_t iters = 0;                       // SignRound steps; only 0 (RTN) for now
+  std::string dataset;                     // calibration data (importance for opt-RTN); empty = none
+  int64_t nsamples = 128;
+  int64_t seqlen = 2048;
+  uint64_t seed = 42;
+  uint64_t max_shard_bytes = 5'000'000'000ull;
+  bool overwrite = false;
+  Precision precision = Precision::F32;
+  std::string eval_dataset;                // evaluate original and quantized model on this file
+  int64_t eval_seqlen = 2048;
+  std::function<void(const std::string&)> log;  // progress lines
+};
+
+struct QuantizeReport {
+  double seconds = 0;
+  uint64_t peak_rss_bytes = 0;
+  std::vector<std::filesystem::path> outputs;
+  std::vector<uint64_t> output_bytes;
+  int64_t quantized_layers = 0;
+  std::vector<std::string> kept_16bit;     // layers a packed format could not store
+  double bits_per_weight = 0;              // quantized linears, codes + scales + zeros
+  double ppl_original = 0, ppl_quantized = 0;  // when eval_dataset is set
+};
+
+QuantizeReport run_quantize(const QuantizeOptions& opt);
+
+}  // namespace ar

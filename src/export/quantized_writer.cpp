@@ -364,6 +364,9 @@ void QuantizedModelWriter::add_quantized(const std::string& linear_name, const Q
   AR_CHECK(q.in == e.in && q.out == e.out && q.scheme == e.scheme, "add_quantized: '", linear_name, "' is (",
            q.out, ", ", q.in, ") ", q.scheme.bits, "-bit g", q.scheme.group_size, ", planned (", e.out, ", ", e.in,
            ") ", e.scheme.bits, "-bit g", e.scheme.group_size);
+  AR_CHECK(int64_t(q.codes.size()) == q.out * q.in && int64_t(q.scales.size()) == q.out * q.n_groups &&
+               int64_t(q.zeros.size()) == q.out * q.n_groups && q.group > 0,
+           "add_quantized: '", linear_name, "': QuantizedWeight sizes do not match its shape");
   e.done = true;
   if (e.kind == Impl::Kind::Packed) {
     PackedLinear p = pack_gptq(q);
@@ -372,10 +375,17 @@ void QuantizedModelWriter::add_quantized(const std::string& linear_name, const Q
     m.emit(e.first_spec + 2, std::move(p.scales));
     m.emit(e.first_spec + 3, std::move(p.g_idx));
   } else {
-    Buffer w(size_t(q.out * q.in) * 4, linear_name + " (dequantized)");
-    q.dequantize(w.as<float>());
+    // Row by row, so no full f32 copy of the layer exists; same expression as QuantizedWeight::dequantize.
     Buffer b(size_t(q.out * q.in) * dtype_size(e.dtype), linear_name + ".weight");
-    from_f32(b.data(), w.as<float>(), e.dtype, size_t(q.out * q.in));
+    std::vector<float> row(static_cast<size_t>(q.in));
+    for (int64_t o = 0; o < q.out; ++o) {
+      for (int64_t i = 0; i < q.in; ++i) {
+        const size_t g = size_t(o * q.n_groups + i / q.group);
+        row[size_t(i)] = f16_to_f32(q.scales[g]) * float(int(q.codes[size_t(o * q.in + i)]) - int(q.zeros[g]));
+      }
+      from_f32(static_cast<char*>(b.data()) + size_t(o * q.in) * dtype_size(e.dtype), row.data(), e.dtype,
+               size_t(q.in));
+    }
     m.emit(e.first_spec, std::move(b));
   }
 }

@@ -116,7 +116,8 @@ nlohmann::json make_quantization_config(OutputFormat f, const std::vector<Stored
     for (const auto& [b, s] : quantized_in_block) uniform = uniform && s == quantized_in_block.begin()->second;
     const auto& first = quantized_in_block.begin()->second;
     if (uniform && first.size() != all_relative.size())
-      q["modules_in_block_to_quantize"] = {std::vector<std::string>(first.begin(), first.end())};
+      q["modules_in_block_to_quantize"] =  // explicit arrays: a braced pair would become an object
+          nlohmann::json::array({nlohmann::json(std::vector<std::string>(first.begin(), first.end()))});
   }
   for (const auto& [k, v] : tuning.items())
     if (!q.contains(k)) q[k] = v;

@@ -1,0 +1,138 @@
+// Fake quantization and its straight-through backward, one (row, group) at a time. The forward
+// reuses the RTN group routines so that w' is exactly what quantize_rtn would emit; the backward
+// recomputes each group's scale (cheap next to the GEMMs) instead of saving it.
+#include "quant/fake_quant_grad.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "quant/qdq.h"
+#include "quant/rtn.h"
+
+namespace ar {
+
+namespace {
+
+// What the backward of one group needs beyond the stored scale: the constants wmin/wmax, which
+// side the symmetric scale took, whether the floor replaced the scale (then no gradient reaches
+// the scale's inputs), and the zero point as the forward used it.
+struct GroupGradInfo {
+  float wmin = 0, wmax = 0;  // min(0, min w), max(0, max w)
+  float scale = 0;           // f32 value of the stored fp16 scale
+  float zero = 0;            // sym: 2^(b-1); asym: round(-wmin*min_scale / scale)
+  bool hi_side = false;      // sym: s = -hi / 2^(b-1) (else s = lo / 2^(b-1))
+  bool floored = false;
+};
+
+GroupGradInfo group_info(const float* w, int64_t n, const QuantScheme& qs, float lo_s, float hi_s) {
+  GroupGradInfo g;
+  for (int64_t i = 0; i < n; ++i) {
+    g.wmin = w[i] < g.wmin ? w[i] : g.wmin;
+    g.wmax = w[i] > g.wmax ? w[i] : g.wmax;
+  }
+  // Same expressions as sym_group_params / asym_group_params, so the raw scale (before fp16 and
+  // the floor) is the one they rounded; the floor changed it iff the stored bits differ.
+  float raw;
+  GroupQuant p;
+  if (qs.sym) {
+    const float lo = -(g.wmin * lo_s), hi = g.wmax * hi_s;
+    g.hi_side = hi >= lo;
+    raw = (g.hi_side ? -hi : lo) / float(1 << (qs.bits - 1));
+    p = sym_group_params(w, n, qs.bits, lo_s, hi_s);
+  } else {
+    raw = (g.wmax * hi_s - g.wmin * lo_s) / float((1 << qs.bits) - 1);
+    p = asym_group_params(w, n, qs.bits, lo_s, hi_s);
+  }
+  g.scale = p.scale;
+  g.zero = float(p.zero);
+  g.floored = p.scale_f16 != f32_to_f16(raw);
+  if (!qs.sym) g.zero = std::nearbyint(-(g.wmin * lo_s) / p.scale);  // unclamped, as autograd sees it
+  return g;
+}
+
+}  // namespace
+
+void fake_quant_forward(float* w_dq, const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                        const float* v, const float* min_scale, const float* max_scale) {
+  check_quantizable(s);
+  const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
+#pragma omp parallel for schedule(static) if (out * in >= (int64_t(1) << 16))
+  for (int64_t o = 0; o < out; ++o) {
+    uint8_t codes[256];
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
+      const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
+      const GroupQuant p = s.sym ? sym_group_params(w + at, n, s.bits, lo_s, hi_s)
+                                 : asym_group_params(w + at, n, s.bits, lo_s, hi_s);
+      // Codes in chunks of 256 so a whole-row group needs no allocation.
+      for (int64_t c0 = 0; c0 < n; c0 += 256) {
+        const int64_t m = std::min<int64_t>(256, n - c0);
+        quantize_group_codes(codes, w + at + c0, v ? v + at + c0 : nullptr, m, p.scale, p.zero, s.bits);
+        for (int64_t j = 0; j < m; ++j) w_dq[at + c0 + j] = p.scale * float(int(codes[j]) - p.zero);
+      }
+    }
+  }
+}
+
+void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                         const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                         const float* v, const float* min_scale, const float* max_scale) {
+  check_quantizable(s);
+  const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
+  const bool want_scales = dmin_scale || dmax_scale;
+  // Integer range of round(w/s + v) [+ zp] that clamp lets through.
+  const float qlo = s.sym ? -float(1 << (s.bits - 1)) : 0.f;
+  const float qhi = s.sym ? float((1 << (s.bits - 1)) - 1) : float((1 << s.bits) - 1);
+#pragma omp parallel for schedule(static) if (out * in >= (int64_t(1) << 16))
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
+      const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
+      const GroupGradInfo info = group_info(w + at, n, s, lo_s, hi_s);
+      const float sc = info.scale, zp = s.sym ? 0.f : info.zero;
+      // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
+      float ds = 0, dzp = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const float gw = dw_dq[at + j], wj = w[at + j];
+        float x = wj / sc;
+        if (v) x += v[at + j];
+        const float t = std::nearbyint(x) + zp;  // the integer clamp sees
+        const bool inside = t >= qlo && t <= qhi;
+        const float q = std::min(std::max(t, qlo), qhi);
+        const float g_int = inside ? gw * sc : 0.f;  // dL/d round(w/s + v)
+        if (dv) dv[at + j] += g_int;
+        if (!want_scales) continue;
+        ds += gw * (q - zp) - g_int * wj / (sc * sc);
+        if (!s.sym) dzp += inside ? 0.f : -gw * sc;  // w' = s*(clamp(r + zp) - zp)
+      }
+      if (!want_scales) continue;
+      float dwmin = 0, dwmax = 0;  // dL/d(wmin*min_scale), dL/d(wmax*max_scale)
+      if (s.sym) {
+        if (!info.floored) {
+          const float dmax_v = ds / float(1 << (s.bits - 1));
+          // max_v = -hi (hi = wmax*max_scale) or lo (lo = -wmin*min_scale).
+          if (info.hi_side)
+            dwmax = -dmax_v;
+          else
+            dwmin = -dmax_v;
+        }
+      } else {
+        // zp = round(-wmin'/s) with wmin' = wmin*min_scale: STE gives dzp/dwmin' = -1/s and
+        // dzp/ds = wmin'/s^2; s = (wmax' - wmin') / qmax.
+        const float wmin_c = info.wmin * lo_s;
+        dwmin += -dzp / sc;
+        if (!info.floored) {
+          const float ds_all = (ds + dzp * wmin_c / (sc * sc)) / qhi;
+          dwmax += ds_all;
+          dwmin -= ds_all;
+        }
+      }
+      if (dmin_scale) dmin_scale[gi] += dwmin * info.wmin;
+      if (dmax_scale) dmax_scale[gi] += dwmax * info.wmax;
+    }
+  }
+}
+
+}  // namespace ar

@@ -1,0 +1,32 @@
+// The differentiable quantizer of one linear layer for SignRound tuning (SPEC §2): forward
+// w' = qdq(w; v, min_scale, max_scale) and its backward to v / min_scale / max_scale under the
+// Python AutoRound's gradient conventions (round and fp16 casts straight-through, clamps masked).
+#pragma once
+#include <cstdint>
+
+#include "quant/quantized.h"
+
+namespace ar {
+
+// w_dq (out, in) f32, overwritten = the fake-quantized weight, bit-identical to
+// quantize_rtn(w, out, in, s, v, min_scale, max_scale).dequantize(). w (out, in); v (out, in) or
+// null (= 0); min_scale, max_scale (out, n_groups) already clamped to [0, 1], or null (= 1).
+void fake_quant_forward(float* w_dq, const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                        const float* v, const float* min_scale, const float* max_scale);
+
+// Backward of fake_quant_forward given dw_dq = dL/dw' (out, in). Accumulates (+=):
+//   dv (out, in)                        dL/dv (skipped if null)
+//   dmin_scale, dmax_scale (out, n_groups)  dL/dmin_scale, dL/dmax_scale (each skipped if null).
+// Conventions (AutoRound quant_tensor_sym / quant_tensor_asym under autograd):
+//  - round(w/s + v) and the zero point round(-wmin*min_scale/s) pass the gradient unchanged;
+//  - the fp16 rounding of s passes it unchanged; the |s| >= 1e-5 floor blocks it where it floors;
+//  - clamp(x, a, b) passes it only where a <= x <= b (the integer before clamping);
+//  - sym: the side choice hi >= lo is a constant, the chosen side is differentiated;
+//  - wmin = min(0, min w), wmax = max(0, max w) are constants (the weights are not trained).
+// The scale gradient is summed in f32 (the Python tool holds it in the fp16 scale's dtype; the
+// difference is within fp16 precision per group and does not change its sign).
+void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                         const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                         const float* v, const float* min_scale, const float* max_scale);
+
+}  // namespace ar

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -13,7 +14,60 @@
 namespace ar {
 namespace {
 
-float grid_factor(int i) { return float(1.0 - kOptRtnGridStep * i); }
+constexpr int kGrid = 2 * kOptRtnGridHalf + 1;
+
+// den[j] = base * f_i, i = j - 100, in f32: the divisors of both grids (base n = 2^(b-1) for sym,
+// 2^b - 1 for asym), one table per (bits, sym), built once.
+const float* grid_divisors(int bits, bool sym) {
+  static const auto tables = [] {
+    std::vector<std::vector<float>> t(2 * 9);
+    for (int b = 2; b <= 8; ++b)
+      for (int sy = 0; sy < 2; ++sy) {
+        const float base = sy ? float(1 << (b - 1)) : float((1 << b) - 1);
+        auto& d = t[size_t(b * 2 + sy)];
+        for (int j = 0; j < kGrid; ++j) d.push_back(base * float(1.0 - kOptRtnGridStep * (j - kOptRtnGridHalf)));
+      }
+    return t;
+  }();
+  return tables[size_t(bits * 2 + (sym ? 1 : 0))].data();
+}
+
+// Grid indices from f = 1 outwards (0, -1, +1, -2, ...), skipping a candidate equal to its inner
+// neighbour (the grid is monotone, so equal fp16 values are neighbours). Appends (scale, zero(scale)).
+template <typename Zero>
+void add_grid(std::vector<float>& sc_out, std::vector<int>& z_out, const float* sc, Zero&& zero_of) {
+  sc_out.push_back(sc[kOptRtnGridHalf]);
+  z_out.push_back(zero_of(sc[kOptRtnGridHalf]));
+  for (int step = 1; step <= kOptRtnGridHalf; ++step)
+    for (int side : {-1, 1}) {
+      const int j = kOptRtnGridHalf + side * step, inner = j - side;
+      if (sc[j] == sc[inner]) continue;
+      sc_out.push_back(sc[j]);
+      z_out.push_back(zero_of(sc[j]));
+    }
+}
+
+// Errors of all candidates in batches; returns the index of the first smallest (candidate 0 is plain
+// RTN's choice, so only a strictly smaller error replaces it).
+size_t argmin_error(const float* w, const float* imp, int64_t n, const std::vector<float>& sc,
+                    const std::vector<int>& z, int qmax, float* best_err) {
+  size_t best = 0;
+  float err[kErrorBatch];
+  for (size_t c0 = 0; c0 < sc.size(); c0 += kErrorBatch) {
+    const int count = int(std::min<size_t>(kErrorBatch, sc.size() - c0));
+    group_errors(err, w, imp, n, sc.data() + c0, z.data() + c0, count, qmax);
+    for (int c = 0; c < count; ++c)
+      if (c0 + size_t(c) == 0 || err[c] < *best_err) {
+        *best_err = err[c];
+        best = c0 + size_t(c);
+      }
+  }
+  return best;
+}
+
+// Per-thread candidate lists, reused across groups.
+thread_local std::vector<float> t_scales;
+thread_local std::vector<int> t_zeros;
 
 GroupQuant search_sym(const float* w, const float* imp, int64_t n, int bits) {
   const int nq = 1 << (bits - 1), qmax = (1 << bits) - 1;
@@ -25,29 +79,18 @@ GroupQuant search_sym(const float* w, const float* imp, int64_t n, int bits) {
       g = w[i];
     }
   }
-  GroupQuant best;
-  best.zero = nq;
-  best.scale_f16 = round_scale_f16(-g / float(nq));  // i = 0: plain RTN's scale
-  best.scale = f16_to_f32(best.scale_f16);
+  float sc[kGrid];
+  candidate_scales(sc, -g, grid_divisors(bits, true), kGrid);
+  t_scales.clear();
+  t_zeros.clear();
+  // f = 1 comes first: it is plain RTN's scale.
+  add_grid(t_scales, t_zeros, sc, [&](float) { return nq; });
   float best_err;
-  group_errors(&best_err, w, imp, n, best.scale, &best.zero, 1, qmax);
-  const uint16_t h0 = best.scale_f16;
-  uint16_t prev = h0;
-  for (int i = -kOptRtnGridHalf; i <= kOptRtnGridHalf; ++i) {
-    if (i == 0) continue;
-    const uint16_t h = round_scale_f16(-g / (float(nq) * grid_factor(i)));
-    // The grid is monotone, so equal fp16 values are neighbours (or i = 0's, already evaluated).
-    if (h == prev || h == h0) continue;
-    prev = h;
-    const float sc = f16_to_f32(h);
-    float err;
-    group_errors(&err, w, imp, n, sc, &best.zero, 1, qmax);
-    if (err < best_err) {
-      best_err = err;
-      best.scale_f16 = h;
-      best.scale = sc;
-    }
-  }
+  const size_t b = argmin_error(w, imp, n, t_scales, t_zeros, qmax, &best_err);
+  GroupQuant best;
+  best.scale = t_scales[b];
+  best.scale_f16 = f32_to_f16(best.scale);  // exact: the value came from an fp16
+  best.zero = nq;
   return best;
 }
 
@@ -58,29 +101,37 @@ GroupQuant search_asym(const float* w, const float* imp, int64_t n, int bits) {
     mn = w[i] < mn ? w[i] : mn;
     mx = w[i] > mx ? w[i] : mx;
   }
-  GroupQuant best = asym_group_params(w, n, bits);
+  const GroupQuant rtn = asym_group_params(w, n, bits);
+  float sc[kGrid];
+  candidate_scales(sc, mx - mn, grid_divisors(bits, false), kGrid);
+  t_scales.assign(1, rtn.scale);  // plain RTN first
+  t_zeros.assign(1, rtn.zero);
+  // Stage 1: every grid scale with the zero point that centres [mn, mx] on the middle of the codes.
+  add_grid(t_scales, t_zeros, sc, [&](float s) {
+    const float c = std::clamp(0.5f * float(qmax) - (mn + mx) / (2.f * s), 0.f, float(qmax));
+    return int((c + 0x1p23f) - 0x1p23f);  // round half to even for 0 <= c < 2^23, without a libm call
+  });
   float best_err;
-  group_errors(&best_err, w, imp, n, best.scale, &best.zero, 1, qmax);
-  uint16_t prev = 0xffff;  // a NaN pattern: matches no candidate
-  for (int i = -kOptRtnGridHalf; i <= kOptRtnGridHalf; ++i) {
-    const uint16_t h = round_scale_f16((mx - mn) / (float(qmax) * grid_factor(i)));
-    if (h == prev) continue;
-    prev = h;
-    const float sc = f16_to_f32(h);
-    // Centre of [mn, mx] on the middle of the codes; bounded before the int conversion.
-    const float c = std::nearbyint(std::clamp(0.5f * float(qmax) - (mn + mx) / (2.f * sc), -2.f, qmax + 2.f));
-    int zeros[3];
-    for (int k = 0; k < 3; ++k) zeros[k] = std::clamp(int(c) - 1 + k, 0, qmax);
-    float err[3];
-    group_errors(err, w, imp, n, sc, zeros, 3, qmax);
-    for (int k = 0; k < 3; ++k)
-      if (err[k] < best_err) {
-        best_err = err[k];
-        best.scale_f16 = h;
-        best.scale = sc;
-        best.zero = zeros[k];
-      }
-  }
+  const size_t b = argmin_error(w, imp, n, t_scales, t_zeros, qmax, &best_err);
+  GroupQuant best;
+  best.scale = t_scales[b];
+  best.zero = t_zeros[b];
+  // Stage 2: the winner's zero point +-1.
+  float s2[2];
+  int z2[2], nz = 0;
+  for (int z : {best.zero - 1, best.zero + 1})
+    if (z >= 0 && z <= qmax) {
+      s2[nz] = best.scale;
+      z2[nz++] = z;
+    }
+  float err[2];
+  if (nz) group_errors(err, w, imp, n, s2, z2, nz, qmax);
+  for (int k = 0; k < nz; ++k)
+    if (err[k] < best_err) {
+      best_err = err[k];
+      best.zero = z2[k];
+    }
+  best.scale_f16 = f32_to_f16(best.scale);
   return best;
 }
 

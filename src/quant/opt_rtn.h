@@ -16,10 +16,10 @@ constexpr double kOptRtnGridStep = 0.0075;
 // Symmetric: g = the group's largest-magnitude weight, signed (a tie between +a and -a counts as +a,
 // the side plain RTN picks), n = 2^(b-1); candidates s_i = -g / (n f_i), each rounded to fp16 and
 // floored like the stored scale; keeps the one minimising sum imp (s clamp(round(w/s), -n, n-1) - w)^2.
-// Asymmetric (our design; the Python tool searches only symmetric int): candidates are plain RTN's
-// (scale, zero) and, for each s_i = (wmax - wmin) / ((2^b - 1) f_i), the zero points c - 1, c, c + 1
-// with c = round((2^b - 1)/2 - (wmin + wmax) / (2 s_i)), which centres [wmin, wmax] on the code
-// range (clamped to [0, 2^b - 1]); least weighted error wins.
+// Asymmetric (our design; the Python tool searches only symmetric int): after plain RTN's
+// (scale, zero), each s_i = (wmax - wmin) / ((2^b - 1) f_i) with the zero point
+// c = round((2^b - 1)/2 - (wmin + wmax) / (2 s_i)) that centres [wmin, wmax] on the code range
+// (clamped to [0, 2^b - 1]); then the winner's zero +-1. Least weighted error wins.
 // Plain RTN's own choice is evaluated first and only a strictly smaller error replaces it, so the
 // result is never worse (in this weighted error) than quantize_rtn. Rows run in parallel.
 QuantizedWeight quantize_opt_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s,

@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/dtype.h"
@@ -55,40 +56,70 @@ __attribute__((target("avx2"))) void quantize_group_codes_avx2(uint8_t* codes, c
   if (i < n) quantize_group_codes_ref(codes + i, w + i, v ? v + i : nullptr, n - i, scale, zero, bits);
 }
 
+template <bool IMP>
 __attribute__((target("avx2"))) void group_errors_avx2(float* err, const float* w, const float* imp, int64_t n,
-                                                        float scale, const int* zeros, int n_zeros, int qmax) {
-  const __m256 vs = _mm256_set1_ps(scale), vlo = _mm256_setzero_ps(), vhi = _mm256_set1_ps(float(qmax));
-  __m256 vz[kMaxZeroCandidates], acc[kMaxZeroCandidates];
-  for (int k = 0; k < n_zeros; ++k) {
-    vz[k] = _mm256_set1_ps(float(zeros[k]));
-    acc[k] = _mm256_setzero_ps();
+                                                        const float* scales, const int* zeros, int count, int qmax) {
+  constexpr int K = kErrorBatch;
+  // Unused slots repeat the last candidate (same work, result dropped) so K stays a constant.
+  // q - zero = clamp(r + zero, 0, qmax) - zero = clamp(r, -zero, qmax - zero), exactly (small integers).
+  __m256 vs[K], vinv[K], vlo[K], vhi[K], acc[K];
+#pragma GCC unroll 8
+  for (int c = 0; c < K; ++c) {
+    const int cc = c < count ? c : count - 1;
+    vs[c] = _mm256_set1_ps(scales[cc]);
+    vinv[c] = _mm256_set1_ps(1.f / scales[cc]);
+    vlo[c] = _mm256_set1_ps(float(-zeros[cc]));
+    vhi[c] = _mm256_set1_ps(float(qmax - zeros[cc]));
+    acc[c] = _mm256_setzero_ps();
   }
   const __m256 ones = _mm256_set1_ps(1.f);
   for (int64_t i = 0; i < n; i += 8) {
-    __m256 wv, iv;
+    __m256 wv, iv = ones;
     if (i + 8 <= n) {
       wv = _mm256_loadu_ps(w + i);
-      iv = imp ? _mm256_loadu_ps(imp + i) : ones;
+      if (IMP) iv = _mm256_loadu_ps(imp + i);
     } else {
-      // Masked lanes read as 0 and weigh 0, so they add +0 to their partial sums.
+      // Masked lanes read as 0: q - zero = 0 there, so they add +0.
       const __m256i m = tail_mask(n - i);
       wv = _mm256_maskload_ps(w + i, m);
-      iv = imp ? _mm256_maskload_ps(imp + i, m) : _mm256_and_ps(ones, _mm256_castsi256_ps(m));
+      if (IMP) iv = _mm256_maskload_ps(imp + i, m);
     }
-    const __m256 r = _mm256_round_ps(_mm256_div_ps(wv, vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    for (int k = 0; k < n_zeros; ++k) {
-      __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vz[k]), vlo), vhi);
-      __m256 d = _mm256_sub_ps(_mm256_mul_ps(vs, _mm256_sub_ps(q, vz[k])), wv);
-      acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(_mm256_mul_ps(d, d), iv));
+    // Fully unrolled so the accumulators live in registers.
+#pragma GCC unroll 8
+    for (int c = 0; c < K; ++c) {
+      const __m256 r = _mm256_round_ps(_mm256_mul_ps(wv, vinv[c]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m256 q = _mm256_min_ps(_mm256_max_ps(r, vlo[c]), vhi[c]);
+      const __m256 d = _mm256_sub_ps(_mm256_mul_ps(vs[c], q), wv);
+      __m256 e = _mm256_mul_ps(d, d);
+      if (IMP) e = _mm256_mul_ps(e, iv);
+      acc[c] = _mm256_add_ps(acc[c], e);
     }
   }
-  for (int k = 0; k < n_zeros; ++k) err[k] = hsum_avx(acc[k]);
+  for (int c = 0; c < count; ++c) err[c] = hsum_avx(acc[c]);
 }
 
+// Same arithmetic as round_scale_f16 on 8 lanes: f32 division, F16C round trip (round to nearest
+// even, like f32_to_f16), then the +-fp16(1e-5) floor with -0 going to the + side.
+__attribute__((target("avx2,f16c"))) void candidate_scales_avx2(float* out, float num, const float* den, int n) {
+  const __m256 vn = _mm256_set1_ps(num), zero = _mm256_setzero_ps();
+  const __m256 thr = _mm256_set1_ps(kScaleFloor), sign = _mm256_set1_ps(-0.f);
+  const float fl = f16_to_f32(f32_to_f16(kScaleFloor));
+  const __m256 pos = _mm256_set1_ps(fl), neg = _mm256_set1_ps(-fl);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 s = _mm256_div_ps(vn, _mm256_loadu_ps(den + j));
+    const __m256 h = _mm256_cvtph_ps(_mm256_cvtps_ph(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256 is_neg = _mm256_cmp_ps(h, zero, _CMP_LT_OQ);
+    const __m256 small = _mm256_cmp_ps(_mm256_andnot_ps(sign, h), thr, _CMP_LT_OQ);
+    const __m256 floored = _mm256_blendv_ps(pos, neg, is_neg);
+    _mm256_storeu_ps(out + j, _mm256_blendv_ps(h, floored, small));
+  }
+  if (j < n) candidate_scales_ref(out + j, num, den + j, n - j);
+}
 }  // namespace
 
 bool qdq_simd_available() {
-  static const bool ok = __builtin_cpu_supports("avx2");
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
   return ok;
 }
 
@@ -161,31 +192,43 @@ void quantize_group_codes(uint8_t* codes, const float* w, const float* v, int64_
     quantize_group_codes_ref(codes, w, v, n, scale, zero, bits);
 }
 
-void group_errors_ref(float* err, const float* w, const float* imp, int64_t n, float scale, const int* zeros,
-                      int n_zeros, int qmax) {
-  AR_CHECK(n_zeros >= 1 && n_zeros <= kMaxZeroCandidates, "n_zeros ", n_zeros);
-  float acc[kMaxZeroCandidates][8] = {};
-  const float hi = float(qmax);
-  for (int64_t i = 0; i < n; ++i) {
-    const float r = std::nearbyint(w[i] / scale);
-    const float im = imp ? imp[i] : 1.f;
-    for (int k = 0; k < n_zeros; ++k) {
-      const float z = float(zeros[k]);
-      const float q = min_like_simd(max_like_simd(r + z, 0.f), hi);
-      const float d = scale * (q - z) - w[i];
-      acc[k][i % 8] += d * d * im;
+void group_errors_ref(float* err, const float* w, const float* imp, int64_t n, const float* scales,
+                      const int* zeros, int count, int qmax) {
+  AR_CHECK(count >= 1 && count <= kErrorBatch, "count ", count);
+  for (int c = 0; c < count; ++c) {
+    float acc[8] = {};
+    const float s = scales[c], inv = 1.f / s, lo = float(-zeros[c]), hi = float(qmax - zeros[c]);
+    for (int64_t i = 0; i < n; ++i) {
+      const float r = std::nearbyint(w[i] * inv);
+      const float q = min_like_simd(max_like_simd(r, lo), hi);  // = clamp(r + zero, 0, qmax) - zero
+      const float d = s * q - w[i];
+      float e = d * d;
+      if (imp) e *= imp[i];
+      acc[i % 8] += e;
     }
+    err[c] = sum8(acc);
   }
-  for (int k = 0; k < n_zeros; ++k) err[k] = sum8(acc[k]);
 }
 
-void group_errors(float* err, const float* w, const float* imp, int64_t n, float scale, const int* zeros,
-                  int n_zeros, int qmax) {
-  AR_CHECK(n_zeros >= 1 && n_zeros <= kMaxZeroCandidates, "n_zeros ", n_zeros);
-  if (qdq_simd_available())
-    group_errors_avx2(err, w, imp, n, scale, zeros, n_zeros, qmax);
+void group_errors(float* err, const float* w, const float* imp, int64_t n, const float* scales, const int* zeros,
+                  int count, int qmax) {
+  AR_CHECK(count >= 1 && count <= kErrorBatch, "count ", count);
+  if (!qdq_simd_available()) return group_errors_ref(err, w, imp, n, scales, zeros, count, qmax);
+  if (imp)
+    group_errors_avx2<true>(err, w, imp, n, scales, zeros, count, qmax);
   else
-    group_errors_ref(err, w, imp, n, scale, zeros, n_zeros, qmax);
+    group_errors_avx2<false>(err, w, imp, n, scales, zeros, count, qmax);
+}
+
+void candidate_scales_ref(float* out, float num, const float* den, int n) {
+  for (int j = 0; j < n; ++j) out[j] = f16_to_f32(round_scale_f16(num / den[j]));
+}
+
+void candidate_scales(float* out, float num, const float* den, int n) {
+  if (qdq_simd_available())
+    candidate_scales_avx2(out, num, den, n);
+  else
+    candidate_scales_ref(out, num, den, n);
 }
 
 }  // namespace ar

@@ -3,6 +3,7 @@
 // squared error of a candidate scale used by the optimized-RTN search. Each fast (AVX2) routine
 // has a plain `_ref` sibling that gives bit-identical results (same operations, same summation order).
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace ar {
@@ -33,17 +34,26 @@ void quantize_group_codes(uint8_t* codes, const float* w, const float* v, int64_
 void quantize_group_codes_ref(uint8_t* codes, const float* w, const float* v, int64_t n, float scale, int zero,
                               int bits);
 
-// sum_i imp[i] * (scale * (q_i - zero) - w[i])^2 with q_i = clamp(round(w[i] / scale) + zero, 0, qmax),
-// for n_zeros zero points at once (they share the division and rounding): err[k] for zeros[k].
-// imp may be null (all ones). Sums in f32, 8 interleaved partial sums (element i into lane i % 8)
-// added pairwise at the end, so the fast and the reference versions agree bit for bit.
-constexpr int kMaxZeroCandidates = 4;
-void group_errors(float* err, const float* w, const float* imp, int64_t n, float scale, const int* zeros,
-                  int n_zeros, int qmax);
-void group_errors_ref(float* err, const float* w, const float* imp, int64_t n, float scale, const int* zeros,
-                      int n_zeros, int qmax);
+// Weighted squared rounding error of `count` (scale, zero) candidates on one group, evaluated in one
+// pass over the weights (count <= kErrorBatch):
+//   err[c] = sum_i imp[i] * (scale[c] * (q_ic - zero[c]) - w[i])^2,
+//   q_ic = clamp(round(w[i] * (1/scale[c])) + zero[c], 0, qmax),
+// imp may be null (all ones), zero[c] in [0, qmax]. The search multiplies by 1/scale where the codes
+// divide (vdivps would bound the speed): the two differ only where w/scale is within an ulp of a
+// rounding boundary, where rounding either way gives the same error to f32 precision. Sums in f32
+// over 8 interleaved partial sums (element i into lane i % 8) added pairwise at the end, so the
+// fast and the reference versions agree bit for bit.
+constexpr int kErrorBatch = 8;
+void group_errors(float* err, const float* w, const float* imp, int64_t n, const float* scales, const int* zeros,
+                  int count, int qmax);
+void group_errors_ref(float* err, const float* w, const float* imp, int64_t n, const float* scales,
+                      const int* zeros, int count, int qmax);
 
-// True when the AVX2 paths are in use on this CPU (else the _ref versions run).
+// Candidate scales of a search: out[j] = the f32 value of round_scale_f16(num / den[j]), j < n.
+void candidate_scales(float* out, float num, const float* den, int n);
+void candidate_scales_ref(float* out, float num, const float* den, int n);
+
+// True when the AVX2 (+F16C) paths are in use on this CPU (else the _ref versions run).
 bool qdq_simd_available();
 
 }  // namespace ar

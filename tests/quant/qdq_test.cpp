@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/dtype.h"
+
 #include <random>
 #include <vector>
 
@@ -58,31 +60,50 @@ TEST(Qdq, FastCodesEqualReference) {
 
 TEST(Qdq, FastErrorsEqualReference) {
   if (!qdq_simd_available()) GTEST_SKIP() << "no AVX2: only the reference path exists here";
+  const float scales[kErrorBatch] = {0.05f, -0.05f, 0.031f, -0.2f, 1e-5f, 0.07f, -0.013f, 0.5f};
+  const int zeros[kErrorBatch] = {8, 8, 0, 15, 7, 3, 8, 12};
   for (int64_t n : {1, 3, 7, 8, 9, 17, 32, 33, 129, 1000}) {
     const auto w = random_vec(size_t(n), uint32_t(n), 0.3f);
     auto imp = random_vec(size_t(n), 5, 1.f);
     for (auto& x : imp) x = x * x;
-    const int zeros[3] = {6, 7, 8};
     for (const float* ip : {(const float*)nullptr, (const float*)imp.data()})
-      for (float sc : {0.05f, -0.05f}) {
-        float a[3], b[3];
-        group_errors(a, w.data(), ip, n, sc, zeros, 3, 15);
-        group_errors_ref(b, w.data(), ip, n, sc, zeros, 3, 15);
-        for (int k = 0; k < 3; ++k) EXPECT_EQ(a[k], b[k]) << "n " << n << " zero " << zeros[k];
+      for (int count : {1, 3, 8}) {
+        float a[kErrorBatch], b[kErrorBatch];
+        group_errors(a, w.data(), ip, n, scales, zeros, count, 15);
+        group_errors_ref(b, w.data(), ip, n, scales, zeros, count, 15);
+        for (int k = 0; k < count; ++k) EXPECT_EQ(a[k], b[k]) << "n " << n << " candidate " << k;
       }
   }
 }
 
-TEST(Qdq, ErrorHandValue) {
-  // s = 0.5, zero 8 (4-bit sym): w = {0.3, -1.1, 5.0}: q = 1, -2, 7 (clamped from 10) ->
+TEST(Qdq, ErrorHandValues) {
+  // Candidate 0: s = 0.5, zero 8 (4-bit sym): w = {0.3, -1.1, 5.0} -> q = 1, -2, 7 (clamped from 10);
   // errors 0.2^2, 0.1^2, 1.5^2 weighted by imp {1, 2, 0.5} = 0.04 + 0.02 + 1.125 = 1.185.
+  // Candidate 1: s = 0.25, zero 2 (asym 4-bit, codes 0..15): q - zero = 1, -2 (clamped from -4), 13
+  // (clamped from 20) -> errors 0.05^2, 0.6^2, 1.75^2 -> 0.0025 + 0.72 + 1.53125 = 2.25375.
   const float w[3] = {0.3f, -1.1f, 5.0f}, imp[3] = {1.f, 2.f, 0.5f};
-  const int zero = 8;
-  float e;
-  group_errors(&e, w, imp, 3, 0.5f, &zero, 1, 15);
-  EXPECT_NEAR(e, 1.185f, 1e-6f);
-  group_errors(&e, w, nullptr, 3, 0.5f, &zero, 1, 15);
-  EXPECT_NEAR(e, 0.04f + 0.01f + 2.25f, 1e-6f);
+  const float scales[2] = {0.5f, 0.25f};
+  const int zeros[2] = {8, 2};
+  float e[2];
+  group_errors(e, w, imp, 3, scales, zeros, 2, 15);
+  EXPECT_NEAR(e[0], 1.185f, 1e-6f);
+  EXPECT_NEAR(e[1], 2.25375f, 1e-6f);
+  group_errors(e, w, nullptr, 3, scales, zeros, 1, 15);
+  EXPECT_NEAR(e[0], 0.04f + 0.01f + 2.25f, 1e-6f);
+}
+
+TEST(Qdq, CandidateScalesEqualReference) {
+  std::vector<float> den(201);
+  for (int j = 0; j < 201; ++j) den[size_t(j)] = 8.f * float(1.0 - 0.0075 * (j - 100));
+  for (float num : {0.37f, -0.37f, 1e-4f, -3e-5f, 0.f, -0.f, 65000.f, 1e-9f}) {
+    std::vector<float> a(201), b(201);
+    candidate_scales(a.data(), num, den.data(), 201);
+    candidate_scales_ref(b.data(), num, den.data(), 201);
+    for (int j = 0; j < 201; ++j) {
+      EXPECT_EQ(a[size_t(j)], b[size_t(j)]) << "num " << num << " j " << j;
+      EXPECT_EQ(b[size_t(j)], f16_to_f32(round_scale_f16(num / den[size_t(j)])));
+    }
+  }
 }
 
 }  // namespace

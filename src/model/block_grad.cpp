@@ -1,0 +1,175 @@
+// Decoder-layer forward with saved activations, and its backward, over the kernels in src/kernels
+// (each checked against finite differences there). The chain follows block.cpp's forward step by
+// step in reverse; residual branches add their gradients where the comments say so.
+#include "model/block_grad.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/attention.h"
+#include "kernels/linear.h"
+#include "kernels/residual.h"
+#include "kernels/rms_norm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+
+namespace ar {
+
+namespace {
+
+// Floats of every named view, in the order they are cut from the one allocation.
+struct GradLayout {
+  size_t t, tc, tq, tkv, tf, raw_q, raw_kv, rq, rk, att;
+};
+
+GradLayout grad_layout(const ModelConfig& c, int64_t T) {
+  GradLayout l;
+  l.t = size_t(T);
+  l.tc = l.t * size_t(c.hidden_size);
+  l.tq = l.t * size_t(c.num_attention_heads * c.head_dim);
+  l.tkv = l.t * size_t(c.num_key_value_heads * c.head_dim);
+  l.tf = l.t * size_t(c.intermediate_size);
+  l.raw_q = c.qk_norm ? l.tq : 0;
+  l.raw_kv = c.qk_norm ? l.tkv : 0;
+  l.rq = c.qk_norm ? l.t * size_t(c.num_attention_heads) : 0;
+  l.rk = c.qk_norm ? l.t * size_t(c.num_key_value_heads) : 0;
+  l.att = std::max(attention_scratch_floats(T), attention_backward_scratch_floats(T));
+  return l;
+}
+
+size_t total_floats(const GradLayout& l) {
+  // rstd1, rstd2; xn1, h, xn2, d_c, d_h; q, attn, d_attn, dq; k, v, dk, dv; gate, up, act, 2 temps.
+  return 2 * l.t + 5 * l.tc + 4 * l.tq + 4 * l.tkv + 5 * l.tf + l.raw_q + l.raw_kv + l.rq + l.rk + l.att;
+}
+
+const float* bias_of(const LinearWeights& l) { return l.has_bias() ? l.b.as<float>() : nullptr; }
+
+}  // namespace
+
+size_t BlockGradScratch::size_bytes(const ModelConfig& c, int64_t T) {
+  return total_floats(grad_layout(c, T)) * sizeof(float);
+}
+
+BlockGradScratch::BlockGradScratch(const ModelConfig& c, int64_t T)
+    : T_(T), buf_(size_bytes(c, T), "block grad scratch") {
+  const GradLayout l = grad_layout(c, T);
+  float* p = buf_.as<float>();
+  auto take = [&p](size_t n) {
+    float* r = n ? p : nullptr;
+    p += n;
+    return r;
+  };
+  rstd1 = take(l.t);
+  xn1 = take(l.tc);
+  q_raw = take(l.raw_q);
+  k_raw = take(l.raw_kv);
+  rstd_q = take(l.rq);
+  rstd_k = take(l.rk);
+  q = take(l.tq);
+  k = take(l.tkv);
+  v = take(l.tkv);
+  attn = take(l.tq);
+  h = take(l.tc);
+  rstd2 = take(l.t);
+  xn2 = take(l.tc);
+  gate = take(l.tf);
+  up = take(l.tf);
+  act = take(l.tf);
+  d_ffn_a = take(l.tf);
+  d_ffn_b = take(l.tf);
+  d_c = take(l.tc);
+  d_h = take(l.tc);
+  d_attn = take(l.tq);
+  dq = take(l.tq);
+  dk = take(l.tkv);
+  dv = take(l.tkv);
+  att_scratch = take(l.att);
+}
+
+namespace {
+void check_shapes(const BlockGradScratch& s, const BlockWeights& b, const ModelConfig& c,
+                  const RopeTables& rope) {
+  const int64_t T = s.T(), C = c.hidden_size, D = c.head_dim;
+  AR_CHECK(rope.T >= T && rope.half_D == D / 2, "rope tables for T=", rope.T, " used with T=", T);
+  AR_CHECK(b.q.in == C && b.q.out == c.num_attention_heads * D && b.k.out == c.num_key_value_heads * D &&
+               b.o.in == b.q.out && b.down.in == c.intermediate_size,
+           "block weights do not match config");
+  AR_CHECK(c.num_attention_heads % c.num_key_value_heads == 0, "H=", c.num_attention_heads, " Hkv=",
+           c.num_key_value_heads);
+}
+}  // namespace
+
+void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
+                         const BlockLinearWeights& w, const ModelConfig& c, const RopeTables& rope,
+                         Precision p) {
+  check_shapes(s, b, c, rope);
+  AR_CHECK(y != x, "block_forward_train: y aliases x");
+  const int64_t T = s.T(), C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  const float eps = float(c.rms_norm_eps);
+
+  // Attention half: h = x + o(attention(rope(norm(q)), rope(norm(k)), v)).
+  rms_norm_forward(s.xn1, s.rstd1, x, b.input_norm.as<float>(), T, C, eps);
+  float* q_lin = c.qk_norm ? s.q_raw : s.q;
+  float* k_lin = c.qk_norm ? s.k_raw : s.k;
+  linear_forward(q_lin, s.xn1, w[0], bias_of(b.q), T, C, H * D, p);
+  linear_forward(k_lin, s.xn1, w[1], bias_of(b.k), T, C, Hkv * D, p);
+  linear_forward(s.v, s.xn1, w[2], bias_of(b.v), T, C, Hkv * D, p);
+  if (c.qk_norm) {  // Qwen3: per-head RMSNorm before RoPE; the pre-norm values are kept for backward
+    rms_norm_forward(s.q, s.rstd_q, s.q_raw, b.q_norm.as<float>(), T * H, D, eps);
+    rms_norm_forward(s.k, s.rstd_k, s.k_raw, b.k_norm.as<float>(), T * Hkv, D, eps);
+  }
+  rope_forward(s.q, rope.cos.data(), rope.sin.data(), T, H, D);
+  rope_forward(s.k, rope.cos.data(), rope.sin.data(), T, Hkv, D);
+  attention_forward(s.attn, s.att_scratch, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+  linear_forward(s.h, s.attn, w[3], nullptr, T, H * D, C, p);
+  residual_add(s.h, x, T * C);
+
+  // MLP half: y = h + down(silu(gate(norm(h))) * up(norm(h))).
+  rms_norm_forward(s.xn2, s.rstd2, s.h, b.post_norm.as<float>(), T, C, eps);
+  linear_forward(s.gate, s.xn2, w[4], nullptr, T, C, F, p);
+  linear_forward(s.up, s.xn2, w[5], nullptr, T, C, F, p);
+  swiglu_forward(s.act, s.gate, s.up, T * F);
+  linear_forward(y, s.act, w[6], nullptr, T, F, C, p);
+  residual_add(y, s.h, T * C);
+}
+
+void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
+                    const float* x, const BlockWeights& b, const BlockLinearWeights& w,
+                    const ModelConfig& c, const RopeTables& rope, Precision p) {
+  check_shapes(s, b, c, rope);
+  const int64_t T = s.T(), C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+
+  // MLP half. y = h + down(act): dL/dh gets dy directly (residual) plus the norm branch below.
+  linear_backward(s.d_ffn_a, dw[6], nullptr, dy, s.act, w[6], T, F, C, p);          // d act
+  swiglu_backward(s.d_ffn_a, s.d_ffn_b, s.d_ffn_a, s.gate, s.up, T * F);            // d gate, d up
+  linear_backward(s.d_c, dw[4], nullptr, s.d_ffn_a, s.xn2, w[4], T, C, F, p);       // d xn2 (gate)
+  linear_backward(nullptr, dw[5], nullptr, s.d_ffn_b, s.xn2, w[5], T, C, F, p);
+  gemm(s.d_c, s.d_ffn_b, w[5], T, C, F, false, false, /*accumulate=*/true, p);       // + d xn2 (up)
+  rms_norm_backward(s.d_c, nullptr, s.d_c, s.h, b.post_norm.as<float>(), s.rstd2, T, C);
+  for (int64_t i = 0; i < T * C; ++i) s.d_h[i] = dy[i] + s.d_c[i];  // residual: both branches
+
+  // Attention half. h = x + o(attn): dL/dx gets d_h directly plus the input-norm branch.
+  linear_backward(s.d_attn, dw[3], nullptr, s.d_h, s.attn, w[3], T, H * D, C, p);
+  attention_backward(s.dq, s.dk, s.dv, s.att_scratch, s.d_attn, s.q, s.k, s.v, T, H, Hkv, D,
+                     1.0f / std::sqrt(float(D)), p);
+  rope_backward(s.dq, rope.cos.data(), rope.sin.data(), T, H, D);
+  rope_backward(s.dk, rope.cos.data(), rope.sin.data(), T, Hkv, D);
+  if (c.qk_norm) {
+    rms_norm_backward(s.dq, nullptr, s.dq, s.q_raw, b.q_norm.as<float>(), s.rstd_q, T * H, D);
+    rms_norm_backward(s.dk, nullptr, s.dk, s.k_raw, b.k_norm.as<float>(), s.rstd_k, T * Hkv, D);
+  }
+  // Weight gradients need only the projections' input; d xn1 only when dx is wanted.
+  linear_backward(dx ? s.d_c : nullptr, dw[0], nullptr, s.dq, s.xn1, w[0], T, C, H * D, p);
+  linear_backward(nullptr, dw[1], nullptr, s.dk, s.xn1, w[1], T, C, Hkv * D, p);
+  linear_backward(nullptr, dw[2], nullptr, s.dv, s.xn1, w[2], T, C, Hkv * D, p);
+  if (!dx) return;
+  gemm(s.d_c, s.dk, w[1], T, C, Hkv * D, false, false, true, p);
+  gemm(s.d_c, s.dv, w[2], T, C, Hkv * D, false, false, true, p);
+  rms_norm_backward(s.d_c, nullptr, s.d_c, x, b.input_norm.as<float>(), s.rstd1, T, C);
+  for (int64_t i = 0; i < T * C; ++i) dx[i] = s.d_h[i] + s.d_c[i];  // residual: both branches
+}
+
+}  // namespace ar

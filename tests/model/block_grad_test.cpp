@@ -1,0 +1,188 @@
+// Trainable block forward/backward on tiny random configs (GQA, Qwen3 q/k norm, Qwen2 qkv bias):
+// forward against the inference block_forward, backward against central finite differences of
+// L = sum(G * y) w.r.t. every linear weight (a sample of entries) and the whole input.
+#include "model/block_grad.h"
+
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace ar {
+namespace {
+
+struct Variant {
+  const char* name;
+  int64_t H, Hkv;
+  bool qk_norm, bias;
+};
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
+ModelConfig tiny_config(const Variant& v) {
+  ModelConfig c;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_hidden_layers = 1;
+  c.num_attention_heads = v.H;
+  c.num_key_value_heads = v.Hkv;
+  c.head_dim = 8;  // H*D != C for H = 4: o_proj is not square
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  c.qk_norm = v.qk_norm;
+  c.attention_bias = v.bias;
+  return c;
+}
+
+void fill(Buffer& b, size_t n, std::mt19937& rng, float mean, float sd) {
+  b = Buffer(n * sizeof(float));
+  std::normal_distribution<float> nd(mean, sd);
+  for (size_t i = 0; i < n; ++i) b.as<float>()[i] = nd(rng);
+}
+
+BlockWeights random_block(const ModelConfig& c, std::mt19937& rng) {
+  BlockWeights b;
+  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  fill(b.input_norm, size_t(C), rng, 1.f, 0.2f);
+  fill(b.post_norm, size_t(C), rng, 1.f, 0.2f);
+  if (c.qk_norm) {
+    fill(b.q_norm, size_t(D), rng, 1.f, 0.2f);
+    fill(b.k_norm, size_t(D), rng, 1.f, 0.2f);
+  }
+  const int64_t shapes[kBlockLinears][2] = {{c.num_attention_heads * D, C}, {c.num_key_value_heads * D, C},
+                                            {c.num_key_value_heads * D, C}, {C, c.num_attention_heads * D},
+                                            {F, C}, {F, C}, {C, F}};
+  for (int i = 0; i < kBlockLinears; ++i) {
+    LinearWeights* l = block_linears(b, i);
+    l->out = shapes[i][0];
+    l->in = shapes[i][1];
+    // Large enough that attention is far from uniform and the MLP far from linear.
+    fill(l->w, size_t(l->out * l->in), rng, 0.f, 1.2f / std::sqrt(float(l->in)));
+    if (c.attention_bias && i < 3) fill(l->b, size_t(l->out), rng, 0.f, 0.3f);
+  }
+  return b;
+}
+
+// Central differences of a float computation: h = 1e-2 keeps f32 rounding noise in L (~1e-6) below
+// 1e-4 in the quotient, while the truncation error (h^2 * L''' / 6) stays near 1e-5 for these sizes.
+constexpr float kH = 1e-2f;
+constexpr double kAbsTol = 2e-3, kRelTol = 1e-2;
+
+// Tiny shapes: OpenMP fork/join per kernel would dominate (and crawl on a shared machine).
+struct SingleThread {
+  int saved = omp_get_max_threads();
+  SingleThread() { omp_set_num_threads(1); }
+  ~SingleThread() { omp_set_num_threads(saved); }
+};
+
+class BlockGradFd : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(BlockGradFd, MatchesFiniteDifferences) {
+  SingleThread one;
+  const ModelConfig c = tiny_config(GetParam());
+  const int64_t T = 7, C = c.hidden_size;
+  std::mt19937 rng(42);
+  BlockWeights b = random_block(c, rng);
+  const RopeTables rope = make_rope_tables(c, T);
+  std::vector<float> x(static_cast<size_t>(T * C)), G(x.size()), y(x.size());
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (auto& e : x) e = nd(rng);
+  for (auto& e : G) e = nd(rng);
+
+  BlockLinearWeights w;
+  for (int i = 0; i < kBlockLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
+  BlockGradScratch s(c, T);
+
+  // Forward equals the inference block.
+  block_forward_train(y.data(), s, x.data(), b, w, c, rope, Precision::F32);
+  {
+    std::vector<float> ref = x;
+    BlockScratch bs(c, T);
+    block_forward(ref.data(), b, c, rope, bs, Precision::F32);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << i;
+  }
+
+  std::vector<std::vector<float>> dw(kBlockLinears);
+  BlockLinearGrads dwp;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const LinearWeights* l = block_linears(b, i);
+    dw[size_t(i)].assign(size_t(l->out * l->in), 0.f);
+    dwp[i] = dw[size_t(i)].data();
+  }
+  std::vector<float> dx(x.size());
+  block_backward(dx.data(), dwp, s, G.data(), x.data(), b, w, c, rope, Precision::F32);
+
+  BlockGradScratch s2(c, T);
+  std::vector<float> y2(x.size());
+  auto loss = [&]() {
+    block_forward_train(y2.data(), s2, x.data(), b, w, c, rope, Precision::F32);
+    double l = 0;
+    for (size_t i = 0; i < y2.size(); ++i) l += double(G[i]) * y2[i];
+    return l;
+  };
+  auto fd_at = [&](float* p) {
+    const float p0 = *p;
+    *p = p0 + kH;
+    const double lp = loss();
+    *p = p0 - kH;
+    const double lm = loss();
+    *p = p0;
+    return (lp - lm) / (2.0 * double(kH));
+  };
+  double err2 = 0, ref2 = 0;
+  auto compare = [&](double fd, float got, const std::string& what) {
+    err2 += (fd - got) * (fd - got);
+    ref2 += fd * fd;
+    EXPECT_NEAR(got, fd, kAbsTol + kRelTol * std::fabs(fd)) << what;
+  };
+  for (size_t i = 0; i < x.size(); ++i) compare(fd_at(&x[i]), dx[i], "dx[" + std::to_string(i) + "]");
+  for (int li = 0; li < kBlockLinears; ++li) {
+    LinearWeights* l = block_linears(b, li);
+    std::uniform_int_distribution<int64_t> pick(0, l->out * l->in - 1);
+    for (int k = 0; k < 24; ++k) {
+      const int64_t e = pick(rng);
+      compare(fd_at(l->w.as<float>() + e), dw[size_t(li)][size_t(e)],
+              "linear " + std::to_string(li) + " [" + std::to_string(e) + "]");
+    }
+  }
+  const double rel = std::sqrt(err2 / ref2);
+  std::printf("  [%s] gradient vs finite differences: relative norm %.2e\n", GetParam().name, rel);
+  EXPECT_LT(rel, 5e-4) << "relative norm of the gradient error";  // measured ~5e-5
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, BlockGradFd,
+                         ::testing::Values(Variant{"gqa", 4, 2, false, false}, Variant{"mha", 2, 2, false, false},
+                                           Variant{"qk_norm", 4, 2, true, false}, Variant{"qkv_bias", 4, 1, false, true},
+                                           Variant{"qk_norm_bias", 4, 2, true, true}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(BlockGrad, WeightGradientsAccumulateAndIgnoreDx) {
+  const ModelConfig c = tiny_config(Variant{"gqa", 4, 2, true, false});
+  const int64_t T = 5, C = c.hidden_size;
+  std::mt19937 rng(7);
+  BlockWeights b = random_block(c, rng);
+  const RopeTables rope = make_rope_tables(c, T);
+  std::vector<float> x(static_cast<size_t>(T * C)), G(x.size()), y(x.size()), dx(x.size());
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (auto& e : x) e = nd(rng);
+  for (auto& e : G) e = nd(rng);
+  BlockLinearWeights w;
+  for (int i = 0; i < kBlockLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
+  BlockGradScratch s(c, T);
+  const int64_t n_down = c.hidden_size * c.intermediate_size;
+  std::vector<float> once(static_cast<size_t>(n_down), 0.f), twice(static_cast<size_t>(n_down), 0.f);
+  BlockLinearGrads g1{}, g2{};
+  g1[6] = once.data();
+  g2[6] = twice.data();
+  block_forward_train(y.data(), s, x.data(), b, w, c, rope, Precision::F32);
+  block_backward(dx.data(), g1, s, G.data(), x.data(), b, w, c, rope, Precision::F32);
+  block_backward(nullptr, g2, s, G.data(), x.data(), b, w, c, rope, Precision::F32);
+  block_backward(nullptr, g2, s, G.data(), x.data(), b, w, c, rope, Precision::F32);
+  for (int64_t i = 0; i < n_down; ++i) EXPECT_FLOAT_EQ(twice[size_t(i)], 2.f * once[size_t(i)]) << i;
+}
+
+}  // namespace
+}  // namespace ar

@@ -1,6 +1,6 @@
 // Optimized-RTN scale search (see opt_rtn.h for the candidate grids) and fake quantization.
-// The error of each candidate comes from group_errors (quant/qdq.h), which quantizes exactly as
-// the final codes are computed, so the error minimised is the error of the stored weights.
+// The error of each candidate comes from group_errors (quant/qdq.h), which quantizes as the final
+// codes are computed (up to multiplying by 1/s, see there), 8 candidates per pass over the group.
 #include "quant/opt_rtn.h"
 
 #include <algorithm>

@@ -16,12 +16,14 @@ constexpr double kOptRtnGridStep = 0.0075;
 // Symmetric: g = the group's largest-magnitude weight, signed (a tie between +a and -a counts as +a,
 // the side plain RTN picks), n = 2^(b-1); candidates s_i = -g / (n f_i), each rounded to fp16 and
 // floored like the stored scale; keeps the one minimising sum imp (s clamp(round(w/s), -n, n-1) - w)^2.
-// Asymmetric (our design; the Python tool searches only symmetric int): after plain RTN's
-// (scale, zero), each s_i = (wmax - wmin) / ((2^b - 1) f_i) with the zero point
+// Asymmetric (our own design; issue 3 specifies the search for symmetric int only): with
+// wmin = min(0, min w), wmax = max(0, max w), after plain RTN's (scale, zero), each
+// s_i = (wmax - wmin) / ((2^b - 1) f_i) (fp16, floored) with the zero point
 // c = round((2^b - 1)/2 - (wmin + wmax) / (2 s_i)) that centres [wmin, wmax] on the code range
 // (clamped to [0, 2^b - 1]); then the winner's zero +-1. Least weighted error wins.
 // Plain RTN's own choice is evaluated first and only a strictly smaller error replaces it, so the
-// result is never worse (in this weighted error) than quantize_rtn. Rows run in parallel.
+// result is never worse (in this weighted error, up to f32 rounding of the sums) than quantize_rtn.
+// Rows run in parallel; the result does not depend on the thread count.
 QuantizedWeight quantize_opt_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s,
                                  const float* imp = nullptr);
 

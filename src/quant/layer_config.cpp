@@ -74,6 +74,13 @@ LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme default
       } else if (field == "sym") {
         if (!fv.is_boolean()) AR_THROW(where, ": 'sym' must be true or false, got ", fv.dump());
         r.sym = fv.get<bool>();
+      } else if (field == "data_type") {
+        // Accepted for configs written for the Python tool; integer quantization is all we do.
+        if (!fv.is_string() || fv.get<std::string>() != "int")
+          AR_THROW(where, ": 'data_type' ", fv.dump(), " is not supported (only \"int\")");
+      } else if (field == "act_bits") {
+        if (!fv.is_number_integer() || fv.get<int64_t>() < 16)
+          AR_THROW(where, ": 'act_bits' ", fv.dump(), " is not supported (activations stay 16-bit)");
       } else {
         AR_THROW(where, ": unknown key '", field, "' (expected bits, group_size, sym)");
       }

@@ -14,7 +14,8 @@
 namespace ar {
 
 // JSON: an object whose keys select layers and whose values are objects with any of
-//   "bits": 2 | 3 | 4 | 8 | 16 (16 keeps the layer unquantized), "group_size": -1 or > 0, "sym": bool.
+//   "bits": 2 | 3 | 4 | 8 | 16 (16 keeps the layer unquantized), "group_size": -1 or > 0, "sym": bool;
+// also accepted, for configs written for the Python tool: "data_type": "int", "act_bits" >= 16.
 // A key selects layers (HF names without ".weight") in one of two ways:
 //   - a regular expression, searched anywhere in the name (Python's re.search; ECMAScript syntax),
 //     when it starts with "re:" (the prefix is dropped) or contains any of * + ? ( ) [ ] { } | ^ $ \ ;

@@ -76,6 +76,12 @@ TEST(LayerConfig, MoreSpecificRulesWinFieldByField) {
   EXPECT_EQ(lc.scheme_for("model.layers.3.ffn.down"), make(16, -1, true));
 }
 
+TEST(LayerConfig, AcceptsPythonToolFields) {
+  const LayerConfig lc = LayerConfig::parse(R"({"q_proj": {"bits": 8, "data_type": "int", "act_bits": 16}})",
+                                            w4g128(), "c");
+  EXPECT_EQ(lc.scheme_for("model.layers.0.self_attn.q_proj"), make(8, 128, true));
+}
+
 TEST(LayerConfig, LaterRegexWins) {
   const LayerConfig lc = LayerConfig::parse(R"({"re:proj": {"bits": 8}, "re:q_": {"bits": 2}})", w4g128(), "c");
   EXPECT_EQ(lc.scheme_for("model.layers.0.self_attn.q_proj").bits, 2);
@@ -104,6 +110,8 @@ TEST(LayerConfig, Errors) {
   expect_error(R"({"q_proj": {"sym": "yes"}})", "q_proj", "sym");
   expect_error(R"({"q_proj": {"bitz": 4}})", "q_proj", "unknown key 'bitz'");
   expect_error(R"({"q_proj": 8})", "q_proj", "object");
+  expect_error(R"({"q_proj": {"bits": 4, "data_type": "mx_fp"}})", "q_proj", "data_type");
+  expect_error(R"({"q_proj": {"bits": 4, "act_bits": 8}})", "q_proj", "act_bits");
   expect_error(R"({"": {"bits": 8}})", "rule ''", "empty");
   expect_error(R"({"re:(unclosed": {"bits": 8}})", "re:(unclosed", "regular expression");
   expect_error(R"([{"bits": 8}])", "expected a JSON object", "array");

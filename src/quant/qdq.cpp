@@ -116,6 +116,7 @@ __attribute__((target("avx2,f16c"))) void candidate_scales_avx2(float* out, floa
   }
   if (j < n) candidate_scales_ref(out + j, num, den + j, n - j);
 }
+
 }  // namespace
 
 bool qdq_simd_available() {

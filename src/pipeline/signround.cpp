@@ -1,0 +1,164 @@
+// The SignRound loop for one block: fake-quantize, forward/backward sample by sample, signed step
+// with a linearly decayed learning rate, best-loss bookkeeping. Follows AutoRound's quant_block
+// (SignSGD, LinearLR from lr to 0, min/max_scale clamped to [0, 1] in place before each use).
+#include "pipeline/signround.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "kernels/mse_loss.h"
+#include "model/block_grad.h"
+#include "quant/fake_quant_grad.h"
+#include "quant/rtn.h"
+
+namespace ar {
+
+CyclicSampler::CyclicSampler(int64_t n, uint64_t seed) : order_(size_t(n)), rng_(seed) {
+  AR_CHECK(n > 0, "sampler over ", n, " samples");
+  reshuffle();
+}
+
+void CyclicSampler::reshuffle() {
+  for (size_t i = 0; i < order_.size(); ++i) order_[i] = int64_t(i);
+  for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng_() % i]);
+  pos_ = 0;
+}
+
+int64_t CyclicSampler::next() {
+  if (pos_ == order_.size()) reshuffle();
+  return order_[pos_++];
+}
+
+namespace {
+
+// Tunables, gradients and the fake-quantized weight of one quantized linear.
+struct LinearState {
+  const LinearWeights* l = nullptr;
+  QuantScheme scheme;
+  bool tuned = false;  // false: kept in full precision (bits 16), no parameters
+  std::vector<float> v, dv, min_scale, max_scale, dmin, dmax, w_dq, dw;
+};
+
+// p -= lr * sign(g); sign(0) = 0 leaves p unchanged, as torch.sign does.
+void signed_step(std::vector<float>& p, const std::vector<float>& g, float lr) {
+  for (size_t i = 0; i < p.size(); ++i) p[i] -= g[i] > 0 ? lr : (g[i] < 0 ? -lr : 0.f);
+}
+
+void clamp01(std::vector<float>& p) {
+  for (float& x : p) x = std::min(std::max(x, 0.f), 1.f);
+}
+
+}  // namespace
+
+BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
+                           const std::array<QuantScheme, kBlockLinears>& schemes, const float* xq,
+                           const float* target, int64_t n, int64_t T, const SignRoundOptions& o) {
+  AR_CHECK(n > 0 && T > 0, "tune_block with n=", n, " T=", T);
+  AR_CHECK(o.iters >= 0 && o.batch_size > 0 && o.gradient_accumulate_steps > 0, "bad SignRound options");
+  BlockTuneResult r;
+  std::array<LinearState, kBlockLinears> st;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    LinearState& s = st[size_t(i)];
+    s.l = block_linears(b, i);
+    s.scheme = schemes[size_t(i)];
+    s.tuned = s.scheme.quantized();
+    if (!s.tuned) continue;
+    check_quantizable(s.scheme);
+    const size_t nw = size_t(s.l->out * s.l->in), ng = size_t(s.l->out * num_groups(s.scheme, s.l->in));
+    s.v.assign(nw, 0.f);
+    s.dv.assign(nw, 0.f);
+    s.min_scale.assign(ng, 1.f);
+    s.max_scale.assign(ng, 1.f);
+    if (o.enable_minmax_tuning) {
+      s.dmin.assign(ng, 0.f);
+      s.dmax.assign(ng, 0.f);
+    }
+    s.w_dq.resize(nw);
+    s.dw.resize(nw);
+  }
+  auto quantize_current = [&]() {
+    for (int i = 0; i < kBlockLinears; ++i) {
+      LinearState& s = st[size_t(i)];
+      if (s.tuned)
+        r.q[size_t(i)] = quantize_rtn(s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                                      s.min_scale.data(), s.max_scale.data());
+    }
+  };
+  if (o.iters == 0) {  // RTN
+    quantize_current();
+    return r;
+  }
+
+  const int64_t C = c.hidden_size;
+  const int64_t bs = std::min<int64_t>(o.batch_size, n);
+  const int64_t picks = bs * o.gradient_accumulate_steps;
+  const double lr0 = o.lr > 0 ? o.lr : 1.0 / o.iters;
+  const double mm_lr0 = o.minmax_lr > 0 ? o.minmax_lr : lr0;
+  const RopeTables rope = make_rope_tables(c, T);
+  BlockGradScratch scratch(c, T);
+  std::vector<float> y(size_t(T * C)), dy(size_t(T * C));
+  CyclicSampler sampler(n, o.seed);
+  BlockLinearWeights w;
+  BlockLinearGrads dw;
+  r.best_loss = INFINITY;
+
+  for (int it = 0; it < o.iters; ++it) {
+    for (int i = 0; i < kBlockLinears; ++i) {
+      LinearState& s = st[size_t(i)];
+      if (!s.tuned) {
+        w[i] = s.l->w.as<float>();
+        dw[i] = nullptr;
+        continue;
+      }
+      clamp01(s.min_scale);  // a projection before use, not part of the gradient
+      clamp01(s.max_scale);
+      fake_quant_forward(s.w_dq.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                         s.min_scale.data(), s.max_scale.data());
+      std::fill(s.dw.begin(), s.dw.end(), 0.f);
+      w[i] = s.w_dq.data();
+      dw[i] = s.dw.data();
+    }
+    // loss = mean over every element of the picked samples; each sample's share is 1/picks.
+    double loss = 0;
+    for (int64_t k = 0; k < picks; ++k) {
+      const int64_t idx = sampler.next();
+      const float* x = xq + idx * T * C;
+      const float* t = target + idx * T * C;
+      block_forward_train(y.data(), scratch, x, b, w, c, rope, o.precision);
+      loss += mse_loss_forward(y.data(), t, T * C) / double(picks);
+      mse_loss_backward(dy.data(), y.data(), t, T * C, 1.0f / float(picks));
+      block_backward(nullptr, dw, scratch, dy.data(), x, b, w, c, rope, o.precision);
+    }
+    if (it == 0) r.loss_iter0 = loss;
+    if (loss < r.best_loss) {  // the parameters this loss was measured with
+      r.best_loss = loss;
+      r.best_iter = it;
+      quantize_current();
+    }
+    if (it + 1 == o.iters) break;  // a last update would never be evaluated
+    // LinearLR(start 1, end 0, total iters): step `it` uses lr * (1 - it / iters).
+    const float decay = float(1.0 - double(it) / o.iters);
+    const float lr = float(lr0) * decay, mm_lr = float(mm_lr0) * decay;
+    for (LinearState& s : st) {
+      if (!s.tuned) continue;
+      std::fill(s.dv.begin(), s.dv.end(), 0.f);
+      std::fill(s.dmin.begin(), s.dmin.end(), 0.f);
+      std::fill(s.dmax.begin(), s.dmax.end(), 0.f);
+      fake_quant_backward(s.dv.data(), o.enable_minmax_tuning ? s.dmin.data() : nullptr,
+                          o.enable_minmax_tuning ? s.dmax.data() : nullptr, s.dw.data(), s.l->w.as<float>(),
+                          s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(), s.max_scale.data());
+      signed_step(s.v, s.dv, lr);
+      if (o.enable_minmax_tuning) {
+        signed_step(s.min_scale, s.dmin, mm_lr);
+        signed_step(s.max_scale, s.dmax, mm_lr);
+      }
+    }
+  }
+  log_info("block ", b.layer, ": loss iter 0 ", r.loss_iter0, " -> best ", r.best_loss, " (iter ", r.best_iter,
+           ")");
+  return r;
+}
+
+}  // namespace ar

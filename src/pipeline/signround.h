@@ -1,0 +1,65 @@
+// SignRound tuning of one decoder block (SPEC §2 steps 2-4, AutoRound's quant_block): signed
+// gradient descent on every linear's rounding offsets v and clipping factors min/max_scale against
+// the block's fp outputs, keeping the parameters of the lowest-loss step.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "model/block.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "quant/quantized.h"
+
+namespace ar {
+
+struct SignRoundOptions {
+  int iters = 200;
+  int64_t batch_size = 8;
+  int gradient_accumulate_steps = 1;
+  double lr = 0;         // 0: 1 / iters (AutoRound's default)
+  double minmax_lr = 0;  // 0: the same as lr
+  bool enable_minmax_tuning = true;
+  uint64_t seed = 42;
+  // Matrix products: BF16 (bf16 inputs, fp32 accumulation: the Python tool's CPU "amp") or F32.
+  Precision precision = Precision::BF16;
+};
+
+// What tuning one block gives back.
+struct BlockTuneResult {
+  // One per linear in block_linears() order, quantized with the best parameters seen; a linear
+  // whose scheme is not quantized (bits 16) has an empty QuantizedWeight (out == 0).
+  std::array<QuantizedWeight, kBlockLinears> q;
+  double loss_iter0 = 0;  // loss of the first step's batch with v = 0, min/max_scale = 1
+  double best_loss = 0;   // lowest batch loss seen (measured before that step's update)
+  int best_iter = 0;
+};
+
+// Xq (n, T, C): the block's inputs on the quantized path (Xq = X for the first block); target
+// (n, T, C): the fp block's outputs for the fp inputs (T = block_fp(X)). schemes: one per linear
+// (block_linears() order). n >= 1 samples of T tokens. Samples are drawn batch_size at a time
+// (times gradient_accumulate_steps per step) from a seeded shuffled cyclic sampler; each sample
+// is run forward and backward on its own and its gradient accumulated, so memory does not grow
+// with the batch. iters == 0 gives plain RTN. Logs "loss iter0 -> best (iter k)" at info level.
+BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
+                           const std::array<QuantScheme, kBlockLinears>& schemes, const float* xq,
+                           const float* target, int64_t n, int64_t T, const SignRoundOptions& o);
+
+// The sampler: draws indices of [0, n) in seeded random order without replacement, reshuffling
+// each time all n were drawn (a batch may span two passes). Deterministic across platforms
+// (mt19937_64 and a plain Fisher-Yates, no std::shuffle).
+class CyclicSampler {
+ public:
+  CyclicSampler(int64_t n, uint64_t seed);
+  int64_t next();
+
+ private:
+  void reshuffle();
+  std::vector<int64_t> order_;
+  size_t pos_ = 0;
+  std::mt19937_64 rng_;  // the standard fixes its output sequence
+};
+
+}  // namespace ar

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One command on a fresh machine: installs the packages, builds, generates a small random-weight
-# Llama-shaped model with its own tokenizer, and runs the main job on it with the built-in text.
-# (Today the main job is perplexity evaluation; quantization joins it as it lands.)
+# Llama-shaped model with its own tokenizer, quantizes it (W4G128, optimized RTN calibrated on the
+# built-in text) into auto_round and fake formats, and prints original vs quantized perplexity.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build.sh
 DEMO=build/demo
-mkdir -p "$DEMO"
 ./build/autoround generate --preset tiny --output_dir "$DEMO/model" --overwrite
-./build/autoround eval --model "$DEMO/model" --dataset builtin --seqlen 128
+./build/autoround quantize --model "$DEMO/model" --output_dir "$DEMO/quantized" --format auto_round,fake \
+  --bits 4 --group_size 32 --dataset builtin --nsamples 16 --seqlen 128 --eval builtin --eval_seqlen 128 --overwrite

@@ -1,6 +1,7 @@
 // Calibration samples (SPEC §2 / issue 6 item 1). Deterministic for a given seed on every platform.
 #include "calib/calib_set.h"
 
+#include "calib/builtin_text.h"
 #include "calib/dataset.h"
 #include "calib/tokenizer.h"
 #include "core/error.h"
@@ -75,6 +76,11 @@ CalibSet build_calib_set(std::vector<std::vector<int32_t>> docs, const CalibOpti
 
 CalibSet build_calib_set(const std::filesystem::path& file, const Tokenizer* tok, const CalibOptions& opt) {
   std::vector<std::vector<int32_t>> docs;
+  if (file == kBuiltinDataset) {
+    if (!tok) AR_THROW("the built-in text needs a tokenizer");
+    for (const auto& t : split_text_documents(std::string(builtin_calibration_text()))) docs.push_back(tok->encode(t, true));
+    return build_calib_set(std::move(docs), opt);
+  }
   switch (detect_dataset_kind(file)) {
     case DatasetKind::TokenIds: docs = read_token_id_file(file); break;
     case DatasetKind::JsonLines:

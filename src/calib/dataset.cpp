@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "calib/builtin_text.h"
 #include "calib/tokenizer.h"
 #include "core/error.h"
 
@@ -75,6 +76,10 @@ std::vector<std::string> read_jsonl_texts(const std::filesystem::path& file) {
 }
 
 std::vector<std::vector<int32_t>> load_eval_tokens(const std::filesystem::path& file, const Tokenizer* tok) {
+  if (file == kBuiltinDataset) {
+    if (!tok) AR_THROW("the built-in text needs a tokenizer");
+    return {tok->encode(builtin_calibration_text(), true)};
+  }
   switch (detect_dataset_kind(file)) {
     case DatasetKind::TokenIds: return read_token_id_file(file);
     case DatasetKind::JsonLines: {

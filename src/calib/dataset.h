@@ -22,7 +22,10 @@ std::vector<std::vector<int32_t>> read_token_id_file(const std::filesystem::path
 // Texts of a JSON Lines file (the "text" field of every line).
 std::vector<std::string> read_jsonl_texts(const std::filesystem::path& file);
 
-// The evaluation token stream(s) of SPEC §5: text -> tokenizer with special tokens (BOS if the tokenizer
+// Dataset name that selects the built-in English text (src/calib/builtin_text.h) instead of a file.
+inline constexpr const char* kBuiltinDataset = "builtin";
+
+// The evaluation token stream(s) of SPEC §5 (or the built-in text for kBuiltinDataset): text -> tokenizer with special tokens (BOS if the tokenizer
 // adds one); JSON Lines -> texts joined with "\n\n" then tokenized; ids -> as given.
 std::vector<std::vector<int32_t>> load_eval_tokens(const std::filesystem::path& file, const Tokenizer* tok);
 

@@ -12,7 +12,6 @@
 #include "core/memory.h"
 #include "model/decoder.h"
 #include "pipeline/eval.h"
-#include "tools/builtin_text.h"
 
 namespace ar::cli {
 
@@ -37,11 +36,9 @@ void run_eval(const EvalArgs& a) {
   Decoder d(a.model);
   std::unique_ptr<Tokenizer> tok;
   std::filesystem::path tok_dir = a.tokenizer.empty() ? std::filesystem::path(a.model) : std::filesystem::path(a.tokenizer);
-  const bool builtin = a.dataset == "builtin";
-  if (builtin || detect_dataset_kind(a.dataset) != DatasetKind::TokenIds)
+  if (a.dataset == kBuiltinDataset || detect_dataset_kind(a.dataset) != DatasetKind::TokenIds)
     tok = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));
-  auto docs = builtin ? std::vector<std::vector<int32_t>>{tok->encode(builtin_calibration_text(), true)}
-                      : load_eval_tokens(a.dataset, tok.get());
+  auto docs = load_eval_tokens(a.dataset, tok.get());
   int64_t n_tokens = 0;
   for (const auto& doc : docs) n_tokens += int64_t(doc.size());
   auto windows = cut_windows(docs, a.seqlen);

@@ -92,14 +92,14 @@ void add_quantize_command(CLI::App& app) {
   s->add_flag("--disable_opt_rtn", a->disable_opt_rtn, "plain RTN instead of the optimized scale search");
   s->add_option("--iters", a->iters, "SignRound steps (0 = RTN; tuning is not available yet)")->capture_default_str();
   s->add_option("--recipe", a->recipe, "rtn (default, best, light need tuning)");
-  s->add_option("--dataset", a->dataset, "calibration data for importance-weighted optimized RTN");
+  s->add_option("--dataset", a->dataset, "calibration data for importance-weighted optimized RTN (or 'builtin')");
   s->add_option("--nsamples", a->nsamples, "calibration samples")->capture_default_str();
   s->add_option("--seqlen", a->seqlen, "calibration sample length")->capture_default_str();
   s->add_option("--seed", a->seed, "calibration shuffle seed")->capture_default_str();
   s->add_option("--max_shard_size", a->max_shard_size, "output shard limit")->capture_default_str();
   s->add_flag("--overwrite", a->overwrite, "replace an existing output folder");
   s->add_option("--precision", a->precision, "matmul precision for calibration / eval: f32 or bf16")->capture_default_str();
-  s->add_option("--eval", a->eval, "evaluate original and quantized perplexity on this file at the end");
+  s->add_option("--eval", a->eval, "evaluate original and quantized perplexity on this file (or 'builtin') at the end");
   s->add_option("--eval_seqlen", a->eval_seqlen, "window length for --eval")->capture_default_str();
   s->callback([a] { run(*a); });
 }

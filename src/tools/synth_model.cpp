@@ -15,7 +15,7 @@
 #include "core/log.h"
 #include "core/memory.h"
 #include "io/atomic_output.h"
-#include "tools/builtin_text.h"
+#include "calib/builtin_text.h"
 #include "tools/synth_random.h"
 #include "tools/synth_tokenizer.h"
 

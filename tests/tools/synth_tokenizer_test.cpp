@@ -7,7 +7,7 @@
 #include <set>
 
 #include "calib/tokenizer.h"
-#include "tools/builtin_text.h"
+#include "calib/builtin_text.h"
 
 namespace ar {
 namespace {

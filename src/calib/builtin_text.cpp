@@ -1,6 +1,6 @@
 // The built-in text: original prose in short paragraphs on everyday topics, with numbers,
 // punctuation, quotes and contractions so a byte-level tokenizer sees a realistic mix.
-#include "tools/builtin_text.h"
+#include "calib/builtin_text.h"
 
 namespace ar {
 

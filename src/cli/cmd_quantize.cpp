@@ -18,8 +18,10 @@ struct QuantArgs {
   int bits = 4;
   int64_t group_size = 128;
   bool asym = false;
-  bool disable_opt_rtn = false;
-  int64_t iters = 0, nsamples = 128, seqlen = 2048, eval_seqlen = 2048;
+  bool disable_opt_rtn = false, disable_minmax_tuning = false, disable_quanted_input = false, disable_amp = false;
+  int64_t iters = 200, nsamples = 128, seqlen = 2048, eval_seqlen = 2048, batch_size = 8;
+  int gradient_accumulate_steps = 1;
+  double lr = 0, minmax_lr = 0;
   uint64_t seed = 42;
   std::string max_shard_size = "5GB", recipe, precision = "f32", eval;
   bool overwrite = false;
@@ -34,14 +36,26 @@ std::vector<std::string> split_formats(const std::string& s) {
   return out;
 }
 
-void run(QuantArgs a) {
-  if (!a.recipe.empty()) {
-    if (a.recipe == "rtn") a.iters = 0;
-    else if (a.recipe == "default" || a.recipe == "best" || a.recipe == "light")
-      AR_THROW("--recipe ", a.recipe, " needs SignRound tuning, which is not available in this version yet; "
-               "use --recipe rtn");
-    else AR_THROW("--recipe: '", a.recipe, "' is not one of rtn, default, best, light");
+// Recipes as the Python tool defines them; explicit flags given with a recipe still win.
+void apply_recipe(QuantArgs& a, const CLI::App& sub) {
+  if (a.recipe.empty()) return;
+  auto unset = [&](const char* flag) { return sub.count(flag) == 0; };
+  if (a.recipe == "rtn") {
+    if (unset("--iters")) a.iters = 0;
+  } else if (a.recipe == "default") {
+  } else if (a.recipe == "best") {
+    if (unset("--iters")) a.iters = 1000;
+    if (unset("--nsamples")) a.nsamples = 512;
+  } else if (a.recipe == "light") {
+    if (unset("--iters")) a.iters = 50;
+    if (unset("--lr")) a.lr = 5e-3;
+  } else {
+    AR_THROW("--recipe: '", a.recipe, "' is not one of default, best, light, rtn");
   }
+}
+
+void run(QuantArgs a, const CLI::App& sub) {
+  apply_recipe(a, sub);
   if (a.bits != 2 && a.bits != 3 && a.bits != 4 && a.bits != 8)
     AR_THROW("--bits ", a.bits, ": supported are 2, 3, 4, 8");
   if (a.group_size != -1 && a.group_size <= 0) AR_THROW("--group_size ", a.group_size, ": use -1 or a positive size");
@@ -53,6 +67,13 @@ void run(QuantArgs a) {
   o.layer_config = a.layer_config;
   o.disable_opt_rtn = a.disable_opt_rtn;
   o.iters = a.iters;
+  o.batch_size = a.batch_size;
+  o.gradient_accumulate_steps = a.gradient_accumulate_steps;
+  o.lr = a.lr;
+  o.minmax_lr = a.minmax_lr;
+  o.enable_minmax_tuning = !a.disable_minmax_tuning;
+  o.enable_quanted_input = !a.disable_quanted_input;
+  o.tune_precision = a.disable_amp ? Precision::F32 : Precision::BF16;
   o.dataset = a.dataset;
   o.nsamples = a.nsamples;
   o.seqlen = a.seqlen;
@@ -65,7 +86,7 @@ void run(QuantArgs a) {
   o.eval_seqlen = a.eval_seqlen;
   o.log = [](const std::string& s) { log_info(s); };
   log_info("quantize: ", a.model, " -> ", a.output_dir, "  W", a.bits, "G", a.group_size, a.asym ? " asym" : " sym",
-           "  ", a.disable_opt_rtn ? "RTN" : "optimized RTN", "  format ", a.format);
+           "  ",  a.iters > 0 ? cat("SignRound ", a.iters, " iters") : a.disable_opt_rtn ? std::string("RTN") : std::string("optimized RTN"), "  format ", a.format);
   QuantizeReport r = run_quantize(o);
   std::printf("quantized %lld linear layers in %.1f s\n", (long long)r.quantized_layers, r.seconds);
   for (size_t i = 0; i < r.outputs.size(); ++i)
@@ -90,8 +111,15 @@ void add_quantize_command(CLI::App& app) {
   s->add_flag("--asym", a->asym, "asymmetric quantization (default: symmetric)");
   s->add_option("--layer_config", a->layer_config, "JSON (file or text): layer names/regexes -> bits, group_size, sym");
   s->add_flag("--disable_opt_rtn", a->disable_opt_rtn, "plain RTN instead of the optimized scale search");
-  s->add_option("--iters", a->iters, "SignRound steps (0 = RTN; tuning is not available yet)")->capture_default_str();
-  s->add_option("--recipe", a->recipe, "rtn (default, best, light need tuning)");
+  s->add_option("--iters", a->iters, "SignRound steps per block (0 = RTN / optimized RTN)")->capture_default_str();
+  s->add_option("--recipe", a->recipe, "default (200 iters), best (1000 iters, 512 samples), light (50 iters, lr 5e-3), rtn");
+  s->add_option("--batch_size", a->batch_size, "samples per SignRound step")->capture_default_str();
+  s->add_option("--gradient_accumulate_steps", a->gradient_accumulate_steps, "batches per step")->capture_default_str();
+  s->add_option("--lr", a->lr, "learning rate of v (default 1/iters)");
+  s->add_option("--minmax_lr", a->minmax_lr, "learning rate of min/max scales (default: --lr)");
+  s->add_flag("--disable_minmax_tuning", a->disable_minmax_tuning, "tune only the rounding, not the clipping");
+  s->add_flag("--disable_quanted_input", a->disable_quanted_input, "tune each block on full-precision inputs");
+  s->add_flag("--disable_amp", a->disable_amp, "SignRound matmuls in fp32 instead of bf16 inputs");
   s->add_option("--dataset", a->dataset, "calibration data for importance-weighted optimized RTN (or 'builtin')");
   s->add_option("--nsamples", a->nsamples, "calibration samples")->capture_default_str();
   s->add_option("--seqlen", a->seqlen, "calibration sample length")->capture_default_str();
@@ -101,7 +129,7 @@ void add_quantize_command(CLI::App& app) {
   s->add_option("--precision", a->precision, "matmul precision for calibration / eval: f32 or bf16")->capture_default_str();
   s->add_option("--eval", a->eval, "evaluate original and quantized perplexity on this file (or 'builtin') at the end");
   s->add_option("--eval_seqlen", a->eval_seqlen, "window length for --eval")->capture_default_str();
-  s->callback([a] { run(*a); });
+  s->callback([a, s] { run(*a, *s); });
 }
 
 }  // namespace ar::cli

@@ -5,6 +5,7 @@
 #include "pipeline/quantize.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "model/decoder.h"
 #include "model/weights.h"
 #include "pipeline/eval.h"
+#include "pipeline/signround.h"
 #include "quant/layer_config.h"
 #include "quant/opt_rtn.h"
 #include "quant/rtn.h"
@@ -89,9 +91,13 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
   };
-  if (opt.iters != 0)
-    AR_THROW("--iters ", opt.iters, ": SignRound tuning is not available in this version yet; use --iters 0 "
-             "(RTN / optimized RTN)");
+  const bool tune = opt.iters > 0;
+  if (opt.iters < 0) AR_THROW("--iters ", opt.iters, " must be >= 0");
+  if (tune && opt.dataset.empty())
+    AR_THROW("SignRound tuning (--iters ", opt.iters, ") needs calibration data: pass --dataset FILE (text, "
+             ".jsonl or token ids; 'builtin' for the built-in demo text), or --iters 0 for RTN");
+  if (tune && (opt.batch_size <= 0 || opt.gradient_accumulate_steps <= 0))
+    AR_THROW("--batch_size and --gradient_accumulate_steps must be positive");
   if (opt.formats.empty()) AR_THROW("--format: no output format given");
 
   Decoder d(opt.model_dir);
@@ -109,11 +115,20 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
 
   // Tuning settings that differ from the Python tool's defaults go into quantization_config.
   nlohmann::json extra = nlohmann::json::object();
-  extra["iters"] = 0;
-  if (opt.disable_opt_rtn) extra["disable_opt_rtn"] = true;
+  if (opt.iters != 200) extra["iters"] = opt.iters;
+  if (!tune && opt.disable_opt_rtn) extra["disable_opt_rtn"] = true;
   if (!opt.dataset.empty()) {
-    extra["nsamples"] = opt.nsamples;
-    extra["seqlen"] = opt.seqlen;
+    if (opt.nsamples != 128) extra["nsamples"] = opt.nsamples;
+    if (opt.seqlen != 2048) extra["seqlen"] = opt.seqlen;
+  }
+  if (tune) {
+    if (opt.batch_size != 8) extra["batch_size"] = opt.batch_size;
+    if (opt.gradient_accumulate_steps != 1) extra["gradient_accumulate_steps"] = opt.gradient_accumulate_steps;
+    if (opt.lr != 0) extra["lr"] = opt.lr;
+    if (opt.minmax_lr != 0) extra["minmax_lr"] = opt.minmax_lr;
+    if (!opt.enable_minmax_tuning) extra["enable_minmax_tuning"] = false;
+    if (!opt.enable_quanted_input) extra["enable_quanted_input"] = false;
+    if (opt.seed != 42) extra["seed"] = opt.seed;
   }
 
   // Every writer plans its whole output (and checks the destination) before any work.
@@ -135,13 +150,13 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     log(msg);
   }
 
-  // Calibration activations, only when importance-weighted optimized RTN will use them.
-  const bool use_imp = !opt.dataset.empty() && !opt.disable_opt_rtn;
+  // Calibration activations: importance for optimized RTN, or the inputs/targets of SignRound.
+  const bool use_imp = !tune && !opt.dataset.empty() && !opt.disable_opt_rtn;
   std::optional<Buffer> calib_x;
   int64_t n_calib = 0;
-  if (!opt.dataset.empty() && opt.disable_opt_rtn)
+  if (!tune && !opt.dataset.empty() && opt.disable_opt_rtn)
     log("note: --dataset is not used by plain RTN (--disable_opt_rtn)");
-  if (use_imp) {
+  if (use_imp || tune) {
     Tokenizer tok = Tokenizer::load(opt.model_dir);
     CalibSet cs = build_calib_set(opt.dataset, &tok, {opt.nsamples, opt.seqlen, opt.seed});
     log("calibration: " + cs.note);
@@ -150,6 +165,26 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     calib_x.emplace(size_t(n_calib * opt.seqlen * C) * sizeof(float), "calibration activations");
     for (int64_t s = 0; s < n_calib; ++s) d.embed(calib_x->as<float>() + s * opt.seqlen * C, cs.samples[size_t(s)]);
   }
+  // SignRound keeps three activation sets in RAM (issue 4 moves them to disk): X (fp inputs, becomes
+  // the targets in place), Xq (quantized-path inputs) and the targets' copy the tuner reads.
+  const size_t act_floats = size_t(n_calib * opt.seqlen * cfg.hidden_size);
+  std::optional<Buffer> calib_xq, calib_t;
+  if (tune) {
+    calib_t.emplace(act_floats * sizeof(float), "SignRound targets");
+    if (opt.enable_quanted_input) {
+      calib_xq.emplace(act_floats * sizeof(float), "quantized-path inputs");
+      std::copy_n(calib_x->as<float>(), act_floats, calib_xq->as<float>());
+    }
+  }
+  SignRoundOptions so;
+  so.iters = int(opt.iters);
+  so.batch_size = opt.batch_size;
+  so.gradient_accumulate_steps = opt.gradient_accumulate_steps;
+  so.lr = opt.lr;
+  so.minmax_lr = opt.minmax_lr;
+  so.enable_minmax_tuning = opt.enable_minmax_tuning;
+  so.seed = opt.seed;
+  so.precision = opt.tune_precision;
 
   // Source tensors in the writers' order, grouped per block.
   std::vector<std::string> order = output_tensor_order(src);
@@ -166,20 +201,53 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     Timer bt;
     {
       BlockWeights w = load_block(src, cfg, l);
-      std::vector<std::vector<float>> imp;
-      if (use_imp) imp = block_importance(calib_x->as<float>(), n_calib, opt.seqlen, w, cfg, opt.precision);
       std::map<std::string, QuantizedWeight> done;
-      for (int i = 0; i < kBlockLinears; ++i) {
-        const LinearWeights& lw = *block_linears(w, i);
-        QuantScheme s = layers.scheme_for(lw.name);
-        if (!s.quantized()) continue;
-        const float* im = use_imp ? imp[size_t(i)].data() : nullptr;
-        QuantizedWeight q = opt.disable_opt_rtn ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s)
-                                                : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s, im);
-        q_bits += double(lw.out) * double(lw.in) * s.bits + double(q.n_groups) * double(lw.out) * (16 + s.bits);
-        q_weights += double(lw.out) * double(lw.in);
+      std::array<QuantScheme, kBlockLinears> schemes;
+      for (int i = 0; i < kBlockLinears; ++i) schemes[size_t(i)] = layers.scheme_for(block_linears(w, i)->name);
+      if (tune) {
+        // Targets T = block_fp(X), then X <- T for the next block (SPEC §2 steps 1 and 5).
+        float* x = calib_x->as<float>();
+        float* t = calib_t->as<float>();
+        std::copy_n(x, act_floats, t);
+        {
+          RopeTables rope = make_rope_tables(cfg, opt.seqlen);
+          BlockScratch scratch(cfg, opt.seqlen);
+          for (int64_t s = 0; s < n_calib; ++s)
+            block_forward(t + s * opt.seqlen * cfg.hidden_size, w, cfg, rope, scratch, opt.tune_precision);
+        }
+        const float* xin = opt.enable_quanted_input ? calib_xq->as<float>() : x;
+        BlockTuneResult tr = tune_block(w, cfg, schemes, xin, t, n_calib, opt.seqlen, so);
+        for (int i = 0; i < kBlockLinears; ++i) {
+          if (tr.q[size_t(i)].out == 0) continue;
+          LinearWeights& lw = *block_linears(w, i);
+          // The quantized path continues with the dequantized weights (step 5: Xq <- block_q(Xq)).
+          tr.q[size_t(i)].dequantize(lw.w.as<float>());
+          done.emplace(lw.name, std::move(tr.q[size_t(i)]));
+        }
+        if (opt.enable_quanted_input) {
+          RopeTables rope = make_rope_tables(cfg, opt.seqlen);
+          BlockScratch scratch(cfg, opt.seqlen);
+          float* xq = calib_xq->as<float>();
+          for (int64_t s = 0; s < n_calib; ++s)
+            block_forward(xq + s * opt.seqlen * cfg.hidden_size, w, cfg, rope, scratch, opt.tune_precision);
+        }
+        std::copy_n(t, act_floats, x);
+      } else {
+        std::vector<std::vector<float>> imp;
+        if (use_imp) imp = block_importance(calib_x->as<float>(), n_calib, opt.seqlen, w, cfg, opt.precision);
+        for (int i = 0; i < kBlockLinears; ++i) {
+          const LinearWeights& lw = *block_linears(w, i);
+          const QuantScheme& s = schemes[size_t(i)];
+          if (!s.quantized()) continue;
+          const float* im = use_imp ? imp[size_t(i)].data() : nullptr;
+          done.emplace(lw.name, opt.disable_opt_rtn ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s)
+                                                    : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s, im));
+        }
+      }
+      for (const auto& [name, q] : done) {
+        q_bits += double(q.out) * double(q.in) * q.scheme.bits + double(q.n_groups) * double(q.out) * (16 + q.scheme.bits);
+        q_weights += double(q.out) * double(q.in);
         ++rep.quantized_layers;
-        done.emplace(lw.name, std::move(q));
       }
       for (auto& wr : writers)
         for (const std::string& t : by_block[l]) {
@@ -198,6 +266,8 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
             format_bytes(m.peak_bytes), ")"));
   }
   calib_x.reset();
+  calib_xq.reset();
+  calib_t.reset();
   for (auto& wr : writers)
     for (const std::string& t : outside) wr->add_copy(t);
   for (auto& wr : writers) wr->finish();

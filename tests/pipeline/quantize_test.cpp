@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <vector>
 
 #include "calib/dataset.h"
@@ -25,6 +27,7 @@ QuantizeOptions base_options(const std::filesystem::path& model, const std::file
   o.model_dir = model;
   o.output_dir = out;
   o.disable_opt_rtn = true;
+  o.iters = 0;
   return o;
 }
 
@@ -98,13 +101,57 @@ TEST(Quantize, RefusesBeforeAnyWork) {
   o.formats = {"gguf:q9"};
   EXPECT_THROW(run_quantize(o), Error);  // unknown format
   o.formats = {"auto_round"};
-  o.iters = 200;
-  EXPECT_THROW(run_quantize(o), Error);  // tuning not available yet: says so
   EXPECT_FALSE(std::filesystem::exists(dir / "new"));
   o.output_dir = model;
-  o.iters = 0;
   o.overwrite = true;
   EXPECT_THROW(run_quantize(o), Error);  // never writes over the input model
+}
+
+}  // namespace
+}  // namespace ar
+
+namespace ar {
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// SignRound through the whole run: deterministic for a seed (byte-identical outputs), different
+// from RTN, and tuning without calibration data is refused with a clear message.
+TEST(Quantize, SignRoundRunIsDeterministic) {
+  AR_REQUIRE_FIXTURE(model, "models/stories260K/hf");
+  AR_REQUIRE_FIXTURE(ids, "models/stories260K/derived-data/stories260K_samples_seed1234.ids.json");
+  auto dir = test::make_temp_dir("quantize-sr");
+  QuantizeOptions o = base_options(model, dir / "a");
+  o.formats = {"fake"};
+  o.scheme = {4, 32, true};
+  o.iters = 20;
+  o.nsamples = 8;
+  o.seqlen = 32;
+  o.batch_size = 4;
+  o.dataset = ids.string();
+  run_quantize(o);
+  o.output_dir = dir / "b";
+  run_quantize(o);
+  o.output_dir = dir / "rtn";
+  o.iters = 0;
+  run_quantize(o);
+  const std::string a = slurp(dir / "a" / "model.safetensors"), b = slurp(dir / "b" / "model.safetensors");
+  ASSERT_FALSE(a.empty());
+  EXPECT_TRUE(a == b) << "two runs with the same seed differ";
+  EXPECT_FALSE(a == slurp(dir / "rtn" / "model.safetensors")) << "tuning changed nothing";
+
+  o.iters = 4;
+  o.dataset.clear();
+  o.output_dir = dir / "c";
+  try {
+    run_quantize(o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs calibration data"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -38,7 +38,10 @@ struct LinearState {
   const LinearWeights* l = nullptr;
   QuantScheme scheme;
   bool tuned = false;  // false: kept in full precision (bits 16), no parameters
-  std::vector<float> v, dv, min_scale, max_scale, dmin, dmax, w_dq, dw;
+  std::vector<float> v, min_scale, max_scale, dmin, dmax, dw;
+  // W' during forward/backward; once dL/dW' is complete it is rebuilt next step anyway, so the
+  // same storage then holds dL/dv (one weight-sized buffer less per linear).
+  std::vector<float> w_dq_or_dv;
 };
 
 // p -= lr * sign(g); sign(0) = 0 leaves p unchanged, as torch.sign does.
@@ -68,14 +71,13 @@ BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
     check_quantizable(s.scheme);
     const size_t nw = size_t(s.l->out * s.l->in), ng = size_t(s.l->out * num_groups(s.scheme, s.l->in));
     s.v.assign(nw, 0.f);
-    s.dv.assign(nw, 0.f);
     s.min_scale.assign(ng, 1.f);
     s.max_scale.assign(ng, 1.f);
     if (o.enable_minmax_tuning) {
       s.dmin.assign(ng, 0.f);
       s.dmax.assign(ng, 0.f);
     }
-    s.w_dq.resize(nw);
+    s.w_dq_or_dv.resize(nw);
     s.dw.resize(nw);
   }
   auto quantize_current = [&]() {
@@ -114,10 +116,10 @@ BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
       }
       clamp01(s.min_scale);  // a projection before use, not part of the gradient
       clamp01(s.max_scale);
-      fake_quant_forward(s.w_dq.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
+      fake_quant_forward(s.w_dq_or_dv.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
                          s.min_scale.data(), s.max_scale.data());
       std::fill(s.dw.begin(), s.dw.end(), 0.f);
-      w[i] = s.w_dq.data();
+      w[i] = s.w_dq_or_dv.data();
       dw[i] = s.dw.data();
     }
     // loss = mean over every element of the picked samples; each sample's share is 1/picks.
@@ -143,13 +145,14 @@ BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
     const float lr = float(lr0) * decay, mm_lr = float(mm_lr0) * decay;
     for (LinearState& s : st) {
       if (!s.tuned) continue;
-      std::fill(s.dv.begin(), s.dv.end(), 0.f);
+      std::vector<float>& dv = s.w_dq_or_dv;  // W' is not needed anymore
+      std::fill(dv.begin(), dv.end(), 0.f);
       std::fill(s.dmin.begin(), s.dmin.end(), 0.f);
       std::fill(s.dmax.begin(), s.dmax.end(), 0.f);
-      fake_quant_backward(s.dv.data(), o.enable_minmax_tuning ? s.dmin.data() : nullptr,
+      fake_quant_backward(dv.data(), o.enable_minmax_tuning ? s.dmin.data() : nullptr,
                           o.enable_minmax_tuning ? s.dmax.data() : nullptr, s.dw.data(), s.l->w.as<float>(),
                           s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(), s.max_scale.data());
-      signed_step(s.v, s.dv, lr);
+      signed_step(s.v, dv, lr);
       if (o.enable_minmax_tuning) {
         signed_step(s.min_scale, s.dmin, mm_lr);
         signed_step(s.max_scale, s.dmax, mm_lr);

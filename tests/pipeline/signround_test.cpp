@@ -142,5 +142,29 @@ TEST(SignRound, SameSeedSameResult) {
   }
 }
 
+TEST(SignRound, WithoutMinmaxTuningScalesStayRtn) {
+  // Scales depend only on w and min/max_scale, so with min/max frozen at 1 they are RTN's while
+  // the codes move with v.
+  Stories s;
+  if (!load_stories(s, 4)) GTEST_SKIP() << "stories260K fixture not found";
+  const auto sch = all(4, 32, false);
+  SignRoundOptions o;
+  o.iters = 4;
+  o.batch_size = 2;
+  o.enable_minmax_tuning = false;
+  o.lr = 0.005;  // 1/iters would be a huge step for 4 iters
+  const BlockTuneResult r = tune_block(s.b, s.d->config(), sch, s.x.data(), s.target.data(), s.n, s.T, o);
+  size_t codes_moved = 0;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const LinearWeights* l = block_linears(s.b, i);
+    const QuantizedWeight q = quantize_rtn(l->w.as<float>(), l->out, l->in, sch[size_t(i)]);
+    EXPECT_EQ(r.q[size_t(i)].scales, q.scales) << l->name;
+    EXPECT_EQ(r.q[size_t(i)].zeros, q.zeros) << l->name;
+    for (size_t k = 0; k < q.codes.size(); ++k) codes_moved += q.codes[k] != r.q[size_t(i)].codes[k];
+  }
+  EXPECT_GT(r.best_iter, 0);
+  EXPECT_GT(codes_moved, 0u);
+}
+
 }  // namespace
 }  // namespace ar

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # RTN W4G128 of a synthetic Qwen3-4B-shaped BF16 checkpoint (~8 GB, sharded): peak RSS, wall time,
 # throughput. Needs ~17 GB of free disk in $BENCH_DIR (default /tmp). Prints numbers, asserts nothing.
-# Usage: bench/quantize_memory.sh [layers=36] [format=auto_round]
+# Usage: [OPT_RTN=1] [KEEP=1] bench/quantize_memory.sh [layers=36] [format=auto_round]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAYERS=${1:-36}
@@ -14,8 +14,11 @@ if [[ ! -f $DIR/model/config.json ]]; then
 fi
 IN_BYTES=$(du -sb "$DIR/model" | cut -f1)
 START=$(date +%s.%N)
-$BIN quantize --model "$DIR/model" --output_dir "$DIR/out" --format "$FORMAT" --bits 4 --group_size 128 \
-  --disable_opt_rtn --overwrite 2>&1 | grep -E '^\[(1|9|18|27|36)/|quantized|output|bits per|peak RSS'
+if ! $BIN quantize --model "$DIR/model" --output_dir "$DIR/out" --format "$FORMAT" --bits 4 --group_size 128 \
+  --iters 0 $([[ ${OPT_RTN:-0} == 1 ]] || echo --disable_opt_rtn) --overwrite > "$DIR/quantize.log" 2>&1; then
+  tail -5 "$DIR/quantize.log"; exit 1
+fi
+grep -E '^\[(1|9|18|27|36)/|quantized|output|bits per|peak RSS' "$DIR/quantize.log"
 END=$(date +%s.%N)
 echo "input: $(numfmt --to=iec "$IN_BYTES")  wall: $(echo "$END - $START" | bc) s  throughput: $(echo "$IN_BYTES / ($END - $START) / 1000000" | bc) MB/s of input"
 [[ ${KEEP:-0} == 1 ]] || rm -rf "$DIR"

@@ -91,12 +91,13 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
   };
-  const bool tune = opt.iters > 0;
-  if (opt.iters < 0) AR_THROW("--iters ", opt.iters, " must be >= 0");
+  const SignRoundOptions& so = opt.tune;
+  const bool tune = so.iters > 0;
+  if (so.iters < 0) AR_THROW("--iters ", so.iters, " must be >= 0");
   if (tune && opt.dataset.empty())
-    AR_THROW("SignRound tuning (--iters ", opt.iters, ") needs calibration data: pass --dataset FILE (text, "
+    AR_THROW("SignRound tuning (--iters ", so.iters, ") needs calibration data: pass --dataset FILE (text, "
              ".jsonl or token ids; 'builtin' for the built-in demo text), or --iters 0 for RTN");
-  if (tune && (opt.batch_size <= 0 || opt.gradient_accumulate_steps <= 0))
+  if (tune && (so.batch_size <= 0 || so.gradient_accumulate_steps <= 0))
     AR_THROW("--batch_size and --gradient_accumulate_steps must be positive");
   if (opt.formats.empty()) AR_THROW("--format: no output format given");
 
@@ -115,20 +116,20 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
 
   // Tuning settings that differ from the Python tool's defaults go into quantization_config.
   nlohmann::json extra = nlohmann::json::object();
-  if (opt.iters != 200) extra["iters"] = opt.iters;
+  if (so.iters != 200) extra["iters"] = so.iters;
   if (!tune && opt.disable_opt_rtn) extra["disable_opt_rtn"] = true;
   if (!opt.dataset.empty()) {
     if (opt.nsamples != 128) extra["nsamples"] = opt.nsamples;
     if (opt.seqlen != 2048) extra["seqlen"] = opt.seqlen;
   }
   if (tune) {
-    if (opt.batch_size != 8) extra["batch_size"] = opt.batch_size;
-    if (opt.gradient_accumulate_steps != 1) extra["gradient_accumulate_steps"] = opt.gradient_accumulate_steps;
-    if (opt.lr != 0) extra["lr"] = opt.lr;
-    if (opt.minmax_lr != 0) extra["minmax_lr"] = opt.minmax_lr;
-    if (!opt.enable_minmax_tuning) extra["enable_minmax_tuning"] = false;
+    if (so.batch_size != 8) extra["batch_size"] = so.batch_size;
+    if (so.gradient_accumulate_steps != 1) extra["gradient_accumulate_steps"] = so.gradient_accumulate_steps;
+    if (so.lr != 0) extra["lr"] = so.lr;
+    if (so.minmax_lr != 0) extra["minmax_lr"] = so.minmax_lr;
+    if (!so.enable_minmax_tuning) extra["enable_minmax_tuning"] = false;
     if (!opt.enable_quanted_input) extra["enable_quanted_input"] = false;
-    if (opt.seed != 42) extra["seed"] = opt.seed;
+    if (so.seed != 42) extra["seed"] = so.seed;
   }
 
   // Every writer plans its whole output (and checks the destination) before any work.
@@ -158,7 +159,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     log("note: --dataset is not used by plain RTN (--disable_opt_rtn)");
   if (use_imp || tune) {
     Tokenizer tok = Tokenizer::load(opt.model_dir);
-    CalibSet cs = build_calib_set(opt.dataset, &tok, {opt.nsamples, opt.seqlen, opt.seed});
+    CalibSet cs = build_calib_set(opt.dataset, &tok, {opt.nsamples, opt.seqlen, so.seed});
     log("calibration: " + cs.note);
     n_calib = int64_t(cs.samples.size());
     const int64_t C = cfg.hidden_size;
@@ -176,15 +177,6 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
       std::copy_n(calib_x->as<float>(), act_floats, calib_xq->as<float>());
     }
   }
-  SignRoundOptions so;
-  so.iters = int(opt.iters);
-  so.batch_size = opt.batch_size;
-  so.gradient_accumulate_steps = opt.gradient_accumulate_steps;
-  so.lr = opt.lr;
-  so.minmax_lr = opt.minmax_lr;
-  so.enable_minmax_tuning = opt.enable_minmax_tuning;
-  so.seed = opt.seed;
-  so.precision = opt.tune_precision;
 
   // Source tensors in the writers' order, grouped per block.
   std::vector<std::string> order = output_tensor_order(src);
@@ -213,7 +205,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
           RopeTables rope = make_rope_tables(cfg, opt.seqlen);
           BlockScratch scratch(cfg, opt.seqlen);
           for (int64_t s = 0; s < n_calib; ++s)
-            block_forward(t + s * opt.seqlen * cfg.hidden_size, w, cfg, rope, scratch, opt.tune_precision);
+            block_forward(t + s * opt.seqlen * cfg.hidden_size, w, cfg, rope, scratch, so.precision);
         }
         const float* xin = opt.enable_quanted_input ? calib_xq->as<float>() : x;
         BlockTuneResult tr = tune_block(w, cfg, schemes, xin, t, n_calib, opt.seqlen, so);
@@ -229,7 +221,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
           BlockScratch scratch(cfg, opt.seqlen);
           float* xq = calib_xq->as<float>();
           for (int64_t s = 0; s < n_calib; ++s)
-            block_forward(xq + s * opt.seqlen * cfg.hidden_size, w, cfg, rope, scratch, opt.tune_precision);
+            block_forward(xq + s * opt.seqlen * cfg.hidden_size, w, cfg, rope, scratch, so.precision);
         }
         std::copy_n(t, act_floats, x);
       } else {

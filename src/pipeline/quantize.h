@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "pipeline/signround.h"
 #include "quant/quantized.h"
 
 namespace ar {
@@ -20,18 +21,11 @@ struct QuantizeOptions {
   QuantScheme scheme;                      // default for every linear inside the blocks
   std::string layer_config;                // JSON text or a JSON file; empty = none
   bool disable_opt_rtn = false;            // plain RTN instead of the scale search
-  int64_t iters = 200;                     // SignRound steps per block; 0 = RTN / optimized RTN
-  int64_t batch_size = 8;
-  int gradient_accumulate_steps = 1;
-  double lr = 0;                           // 0: 1 / iters
-  double minmax_lr = 0;                    // 0: same as lr
-  bool enable_minmax_tuning = true;
+  SignRoundOptions tune;                   // tune.iters == 0: RTN / optimized RTN; tune.seed also seeds sampling
   bool enable_quanted_input = true;        // tune on the quantized path's inputs (Xq), as AutoRound
-  Precision tune_precision = Precision::BF16;  // SignRound matmuls (the Python tool's CPU amp)
   std::string dataset;                     // calibration data ("builtin" = the built-in text); empty = none
   int64_t nsamples = 128;
   int64_t seqlen = 2048;
-  uint64_t seed = 42;
   uint64_t max_shard_bytes = 5'000'000'000ull;
   bool overwrite = false;
   Precision precision = Precision::F32;

@@ -139,16 +139,7 @@ GroupQuant search_asym(const float* w, const float* imp, int64_t n, int bits) {
 
 QuantizedWeight quantize_opt_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* imp) {
   check_quantizable(s);
-  AR_CHECK(out >= 0 && in > 0, "shape (", out, ", ", in, ")");
-  QuantizedWeight q;
-  q.scheme = s;
-  q.out = out;
-  q.in = in;
-  q.group = effective_group_size(s, in);
-  q.n_groups = num_groups(s, in);
-  q.codes.resize(size_t(out * in));
-  q.scales.resize(size_t(out * q.n_groups));
-  q.zeros.resize(size_t(out * q.n_groups));
+  QuantizedWeight q = QuantizedWeight::allocate(s, out, in);
   const int64_t G = q.group, ng = q.n_groups;
 #pragma omp parallel for schedule(dynamic, 16) if (out * in >= (int64_t(1) << 12))
   for (int64_t o = 0; o < out; ++o) {

@@ -15,6 +15,20 @@ int64_t num_groups(const QuantScheme& s, int64_t in) {
   return (in + g - 1) / g;
 }
 
+QuantizedWeight QuantizedWeight::allocate(const QuantScheme& s, int64_t out, int64_t in) {
+  AR_CHECK(out >= 0 && in > 0, "shape (", out, ", ", in, ")");
+  QuantizedWeight q;
+  q.scheme = s;
+  q.out = out;
+  q.in = in;
+  q.group = effective_group_size(s, in);
+  q.n_groups = num_groups(s, in);
+  q.codes.resize(size_t(out * in));
+  q.scales.resize(size_t(out * q.n_groups));
+  q.zeros.resize(size_t(out * q.n_groups));
+  return q;
+}
+
 void QuantizedWeight::dequantize(float* w) const {
   AR_CHECK(int64_t(codes.size()) == out * in && int64_t(scales.size()) == out * n_groups &&
                int64_t(zeros.size()) == out * n_groups,

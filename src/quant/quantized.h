@@ -27,6 +27,8 @@ struct QuantizedWeight {
   std::vector<uint16_t> scales;   // (out, n_groups), IEEE fp16 bits
   std::vector<uint8_t> zeros;     // (out, n_groups), each in [0, 2^bits - 1]
 
+  // Shape fields set and codes/scales/zeros sized (contents unset) for a layer (out, in).
+  static QuantizedWeight allocate(const QuantScheme& s, int64_t out, int64_t in);
   // w (out, in) f32 = the dequantized weight.
   void dequantize(float* w) const;
 };

@@ -27,7 +27,7 @@ QuantizeOptions base_options(const std::filesystem::path& model, const std::file
   o.model_dir = model;
   o.output_dir = out;
   o.disable_opt_rtn = true;
-  o.iters = 0;
+  o.tune.iters = 0;
   return o;
 }
 
@@ -127,23 +127,23 @@ TEST(Quantize, SignRoundRunIsDeterministic) {
   QuantizeOptions o = base_options(model, dir / "a");
   o.formats = {"fake"};
   o.scheme = {4, 32, true};
-  o.iters = 20;
+  o.tune.iters = 20;
   o.nsamples = 8;
   o.seqlen = 32;
-  o.batch_size = 4;
+  o.tune.batch_size = 4;
   o.dataset = ids.string();
   run_quantize(o);
   o.output_dir = dir / "b";
   run_quantize(o);
   o.output_dir = dir / "rtn";
-  o.iters = 0;
+  o.tune.iters = 0;
   run_quantize(o);
   const std::string a = slurp(dir / "a" / "model.safetensors"), b = slurp(dir / "b" / "model.safetensors");
   ASSERT_FALSE(a.empty());
   EXPECT_TRUE(a == b) << "two runs with the same seed differ";
   EXPECT_FALSE(a == slurp(dir / "rtn" / "model.safetensors")) << "tuning changed nothing";
 
-  o.iters = 4;
+  o.tune.iters = 4;
   o.dataset.clear();
   o.output_dir = dir / "c";
   try {

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "kernels/gemm.h"
 #include "pipeline/quantize.h"
 
 namespace ar::cli {
@@ -73,7 +74,9 @@ void run(QuantArgs a, const CLI::App& sub) {
   o.tune.minmax_lr = a.minmax_lr;
   o.tune.enable_minmax_tuning = !a.disable_minmax_tuning;
   o.tune.seed = a.seed;
-  o.tune.precision = a.disable_amp ? Precision::F32 : Precision::BF16;
+  // bf16 matmuls (the Python tool's CPU amp) where the CPU runs them natively; emulating them on
+  // fp32 kernels costs time and gains nothing, so such CPUs tune in fp32.
+  o.tune.precision = !a.disable_amp && gemm_has_native_bf16() ? Precision::BF16 : Precision::F32;
   o.enable_quanted_input = !a.disable_quanted_input;
   o.dataset = a.dataset;
   o.nsamples = a.nsamples;
@@ -119,7 +122,7 @@ void add_quantize_command(CLI::App& app) {
   s->add_option("--minmax_lr", a->minmax_lr, "learning rate of min/max scales (default: --lr)");
   s->add_flag("--disable_minmax_tuning", a->disable_minmax_tuning, "tune only the rounding, not the clipping");
   s->add_flag("--disable_quanted_input", a->disable_quanted_input, "tune each block on full-precision inputs");
-  s->add_flag("--disable_amp", a->disable_amp, "SignRound matmuls in fp32 instead of bf16 inputs");
+  s->add_flag("--disable_amp", a->disable_amp, "SignRound matmuls in fp32 even where the CPU has native bf16 (default: bf16 there, fp32 elsewhere)");
   s->add_option("--dataset", a->dataset, "calibration data for importance-weighted optimized RTN (or 'builtin')");
   s->add_option("--nsamples", a->nsamples, "calibration samples")->capture_default_str();
   s->add_option("--seqlen", a->seqlen, "calibration sample length")->capture_default_str();

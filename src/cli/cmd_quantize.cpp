@@ -19,7 +19,8 @@ struct QuantArgs {
   int bits = 4;
   int64_t group_size = 128;
   bool asym = false;
-  bool disable_opt_rtn = false, disable_minmax_tuning = false, disable_quanted_input = false, disable_amp = false;
+  bool disable_opt_rtn = false, disable_minmax_tuning = false, disable_quanted_input = false, disable_amp = false,
+       amp = false;
   int64_t iters = 200, nsamples = 128, seqlen = 2048, eval_seqlen = 2048, batch_size = 8;
   int gradient_accumulate_steps = 1;
   double lr = 0, minmax_lr = 0;
@@ -76,7 +77,8 @@ void run(QuantArgs a, const CLI::App& sub) {
   o.tune.seed = a.seed;
   // bf16 matmuls (the Python tool's CPU amp) where the CPU runs them natively; emulating them on
   // fp32 kernels costs time and gains nothing, so such CPUs tune in fp32.
-  o.tune.precision = !a.disable_amp && gemm_has_native_bf16() ? Precision::BF16 : Precision::F32;
+  if (a.amp && a.disable_amp) AR_THROW("--amp and --disable_amp contradict each other");
+  o.tune.precision = a.amp || (!a.disable_amp && gemm_has_native_bf16()) ? Precision::BF16 : Precision::F32;
   o.enable_quanted_input = !a.disable_quanted_input;
   o.dataset = a.dataset;
   o.nsamples = a.nsamples;
@@ -122,6 +124,7 @@ void add_quantize_command(CLI::App& app) {
   s->add_option("--minmax_lr", a->minmax_lr, "learning rate of min/max scales (default: --lr)");
   s->add_flag("--disable_minmax_tuning", a->disable_minmax_tuning, "tune only the rounding, not the clipping");
   s->add_flag("--disable_quanted_input", a->disable_quanted_input, "tune each block on full-precision inputs");
+  s->add_flag("--amp", a->amp, "SignRound matmuls with bf16 inputs even where bf16 is emulated (slower here)");
   s->add_flag("--disable_amp", a->disable_amp, "SignRound matmuls in fp32 even where the CPU has native bf16 (default: bf16 there, fp32 elsewhere)");
   s->add_option("--dataset", a->dataset, "calibration data for importance-weighted optimized RTN (or 'builtin')");
   s->add_option("--nsamples", a->nsamples, "calibration samples")->capture_default_str();

@@ -126,10 +126,10 @@ void add_quantize_command(CLI::App& app) {
   s->add_flag("--disable_quanted_input", a->disable_quanted_input, "tune each block on full-precision inputs");
   s->add_flag("--amp", a->amp, "SignRound matmuls with bf16 inputs even where bf16 is emulated (slower here)");
   s->add_flag("--disable_amp", a->disable_amp, "SignRound matmuls in fp32 even where the CPU has native bf16 (default: bf16 there, fp32 elsewhere)");
-  s->add_option("--dataset", a->dataset, "calibration data for importance-weighted optimized RTN (or 'builtin')");
+  s->add_option("--dataset", a->dataset, "calibration data: SignRound samples, or importance for optimized RTN (or 'builtin')");
   s->add_option("--nsamples", a->nsamples, "calibration samples")->capture_default_str();
   s->add_option("--seqlen", a->seqlen, "calibration sample length")->capture_default_str();
-  s->add_option("--seed", a->seed, "calibration shuffle seed")->capture_default_str();
+  s->add_option("--seed", a->seed, "seed of the calibration shuffle and the SignRound sampler")->capture_default_str();
   s->add_option("--max_shard_size", a->max_shard_size, "output shard limit")->capture_default_str();
   s->add_flag("--overwrite", a->overwrite, "replace an existing output folder");
   s->add_option("--precision", a->precision, "matmul precision for calibration / eval: f32 or bf16")->capture_default_str();

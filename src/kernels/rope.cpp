@@ -18,7 +18,11 @@ void rope_tables(float* cos, float* sin, const float* inv_freq, int64_t pos0, in
   }
 }
 
-void rope_forward(float* x, const float* cos, const float* sin, int64_t T, int64_t H, int64_t D) {
+namespace {
+// Rotates each (x1[j], x2[j]) pair of every head by the angle whose cosine/sine are c[j], sin_sign*s[j]:
+// +1 is RoPE itself; -1 is the inverse rotation, i.e. the transpose of RoPE, which is its backward.
+void rotate_pairs(float* x, const float* cos, const float* sin, float sin_sign, int64_t T, int64_t H,
+                  int64_t D) {
   const int64_t half = D / 2;
 #pragma omp parallel for if (T * H * D > (1 << 15))
   for (int64_t t = 0; t < T; ++t) {
@@ -28,30 +32,21 @@ void rope_forward(float* x, const float* cos, const float* sin, int64_t T, int64
       float* x1 = x + (t * H + h) * D;
       float* x2 = x1 + half;
       for (int64_t j = 0; j < half; ++j) {
-        const float a = x1[j], b = x2[j];
-        x1[j] = a * c[j] - b * s[j];
-        x2[j] = b * c[j] + a * s[j];
+        const float a = x1[j], b = x2[j], sj = sin_sign * s[j];
+        x1[j] = a * c[j] - b * sj;
+        x2[j] = b * c[j] + a * sj;
       }
     }
   }
 }
+}  // namespace
+
+void rope_forward(float* x, const float* cos, const float* sin, int64_t T, int64_t H, int64_t D) {
+  rotate_pairs(x, cos, sin, 1.0f, T, H, D);
+}
 
 void rope_backward(float* dx, const float* cos, const float* sin, int64_t T, int64_t H, int64_t D) {
-  const int64_t half = D / 2;
-#pragma omp parallel for if (T * H * D > (1 << 15))
-  for (int64_t t = 0; t < T; ++t) {
-    const float* c = cos + t * half;
-    const float* s = sin + t * half;
-    for (int64_t h = 0; h < H; ++h) {
-      float* g1 = dx + (t * H + h) * D;
-      float* g2 = g1 + half;
-      for (int64_t j = 0; j < half; ++j) {
-        const float a = g1[j], b = g2[j];
-        g1[j] = a * c[j] + b * s[j];
-        g2[j] = b * c[j] - a * s[j];
-      }
-    }
-  }
+  rotate_pairs(dx, cos, sin, -1.0f, T, H, D);
 }
 
 }  // namespace ar

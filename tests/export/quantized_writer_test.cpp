@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
+#include <map>
 #include <random>
 #include <set>
 
@@ -77,35 +79,35 @@ std::vector<float> read_f32(const SafetensorsReader& st, const std::string& name
   return v;
 }
 
+QuantScheme scheme_for(const std::string& linear) {
+  if (linear.find("self_attn.v_proj") != std::string::npos) return {8, 32, false};
+  return {4, 32, true};
+}
+
 struct FedModel {
   std::map<std::string, QuantizedWeight> quantized;  // what was handed to the writer
 };
 
-// Feeds the writer in output_tensor_order, quantizing with RTN what it stores quantized.
-FedModel feed(QuantizedModelWriter& w, const SafetensorsReader& src) {
+// Feeds the writer every source tensor (in `order`, default output_tensor_order), quantizing with
+// RTN under `scheme` what it stores quantized and copying the rest.
+FedModel feed(QuantizedModelWriter& w, const SafetensorsReader& src,
+              const std::function<QuantScheme(const std::string&)>& scheme = scheme_for,
+              std::vector<std::string> order = {}) {
+  if (order.empty()) order = output_tensor_order(src);
   FedModel r;
-  for (const std::string& name : output_tensor_order(src)) {
+  for (const std::string& name : order) {
     const TensorInfo& t = src.require(name);
-    if (is_block_linear_weight(name, t.shape)) {
-      const std::string linear = name.substr(0, name.size() - 7);
-      if (w.stores_quantized(linear)) {
-        const std::vector<float> wf = read_f32(src, name);
-        const QuantScheme s = linear.find("self_attn.v_proj") != std::string::npos ? QuantScheme{8, 32, false}
-                                                                                     : QuantScheme{4, 32, true};
-        QuantizedWeight q = quantize_rtn(wf.data(), t.shape[0], t.shape[1], s);
-        w.add_quantized(linear, q);
-        r.quantized.emplace(linear, std::move(q));
-        continue;
-      }
+    const std::string linear = name.substr(0, name.size() - 7);
+    if (is_block_linear_weight(name, t.shape) && w.stores_quantized(linear)) {
+      const std::vector<float> wf = read_f32(src, name);
+      QuantizedWeight q = quantize_rtn(wf.data(), t.shape[0], t.shape[1], scheme(linear));
+      w.add_quantized(linear, q);
+      r.quantized.emplace(linear, std::move(q));
+    } else {
+      w.add_copy(name);
     }
-    w.add_copy(name);
   }
   return r;
-}
-
-QuantScheme scheme_for(const std::string& linear) {
-  if (linear.find("self_attn.v_proj") != std::string::npos) return {8, 32, false};
-  return {4, 32, true};
 }
 
 class WriterTest : public ::testing::Test {
@@ -288,16 +290,7 @@ TEST_F(WriterTest, OutOfOrderTensorsAreHeldUntilTheirTurn) {
   auto w = make(OutputFormat::AutoRound, out);
   std::vector<std::string> order = output_tensor_order(*src_);
   std::reverse(order.begin(), order.end());  // worst case: everything arrives late
-  for (const std::string& name : order) {
-    const TensorInfo& t = src_->require(name);
-    const std::string linear = name.substr(0, name.size() - 7);
-    if (is_block_linear_weight(name, t.shape) && w->stores_quantized(linear)) {
-      const std::vector<float> wf = read_f32(*src_, name);
-      w->add_quantized(linear, quantize_rtn(wf.data(), t.shape[0], t.shape[1], scheme_for(linear)));
-    } else {
-      w->add_copy(name);
-    }
-  }
+  feed(*w, *src_, scheme_for, order);
   w->finish();
   SafetensorsReader st = SafetensorsReader::open(out);
   EXPECT_EQ(st.tensors().size(), w->specs().size());
@@ -319,18 +312,7 @@ TEST(WriterFixture, Stories260KAutoRound) {
     for (const auto& [name, why] : w.unstorable_layers()) kept.insert(name);
     EXPECT_EQ(kept.size(), size_t(3 * cfg.num_hidden_layers));  // gate, up (out 172), down (in 172)
     EXPECT_TRUE(kept.count("model.layers.0.mlp.down_proj"));
-    for (const std::string& name : output_tensor_order(src)) {
-      const TensorInfo& t = src.require(name);
-      const std::string linear = name.substr(0, name.size() - 7);
-      if (is_block_linear_weight(name, t.shape) && w.stores_quantized(linear)) {
-        const std::vector<float> wf = read_f32(src, name);
-        QuantizedWeight q = quantize_rtn(wf.data(), t.shape[0], t.shape[1], scheme(linear));
-        w.add_quantized(linear, q);
-        done.emplace(linear, std::move(q));
-      } else {
-        w.add_copy(name);
-      }
-    }
+    done = feed(w, src, scheme).quantized;
     w.finish();
   }
   EXPECT_EQ(done.size(), size_t(4 * cfg.num_hidden_layers));
@@ -362,18 +344,7 @@ TEST(WriterFixture, Stories260KFakeEvalMatchesInMemory) {
   {
     QuantizedModelWriter w(OutputFormat::Fake, src_dir, root / "out", src, cfg, scheme, 1ull << 30, false,
                            json::object());
-    for (const std::string& name : output_tensor_order(src)) {
-      const TensorInfo& t = src.require(name);
-      const std::string linear = name.substr(0, name.size() - 7);
-      if (is_block_linear_weight(name, t.shape) && w.stores_quantized(linear)) {
-        const std::vector<float> wf = read_f32(src, name);
-        QuantizedWeight q = quantize_rtn(wf.data(), t.shape[0], t.shape[1], scheme(linear));
-        w.add_quantized(linear, q);
-        done.emplace(linear, std::move(q));
-      } else {
-        w.add_copy(name);
-      }
-    }
+    done = feed(w, src, scheme).quantized;
     w.finish();
   }
   EXPECT_EQ(done.size(), size_t(7 * cfg.num_hidden_layers));  // fake stores the ragged MLP too

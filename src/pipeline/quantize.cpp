@@ -64,11 +64,10 @@ std::string fmt_seconds(double s) {
 // Per-input-channel mean squared activation of each linear of one block, accumulated over the
 // calibration samples while they are pushed through the block (in place: x becomes the block output).
 std::vector<std::vector<float>> block_importance(float* x, int64_t n_samples, int64_t T, const BlockWeights& w,
-                                                 const ModelConfig& c, Precision p) {
+                                                 const ModelConfig& c, const RopeTables& rope, BlockScratch& scratch,
+                                                 Precision p) {
   std::vector<std::vector<double>> sum(kBlockLinears);
   for (int i = 0; i < kBlockLinears; ++i) sum[size_t(i)].assign(size_t(block_linears(w, i)->in), 0.0);
-  RopeTables rope = make_rope_tables(c, T);
-  BlockScratch scratch(c, T);
   auto observe = [&](int li, const float* in, int64_t rows, int64_t K) {
     auto& s = sum[size_t(li)];
     for (int64_t r = 0; r < rows; ++r)
@@ -178,6 +177,14 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     }
   }
 
+  // Rotary tables and one sample's activations for the calibration passes: same shapes for every block.
+  std::optional<RopeTables> rope;
+  std::optional<BlockScratch> scratch;
+  if (use_imp || tune) {
+    rope.emplace(make_rope_tables(cfg, opt.seqlen));
+    scratch.emplace(cfg, opt.seqlen);
+  }
+
   // Source tensors in the writers' order, grouped per block.
   std::vector<std::string> order = output_tensor_order(src);
   std::map<int64_t, std::vector<std::string>> by_block;
@@ -201,12 +208,8 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
         float* x = calib_x->as<float>();
         float* t = calib_t->as<float>();
         std::copy_n(x, act_floats, t);
-        {
-          RopeTables rope = make_rope_tables(cfg, opt.seqlen);
-          BlockScratch scratch(cfg, opt.seqlen);
-          for (int64_t s = 0; s < n_calib; ++s)
-            block_forward(t + s * opt.seqlen * cfg.hidden_size, w, cfg, rope, scratch, so.precision);
-        }
+        for (int64_t s = 0; s < n_calib; ++s)
+          block_forward(t + s * opt.seqlen * cfg.hidden_size, w, cfg, *rope, *scratch, so.precision);
         const float* xin = opt.enable_quanted_input ? calib_xq->as<float>() : x;
         BlockTuneResult tr = tune_block(w, cfg, schemes, xin, t, n_calib, opt.seqlen, so);
         for (int i = 0; i < kBlockLinears; ++i) {
@@ -217,16 +220,14 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
           done.emplace(lw.name, std::move(tr.q[size_t(i)]));
         }
         if (opt.enable_quanted_input) {
-          RopeTables rope = make_rope_tables(cfg, opt.seqlen);
-          BlockScratch scratch(cfg, opt.seqlen);
           float* xq = calib_xq->as<float>();
           for (int64_t s = 0; s < n_calib; ++s)
-            block_forward(xq + s * opt.seqlen * cfg.hidden_size, w, cfg, rope, scratch, so.precision);
+            block_forward(xq + s * opt.seqlen * cfg.hidden_size, w, cfg, *rope, *scratch, so.precision);
         }
         std::copy_n(t, act_floats, x);
       } else {
         std::vector<std::vector<float>> imp;
-        if (use_imp) imp = block_importance(calib_x->as<float>(), n_calib, opt.seqlen, w, cfg, opt.precision);
+        if (use_imp) imp = block_importance(calib_x->as<float>(), n_calib, opt.seqlen, w, cfg, *rope, *scratch, opt.precision);
         for (int i = 0; i < kBlockLinears; ++i) {
           const LinearWeights& lw = *block_linears(w, i);
           const QuantScheme& s = schemes[size_t(i)];
@@ -257,6 +258,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
             fmt_seconds(el), "  ETA ", fmt_seconds(eta), "  RSS ", format_bytes(m.rss_bytes), " (peak ",
             format_bytes(m.peak_bytes), ")"));
   }
+  scratch.reset();
   calib_x.reset();
   calib_xq.reset();
   calib_t.reset();

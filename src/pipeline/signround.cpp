@@ -55,15 +55,30 @@ void clamp01(std::vector<float>& p) {
 
 }  // namespace
 
-BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
-                           const std::array<QuantScheme, kBlockLinears>& schemes, const float* xq,
-                           const float* target, int64_t n, int64_t T, const SignRoundOptions& o) {
-  AR_CHECK(n > 0 && T > 0, "tune_block with n=", n, " T=", T);
-  AR_CHECK(o.iters >= 0 && o.batch_size > 0 && o.gradient_accumulate_steps > 0, "bad SignRound options");
-  BlockTuneResult r;
+struct BlockTuner::State {
+  const BlockWeights& b;
+  const ModelConfig& c;
+  const int64_t T;
+  const SignRoundOptions o;
   std::array<LinearState, kBlockLinears> st;
+  RopeTables rope;
+  BlockGradScratch scratch;
+  std::vector<float> x, second, y, dy;  // one sample each, (T, C)
+
+  State(const BlockWeights& b_, const ModelConfig& c_, int64_t T_, const SignRoundOptions& o_)
+      : b(b_), c(c_), T(T_), o(o_), rope(make_rope_tables(c_, T_)), scratch(c_, T_) {
+    const size_t tc = size_t(T * c.hidden_size);
+    for (auto* v : {&x, &second, &y, &dy}) v->resize(tc);
+  }
+};
+
+BlockTuner::BlockTuner(const BlockWeights& b, const ModelConfig& c,
+                       const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T, const SignRoundOptions& o)
+    : s_(std::make_unique<State>(b, c, T, o)) {
+  AR_CHECK(T > 0, "BlockTuner with T=", T);
+  AR_CHECK(o.iters >= 0 && o.batch_size > 0 && o.gradient_accumulate_steps > 0, "bad SignRound options");
   for (int i = 0; i < kBlockLinears; ++i) {
-    LinearState& s = st[size_t(i)];
+    LinearState& s = s_->st[size_t(i)];
     s.l = block_linears(b, i);
     s.scheme = schemes[size_t(i)];
     s.tuned = s.scheme.quantized();
@@ -77,9 +92,42 @@ BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
       s.dmin.assign(ng, 0.f);
       s.dmax.assign(ng, 0.f);
     }
-    s.w_dq_or_dv.resize(nw);
-    s.dw.resize(nw);
+    if (o.iters > 0) {
+      s.w_dq_or_dv.resize(nw);
+      s.dw.resize(nw);
+    }
   }
+}
+
+BlockTuner::~BlockTuner() = default;
+
+uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
+                                 const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T,
+                                 const SignRoundOptions& o) {
+  uint64_t n = BlockGradScratch::size_bytes(c, T) + 4ull * uint64_t(T * c.hidden_size) * sizeof(float);
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const LinearWeights& l = *block_linears(b, i);
+    if (!schemes[size_t(i)].quantized()) continue;
+    const uint64_t nw = uint64_t(l.out * l.in), ng = uint64_t(l.out * num_groups(schemes[size_t(i)], l.in));
+    // v, W'/dv, dW (f32 each), the best step's codes (1 byte) and per-group scales/zeros/params.
+    n += nw * (3 * sizeof(float) + 1) + ng * (4 * sizeof(float) + 3);
+  }
+  return n;
+}
+
+void BlockTuner::fp_forward(float* y, const float* x) {
+  State& S = *s_;
+  AR_CHECK(y != x, "fp_forward: y aliases x");
+  BlockLinearWeights w;
+  for (int i = 0; i < kBlockLinears; ++i) w[i] = S.st[size_t(i)].l->w.as<float>();
+  block_forward_train(y, S.scratch, x, S.b, w, S.c, S.rope, S.o.precision);
+}
+
+BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
+  State& S = *s_;
+  const SignRoundOptions& o = S.o;
+  auto& st = S.st;
+  BlockTuneResult r;
   auto quantize_current = [&]() {
     for (int i = 0; i < kBlockLinears; ++i) {
       LinearState& s = st[size_t(i)];
@@ -92,46 +140,52 @@ BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
     quantize_current();
     return r;
   }
+  const int64_t n = samples.n;
+  AR_CHECK(n > 0 && samples.fetch, "tune with n=", n);
 
-  const int64_t C = c.hidden_size;
+  const int64_t TC = S.T * S.c.hidden_size;
   const int64_t bs = std::min<int64_t>(o.batch_size, n);
   const int64_t picks = bs * o.gradient_accumulate_steps;
   const double lr0 = o.lr > 0 ? o.lr : 1.0 / o.iters;
   const double mm_lr0 = o.minmax_lr > 0 ? o.minmax_lr : lr0;
-  const RopeTables rope = make_rope_tables(c, T);
-  BlockGradScratch scratch(c, T);
-  std::vector<float> y(size_t(T * C)), dy(size_t(T * C));
   CyclicSampler sampler(n, o.seed);
   BlockLinearWeights w;
   BlockLinearGrads dw;
   r.best_loss = INFINITY;
 
   for (int it = 0; it < o.iters; ++it) {
-    for (int i = 0; i < kBlockLinears; ++i) {
-      LinearState& s = st[size_t(i)];
-      if (!s.tuned) {
-        w[i] = s.l->w.as<float>();
-        dw[i] = nullptr;
-        continue;
-      }
-      clamp01(s.min_scale);  // a projection before use, not part of the gradient
-      clamp01(s.max_scale);
-      fake_quant_forward(s.w_dq_or_dv.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                         s.min_scale.data(), s.max_scale.data());
-      std::fill(s.dw.begin(), s.dw.end(), 0.f);
-      w[i] = s.w_dq_or_dv.data();
-      dw[i] = s.dw.data();
-    }
     // loss = mean over every element of the picked samples; each sample's share is 1/picks.
     double loss = 0;
     for (int64_t k = 0; k < picks; ++k) {
       const int64_t idx = sampler.next();
-      const float* x = xq + idx * T * C;
-      const float* t = target + idx * T * C;
-      block_forward_train(y.data(), scratch, x, b, w, c, rope, o.precision);
-      loss += mse_loss_forward(y.data(), t, T * C) / double(picks);
-      mse_loss_backward(dy.data(), y.data(), t, T * C, 1.0f / float(picks));
-      block_backward(nullptr, dw, scratch, dy.data(), x, b, w, c, rope, o.precision);
+      samples.fetch(idx, S.x.data(), S.second.data());
+      const float* t = S.second.data();
+      if (samples.fp_inputs) {  // streamed targets: T = block_fp(X) now (it uses the scratch too)
+        fp_forward(S.y.data(), S.second.data());
+        std::swap(S.y, S.second);
+        t = S.second.data();
+      }
+      if (k == 0) {  // W' for this step (after any fp_forward, which borrows nothing of it)
+        for (int i = 0; i < kBlockLinears; ++i) {
+          LinearState& s = st[size_t(i)];
+          if (!s.tuned) {
+            w[i] = s.l->w.as<float>();
+            dw[i] = nullptr;
+            continue;
+          }
+          clamp01(s.min_scale);  // a projection before use, not part of the gradient
+          clamp01(s.max_scale);
+          fake_quant_forward(s.w_dq_or_dv.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                             s.min_scale.data(), s.max_scale.data());
+          std::fill(s.dw.begin(), s.dw.end(), 0.f);
+          w[i] = s.w_dq_or_dv.data();
+          dw[i] = s.dw.data();
+        }
+      }
+      block_forward_train(S.y.data(), S.scratch, S.x.data(), S.b, w, S.c, S.rope, o.precision);
+      loss += mse_loss_forward(S.y.data(), t, TC) / double(picks);
+      mse_loss_backward(S.dy.data(), S.y.data(), t, TC, 1.0f / float(picks));
+      block_backward(nullptr, dw, S.scratch, S.dy.data(), S.x.data(), S.b, w, S.c, S.rope, o.precision);
     }
     if (it == 0) r.loss_iter0 = loss;
     if (loss < r.best_loss) {  // the parameters this loss was measured with
@@ -159,9 +213,24 @@ BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
       }
     }
   }
-  log_info("block ", b.layer, ": loss iter 0 ", r.loss_iter0, " -> best ", r.best_loss, " (iter ", r.best_iter,
+  log_info("block ", S.b.layer, ": loss iter 0 ", r.loss_iter0, " -> best ", r.best_loss, " (iter ", r.best_iter,
            ")");
   return r;
+}
+
+BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
+                           const std::array<QuantScheme, kBlockLinears>& schemes, const float* xq,
+                           const float* target, int64_t n, int64_t T, const SignRoundOptions& o) {
+  AR_CHECK(n > 0 && T > 0, "tune_block with n=", n, " T=", T);
+  BlockTuner tuner(b, c, schemes, T, o);
+  const int64_t TC = T * c.hidden_size;
+  TuneSamples s;
+  s.n = n;
+  s.fetch = [&](int64_t idx, float* x, float* t) {
+    std::copy_n(xq + idx * TC, TC, x);
+    std::copy_n(target + idx * TC, TC, t);
+  };
+  return tuner.tune(s);
 }
 
 }  // namespace ar

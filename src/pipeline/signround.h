@@ -4,6 +4,8 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -41,12 +43,47 @@ struct BlockTuneResult {
   int best_iter = 0;
 };
 
-// Xq (n, T, C): the block's inputs on the quantized path (Xq = X for the first block); target
-// (n, T, C): the fp block's outputs for the fp inputs (T = block_fp(X)). schemes: one per linear
-// (block_linears() order). n >= 1 samples of T tokens. Samples are drawn batch_size at a time
-// (times gradient_accumulate_steps per step) from a seeded shuffled cyclic sampler; each sample
-// is run forward and backward on its own and its gradient accumulated, so memory does not grow
-// with the batch. iters == 0 gives plain RTN. Logs "loss iter0 -> best (iter k)" at info level.
+// Where the tuner reads its samples, one (T, C) activation pair at a time, so the caches can live
+// in RAM or on disk. fetch(idx, x, second): x = sample idx's block input on the quantized path;
+// second = its target T = block_fp(X) (cached targets), or, when `fp_inputs` is set (streamed
+// targets, --stream_loss), its fp input X, from which the tuner computes the target itself with
+// the block's original weights (BlockTuner::fp_forward, the same function that makes the cached
+// ones, so both give identical results).
+struct TuneSamples {
+  int64_t n = 0;
+  std::function<void(int64_t idx, float* x, float* second)> fetch;
+  bool fp_inputs = false;
+};
+
+// Tunes one block. The block's weights are borrowed and must outlive the tuner. Scratch for one
+// sample of T tokens is allocated once, so memory does not grow with the batch or the sample count.
+class BlockTuner {
+ public:
+  BlockTuner(const BlockWeights& b, const ModelConfig& c, const std::array<QuantScheme, kBlockLinears>& schemes,
+             int64_t T, const SignRoundOptions& o);
+  ~BlockTuner();
+  BlockTuner(const BlockTuner&) = delete;
+  BlockTuner& operator=(const BlockTuner&) = delete;
+
+  // y (T, C) = the block with its original weights applied to x (T, C): the targets. y != x.
+  void fp_forward(float* y, const float* x);
+  // Samples are drawn batch_size at a time (times gradient_accumulate_steps per step) from a
+  // seeded shuffled cyclic sampler; each sample is run forward and backward on its own and its
+  // gradient accumulated. iters == 0 gives plain RTN (no sample is read). Logs
+  // "loss iter0 -> best (iter k)" at info level.
+  BlockTuneResult tune(const TuneSamples& samples);
+  // Bytes the tuner holds besides the block's weights (for the memory plan).
+  static uint64_t state_bytes(const BlockWeights& b, const ModelConfig& c,
+                              const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T,
+                              const SignRoundOptions& o);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// Convenience over in-memory activations: xq (n, T, C) the quantized-path inputs, target (n, T, C)
+// the fp block's outputs for the fp inputs.
 BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
                            const std::array<QuantScheme, kBlockLinears>& schemes, const float* xq,
                            const float* target, int64_t n, int64_t T, const SignRoundOptions& o);

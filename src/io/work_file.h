@@ -1,0 +1,45 @@
+// A fixed-size read/write work file (activation caches spilled to disk): its space is reserved
+// when it is created, so a full disk shows up before any work rather than half-way through, and
+// it is read and written in place with pread/pwrite (no mapping: the data never counts as our RSS).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+
+namespace ar {
+
+class WorkFile {
+ public:
+  // Creates (truncating) `path` with `size` bytes reserved. Throws ar::Error naming the file when
+  // it cannot be created or the space cannot be reserved (disk full, file size limit).
+  static WorkFile create(const std::filesystem::path& path, uint64_t size);
+  // Opens an existing file read/write; its size must be `size`.
+  static WorkFile open(const std::filesystem::path& path, uint64_t size);
+
+  WorkFile() = default;
+  ~WorkFile();
+  WorkFile(WorkFile&& o) noexcept;
+  WorkFile& operator=(WorkFile&& o) noexcept;
+  WorkFile(const WorkFile&) = delete;
+  WorkFile& operator=(const WorkFile&) = delete;
+
+  void read_at(uint64_t offset, void* dst, size_t size) const;
+  void write_at(uint64_t offset, const void* src, size_t size);
+  void sync();  // fsync: what was written survives a crash
+  // Drops the range from the page cache after use (advisory), so spilled caches do not crowd
+  // out the model file's pages.
+  void drop_cache(uint64_t offset, uint64_t size) const;
+  uint64_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::filesystem::path path_;
+};
+
+// Bytes available to an unprivileged writer on the file system holding `dir` (or its nearest
+// existing parent).
+uint64_t free_disk_bytes(const std::filesystem::path& dir);
+
+}  // namespace ar

@@ -27,6 +27,9 @@ struct QuantArgs {
   uint64_t seed = 42;
   std::string max_shard_size = "5GB", recipe, precision = "f32", eval;
   bool overwrite = false;
+  std::string work_dir, cache = "auto", max_ram, max_disk;
+  bool stream_loss = false, low_cpu_mem_usage = true, log_memory = false, resume = false, disable_checkpoint = false;
+  int64_t debug_kill_after_block = -1;
 };
 
 std::vector<std::string> split_formats(const std::string& s) {
@@ -90,12 +93,24 @@ void run(QuantArgs a, const CLI::App& sub) {
   o.eval_dataset = a.eval;
   o.eval_seqlen = a.eval_seqlen;
   o.log = [](const std::string& s) { log_info(s); };
+  o.work_dir = a.work_dir;
+  o.cache = a.cache;
+  o.stream_loss = a.stream_loss;
+  if (!a.max_ram.empty()) o.max_ram = parse_bytes(a.max_ram, "--max_ram");
+  if (!a.max_disk.empty()) o.max_disk = parse_bytes(a.max_disk, "--max_disk");
+  o.low_cpu_mem_usage = a.low_cpu_mem_usage;
+  o.log_memory = a.log_memory;
+  o.resume = a.resume;
+  o.checkpoint = !a.disable_checkpoint;
+  o.debug_kill_after_block = a.debug_kill_after_block;
   log_info("quantize: ", a.model, " -> ", a.output_dir, "  W", a.bits, "G", a.group_size, a.asym ? " asym" : " sym",
            "  ",  a.iters > 0 ? cat("SignRound ", a.iters, " iters") : a.disable_opt_rtn ? std::string("RTN") : std::string("optimized RTN"), "  format ", a.format);
   QuantizeReport r = run_quantize(o);
   std::printf("quantized %lld linear layers in %.1f s\n", (long long)r.quantized_layers, r.seconds);
   for (size_t i = 0; i < r.outputs.size(); ++i)
     std::printf("output: %s (%s)\n", r.outputs[i].c_str(), format_bytes(r.output_bytes[i]).c_str());
+  if (r.resumed_blocks) std::printf("resumed: %lld blocks came from the checkpoint\n", (long long)r.resumed_blocks);
+  if (r.work_dir_peak_bytes) std::printf("work dir peak: %s\n", format_bytes(r.work_dir_peak_bytes).c_str());
   std::printf("bits per weight (quantized linears, incl. scales and zeros): %.3f\n", r.bits_per_weight);
   if (!a.eval.empty())
     std::printf("perplexity: original %.4f  quantized %.4f  (%+.2f %%)\n", r.ppl_original, r.ppl_quantized,
@@ -135,6 +150,16 @@ void add_quantize_command(CLI::App& app) {
   s->add_option("--precision", a->precision, "matmul precision for calibration / eval: f32 or bf16")->capture_default_str();
   s->add_option("--eval", a->eval, "evaluate original and quantized perplexity on this file (or 'builtin') at the end");
   s->add_option("--eval_seqlen", a->eval_seqlen, "window length for --eval")->capture_default_str();
+  s->add_option("--work_dir", a->work_dir, "folder for spilled activation caches and checkpoints (default: <output_dir>.autoround_work)");
+  s->add_option("--cache", a->cache, "where calibration activations live: auto (by the memory plan), ram, disk")->capture_default_str();
+  s->add_flag("--stream_loss", a->stream_loss, "recompute each batch's targets with the original block instead of caching them");
+  s->add_option("--max_ram", a->max_ram, "RAM budget, e.g. 2G (default: 80 % of available memory); the plan is printed");
+  s->add_flag("--low_cpu_mem_usage,!--disable_low_cpu_mem_usage", a->low_cpu_mem_usage, "allow spilling activation caches to the work dir (default on)");
+  s->add_option("--max_disk", a->max_disk, "cap on the work dir's disk use (default: its free space)");
+  s->add_flag("--log_memory", a->log_memory, "print RSS after every phase of every block");
+  s->add_flag("--resume", a->resume, "continue an interrupted run from its checkpoint in the work dir");
+  s->add_flag("--disable_checkpoint", a->disable_checkpoint, "keep no resumable checkpoint");
+  s->add_option("--debug_kill_after_block", a->debug_kill_after_block, "")->group("");  // tests: kill -9 ourselves
   s->callback([a, s] { run(*a, *s); });
 }
 

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ void print_peak_memory() {
 }  // namespace ar::cli
 
 int main(int argc, char** argv) {
+  // Past a file size limit (ulimit -f) a write should fail with EFBIG and be reported with the
+  // file's name, not kill the process silently.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"autoround: SignRound/AutoRound LLM quantization on the CPU"};
   app.set_version_flag("--version", AR_VERSION);
   app.require_subcommand(1);

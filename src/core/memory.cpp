@@ -22,6 +22,16 @@ MemStats read_mem_stats() {
   return s;
 }
 
+uint64_t available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    unsigned long long kb = 0;
+    if (std::sscanf(line.c_str(), "MemAvailable: %llu kB", &kb) == 1) return kb * 1024;
+  }
+  return 0;
+}
+
 bool reset_peak_rss() {
   FILE* f = std::fopen("/proc/self/clear_refs", "w");
   if (!f) return false;

@@ -12,6 +12,8 @@ struct MemStats {
 };
 
 MemStats read_mem_stats();
+// MemAvailable from /proc/meminfo: what can be allocated without swapping (0 if unknown).
+uint64_t available_memory_bytes();
 // Resets VmHWM to the current RSS (writes 5 to /proc/self/clear_refs); false if not permitted.
 bool reset_peak_rss();
 // "1.23 GiB", "512.0 MiB", "17 B"

@@ -44,6 +44,7 @@ MemoryPlan choose_plan(const PlanInputs& in) {
     const int k = stream ? in.caches_streamed : in.caches;
     if (k == 0 || (in.force_stream && !stream)) return;
     if (m == CacheMode::Disk && !in.allow_disk) return;
+    if (m == CacheMode::Ram && !in.allow_ram) return;
     Candidate c{m, stream, k, fixed, 0, what};
     if (m == CacheMode::Ram) c.ram += uint64_t(k) * in.cache_bytes;
     else c.disk = 2 * uint64_t(k) * in.cache_bytes + in.result_bytes;

@@ -20,7 +20,8 @@ struct PlanInputs {
   uint64_t result_bytes = 0;   // checkpointed quantized blocks (on disk)
   uint64_t max_ram = 0;        // the budget
   uint64_t free_disk = 0;      // in the work directory (after --max_disk)
-  bool allow_disk = true;      // --low_cpu_mem_usage
+  bool allow_ram = true;       // --cache disk forbids RAM caches
+  bool allow_disk = true;      // --low_cpu_mem_usage (and not --cache ram)
   bool force_stream = false;   // --stream_loss
   bool checkpoint = true;      // keep a resumable checkpoint after each block
 };

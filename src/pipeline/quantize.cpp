@@ -1,5 +1,6 @@
-// The streaming quantize loop: for each block, load (pread) -> [importance from calibration
-// activations] -> RTN / optimized RTN per linear -> append to every output writer -> release.
+// The streaming quantize loop: for each block, load (pread) -> [targets from the calibration
+// caches] -> SignRound / optimized RTN / RTN per linear -> [propagate the caches] -> append to
+// every output writer -> checkpoint -> release.
 // Non-block tensors (embedding, final norm, lm_head) are copied in 16-bit at the end, following the
 // writers' tensor order so their shards can be streamed.
 #include "pipeline/quantize.h"
@@ -12,10 +13,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <csignal>
+#include <unistd.h>
+
 #include "calib/calib_set.h"
 #include "calib/dataset.h"
 #include "calib/tokenizer.h"
 #include "core/buffer.h"
+#include "core/checksum.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/timer.h"
@@ -25,7 +30,11 @@
 #include "model/block.h"
 #include "model/decoder.h"
 #include "model/weights.h"
+#include "io/work_file.h"
+#include "pipeline/activation_store.h"
+#include "pipeline/checkpoint.h"
 #include "pipeline/eval.h"
+#include "pipeline/memory_plan.h"
 #include "pipeline/signround.h"
 #include "quant/layer_config.h"
 #include "quant/opt_rtn.h"
@@ -61,26 +70,96 @@ std::string fmt_seconds(double s) {
   return buf;
 }
 
-// Per-input-channel mean squared activation of each linear of one block, accumulated over the
-// calibration samples while they are pushed through the block (in place: x becomes the block output).
-std::vector<std::vector<float>> block_importance(float* x, int64_t n_samples, int64_t T, const BlockWeights& w,
-                                                 const ModelConfig& c, const RopeTables& rope, BlockScratch& scratch,
-                                                 Precision p) {
-  std::vector<std::vector<double>> sum(kBlockLinears);
-  for (int i = 0; i < kBlockLinears; ++i) sum[size_t(i)].assign(size_t(block_linears(w, i)->in), 0.0);
-  auto observe = [&](int li, const float* in, int64_t rows, int64_t K) {
-    auto& s = sum[size_t(li)];
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t k = 0; k < K; ++k) s[size_t(k)] += double(in[r * K + k]) * in[r * K + k];
-  };
-  for (int64_t s = 0; s < n_samples; ++s) block_forward(x + s * T * c.hidden_size, w, c, rope, scratch, p, observe);
-  std::vector<std::vector<float>> imp(kBlockLinears);
-  const double tokens = double(n_samples * T);
+}  // namespace
+
+namespace {
+
+// Shapes of a block's linears without their data, for estimates made before any block is read.
+BlockWeights block_shapes(const ModelConfig& c, int64_t layer) {
+  BlockWeights b;
+  b.layer = layer;
+  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  const int64_t io[kBlockLinears][2] = {{C, H * D}, {C, Hkv * D}, {C, Hkv * D}, {H * D, C}, {C, F}, {C, F}, {F, C}};
   for (int i = 0; i < kBlockLinears; ++i) {
-    imp[size_t(i)].resize(sum[size_t(i)].size());
-    for (size_t k = 0; k < imp[size_t(i)].size(); ++k) imp[size_t(i)][k] = float(sum[size_t(i)][k] / tokens);
+    LinearWeights& l = *block_linears(b, i);
+    l.name = block_prefix(layer) + kLinearSuffix[i];
+    l.in = io[i][0];
+    l.out = io[i][1];
   }
-  return imp;
+  return b;
+}
+
+uint64_t block_f32_bytes(const ModelConfig& c) {
+  const BlockWeights b = block_shapes(c, 0);
+  uint64_t n = 4 * uint64_t(c.hidden_size + c.head_dim);  // norms
+  for (int i = 0; i < kBlockLinears; ++i) n += uint64_t(block_linears(b, i)->in * block_linears(b, i)->out + block_linears(b, i)->out) * 4;
+  return n;
+}
+
+std::filesystem::path default_work_dir(const std::filesystem::path& output_dir) {
+  std::filesystem::path out = std::filesystem::absolute(output_dir).lexically_normal();
+  if (!out.has_filename()) out = out.parent_path();
+  return out.parent_path() / (out.filename().string() + ".autoround_work");
+}
+
+std::string gen_file(const char* what, int64_t block) { return cat(what, ".", block, ".f32"); }
+std::string block_file(int64_t block) { return cat("block.", block, ".q"); }
+
+// Everything that determines the output bytes; a resumed run must agree on all of it.
+nlohmann::json run_identity(const QuantizeOptions& opt, const ModelConfig& cfg, const SafetensorsReader& src,
+                            const std::vector<std::vector<int32_t>>& calib) {
+  nlohmann::json j;
+  j["model"] = std::filesystem::absolute(opt.model_dir).lexically_normal().string();
+  uint64_t tensors = 0;
+  for (const auto& name : output_tensor_order(src)) tensors = checksum64(name.data(), name.size(), tensors);
+  j["model_tensors"] = checksum_hex(tensors);
+  j["layers"] = cfg.num_hidden_layers;
+  j["bits"] = opt.scheme.bits;
+  j["group_size"] = opt.scheme.group_size;
+  j["sym"] = opt.scheme.sym;
+  j["layer_config"] = opt.layer_config;
+  j["disable_opt_rtn"] = opt.disable_opt_rtn;
+  j["iters"] = opt.tune.iters;
+  j["batch_size"] = opt.tune.batch_size;
+  j["gradient_accumulate_steps"] = opt.tune.gradient_accumulate_steps;
+  j["lr"] = opt.tune.lr;
+  j["minmax_lr"] = opt.tune.minmax_lr;
+  j["enable_minmax_tuning"] = opt.tune.enable_minmax_tuning;
+  j["seed"] = opt.tune.seed;
+  j["tune_precision"] = int(opt.tune.precision);
+  j["precision"] = int(opt.precision);
+  j["enable_quanted_input"] = opt.enable_quanted_input;
+  j["nsamples"] = opt.nsamples;
+  j["seqlen"] = opt.seqlen;
+  uint64_t ids = 0;
+  for (const auto& s : calib) ids = checksum64(s.data(), s.size() * sizeof(int32_t), ids);
+  j["calibration_ids"] = checksum_hex(ids);
+  j["formats"] = opt.formats;
+  j["max_shard_bytes"] = opt.max_shard_bytes;
+  return j;
+}
+
+// Our files only: the work dir may be a folder the user shares with other things.
+void remove_work_files(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> ours;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n == kManifestName || ((n.starts_with("X.") || n.starts_with("Xq.")) && n.ends_with(".f32")) ||
+        (n.starts_with("block.") && n.ends_with(".q")))
+      ours.push_back(e.path());
+  }
+  for (const auto& p : ours) std::filesystem::remove(p, ec);
+  std::filesystem::remove(dir, ec);  // only if now empty
+}
+
+uint64_t dir_bytes(const std::filesystem::path& dir) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec)) n += e.file_size(ec);
+  return n;
 }
 
 }  // namespace
@@ -89,6 +168,11 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   Timer total;
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
+  };
+  auto mem_log = [&](const std::string& phase) {
+    if (!opt.log_memory) return;
+    MemStats m = read_mem_stats();
+    log(cat("memory: ", phase, ": RSS ", format_bytes(m.rss_bytes), ", peak ", format_bytes(m.peak_bytes)));
   };
   const SignRoundOptions& so = opt.tune;
   const bool tune = so.iters > 0;
@@ -99,6 +183,9 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   if (tune && (so.batch_size <= 0 || so.gradient_accumulate_steps <= 0))
     AR_THROW("--batch_size and --gradient_accumulate_steps must be positive");
   if (opt.formats.empty()) AR_THROW("--format: no output format given");
+  if (opt.cache != "auto" && opt.cache != "ram" && opt.cache != "disk")
+    AR_THROW("--cache: '", opt.cache, "' is not one of auto, ram, disk");
+  if (opt.stream_loss && !tune) AR_THROW("--stream_loss applies to SignRound tuning only (--iters > 0)");
 
   Decoder d(opt.model_dir);
   const ModelConfig& cfg = d.config();
@@ -106,9 +193,10 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   if (!cfg.quantization_config.empty())
     AR_THROW(opt.model_dir.string(), ": the model is already quantized (config.json has quantization_config)");
   LayerConfig layers = make_layer_config(opt);
+  const int64_t L = cfg.num_hidden_layers, C = cfg.hidden_size;
 
   std::vector<std::string> linear_names;
-  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
+  for (int64_t l = 0; l < L; ++l)
     for (const char* suf : kLinearSuffix) linear_names.push_back(block_prefix(l) + suf);
   for (const auto& key : layers.unmatched_rules(linear_names))
     log("warning: --layer_config rule '" + key + "' matches no layer");
@@ -150,68 +238,196 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     log(msg);
   }
 
-  // Calibration activations: importance for optimized RTN, or the inputs/targets of SignRound.
+  // Calibration samples: importance for optimized RTN, or the inputs/targets of SignRound.
   const bool use_imp = !tune && !opt.dataset.empty() && !opt.disable_opt_rtn;
-  std::optional<Buffer> calib_x;
-  int64_t n_calib = 0;
+  const bool calib = use_imp || tune;
   if (!tune && !opt.dataset.empty() && opt.disable_opt_rtn)
     log("note: --dataset is not used by plain RTN (--disable_opt_rtn)");
-  if (use_imp || tune) {
+  CalibSet cs;
+  if (calib) {
     Tokenizer tok = Tokenizer::load(opt.model_dir);
-    CalibSet cs = build_calib_set(opt.dataset, &tok, {opt.nsamples, opt.seqlen, so.seed});
+    cs = build_calib_set(opt.dataset, &tok, {opt.nsamples, opt.seqlen, so.seed});
     log("calibration: " + cs.note);
-    n_calib = int64_t(cs.samples.size());
-    const int64_t C = cfg.hidden_size;
-    calib_x.emplace(size_t(n_calib * opt.seqlen * C) * sizeof(float), "calibration activations");
-    for (int64_t s = 0; s < n_calib; ++s) d.embed(calib_x->as<float>() + s * opt.seqlen * C, cs.samples[size_t(s)]);
   }
-  // SignRound keeps three activation sets in RAM (issue 4 moves them to disk): X (fp inputs, becomes
-  // the targets in place), Xq (quantized-path inputs) and the targets' copy the tuner reads.
-  const size_t act_floats = size_t(n_calib * opt.seqlen * cfg.hidden_size);
-  std::optional<Buffer> calib_xq, calib_t;
-  if (tune) {
-    calib_t.emplace(act_floats * sizeof(float), "SignRound targets");
-    if (opt.enable_quanted_input) {
-      calib_xq.emplace(act_floats * sizeof(float), "quantized-path inputs");
-      std::copy_n(calib_x->as<float>(), act_floats, calib_xq->as<float>());
+  const int64_t n_calib = int64_t(cs.samples.size()), T = opt.seqlen;
+  const size_t sample_floats = size_t(T * C);
+  // Caches held at once: X (which becomes the targets in place) and Xq; without quantized inputs
+  // the fp inputs and the targets are both needed, unless targets are streamed.
+  const bool with_xq = tune && opt.enable_quanted_input;
+  const int caches = !calib ? 0 : use_imp ? 1 : 2;
+  const int caches_streamed = tune ? (with_xq ? 2 : 1) : 0;
+
+  // The work directory and the memory plan.
+  const std::filesystem::path work_dir = opt.work_dir.empty() ? default_work_dir(opt.output_dir) : opt.work_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(work_dir, ec);
+  if (ec) AR_THROW(work_dir.string(), ": cannot create the work directory: ", ec.message());
+  std::array<QuantScheme, kBlockLinears> schemes0;
+  uint64_t max_result = 0;
+  {
+    const BlockWeights shapes = block_shapes(cfg, 0);
+    for (int i = 0; i < kBlockLinears; ++i) {
+      schemes0[size_t(i)] = layers.scheme_for(block_linears(shapes, i)->name);
+      max_result += uint64_t(block_linears(shapes, i)->in * block_linears(shapes, i)->out) + 64;
     }
   }
+  PlanInputs pin;
+  pin.base_bytes = read_mem_stats().rss_bytes + (32ull << 20);  // + allocator and library slack
+  pin.block_bytes = block_f32_bytes(cfg);
+  const uint64_t pass_bytes = calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0;
+  pin.work_bytes = tune ? std::max<uint64_t>(BlockTuner::state_bytes(block_shapes(cfg, 0), cfg, schemes0, T, so), pass_bytes)
+                        : pass_bytes;
+  pin.cache_bytes = uint64_t(n_calib) * sample_floats * sizeof(float);
+  pin.caches = caches;
+  pin.caches_streamed = caches_streamed;
+  pin.result_bytes = max_result * uint64_t(L);
+  const uint64_t avail = available_memory_bytes();
+  pin.max_ram = opt.max_ram ? opt.max_ram : (avail ? avail / 10 * 8 : UINT64_MAX);
+  pin.free_disk = free_disk_bytes(work_dir);
+  if (opt.max_disk) pin.free_disk = std::min(pin.free_disk, opt.max_disk);
+  pin.allow_disk = opt.low_cpu_mem_usage && opt.cache != "ram";
+  pin.force_stream = opt.stream_loss;
+  pin.checkpoint = opt.checkpoint;
+  pin.allow_ram = opt.cache != "disk";
+  MemoryPlan plan = choose_plan(pin);
+  rep.plan = plan.text;
+  log(plan.text);
+  if (opt.resume && !plan.checkpoint && calib)
+    AR_THROW("--resume: this run's plan keeps no checkpoint (not enough disk in ", work_dir.string(), ")");
 
-  // Rotary tables and one sample's activations for the calibration passes: same shapes for every block.
-  std::optional<RopeTables> rope;
-  std::optional<BlockScratch> scratch;
-  if (use_imp || tune) {
-    rope.emplace(make_rope_tables(cfg, opt.seqlen));
-    scratch.emplace(cfg, opt.seqlen);
+  // Caches of the current block's inputs: X (fp path) and Xq (quantized path).
+  const bool on_disk = plan.mode == CacheMode::Disk;
+  std::unique_ptr<ActivationStore> X, XQ;
+  auto new_store = [&](const char* what, int64_t gen) {
+    return on_disk ? make_file_store(what, work_dir / gen_file(what, gen), n_calib, sample_floats)
+                   : make_ram_store(what, n_calib, sample_floats);
+  };
+  std::vector<float> a(calib ? sample_floats : 0), b(calib ? sample_floats : 0);
+
+  // Resume: finished blocks come back from their files, the caches from the checkpoint.
+  const nlohmann::json identity = run_identity(opt, cfg, src, cs.samples);
+  CheckpointManifest man;
+  man.identity = identity;
+  int64_t start_block = 0;
+  if (opt.resume) {
+    std::optional<CheckpointManifest> m = read_manifest(work_dir);
+    if (!m) AR_THROW("--resume: no checkpoint in ", work_dir.string(), " (", kManifestName, " is missing)");
+    check_identity(work_dir, m->identity, identity);
+    man = *m;
+    start_block = man.next_block;
+    if (start_block > L) AR_THROW(work_dir.string(), ": checkpoint says ", start_block, " of ", L, " blocks are done");
+    if (calib && start_block < L) {
+      if (man.x_file.empty() || (with_xq && man.xq_file.empty()) || man.x_sums.size() != size_t(n_calib))
+        AR_THROW(work_dir.string(), ": checkpoint has no activation caches for block ", start_block);
+      X = open_checked_store("X", work_dir / man.x_file, n_calib, sample_floats, man.x_sums, !on_disk);
+      if (with_xq) XQ = open_checked_store("Xq", work_dir / man.xq_file, n_calib, sample_floats, man.xq_sums, !on_disk);
+    }
+    log(cat("resume: ", start_block, " of ", L, " blocks finished in ", work_dir.string()));
+    rep.resumed_blocks = start_block;
+  } else {
+    // A stale checkpoint must not be resumed into this run's files: drop it first.
+    std::filesystem::remove(work_dir / kManifestName, ec);
+    if (calib) {
+      X = new_store("X", 0);
+      if (with_xq) XQ = new_store("Xq", 0);
+      for (int64_t s = 0; s < n_calib; ++s) {
+        d.embed(a.data(), cs.samples[size_t(s)]);
+        X->write(s, a.data());
+        if (XQ) XQ->write(s, a.data());
+      }
+    }
   }
+  cs.samples.clear();
+  cs.samples.shrink_to_fit();
+  mem_log("calibration caches ready");
 
   // Source tensors in the writers' order, grouped per block.
   std::vector<std::string> order = output_tensor_order(src);
   std::map<int64_t, std::vector<std::string>> by_block;
   std::vector<std::string> outside;
   for (const auto& n : order) {
-    int64_t b = tensor_block_index(n);
-    (b >= 0 ? by_block[b] : outside).push_back(n);
+    int64_t bi = tensor_block_index(n);
+    (bi >= 0 ? by_block[bi] : outside).push_back(n);
   }
 
   double q_bits = 0, q_weights = 0;
+  auto emit = [&](int64_t l, std::map<std::string, QuantizedWeight>& done) {
+    for (const auto& [name, q] : done) {
+      q_bits += double(q.out) * double(q.in) * q.scheme.bits + double(q.n_groups) * double(q.out) * (16 + q.scheme.bits);
+      q_weights += double(q.out) * double(q.in);
+      ++rep.quantized_layers;
+    }
+    for (auto& wr : writers)
+      for (const std::string& t : by_block[l]) {
+        const std::string base = t.size() > 7 && t.ends_with(".weight") ? t.substr(0, t.size() - 7) : "";
+        auto it = done.find(base);
+        if (it != done.end() && wr->stores_quantized(base)) wr->add_quantized(base, it->second);
+        else wr->add_copy(t);
+      }
+  };
+  for (int64_t l = 0; l < start_block; ++l) {
+    std::map<std::string, QuantizedWeight> done = load_block_result(work_dir / man.block_files[size_t(l)],
+                                                                     man.block_sums[size_t(l)]);
+    emit(l, done);
+  }
+
+  // Rotary tables for the calibration passes; their scratch lives only during a pass, never
+  // beside the tuner's (the memory plan counts the larger of the two).
+  std::optional<RopeTables> rope;
+  std::optional<BlockScratch> scratch;
+  if (calib && start_block < L) rope.emplace(make_rope_tables(cfg, T));
   Timer blocks_timer;
-  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+  for (int64_t l = start_block; l < L; ++l) {
     Timer bt;
+    const bool last = l + 1 == L;
+    std::unique_ptr<ActivationStore> X_next, XQ_next;
     {
       BlockWeights w = load_block(src, cfg, l);
+      mem_log(cat("block ", l, " loaded"));
       std::map<std::string, QuantizedWeight> done;
       std::array<QuantScheme, kBlockLinears> schemes;
       for (int i = 0; i < kBlockLinears; ++i) schemes[size_t(i)] = layers.scheme_for(block_linears(w, i)->name);
       if (tune) {
-        // Targets T = block_fp(X), then X <- T for the next block (SPEC §2 steps 1 and 5).
-        float* x = calib_x->as<float>();
-        float* t = calib_t->as<float>();
-        std::copy_n(x, act_floats, t);
-        for (int64_t s = 0; s < n_calib; ++s)
-          block_forward(t + s * opt.seqlen * cfg.hidden_size, w, cfg, *rope, *scratch, so.precision);
-        const float* xin = opt.enable_quanted_input ? calib_xq->as<float>() : x;
-        BlockTuneResult tr = tune_block(w, cfg, schemes, xin, t, n_calib, opt.seqlen, so);
+        BlockTuner tuner(w, cfg, schemes, T, so);
+        ActivationStore& in = with_xq ? *XQ : *X;  // the tuned block's inputs
+        TuneSamples ts;
+        ts.n = n_calib;
+        if (!plan.stream_targets) {
+          // Targets T = block_fp(X), which are also the next block's X (SPEC §2 steps 1 and 5). In
+          // RAM, X is overwritten in place when the tuning inputs are Xq; on disk a new generation
+          // is written so the checkpoint of the previous block stays intact.
+          const bool in_place = !on_disk && with_xq;
+          X_next = in_place ? nullptr : new_store("X", l + 1);
+          ActivationStore& t_store = in_place ? *X : *X_next;
+          for (int64_t s = 0; s < n_calib; ++s) {
+            X->read(s, a.data());
+            tuner.fp_forward(b.data(), a.data());
+            t_store.write(s, b.data());
+          }
+          mem_log(cat("block ", l, " targets"));
+          ts.fetch = [&](int64_t idx, float* x, float* t) {
+            in.read(idx, x);
+            t_store.read(idx, t);
+          };
+          if (in_place) X_next = std::move(X);
+        } else {
+          ts.fp_inputs = true;
+          ts.fetch = [&](int64_t idx, float* x, float* xfp) {
+            in.read(idx, x);
+            X->read(idx, xfp);
+          };
+        }
+        BlockTuneResult tr = tuner.tune(ts);
+        mem_log(cat("block ", l, " tuned"));
+        if (plan.stream_targets && !last) {  // the next block's X = block_fp(X)
+          X_next = on_disk ? new_store("X", l + 1) : nullptr;
+          for (int64_t s = 0; s < n_calib; ++s) {
+            X->read(s, a.data());
+            tuner.fp_forward(b.data(), a.data());
+            (X_next ? *X_next : *X).write(s, b.data());
+          }
+          if (!X_next) X_next = std::move(X);
+        }
         for (int i = 0; i < kBlockLinears; ++i) {
           if (tr.q[size_t(i)].out == 0) continue;
           LinearWeights& lw = *block_linears(w, i);
@@ -219,53 +435,105 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
           tr.q[size_t(i)].dequantize(lw.w.as<float>());
           done.emplace(lw.name, std::move(tr.q[size_t(i)]));
         }
-        if (opt.enable_quanted_input) {
-          float* xq = calib_xq->as<float>();
-          for (int64_t s = 0; s < n_calib; ++s)
-            block_forward(xq + s * opt.seqlen * cfg.hidden_size, w, cfg, *rope, *scratch, so.precision);
-        }
-        std::copy_n(t, act_floats, x);
       } else {
-        std::vector<std::vector<float>> imp;
-        if (use_imp) imp = block_importance(calib_x->as<float>(), n_calib, opt.seqlen, w, cfg, *rope, *scratch, opt.precision);
+        std::vector<std::vector<double>> sum(kBlockLinears);
+        if (use_imp) {
+          // Per-input-channel mean squared activation of each linear, accumulated while the
+          // samples pass through the block; the outputs are the next block's inputs.
+          for (int i = 0; i < kBlockLinears; ++i) sum[size_t(i)].assign(size_t(block_linears(w, i)->in), 0.0);
+          auto observe = [&](int li, const float* xin, int64_t rows, int64_t K) {
+            auto& acc = sum[size_t(li)];
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t k = 0; k < K; ++k) acc[size_t(k)] += double(xin[r * K + k]) * xin[r * K + k];
+          };
+          X_next = on_disk && !last ? new_store("X", l + 1) : nullptr;
+          scratch.emplace(cfg, T);
+          for (int64_t s = 0; s < n_calib; ++s) {
+            X->read(s, a.data());
+            block_forward(a.data(), w, cfg, *rope, *scratch, opt.precision, observe);
+            if (!last) (X_next ? *X_next : *X).write(s, a.data());
+          }
+          if (!X_next) X_next = std::move(X);
+          scratch.reset();
+        }
+        const double tokens = double(n_calib * T);
         for (int i = 0; i < kBlockLinears; ++i) {
           const LinearWeights& lw = *block_linears(w, i);
           const QuantScheme& s = schemes[size_t(i)];
           if (!s.quantized()) continue;
-          const float* im = use_imp ? imp[size_t(i)].data() : nullptr;
+          std::vector<float> imp;
+          if (use_imp) {
+            imp.resize(sum[size_t(i)].size());
+            for (size_t k = 0; k < imp.size(); ++k) imp[k] = float(sum[size_t(i)][k] / tokens);
+          }
           done.emplace(lw.name, opt.disable_opt_rtn ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s)
-                                                    : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s, im));
+                                                    : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s,
+                                                                       use_imp ? imp.data() : nullptr));
         }
       }
-      for (const auto& [name, q] : done) {
-        q_bits += double(q.out) * double(q.in) * q.scheme.bits + double(q.n_groups) * double(q.out) * (16 + q.scheme.bits);
-        q_weights += double(q.out) * double(q.in);
-        ++rep.quantized_layers;
-      }
-      for (auto& wr : writers)
-        for (const std::string& t : by_block[l]) {
-          const std::string base = t.size() > 7 && t.ends_with(".weight") ? t.substr(0, t.size() - 7) : "";
-          auto it = done.find(base);
-          if (it != done.end() && wr->stores_quantized(base)) wr->add_quantized(base, it->second);
-          else wr->add_copy(t);
+      if (with_xq && !last) {  // Xq <- block_q(Xq)
+        XQ_next = on_disk ? new_store("Xq", l + 1) : nullptr;
+        scratch.emplace(cfg, T);
+        for (int64_t s = 0; s < n_calib; ++s) {
+          XQ->read(s, a.data());
+          block_forward(a.data(), w, cfg, *rope, *scratch, so.precision);
+          (XQ_next ? *XQ_next : *XQ).write(s, a.data());
         }
+        if (!XQ_next) XQ_next = std::move(XQ);
+        scratch.reset();
+        mem_log(cat("block ", l, " quantized path propagated"));
+      }
+      emit(l, done);
+      // Checkpoint: the block's result, then the next block's caches, then the manifest (last,
+      // atomically); only then is the previous checkpoint's data removed.
+      if (plan.checkpoint) {
+        man.block_files.push_back(block_file(l));
+        man.block_sums.push_back(save_block_result(work_dir / block_file(l), done));
+        man.next_block = l + 1;
+        man.x_file.clear();
+        man.xq_file.clear();
+        man.x_sums.clear();
+        man.xq_sums.clear();
+        if (!last && X_next) {
+          man.x_file = gen_file("X", l + 1);
+          X_next->persist(work_dir / man.x_file);
+          man.x_sums = X_next->checksums();
+        }
+        if (!last && XQ_next) {
+          man.xq_file = gen_file("Xq", l + 1);
+          XQ_next->persist(work_dir / man.xq_file);
+          man.xq_sums = XQ_next->checksums();
+        }
+        write_manifest(work_dir, man);
+        rep.work_dir_peak_bytes = std::max(rep.work_dir_peak_bytes, dir_bytes(work_dir));
+        mem_log(cat("block ", l, " checkpointed"));
+      }
     }  // block weights and quantized results freed here
+    X = std::move(X_next);
+    XQ = std::move(XQ_next);
+    // Block l's inputs are superseded (by the checkpoint just written, if any): on disk they are
+    // the files of generation l; in RAM, the previous checkpoint's copies.
+    std::filesystem::remove(work_dir / gen_file("X", l), ec);
+    std::filesystem::remove(work_dir / gen_file("Xq", l), ec);
     release_block_pages(src, l);
     const double el = blocks_timer.seconds();
-    const double eta = el / double(l + 1) * double(cfg.num_hidden_layers - l - 1);
+    const double eta = el / double(l + 1 - start_block) * double(L - l - 1);
     MemStats m = read_mem_stats();
-    log(cat("[", l + 1, "/", cfg.num_hidden_layers, "] block ", l, ": ", fmt_seconds(bt.seconds()), "  elapsed ",
-            fmt_seconds(el), "  ETA ", fmt_seconds(eta), "  RSS ", format_bytes(m.rss_bytes), " (peak ",
-            format_bytes(m.peak_bytes), ")"));
+    log(cat("[", l + 1, "/", L, "] block ", l, ": ", fmt_seconds(bt.seconds()), "  elapsed ", fmt_seconds(el),
+            "  ETA ", fmt_seconds(eta), "  RSS ", format_bytes(m.rss_bytes), " (peak ", format_bytes(m.peak_bytes), ")"));
+    if (opt.debug_kill_after_block == l) {
+      log(cat("debug: killing the process after block ", l, " (--debug_kill_after_block)"));
+      ::kill(::getpid(), SIGKILL);
+    }
   }
-  scratch.reset();
-  calib_x.reset();
-  calib_xq.reset();
-  calib_t.reset();
+  X.reset();
+  XQ.reset();
   for (auto& wr : writers)
     for (const std::string& t : outside) wr->add_copy(t);
   for (auto& wr : writers) wr->finish();
   writers.clear();
+  // The outputs are complete: the checkpoint has served its purpose.
+  remove_work_files(work_dir);
   for (const auto& o : rep.outputs) rep.output_bytes.push_back(folder_bytes(o));
   rep.bits_per_weight = q_weights > 0 ? q_bits / q_weights : 0;
 

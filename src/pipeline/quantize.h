@@ -32,6 +32,18 @@ struct QuantizeOptions {
   std::string eval_dataset;                // evaluate original and quantized model on this file
   int64_t eval_seqlen = 2048;
   std::function<void(const std::string&)> log;  // progress lines
+
+  // Memory (SPEC §3): where the calibration activations live and how a run survives a crash.
+  std::filesystem::path work_dir;          // empty: <output_dir>.autoround_work beside the output
+  std::string cache = "auto";              // auto (the memory plan decides), ram, disk
+  bool stream_loss = false;                // recompute targets per batch instead of caching them
+  uint64_t max_ram = 0;                    // RAM budget; 0: 80 % of MemAvailable
+  bool low_cpu_mem_usage = true;           // allow spilling activation caches to the work dir
+  uint64_t max_disk = 0;                   // cap on the work dir's disk use; 0: its free space
+  bool log_memory = false;                 // RSS after every phase of every block
+  bool checkpoint = true;                  // resumable checkpoint after each block
+  bool resume = false;                     // continue from the work dir's checkpoint
+  int64_t debug_kill_after_block = -1;     // tests: SIGKILL ourselves after this block's checkpoint
 };
 
 struct QuantizeReport {
@@ -43,6 +55,9 @@ struct QuantizeReport {
   std::vector<std::string> kept_16bit;     // layers a packed format could not store
   double bits_per_weight = 0;              // quantized linears, codes + scales + zeros
   double ppl_original = 0, ppl_quantized = 0;  // when eval_dataset is set
+  std::string plan;                        // the memory plan as printed
+  uint64_t work_dir_peak_bytes = 0;        // largest size of the work directory seen
+  int64_t resumed_blocks = 0;              // blocks taken from a checkpoint (--resume)
 };
 
 QuantizeReport run_quantize(const QuantizeOptions& opt);

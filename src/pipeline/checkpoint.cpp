@@ -1,0 +1,163 @@
+#include "pipeline/checkpoint.h"
+
+#include <cstring>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "io/atomic_output.h"
+#include "io/file.h"
+
+namespace ar {
+
+namespace {
+
+constexpr char kBlockMagic[8] = {'A', 'R', 'B', 'L', 'K', '0', '0', '1'};
+
+void put(std::string& out, const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }
+template <typename T>
+void put_pod(std::string& out, T v) {
+  put(out, &v, sizeof v);
+}
+
+// Bounds-checked reader over a loaded file: every field read past the end is an ar::Error.
+struct Cursor {
+  const std::string& data;
+  const std::filesystem::path& file;
+  size_t at = 0;
+  void get(void* dst, size_t n) {
+    if (n > data.size() - at) AR_THROW(file.string(), ": checkpoint block file is truncated at byte ", at);
+    std::memcpy(dst, data.data() + at, n);
+    at += n;
+  }
+  template <typename T>
+  T pod() {
+    T v;
+    get(&v, sizeof v);
+    return v;
+  }
+};
+
+std::vector<uint64_t> sums_from_json(const nlohmann::json& j) {
+  std::vector<uint64_t> v;
+  for (const auto& s : j) v.push_back(std::stoull(s.get<std::string>(), nullptr, 16));
+  return v;
+}
+
+nlohmann::json sums_to_json(const std::vector<uint64_t>& v) {
+  nlohmann::json j = nlohmann::json::array();
+  for (uint64_t s : v) j.push_back(checksum_hex(s));
+  return j;
+}
+
+}  // namespace
+
+void write_manifest(const std::filesystem::path& work_dir, const CheckpointManifest& m) {
+  nlohmann::json j;
+  j["format"] = "autoround.cpp checkpoint 1";
+  j["identity"] = m.identity;
+  j["next_block"] = m.next_block;
+  j["x_file"] = m.x_file;
+  j["xq_file"] = m.xq_file;
+  j["x_sums"] = sums_to_json(m.x_sums);
+  j["xq_sums"] = sums_to_json(m.xq_sums);
+  j["block_files"] = m.block_files;
+  j["block_sums"] = sums_to_json(m.block_sums);
+  write_file_atomic(work_dir / kManifestName, j.dump(1));
+}
+
+std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& work_dir) {
+  const std::filesystem::path file = work_dir / kManifestName;
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return std::nullopt;
+  CheckpointManifest m;
+  try {
+    nlohmann::json j = nlohmann::json::parse(read_text_file(file));
+    if (j.at("format") != "autoround.cpp checkpoint 1") AR_THROW(file.string(), ": unknown checkpoint format ", j.at("format").dump());
+    m.identity = j.at("identity");
+    m.next_block = j.at("next_block").get<int64_t>();
+    m.x_file = j.at("x_file").get<std::string>();
+    m.xq_file = j.at("xq_file").get<std::string>();
+    m.x_sums = sums_from_json(j.at("x_sums"));
+    m.xq_sums = sums_from_json(j.at("xq_sums"));
+    m.block_files = j.at("block_files").get<std::vector<std::string>>();
+    m.block_sums = sums_from_json(j.at("block_sums"));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    AR_THROW(file.string(), ": malformed checkpoint manifest: ", e.what());
+  }
+  if (m.next_block < 0 || m.block_files.size() != size_t(m.next_block) || m.block_sums.size() != m.block_files.size())
+    AR_THROW(file.string(), ": malformed checkpoint manifest: ", m.block_files.size(), " block files for ",
+             m.next_block, " finished blocks");
+  for (const auto& f : m.block_files)
+    if (f.find('/') != std::string::npos) AR_THROW(file.string(), ": block file name '", f, "' is not a plain name");
+  return m;
+}
+
+void check_identity(const std::filesystem::path& work_dir, const nlohmann::json& saved, const nlohmann::json& now) {
+  for (const auto& [k, v] : now.items()) {
+    if (!saved.contains(k) || saved.at(k) != v)
+      AR_THROW("--resume: the checkpoint in ", work_dir.string(), " was made with ", k, "=",
+               saved.contains(k) ? saved.at(k).dump() : std::string("(unset)"), ", this run has ", k, "=", v.dump(),
+               "; rerun with the same settings, or start again without --resume");
+  }
+  for (const auto& [k, v] : saved.items())
+    if (!now.contains(k)) AR_THROW("--resume: the checkpoint in ", work_dir.string(), " has a setting ", k, " this run lacks");
+}
+
+uint64_t save_block_result(const std::filesystem::path& file, const std::map<std::string, QuantizedWeight>& q) {
+  std::string out;
+  put(out, kBlockMagic, 8);
+  put_pod<uint32_t>(out, uint32_t(q.size()));
+  for (const auto& [name, w] : q) {
+    put_pod<uint32_t>(out, uint32_t(name.size()));
+    put(out, name.data(), name.size());
+    put_pod<int32_t>(out, w.scheme.bits);
+    put_pod<int64_t>(out, w.scheme.group_size);
+    put_pod<uint8_t>(out, w.scheme.sym ? 1 : 0);
+    put_pod<int64_t>(out, w.out);
+    put_pod<int64_t>(out, w.in);
+    put(out, w.codes.data(), w.codes.size());
+    put(out, w.scales.data(), w.scales.size() * 2);
+    put(out, w.zeros.data(), w.zeros.size());
+  }
+  const uint64_t sum = checksum64(out.data(), out.size());
+  write_file_atomic(file, out);
+  return sum;
+}
+
+std::map<std::string, QuantizedWeight> load_block_result(const std::filesystem::path& file, uint64_t expected_sum) {
+  const std::string data = read_text_file(file, 1ull << 40);
+  if (checksum64(data.data(), data.size()) != expected_sum)
+    AR_THROW(file.string(), ": checkpoint block file is corrupted (checksum mismatch); delete the work directory ",
+             "and start again without --resume");
+  Cursor c{data, file};
+  char magic[8];
+  c.get(magic, 8);
+  if (std::memcmp(magic, kBlockMagic, 8) != 0) AR_THROW(file.string(), ": not a checkpoint block file");
+  std::map<std::string, QuantizedWeight> q;
+  const uint32_t count = c.pod<uint32_t>();
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t len = c.pod<uint32_t>();
+    if (len > 4096) AR_THROW(file.string(), ": layer name of ", len, " bytes");
+    std::string name(len, '\0');
+    c.get(name.data(), len);
+    QuantScheme s;
+    s.bits = c.pod<int32_t>();
+    s.group_size = c.pod<int64_t>();
+    s.sym = c.pod<uint8_t>() != 0;
+    const int64_t out = c.pod<int64_t>(), in = c.pod<int64_t>();
+    if (s.bits < 2 || s.bits > 8 || out <= 0 || in <= 0 || out > (1 << 24) || in > (1 << 24) ||
+        (s.group_size <= 0 && s.group_size != -1))
+      AR_THROW(file.string(), ": bad layer header for ", name);
+    QuantizedWeight w = QuantizedWeight::allocate(s, out, in);
+    c.get(w.codes.data(), w.codes.size());
+    c.get(w.scales.data(), w.scales.size() * 2);
+    c.get(w.zeros.data(), w.zeros.size());
+    q.emplace(std::move(name), std::move(w));
+  }
+  if (c.at != data.size()) AR_THROW(file.string(), ": ", data.size() - c.at, " trailing bytes in checkpoint block file");
+  return q;
+}
+
+}  // namespace ar

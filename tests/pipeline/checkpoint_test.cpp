@@ -1,0 +1,106 @@
+#include "pipeline/checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+
+#include "core/error.h"
+#include "core/checksum.h"
+#include "io/file.h"
+#include "support/fixtures.h"
+
+namespace ar {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::map<std::string, QuantizedWeight> two_layers() {
+  std::map<std::string, QuantizedWeight> m;
+  QuantizedWeight a = QuantizedWeight::allocate(QuantScheme{4, 32, true}, 3, 64);
+  for (size_t i = 0; i < a.codes.size(); ++i) a.codes[i] = uint8_t(i % 16);
+  for (size_t i = 0; i < a.scales.size(); ++i) a.scales[i] = uint16_t(0x3c00 + i);
+  for (size_t i = 0; i < a.zeros.size(); ++i) a.zeros[i] = 8;
+  QuantizedWeight b = QuantizedWeight::allocate(QuantScheme{2, -1, false}, 2, 10);
+  for (size_t i = 0; i < b.codes.size(); ++i) b.codes[i] = uint8_t(i % 4);
+  for (auto& s : b.scales) s = 0x2000;
+  for (auto& z : b.zeros) z = 1;
+  m.emplace("model.layers.0.mlp.up_proj", std::move(a));
+  m.emplace("model.layers.0.self_attn.q_proj", std::move(b));
+  return m;
+}
+
+TEST(Checkpoint, BlockResultsRoundTripAndDetectCorruption) {
+  const fs::path dir = test::make_temp_dir("ckpt-block");
+  const auto m = two_layers();
+  const uint64_t sum = save_block_result(dir / "block.0.q", m);
+  const auto back = load_block_result(dir / "block.0.q", sum);
+  ASSERT_EQ(back.size(), m.size());
+  for (const auto& [name, w] : m) {
+    const QuantizedWeight& r = back.at(name);
+    EXPECT_EQ(r.scheme, w.scheme);
+    EXPECT_EQ(r.out, w.out);
+    EXPECT_EQ(r.in, w.in);
+    EXPECT_EQ(r.codes, w.codes);
+    EXPECT_EQ(r.scales, w.scales);
+    EXPECT_EQ(r.zeros, w.zeros);
+  }
+  EXPECT_NE(error_of([&] { load_block_result(dir / "block.0.q", sum ^ 1); }).find("corrupted"), std::string::npos);
+  // Truncated, but with the checksum of the truncated bytes: the structure check catches it.
+  std::string bytes = read_text_file(dir / "block.0.q");
+  bytes.resize(bytes.size() - 3);
+  std::ofstream(dir / "t.q", std::ios::binary) << bytes;
+  const std::string e = error_of([&] { load_block_result(dir / "t.q", checksum64(bytes.data(), bytes.size())); });
+  EXPECT_NE(e.find("t.q"), std::string::npos) << e;
+  EXPECT_NE(e.find("truncated"), std::string::npos) << e;
+}
+
+TEST(Checkpoint, ManifestRoundTripAndMalformedManifests) {
+  const fs::path dir = test::make_temp_dir("ckpt-manifest");
+  EXPECT_FALSE(read_manifest(dir).has_value());
+  CheckpointManifest m;
+  m.identity = {{"iters", 200}, {"seed", 42}};
+  m.next_block = 2;
+  m.x_file = "X.2.f32";
+  m.xq_file = "Xq.2.f32";
+  m.x_sums = {1, 0xffffffffffffffffull};
+  m.xq_sums = {3, 4};
+  m.block_files = {"block.0.q", "block.1.q"};
+  m.block_sums = {5, 6};
+  write_manifest(dir, m);
+  auto r = read_manifest(dir);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->identity, m.identity);
+  EXPECT_EQ(r->next_block, 2);
+  EXPECT_EQ(r->x_file, m.x_file);
+  EXPECT_EQ(r->x_sums, m.x_sums);
+  EXPECT_EQ(r->xq_sums, m.xq_sums);
+  EXPECT_EQ(r->block_files, m.block_files);
+  EXPECT_EQ(r->block_sums, m.block_sums);
+
+  m.block_files.pop_back();  // fewer files than finished blocks
+  write_manifest(dir, m);
+  EXPECT_NE(error_of([&] { read_manifest(dir); }).find("block files"), std::string::npos);
+  std::ofstream(dir / kManifestName) << "{\"format\": \"autoround.cpp checkpoint 1\", \"next_block\": ";
+  EXPECT_NE(error_of([&] { read_manifest(dir); }).find("malformed checkpoint manifest"), std::string::npos);
+}
+
+TEST(Checkpoint, IdentityMismatchNamesTheSetting) {
+  const nlohmann::json saved = {{"iters", 200}, {"seed", 42}};
+  EXPECT_NO_THROW(check_identity("/w", saved, saved));
+  const std::string e = error_of([&] { check_identity("/w", saved, {{"iters", 100}, {"seed", 42}}); });
+  EXPECT_NE(e.find("was made with iters=200, this run has iters=100"), std::string::npos) << e;
+  EXPECT_NE(error_of([&] { check_identity("/w", saved, {{"iters", 200}}); }).find("seed"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ar

@@ -16,7 +16,9 @@ namespace {
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 // Serialisation helpers on the output's buffered file.
-void put_bytes(WriteFile& f, const void* p, size_t n) { f.write(p, n); }
+void put_bytes(WriteFile& f, const void* p, size_t n) {
+  if (n > 0) f.write(p, n);  // an empty vector's data() may be null
+}
 template <typename T>
 void put(WriteFile& f, T v) {
   f.write(&v, sizeof v);

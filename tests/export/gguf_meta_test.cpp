@@ -76,6 +76,30 @@ TEST(GgufMeta, SentencePieceScoresRebuiltWithoutTokenizerModel) {
   fs::remove_all(dir);
 }
 
+// stories260K's upstream GGUF (llama.cpp's llama2.c converter, a different tool) holds the same
+// SentencePiece vocabulary: tokens, scores and token types must equal ours, with and without
+// tokenizer.model in the folder.
+TEST(GgufMeta, Stories260KVocabularyEqualsUpstreamGguf) {
+  AR_REQUIRE_FIXTURE(model, "models/stories260K/hf");
+  AR_REQUIRE_FIXTURE(ref, "models/stories260K/original/stories260K.gguf");
+  const GgufReader r = GgufReader::open(ref);
+  const fs::path bare = test::make_temp_dir("gguf-meta-st");
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"}) fs::copy_file(model / f, bare / f);
+  for (const fs::path& dir : {model, bare}) {
+    SCOPED_TRACE(dir.string());
+    const std::vector<GgufKV> kv = gguf_tokenizer_kvs(dir, 512, Arch::Llama);
+    for (const char* key : {"tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+                            "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id",
+                            "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"}) {
+      const GgufKV* g = find(kv, key);
+      ASSERT_NE(g, nullptr) << key;
+      EXPECT_TRUE(g->value == r.require_kv(key)) << key << ": ours " << g->value.to_string() << ", file "
+                                                 << r.require_kv(key).to_string();
+    }
+  }
+  fs::remove_all(bare);
+}
+
 TEST(GgufMeta, ByteLevelBpeQwen3Tokenizer) {
   AR_REQUIRE_FIXTURE(dir, "tokenizers/qwen3/tokenizer.json");
   const fs::path tdir = dir.parent_path();

@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <random>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -373,6 +374,41 @@ TEST_F(GgufReaderTest, BoolOtherThanZeroOrOne) {
   Tiny t = make_tiny();
   t.f.patch<uint8_t>(t.bool_value_at, 2);
   expect_error(t.f.b, "bool value 2");
+}
+
+// Random corruption of the valid file: every mutant either reads or fails with ar::Error; no
+// other exception (bad_alloc, length_error) and no crash (run under AR_SANITIZE to see overreads).
+TEST_F(GgufReaderTest, RandomCorruptionsFailCleanly) {
+  const Tiny t = make_tiny();
+  std::mt19937 rng(1234);
+  int opened = 0, rejected = 0;
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::string b = t.f.b;
+    const int n_flips = 1 + int(rng() % 3);
+    for (int k = 0; k < n_flips; ++k) {
+      const size_t at = rng() % t.data_at;  // header, metadata and tensor infos
+      // Mostly small values and all-ones bytes: the interesting cases for lengths and counts.
+      const uint32_t r = rng() % 4;
+      b[at] = char(r == 0 ? 0xff : r == 1 ? 0 : r == 2 ? (b[at] ^ (1 << (rng() % 8))) : rng() & 0xff);
+    }
+    // A fresh file each time: truncating and rewriting one file is slow on some filesystems.
+    const fs::path p = dir_ / ("mutant-" + std::to_string(iter) + ".gguf");
+    std::ofstream(p, std::ios::binary) << b;
+    try {
+      GgufReader r = GgufReader::open(p);
+      for (const GgufTensorInfo& ti : r.tensors()) {
+        std::string data(ti.size_bytes, '\0');
+        r.read(ti, data.data());
+      }
+      ++opened;
+    } catch (const Error& e) {
+      EXPECT_THAT(e.what(), HasSubstr(p.filename().string()));
+      ++rejected;
+    }
+    fs::remove(p);
+  }
+  EXPECT_GT(rejected, 100);
+  EXPECT_GT(opened, 10);  // flips inside string contents or values leave a valid file
 }
 
 TEST_F(GgufReaderTest, NotARegularFileOrMissing) {

@@ -56,16 +56,21 @@ void requantize_k4(const float* x, uint16_t d16, uint16_t dmin16, const uint8_t*
 // Sub-block scales and mins of a Q4_K/Q5_K super-block, stored as 6-bit values + fp16 d/dmin.
 void fit_k4_scales(const float* x, const float* imp, int nmax, uint8_t* L, uint16_t* d16, uint16_t* dmin16,
                    uint8_t* packed) {
-  float scales[8], mins[8], w[32];
+  float scales[8], mins[8], w[kQKK];
   std::memset(packed, 0, 12);
   if (!imp) {
-    float max_scale = 0, max_min = 0;
+    // Weights |x| + the sub-block's rms: large weights matter more, small ones are not ignored.
     for (int j = 0; j < 8; ++j) {
       const float* xs = x + 32 * j;
       const float av_x = std::sqrt(sum_squares(xs, 32) / 32);
-      for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xs[l]);
-      scales[j] = nmax == 15 ? gguf::fit_affine_levels(32, 15, xs, w, L + 32 * j, &mins[j], -1.f, 0.1f, 20, false)
-                             : gguf::fit_affine_levels(32, 31, xs, w, L + 32 * j, &mins[j], -0.5f, 0.1f, 15, false);
+      for (int l = 0; l < 32; ++l) w[32 * j + l] = av_x + std::fabs(xs[l]);
+    }
+    if (nmax == 15)
+      gguf::fit_affine_levels_groups(8, 32, 15, x, w, L, scales, mins, -1.f, 0.1f, 20, false, false);
+    else
+      gguf::fit_affine_levels_groups(8, 32, 31, x, w, L, scales, mins, -0.5f, 0.1f, 15, false, false);
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; ++j) {
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -86,12 +91,12 @@ void fit_k4_scales(const float* x, const float* imp, int nmax, uint8_t* L, uint1
     const float* xs = x + 32 * j;
     float sumw = 0;
     for (int l = 0; l < 32; ++l) {
-      w[l] = imp[32 * j + l] * std::sqrt(sigma2 + xs[l] * xs[l]);
-      sumw += w[l];
+      w[32 * j + l] = imp[32 * j + l] * std::sqrt(sigma2 + xs[l] * xs[l]);
+      sumw += w[32 * j + l];
     }
     sw[j] = sumw;
-    scales[j] = gguf::fit_affine_levels_v3(32, nmax, xs, w, L + 32 * j, &mins[j], -0.9f, 0.05f, 36, false);
   }
+  gguf::fit_affine_levels_groups(8, 32, nmax, x, w, L, scales, mins, -0.9f, 0.05f, 36, false, true);
   uint8_t Ls[8], Lm[8];
   const float d_block = gguf::fit_positive_levels(8, 63, scales, Ls, sw);
   const float m_block = gguf::fit_positive_levels(8, 63, mins, Lm, sw);
@@ -102,12 +107,13 @@ void fit_k4_scales(const float* x, const float* imp, int nmax, uint8_t* L, uint1
 
 void quantize_block_q2k(const float* x, BlockQ2K& y, const float* imp) {
   uint8_t L[kQKK];
-  float scales[16], mins[16], w[16];
+  float scales[16], mins[16], w[kQKK];
   if (!imp) {
+    // Weights |x|, error |err| (not squared): 2-bit levels cannot fit outliers anyway.
+    for (int i = 0; i < kQKK; ++i) w[i] = std::fabs(x[i]);
+    gguf::fit_affine_levels_groups(16, 16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, true, false);
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < 16; ++j) {
-      for (int l = 0; l < 16; ++l) w[l] = std::fabs(x[16 * j + l]);
-      scales[j] = gguf::fit_affine_levels(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -133,12 +139,12 @@ void quantize_block_q2k(const float* x, BlockQ2K& y, const float* imp) {
     for (int j = 0; j < 16; ++j) {
       float sumw = 0;
       for (int l = 0; l < 16; ++l) {
-        w[l] = imp[16 * j + l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
-        sumw += w[l];
+        w[16 * j + l] = imp[16 * j + l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
+        sumw += w[16 * j + l];
       }
       sw[j] = sumw;
-      scales[j] = gguf::fit_affine_levels_v3(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.9f, 0.05f, 36, false);
     }
+    gguf::fit_affine_levels_groups(16, 16, 3, x, w, L, scales, mins, -0.9f, 0.05f, 36, false, true);
     uint8_t Ls[16], Lm[16];
     const float dm = gguf::fit_positive_levels(16, 15, scales, Ls, sw);
     const float mm = gguf::fit_positive_levels(16, 15, mins, Lm, sw);
@@ -182,14 +188,14 @@ void quantize_block_q3k(const float* x, BlockQ3K& y, const float* imp) {
     }
   } else {
     const float sigma2 = 2 * sum_squares(x, kQKK) / kQKK;
-    float w[16], sw[16];
+    float w[kQKK], sw[16];
     for (int j = 0; j < 16; ++j) {
       float sumw = 0;
-      for (int l = 0; l < 16; ++l) w[l] = imp[16 * j + l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
-      for (int l = 0; l < 16; ++l) sumw += w[l];
+      for (int l = 0; l < 16; ++l) w[16 * j + l] = imp[16 * j + l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
+      for (int l = 0; l < 16; ++l) sumw += w[16 * j + l];
       sw[j] = sumw;
-      scales[j] = gguf::fit_sym_levels(16, 4, x + 16 * j, w, L + 16 * j);
     }
+    gguf::fit_sym_levels_groups(16, 16, 4, x, w, L, scales);
     int8_t Ls[16];
     const float d_block = gguf::fit_sym_levels(16, 32, scales, sw, Ls);
     for (int j = 0; j < 16; ++j) set_scale_q3k(j, Ls[j], y.scales);
@@ -239,9 +245,9 @@ void quantize_block_q6k(const float* x, BlockQ6K& y, const float* imp) {
   int8_t L[kQKK];
   float scales[16];
   float max_scale = 0, max_abs_scale = 0;
+  // Reference: weights x^2; weighted path: the importance itself.
+  gguf::fit_sym_levels_groups(16, 16, 32, x, imp, L, scales);
   for (int j = 0; j < 16; ++j) {
-    // Reference: weights x^2; weighted path: the importance itself.
-    scales[j] = gguf::fit_sym_levels(16, 32, x + 16 * j, imp ? imp + 16 * j : nullptr, L + 16 * j);
     if (std::fabs(scales[j]) > max_abs_scale) {
       max_abs_scale = std::fabs(scales[j]);
       max_scale = scales[j];

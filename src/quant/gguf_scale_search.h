@@ -40,6 +40,18 @@ float fit_affine_levels(int n, int nmax, const float* x, const float* w, uint8_t
 float fit_affine_levels_v3(int n, int nmax, const float* x, const float* w, uint8_t* L, float* min_out,
                            float rmin, float rdelta, int nstep, bool use_mad);
 
+// fit_affine_levels (v3 = false) or fit_affine_levels_v3 (v3 = true) on `groups` groups of n
+// consecutive weights (x + g*n, w + g*n, L + g*n -> scale_out[g], min_out[g]). Bit-identical to
+// calling the single-group search per group; runs 8 groups in lockstep so their float chains
+// (sequential sums, which the single search is latency-bound on) overlap. n <= 32.
+void fit_affine_levels_groups(int groups, int n, int nmax, const float* x, const float* w, uint8_t* L,
+                              float* scale_out, float* min_out, float rmin, float rdelta, int nstep, bool use_mad,
+                              bool v3);
+
+// fit_sym_levels on `groups` groups of n consecutive weights (x + g*n, w + g*n or null for x^2,
+// L + g*n -> scale_out[g]), bit-identical, 8 groups in lockstep. n <= 32.
+void fit_sym_levels_groups(int groups, int n, int nmax, const float* x, const float* w, int8_t* L, float* scale_out);
+
 // Non-negative levels l in [0, nmax] for non-negative x (sub-block scales or mins) with weights w:
 // best of 9 grid scales by weighted squared error, then up to 5 single-level refinement passes.
 // Returns the least-squares scale of the final levels.

@@ -7,6 +7,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -68,19 +69,48 @@ void check_blocks(int64_t n, const char* what) {
 
 }  // namespace
 
+namespace {
+// The affine importance-weighted path of Q4_1 / Q5_1 for a whole row: levels L (n), per-block
+// d and min (n / 32), all blocks searched together (fit_affine_levels_groups).
+void fit_affine_row(const float* x, int64_t n, const float* imp, int nmax, std::vector<uint8_t>& L,
+                    std::vector<float>& d, std::vector<float>& min) {
+  const float sigma2 = row_mean_square(x, n);
+  std::vector<float> w(static_cast<size_t>(n));
+  for (int64_t b = 0; b < n / kQK; ++b) importance_weights(x + b * kQK, imp + b * kQK, sigma2, w.data() + b * kQK);
+  L.resize(size_t(n));
+  d.resize(size_t(n / kQK));
+  min.resize(size_t(n / kQK));
+  gguf::fit_affine_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), d.data(), min.data(), -0.9f, 0.05f,
+                                 36, false, true);
+}
+
+// The symmetric importance-weighted path of Q4_0 / Q5_0 for a whole row: levels L (n, offset by
+// nmax) and per-block d (n / 32).
+void fit_sym_row(const float* x, int64_t n, const float* imp, int nmax, std::vector<int8_t>& L, std::vector<float>& d) {
+  const float sigma2 = row_mean_square(x, n);
+  std::vector<float> w(static_cast<size_t>(n));
+  for (int64_t b = 0; b < n / kQK; ++b) importance_weights(x + b * kQK, imp + b * kQK, sigma2, w.data() + b * kQK);
+  L.resize(size_t(n));
+  d.resize(size_t(n / kQK));
+  gguf::fit_sym_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), d.data());
+}
+}  // namespace
+
 void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n, const float* imp) {
   check_blocks(n, "quantize_row_q4_0");
-  const float sigma2 = imp ? row_mean_square(x, n) : 0.f;
+  if (imp) {
+    std::vector<int8_t> L;
+    std::vector<float> d;
+    fit_sym_row(x, n, imp, 8, L, d);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      const int8_t* Lb = L.data() + b * kQK;
+      for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = uint8_t(Lb[j] | (Lb[j + 16] << 4));
+    }
+    return;
+  }
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     BlockQ4_0& blk = y[b];
-    if (imp) {
-      float w[kQK];
-      int8_t L[kQK];
-      importance_weights(x, imp + b * kQK, sigma2, w);
-      blk.d = f32_to_f16(gguf::fit_sym_levels(kQK, 8, x, w, L));
-      for (int j = 0; j < kQK / 2; ++j) blk.qs[j] = uint8_t(L[j] | (L[j + 16] << 4));
-      continue;
-    }
     const float d = block_signed_absmax(x) / -8;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     blk.d = f32_to_f16(d);
@@ -93,21 +123,23 @@ void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n, const float* imp
   }
 }
 
+
 void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n, const float* imp) {
   check_blocks(n, "quantize_row_q4_1");
-  const float sigma2 = imp ? row_mean_square(x, n) : 0.f;
+  if (imp) {
+    std::vector<uint8_t> L;
+    std::vector<float> d, min;
+    fit_affine_row(x, n, imp, 15, L, d, min);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      y[b].m = f32_to_f16(-min[size_t(b)]);
+      const uint8_t* Lb = L.data() + b * kQK;
+      for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = uint8_t(Lb[j] | (Lb[j + 16] << 4));
+    }
+    return;
+  }
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     BlockQ4_1& blk = y[b];
-    if (imp) {
-      float w[kQK], min;
-      uint8_t L[kQK];
-      importance_weights(x, imp + b * kQK, sigma2, w);
-      const float d = gguf::fit_affine_levels_v3(kQK, 15, x, w, L, &min, -0.9f, 0.05f, 36, false);
-      blk.d = f32_to_f16(d);
-      blk.m = f32_to_f16(-min);
-      for (int j = 0; j < kQK / 2; ++j) blk.qs[j] = uint8_t(L[j] | (L[j + 16] << 4));
-      continue;
-    }
     float min, max;
     block_min_max(x, &min, &max);
     const float d = (max - min) / 15;
@@ -124,48 +156,51 @@ void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n, const float* imp
 
 void quantize_row_q5_0(const float* x, BlockQ5_0* y, int64_t n, const float* imp) {
   check_blocks(n, "quantize_row_q5_0");
-  const float sigma2 = imp ? row_mean_square(x, n) : 0.f;
+  if (imp) {
+    std::vector<int8_t> L;
+    std::vector<float> d;
+    fit_sym_row(x, n, imp, 16, L, d);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      pack_q5(reinterpret_cast<const uint8_t*>(L.data() + b * kQK), y[b].qs, y[b].qh);
+    }
+    return;
+  }
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     BlockQ5_0& blk = y[b];
+    const float d = block_signed_absmax(x) / -16;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    blk.d = f32_to_f16(d);
     uint8_t L[kQK];
-    if (imp) {
-      float w[kQK];
-      int8_t Ls[kQK];
-      importance_weights(x, imp + b * kQK, sigma2, w);
-      blk.d = f32_to_f16(gguf::fit_sym_levels(kQK, 16, x, w, Ls));
-      for (int j = 0; j < kQK; ++j) L[j] = uint8_t(Ls[j]);
-    } else {
-      const float d = block_signed_absmax(x) / -16;
-      const float id = d != 0 ? 1.0f / d : 0.0f;
-      blk.d = f32_to_f16(d);
-      for (int j = 0; j < kQK; ++j) L[j] = uint8_t(std::min(31, int(x[j] * id + 16.5f)));
-    }
+    for (int j = 0; j < kQK; ++j) L[j] = uint8_t(std::min(31, int(x[j] * id + 16.5f)));
     pack_q5(L, blk.qs, blk.qh);
   }
 }
 
 void quantize_row_q5_1(const float* x, BlockQ5_1* y, int64_t n, const float* imp) {
   check_blocks(n, "quantize_row_q5_1");
-  const float sigma2 = imp ? row_mean_square(x, n) : 0.f;
+  if (imp) {
+    std::vector<uint8_t> L;
+    std::vector<float> d, min;
+    fit_affine_row(x, n, imp, 31, L, d, min);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      y[b].m = f32_to_f16(-min[size_t(b)]);
+      pack_q5(L.data() + b * kQK, y[b].qs, y[b].qh);
+    }
+    return;
+  }
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     BlockQ5_1& blk = y[b];
+    float min, max;
+    block_min_max(x, &min, &max);
+    const float d = (max - min) / 31;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    blk.d = f32_to_f16(d);
+    blk.m = f32_to_f16(min);
+    // (x - min) * id <= 31 up to rounding, so no clip is needed (the reference has none either).
     uint8_t L[kQK];
-    if (imp) {
-      float w[kQK], min;
-      importance_weights(x, imp + b * kQK, sigma2, w);
-      const float d = gguf::fit_affine_levels_v3(kQK, 31, x, w, L, &min, -0.9f, 0.05f, 36, false);
-      blk.d = f32_to_f16(d);
-      blk.m = f32_to_f16(-min);
-    } else {
-      float min, max;
-      block_min_max(x, &min, &max);
-      const float d = (max - min) / 31;
-      const float id = d != 0 ? 1.0f / d : 0.0f;
-      blk.d = f32_to_f16(d);
-      blk.m = f32_to_f16(min);
-      // (x - min) * id <= 31 up to rounding, so no clip is needed (the reference has none either).
-      for (int j = 0; j < kQK; ++j) L[j] = uint8_t(int((x[j] - min) * id + 0.5f));
-    }
+    for (int j = 0; j < kQK; ++j) L[j] = uint8_t(int((x[j] - min) * id + 0.5f));
     pack_q5(L, blk.qs, blk.qh);
   }
 }

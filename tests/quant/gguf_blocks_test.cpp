@@ -13,6 +13,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "quant/gguf_scale_search.h"
 
 namespace ar {
 namespace {
@@ -335,6 +336,76 @@ TEST(GgufBlocks, RowLengthMustDivideTheBlock) {
   EXPECT_THROW(gguf_quantize_tensor(GgmlType::Q2_K, x.data(), 1, 100, q.data()), InternalError);
   EXPECT_NO_THROW(gguf_quantize_row(GgmlType::Q8_0, x.data(), 288, q.data()));
   EXPECT_NO_THROW(gguf_quantize_row(GgmlType::F16, x.data(), 299, q.data()));
+}
+
+TEST(GgufBlocks, GroupedAffineSearchEqualsSingleGroupSearch) {
+  // The lockstep search must give the single-group search's result bit for bit: random groups of
+  // 16 and 32 (odd group counts leave padded lanes), plus all-equal, all-positive and all-zero groups.
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int n : {16, 32}) {
+    const int groups = 301;
+    std::vector<float> x(size_t(groups * n)), w(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = nd(rng);
+      w[i] = std::fabs(nd(rng)) + 0.1f;
+    }
+    for (int i = 0; i < n; ++i) {
+      x[size_t(2 * n + i)] = 0.5f;                         // all equal: no search
+      x[size_t(3 * n + i)] = 1.f + std::fabs(x[size_t(3 * n + i)]);  // all positive: min clamped to 0
+      x[size_t(4 * n + i)] = 0.f;
+    }
+    for (int v3 = 0; v3 < 2; ++v3)
+      for (int weighted = 0; weighted < 2; ++weighted) {
+        if (!v3 && !weighted) continue;  // the v2 search always takes weights
+        const float* wp = weighted ? w.data() : nullptr;
+        std::vector<uint8_t> L(x.size()), L1(x.size());
+        std::vector<float> sc(static_cast<size_t>(groups)), mn(static_cast<size_t>(groups));
+        gguf::fit_affine_levels_groups(groups, n, 15, x.data(), wp, L.data(), sc.data(), mn.data(), -1.f, 0.1f, 20,
+                                       n == 16, v3 != 0);
+        for (int g = 0; g < groups; ++g) {
+          const size_t o = size_t(g * n);
+          float m1 = 0;
+          const float s1 = v3 ? gguf::fit_affine_levels_v3(n, 15, x.data() + o, wp ? wp + o : nullptr, L1.data() + o,
+                                                           &m1, -1.f, 0.1f, 20, n == 16)
+                              : gguf::fit_affine_levels(n, 15, x.data() + o, wp + o, L1.data() + o, &m1, -1.f, 0.1f,
+                                                        20, n == 16);
+          EXPECT_EQ(std::memcmp(&s1, &sc[size_t(g)], 4), 0) << "n " << n << " v3 " << v3 << " group " << g;
+          EXPECT_EQ(std::memcmp(&m1, &mn[size_t(g)], 4), 0) << "n " << n << " v3 " << v3 << " group " << g;
+        }
+        EXPECT_EQ(L, L1) << "n " << n << " v3 " << v3;
+      }
+  }
+}
+
+TEST(GgufBlocks, GroupedSymSearchEqualsSingleGroupSearch) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int n : {16, 32})
+    for (int nmax : {4, 8, 16, 32}) {
+      const int groups = 301;  // enough that rarely chosen candidates (~0.5 % of groups) show up
+      std::vector<float> x(size_t(groups * n)), w(x.size());
+      for (size_t i = 0; i < x.size(); ++i) {
+        x[i] = nd(rng);
+        w[i] = std::fabs(nd(rng));
+      }
+      for (int i = 0; i < n; ++i) {
+        x[size_t(1 * n + i)] = 0.f;            // all zero
+        x[size_t(5 * n + i)] = i == 3 ? -2.f : 2.f;  // ties in |x|: the first one sets the sign
+      }
+      for (int weighted = 0; weighted < 2; ++weighted) {
+        const float* wp = weighted ? w.data() : nullptr;
+        std::vector<int8_t> L(x.size()), L1(x.size());
+        std::vector<float> sc(static_cast<size_t>(groups));
+        gguf::fit_sym_levels_groups(groups, n, nmax, x.data(), wp, L.data(), sc.data());
+        for (int g = 0; g < groups; ++g) {
+          const size_t o = size_t(g * n);
+          const float s1 = gguf::fit_sym_levels(n, nmax, x.data() + o, wp ? wp + o : nullptr, L1.data() + o);
+          EXPECT_EQ(std::memcmp(&s1, &sc[size_t(g)], 4), 0) << "n " << n << " nmax " << nmax << " group " << g;
+        }
+        EXPECT_EQ(L, L1) << "n " << n << " nmax " << nmax << " weighted " << weighted;
+      }
+    }
 }
 
 }  // namespace

@@ -164,6 +164,22 @@ class GgufReader {
   std::map<std::string, size_t, std::less<>> tensor_index_;
 };
 
+// Where everything goes in a GGUF file with these KVs and tensors: the alignment (from a
+// "general.alignment" u32 KV, else 32), the start of the data section, each tensor's absolute
+// offset and size, and the size of the whole file. Computed without writing anything (for a
+// dry run, or to budget disk space); GgufWriter writes exactly this layout. Throws ar::Error
+// naming `fname` for a bad plan: duplicate or empty keys, a bad alignment, duplicate, empty or
+// over-long tensor names, dims not 1..4 or not positive, a row length that is not a multiple of
+// the type's block size, an element count that overflows.
+struct GgufPlan {
+  uint32_t alignment = kGgufDefaultAlignment;
+  uint64_t data_offset_bytes = 0;
+  uint64_t total_bytes = 0;
+  std::vector<GgufTensorInfo> tensors;
+};
+GgufPlan gguf_plan(const std::vector<GgufKV>& kvs, const std::vector<GgufTensorDecl>& tensors,
+                   const std::string& fname);
+
 // Streamed writer. The caller declares every KV and every tensor up front; the constructor
 // computes the offsets and writes header, metadata, tensor infos and padding to `<path>.tmp`.
 // Tensor data then follows in declared order, whole (write_tensor) or in consecutive pieces
@@ -171,10 +187,8 @@ class GgufReader {
 // fsyncs and renames into place; a writer dropped before finish() leaves no file at `path`.
 class GgufWriter {
  public:
-  // The alignment comes from a "general.alignment" KV (u32, power of two) when present, else 32.
-  // Throws ar::Error naming `path` for a bad plan: duplicate keys or tensor names, empty or
-  // over-long names, dims not 1..4 or non-positive, a row length that is not a multiple of the
-  // type's block size, an element count that overflows.
+  // Plans with gguf_plan (its errors name `path`; nothing is created then), then writes
+  // everything before the tensor data.
   GgufWriter(const std::filesystem::path& path, std::vector<GgufKV> kvs,
              const std::vector<GgufTensorDecl>& tensors);
 
@@ -188,18 +202,17 @@ class GgufWriter {
   void finish();
 
   // The plan: absolute offsets and sizes, as the file will have them.
-  const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
-  uint32_t alignment() const { return alignment_; }
-  uint64_t data_offset_bytes() const { return data_offset_; }
-  uint64_t total_bytes() const { return total_bytes_; }  // size of the finished file
+  const GgufPlan& plan() const { return plan_; }
+  const std::vector<GgufTensorInfo>& tensors() const { return plan_.tensors; }
+  uint32_t alignment() const { return plan_.alignment; }
+  uint64_t data_offset_bytes() const { return plan_.data_offset_bytes; }
+  uint64_t total_bytes() const { return plan_.total_bytes; }  // size of the finished file
   const std::filesystem::path& path() const { return out_.final_path(); }
 
  private:
   void pad_to(uint64_t offset);
+  GgufPlan plan_;
   AtomicFile out_;
-  uint32_t alignment_ = kGgufDefaultAlignment;
-  uint64_t data_offset_ = 0, total_bytes_ = 0;
-  std::vector<GgufTensorInfo> tensors_;
   size_t next_ = 0;             // index of the tensor being written
   uint64_t next_done_ = 0;      // bytes of it written so far
   bool finished_ = false;

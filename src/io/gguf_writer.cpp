@@ -64,9 +64,9 @@ void check_value(const GgufValue& v, const std::string& fname, const std::string
 
 }  // namespace
 
-GgufWriter::GgufWriter(const std::filesystem::path& path, std::vector<GgufKV> kvs,
-                       const std::vector<GgufTensorDecl>& decls) {
-  const std::string fname = path.string();
+GgufPlan gguf_plan(const std::vector<GgufKV>& kvs, const std::vector<GgufTensorDecl>& decls,
+                   const std::string& fname) {
+  GgufPlan plan;
   std::set<std::string, std::less<>> keys;
   for (const GgufKV& kv : kvs) {
     if (kv.key.empty()) AR_THROW(fname, ": metadata key is empty");
@@ -77,11 +77,11 @@ GgufWriter::GgufWriter(const std::filesystem::path& path, std::vector<GgufKV> kv
         AR_THROW(fname, ": general.alignment must be u32, not ", kv.value.type_str());
       const uint32_t a = kv.value.as<uint32_t>();
       if (a == 0 || (a & (a - 1)) != 0) AR_THROW(fname, ": general.alignment ", a, " is not a power of two");
-      alignment_ = a;
+      plan.alignment = a;
     }
   }
 
-  // Plan: header size, then each tensor's offset (relative to the data section) and size.
+  // Header bytes: magic, version, counts, then each KV and tensor info as serialised below.
   uint64_t header = 4 + 4 + 8 + 8;
   for (const GgufKV& kv : kvs) {
     header += 8 + kv.key.size() + 4;
@@ -98,7 +98,7 @@ GgufWriter::GgufWriter(const std::filesystem::path& path, std::vector<GgufKV> kv
     }
   }
   std::set<std::string, std::less<>> names;
-  uint64_t rel = 0;
+  uint64_t rel = 0;  // offset within the data section
   for (const GgufTensorDecl& d : decls) {
     const std::string where = cat(fname, ": tensor '", d.name, "'");
     if (d.name.empty()) AR_THROW(fname, ": tensor with an empty name");
@@ -123,33 +123,38 @@ GgufWriter::GgufWriter(const std::filesystem::path& path, std::vector<GgufKV> kv
     t.dims = d.dims;
     t.size_bytes = uint64_t(numel / ti.block_elems) * ti.block_bytes;
     t.offset_bytes = rel;
-    rel = align_up(rel + t.size_bytes, alignment_);
+    rel = align_up(rel + t.size_bytes, plan.alignment);
     header += 8 + d.name.size() + 4 + 8 * d.dims.size() + 4 + 8;
-    tensors_.push_back(std::move(t));
+    plan.tensors.push_back(std::move(t));
   }
-  data_offset_ = align_up(header, alignment_);
-  total_bytes_ = data_offset_ + rel;
+  plan.data_offset_bytes = align_up(header, plan.alignment);
+  for (GgufTensorInfo& t : plan.tensors) t.offset_bytes += plan.data_offset_bytes;
+  plan.total_bytes = plan.data_offset_bytes + rel;
+  return plan;
+}
 
-  out_ = AtomicFile(path);
+GgufWriter::GgufWriter(const std::filesystem::path& path, std::vector<GgufKV> kvs,
+                       const std::vector<GgufTensorDecl>& decls)
+    : plan_(gguf_plan(kvs, decls, path.string())), out_(path) {
   WriteFile& f = out_.file();
   put_bytes(f, "GGUF", 4);
   put<uint32_t>(f, kGgufVersion);
-  put<uint64_t>(f, tensors_.size());
+  put<uint64_t>(f, plan_.tensors.size());
   put<uint64_t>(f, kvs.size());
   for (const GgufKV& kv : kvs) {
     put_string(f, kv.key);
     put_value(f, kv.value);
   }
-  for (const GgufTensorInfo& t : tensors_) {
+  for (const GgufTensorInfo& t : plan_.tensors) {
     put_string(f, t.name);
     put<uint32_t>(f, uint32_t(t.dims.size()));
     for (int64_t x : t.dims) put<uint64_t>(f, uint64_t(x));
     put<uint32_t>(f, uint32_t(t.type));
-    put<uint64_t>(f, t.offset_bytes);
+    put<uint64_t>(f, t.offset_bytes - plan_.data_offset_bytes);  // on disk: relative to the data section
   }
-  AR_CHECK(f.bytes_written() == header, "GGUF header size plan ", header, " != written ", f.bytes_written());
-  pad_to(data_offset_);
-  for (GgufTensorInfo& t : tensors_) t.offset_bytes += data_offset_;
+  AR_CHECK(align_up(f.bytes_written(), plan_.alignment) == plan_.data_offset_bytes, "GGUF header is ",
+           f.bytes_written(), " bytes; the plan put the data at ", plan_.data_offset_bytes);
+  pad_to(plan_.data_offset_bytes);
 }
 
 void GgufWriter::pad_to(uint64_t offset) {
@@ -161,9 +166,9 @@ void GgufWriter::pad_to(uint64_t offset) {
 
 void GgufWriter::write_tensor_chunk(std::string_view name, const void* data, size_t size_bytes) {
   AR_CHECK(!finished_, out_.final_path().string(), ": write after finish()");
-  AR_CHECK(next_ < tensors_.size(), out_.final_path().string(), ": tensor '", name,
+  AR_CHECK(next_ < plan_.tensors.size(), out_.final_path().string(), ": tensor '", name,
            "' written but all declared tensors are complete");
-  const GgufTensorInfo& t = tensors_[next_];
+  const GgufTensorInfo& t = plan_.tensors[next_];
   AR_CHECK(name == t.name, out_.final_path().string(), ": tensor '", name, "' written where '", t.name,
            "' is declared next");
   AR_CHECK(size_bytes <= t.size_bytes - next_done_, out_.final_path().string(), ": tensor '", t.name, "': ",
@@ -179,19 +184,19 @@ void GgufWriter::write_tensor_chunk(std::string_view name, const void* data, siz
 
 void GgufWriter::write_tensor(std::string_view name, const void* data, size_t size_bytes) {
   AR_CHECK(next_done_ == 0, out_.final_path().string(), ": tensor '", name, "' written whole while '",
-           next_ < tensors_.size() ? tensors_[next_].name : std::string("?"), "' is half written");
-  AR_CHECK(next_ >= tensors_.size() || size_bytes == tensors_[next_].size_bytes, out_.final_path().string(),
+           next_ < plan_.tensors.size() ? plan_.tensors[next_].name : std::string("?"), "' is half written");
+  AR_CHECK(next_ >= plan_.tensors.size() || size_bytes == plan_.tensors[next_].size_bytes, out_.final_path().string(),
            ": tensor '", name, "' written with ", size_bytes, " bytes, declared size is ",
-           tensors_[next_].size_bytes);
+           plan_.tensors[next_].size_bytes);
   write_tensor_chunk(name, data, size_bytes);
 }
 
 void GgufWriter::finish() {
   AR_CHECK(!finished_, out_.final_path().string(), ": finish() called twice");
-  AR_CHECK(next_ == tensors_.size(), out_.final_path().string(), ": finish() with tensor '",
-           next_ < tensors_.size() ? tensors_[next_].name : std::string(), "' (", next_, " of ", tensors_.size(),
+  AR_CHECK(next_ == plan_.tensors.size(), out_.final_path().string(), ": finish() with tensor '",
+           next_ < plan_.tensors.size() ? plan_.tensors[next_].name : std::string(), "' (", next_, " of ", plan_.tensors.size(),
            ") not completely written");
-  pad_to(total_bytes_);
+  pad_to(plan_.total_bytes);
   out_.commit();
   finished_ = true;
 }

@@ -81,6 +81,20 @@ TEST_F(GgufWriterTest, ByteLayoutOfTinyFile) {
   EXPECT_FALSE(fs::exists(p.string() + ".tmp"));
 }
 
+TEST_F(GgufWriterTest, PlanWithoutWriting) {
+  const GgufPlan plan = gguf_plan({{"a.key", GgufValue::scalar<uint32_t>(7)}},
+                                  {{"t", GgmlType::F32, {3}}, {"u", GgmlType::Q8_0, {64, 3}}}, "dry.gguf");
+  EXPECT_EQ(plan.alignment, 32u);
+  EXPECT_EQ(plan.data_offset_bytes, 128u);  // 78 header bytes + "u" info (8 + 1 + 4 + 16 + 4 + 8)
+  ASSERT_EQ(plan.tensors.size(), 2u);
+  EXPECT_EQ(plan.tensors[0].offset_bytes, 128u);
+  EXPECT_EQ(plan.tensors[0].size_bytes, 12u);
+  EXPECT_EQ(plan.tensors[1].offset_bytes, 160u);
+  EXPECT_EQ(plan.tensors[1].size_bytes, 6u * 34u);
+  EXPECT_EQ(plan.total_bytes, 160u + 224u);
+  EXPECT_FALSE(fs::exists("dry.gguf"));
+}
+
 // Strings and arrays on disk: string = u64 length + bytes; array = u32 elem type + u64 count + data.
 TEST_F(GgufWriterTest, ByteLayoutOfStringAndArrays) {
   const fs::path p = dir_ / "arr.gguf";

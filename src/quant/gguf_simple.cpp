@@ -2,7 +2,7 @@
 // Without importance weights these are llama.cpp's reference quantizers (quantize_row_*_ref):
 // scale from the block's absmax or min/max, codes by truncating x/d + offset + 0.5 (Q8_0: roundf,
 // ties away from zero), d and m rounded to fp16 only when stored, so the bytes match its files.
-// With importance weights they follow its weighted paths (fit_sym_levels / fit_affine_levels_v3).
+// With importance weights they follow its weighted paths (the fit_*_levels_groups searches).
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -67,9 +67,6 @@ void check_blocks(int64_t n, const char* what) {
   AR_CHECK(n % kQK == 0, what, ": row of ", n, " weights is not a multiple of ", kQK);
 }
 
-}  // namespace
-
-namespace {
 // The affine importance-weighted path of Q4_1 / Q5_1 for a whole row: levels L (n), per-block
 // d and min (n / 32), all blocks searched together (fit_affine_levels_groups).
 void fit_affine_row(const float* x, int64_t n, const float* imp, int nmax, std::vector<uint8_t>& L,
@@ -94,6 +91,7 @@ void fit_sym_row(const float* x, int64_t n, const float* imp, int nmax, std::vec
   d.resize(size_t(n / kQK));
   gguf::fit_sym_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), d.data());
 }
+
 }  // namespace
 
 void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n, const float* imp) {
@@ -122,7 +120,6 @@ void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n, const float* imp
     }
   }
 }
-
 
 void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n, const float* imp) {
   check_blocks(n, "quantize_row_q4_1");

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <random>
 
 #include "core/error.h"
 #include "export/gguf_meta.h"
@@ -98,6 +99,35 @@ TEST(GgufMeta, Stories260KVocabularyEqualsUpstreamGguf) {
     }
   }
   fs::remove_all(bare);
+}
+
+// A corrupted tokenizer.model (untrusted protobuf) either still parses or fails with an
+// ar::Error naming it; never another exception or a crash.
+TEST(GgufMeta, CorruptTokenizerModelFailsCleanly) {
+  AR_REQUIRE_FIXTURE(model, "models/stories260K/hf");
+  const fs::path dir = test::make_temp_dir("gguf-meta-pb");
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"}) fs::copy_file(model / f, dir / f);
+  const std::string good = read_text_file(model / "tokenizer.model");
+  std::mt19937 rng(7);
+  int rejected = 0;
+  for (int iter = 0; iter < 300; ++iter) {
+    std::string b = good;
+    if (iter % 3 == 0) {
+      b.resize(rng() % b.size());  // truncated
+    } else {
+      for (int k = 0; k < 4; ++k) b[rng() % b.size()] = char(rng() % 3 == 0 ? 0xff : rng() & 0xff);
+    }
+    fs::remove(dir / "tokenizer.model");
+    std::ofstream(dir / "tokenizer.model", std::ios::binary) << b;
+    try {
+      gguf_tokenizer_kvs(dir, 512, Arch::Llama);
+    } catch (const Error& e) {
+      EXPECT_THAT(e.what(), HasSubstr("tokenizer.model"));
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 50);
+  fs::remove_all(dir);
 }
 
 TEST(GgufMeta, ByteLevelBpeQwen3Tokenizer) {

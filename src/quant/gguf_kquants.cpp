@@ -109,7 +109,8 @@ void quantize_block_q2k(const float* x, BlockQ2K& y, const float* imp) {
   uint8_t L[kQKK];
   float scales[16], mins[16], w[kQKK];
   if (!imp) {
-    // Weights |x|, error |err| (not squared): 2-bit levels cannot fit outliers anyway.
+    // Weights |x| and absolute (not squared) error, as the reference: with only 4 levels, squared
+    // error would let single outliers set the scale.
     for (int i = 0; i < kQKK; ++i) w[i] = std::fabs(x[i]);
     gguf::fit_affine_levels_groups(16, 16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, true, false);
     float max_scale = 0, max_min = 0;

@@ -1,6 +1,7 @@
 // Model hyper-parameter KVs for GGUF export (llama.cpp's key names and types; u32 for counts,
 // f32 for rope base and RMS epsilon), and the llama3 rope_freqs values. Tokenizer keys are in
 // gguf_meta_vocab.cpp.
+#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -22,6 +23,18 @@ std::string gguf_arch_name(Arch arch) {
 
 namespace {
 
+constexpr std::pair<GgufFileType, std::string_view> kFileTypes[] = {
+    {GgufFileType::ALL_F32, "F32"},         {GgufFileType::MOSTLY_F16, "F16"},
+    {GgufFileType::MOSTLY_BF16, "BF16"},    {GgufFileType::MOSTLY_Q4_0, "Q4_0"},
+    {GgufFileType::MOSTLY_Q4_1, "Q4_1"},    {GgufFileType::MOSTLY_Q5_0, "Q5_0"},
+    {GgufFileType::MOSTLY_Q5_1, "Q5_1"},    {GgufFileType::MOSTLY_Q8_0, "Q8_0"},
+    {GgufFileType::MOSTLY_Q2_K, "Q2_K"},    {GgufFileType::MOSTLY_Q2_K_S, "Q2_K_S"},
+    {GgufFileType::MOSTLY_Q3_K_S, "Q3_K_S"}, {GgufFileType::MOSTLY_Q3_K_M, "Q3_K_M"},
+    {GgufFileType::MOSTLY_Q3_K_L, "Q3_K_L"}, {GgufFileType::MOSTLY_Q4_K_S, "Q4_K_S"},
+    {GgufFileType::MOSTLY_Q4_K_M, "Q4_K_M"}, {GgufFileType::MOSTLY_Q5_K_S, "Q5_K_S"},
+    {GgufFileType::MOSTLY_Q5_K_M, "Q5_K_M"}, {GgufFileType::MOSTLY_Q6_K, "Q6_K"},
+};
+
 GgufValue u32_value(int64_t v, const std::string& what, const std::string& src) {
   if (v < 0 || v > int64_t(std::numeric_limits<uint32_t>::max()))
     AR_THROW(src, ": ", what, " = ", v, " does not fit a GGUF u32");
@@ -29,6 +42,21 @@ GgufValue u32_value(int64_t v, const std::string& what, const std::string& src) 
 }
 
 }  // namespace
+
+std::optional<GgufFileType> parse_gguf_file_type(std::string_view name) {
+  std::string up(name);
+  for (char& ch : up) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  for (const auto& [t, n] : kFileTypes)
+    if (n == up) return t;
+  return std::nullopt;
+}
+
+std::string_view gguf_file_type_name(GgufFileType t) {
+  for (const auto& [ft, n] : kFileTypes)
+    if (ft == t) return n;
+  AR_CHECK(false, "unknown GgufFileType ", uint32_t(t));
+  return {};
+}
 
 std::vector<GgufKV> gguf_model_kvs(const ModelConfig& c, const std::filesystem::path& model_dir,
                                    const GgufMetaOptions& o) {
@@ -65,6 +93,9 @@ std::vector<GgufKV> gguf_model_kvs(const ModelConfig& c, const std::filesystem::
     add(a + ".rope.scaling.type", GgufValue::string("linear"));
     add(a + ".rope.scaling.factor", GgufValue::scalar<float>(float(c.rope_scaling.factor)));
   }
+  const bool quantized = o.file_type != GgufFileType::ALL_F32 && o.file_type != GgufFileType::MOSTLY_F16 &&
+                         o.file_type != GgufFileType::MOSTLY_BF16;
+  if (quantized) add("general.quantization_version", GgufValue::scalar<uint32_t>(kGgmlQuantizationVersion));
   add("general.file_type", GgufValue::scalar<uint32_t>(uint32_t(o.file_type)));
   add("general.alignment", GgufValue::scalar<uint32_t>(o.alignment));
   return kv;

@@ -16,7 +16,9 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/gguf.h"
@@ -32,6 +34,12 @@ enum class GgufFileType : uint32_t {
   MOSTLY_Q2_K_S = 21, MOSTLY_BF16 = 32,
 };
 
+// "q4_k_m" / "Q4_K_M" / "f16" ... (llama-quantize's names) -> the file type; nullopt if unknown.
+std::optional<GgufFileType> parse_gguf_file_type(std::string_view name);
+std::string_view gguf_file_type_name(GgufFileType t);  // "Q4_K_M", "F32", ...
+// ggml's quantization format version (GGML_QNT_VERSION), stated in files with quantized tensors.
+inline constexpr uint32_t kGgmlQuantizationVersion = 2;
+
 struct GgufMetaOptions {
   GgufFileType file_type = GgufFileType::ALL_F32;
   std::string name;                          // general.name; empty: the model folder's name
@@ -44,8 +52,8 @@ std::string gguf_arch_name(Arch arch);
 // general.architecture, general.name, <arch>.{context_length, embedding_length, block_count,
 // feed_forward_length, attention.head_count, attention.head_count_kv, attention.key_length,
 // attention.value_length, rope.dimension_count, rope.freq_base, attention.layer_norm_rms_epsilon,
-// vocab_size}, rope.scaling.{type,factor} for linear scaling, general.file_type,
-// general.alignment. `model_dir` gives the default name. Throws ar::Error for values that do not
+// vocab_size}, rope.scaling.{type,factor} for linear scaling, general.quantization_version
+// (quantized file types only, as llama-quantize writes it), general.file_type, general.alignment. `model_dir` gives the default name. Throws ar::Error for values that do not
 // fit the GGUF types (u32).
 std::vector<GgufKV> gguf_model_kvs(const ModelConfig& c, const std::filesystem::path& model_dir,
                                    const GgufMetaOptions& o);

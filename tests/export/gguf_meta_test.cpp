@@ -62,6 +62,29 @@ TEST(GgufMeta, Qwen3StudentEqualsLlamaCppConverterOutput) {
   EXPECT_EQ(ours_keys, file_keys);
 }
 
+// llama-quantize copies the converter's KVs and adds general.quantization_version and the new
+// general.file_type: our metadata for each reference file's type equals that file's.
+TEST(GgufMeta, QuantizedFixturesEqualOurMetadataForTheirFileType) {
+  AR_REQUIRE_FIXTURE(model, "models/qwen3-student/hf");
+  AR_REQUIRE_FIXTURE(index, "gguf/index.json");
+  const nlohmann::json j = nlohmann::json::parse(read_text_file(index));
+  int n = 0;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string type = it.key().substr(it.key().find('-') + 1);  // "model-Q4_K_M" -> "Q4_K_M"
+    SCOPED_TRACE(type);
+    const std::optional<GgufFileType> ft = parse_gguf_file_type(type);
+    ASSERT_TRUE(ft.has_value());
+    EXPECT_EQ(gguf_file_type_name(*ft), type);
+    const GgufReader r = GgufReader::open(index.parent_path() / (it.key() + ".gguf"));
+    expect_same_kvs(gguf_metadata(model, {*ft, "", 32}), r.metadata(), {"general.alignment"});
+    ++n;
+  }
+  EXPECT_GE(n, 12);
+  EXPECT_EQ(parse_gguf_file_type("q4_k_m"), GgufFileType::MOSTLY_Q4_K_M);
+  EXPECT_EQ(parse_gguf_file_type("q2_k_s"), GgufFileType::MOSTLY_Q2_K_S);
+  EXPECT_EQ(parse_gguf_file_type("q4_k_x"), std::nullopt);
+}
+
 TEST(GgufMeta, SentencePieceScoresRebuiltWithoutTokenizerModel) {
   AR_REQUIRE_FIXTURE(model, "models/qwen3-student/hf");
   AR_REQUIRE_FIXTURE(ref, "gguf/model-F32.gguf");

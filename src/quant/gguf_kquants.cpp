@@ -4,6 +4,8 @@
 // the scales as stored, so the codes agree with what a reader dequantizes.
 // Without importance weights this is llama.cpp's reference path (quantize_row_*_K_ref); with them,
 // its weighted path (weights imp * sqrt(sigma2 + x^2), super-scales by fit_positive_levels).
+#include "quant/gguf_strict_fp.h"  // first: no FMA contraction (see there)
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>

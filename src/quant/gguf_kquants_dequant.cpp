@@ -1,6 +1,8 @@
 // k-quant dequantizers. The float arithmetic is grouped exactly as ggml's dequantize_row_*_K
 // ((d * sc) * q - dmin * m), so the values equal llama.cpp's bit for bit; readers that compare
 // against llama.cpp's own dequantization rely on that.
+#include "quant/gguf_strict_fp.h"  // first: no FMA contraction (see there)
+
 #include "core/dtype.h"
 #include "core/error.h"
 #include "quant/gguf_blocks.h"

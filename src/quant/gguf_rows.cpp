@@ -1,5 +1,7 @@
 // Row and tensor entry points of the GGUF block formats: dispatch on GgmlType, the unquantized
 // types (F32 copy, F16 / BF16 round to nearest even, as ggml converts), and the OpenMP row loop.
+#include "quant/gguf_strict_fp.h"  // first: no FMA contraction (see there)
+
 #include <cstring>
 
 #include "core/dtype.h"

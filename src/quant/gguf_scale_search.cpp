@@ -2,6 +2,8 @@
 // float, in index order, with products grouped as the reference does ((w * x) * l, (w * l) * l):
 // the chosen levels are compared by strict inequalities, so a different rounding of a sum could
 // flip a choice and break byte equality with llama.cpp's files.
+#include "quant/gguf_strict_fp.h"  // first: no FMA contraction (see there)
+
 #include "quant/gguf_scale_search.h"
 
 #include <algorithm>

@@ -3,6 +3,8 @@
 // results are bit-identical to the single-group search; only the interleaving differs, which lets
 // the 8 independent add chains overlap instead of waiting on each other's latency (and lets the
 // compiler use vector lanes). Groups that need no search (all equal) are masked out.
+#include "quant/gguf_strict_fp.h"  // first: no FMA contraction (see there)
+
 #include <algorithm>
 #include <cmath>
 

@@ -3,6 +3,8 @@
 // scale from the block's absmax or min/max, codes by truncating x/d + offset + 0.5 (Q8_0: roundf,
 // ties away from zero), d and m rounded to fp16 only when stored, so the bytes match its files.
 // With importance weights they follow its weighted paths (the fit_*_levels_groups searches).
+#include "quant/gguf_strict_fp.h"  // first: no FMA contraction (see there)
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>

@@ -2,7 +2,8 @@
 // group of weights, choose the scale (and min) and integer levels that minimise a weighted error.
 // They follow the searches of llama.cpp's ggml-quants.c (make_qx_quants, make_q3_quants,
 // make_qkx2/qkx3_quants, make_qp_quants), with the same float arithmetic, so a k-quant row built
-// from them matches llama.cpp's reference quantizer.
+// from them matches llama.cpp's reference quantizer. The *_groups variants give the same results
+// for many groups at once, faster; the quantizers use those, tests check one against the other.
 #pragma once
 #include <cstdint>
 #include <cstring>

@@ -1,8 +1,10 @@
-// The affine scale search of gguf_scale_search.cpp run on 8 groups in lockstep. Each group keeps
+// The affine and symmetric scale searches of gguf_scale_search.cpp run on 8 groups in lockstep
+// (the quantizers' hot path; the single-group versions stay as the plain reference). Each group keeps
 // its own sequence of float operations (sums in index order, same grouping of products), so the
 // results are bit-identical to the single-group search; only the interleaving differs, which lets
 // the 8 independent add chains overlap instead of waiting on each other's latency (and lets the
-// compiler use vector lanes). Groups that need no search (all equal) are masked out.
+// compiler use vector lanes). Groups that need no search (all equal, all zero) are masked out.
+// Identical for finite inputs; NaN weights give different (equally meaningless) levels.
 #include "quant/gguf_strict_fp.h"  // first: no FMA contraction (see there)
 
 #include <algorithm>

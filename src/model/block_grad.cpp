@@ -18,9 +18,14 @@ namespace ar {
 
 namespace {
 
-// Floats of every named view, in the order they are cut from the one allocation.
+// Floats of every named view, and where the shared region's views start. The region holds
+// gate | up | act in the MLP phases; in the attention-backward phase d_attn, dq, dk, dv,
+// att_scratch, d_xn1 are packed from its start while act's slot (d_h) stays live. The forward's
+// att_scratch sits where the backward's does, before gate/up exist.
 struct GradLayout {
   size_t t, tc, tq, tkv, tf, raw_q, raw_kv, rq, rk, att;
+  size_t front;  // floats of the gate|up slot: room for both, or the attention-backward views
+  size_t back;   // floats of act's slot: act, d act (T, F) or d_c / d_h (T, C)
 };
 
 GradLayout grad_layout(const ModelConfig& c, int64_t T) {
@@ -35,12 +40,18 @@ GradLayout grad_layout(const ModelConfig& c, int64_t T) {
   l.rq = c.qk_norm ? l.t * size_t(c.num_attention_heads) : 0;
   l.rk = c.qk_norm ? l.t * size_t(c.num_key_value_heads) : 0;
   l.att = std::max(attention_scratch_floats(T), attention_backward_scratch_floats(T));
+  // Every view starts on a 64-byte boundary, whatever T: the SIMD reductions in the kernels then
+  // see the same alignment, hence sum in the same order, whichever view they are given.
+  for (size_t* n : {&l.t, &l.tc, &l.tq, &l.tkv, &l.tf, &l.raw_q, &l.raw_kv, &l.rq, &l.rk, &l.att})
+    *n = (*n + 15) / 16 * 16;
+  l.front = std::max(2 * l.tf, 2 * l.tq + 2 * l.tkv + l.att + l.tc);
+  l.back = std::max(l.tf, l.tc);
   return l;
 }
 
 size_t total_floats(const GradLayout& l) {
-  // rstd1, rstd2; xn1, h, xn2, d_c, d_h; q, attn, d_attn, dq; k, v, dk, dv; gate, up, act, 2 temps.
-  return 2 * l.t + 5 * l.tc + 4 * l.tq + 4 * l.tkv + 5 * l.tf + l.raw_q + l.raw_kv + l.rq + l.rk + l.att;
+  // Saved: rstd1, rstd2; xn1, h, xn2; q, attn; k, v; the pre-norm q/k and their rstd. Shared region.
+  return 2 * l.t + 3 * l.tc + 2 * l.tq + 2 * l.tkv + l.raw_q + l.raw_kv + l.rq + l.rk + l.front + l.back;
 }
 
 const float* bias_of(const LinearWeights& l) { return l.has_bias() ? l.b.as<float>() : nullptr; }
@@ -73,18 +84,18 @@ BlockGradScratch::BlockGradScratch(const ModelConfig& c, int64_t T)
   h = take(l.tc);
   rstd2 = take(l.t);
   xn2 = take(l.tc);
+  float* front = take(l.front);
+  act = take(l.back);
+  p = front;  // the gate|up slot, cut two ways
   gate = take(l.tf);
   up = take(l.tf);
-  act = take(l.tf);
-  d_ffn_a = take(l.tf);
-  d_ffn_b = take(l.tf);
-  d_c = take(l.tc);
-  d_h = take(l.tc);
+  p = front;
   d_attn = take(l.tq);
   dq = take(l.tq);
   dk = take(l.tkv);
   dv = take(l.tkv);
   att_scratch = take(l.att);
+  d_xn1 = take(l.tc);
 }
 
 namespace {
@@ -101,7 +112,7 @@ void check_shapes(const BlockGradScratch& s, const BlockWeights& b, const ModelC
 }  // namespace
 
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
-                         const BlockLinearWeights& w, const ModelConfig& c, const RopeTables& rope,
+                         const LinearWeightSource& w, const ModelConfig& c, const RopeTables& rope,
                          Precision p) {
   check_shapes(s, b, c, rope);
   AR_CHECK(y != x, "block_forward_train: y aliases x");
@@ -113,9 +124,9 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   rms_norm_forward(s.xn1, s.rstd1, x, b.input_norm.as<float>(), T, C, eps);
   float* q_lin = c.qk_norm ? s.q_raw : s.q;
   float* k_lin = c.qk_norm ? s.k_raw : s.k;
-  linear_forward(q_lin, s.xn1, w[0], bias_of(b.q), T, C, H * D, p);
-  linear_forward(k_lin, s.xn1, w[1], bias_of(b.k), T, C, Hkv * D, p);
-  linear_forward(s.v, s.xn1, w[2], bias_of(b.v), T, C, Hkv * D, p);
+  linear_forward(q_lin, s.xn1, w(0), bias_of(b.q), T, C, H * D, p);
+  linear_forward(k_lin, s.xn1, w(1), bias_of(b.k), T, C, Hkv * D, p);
+  linear_forward(s.v, s.xn1, w(2), bias_of(b.v), T, C, Hkv * D, p);
   if (c.qk_norm) {  // Qwen3: per-head RMSNorm before RoPE; the pre-norm values are kept for backward
     rms_norm_forward(s.q, s.rstd_q, s.q_raw, b.q_norm.as<float>(), T * H, D, eps);
     rms_norm_forward(s.k, s.rstd_k, s.k_raw, b.k_norm.as<float>(), T * Hkv, D, eps);
@@ -123,36 +134,51 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   rope_forward(s.q, rope.cos.data(), rope.sin.data(), T, H, D);
   rope_forward(s.k, rope.cos.data(), rope.sin.data(), T, Hkv, D);
   attention_forward(s.attn, s.att_scratch, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
-  linear_forward(s.h, s.attn, w[3], nullptr, T, H * D, C, p);
+  linear_forward(s.h, s.attn, w(3), nullptr, T, H * D, C, p);
   residual_add(s.h, x, T * C);
 
-  // MLP half: y = h + down(silu(gate(norm(h))) * up(norm(h))).
+  // MLP half: y = h + down(silu(gate(norm(h))) * up(norm(h))). gate/up now overwrite att_scratch.
   rms_norm_forward(s.xn2, s.rstd2, s.h, b.post_norm.as<float>(), T, C, eps);
-  linear_forward(s.gate, s.xn2, w[4], nullptr, T, C, F, p);
-  linear_forward(s.up, s.xn2, w[5], nullptr, T, C, F, p);
+  linear_forward(s.gate, s.xn2, w(4), nullptr, T, C, F, p);
+  linear_forward(s.up, s.xn2, w(5), nullptr, T, C, F, p);
   swiglu_forward(s.act, s.gate, s.up, T * F);
-  linear_forward(y, s.act, w[6], nullptr, T, F, C, p);
+  linear_forward(y, s.act, w(6), nullptr, T, F, C, p);
   residual_add(y, s.h, T * C);
 }
 
+void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
+                         const BlockLinearWeights& w, const ModelConfig& c, const RopeTables& rope,
+                         Precision p) {
+  block_forward_train(y, s, x, b, [&w](int i) { return w[size_t(i)]; }, c, rope, p);
+}
+
+// Each gradient is written only once everything that occupied its storage has been read: the
+// order of the calls below is part of the aliasing contract in block_grad.h. linear_backward's
+// dW and dX are separate GEMMs, so splitting one call in two gives the same bits.
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
-                    const float* x, const BlockWeights& b, const BlockLinearWeights& w,
+                    const float* x, const BlockWeights& b, const LinearWeightSource& w,
                     const ModelConfig& c, const RopeTables& rope, Precision p) {
   check_shapes(s, b, c, rope);
   const int64_t T = s.T(), C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
 
   // MLP half. y = h + down(act): dL/dh gets dy directly (residual) plus the norm branch below.
-  linear_backward(s.d_ffn_a, dw[6], nullptr, dy, s.act, w[6], T, F, C, p);          // d act
-  swiglu_backward(s.d_ffn_a, s.d_ffn_b, s.d_ffn_a, s.gate, s.up, T * F);            // d gate, d up
-  linear_backward(s.d_c, dw[4], nullptr, s.d_ffn_a, s.xn2, w[4], T, C, F, p);       // d xn2 (gate)
-  linear_backward(nullptr, dw[5], nullptr, s.d_ffn_b, s.xn2, w[5], T, C, F, p);
-  gemm(s.d_c, s.d_ffn_b, w[5], T, C, F, false, false, /*accumulate=*/true, p);       // + d xn2 (up)
-  rms_norm_backward(s.d_c, nullptr, s.d_c, s.h, b.post_norm.as<float>(), s.rstd2, T, C);
-  for (int64_t i = 0; i < T * C; ++i) s.d_h[i] = dy[i] + s.d_c[i];  // residual: both branches
+  linear_backward(nullptr, dw[6], nullptr, dy, s.act, nullptr, T, F, C, p);   // act read last here
+  float* d_act = s.act;
+  linear_backward(d_act, nullptr, nullptr, dy, nullptr, w(6), T, F, C, p);
+  swiglu_backward(s.gate, s.up, d_act, s.gate, s.up, T * F);                  // in place: d gate, d up
+  const float *d_gate = s.gate, *d_up = s.up;
+  float* d_c = s.act;  // d act is dead: d xn2 (T, C)
+  linear_backward(d_c, dw[4], nullptr, d_gate, s.xn2, w(4), T, C, F, p);     // d xn2 (gate)
+  linear_backward(nullptr, dw[5], nullptr, d_up, s.xn2, nullptr, T, C, F, p);
+  gemm(d_c, d_up, w(5), T, C, F, false, false, /*accumulate=*/true, p);       // + d xn2 (up)
+  rms_norm_backward(d_c, nullptr, d_c, s.h, b.post_norm.as<float>(), s.rstd2, T, C);
+  float* d_h = d_c;
+  for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
 
-  // Attention half. h = x + o(attn): dL/dx gets d_h directly plus the input-norm branch.
-  linear_backward(s.d_attn, dw[3], nullptr, s.d_h, s.attn, w[3], T, H * D, C, p);
+  // Attention half (gate/up are dead: its temporaries live there). h = x + o(attn): dL/dx gets
+  // d_h directly plus the input-norm branch.
+  linear_backward(s.d_attn, dw[3], nullptr, d_h, s.attn, w(3), T, H * D, C, p);
   attention_backward(s.dq, s.dk, s.dv, s.att_scratch, s.d_attn, s.q, s.k, s.v, T, H, Hkv, D,
                      1.0f / std::sqrt(float(D)), p);
   rope_backward(s.dq, rope.cos.data(), rope.sin.data(), T, H, D);
@@ -162,14 +188,20 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
     rms_norm_backward(s.dk, nullptr, s.dk, s.k_raw, b.k_norm.as<float>(), s.rstd_k, T * Hkv, D);
   }
   // Weight gradients need only the projections' input; d xn1 only when dx is wanted.
-  linear_backward(dx ? s.d_c : nullptr, dw[0], nullptr, s.dq, s.xn1, w[0], T, C, H * D, p);
-  linear_backward(nullptr, dw[1], nullptr, s.dk, s.xn1, w[1], T, C, Hkv * D, p);
-  linear_backward(nullptr, dw[2], nullptr, s.dv, s.xn1, w[2], T, C, Hkv * D, p);
+  linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, s.dq, s.xn1, dx ? w(0) : nullptr, T, C, H * D, p);
+  linear_backward(nullptr, dw[1], nullptr, s.dk, s.xn1, nullptr, T, C, Hkv * D, p);
+  linear_backward(nullptr, dw[2], nullptr, s.dv, s.xn1, nullptr, T, C, Hkv * D, p);
   if (!dx) return;
-  gemm(s.d_c, s.dk, w[1], T, C, Hkv * D, false, false, true, p);
-  gemm(s.d_c, s.dv, w[2], T, C, Hkv * D, false, false, true, p);
-  rms_norm_backward(s.d_c, nullptr, s.d_c, x, b.input_norm.as<float>(), s.rstd1, T, C);
-  for (int64_t i = 0; i < T * C; ++i) dx[i] = s.d_h[i] + s.d_c[i];  // residual: both branches
+  gemm(s.d_xn1, s.dk, w(1), T, C, Hkv * D, false, false, true, p);
+  gemm(s.d_xn1, s.dv, w(2), T, C, Hkv * D, false, false, true, p);
+  rms_norm_backward(s.d_xn1, nullptr, s.d_xn1, x, b.input_norm.as<float>(), s.rstd1, T, C);
+  for (int64_t i = 0; i < T * C; ++i) dx[i] = d_h[i] + s.d_xn1[i];  // residual: both branches
+}
+
+void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
+                    const float* x, const BlockWeights& b, const BlockLinearWeights& w,
+                    const ModelConfig& c, const RopeTables& rope, Precision p) {
+  block_backward(dx, dw, s, dy, x, b, [&w](int i) { return w[size_t(i)]; }, c, rope, p);
 }
 
 }  // namespace ar

@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 
 #include "core/buffer.h"
 #include "kernels/gemm.h"
@@ -17,18 +18,30 @@ namespace ar {
 // gate, up, down), each (out, in) f32: typically the fake-quantized W'. Norm weights and biases
 // come from the BlockWeights (frozen).
 using BlockLinearWeights = std::array<const float*, kBlockLinears>;
+// The same weights handed out one at a time: source(i) returns linear i's weight, and the pointer
+// may be invalidated by the next call. This lets a tuner materialize W' on demand into one buffer
+// sized for the largest linear instead of keeping a W' per linear (7 of them are ~0.4 GB for a
+// Qwen3-4B block). The forward asks for 0..6 in order, the backward for 6, 4, 5, 3 (and 0, 1, 2
+// when dx is wanted); no call ever holds two of them.
+using LinearWeightSource = std::function<const float*(int i)>;
 // Their gradients, same order and shapes, accumulated (+=); a null entry is skipped.
 using BlockLinearGrads = std::array<float*, kBlockLinears>;
 
 // Saved activations and backward temporaries of one sample of T tokens, sized once from the
-// config (STYLE §5). Letters as in kernels/README.md.
+// config (STYLE §5). Letters as in kernels/README.md. Buffers whose lifetimes do not overlap share
+// storage (about 0.43 GB instead of 0.71 GB for a Qwen3-4B block at T = 2048):
+//  - the MLP's three (T, F) buffers are reused by the backward in place (d act over act, d gate
+//    over gate, d up over up), then act's buffer holds d xn2 and d h;
+//  - the attention-half backward temporaries live where gate/up were (dead by then), and the
+//    attention scratch there too (before the MLP runs, and after the MLP backward).
+// So the MLP and attention-backward views below are only valid in the phases their comments name.
 class BlockGradScratch {
  public:
   BlockGradScratch(const ModelConfig& c, int64_t T);
   static size_t size_bytes(const ModelConfig& c, int64_t T);
   int64_t T() const { return T_; }
 
-  // Saved by block_forward_train.
+  // Saved by block_forward_train, read by block_backward.
   float* rstd1;   // (T) input RMSNorm
   float* xn1;     // (T, C) input of q/k/v
   float* q_raw;   // (T, H*D) q_proj output before q_norm (Qwen3 only, else unused)
@@ -42,15 +55,16 @@ class BlockGradScratch {
   float* h;       // (T, C) residual stream after attention
   float* rstd2;   // (T)
   float* xn2;     // (T, C) input of gate/up
-  float* gate;    // (T, F) pre-activation
-  float* up;      // (T, F)
-  float* act;     // (T, F) silu(gate)*up = down_proj input
-  // Backward temporaries.
-  float *d_ffn_a, *d_ffn_b;  // (T, F)
-  float *d_c, *d_h;          // (T, C)
-  float *d_attn, *dq;        // (T, H*D)
-  float *dk, *dv;            // (T, Hkv*D)
-  float* att_scratch;        // max of attention forward/backward scratch
+  // MLP: saved by the forward; the backward overwrites them with their gradients.
+  float* gate;    // (T, F) pre-activation; backward: d gate
+  float* up;      // (T, F); backward: d up
+  float* act;     // (T, F) silu(gate)*up = down_proj input; backward: d act, then d_c = d xn2 and
+                  // d_h (T, C) = dL/dh
+  // Attention-half backward temporaries (over gate/up, after the MLP backward).
+  float *d_attn, *dq;  // (T, H*D)
+  float *dk, *dv;      // (T, Hkv*D)
+  float* d_xn1;        // (T, C), only when dx is wanted
+  float* att_scratch;  // attention forward/backward scratch (also over gate/up)
 
  private:
   int64_t T_;
@@ -60,13 +74,20 @@ class BlockGradScratch {
 // y (T, C) overwritten = the block applied to x (T, C) with linear weights w. s keeps what
 // block_backward needs; x must stay unchanged until then. y must not alias x.
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
+                         const LinearWeightSource& w, const ModelConfig& c, const RopeTables& rope,
+                         Precision p);
+void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
                          const BlockLinearWeights& w, const ModelConfig& c, const RopeTables& rope,
                          Precision p);
 
-// Backward of the last block_forward_train on s: dy (T, C) = dL/dy. dw[i] (out, in) += dL/dW'_i;
-// dx (T, C) overwritten = dL/dx, skipped if null (tuning does not need it, which saves the q/k/v
-// input-gradient GEMMs). x, b, w, c, rope, p as given to the forward. Norm weights and biases are
+// Backward of the last block_forward_train on s (which it consumes: a second backward needs a
+// second forward): dy (T, C) = dL/dy. dw[i] (out, in) += dL/dW'_i; dx (T, C) overwritten = dL/dx,
+// skipped if null (tuning does not need it, which saves the q/k/v input-gradient GEMMs). x, b, w,
+// c, rope, p as given to the forward (w giving the same values). Norm weights and biases are
 // frozen: no gradient for them.
+void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
+                    const float* x, const BlockWeights& b, const LinearWeightSource& w,
+                    const ModelConfig& c, const RopeTables& rope, Precision p);
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const BlockLinearWeights& w,
                     const ModelConfig& c, const RopeTables& rope, Precision p);

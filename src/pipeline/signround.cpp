@@ -33,24 +33,37 @@ int64_t CyclicSampler::next() {
 
 namespace {
 
-// Tunables, gradients and the fake-quantized weight of one quantized linear.
+// Tunables and gradients of one quantized linear.
 struct LinearState {
   const LinearWeights* l = nullptr;
   QuantScheme scheme;
   bool tuned = false;  // false: kept in full precision (bits 16), no parameters
   std::vector<float> v, min_scale, max_scale, dmin, dmax, dw;
-  // W' during forward/backward; once dL/dW' is complete it is rebuilt next step anyway, so the
-  // same storage then holds dL/dv (one weight-sized buffer less per linear).
-  std::vector<float> w_dq_or_dv;
+  uint64_t n_weights() const { return uint64_t(l->out) * uint64_t(l->in); }
 };
 
 // p -= lr * sign(g); sign(0) = 0 leaves p unchanged, as torch.sign does.
+void signed_step(float* p, const float* g, size_t n, float lr) {
+  for (size_t i = 0; i < n; ++i) p[i] -= g[i] > 0 ? lr : (g[i] < 0 ? -lr : 0.f);
+}
 void signed_step(std::vector<float>& p, const std::vector<float>& g, float lr) {
-  for (size_t i = 0; i < p.size(); ++i) p[i] -= g[i] > 0 ? lr : (g[i] < 0 ? -lr : 0.f);
+  signed_step(p.data(), g.data(), p.size(), lr);
 }
 
 void clamp01(std::vector<float>& p) {
   for (float& x : p) x = std::min(std::max(x, 0.f), 1.f);
+}
+
+// Floats of the one weight-sized work buffer: the largest tuned linear (0 when none is tuned or
+// nothing will be tuned).
+uint64_t work_floats(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes,
+                     const SignRoundOptions& o) {
+  uint64_t n = 0;
+  if (o.iters == 0) return 0;
+  for (int i = 0; i < kBlockLinears; ++i)
+    if (schemes[size_t(i)].quantized())
+      n = std::max(n, uint64_t(block_linears(b, i)->out) * uint64_t(block_linears(b, i)->in));
+  return n;
 }
 
 }  // namespace
@@ -64,11 +77,28 @@ struct BlockTuner::State {
   RopeTables rope;
   BlockGradScratch scratch;
   std::vector<float> x, second, y, dy;  // one sample each, (T, C)
+  // One weight-sized buffer for all linears: W' of the linear the forward/backward asks for
+  // (materialized on demand from v and min/max_scale; `work_holds` says which), or dL/dv of one
+  // linear during the signed step.
+  std::vector<float> work;
+  int work_holds = -1;
 
   State(const BlockWeights& b_, const ModelConfig& c_, int64_t T_, const SignRoundOptions& o_)
       : b(b_), c(c_), T(T_), o(o_), rope(make_rope_tables(c_, T_)), scratch(c_, T_) {
     const size_t tc = size_t(T * c.hidden_size);
     for (auto* v : {&x, &second, &y, &dy}) v->resize(tc);
+  }
+
+  // W' of linear i (the original weight when it is not tuned), valid until the next call.
+  const float* fake_quantized(int i) {
+    LinearState& s = st[size_t(i)];
+    if (!s.tuned) return s.l->w.as<float>();
+    if (work_holds != i) {
+      fake_quant_forward(work.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                         s.min_scale.data(), s.max_scale.data());
+      work_holds = i;
+    }
+    return work.data();
   }
 };
 
@@ -84,19 +114,17 @@ BlockTuner::BlockTuner(const BlockWeights& b, const ModelConfig& c,
     s.tuned = s.scheme.quantized();
     if (!s.tuned) continue;
     check_quantizable(s.scheme);
-    const size_t nw = size_t(s.l->out * s.l->in), ng = size_t(s.l->out * num_groups(s.scheme, s.l->in));
+    const size_t nw = size_t(s.n_weights()), ng = size_t(s.l->out * num_groups(s.scheme, s.l->in));
     s.v.assign(nw, 0.f);
     s.min_scale.assign(ng, 1.f);
     s.max_scale.assign(ng, 1.f);
-    if (o.enable_minmax_tuning) {
+    if (o.enable_minmax_tuning && o.iters > 0) {
       s.dmin.assign(ng, 0.f);
       s.dmax.assign(ng, 0.f);
     }
-    if (o.iters > 0) {
-      s.w_dq_or_dv.resize(nw);
-      s.dw.resize(nw);
-    }
+    if (o.iters > 0) s.dw.resize(nw);
   }
+  s_->work.resize(size_t(work_floats(b, schemes, o)));
 }
 
 BlockTuner::~BlockTuner() = default;
@@ -104,15 +132,23 @@ BlockTuner::~BlockTuner() = default;
 uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
                                  const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T,
                                  const SignRoundOptions& o) {
-  uint64_t n = BlockGradScratch::size_bytes(c, T) + 4ull * uint64_t(T * c.hidden_size) * sizeof(float);
+  // Scratch of one sample, its four (T, C) vectors, the rope tables, the shared W'/dv buffer.
+  uint64_t n = BlockGradScratch::size_bytes(c, T) + 4ull * uint64_t(T * c.hidden_size) * sizeof(float) +
+               2ull * uint64_t(T) * uint64_t(c.head_dim / 2) * sizeof(float) +
+               work_floats(b, schemes, o) * sizeof(float);
+  uint64_t biggest_codes = 0;
   for (int i = 0; i < kBlockLinears; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     if (!schemes[size_t(i)].quantized()) continue;
-    const uint64_t nw = uint64_t(l.out * l.in), ng = uint64_t(l.out * num_groups(schemes[size_t(i)], l.in));
-    // v, W'/dv, dW (f32 each), the best step's codes (1 byte) and per-group scales/zeros/params.
-    n += nw * (3 * sizeof(float) + 1) + ng * (4 * sizeof(float) + 3);
+    const uint64_t nw = uint64_t(l.out) * uint64_t(l.in), ng = uint64_t(l.out * num_groups(schemes[size_t(i)], l.in));
+    const bool training = o.iters > 0, minmax = training && o.enable_minmax_tuning;
+    // v and dW (f32), the best step's codes (1 byte); per group min/max_scale (and their
+    // gradients when tuned), the fp16 scale and the zero point.
+    n += nw * ((training ? 2 : 1) * sizeof(float) + 1) + ng * ((minmax ? 4 : 2) * sizeof(float) + 3);
+    biggest_codes = std::max(biggest_codes, nw + 3 * ng);
   }
-  return n;
+  // A new best result is built before the previous one of that linear is freed.
+  return n + biggest_codes;
 }
 
 void BlockTuner::fp_forward(float* y, const float* x) {
@@ -149,8 +185,9 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   const double lr0 = o.lr > 0 ? o.lr : 1.0 / o.iters;
   const double mm_lr0 = o.minmax_lr > 0 ? o.minmax_lr : lr0;
   CyclicSampler sampler(n, o.seed);
-  BlockLinearWeights w;
+  const LinearWeightSource w = [&S](int i) { return S.fake_quantized(i); };
   BlockLinearGrads dw;
+  for (int i = 0; i < kBlockLinears; ++i) dw[i] = st[size_t(i)].tuned ? st[size_t(i)].dw.data() : nullptr;
   r.best_loss = INFINITY;
 
   for (int it = 0; it < o.iters; ++it) {
@@ -165,21 +202,13 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         std::swap(S.y, S.second);
         t = S.second.data();
       }
-      if (k == 0) {  // W' for this step (after any fp_forward, which borrows nothing of it)
-        for (int i = 0; i < kBlockLinears; ++i) {
-          LinearState& s = st[size_t(i)];
-          if (!s.tuned) {
-            w[i] = s.l->w.as<float>();
-            dw[i] = nullptr;
-            continue;
-          }
+      if (k == 0) {  // this step's parameters: W' is made from them on demand from here on
+        S.work_holds = -1;
+        for (LinearState& s : st) {
+          if (!s.tuned) continue;
           clamp01(s.min_scale);  // a projection before use, not part of the gradient
           clamp01(s.max_scale);
-          fake_quant_forward(s.w_dq_or_dv.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                             s.min_scale.data(), s.max_scale.data());
           std::fill(s.dw.begin(), s.dw.end(), 0.f);
-          w[i] = s.w_dq_or_dv.data();
-          dw[i] = s.dw.data();
         }
       }
       block_forward_train(S.y.data(), S.scratch, S.x.data(), S.b, w, S.c, S.rope, o.precision);
@@ -197,16 +226,18 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     // LinearLR(start 1, end 0, total iters): step `it` uses lr * (1 - it / iters).
     const float decay = float(1.0 - double(it) / o.iters);
     const float lr = float(lr0) * decay, mm_lr = float(mm_lr0) * decay;
+    S.work_holds = -1;  // the work buffer now holds dL/dv, one linear at a time
     for (LinearState& s : st) {
       if (!s.tuned) continue;
-      std::vector<float>& dv = s.w_dq_or_dv;  // W' is not needed anymore
-      std::fill(dv.begin(), dv.end(), 0.f);
+      float* dv = S.work.data();
+      const size_t nw = size_t(s.n_weights());
+      std::fill_n(dv, nw, 0.f);
       std::fill(s.dmin.begin(), s.dmin.end(), 0.f);
       std::fill(s.dmax.begin(), s.dmax.end(), 0.f);
-      fake_quant_backward(dv.data(), o.enable_minmax_tuning ? s.dmin.data() : nullptr,
+      fake_quant_backward(dv, o.enable_minmax_tuning ? s.dmin.data() : nullptr,
                           o.enable_minmax_tuning ? s.dmax.data() : nullptr, s.dw.data(), s.l->w.as<float>(),
                           s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(), s.max_scale.data());
-      signed_step(s.v, dv, lr);
+      signed_step(s.v.data(), dv, nw, lr);
       if (o.enable_minmax_tuning) {
         signed_step(s.min_scale, s.dmin, mm_lr);
         signed_step(s.max_scale, s.dmax, mm_lr);

@@ -76,6 +76,26 @@ TEST(Swiglu, BackwardMatchesFiniteDifferences) {
   for (int64_t i = 0; i < n; ++i) ASSERT_EQ(d2[i], dg[i]) << i;
 }
 
+TEST(Swiglu, BackwardInPlaceOverGateAndUp) {
+  // block_backward writes d gate over gate and d up over up (one (T, F) buffer each instead of
+  // two more): bit-identical to separate outputs, over several parallel chunks.
+  std::mt19937 rng(6);
+  std::uniform_real_distribution<float> dist(-8.0f, 8.0f);
+  for (int64_t n : {1, 15, 100003}) {
+    std::vector<float> g(static_cast<size_t>(n)), u(g.size()), d(g.size()), dg(g.size()), du(g.size());
+    for (auto& x : g) x = dist(rng);
+    for (auto& x : u) x = dist(rng);
+    for (auto& x : d) x = dist(rng);
+    swiglu_backward(dg.data(), du.data(), d.data(), g.data(), u.data(), n);
+    auto g2 = g, u2 = u;
+    swiglu_backward(g2.data(), u2.data(), d.data(), g2.data(), u2.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(g2[i], dg[i]) << n << " dgate @" << i;
+      ASSERT_EQ(u2[i], du[i]) << n << " dup @" << i;
+    }
+  }
+}
+
 TEST(Residual, AddsInPlace) {
   for (int64_t n : {1, 17, 100003}) {
     std::vector<float> out(static_cast<size_t>(n)), x(static_cast<size_t>(n));

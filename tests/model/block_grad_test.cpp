@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -177,11 +178,93 @@ TEST(BlockGrad, WeightGradientsAccumulateAndIgnoreDx) {
   BlockLinearGrads g1{}, g2{};
   g1[6] = once.data();
   g2[6] = twice.data();
+  // The backward consumes the saved activations (its gradients overwrite them): a forward each.
   block_forward_train(y.data(), s, x.data(), b, w, c, rope, Precision::F32);
   block_backward(dx.data(), g1, s, G.data(), x.data(), b, w, c, rope, Precision::F32);
-  block_backward(nullptr, g2, s, G.data(), x.data(), b, w, c, rope, Precision::F32);
-  block_backward(nullptr, g2, s, G.data(), x.data(), b, w, c, rope, Precision::F32);
+  for (int k = 0; k < 2; ++k) {
+    block_forward_train(y.data(), s, x.data(), b, w, c, rope, Precision::F32);
+    block_backward(nullptr, g2, s, G.data(), x.data(), b, w, c, rope, Precision::F32);
+  }
   for (int64_t i = 0; i < n_down; ++i) EXPECT_FLOAT_EQ(twice[size_t(i)], 2.f * once[size_t(i)]) << i;
+}
+
+// A weight source that hands out one linear at a time through a single buffer (as the tuner does)
+// gives the same bits as the array of pointers, provided forward/backward never hold a pointer
+// across the next request: the previous contents are poisoned with NaN on every switch. It also
+// checks which linears each pass asks for (the header documents the order).
+TEST(BlockGrad, OneAtATimeWeightSourceGivesSameBits) {
+  SingleThread one;
+  const ModelConfig c = tiny_config(Variant{"qk_norm_bias", 4, 2, true, true});
+  const int64_t T = 6, C = c.hidden_size;
+  std::mt19937 rng(11);
+  BlockWeights b = random_block(c, rng);
+  const RopeTables rope = make_rope_tables(c, T);
+  std::vector<float> x(static_cast<size_t>(T * C)), G(x.size());
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (auto& e : x) e = nd(rng);
+  for (auto& e : G) e = nd(rng);
+  BlockLinearWeights w;
+  size_t biggest = 0;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    w[i] = block_linears(b, i)->w.as<float>();
+    biggest = std::max(biggest, block_linears(b, i)->w.size_bytes() / sizeof(float));
+  }
+  std::vector<float> one_buf(biggest);
+  std::vector<int> asked;
+  const LinearWeightSource source = [&](int i) {
+    std::fill(one_buf.begin(), one_buf.end(), NAN);
+    const LinearWeights* l = block_linears(b, i);
+    std::copy_n(l->w.as<float>(), l->out * l->in, one_buf.data());
+    asked.push_back(i);
+    return static_cast<const float*>(one_buf.data());
+  };
+  for (bool want_dx : {true, false}) {
+    std::vector<std::vector<float>> g_ref(kBlockLinears), g_src(kBlockLinears);
+    BlockLinearGrads p_ref, p_src;
+    for (int i = 0; i < kBlockLinears; ++i) {
+      const size_t n = block_linears(b, i)->w.size_bytes() / sizeof(float);
+      g_ref[size_t(i)].assign(n, 0.f);
+      g_src[size_t(i)].assign(n, 0.f);
+      p_ref[i] = g_ref[size_t(i)].data();
+      p_src[i] = g_src[size_t(i)].data();
+    }
+    std::vector<float> y_ref(x.size()), y_src(x.size()), dx_ref(x.size()), dx_src(x.size());
+    BlockGradScratch s(c, T);
+    block_forward_train(y_ref.data(), s, x.data(), b, w, c, rope, Precision::F32);
+    block_backward(want_dx ? dx_ref.data() : nullptr, p_ref, s, G.data(), x.data(), b, w, c, rope, Precision::F32);
+    asked.clear();
+    block_forward_train(y_src.data(), s, x.data(), b, source, c, rope, Precision::F32);
+    EXPECT_EQ(asked, (std::vector<int>{0, 1, 2, 3, 4, 5, 6}));
+    asked.clear();
+    block_backward(want_dx ? dx_src.data() : nullptr, p_src, s, G.data(), x.data(), b, source, c, rope,
+                   Precision::F32);
+    const std::vector<int> backward_order =
+        want_dx ? std::vector<int>{6, 4, 5, 3, 0, 1, 2} : std::vector<int>{6, 4, 5, 3};
+    EXPECT_EQ(asked, backward_order);
+    EXPECT_EQ(0, std::memcmp(y_ref.data(), y_src.data(), y_ref.size() * sizeof(float)));
+    if (want_dx) {
+      EXPECT_EQ(0, std::memcmp(dx_ref.data(), dx_src.data(), dx_ref.size() * sizeof(float)));
+    }
+    for (int i = 0; i < kBlockLinears; ++i)
+      EXPECT_EQ(0, std::memcmp(g_ref[size_t(i)].data(), g_src[size_t(i)].data(), g_ref[size_t(i)].size() * sizeof(float)))
+          << "linear " << i;
+  }
+}
+
+// The scratch shares storage between phases; the views of one phase must not overlap, at any T
+// (the views are 64-byte aligned, so odd T pads them).
+TEST(BlockGrad, ScratchViewsAreAlignedAndPhasesDoNotOverlap) {
+  const ModelConfig c = tiny_config(Variant{"qk_norm", 4, 2, true, false});
+  for (int64_t T : {1, 7, 64}) {
+    BlockGradScratch s(c, T);
+    for (const float* p : {s.xn1, s.q, s.k, s.v, s.attn, s.h, s.xn2, s.gate, s.up, s.act, s.d_attn, s.dq, s.dk,
+                           s.dv, s.d_xn1, s.att_scratch})
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << "T=" << T;
+    // gate/up and the attention-backward views share one slot; act (later d_h) has its own.
+    EXPECT_EQ(s.gate, s.d_attn);
+    EXPECT_GE(s.act, s.up + T * c.intermediate_size);
+    EXPECT_GE(s.act, s.d_xn1 + T * c.hidden_size);
+  }
 }
 
 }  // namespace

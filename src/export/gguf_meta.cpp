@@ -1,0 +1,140 @@
+// Model hyper-parameter KVs for GGUF export (llama.cpp's key names and types; u32 for counts,
+// f32 for rope base and RMS epsilon), and the llama3 rope_freqs values. Tokenizer keys are in
+// gguf_meta_vocab.cpp.
+#include <cctype>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "export/gguf_meta.h"
+
+namespace ar {
+
+std::string gguf_arch_name(Arch arch) {
+  switch (arch) {
+    case Arch::Llama:
+    case Arch::Mistral: return "llama";  // llama.cpp converts MistralForCausalLM as llama
+    case Arch::Qwen2: return "qwen2";
+    case Arch::Qwen3: return "qwen3";
+  }
+  AR_CHECK(false, "unknown Arch ", int(arch));
+  return {};
+}
+
+namespace {
+
+constexpr std::pair<GgufFileType, std::string_view> kFileTypes[] = {
+    {GgufFileType::ALL_F32, "F32"},         {GgufFileType::MOSTLY_F16, "F16"},
+    {GgufFileType::MOSTLY_BF16, "BF16"},    {GgufFileType::MOSTLY_Q4_0, "Q4_0"},
+    {GgufFileType::MOSTLY_Q4_1, "Q4_1"},    {GgufFileType::MOSTLY_Q5_0, "Q5_0"},
+    {GgufFileType::MOSTLY_Q5_1, "Q5_1"},    {GgufFileType::MOSTLY_Q8_0, "Q8_0"},
+    {GgufFileType::MOSTLY_Q2_K, "Q2_K"},    {GgufFileType::MOSTLY_Q2_K_S, "Q2_K_S"},
+    {GgufFileType::MOSTLY_Q3_K_S, "Q3_K_S"}, {GgufFileType::MOSTLY_Q3_K_M, "Q3_K_M"},
+    {GgufFileType::MOSTLY_Q3_K_L, "Q3_K_L"}, {GgufFileType::MOSTLY_Q4_K_S, "Q4_K_S"},
+    {GgufFileType::MOSTLY_Q4_K_M, "Q4_K_M"}, {GgufFileType::MOSTLY_Q5_K_S, "Q5_K_S"},
+    {GgufFileType::MOSTLY_Q5_K_M, "Q5_K_M"}, {GgufFileType::MOSTLY_Q6_K, "Q6_K"},
+};
+
+GgufValue u32_value(int64_t v, const std::string& what, const std::string& src) {
+  if (v < 0 || v > int64_t(std::numeric_limits<uint32_t>::max()))
+    AR_THROW(src, ": ", what, " = ", v, " does not fit a GGUF u32");
+  return GgufValue::scalar<uint32_t>(uint32_t(v));
+}
+
+}  // namespace
+
+std::optional<GgufFileType> parse_gguf_file_type(std::string_view name) {
+  std::string up(name);
+  for (char& ch : up) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  for (const auto& [t, n] : kFileTypes)
+    if (n == up) return t;
+  return std::nullopt;
+}
+
+std::string_view gguf_file_type_name(GgufFileType t) {
+  for (const auto& [ft, n] : kFileTypes)
+    if (ft == t) return n;
+  AR_CHECK(false, "unknown GgufFileType ", uint32_t(t));
+  return {};
+}
+
+std::vector<GgufKV> gguf_model_kvs(const ModelConfig& c, const std::filesystem::path& model_dir,
+                                   const GgufMetaOptions& o) {
+  const std::string src = (model_dir / "config.json").string();
+  const std::string a = gguf_arch_name(c.arch);
+  std::string name = o.name;
+  if (name.empty()) {
+    // convert_hf_to_gguf names the model after its folder when nothing else is known.
+    std::filesystem::path d = model_dir;
+    if (d.filename().empty()) d = d.parent_path();
+    name = d.filename().string();
+  }
+  if (o.alignment == 0 || (o.alignment & (o.alignment - 1)) != 0)
+    AR_THROW("GGUF export: alignment ", o.alignment, " is not a power of two");
+
+  std::vector<GgufKV> kv;
+  auto add = [&](std::string key, GgufValue v) { kv.push_back({std::move(key), std::move(v)}); };
+  auto add_u32 = [&](const std::string& suffix, int64_t v) { add(a + "." + suffix, u32_value(v, suffix, src)); };
+  add("general.architecture", GgufValue::string(a));
+  add("general.name", GgufValue::string(name));
+  add_u32("context_length", c.max_position_embeddings);
+  add_u32("embedding_length", c.hidden_size);
+  add_u32("block_count", c.num_hidden_layers);
+  add_u32("feed_forward_length", c.intermediate_size);
+  add_u32("attention.head_count", c.num_attention_heads);
+  add_u32("attention.head_count_kv", c.num_key_value_heads);
+  add_u32("attention.key_length", c.head_dim);
+  add_u32("attention.value_length", c.head_dim);
+  add_u32("rope.dimension_count", c.head_dim);  // these architectures rotate the whole head
+  add(a + ".rope.freq_base", GgufValue::scalar<float>(float(c.rope_theta)));
+  add(a + ".attention.layer_norm_rms_epsilon", GgufValue::scalar<float>(float(c.rms_norm_eps)));
+  add_u32("vocab_size", c.vocab_size);
+  if (c.rope_scaling.type == RopeScaling::Type::Linear) {
+    add(a + ".rope.scaling.type", GgufValue::string("linear"));
+    add(a + ".rope.scaling.factor", GgufValue::scalar<float>(float(c.rope_scaling.factor)));
+  }
+  const bool quantized = o.file_type != GgufFileType::ALL_F32 && o.file_type != GgufFileType::MOSTLY_F16 &&
+                         o.file_type != GgufFileType::MOSTLY_BF16;
+  if (quantized) add("general.quantization_version", GgufValue::scalar<uint32_t>(kGgmlQuantizationVersion));
+  add("general.file_type", GgufValue::scalar<uint32_t>(uint32_t(o.file_type)));
+  add("general.alignment", GgufValue::scalar<uint32_t>(o.alignment));
+  return kv;
+}
+
+std::vector<float> gguf_rope_freqs(const ModelConfig& c) {
+  const RopeScaling& rs = c.rope_scaling;
+  if (rs.type != RopeScaling::Type::Llama3) return {};
+  // llama.cpp multiplies each rotary wavelength by its factor: 1 for high frequencies, `factor`
+  // for low ones, and a smooth blend in between (the HF llama3 rule, expressed as divisors).
+  const int64_t dim = c.head_dim;
+  const double old_ctx = double(rs.original_max_position_embeddings);
+  const double low_wavelen = old_ctx / rs.low_freq_factor, high_wavelen = old_ctx / rs.high_freq_factor;
+  std::vector<float> out;
+  for (int64_t i = 0; i < dim; i += 2) {
+    // f32 like the converter's torch arithmetic, so borderline wavelengths land on the same side.
+    const float expo = float(i) / float(dim);
+    const float freq = 1.0f / std::pow(float(c.rope_theta), expo);
+    const double wavelen = 2.0 * M_PI / double(freq);
+    double f;
+    if (wavelen < high_wavelen) {
+      f = 1.0;
+    } else if (wavelen > low_wavelen) {
+      f = rs.factor;
+    } else {
+      const double smooth = (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+      f = 1.0 / ((1.0 - smooth) / rs.factor + smooth);
+    }
+    out.push_back(float(f));
+  }
+  return out;
+}
+
+std::vector<GgufKV> gguf_metadata(const std::filesystem::path& model_dir, const GgufMetaOptions& o) {
+  const ModelConfig c = load_model_config(model_dir);
+  std::vector<GgufKV> kv = gguf_model_kvs(c, model_dir, o);
+  std::vector<GgufKV> tok = gguf_tokenizer_kvs(model_dir, c.vocab_size, c.arch);
+  for (GgufKV& t : tok) kv.push_back(std::move(t));
+  return kv;
+}
+
+}  // namespace ar

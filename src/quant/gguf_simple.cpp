@@ -1,0 +1,275 @@
+// The 32-weight GGUF formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: quantizers and dequantizers.
+// Without importance weights these are llama.cpp's reference quantizers (quantize_row_*_ref):
+// scale from the block's absmax or min/max, codes by truncating x/d + offset + 0.5 (Q8_0: roundf,
+// ties away from zero), d and m rounded to fp16 only when stored, so the bytes match its files.
+// With importance weights they follow its weighted paths (the fit_*_levels_groups searches).
+#include "quant/gguf_strict_fp.h"  // first: no FMA contraction (see there)
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "quant/gguf_blocks.h"
+#include "quant/gguf_scale_search.h"
+
+namespace ar {
+
+namespace {
+
+// The block's element of largest |x| with its sign (first one on ties), as the symmetric formats use.
+float block_signed_absmax(const float* x) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < kQK; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+void block_min_max(const float* x, float* min_out, float* max_out) {
+  float min = FLT_MAX, max = -FLT_MAX;
+  for (int j = 0; j < kQK; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  *min_out = min;
+  *max_out = max;
+}
+
+// The importance-weighted paths weight each weight by imp * sqrt(sigma2 + x^2), sigma2 the row's
+// mean square, so large weights matter more even where the importance is flat.
+float row_mean_square(const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t j = 0; j < n; ++j) s += x[j] * x[j];
+  return s / float(n);
+}
+
+void importance_weights(const float* x, const float* imp, float sigma2, float* w) {
+  for (int j = 0; j < kQK; ++j) w[j] = imp[j] * std::sqrt(sigma2 + x[j] * x[j]);
+}
+
+// Pack 32 levels of 0..31 into Q5's low nibbles and 32-bit high-bit mask.
+void pack_q5(const uint8_t* L, uint8_t* qs, uint8_t* qh_bytes) {
+  uint32_t qh = 0;
+  for (int j = 0; j < kQK / 2; ++j) {
+    qs[j] = uint8_t((L[j] & 0x0F) | ((L[j + 16] & 0x0F) << 4));
+    qh |= uint32_t((L[j] >> 4) & 1) << j;
+    qh |= uint32_t((L[j + 16] >> 4) & 1) << (j + 16);
+  }
+  std::memcpy(qh_bytes, &qh, 4);
+}
+
+void check_blocks(int64_t n, const char* what) {
+  AR_CHECK(n % kQK == 0, what, ": row of ", n, " weights is not a multiple of ", kQK);
+}
+
+// The affine importance-weighted path of Q4_1 / Q5_1 for a whole row: levels L (n), per-block
+// d and min (n / 32), all blocks searched together (fit_affine_levels_groups).
+void fit_affine_row(const float* x, int64_t n, const float* imp, int nmax, std::vector<uint8_t>& L,
+                    std::vector<float>& d, std::vector<float>& min) {
+  const float sigma2 = row_mean_square(x, n);
+  std::vector<float> w(static_cast<size_t>(n));
+  for (int64_t b = 0; b < n / kQK; ++b) importance_weights(x + b * kQK, imp + b * kQK, sigma2, w.data() + b * kQK);
+  L.resize(size_t(n));
+  d.resize(size_t(n / kQK));
+  min.resize(size_t(n / kQK));
+  gguf::fit_affine_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), d.data(), min.data(), -0.9f, 0.05f,
+                                 36, false, true);
+}
+
+// The symmetric importance-weighted path of Q4_0 / Q5_0 for a whole row: levels L (n, offset by
+// nmax) and per-block d (n / 32).
+void fit_sym_row(const float* x, int64_t n, const float* imp, int nmax, std::vector<int8_t>& L, std::vector<float>& d) {
+  const float sigma2 = row_mean_square(x, n);
+  std::vector<float> w(static_cast<size_t>(n));
+  for (int64_t b = 0; b < n / kQK; ++b) importance_weights(x + b * kQK, imp + b * kQK, sigma2, w.data() + b * kQK);
+  L.resize(size_t(n));
+  d.resize(size_t(n / kQK));
+  gguf::fit_sym_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), d.data());
+}
+
+}  // namespace
+
+void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n, const float* imp) {
+  check_blocks(n, "quantize_row_q4_0");
+  if (imp) {
+    std::vector<int8_t> L;
+    std::vector<float> d;
+    fit_sym_row(x, n, imp, 8, L, d);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      const int8_t* Lb = L.data() + b * kQK;
+      for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = uint8_t(Lb[j] | (Lb[j + 16] << 4));
+    }
+    return;
+  }
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    BlockQ4_0& blk = y[b];
+    const float d = block_signed_absmax(x) / -8;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    blk.d = f32_to_f16(d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      // x * id lies in [-8, 8]; +8.5 then truncation rounds half up, and +8 (the max) clips to 15.
+      const int q0 = std::min(15, int(x[j] * id + 8.5f));
+      const int q1 = std::min(15, int(x[j + 16] * id + 8.5f));
+      blk.qs[j] = uint8_t(q0 | (q1 << 4));
+    }
+  }
+}
+
+void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n, const float* imp) {
+  check_blocks(n, "quantize_row_q4_1");
+  if (imp) {
+    std::vector<uint8_t> L;
+    std::vector<float> d, min;
+    fit_affine_row(x, n, imp, 15, L, d, min);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      y[b].m = f32_to_f16(-min[size_t(b)]);
+      const uint8_t* Lb = L.data() + b * kQK;
+      for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = uint8_t(Lb[j] | (Lb[j + 16] << 4));
+    }
+    return;
+  }
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    BlockQ4_1& blk = y[b];
+    float min, max;
+    block_min_max(x, &min, &max);
+    const float d = (max - min) / 15;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    blk.d = f32_to_f16(d);
+    blk.m = f32_to_f16(min);
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int q0 = std::min(15, int((x[j] - min) * id + 0.5f));
+      const int q1 = std::min(15, int((x[j + 16] - min) * id + 0.5f));
+      blk.qs[j] = uint8_t(q0 | (q1 << 4));
+    }
+  }
+}
+
+void quantize_row_q5_0(const float* x, BlockQ5_0* y, int64_t n, const float* imp) {
+  check_blocks(n, "quantize_row_q5_0");
+  if (imp) {
+    std::vector<int8_t> L;
+    std::vector<float> d;
+    fit_sym_row(x, n, imp, 16, L, d);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      pack_q5(reinterpret_cast<const uint8_t*>(L.data() + b * kQK), y[b].qs, y[b].qh);
+    }
+    return;
+  }
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    BlockQ5_0& blk = y[b];
+    const float d = block_signed_absmax(x) / -16;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    blk.d = f32_to_f16(d);
+    uint8_t L[kQK];
+    for (int j = 0; j < kQK; ++j) L[j] = uint8_t(std::min(31, int(x[j] * id + 16.5f)));
+    pack_q5(L, blk.qs, blk.qh);
+  }
+}
+
+void quantize_row_q5_1(const float* x, BlockQ5_1* y, int64_t n, const float* imp) {
+  check_blocks(n, "quantize_row_q5_1");
+  if (imp) {
+    std::vector<uint8_t> L;
+    std::vector<float> d, min;
+    fit_affine_row(x, n, imp, 31, L, d, min);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      y[b].m = f32_to_f16(-min[size_t(b)]);
+      pack_q5(L.data() + b * kQK, y[b].qs, y[b].qh);
+    }
+    return;
+  }
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    BlockQ5_1& blk = y[b];
+    float min, max;
+    block_min_max(x, &min, &max);
+    const float d = (max - min) / 31;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    blk.d = f32_to_f16(d);
+    blk.m = f32_to_f16(min);
+    // (x - min) * id <= 31 up to rounding, so no clip is needed (the reference has none either).
+    uint8_t L[kQK];
+    for (int j = 0; j < kQK; ++j) L[j] = uint8_t(int((x[j] - min) * id + 0.5f));
+    pack_q5(L, blk.qs, blk.qh);
+  }
+}
+
+void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
+  check_blocks(n, "quantize_row_q8_0");
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    float amax = 0;
+    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_f16(d);
+    for (int j = 0; j < kQK; ++j) y[b].qs[j] = int8_t(std::round(x[j] * id));
+  }
+}
+
+void dequantize_row_q4_0(const BlockQ4_0* x, float* y, int64_t n) {
+  check_blocks(n, "dequantize_row_q4_0");
+  for (int64_t b = 0; b < n / kQK; ++b, y += kQK) {
+    const float d = f16_to_f32(x[b].d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      y[j] = float((x[b].qs[j] & 0x0F) - 8) * d;
+      y[j + 16] = float((x[b].qs[j] >> 4) - 8) * d;
+    }
+  }
+}
+
+void dequantize_row_q4_1(const BlockQ4_1* x, float* y, int64_t n) {
+  check_blocks(n, "dequantize_row_q4_1");
+  for (int64_t b = 0; b < n / kQK; ++b, y += kQK) {
+    const float d = f16_to_f32(x[b].d), m = f16_to_f32(x[b].m);
+    for (int j = 0; j < kQK / 2; ++j) {
+      y[j] = float(x[b].qs[j] & 0x0F) * d + m;
+      y[j + 16] = float(x[b].qs[j] >> 4) * d + m;
+    }
+  }
+}
+
+namespace {
+// Level (0..31) of weight j of a Q5 block.
+inline int q5_level(const uint8_t* qs, const uint8_t* qh_bytes, int j) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  const int lo = j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
+  return lo | int(((qh >> j) & 1) << 4);
+}
+}  // namespace
+
+void dequantize_row_q5_0(const BlockQ5_0* x, float* y, int64_t n) {
+  check_blocks(n, "dequantize_row_q5_0");
+  for (int64_t b = 0; b < n / kQK; ++b, y += kQK) {
+    const float d = f16_to_f32(x[b].d);
+    for (int j = 0; j < kQK; ++j) y[j] = float(q5_level(x[b].qs, x[b].qh, j) - 16) * d;
+  }
+}
+
+void dequantize_row_q5_1(const BlockQ5_1* x, float* y, int64_t n) {
+  check_blocks(n, "dequantize_row_q5_1");
+  for (int64_t b = 0; b < n / kQK; ++b, y += kQK) {
+    const float d = f16_to_f32(x[b].d), m = f16_to_f32(x[b].m);
+    for (int j = 0; j < kQK; ++j) y[j] = float(q5_level(x[b].qs, x[b].qh, j)) * d + m;
+  }
+}
+
+void dequantize_row_q8_0(const BlockQ8_0* x, float* y, int64_t n) {
+  check_blocks(n, "dequantize_row_q8_0");
+  for (int64_t b = 0; b < n / kQK; ++b, y += kQK) {
+    const float d = f16_to_f32(x[b].d);
+    for (int j = 0; j < kQK; ++j) y[j] = float(x[b].qs[j]) * d;
+  }
+}
+
+}  // namespace ar

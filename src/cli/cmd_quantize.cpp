@@ -116,6 +116,7 @@ void run(QuantArgs a, const CLI::App& sub) {
     std::printf("perplexity: original %.4f  quantized %.4f  (%+.2f %%)\n", r.ppl_original, r.ppl_quantized,
                 100.0 * (r.ppl_quantized / r.ppl_original - 1.0));
   std::fflush(stdout);
+  std::fprintf(stderr, "current RSS (VmRSS): %s\n", format_bytes(read_mem_stats().rss_bytes).c_str());
   print_peak_memory();
 }
 }  // namespace

@@ -63,15 +63,18 @@ uint64_t parse_bytes(const std::string& text, const std::string& what) {
   double num = std::atof(text.substr(0, i).c_str());
   std::string unit = text.substr(i);
   for (auto& c : unit) c = char(std::toupper((unsigned char)c));
+  // "5GB" is decimal as in HF's max_shard_size; a bare letter ("2G", as docker -m and ulimit
+  // read it) and "GiB" are binary.
   double mul;
   if (unit.empty() || unit == "B") mul = 1;
-  else if (unit == "K" || unit == "KB") mul = 1e3;
-  else if (unit == "KIB") mul = 1024.0;
-  else if (unit == "M" || unit == "MB") mul = 1e6;
-  else if (unit == "MIB") mul = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GB") mul = 1e9;
-  else if (unit == "GIB") mul = 1024.0 * 1024 * 1024;
-  else if (unit == "T" || unit == "TB") mul = 1e12;
+  else if (unit == "KB") mul = 1e3;
+  else if (unit == "K" || unit == "KIB") mul = 1024.0;
+  else if (unit == "MB") mul = 1e6;
+  else if (unit == "M" || unit == "MIB") mul = 1024.0 * 1024;
+  else if (unit == "GB") mul = 1e9;
+  else if (unit == "G" || unit == "GIB") mul = 1024.0 * 1024 * 1024;
+  else if (unit == "TB") mul = 1e12;
+  else if (unit == "T" || unit == "TIB") mul = 1024.0 * 1024 * 1024 * 1024;
   else AR_THROW(what, ": unknown size unit '", text.substr(i), "' in '", text, "'");
   double v = num * mul;
   if (!std::isfinite(v) || v < 0 || v > 1.8e19) AR_THROW(what, ": size '", text, "' out of range");

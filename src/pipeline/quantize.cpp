@@ -289,7 +289,13 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   pin.force_stream = opt.stream_loss;
   pin.checkpoint = opt.checkpoint;
   pin.allow_ram = opt.cache != "disk";
-  MemoryPlan plan = choose_plan(pin);
+  MemoryPlan plan;
+  try {
+    plan = choose_plan(pin);
+  } catch (const Error&) {
+    std::filesystem::remove(work_dir, ec);  // only if we left it empty
+    throw;
+  }
   rep.plan = plan.text;
   log(plan.text);
   if (opt.resume && !plan.checkpoint && calib)

@@ -250,6 +250,13 @@ TEST(Engine, WorkDirWithoutSpaceStopsCleanly) {
   EXPECT_NE(r.r.err.find("no strategy fits"), std::string::npos) << r.r.err;
   EXPECT_NE(r.r.err.find("free"), std::string::npos) << r.r.err;
   EXPECT_FALSE(fs::exists(r.out)) << "output folder created although nothing was done";
+  EXPECT_FALSE(fs::exists(r.work)) << "empty work dir left behind";
+  // A RAM budget nothing fits: the message says how much would.
+  QRun small = quantize(model, root, "ram", "--max_ram 4M");
+  EXPECT_EQ(small.r.exit_code, 1);
+  EXPECT_NE(small.r.err.find("no strategy fits: the smallest needs"), std::string::npos) << small.r.err;
+  EXPECT_NE(small.r.err.find("raise --max_ram"), std::string::npos) << small.r.err;
+  EXPECT_FALSE(fs::exists(small.out));
   // The file system refusing writes (a file size limit) once the work starts.
   QRun lim;
   lim.out = root / "lim";

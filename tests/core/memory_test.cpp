@@ -23,7 +23,8 @@ TEST(Memory, ReadsRssAndPeak) {
 }
 
 TEST(Memory, ParseBytes) {
-  EXPECT_EQ(parse_bytes("2G", "x"), 2000000000u);
+  EXPECT_EQ(parse_bytes("2G", "x"), 2ull << 30);  // a bare letter is binary, as docker -m reads it
+  EXPECT_EQ(parse_bytes("64K", "x"), 65536u);
   EXPECT_EQ(parse_bytes("512MiB", "x"), 512ull << 20);
   EXPECT_EQ(parse_bytes("5GB", "x"), 5000000000u);
   EXPECT_EQ(parse_bytes("1234", "x"), 1234u);

@@ -14,7 +14,7 @@
 # free disk in $BENCH_DIR (default /work/bench-data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=./build/autoround
+BIN=${AR_BIN:-./build/autoround}
 [[ -x $BIN ]] || ./scripts/build.sh >/dev/null
 DIR=${BENCH_DIR:-/work/bench-data}
 mkdir -p "$DIR"

@@ -54,6 +54,17 @@ void expect_same_tree(const fs::path& a, const fs::path& b) {
   }
 }
 
+// Removes a test's folder when the test passed (kept for inspection when it failed).
+struct Cleanup {
+  fs::path dir;
+  ~Cleanup() {
+    if (!::testing::Test::HasFailure()) {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  }
+};
+
 // A small synthetic Qwen3 model (q/k norm, GQA), generated once per test binary run.
 fs::path synth_model(const std::string& tag, int layers) {
   static std::map<std::string, fs::path> made;
@@ -86,6 +97,7 @@ QRun quantize(const fs::path& model, const fs::path& root, const std::string& na
 TEST(Engine, CachesInRamOnDiskAndStreamedTargetsWriteIdenticalOutputs) {
   const fs::path model = synth_model("qwen3", 3);
   const fs::path root = test::make_temp_dir("engine-modes");
+  Cleanup cleanup{root};
   QRun ram = quantize(model, root, "ram", "--cache ram");
   ASSERT_EQ(ram.r.exit_code, 0) << ram.r.err;
   EXPECT_NE(ram.r.err.find("chosen: caches in RAM"), std::string::npos) << ram.r.err;
@@ -114,6 +126,7 @@ TEST(Engine, Stories260KRamDiskAndStreamedAgree) {
   AR_REQUIRE_FIXTURE(model, "models/stories260K/hf");
   AR_REQUIRE_FIXTURE(ids, "models/stories260K/derived-data/stories260K_samples_seed1234.ids.json");
   const fs::path root = test::make_temp_dir("engine-stories");
+  Cleanup cleanup{root};
   const std::string calib = "--dataset " + ids.string() + " --nsamples 8 --seqlen 64";
   QRun ram = quantize(model, root, "ram", "--cache ram", calib);
   ASSERT_EQ(ram.r.exit_code, 0) << ram.r.err;
@@ -128,6 +141,7 @@ TEST(Engine, Stories260KRamDiskAndStreamedAgree) {
 TEST(Engine, OptimizedRtnImportanceRamAndDiskAgree) {
   const fs::path model = synth_model("qwen3", 3);
   const fs::path root = test::make_temp_dir("engine-imp");
+  Cleanup cleanup{root};
   const std::string calib = "--dataset builtin --nsamples 6 --seqlen 32";
   QRun ram = quantize(model, root, "ram", "--cache ram", calib, 0);
   ASSERT_EQ(ram.r.exit_code, 0) << ram.r.err;
@@ -140,6 +154,7 @@ TEST(Engine, OptimizedRtnImportanceRamAndDiskAgree) {
 TEST(Engine, KilledRunResumesToIdenticalOutput) {
   const fs::path model = synth_model("qwen3", 4);
   const fs::path root = test::make_temp_dir("engine-kill");
+  Cleanup cleanup{root};
   QRun full = quantize(model, root, "full", "");
   ASSERT_EQ(full.r.exit_code, 0) << full.r.err;
   for (const std::string mode : {"ram", "disk"}) {
@@ -162,6 +177,7 @@ TEST(Engine, KilledRunResumesToIdenticalOutput) {
 TEST(Engine, ExternalKillNineThenResume) {
   const fs::path model = synth_model("qwen3", 6);
   const fs::path root = test::make_temp_dir("engine-kill9");
+  Cleanup cleanup{root};
   const std::string common = "--bits 4 --group_size 32 --iters 40 --batch_size 2 --dataset builtin --nsamples 6 --seqlen 32";
   const fs::path out = root / "out", work = root / "work", ref = root / "ref";
   auto ref_run = test::run_command(cli() + " quantize --model " + model.string() + " --output_dir " + ref.string() +
@@ -207,6 +223,7 @@ void flip_byte(const fs::path& f, uint64_t at) {
 TEST(Engine, CorruptedOrMismatchedCheckpointIsReported) {
   const fs::path model = synth_model("qwen3", 4);
   const fs::path root = test::make_temp_dir("engine-corrupt");
+  Cleanup cleanup{root};
   QRun killed = quantize(model, root, "c", "--cache disk --debug_kill_after_block 1");
   ASSERT_TRUE(fs::exists(killed.work / "checkpoint.json")) << killed.r.err;
   // A cache file with one flipped bit.
@@ -244,6 +261,7 @@ TEST(Engine, CorruptedOrMismatchedCheckpointIsReported) {
 TEST(Engine, WorkDirWithoutSpaceStopsCleanly) {
   const fs::path model = synth_model("qwen3", 3);
   const fs::path root = test::make_temp_dir("engine-nospace");
+  Cleanup cleanup{root};
   // A size limit we impose on the work dir: the plan sees it before any work.
   QRun r = quantize(model, root, "cap", "--cache disk --max_disk 64K");
   EXPECT_EQ(r.r.exit_code, 1);
@@ -278,6 +296,7 @@ TEST(Engine, DiskCachesKeepPeakFlatInSamplesAndBlocks) {
   // hidden 128, seqlen 256: one sample is 128 KiB, 192 samples are 24 MiB per cache.
   const fs::path m2 = synth_model("qwen3", 2), m6 = synth_model("qwen3", 6);
   const fs::path root = test::make_temp_dir("engine-flat");
+  Cleanup cleanup{root};
   // Token-id documents (the built-in text is too short for 512 samples of 256 tokens).
   const fs::path ids = root / "ids.json";
   {

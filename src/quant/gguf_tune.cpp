@@ -440,30 +440,30 @@ struct FmtQ6K {
 // The integer before clamping, in code units (level + zero), exactly as the forward rounds it.
 // |y| is bounded first so that clipping factors near 0 cannot overflow the integer conversions;
 // real codes are far inside the bound.
-template <typename F>
-inline int raw_code(float x, float v, const GroupPlan& p, Rounding r) {
+template <typename F, Rounding R>
+inline int raw_code(float x, float v, const GroupPlan& p) {
   constexpr float kBound = 1 << 20;
-  switch (r) {
-    case Rounding::kHalfUp: {
-      float y = (x + p.m_r) * p.inv_r + (float(F::kZero) + 0.5f);
-      y = std::clamp(y + v, -kBound, kBound);
-      return int(std::floor(y));
-    }
-    case Rounding::kAway: {
-      const float y = std::clamp(x * p.inv_r + v, -kBound, kBound);
-      return int(std::round(y)) + F::kZero;
-    }
-    case Rounding::kNearest: {
-      const float y = std::clamp((x + p.m_r) / p.d_r + v, -kBound, kBound);
-      return round_nearest(y) + F::kZero;
-    }
+  if constexpr (R == Rounding::kHalfUp) {
+    float y = (x + p.m_r) * p.inv_r + (float(F::kZero) + 0.5f);
+    y = std::clamp(y + v, -kBound, kBound);
+    return int(std::floor(y));
+  } else if constexpr (R == Rounding::kAway) {
+    const float y = std::clamp(x * p.inv_r + v, -kBound, kBound);
+    return int(std::round(y)) + F::kZero;
+  } else {
+    const float y = std::clamp((x + p.m_r) / p.d_r + v, -kBound, kBound);
+    return round_nearest(y) + F::kZero;
   }
-  return 0;
 }
 
-template <typename F>
-Rounding rounding_of(const GgufTuneInit& init) {
-  return init.weighted ? Rounding::kNearest : F::kRef;
+// Calls fn.template operator()<R>() with the rounding of the init's path, fixed at compile time
+// so the per-weight loops carry no switch.
+template <typename F, typename Fn>
+void with_rounding(const GgufTuneInit& init, Fn&& fn) {
+  if (init.weighted)
+    fn.template operator()<Rounding::kNearest>();
+  else
+    fn.template operator()<F::kRef>();
 }
 
 // The RTN's kept codes of group key (row*groups + g), or null.
@@ -487,11 +487,10 @@ BlockIn block_in(const GgufTuneInit& init, int64_t row, int64_t blk, const float
 }
 
 // One row: block bytes `out` (ggml_row_bytes) from the row's weights x and rounding offsets v.
-template <typename F>
+template <typename F, Rounding R>
 void forward_row(typename F::Block* out, const float* x, const float* v, int64_t row, const GgufTuneInit& init,
                  const float* min_scale, const float* max_scale) {
   constexpr int kBlock = F::kG * F::kGroups;
-  const Rounding r = rounding_of<F>(init);
   const int64_t nb = init.cols / kBlock;
   GroupPlan p[F::kGroups];
   int L[kBlock];
@@ -508,18 +507,17 @@ void forward_row(typename F::Block* out, const float* x, const float* v, int64_t
         continue;
       }
       for (int i = 0; i < F::kG; ++i)
-        Lj[i] = std::clamp(raw_code<F>(x[i0 + i], v ? v[i0 + i] : 0.f, p[j], r), F::kLo, F::kHi);
+        Lj[i] = std::clamp(raw_code<F, R>(x[i0 + i], v ? v[i0 + i] : 0.f, p[j]), F::kLo, F::kHi);
     }
     F::pack(L, y);
   }
 }
 
 // One row's gradients: dv (cols) and da, db (groups) accumulated, from dw (cols).
-template <typename F>
+template <typename F, Rounding R>
 void backward_row(float* dv, float* da, float* db, const float* dw, const float* x, const float* v, int64_t row,
                   const GgufTuneInit& init, const float* min_scale, const float* max_scale) {
   constexpr int kBlock = F::kG * F::kGroups;
-  const Rounding r = rounding_of<F>(init);
   const int64_t nb = init.cols / kBlock;
   GroupPlan p[F::kGroups];
   typename F::Block scratch;
@@ -537,7 +535,7 @@ void backward_row(float* dv, float* da, float* db, const float* dw, const float*
         const float inv_d2 = 1.f / (q.d_r * q.d_r), dm_in = q.d_eff / q.d_r - 1.f;
         for (int i = 0; i < F::kG; ++i) {
           const float gw = dw[i0 + i], xi = x[i0 + i];
-          const int t = raw_code<F>(xi, v ? v[i0 + i] : 0.f, q, r);
+          const int t = raw_code<F, R>(xi, v ? v[i0 + i] : 0.f, q);
           const bool inside = t >= F::kLo && t <= F::kHi;
           const float level = float(std::clamp(t, F::kLo, F::kHi) - F::kZero);
           if (inside) {
@@ -612,8 +610,11 @@ void forward_t(float* w_dq, void* bytes, const Rows& w, const GgufTuneInit& init
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       uint8_t* dst = bytes ? static_cast<uint8_t*>(bytes) + size_t(r) * row_bytes : scratch.data();
-      forward_row<F>(reinterpret_cast<typename F::Block*>(dst), w.row(r, buf), v ? v + r * cols : nullptr, r, init,
-                     min_scale, max_scale);
+      const float* x = w.row(r, buf);
+      const float* vr = v ? v + r * cols : nullptr;
+      with_rounding<F>(init, [&]<Rounding R>() {
+        forward_row<F, R>(reinterpret_cast<typename F::Block*>(dst), x, vr, r, init, min_scale, max_scale);
+      });
       if (w_dq) gguf_dequantize_row(init.type, dst, cols, w_dq + r * cols);
     }
   }
@@ -627,9 +628,13 @@ void backward_t(float* dv, float* dmin, float* dmax, const float* dw, const Rows
   {
     std::vector<float> buf;
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r)
-      backward_row<F>(dv ? dv + r * cols : nullptr, dmin ? dmin + r * G : nullptr, dmax ? dmax + r * G : nullptr,
-                      dw + r * cols, w.row(r, buf), v ? v + r * cols : nullptr, r, init, min_scale, max_scale);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* x = w.row(r, buf);
+      with_rounding<F>(init, [&]<Rounding R>() {
+        backward_row<F, R>(dv ? dv + r * cols : nullptr, dmin ? dmin + r * G : nullptr, dmax ? dmax + r * G : nullptr,
+                           dw + r * cols, x, v ? v + r * cols : nullptr, r, init, min_scale, max_scale);
+      });
+    }
   }
 }
 

@@ -186,6 +186,71 @@ TEST(GgufTune, RtnPointOnFixtureTensors) {
   }
 }
 
+// ---- worked by hand ----------------------------------------------------------------------------
+
+float f16_round(float x) { return f16_to_f32(f32_to_f16(x)); }
+
+// Q4_1 block {-1, 2, 0.5 x 30}: RTN s = 3/15, m = 1; a = 0.5, b = 0.8 clip the range [-1, 2] to
+// [-0.5, 1.6]: s' = 2.1/15 = 0.14, m' = 0.5. Codes: 0.5 -> round(1/0.14) = 7; 2 and -1 clamp.
+TEST(GgufTune, HandWorkedAffineClip) {
+  std::vector<float> w(32, 0.5f);
+  w[0] = -1.f;
+  w[1] = 2.f;
+  const GgufTuneInit init = gguf_tune_init(GgmlType::Q4_1, w.data(), 1, 32);
+  EXPECT_FLOAT_EQ(init.scale[0], 0.2f);
+  EXPECT_FLOAT_EQ(init.offset[0], 1.f);
+  const float a = 0.5f, b = 0.8f;
+  float d, m;
+  gguf_tune_group_scales(&d, &m, init, &a, &b);
+  EXPECT_EQ(d, f16_round(0.14f));
+  EXPECT_EQ(m, 0.5f);
+  const Fwd out = forward(init, w, nullptr, &a, &b);
+  EXPECT_EQ(out.w_dq[0], -0.5f);                    // clamped at code 0
+  EXPECT_EQ(out.w_dq[1], 15.f * d - 0.5f);          // clamped at code 15
+  EXPECT_EQ(out.w_dq[2], 7.f * d - 0.5f);
+  std::vector<float> dw(32, 1.f), dv(32, 0.f);
+  float da = 0, db = 0;
+  gguf_fake_quant_backward(dv.data(), &da, &db, dw.data(), w.data(), 1, 32, init, nullptr, &a, &b);
+  EXPECT_EQ(dv[0], 0.f);
+  EXPECT_EQ(dv[1], 0.f);
+  EXPECT_EQ(dv[2], d);
+  // Clamped weights: w' = d*q - m' moves with s' by q and with m' by -1; ds'/db = hi/15 = 2/15.
+  // In range: dw'/ds' = level - (x + m)/s' (the rounding residual), dw'/dm' = d_eff/s' - 1 ~ 0.
+  const double s = 0.14, resid = 7 - 1.0 / s;
+  EXPECT_NEAR(db, (15 + 30 * resid) * 2.0 / 15, 0.02);
+}
+
+// Q4_0 block {1, -0.9, 0.1 x 30}: the RTN maps the max (1) to level -8 (s = -1/8, factor b); the
+// min's candidate is 0.9/8. With b = 0.5 the max side shrinks below it, so the min side's scale
+// 0.1125 is used: -0.9 -> level -8, 1 -> level 7 (clamped).
+TEST(GgufTune, HandWorkedSymmetricSideSwitch) {
+  std::vector<float> w(32, 0.1f);
+  w[0] = 1.f;
+  w[1] = -0.9f;
+  const GgufTuneInit init = gguf_tune_init(GgmlType::Q4_0, w.data(), 1, 32);
+  EXPECT_EQ(init.scale[0], -0.125f);
+  EXPECT_FLOAT_EQ(init.offset[0], 0.1125f);
+  const float a = 1.f, b = 0.5f;
+  float d;
+  gguf_tune_group_scales(&d, nullptr, init, &a, &b);
+  EXPECT_EQ(d, f16_round(0.1125f));
+  const Fwd out = forward(init, w, nullptr, &a, &b);
+  EXPECT_EQ(out.w_dq[0], 7.f * d);
+  EXPECT_EQ(out.w_dq[1], -8.f * d);
+  EXPECT_EQ(out.w_dq[2], 1.f * d);
+  std::vector<float> dw(32, 1.f);
+  float da = 0, db = 0;
+  gguf_fake_quant_backward(nullptr, &da, &db, dw.data(), w.data(), 1, 32, init, nullptr, &a, &b);
+  EXPECT_EQ(db, 0.f);  // the max side's factor no longer sets the scale
+  EXPECT_NE(da, 0.f);
+  // At b = 1 the max side is back: then only db moves.
+  const float b1 = 1.f;
+  da = db = 0;
+  gguf_fake_quant_backward(nullptr, &da, &db, dw.data(), w.data(), 1, 32, init, nullptr, &a, &b1);
+  EXPECT_EQ(da, 0.f);
+  EXPECT_NE(db, 0.f);
+}
+
 // ---- away from the RTN point -----------------------------------------------------------------
 
 struct Point {

@@ -47,11 +47,11 @@ int main(int argc, char** argv) {
     gguf_fake_quant_forward(w_dq.data(), bytes.data(), w.data(), rows, cols, init, v.data(), a.data(), b.data());
     const double ms_bytes = tb.seconds() * 1e3;
     Timer tg;
-    gguf_fake_quant_backward(dv.data(), da.data(), db.data(), dw.data(), w.data(), rows, cols, init, v.data(),
-                             a.data(), b.data());
+    gguf_fake_quant_backward(dv.data(), da.data(), db.data(), dw.data(), w.data(), rows, cols, init, v.data(), a.data(),
+                             b.data());
     const double ms_bwd = tg.seconds() * 1e3;
-    std::printf("%-6s %10.1f %10.1f %12.1f %10.1f\n", std::string(ggml_info(t).name).c_str(), ms_init, ms_fwd,
-                ms_bytes, ms_bwd);
+    std::printf("%-6s %10.1f %10.1f %12.1f %10.1f\n", std::string(ggml_info(t).name).c_str(), ms_init, ms_fwd, ms_bytes,
+                ms_bwd);
   }
   return 0;
 }

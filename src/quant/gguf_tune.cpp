@@ -218,7 +218,8 @@ struct FmtQ5_1 {
 // Clipped scales/mins of the affine k-quants' sub-blocks.
 template <int kGroups, int N>
 void clip_affine_block(const BlockIn& in, float* s, float* m, GroupPlan* p) {
-  for (int j = 0; j < kGroups; ++j) clip_affine(in.s[j], in.m[j], factor(in.a, j), factor(in.b, j), float(N), s + j, m + j, p[j]);
+  for (int j = 0; j < kGroups; ++j)
+    clip_affine(in.s[j], in.m[j], factor(in.a, j), factor(in.b, j), float(N), s + j, m + j, p[j]);
 }
 
 // Q4_K / Q5_K: 8 sub-blocks of 32, 6-bit scales and mins against fp16 d / dmin; by max as the
@@ -367,7 +368,8 @@ struct FmtQ3K {
       y.d = f32_to_f16(0.f);
       if (max_s != 0) {
         const float is = -32.f / max_s;
-        for (int j = 0; j < 16; ++j) set_scale_q3k(j, std::clamp<int>(int8_t(round_nearest(is * s[j])), -32, 31) + 32, y.scales);
+        for (int j = 0; j < 16; ++j)
+          set_scale_q3k(j, std::clamp<int>(int8_t(round_nearest(is * s[j])), -32, 31) + 32, y.scales);
         y.d = f32_to_f16(1 / is);
       }
     } else {
@@ -695,22 +697,20 @@ int64_t gguf_tune_group_size(GgmlType t) {
 int64_t gguf_tune_groups(GgmlType t, int64_t cols) { return cols / gguf_tune_group_size(t); }
 
 void gguf_fake_quant_forward(float* w_dq, void* bytes, const float* w, int64_t rows, int64_t cols,
-                             const GgufTuneInit& init, const float* v, const float* min_scale,
-                             const float* max_scale) {
+                             const GgufTuneInit& init, const float* v, const float* min_scale, const float* max_scale) {
   check_init(init, rows, cols);
   forward_any(w_dq, bytes, F32Rows{w, cols}, init, v, min_scale, max_scale);
 }
 
 void gguf_fake_quant_forward(float* w_dq, void* bytes, const uint16_t* w_bf16, int64_t rows, int64_t cols,
-                             const GgufTuneInit& init, const float* v, const float* min_scale,
-                             const float* max_scale) {
+                             const GgufTuneInit& init, const float* v, const float* min_scale, const float* max_scale) {
   check_init(init, rows, cols);
   forward_any(w_dq, bytes, Bf16Rows{w_bf16, cols}, init, v, min_scale, max_scale);
 }
 
-void gguf_fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
-                              const float* w, int64_t rows, int64_t cols, const GgufTuneInit& init,
-                              const float* v, const float* min_scale, const float* max_scale) {
+void gguf_fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq, const float* w,
+                              int64_t rows, int64_t cols, const GgufTuneInit& init, const float* v,
+                              const float* min_scale, const float* max_scale) {
   check_init(init, rows, cols);
   backward_any(dv, dmin_scale, dmax_scale, dw_dq, F32Rows{w, cols}, init, v, min_scale, max_scale);
 }

@@ -65,19 +65,17 @@ GgufTuneInit gguf_tune_init(GgmlType t, const float* w, int64_t rows, int64_t co
 // weight; v (rows, cols) or null (= 0); min_scale, max_scale (rows, groups) or null (= 1), used
 // as given (the tuner keeps them in [0, 1]).
 void gguf_fake_quant_forward(float* w_dq, void* bytes, const float* w, int64_t rows, int64_t cols,
-                             const GgufTuneInit& init, const float* v, const float* min_scale,
-                             const float* max_scale);
+                             const GgufTuneInit& init, const float* v, const float* min_scale, const float* max_scale);
 // Backward of gguf_fake_quant_forward given dw_dq = dL/dw' (rows, cols). Accumulates (+=) dv
 // (rows, cols), dmin_scale, dmax_scale (rows, groups); each may be null (skipped).
-void gguf_fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
-                              const float* w, int64_t rows, int64_t cols, const GgufTuneInit& init,
-                              const float* v, const float* min_scale, const float* max_scale);
+void gguf_fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq, const float* w,
+                              int64_t rows, int64_t cols, const GgufTuneInit& init, const float* v,
+                              const float* min_scale, const float* max_scale);
 
 // The same two with the original weight as bf16 bits (rows, cols), widened a row at a time: the
 // same results as passing those values in f32.
 void gguf_fake_quant_forward(float* w_dq, void* bytes, const uint16_t* w_bf16, int64_t rows, int64_t cols,
-                             const GgufTuneInit& init, const float* v, const float* min_scale,
-                             const float* max_scale);
+                             const GgufTuneInit& init, const float* v, const float* min_scale, const float* max_scale);
 void gguf_fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const uint16_t* w_bf16, int64_t rows, int64_t cols, const GgufTuneInit& init,
                               const float* v, const float* min_scale, const float* max_scale);

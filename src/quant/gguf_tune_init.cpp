@@ -92,8 +92,8 @@ void init_affine_simple_row(const float* x, int64_t n, const float* imp, int nma
   if (imp) {
     const std::vector<float> w = simple_weights(x, n, imp);
     std::vector<uint8_t> L(static_cast<size_t>(n));
-    gguf::fit_affine_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), o.scale, o.offset, -0.9f, 0.05f,
-                                   36, false, true);
+    gguf::fit_affine_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), o.scale, o.offset, -0.9f, 0.05f, 36,
+                                   false, true);
     if (o.L) std::copy(L.begin(), L.end(), o.L);
     return;
   }
@@ -197,15 +197,21 @@ void init_row(GgmlType t, const float* x, int64_t n, const float* imp, RowOut o)
     case GgmlType::Q8_0: init_sym_simple_row(x, n, 127.f, o); return;  // Q8_0 ignores importance
     case GgmlType::Q4_1: init_affine_simple_row(x, n, imp, 15, o); return;
     case GgmlType::Q5_1: init_affine_simple_row(x, n, imp, 31, o); return;
-    case GgmlType::Q2_K: k_blocks([](const float* xb, const float* ib, RowOut ob) { init_q2k_block(xb, ib, ob); }); return;
-    case GgmlType::Q3_K: k_blocks([](const float* xb, const float* ib, RowOut ob) { init_q3k_block(xb, ib, ob); }); return;
+    case GgmlType::Q2_K:
+      k_blocks([](const float* xb, const float* ib, RowOut ob) { init_q2k_block(xb, ib, ob); });
+      return;
+    case GgmlType::Q3_K:
+      k_blocks([](const float* xb, const float* ib, RowOut ob) { init_q3k_block(xb, ib, ob); });
+      return;
     case GgmlType::Q4_K:
       k_blocks([](const float* xb, const float* ib, RowOut ob) { init_k4_block(xb, ib, 15, ob); });
       return;
     case GgmlType::Q5_K:
       k_blocks([](const float* xb, const float* ib, RowOut ob) { init_k4_block(xb, ib, 31, ob); });
       return;
-    case GgmlType::Q6_K: k_blocks([](const float* xb, const float* ib, RowOut ob) { init_q6k_block(xb, ib, ob); }); return;
+    case GgmlType::Q6_K:
+      k_blocks([](const float* xb, const float* ib, RowOut ob) { init_q6k_block(xb, ib, ob); });
+      return;
     default: break;
   }
   AR_CHECK(false, "GGUF tuning: type ", ggml_info(t).name, " is not tunable");

@@ -119,8 +119,8 @@ TEST(GgufTune, RtnPointReproducesQuantizeTensorBytes) {
 TEST(GgufTune, RtnPointOnDegenerateBlocks) {
   const int64_t cols = 256;
   std::vector<float> w = make_weights(6, cols, 2);
-  std::fill(w.begin(), w.begin() + cols, 0.f);                // row 0: zeros
-  std::fill(w.begin() + cols, w.begin() + 2 * cols, 0.25f);   // row 1: constant
+  std::fill(w.begin(), w.begin() + cols, 0.f);                                      // row 0: zeros
+  std::fill(w.begin() + cols, w.begin() + 2 * cols, 0.25f);                         // row 1: constant
   for (int64_t c = 0; c < cols; ++c) w[size_t(2 * cols + c)] = c == 7 ? 1.f : 0.f;  // row 2: one spike
   for (int64_t c = 0; c < cols; ++c) w[size_t(3 * cols + c)] = std::fabs(w[size_t(3 * cols + c)]) + 0.01f;
   for (int64_t c = 0; c < 64; ++c) w[size_t(4 * cols + c)] *= 1e-4f;  // row 4: tiny sub-blocks
@@ -205,8 +205,8 @@ TEST(GgufTune, HandWorkedAffineClip) {
   EXPECT_EQ(d, f16_round(0.14f));
   EXPECT_EQ(m, 0.5f);
   const Fwd out = forward(init, w, nullptr, &a, &b);
-  EXPECT_EQ(out.w_dq[0], -0.5f);                    // clamped at code 0
-  EXPECT_EQ(out.w_dq[1], 15.f * d - 0.5f);          // clamped at code 15
+  EXPECT_EQ(out.w_dq[0], -0.5f);            // clamped at code 0
+  EXPECT_EQ(out.w_dq[1], 15.f * d - 0.5f);  // clamped at code 15
   EXPECT_EQ(out.w_dq[2], 7.f * d - 0.5f);
   std::vector<float> dw(32, 1.f), dv(32, 0.f);
   float da = 0, db = 0;
@@ -357,8 +357,8 @@ TEST(GgufTune, DvIsEffectiveScaleOrZero) {
     for (size_t i = 0; i < p.v.size(); i += 5) p.v[i] = (i / 5) % 2 ? 3.f : -3.f;
     const std::vector<float> dw = uniform(w.size(), -1.f, 1.f, 12);
     std::vector<float> dv(w.size(), 0.f);
-    gguf_fake_quant_backward(dv.data(), nullptr, nullptr, dw.data(), w.data(), rows, cols, init, p.v.data(),
-                             p.a.data(), p.b.data());
+    gguf_fake_quant_backward(dv.data(), nullptr, nullptr, dw.data(), w.data(), rows, cols, init, p.v.data(), p.a.data(),
+                             p.b.data());
     std::vector<float> d(size_t(rows * init.groups)), m(d.size());
     gguf_tune_group_scales(d.data(), m.data(), init, p.a.data(), p.b.data());
     const double lo = f.lo - f.zero, hi = f.hi - f.zero;
@@ -410,83 +410,88 @@ Clipped clip(const Fmt& f, double s, double o, double a, double b) {
   return {0, 0, 0};
 }
 
+// With and without importance (the importance paths round with the stored scales and quantize the
+// sub-block scales by weighted searches; the surrogate is the same).
 TEST(GgufTune, ScaleGradientsMatchSurrogateDifferences) {
   const int64_t rows = 6, cols = 512;
-  const std::vector<float> w = make_weights(rows, cols, 13);
-  for (const Fmt& f : kFmts) {
-    const GgufTuneInit init = gguf_tune_init(f.t, w.data(), rows, cols);
-    const int64_t ng = init.groups;
-    const Point p = random_point(init, 14, 0.45f, 0.6f);
-    const std::vector<float> dw = uniform(w.size(), -1.f, 1.f, 15);
-    std::vector<float> da(size_t(rows * ng), 0.f), db(da.size(), 0.f);
-    gguf_fake_quant_backward(nullptr, da.data(), db.data(), dw.data(), w.data(), rows, cols, init, p.v.data(),
-                             p.a.data(), p.b.data());
-    std::vector<float> d(da.size()), m(da.size());
-    gguf_tune_group_scales(d.data(), m.data(), init, p.a.data(), p.b.data());
-    const std::vector<float> w_dq = forward(init, w, p.v.data(), p.a.data(), p.b.data()).w_dq;
-    const std::vector<int> L = levels_of(f, init, w_dq, d, m);
-    const double lo = f.lo - f.zero, hi = f.hi - f.zero, h = 1e-4;
-    int compared = 0;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t g = 0; g < ng; ++g) {
-        const size_t gi = size_t(r * ng + g);
-        const double s = init.scale[gi], o = init.offset[gi], a0 = p.a[gi], b0 = p.b[gi];
-        const Clipped c0 = clip(f, s, o, a0, b0);
-        if (d[gi] == 0 || !(c0.s != 0) || (f.family == Family::kAffine && c0.s <= 0)) continue;
-        bool kink = false;
-        for (int k = 0; k < 4; ++k) {
-          const Clipped ck = clip(f, s, o, a0 + (k == 0 ? h : k == 1 ? -h : 0), b0 + (k == 2 ? h : k == 3 ? -h : 0));
-          kink |= ck.side != c0.side;
-        }
-        if (kink) continue;
-        // The STE surrogate: the quantized scale/min move one-for-one with s', m'; each weight's
-        // rounding residual is frozen, clamped levels stay at their bound.
-        const double d0 = d[gi], m0 = m[gi];
-        auto round_value = [&](double dd, double mm) {
-          return f.ref_f32 ? std::pair<double, double>{dd - d0 + c0.s, mm - m0 + c0.m} : std::pair{dd, mm};
-        };
-        std::vector<double> y0(size_t(f.G)), cfix(size_t(f.G));
-        std::vector<bool> inside(size_t(f.G));
-        bool ambiguous = false;
-        {
-          const auto [dr, mr] = round_value(d0, m0);
-          for (int i = 0; i < f.G; ++i) {
-            const size_t k = size_t(r * cols + g * f.G + i);
-            const double y = (w[k] + mr) / dr + p.v[k];
-            const double frac = y - std::floor(y);
-            ambiguous |= std::fabs(frac - 0.5) < 1e-3;
-            const double t = std::floor(y + 0.5);  // any tie rule: ties were excluded
-            inside[size_t(i)] = t >= lo && t <= hi;
-            if (inside[size_t(i)] && t != L[k]) ambiguous = true;
-            if (!inside[size_t(i)] && L[k] != (t < lo ? lo : hi)) ambiguous = true;
-            y0[size_t(i)] = y;
-            cfix[size_t(i)] = L[k] - y;
+  const std::vector<float> w = make_weights(rows, cols, 13), imp = importance(cols, 18);
+  for (const Fmt& f : kFmts)
+    for (const float* im : {static_cast<const float*>(nullptr), imp.data()}) {
+      const GgufTuneInit init = gguf_tune_init(f.t, w.data(), rows, cols, im);
+      const bool ref_f32 = f.ref_f32 && !init.weighted;
+      const int64_t ng = init.groups;
+      const Point p = random_point(init, 14, 0.45f, 0.6f);
+      const std::vector<float> dw = uniform(w.size(), -1.f, 1.f, 15);
+      std::vector<float> da(size_t(rows * ng), 0.f), db(da.size(), 0.f);
+      gguf_fake_quant_backward(nullptr, da.data(), db.data(), dw.data(), w.data(), rows, cols, init, p.v.data(),
+                               p.a.data(), p.b.data());
+      std::vector<float> d(da.size()), m(da.size());
+      gguf_tune_group_scales(d.data(), m.data(), init, p.a.data(), p.b.data());
+      const std::vector<float> w_dq = forward(init, w, p.v.data(), p.a.data(), p.b.data()).w_dq;
+      const std::vector<int> L = levels_of(f, init, w_dq, d, m);
+      const double lo = f.lo - f.zero, hi = f.hi - f.zero, h = 1e-4;
+      int compared = 0;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t g = 0; g < ng; ++g) {
+          const size_t gi = size_t(r * ng + g);
+          const double s = init.scale[gi], o = init.offset[gi], a0 = p.a[gi], b0 = p.b[gi];
+          const Clipped c0 = clip(f, s, o, a0, b0);
+          if (d[gi] == 0 || !(c0.s != 0) || (f.family == Family::kAffine && c0.s <= 0)) continue;
+          bool kink = false;
+          for (int k = 0; k < 4; ++k) {
+            const Clipped ck = clip(f, s, o, a0 + (k == 0 ? h : k == 1 ? -h : 0), b0 + (k == 2 ? h : k == 3 ? -h : 0));
+            kink |= ck.side != c0.side;
           }
-        }
-        if (ambiguous) continue;
-        auto loss = [&](double a, double b) {
-          const Clipped c = clip(f, s, o, a, b);
-          const double dd = d0 + (c.s - c0.s), mm = m0 + (c.m - c0.m);
-          const auto [dr, mr] = round_value(dd, mm);
-          double sum = 0;
-          for (int i = 0; i < f.G; ++i) {
-            const size_t k = size_t(r * cols + g * f.G + i);
-            const double q = inside[size_t(i)] ? (w[k] + mr) / dr + p.v[k] + cfix[size_t(i)] : double(L[k]);
-            sum += dw[k] * (dd * q - mm);
+          if (kink) continue;
+          // The STE surrogate: the quantized scale/min move one-for-one with s', m'; each weight's
+          // rounding residual is frozen, clamped levels stay at their bound.
+          const double d0 = d[gi], m0 = m[gi];
+          auto round_value = [&](double dd, double mm) {
+            return ref_f32 ? std::pair<double, double>{dd - d0 + c0.s, mm - m0 + c0.m} : std::pair{dd, mm};
+          };
+          std::vector<double> y0(size_t(f.G)), cfix(size_t(f.G));
+          std::vector<bool> inside(size_t(f.G));
+          bool ambiguous = false;
+          {
+            const auto [dr, mr] = round_value(d0, m0);
+            for (int i = 0; i < f.G; ++i) {
+              const size_t k = size_t(r * cols + g * f.G + i);
+              const double y = (w[k] + mr) / dr + p.v[k];
+              const double frac = y - std::floor(y);
+              ambiguous |= std::fabs(frac - 0.5) < 1e-3;
+              const double t = std::floor(y + 0.5);  // any tie rule: ties were excluded
+              inside[size_t(i)] = t >= lo && t <= hi;
+              if (inside[size_t(i)] && t != L[k]) ambiguous = true;
+              if (!inside[size_t(i)] && L[k] != (t < lo ? lo : hi)) ambiguous = true;
+              y0[size_t(i)] = y;
+              cfix[size_t(i)] = L[k] - y;
+            }
           }
-          return sum;
-        };
-        const double fd_a = (loss(a0 + h, b0) - loss(a0 - h, b0)) / (2 * h);
-        const double fd_b = (loss(a0, b0 + h) - loss(a0, b0 - h)) / (2 * h);
-        double mag = 1e-6;
-        for (int i = 0; i < f.G; ++i) mag += std::fabs(dw[size_t(r * cols + g * f.G + i)]) * (std::fabs(y0[size_t(i)]) + 1);
-        mag *= std::fabs(c0.s) + std::fabs(c0.m) + std::fabs(s) + std::fabs(o);
-        EXPECT_NEAR(da[gi], fd_a, 1e-4 * mag) << name_of(f.t) << " row " << r << " group " << g;
-        EXPECT_NEAR(db[gi], fd_b, 1e-4 * mag) << name_of(f.t) << " row " << r << " group " << g;
-        ++compared;
-      }
-    EXPECT_GT(compared, int(rows * ng / 2)) << name_of(f.t);
-  }
+          if (ambiguous) continue;
+          auto loss = [&](double a, double b) {
+            const Clipped c = clip(f, s, o, a, b);
+            const double dd = d0 + (c.s - c0.s), mm = m0 + (c.m - c0.m);
+            const auto [dr, mr] = round_value(dd, mm);
+            double sum = 0;
+            for (int i = 0; i < f.G; ++i) {
+              const size_t k = size_t(r * cols + g * f.G + i);
+              const double q = inside[size_t(i)] ? (w[k] + mr) / dr + p.v[k] + cfix[size_t(i)] : double(L[k]);
+              sum += dw[k] * (dd * q - mm);
+            }
+            return sum;
+          };
+          const double fd_a = (loss(a0 + h, b0) - loss(a0 - h, b0)) / (2 * h);
+          const double fd_b = (loss(a0, b0 + h) - loss(a0, b0 - h)) / (2 * h);
+          double mag = 1e-6;
+          for (int i = 0; i < f.G; ++i)
+            mag += std::fabs(dw[size_t(r * cols + g * f.G + i)]) * (std::fabs(y0[size_t(i)]) + 1);
+          mag *= std::fabs(c0.s) + std::fabs(c0.m) + std::fabs(s) + std::fabs(o);
+          EXPECT_NEAR(da[gi], fd_a, 1e-4 * mag) << name_of(f.t) << " row " << r << " group " << g;
+          EXPECT_NEAR(db[gi], fd_b, 1e-4 * mag) << name_of(f.t) << " row " << r << " group " << g;
+          ++compared;
+        }
+      EXPECT_GT(compared, int(rows * ng / 2)) << name_of(f.t);
+    }
 }
 
 // ---- a SignRound-like loop on a least-squares toy problem -----------------------------------------
@@ -532,8 +537,7 @@ Toy make_toy(int64_t rows, int64_t cols, int64_t n, uint32_t seed) {
 }
 
 void signed_step(std::vector<float>& p, const std::vector<float>& g, float lr, float lo, float hi) {
-  for (size_t i = 0; i < p.size(); ++i)
-    p[i] = std::clamp(p[i] - lr * float((g[i] > 0) - (g[i] < 0)), lo, hi);
+  for (size_t i = 0; i < p.size(); ++i) p[i] = std::clamp(p[i] - lr * float((g[i] > 0) - (g[i] < 0)), lo, hi);
 }
 
 TEST(GgufTune, SignedStepsLowerToyLossBelowRtn) {

@@ -290,6 +290,15 @@ TEST(GgufTune, BytesDecodeToForwardOutput) {
                               p.b.data());
       EXPECT_TRUE(same_bits(w_dq2, out.w_dq)) << name_of(f.t);
       EXPECT_TRUE(same_bits(w_dq3, out.w_dq)) << name_of(f.t);
+      // The backward from bf16 weights too.
+      const std::vector<float> dw = uniform(w.size(), -1.f, 1.f, 19);
+      std::vector<float> dv1(w.size(), 0.f), dv2(w.size(), 0.f), da1(p.a.size(), 0.f), da2(p.a.size(), 0.f),
+          db1(p.a.size(), 0.f), db2(p.a.size(), 0.f);
+      gguf_fake_quant_backward(dv1.data(), da1.data(), db1.data(), dw.data(), w_rounded.data(), rows, cols, init,
+                               p.v.data(), p.a.data(), p.b.data());
+      gguf_fake_quant_backward(dv2.data(), da2.data(), db2.data(), dw.data(), w_bf16.data(), rows, cols, init,
+                               p.v.data(), p.a.data(), p.b.data());
+      EXPECT_TRUE(same_bits(dv1, dv2) && same_bits(da1, da2) && same_bits(db1, db2)) << name_of(f.t);
     }
 }
 

@@ -1,4 +1,5 @@
-// `autoround eval`: perplexity of a model folder on a text / JSONL / token-id file (SPEC §5).
+// `autoround eval`: perplexity of a model (HF folder or GGUF file) on a text / JSONL / token-id
+// file (SPEC §5).
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -35,7 +36,8 @@ Precision parse_precision(const std::string& s) {
 void run_eval(const EvalArgs& a) {
   Decoder d(a.model);
   std::unique_ptr<Tokenizer> tok;
-  std::filesystem::path tok_dir = a.tokenizer.empty() ? std::filesystem::path(a.model) : std::filesystem::path(a.tokenizer);
+  // A GGUF model's tokenizer is the tokenizer.json beside the file (our GGUF export copies it there).
+  std::filesystem::path tok_dir = a.tokenizer.empty() ? d.dir() : std::filesystem::path(a.tokenizer);
   if (a.dataset == kBuiltinDataset || detect_dataset_kind(a.dataset) != DatasetKind::TokenIds)
     tok = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));
   auto docs = load_eval_tokens(a.dataset, tok.get());
@@ -45,7 +47,8 @@ void run_eval(const EvalArgs& a) {
   if (windows.empty())
     AR_THROW(a.dataset, ": ", n_tokens, " tokens do not fill one window of --seqlen ", a.seqlen);
   if (a.limit > 0 && int64_t(windows.size()) > a.limit) windows.resize(size_t(a.limit));
-  log_info("eval: ", d.config().architecture, ", ", d.config().num_hidden_layers, " blocks; ", a.dataset, ": ",
+  log_info("eval: ", d.is_gguf() ? d.gguf_file().filename().string() + " (GGUF, " + d.config().architecture + ")"
+                                 : d.config().architecture, ", ", d.config().num_hidden_layers, " blocks; ", a.dataset, ": ",
            n_tokens, " tokens -> ", windows.size(), " windows of ", a.seqlen);
   EvalOptions opt;
   opt.precision = parse_precision(a.precision);
@@ -65,11 +68,11 @@ void run_eval(const EvalArgs& a) {
 void add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   auto* sub = app.add_subcommand("eval", "Perplexity of a model on a text, JSONL or token-id file");
-  sub->add_option("--model", a->model, "HuggingFace model folder")->required();
+  sub->add_option("--model", a->model, "HuggingFace model folder, a .gguf file, or a folder holding one .gguf")->required();
   sub->add_option("--dataset", a->dataset, "text file, .jsonl with \"text\", JSON token ids, or 'builtin' (the built-in demo text)")->required();
   sub->add_option("--seqlen", a->seqlen, "window length in tokens")->capture_default_str()
       ->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  sub->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the model folder)");
+  sub->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the model folder, or the .gguf file's folder)");
   sub->add_option("--precision", a->precision, "matmul precision: f32, or bf16 (bf16 inputs, f32 accumulation)")
       ->capture_default_str();
   sub->add_option("--activation_budget", a->budget, "memory for one group of windows' hidden states")

@@ -126,7 +126,9 @@ void add_quantize_command(CLI::App& app) {
   auto* s = app.add_subcommand("quantize", "Quantize a HuggingFace model (RTN / optimized RTN), streaming block by block");
   s->add_option("--model,--model_name", a->model, "HuggingFace model folder")->required();
   s->add_option("--output_dir", a->output_dir, "output folder (several formats: one subfolder each)")->capture_default_str();
-  s->add_option("--format", a->format, "auto_round, auto_gptq, fake; comma-separated for several")->capture_default_str();
+  s->add_option("--format", a->format, "auto_round, auto_gptq, fake, or gguf:<mix> (a llama.cpp GGUF file; mixes q4_0, q4_1, q5_0, q5_1, "
+                "q8_0, q2_k, q2_k_s, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, f16, bf16, f32); "
+                "comma-separated for several")->capture_default_str();
   s->add_option("--bits", a->bits, "2, 3, 4 or 8")->capture_default_str();
   s->add_option("--group_size", a->group_size, "weights per scale along in_features; -1 = whole row")->capture_default_str();
   s->add_flag("--asym", a->asym, "asymmetric quantization (default: symmetric)");

@@ -47,7 +47,8 @@ struct GgufMixModel {
 
 struct GgufMixTensor {
   std::string name;                      // GGUF name: "token_embd.weight", "blk.3.attn_v.weight", ...
-  std::vector<int64_t> shape;            // GGUF order: shape[0] is the row length (ne[0])
+  std::vector<int64_t> shape;            // GGUF order: shape[0] is the row length (ne[0]); an HF
+                                         // Linear weight (out, in) is {in, out}
   GgmlType source_type = GgmlType::F32;  // kept when the tensor is not quantized (norms, 1-D)
 };
 

@@ -1,16 +1,27 @@
 // Output format names, spelled as the Python tool's --format values.
 #include "export/output_format.h"
 
+#include <cctype>
+
 #include "core/error.h"
 
 namespace ar {
+
+namespace {
+std::string gguf_mix_list() {
+  std::string r;
+  for (const GgufMixInfo& m : gguf_mixes()) r += (r.empty() ? "" : ", ") + std::string(m.name);
+  return r;
+}
+}  // namespace
 
 OutputFormat parse_output_format(const std::string& name) {
   if (name == "auto_round" || name == "auto-round" || name == "autoround" || name == "auto_round:auto_gptq")
     return OutputFormat::AutoRound;
   if (name == "auto_gptq" || name == "gptq") return OutputFormat::AutoGptq;
   if (name == "fake") return OutputFormat::Fake;
-  AR_THROW("unknown output format '", name, "'; valid formats: auto_round, auto_gptq, fake");
+  AR_THROW("unknown output format '", name, "'; valid formats: auto_round, auto_gptq, fake, gguf:<mix> (",
+           gguf_mix_list(), ")");
 }
 
 std::string output_format_name(OutputFormat f) {
@@ -21,5 +32,21 @@ std::string output_format_name(OutputFormat f) {
   }
   return "?";
 }
+
+}  // namespace ar
+
+namespace ar {
+
+std::optional<GgufMix> parse_gguf_format(const std::string& name) {
+  std::string low;
+  for (char ch : name) low += char(std::tolower(static_cast<unsigned char>(ch)));
+  if (!low.starts_with("gguf")) return std::nullopt;
+  if (low.size() <= 5 || low[4] != ':')
+    AR_THROW("output format '", name, "': give the GGUF mix as gguf:<mix>, one of ", gguf_mix_list());
+  if (std::optional<GgufMix> m = parse_gguf_mix(low.substr(5))) return m;
+  AR_THROW("output format '", name, "': unknown GGUF mix '", name.substr(5), "'; valid mixes: ", gguf_mix_list());
+}
+
+std::string gguf_format_name(GgufMix mix) { return "gguf:" + std::string(gguf_mix_info(mix).name); }
 
 }  // namespace ar

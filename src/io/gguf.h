@@ -189,7 +189,7 @@ class GgufWriter {
  public:
   // Plans with gguf_plan (its errors name `path`; nothing is created then), then writes
   // everything before the tensor data.
-  GgufWriter(const std::filesystem::path& path, std::vector<GgufKV> kvs,
+  GgufWriter(const std::filesystem::path& path, const std::vector<GgufKV>& kvs,
              const std::vector<GgufTensorDecl>& tensors);
 
   // The whole data of the next declared tensor: `name` must be that tensor's and `size_bytes`

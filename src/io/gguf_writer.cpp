@@ -133,7 +133,7 @@ GgufPlan gguf_plan(const std::vector<GgufKV>& kvs, const std::vector<GgufTensorD
   return plan;
 }
 
-GgufWriter::GgufWriter(const std::filesystem::path& path, std::vector<GgufKV> kvs,
+GgufWriter::GgufWriter(const std::filesystem::path& path, const std::vector<GgufKV>& kvs,
                        const std::vector<GgufTensorDecl>& decls)
     : plan_(gguf_plan(kvs, decls, path.string())), out_(path) {
   WriteFile& f = out_.file();

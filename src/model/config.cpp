@@ -170,6 +170,11 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
     float expo = float(2 * i) / float(c.head_dim);
     inv[i] = 1.0f / std::pow(float(c.rope_theta), expo);
   }
+  if (!c.rope_freq_factors.empty()) {
+    AR_CHECK(int64_t(c.rope_freq_factors.size()) == half, "rope_freq_factors: ", c.rope_freq_factors.size());
+    for (int64_t i = 0; i < half; ++i) inv[size_t(i)] /= c.rope_freq_factors[size_t(i)];
+    return inv;
+  }
   const RopeScaling& rs = c.rope_scaling;
   if (rs.type == RopeScaling::Type::Linear) {
     for (auto& f : inv) f = float(f / rs.factor);

@@ -36,6 +36,9 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  // Per-frequency divisors of the rotary frequencies (head_dim/2), as a GGUF file's rope_freqs
+  // tensor states llama3-style scaling; empty otherwise (rope_scaling then applies).
+  std::vector<float> rope_freq_factors;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // bias on q/k/v (always on for Qwen2)
   bool qk_norm = false;         // per-head RMSNorm of q and k before RoPE (Qwen3)

@@ -7,13 +7,17 @@
 #include <exception>
 #include <omp.h>
 #include <limits>
+#include <optional>
 
 #include "core/buffer.h"
 #include "core/error.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "kernels/linear.h"
 #include "kernels/rms_norm.h"
 #include "model/block.h"
+#include "model/gguf_config.h"
+#include "model/gguf_weights.h"
 #include "model/weights.h"
 
 namespace ar {
@@ -25,14 +29,25 @@ constexpr int64_t kVocabChunk = 4096;
 constexpr size_t kAcrossSeqScratchLimit = 64ull << 20;
 }  // namespace
 
-Decoder::Decoder(const std::filesystem::path& model_dir)
-    : dir_(model_dir),
-      config_(load_model_config(model_dir)),
-      reader_(std::make_unique<SafetensorsReader>(SafetensorsReader::open(model_dir))) {
-  // Fail early, before any work, if the files do not match the config.
-  embedding_tensor(*reader_, config_);
-  lm_head_tensor(*reader_, config_);
-  reader_->require("model.norm.weight");
+Decoder::Decoder(const std::filesystem::path& path) {
+  if (std::optional<std::filesystem::path> g = find_gguf_model(path)) {
+    gguf_file_ = *g;
+    dir_ = g->parent_path();
+    auto r = std::make_unique<GgufReader>(GgufReader::open(*g));
+    config_ = gguf_model_config(*r);
+    weights_ = make_gguf_source(std::move(r), config_);
+    return;
+  }
+  dir_ = path;
+  config_ = load_model_config(path);
+  reader_ = std::make_unique<SafetensorsReader>(SafetensorsReader::open(path));
+  // Fails early, before any work, if the files do not match the config.
+  weights_ = make_safetensors_source(*reader_, config_);
+}
+
+const SafetensorsReader& Decoder::reader() const {
+  if (!reader_) AR_THROW(gguf_file_.string(), ": a GGUF model has no safetensors files (this step needs a HF model folder)");
+  return *reader_;
 }
 
 Decoder::~Decoder() = default;
@@ -40,13 +55,12 @@ Decoder::Decoder(Decoder&&) noexcept = default;
 Decoder& Decoder::operator=(Decoder&&) noexcept = default;
 
 void Decoder::embed(float* x, std::span<const int32_t> ids) const {
-  const TensorInfo& e = embedding_tensor(*reader_, config_);
   const int64_t C = config_.hidden_size;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= config_.vocab_size)
       AR_THROW("token id ", ids[i], " at position ", i, " is outside the model's vocabulary (",
                config_.vocab_size, ")");
-    reader_->read_rows_f32(e, ids[i], 1, x + int64_t(i) * C);
+    weights_->embedding_rows(ids[i], 1, x + int64_t(i) * C);
   }
 }
 
@@ -64,7 +78,7 @@ void Decoder::forward_hidden(float* x, int64_t n_seq, int64_t T, const ForwardOp
   for (int t = 0; t < (across ? threads : 1); ++t) scratch.emplace_back(c, T);
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     {
-      BlockWeights w = load_block(*reader_, c, layer);
+      BlockWeights w = weights_->load_block(layer);
       if (opt.transform_block) opt.transform_block(w);
       if (across) {
         std::exception_ptr err;
@@ -82,24 +96,21 @@ void Decoder::forward_hidden(float* x, int64_t n_seq, int64_t T, const ForwardOp
         for (int64_t s = 0; s < n_seq; ++s) block_forward(x + s * T * C, w, c, rope, scratch[0], opt.precision);
       }
     }  // block weights freed here
-    release_block_pages(*reader_, layer);
+    weights_->release_block(layer);
     if (opt.on_block) opt.on_block(layer, c.num_hidden_layers);
   }
   Buffer norm(size_t(C) * sizeof(float), "final norm");
-  const TensorInfo& nt = reader_->require("model.norm.weight");
-  if (nt.shape != std::vector<int64_t>{C}) AR_THROW("model.norm.weight: expected shape [", C, "]");
-  reader_->read_f32(nt, norm.as<float>());
+  weights_->final_norm(norm.as<float>());
   rms_norm_forward(x, nullptr, x, norm.as<float>(), n_seq * T, C, float(c.rms_norm_eps));
 }
 
 void Decoder::logits(float* out, const float* h, int64_t n, Precision p) const {
-  const TensorInfo& head = lm_head_tensor(*reader_, config_);
   const int64_t C = config_.hidden_size, V = config_.vocab_size;
   Buffer w(size_t(std::min(kVocabChunk, V) * C) * sizeof(float), "lm_head chunk");
   Buffer tmp(size_t(n * std::min(kVocabChunk, V)) * sizeof(float), "logits chunk");
   for (int64_t v0 = 0; v0 < V; v0 += kVocabChunk) {
     const int64_t nv = std::min(kVocabChunk, V - v0);
-    reader_->read_rows_f32(head, v0, nv, w.as<float>());
+    weights_->lm_head_rows(v0, nv, w.as<float>());
     linear_forward(tmp.as<float>(), h, w.as<float>(), nullptr, n, C, nv, p);
     for (int64_t i = 0; i < n; ++i)
       std::copy_n(tmp.as<float>() + i * nv, nv, out + i * V + v0);
@@ -107,7 +118,6 @@ void Decoder::logits(float* out, const float* h, int64_t n, Precision p) const {
 }
 
 void Decoder::next_token_nll(double* nll, const float* h, const int32_t* target, int64_t n, Precision p) const {
-  const TensorInfo& head = lm_head_tensor(*reader_, config_);
   const int64_t C = config_.hidden_size, V = config_.vocab_size;
   const int64_t chunk = std::min(kVocabChunk, V);
   Buffer w(size_t(chunk * C) * sizeof(float), "lm_head chunk");
@@ -121,7 +131,7 @@ void Decoder::next_token_nll(double* nll, const float* h, const int32_t* target,
     if (target[i] < 0 || target[i] >= V) AR_THROW("target token id ", target[i], " outside vocabulary ", V);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     const int64_t nv = std::min(chunk, V - v0);
-    reader_->read_rows_f32(head, v0, nv, w.as<float>());
+    weights_->lm_head_rows(v0, nv, w.as<float>());
     for (int64_t r0 = 0; r0 < n; r0 += row_slice) {
       const int64_t nr = std::min(row_slice, n - r0);
       linear_forward(lg.as<float>(), h + r0 * C, w.as<float>(), nullptr, nr, C, nv, p);

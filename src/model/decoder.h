@@ -1,5 +1,5 @@
-// Decoder: a HF model folder opened for streaming. Only config and tensor headers are held;
-// block weights are read from disk when a pass reaches them and dropped right after.
+// Decoder: a HF model folder or a GGUF model file opened for streaming. Only config and tensor
+// headers are held; block weights are read from disk when a pass reaches them and dropped right after.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -26,14 +26,22 @@ struct ForwardOptions {
 
 class Decoder {
  public:
-  explicit Decoder(const std::filesystem::path& model_dir);
+  // `path`: a HF folder (config.json + safetensors), a .gguf file, or a folder whose only model
+  // file is a .gguf (see find_gguf_model). A GGUF model's config comes from its metadata.
+  explicit Decoder(const std::filesystem::path& path);
   ~Decoder();
   Decoder(Decoder&&) noexcept;
   Decoder& operator=(Decoder&&) noexcept;
 
   const ModelConfig& config() const { return config_; }
-  const SafetensorsReader& reader() const { return *reader_; }
+  // The safetensors files of a HF folder; ar::Error for a GGUF model.
+  const SafetensorsReader& reader() const;
+  // Weights as f32 in HF layout, whatever the file format.
+  const WeightSource& weights() const { return *weights_; }
+  // The folder (for a GGUF model: the file's folder, where its tokenizer.json is looked for).
   const std::filesystem::path& dir() const { return dir_; }
+  bool is_gguf() const { return !gguf_file_.empty(); }
+  const std::filesystem::path& gguf_file() const { return gguf_file_; }  // empty for HF folders
 
   // x (n, C) = embedding rows of ids (n). Throws ar::Error for an id outside the vocabulary.
   void embed(float* x, std::span<const int32_t> ids) const;
@@ -50,9 +58,10 @@ class Decoder {
   void next_token_nll(double* nll, const float* h, const int32_t* target, int64_t n, Precision p) const;
 
  private:
-  std::filesystem::path dir_;
+  std::filesystem::path dir_, gguf_file_;
   ModelConfig config_;
-  std::unique_ptr<SafetensorsReader> reader_;
+  std::unique_ptr<SafetensorsReader> reader_;  // null for a GGUF model
+  std::unique_ptr<WeightSource> weights_;
 };
 
 // Greedy decoding without a KV cache (recomputes the prefix each step): for tests and demos.

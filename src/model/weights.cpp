@@ -114,4 +114,33 @@ const TensorInfo& lm_head_tensor(const SafetensorsReader& st, const ModelConfig&
   return embedding_tensor(st, c);
 }
 
+namespace {
+
+class SafetensorsSource final : public WeightSource {
+ public:
+  SafetensorsSource(const SafetensorsReader& st, const ModelConfig& c)
+      : st_(st), c_(c), embd_(embedding_tensor(st, c)), head_(lm_head_tensor(st, c)),
+        norm_(st.require("model.norm.weight")) {
+    check_shape(norm_, {c.hidden_size}, st);
+  }
+  BlockWeights load_block(int64_t layer) const override { return ar::load_block(st_, c_, layer); }
+  void release_block(int64_t layer) const override { release_block_pages(st_, layer); }
+  void embedding_rows(int64_t row0, int64_t n, float* dst) const override { st_.read_rows_f32(embd_, row0, n, dst); }
+  void lm_head_rows(int64_t row0, int64_t n, float* dst) const override { st_.read_rows_f32(head_, row0, n, dst); }
+  void final_norm(float* dst) const override { st_.read_f32(norm_, dst); }
+
+ private:
+  const SafetensorsReader& st_;
+  ModelConfig c_;
+  const TensorInfo& embd_;
+  const TensorInfo& head_;
+  const TensorInfo& norm_;
+};
+
+}  // namespace
+
+std::unique_ptr<WeightSource> make_safetensors_source(const SafetensorsReader& st, const ModelConfig& c) {
+  return std::make_unique<SafetensorsSource>(st, c);
+}
+
 }  // namespace ar

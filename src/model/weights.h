@@ -2,6 +2,7 @@
 // embedding / final norm / lm_head, checked against ModelConfig at the edge.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "core/buffer.h"
@@ -46,5 +47,26 @@ void release_block_pages(const SafetensorsReader& st, int64_t layer);
 // The output projection: lm_head.weight, or the embedding when tied. Shape (vocab, C).
 const TensorInfo& lm_head_tensor(const SafetensorsReader& st, const ModelConfig& c);
 const TensorInfo& embedding_tensor(const SafetensorsReader& st, const ModelConfig& c);
+
+// Where a Decoder's weights come from: a HF safetensors folder or a GGUF file. Everything is
+// handed out as f32 in HF layout (names, shapes and row order of the HF model), whatever the
+// file stores.
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  virtual BlockWeights load_block(int64_t layer) const = 0;
+  // Gives the block's file pages back to the kernel (advisory).
+  virtual void release_block(int64_t layer) const = 0;
+  // dst (n, C) = embedding rows [row0, row0 + n).
+  virtual void embedding_rows(int64_t row0, int64_t n, float* dst) const = 0;
+  // dst (n, C) = output projection rows [row0, row0 + n) (the embedding when tied).
+  virtual void lm_head_rows(int64_t row0, int64_t n, float* dst) const = 0;
+  // dst (C) = the final RMSNorm weight.
+  virtual void final_norm(float* dst) const = 0;
+};
+
+// A view of `st` (which must outlive it); checks the embedding, lm_head and final norm exist with
+// the config's shapes.
+std::unique_ptr<WeightSource> make_safetensors_source(const SafetensorsReader& st, const ModelConfig& c);
 
 }  // namespace ar

@@ -12,6 +12,7 @@ namespace ar {
 namespace {
 
 constexpr char kBlockMagic[8] = {'A', 'R', 'B', 'L', 'K', '0', '0', '1'};
+constexpr char kGgufBlockMagic[8] = {'A', 'R', 'G', 'G', 'U', 'F', '0', '1'};
 
 void put(std::string& out, const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }
 template <typename T>
@@ -62,6 +63,7 @@ void write_manifest(const std::filesystem::path& work_dir, const CheckpointManif
   j["xq_sums"] = sums_to_json(m.xq_sums);
   j["block_files"] = m.block_files;
   j["block_sums"] = sums_to_json(m.block_sums);
+  if (!m.gguf_block_sums.empty()) j["gguf_block_sums"] = sums_to_json(m.gguf_block_sums);
   write_file_atomic(work_dir / kManifestName, j.dump(1));
 }
 
@@ -81,6 +83,7 @@ std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& wor
     m.xq_sums = sums_from_json(j.at("xq_sums"));
     m.block_files = j.at("block_files").get<std::vector<std::string>>();
     m.block_sums = sums_from_json(j.at("block_sums"));
+    if (j.contains("gguf_block_sums")) m.gguf_block_sums = sums_from_json(j.at("gguf_block_sums"));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -89,6 +92,9 @@ std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& wor
   if (m.next_block < 0 || m.block_files.size() != size_t(m.next_block) || m.block_sums.size() != m.block_files.size())
     AR_THROW(file.string(), ": malformed checkpoint manifest: ", m.block_files.size(), " block files for ",
              m.next_block, " finished blocks");
+  if (!m.gguf_block_sums.empty() && m.gguf_block_sums.size() != m.block_files.size())
+    AR_THROW(file.string(), ": malformed checkpoint manifest: ", m.gguf_block_sums.size(), " GGUF block checksums for ",
+             m.block_files.size(), " finished blocks");
   for (const auto& f : m.block_files)
     if (f.find('/') != std::string::npos) AR_THROW(file.string(), ": block file name '", f, "' is not a plain name");
   return m;
@@ -158,6 +164,54 @@ std::map<std::string, QuantizedWeight> load_block_result(const std::filesystem::
   }
   if (c.at != data.size()) AR_THROW(file.string(), ": ", data.size() - c.at, " trailing bytes in checkpoint block file");
   return q;
+}
+
+uint64_t save_gguf_block(const std::filesystem::path& file, const std::vector<GgufBlockTensor>& t) {
+  std::string out;
+  put(out, kGgufBlockMagic, 8);
+  put_pod<uint32_t>(out, uint32_t(t.size()));
+  for (const GgufBlockTensor& x : t) {
+    put_pod<uint32_t>(out, x.output);
+    put_pod<uint32_t>(out, uint32_t(x.name.size()));
+    put(out, x.name.data(), x.name.size());
+    put_pod<uint32_t>(out, uint32_t(x.type));
+    put_pod<uint64_t>(out, uint64_t(x.bytes.size()));
+    put(out, x.bytes.data(), x.bytes.size());
+  }
+  const uint64_t sum = checksum64(out.data(), out.size());
+  write_file_atomic(file, out);
+  return sum;
+}
+
+std::vector<GgufBlockTensor> load_gguf_block(const std::filesystem::path& file, uint64_t expected_sum) {
+  const std::string data = read_text_file(file, 1ull << 40);
+  if (checksum64(data.data(), data.size()) != expected_sum)
+    AR_THROW(file.string(), ": checkpoint block file is corrupted (checksum mismatch); delete the work directory ",
+             "and start again without --resume");
+  Cursor c{data, file};
+  char magic[8];
+  c.get(magic, 8);
+  if (std::memcmp(magic, kGgufBlockMagic, 8) != 0) AR_THROW(file.string(), ": not a GGUF checkpoint block file");
+  std::vector<GgufBlockTensor> r;
+  const uint32_t count = c.pod<uint32_t>();
+  for (uint32_t i = 0; i < count; ++i) {
+    GgufBlockTensor x;
+    x.output = c.pod<uint32_t>();
+    const uint32_t len = c.pod<uint32_t>();
+    if (len > 4096) AR_THROW(file.string(), ": tensor name of ", len, " bytes");
+    x.name.resize(len);
+    c.get(x.name.data(), len);
+    const uint32_t type = c.pod<uint32_t>();
+    if (!ggml_type_info(type)) AR_THROW(file.string(), ": tensor '", x.name, "' has unknown GGML type ", type);
+    x.type = GgmlType(type);
+    const uint64_t n = c.pod<uint64_t>();
+    if (n > data.size() - c.at) AR_THROW(file.string(), ": checkpoint block file is truncated in tensor '", x.name, "'");
+    x.bytes.resize(size_t(n));
+    c.get(x.bytes.data(), size_t(n));
+    r.push_back(std::move(x));
+  }
+  if (c.at != data.size()) AR_THROW(file.string(), ": ", data.size() - c.at, " trailing bytes in checkpoint block file");
+  return r;
 }
 
 }  // namespace ar

@@ -2,7 +2,9 @@
 // caches] -> SignRound / optimized RTN / RTN per linear -> [propagate the caches] -> append to
 // every output writer -> checkpoint -> release.
 // Non-block tensors (embedding, final norm, lm_head) are copied in 16-bit at the end, following the
-// writers' tensor order so their shards can be streamed.
+// writers' tensor order so their shards can be streamed. GGUF outputs (gguf:<mix>) get each block's
+// f32 weights (RTN: the originals plus the calibration importance; SignRound: the tuned weights)
+// and quantize them to the mix's per-tensor types themselves.
 #include "pipeline/quantize.h"
 
 #include <algorithm>
@@ -24,6 +26,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/timer.h"
+#include "export/gguf_model_writer.h"
 #include "export/output_format.h"
 #include "export/quantized_writer.h"
 #include "io/safetensors.h"
@@ -105,6 +108,7 @@ std::filesystem::path default_work_dir(const std::filesystem::path& output_dir) 
 
 std::string gen_file(const char* what, int64_t block) { return cat(what, ".", block, ".f32"); }
 std::string block_file(int64_t block) { return cat("block.", block, ".q"); }
+std::string gguf_block_file(int64_t block) { return cat("block.", block, ".gguf"); }
 
 // Everything that determines the output bytes; a resumed run must agree on all of it.
 nlohmann::json run_identity(const QuantizeOptions& opt, const ModelConfig& cfg, const SafetensorsReader& src,
@@ -147,7 +151,7 @@ void remove_work_files(const std::filesystem::path& dir) {
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
     if (n == kManifestName || ((n.starts_with("X.") || n.starts_with("Xq.")) && n.ends_with(".f32")) ||
-        (n.starts_with("block.") && n.ends_with(".q")))
+        (n.starts_with("block.") && (n.ends_with(".q") || n.ends_with(".gguf"))))
       ours.push_back(e.path());
   }
   for (const auto& p : ours) std::filesystem::remove(p, ec);
@@ -219,12 +223,27 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     if (so.seed != 42) extra["seed"] = so.seed;
   }
 
+  // Calibration samples: importance for optimized RTN, or the inputs/targets of SignRound.
+  const bool use_imp = !tune && !opt.dataset.empty() && !opt.disable_opt_rtn;
+  const bool calib = use_imp || tune;
+
   // Every writer plans its whole output (and checks the destination) before any work.
   std::vector<std::unique_ptr<QuantizedModelWriter>> writers;
+  std::vector<std::unique_ptr<GgufModelWriter>> gguf_writers;
+  std::filesystem::path eval_model;  // what the final evaluation reads back
   QuantizeReport rep;
   for (const std::string& f : opt.formats) {
+    if (std::optional<GgufMix> mix = parse_gguf_format(f)) {
+      std::filesystem::path out = opt.formats.size() == 1 ? opt.output_dir
+                                                          : opt.output_dir / ("gguf-" + std::string(gguf_mix_info(*mix).name));
+      gguf_writers.push_back(std::make_unique<GgufModelWriter>(opt.model_dir, out, *mix, src, cfg, opt.overwrite, use_imp));
+      rep.outputs.push_back(out);
+      if (eval_model.empty()) eval_model = gguf_writers.back()->path();
+      continue;
+    }
     OutputFormat fmt = parse_output_format(f);
     std::filesystem::path out = opt.formats.size() == 1 ? opt.output_dir : opt.output_dir / output_format_name(fmt);
+    if (eval_model.empty()) eval_model = out;
     writers.push_back(std::make_unique<QuantizedModelWriter>(
         fmt, opt.model_dir, out, src, cfg, [&](const std::string& n) { return layers.scheme_for(n); },
         opt.max_shard_bytes, opt.overwrite, extra));
@@ -238,9 +257,9 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     log(msg);
   }
 
-  // Calibration samples: importance for optimized RTN, or the inputs/targets of SignRound.
-  const bool use_imp = !tune && !opt.dataset.empty() && !opt.disable_opt_rtn;
-  const bool calib = use_imp || tune;
+  if (tune && !gguf_writers.empty())
+    log("note: gguf: SignRound tunes the --bits/--group_size scheme; the tuned weights are then quantized to "
+        "the GGUF mix's types (tuning under the GGUF block formats themselves is not implemented yet)");
   if (!tune && !opt.dataset.empty() && opt.disable_opt_rtn)
     log("note: --dataset is not used by plain RTN (--disable_opt_rtn)");
   CalibSet cs;
@@ -371,10 +390,22 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
         else wr->add_copy(t);
       }
   };
+  auto emit_gguf = [&](const std::vector<GgufBlockTensor>& ts) {
+    for (const GgufBlockTensor& t : ts) {
+      if (t.output >= gguf_writers.size() || !gguf_writers[t.output]->wants(t.name) ||
+          gguf_writers[t.output]->planned_type(t.name) != t.type)
+        AR_THROW(work_dir.string(), ": checkpoint GGUF tensor '", t.name, "' does not belong to this run's plan");
+      gguf_writers[t.output]->add_bytes(t.name, t.type, t.bytes.data(), t.bytes.size());
+    }
+  };
+  if (!gguf_writers.empty() && man.gguf_block_sums.size() != size_t(start_block))
+    AR_THROW(work_dir.string(), ": checkpoint has no GGUF tensors for its finished blocks");
   for (int64_t l = 0; l < start_block; ++l) {
     std::map<std::string, QuantizedWeight> done = load_block_result(work_dir / man.block_files[size_t(l)],
                                                                      man.block_sums[size_t(l)]);
     emit(l, done);
+    if (!gguf_writers.empty())
+      emit_gguf(load_gguf_block(work_dir / gguf_block_file(l), man.gguf_block_sums[size_t(l)]));
   }
 
   // Rotary tables for the calibration passes; their scratch lives only during a pass, never
@@ -391,6 +422,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
       BlockWeights w = load_block(src, cfg, l);
       mem_log(cat("block ", l, " loaded"));
       std::map<std::string, QuantizedWeight> done;
+      std::array<std::vector<float>, kBlockLinears> imps;  // per-input-column importance (RTN with calibration)
       std::array<QuantScheme, kBlockLinears> schemes;
       for (int i = 0; i < kBlockLinears; ++i) schemes[size_t(i)] = layers.scheme_for(block_linears(w, i)->name);
       if (tune) {
@@ -466,12 +498,12 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
         for (int i = 0; i < kBlockLinears; ++i) {
           const LinearWeights& lw = *block_linears(w, i);
           const QuantScheme& s = schemes[size_t(i)];
-          if (!s.quantized()) continue;
-          std::vector<float> imp;
+          std::vector<float>& imp = imps[size_t(i)];
           if (use_imp) {
             imp.resize(sum[size_t(i)].size());
             for (size_t k = 0; k < imp.size(); ++k) imp[k] = float(sum[size_t(i)][k] / tokens);
           }
+          if (!s.quantized() || writers.empty()) continue;  // GGUF outputs quantize for themselves
           done.emplace(lw.name, opt.disable_opt_rtn ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s)
                                                     : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s,
                                                                        use_imp ? imp.data() : nullptr));
@@ -489,12 +521,40 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
         scratch.reset();
         mem_log(cat("block ", l, " quantized path propagated"));
       }
+      // The GGUF outputs' bytes of this block: linears from the (tuned or original) f32 weights,
+      // everything else converted from the source.
+      std::vector<GgufBlockTensor> gblk;
+      for (size_t gi = 0; gi < gguf_writers.size(); ++gi) {
+        const GgufModelWriter& gw = *gguf_writers[gi];
+        for (const std::string& t : by_block[l]) {
+          if (!gw.wants(t)) continue;
+          GgufBlockTensor x{uint32_t(gi), t, gw.planned_type(t), {}};
+          for (int i = 0; i < kBlockLinears && x.bytes.empty(); ++i) {
+            const LinearWeights& lw = *block_linears(w, i);
+            if (t == lw.name + ".weight")
+              x.bytes = gw.encode_weight(t, lw.w.as<float>(), lw.out, lw.in,
+                                         imps[size_t(i)].empty() ? nullptr : imps[size_t(i)].data());
+          }
+          if (x.bytes.empty()) x.bytes = gw.encode_copy(t);
+          gblk.push_back(std::move(x));
+        }
+      }
+      if (writers.empty())
+        for (const GgufBlockTensor& x : gblk)
+          if (x.output == 0 && x.type != GgmlType::F32 && tensor_block_index(x.name) >= 0 && x.name.ends_with(".weight") &&
+              src.require(x.name).shape.size() == 2) {
+            ++rep.quantized_layers;
+            q_bits += 8.0 * double(x.bytes.size());
+            q_weights += double(src.require(x.name).numel());
+          }
       emit(l, done);
+      emit_gguf(gblk);
       // Checkpoint: the block's result, then the next block's caches, then the manifest (last,
       // atomically); only then is the previous checkpoint's data removed.
       if (plan.checkpoint) {
         man.block_files.push_back(block_file(l));
         man.block_sums.push_back(save_block_result(work_dir / block_file(l), done));
+        if (!gguf_writers.empty()) man.gguf_block_sums.push_back(save_gguf_block(work_dir / gguf_block_file(l), gblk));
         man.next_block = l + 1;
         man.x_file.clear();
         man.xq_file.clear();
@@ -536,8 +596,13 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   XQ.reset();
   for (auto& wr : writers)
     for (const std::string& t : outside) wr->add_copy(t);
+  for (auto& gw : gguf_writers)
+    for (const std::string& t : outside)
+      if (gw->wants(t)) gw->add_copy(t);
   for (auto& wr : writers) wr->finish();
+  for (auto& gw : gguf_writers) gw->finish();
   writers.clear();
+  gguf_writers.clear();
   // The outputs are complete: the checkpoint has served its purpose.
   remove_work_files(work_dir);
   for (const auto& o : rep.outputs) rep.output_bytes.push_back(folder_bytes(o));
@@ -551,8 +616,8 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     eo.precision = opt.precision;
     log(cat("eval: original model, ", windows.size(), " windows of ", opt.eval_seqlen));
     rep.ppl_original = evaluate_perplexity(d, windows, eo).perplexity;
-    log(cat("eval: quantized model read back from ", rep.outputs[0].string()));
-    rep.ppl_quantized = evaluate_perplexity(Decoder(rep.outputs[0]), windows, eo).perplexity;
+    log(cat("eval: quantized model read back from ", eval_model.string()));
+    rep.ppl_quantized = evaluate_perplexity(Decoder(eval_model), windows, eo).perplexity;
   }
   rep.seconds = total.seconds();
   rep.peak_rss_bytes = read_mem_stats().peak_bytes;

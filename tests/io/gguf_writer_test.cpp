@@ -242,7 +242,7 @@ TEST_F(GgufWriterTest, BadPlansAreErrorsNamingTheFile) {
   const fs::path p = dir_ / "plan.gguf";
   auto expect_error = [&](std::vector<GgufKV> kvs, std::vector<GgufTensorDecl> decls, const std::string& needle) {
     try {
-      GgufWriter w(p, std::move(kvs), decls);
+      GgufWriter w(p, kvs, decls);
       ADD_FAILURE() << "no error, expected " << needle;
     } catch (const Error& e) {
       EXPECT_THAT(e.what(), HasSubstr(needle));

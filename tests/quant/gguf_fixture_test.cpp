@@ -68,21 +68,20 @@ struct Fixture {
 
 // Loaded once: index + every F32 source tensor (~19 MB).
 const Fixture* load_fixture(const fs::path& index_path) {
-  static Fixture* fx = nullptr;
-  if (fx) return fx;
-  fx = new Fixture;
-  fx->dir = index_path.parent_path();
+  static Fixture fx;
+  if (!fx.index.is_null()) return &fx;
+  fx.dir = index_path.parent_path();
   std::ifstream in(index_path);
-  fx->index = nlohmann::json::parse(in);
-  for (const auto& [name, t] : fx->index.at("model-F32").at("tensors").items()) {
-    const RefTensor r = fx->tensor("model-F32", name);
+  fx.index = nlohmann::json::parse(in);
+  for (const auto& [name, t] : fx.index.at("model-F32").at("tensors").items()) {
+    const RefTensor r = fx.tensor("model-F32", name);
     EXPECT_EQ(r.type, GgmlType::F32) << name;
-    const auto raw = fx->bytes("model-F32", r);
+    const auto raw = fx.bytes("model-F32", r);
     std::vector<float> v(raw.size() / 4);
     std::memcpy(v.data(), raw.data(), raw.size());
-    fx->f32[name] = std::move(v);
+    fx.f32[name] = std::move(v);
   }
-  return fx;
+  return &fx;
 }
 
 bool is_simple(GgmlType t) {

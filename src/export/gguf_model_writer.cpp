@@ -1,0 +1,229 @@
+// Streamed GGUF export: plan (names, shapes, mix types, metadata) -> GgufWriter header -> tensor
+// data in file order as the pipeline hands it over -> side files -> rename.
+#include "export/gguf_model_writer.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "export/gguf_meta.h"
+#include "export/quantized_writer.h"
+#include "io/atomic_output.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "model/gguf_names.h"
+#include "quant/gguf_blocks.h"
+
+namespace ar {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Rows converted at once when a source tensor is copied: bounds the f32 temporary (64 MiB).
+constexpr uint64_t kCopyChunkBytes = 64ull << 20;
+
+// Small files a loader or `autoround eval` wants beside the .gguf (tokenizer, config).
+constexpr const char* kSideFiles[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                                      "special_tokens_map.json", "generation_config.json", "tokenizer.model"};
+
+bool same_folder(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
+}
+
+}  // namespace
+
+GgufModelWriter::GgufModelWriter(const fs::path& model_dir, const fs::path& output_dir, GgufMix mix,
+                                 const SafetensorsReader& src, const ModelConfig& cfg, bool overwrite,
+                                 bool has_importance)
+    : model_dir_(model_dir), out_dir_(output_dir), mix_(mix), src_(src), cfg_(cfg) {
+  const GgufMixInfo& info = gguf_mix_info(mix);
+  if (same_folder(model_dir, output_dir))
+    AR_THROW(output_dir.string(), ": the output folder is the model folder; choose another --output_dir");
+
+  GgufMetaOptions mo;
+  mo.file_type = GgufFileType(info.file_type);
+  kvs_ = gguf_metadata(model_dir, mo);
+  std::string name;
+  for (const GgufKV& kv : kvs_)
+    if (kv.key == "general.name") name = kv.value.as_string();
+  const fs::path file = output_dir / (name + "-" + std::string(gguf_file_type_name(mo.file_type)) + ".gguf");
+  std::error_code ec;
+  if (fs::exists(file, ec) && !overwrite)
+    AR_THROW(file.string(), ": already exists; pass --overwrite to replace it");
+
+  // llama3 scaling travels as a tensor; it has no source, so it goes first and is written now.
+  const std::vector<float> rope_freqs = gguf_rope_freqs(cfg);
+  if (!rope_freqs.empty()) decls_.push_back({"rope_freqs.weight", GgmlType::F32, {int64_t(rope_freqs.size())}});
+
+  std::vector<GgufMixTensor> mt;
+  for (const std::string& hf : output_tensor_order(src)) {
+    const std::string g = gguf_tensor_name(hf);
+    if (g.empty()) {
+      if (hf.ends_with("rotary_emb.inv_freq")) continue;  // recomputed by every loader
+      AR_THROW(src.source_path().string(), ": tensor '", hf, "' has no GGUF name (not a ", cfg.architecture,
+               " tensor llama.cpp knows); cannot export to GGUF");
+    }
+    const TensorInfo& t = src.require(hf);
+    if (t.shape.empty() || t.shape.size() > 2)
+      AR_THROW(src.source_path().string(), ": tensor '", hf, "' has ", t.shape.size(), " dimensions, expected 1 or 2");
+    Entry e;
+    e.hf_name = hf;
+    e.decl = decls_.size();
+    e.rows = t.shape.size() == 2 ? t.shape[0] : 1;
+    e.cols = t.shape.back();
+    if (gguf_permutes_qk(cfg.arch)) {
+      if (g.ends_with(".attn_q.weight") || g.ends_with(".attn_q.bias")) e.qk_heads = cfg.num_attention_heads;
+      if (g.ends_with(".attn_k.weight") || g.ends_with(".attn_k.bias")) e.qk_heads = cfg.num_key_value_heads;
+      if (e.qk_heads > 0 && e.rows * e.cols != e.qk_heads * cfg.head_dim * (t.shape.size() == 2 ? e.cols : 1))
+        AR_THROW(src.source_path().string(), ": tensor '", hf, "' does not have ", e.qk_heads, " x ", cfg.head_dim, " rows");
+    }
+    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
+    by_hf_[hf] = entries_.size();
+    entries_.push_back(e);
+    // The reference converter stores everything as F32 before llama-quantize: 1-D tensors stay so.
+    mt.push_back({g, dims, GgmlType::F32});
+    decls_.push_back({g, GgmlType::F32, dims});
+  }
+  GgufMixModel mm;
+  mm.arch = gguf_arch_name(cfg.arch);
+  mm.n_layer = int(cfg.num_hidden_layers);
+  mm.n_head = int(cfg.num_attention_heads);
+  mm.n_head_kv = int(cfg.num_key_value_heads);
+  mm.has_imatrix = has_importance;
+  const std::vector<GgufTensorType> types = gguf_mix_types(mix, mm, mt);
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    Entry& e = entries_[i];
+    decls_[e.decl].type = types[i].type;
+    e.size_bytes = size_t(e.rows) * ggml_row_bytes(types[i].type, e.cols);
+  }
+
+  fs::create_directories(output_dir, ec);
+  if (ec) AR_THROW(output_dir.string(), ": cannot create the output folder: ", ec.message());
+  w_ = std::make_unique<GgufWriter>(file, kvs_, decls_);
+  if (!rope_freqs.empty()) write_ready(0, rope_freqs.data(), rope_freqs.size() * sizeof(float));
+}
+
+GgufModelWriter::~GgufModelWriter() = default;
+
+const fs::path& GgufModelWriter::path() const { return w_->path(); }
+
+bool GgufModelWriter::wants(const std::string& hf_name) const { return by_hf_.count(hf_name) != 0; }
+
+const GgufModelWriter::Entry& GgufModelWriter::entry(const std::string& hf_name) const {
+  auto it = by_hf_.find(hf_name);
+  AR_CHECK(it != by_hf_.end(), "GGUF export: tensor '", hf_name, "' is not part of the plan");
+  return entries_[it->second];
+}
+
+GgmlType GgufModelWriter::planned_type(const std::string& hf_name) const { return decls_[entry(hf_name).decl].type; }
+const std::string& GgufModelWriter::gguf_name(const std::string& hf_name) const { return decls_[entry(hf_name).decl].name; }
+
+std::vector<std::string> GgufModelWriter::hf_order() const {
+  std::vector<std::string> r;
+  for (const Entry& e : entries_) r.push_back(e.hf_name);
+  return r;
+}
+
+std::vector<uint8_t> GgufModelWriter::encode_weight(const std::string& hf_name, const float* w, int64_t rows,
+                                                    int64_t cols, const float* imp) const {
+  const Entry& e = entry(hf_name);
+  AR_CHECK(rows * cols == e.rows * e.cols && cols == e.cols, "GGUF export: '", hf_name, "' given as ", rows, "x",
+           cols, ", planned ", e.rows, "x", e.cols);
+  std::vector<float> permuted;
+  if (e.qk_heads > 0) {
+    permuted.assign(w, w + rows * cols);
+    // A bias is one value per row of the projection: permuted as a (rows*cols, 1) matrix.
+    const int64_t per_row = e.rows == 1 ? 1 : e.cols;
+    gguf_permute_qk_rows(permuted.data(), e.qk_heads, cfg_.head_dim, per_row, true);
+    w = permuted.data();
+  }
+  std::vector<uint8_t> out(e.size_bytes);
+  gguf_quantize_tensor(decls_[e.decl].type, w, e.rows, e.cols, out.data(), imp);
+  return out;
+}
+
+std::vector<uint8_t> GgufModelWriter::encode_copy(const std::string& hf_name) const {
+  const Entry& e = entry(hf_name);
+  std::vector<float> x(size_t(e.rows * e.cols));
+  src_.read_f32(src_.require(hf_name), x.data());
+  return encode_weight(hf_name, x.data(), e.rows, e.cols);
+}
+
+void GgufModelWriter::add_weight(const std::string& hf_name, const float* w, int64_t rows, int64_t cols,
+                                 const float* imp) {
+  const std::vector<uint8_t> b = encode_weight(hf_name, w, rows, cols, imp);
+  add_bytes(hf_name, planned_type(hf_name), b.data(), b.size());
+}
+
+void GgufModelWriter::add_bytes(const std::string& hf_name, GgmlType t, const void* data, size_t size) {
+  const Entry& e = entry(hf_name);
+  AR_CHECK(t == decls_[e.decl].type && size == e.size_bytes, "GGUF export: '", hf_name, "' given as ",
+           ggml_info(t).name, " (", size, " bytes), planned ", ggml_info(decls_[e.decl].type).name, " (",
+           e.size_bytes, " bytes)");
+  AR_CHECK(e.decl >= next_decl_ && !pending_.count(e.decl), "GGUF export: '", hf_name, "' given twice");
+  if (e.decl == next_decl_) {
+    write_ready(e.decl, data, size);
+  } else {
+    const uint8_t* p = static_cast<const uint8_t*>(data);
+    pending_.emplace(e.decl, std::vector<uint8_t>(p, p + size));
+  }
+}
+
+void GgufModelWriter::add_copy(const std::string& hf_name) {
+  const Entry& e = entry(hf_name);
+  const uint64_t row_f32 = uint64_t(e.cols) * sizeof(float);
+  // Out-of-turn tensors and permuted q/k are converted whole; the rest streams in row chunks.
+  if (e.decl != next_decl_ || e.qk_heads > 0 || uint64_t(e.rows) * row_f32 <= kCopyChunkBytes) {
+    const std::vector<uint8_t> b = encode_copy(hf_name);
+    add_bytes(hf_name, planned_type(hf_name), b.data(), b.size());
+    return;
+  }
+  const GgmlType type = decls_[e.decl].type;
+  const TensorInfo& t = src_.require(hf_name);
+  const int64_t chunk = std::max<int64_t>(1, int64_t(kCopyChunkBytes / row_f32));
+  std::vector<float> x(size_t(std::min(chunk, e.rows) * e.cols));
+  std::vector<uint8_t> q(size_t(std::min(chunk, e.rows)) * ggml_row_bytes(type, e.cols));
+  for (int64_t r0 = 0; r0 < e.rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, e.rows - r0);
+    src_.read_rows_f32(t, r0, n, x.data());
+    gguf_quantize_tensor(type, x.data(), n, e.cols, q.data());
+    w_->write_tensor_chunk(decls_[e.decl].name, q.data(), size_t(n) * ggml_row_bytes(type, e.cols));
+  }
+  ++next_decl_;
+  flush_pending();
+}
+
+void GgufModelWriter::write_ready(size_t decl, const void* data, size_t size) {
+  AR_CHECK(decl == next_decl_, "GGUF export: tensor ", decl, " written out of turn");
+  w_->write_tensor(decls_[decl].name, data, size);
+  ++next_decl_;
+  flush_pending();
+}
+
+void GgufModelWriter::flush_pending() {
+  for (auto it = pending_.find(next_decl_); it != pending_.end(); it = pending_.find(next_decl_)) {
+    std::vector<uint8_t> b = std::move(it->second);
+    pending_.erase(it);
+    w_->write_tensor(decls_[next_decl_].name, b.data(), b.size());
+    ++next_decl_;
+  }
+}
+
+void GgufModelWriter::finish() {
+  AR_CHECK(!finished_, "GGUF export: finish() called twice");
+  if (next_decl_ != decls_.size()) {
+    std::string missing;
+    for (size_t i = next_decl_; i < decls_.size(); ++i)
+      if (!pending_.count(i)) missing += (missing.empty() ? "" : ", ") + decls_[i].name;
+    AR_CHECK(false, "GGUF export: tensors never given: ", missing);
+  }
+  // Side files first, so a .gguf that exists is always a complete export.
+  std::error_code ec;
+  for (const char* f : kSideFiles)
+    if (fs::exists(model_dir_ / f, ec)) write_file_atomic(out_dir_ / f, read_text_file(model_dir_ / f));
+  w_->finish();
+  finished_ = true;
+}
+
+}  // namespace ar

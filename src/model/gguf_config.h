@@ -1,0 +1,16 @@
+// ModelConfig of a GGUF model file, from its metadata (llama.cpp's <arch>.* keys) and tensor list,
+// so a GGUF file evaluates without the HF folder it came from.
+#pragma once
+#include "model/config.h"
+
+namespace ar {
+
+class GgufReader;
+
+// Architectures "llama", "qwen2", "qwen3". Hyper-parameters come from the <arch>.* keys (integers
+// of any GGUF integer type), the vocabulary size from token_embd's shape, tied embeddings from the
+// absence of output.weight, q/k/v biases from blk.0.attn_q.bias, llama3 rope scaling from the
+// rope_freqs tensor. Throws ar::Error naming the file and the key for anything missing or invalid.
+ModelConfig gguf_model_config(const GgufReader& r);
+
+}  // namespace ar

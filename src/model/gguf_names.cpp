@@ -1,0 +1,71 @@
+// HF <-> GGUF tensor names and the llama q/k row permutation (facts from llama.cpp's
+// convert_hf_to_gguf.py / gguf-py tensor_mapping.py; our own implementation).
+#include "model/gguf_names.h"
+
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+
+namespace ar {
+
+namespace {
+
+struct NamePair {
+  std::string_view hf;    // suffix after "model.layers.N."
+  std::string_view gguf;  // suffix after "blk.N."
+};
+constexpr NamePair kBlockNames[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},
+    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+};
+
+}  // namespace
+
+std::string gguf_tensor_name(const std::string& hf) {
+  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+  if (hf == "model.norm.weight") return "output_norm.weight";
+  if (hf == "lm_head.weight") return "output.weight";
+  constexpr std::string_view prefix = "model.layers.";
+  if (!hf.starts_with(prefix)) return "";
+  size_t i = prefix.size(), j = i;
+  while (j < hf.size() && hf[j] >= '0' && hf[j] <= '9') ++j;
+  if (j == i || j >= hf.size() || hf[j] != '.' || j - i > 9) return "";
+  const std::string_view rest = std::string_view(hf).substr(j + 1);
+  for (const NamePair& p : kBlockNames)
+    if (rest == p.hf) return cat("blk.", hf.substr(i, j - i), ".", p.gguf);
+  return "";
+}
+
+bool gguf_permutes_qk(Arch arch) { return arch == Arch::Llama || arch == Arch::Mistral; }
+
+void gguf_permute_qk_rows(float* w, int64_t n_head, int64_t head_dim, int64_t cols, bool to_gguf) {
+  AR_CHECK(n_head > 0 && head_dim > 0 && head_dim % 2 == 0 && cols > 0, "permute ", n_head, "x", head_dim);
+  const int64_t half = head_dim / 2;
+  std::vector<float> head(size_t(head_dim * cols));
+  for (int64_t h = 0; h < n_head; ++h) {
+    float* base = w + h * head_dim * cols;
+    std::memcpy(head.data(), base, head.size() * sizeof(float));
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < half; ++j) {
+        const int64_t hf_row = i * half + j, gguf_row = 2 * j + i;
+        const int64_t dst = to_gguf ? gguf_row : hf_row, src = to_gguf ? hf_row : gguf_row;
+        std::memcpy(base + dst * cols, head.data() + src * cols, size_t(cols) * sizeof(float));
+      }
+  }
+}
+
+}  // namespace ar

@@ -1,0 +1,153 @@
+// GGUF-backed weight source: positioned reads of one tensor (or a range of rows) at a time,
+// dequantized with the block formats' reference dequantizers (bit-identical with ggml's).
+#include "model/gguf_weights.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "io/gguf.h"
+#include "model/gguf_names.h"
+#include "quant/gguf_blocks.h"
+
+namespace ar {
+
+namespace {
+
+std::string dims_str(const std::vector<int64_t>& d) {
+  std::string r = "[";
+  for (size_t i = 0; i < d.size(); ++i) r += (i ? ", " : "") + std::to_string(d[i]);
+  return r + "]";
+}
+
+class GgufSource final : public WeightSource {
+ public:
+  GgufSource(std::unique_ptr<GgufReader> r, const ModelConfig& c) : r_(std::move(r)), c_(c) {
+    const int64_t C = c.hidden_size, V = c.vocab_size;
+    embd_ = &require("token_embd.weight", {C, V});
+    head_ = r_->find_tensor("output.weight") ? &require("output.weight", {C, V}) : embd_;
+    norm_ = &require("output_norm.weight", {C});
+  }
+
+  BlockWeights load_block(int64_t layer) const override {
+    const ModelConfig& c = c_;
+    AR_CHECK(layer >= 0 && layer < c.num_hidden_layers, "layer ", layer);
+    const std::string p = cat("blk.", layer, ".");
+    const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+    const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+    BlockWeights b;
+    b.layer = layer;
+    b.input_norm = load(p + "attn_norm.weight", {C});
+    b.post_norm = load(p + "ffn_norm.weight", {C});
+    if (c.qk_norm) {
+      b.q_norm = load(p + "attn_q_norm.weight", {D});
+      b.k_norm = load(p + "attn_k_norm.weight", {D});
+    }
+    const std::string hp = block_prefix(layer);
+    b.q = linear(hp + "self_attn.q_proj", p + "attn_q", C, H * D, c.attention_bias);
+    b.k = linear(hp + "self_attn.k_proj", p + "attn_k", C, Hkv * D, c.attention_bias);
+    b.v = linear(hp + "self_attn.v_proj", p + "attn_v", C, Hkv * D, c.attention_bias);
+    b.o = linear(hp + "self_attn.o_proj", p + "attn_output", H * D, C, false);
+    b.gate = linear(hp + "mlp.gate_proj", p + "ffn_gate", C, F, false);
+    b.up = linear(hp + "mlp.up_proj", p + "ffn_up", C, F, false);
+    b.down = linear(hp + "mlp.down_proj", p + "ffn_down", F, C, false);
+    if (gguf_permutes_qk(c.arch)) {  // back to HF's rotate-half order
+      gguf_permute_qk_rows(b.q.w.as<float>(), H, D, C, false);
+      gguf_permute_qk_rows(b.k.w.as<float>(), Hkv, D, C, false);
+      if (b.q.has_bias()) gguf_permute_qk_rows(b.q.b.as<float>(), H, D, 1, false);
+      if (b.k.has_bias()) gguf_permute_qk_rows(b.k.b.as<float>(), Hkv, D, 1, false);
+    }
+    return b;
+  }
+
+  void release_block(int64_t layer) const override {
+    const std::string p = cat("blk.", layer, ".");
+    for (const GgufTensorInfo& t : r_->tensors())
+      if (t.name.compare(0, p.size(), p) == 0) r_->release(t);
+  }
+
+  void embedding_rows(int64_t row0, int64_t n, float* dst) const override { rows(*embd_, row0, n, dst); }
+  void lm_head_rows(int64_t row0, int64_t n, float* dst) const override { rows(*head_, row0, n, dst); }
+  void final_norm(float* dst) const override { dequantize(*norm_, dst); }
+
+ private:
+  // The tensor, checked to have GGUF dims `dims` (fastest first: a HF (out, in) weight is {in, out}).
+  const GgufTensorInfo& require(const std::string& name, const std::vector<int64_t>& dims) const {
+    const GgufTensorInfo& t = r_->require_tensor(name);
+    if (t.dims != dims)
+      AR_THROW(r_->path().string(), ": tensor '", name, "' has shape ", dims_str(t.dims), ", expected ",
+               dims_str(dims), " from the model's metadata");
+    return t;
+  }
+
+  void dequantize(const GgufTensorInfo& t, float* dst) const {
+    std::vector<uint8_t> raw(t.size_bytes);
+    r_->read(t, raw.data());
+    gguf_dequantize_tensor(t.type, raw.data(), t.n_rows(), t.row_elems(), dst);
+  }
+
+  void rows(const GgufTensorInfo& t, int64_t row0, int64_t n, float* dst) const {
+    AR_CHECK(row0 >= 0 && n >= 0 && row0 + n <= t.n_rows(), "rows ", row0, "+", n, " of ", t.name);
+    std::vector<uint8_t> raw(size_t(n) * t.row_bytes());
+    r_->read_rows(t, row0, n, raw.data());
+    gguf_dequantize_tensor(t.type, raw.data(), n, t.row_elems(), dst);
+  }
+
+  Buffer load(const std::string& name, const std::vector<int64_t>& dims) const {
+    const GgufTensorInfo& t = require(name, dims);
+    Buffer b(size_t(t.numel()) * sizeof(float), name);
+    dequantize(t, b.as<float>());
+    return b;
+  }
+
+  LinearWeights linear(const std::string& hf_name, const std::string& name, int64_t in, int64_t out, bool bias) const {
+    LinearWeights l;
+    l.name = hf_name;
+    l.in = in;
+    l.out = out;
+    l.w = load(name + ".weight", {in, out});
+    if (bias) l.b = load(name + ".bias", {out});
+    return l;
+  }
+
+  std::unique_ptr<GgufReader> r_;
+  ModelConfig c_;
+  const GgufTensorInfo* embd_ = nullptr;
+  const GgufTensorInfo* head_ = nullptr;
+  const GgufTensorInfo* norm_ = nullptr;
+};
+
+}  // namespace
+
+std::optional<std::filesystem::path> find_gguf_model(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    if (path.extension() == ".gguf") return path;
+    return std::nullopt;
+  }
+  if (!fs::is_directory(path, ec)) return std::nullopt;
+  std::vector<fs::path> ggufs;
+  for (const auto& e : fs::directory_iterator(path, ec)) {
+    if (!e.is_regular_file(ec)) continue;
+    const std::string ext = e.path().extension().string();
+    if (ext == ".safetensors") return std::nullopt;  // a HF folder; its weights win
+    if (ext == ".gguf") ggufs.push_back(e.path());
+  }
+  if (ggufs.empty()) return std::nullopt;
+  if (ggufs.size() > 1) {
+    std::sort(ggufs.begin(), ggufs.end());
+    std::string names;
+    for (const auto& g : ggufs) names += " " + g.filename().string();
+    AR_THROW(path.string(), ": holds ", ggufs.size(), " GGUF files (", names.substr(1),
+             "); pass the one to use as --model FILE.gguf");
+  }
+  return ggufs[0];
+}
+
+std::unique_ptr<WeightSource> make_gguf_source(std::unique_ptr<GgufReader> r, const ModelConfig& c) {
+  return std::make_unique<GgufSource>(std::move(r), c);
+}
+
+}  // namespace ar

@@ -15,6 +15,9 @@ namespace ar {
 
 namespace {
 
+// Below this many weights a read is dequantized on the calling thread.
+constexpr int64_t kParallelDequantElems = 1 << 16;
+
 std::string dims_str(const std::vector<int64_t>& d) {
   std::string r = "[";
   for (size_t i = 0; i < d.size(); ++i) r += (i ? ", " : "") + std::to_string(d[i]);
@@ -84,14 +87,22 @@ class GgufSource final : public WeightSource {
   void dequantize(const GgufTensorInfo& t, float* dst) const {
     std::vector<uint8_t> raw(t.size_bytes);
     r_->read(t, raw.data());
-    gguf_dequantize_tensor(t.type, raw.data(), t.n_rows(), t.row_elems(), dst);
+    dequantize_rows(t, raw.data(), t.n_rows(), dst);
+  }
+
+  // Embedding lookups come one row at a time: a parallel region per row costs more than the
+  // row (and spins badly on shared cores), so small reads stay on this thread.
+  static void dequantize_rows(const GgufTensorInfo& t, const uint8_t* raw, int64_t n, float* dst) {
+    if (n * t.row_elems() >= kParallelDequantElems) return gguf_dequantize_tensor(t.type, raw, n, t.row_elems(), dst);
+    for (int64_t i = 0; i < n; ++i)
+      gguf_dequantize_row(t.type, raw + size_t(i) * t.row_bytes(), t.row_elems(), dst + i * t.row_elems());
   }
 
   void rows(const GgufTensorInfo& t, int64_t row0, int64_t n, float* dst) const {
     AR_CHECK(row0 >= 0 && n >= 0 && row0 + n <= t.n_rows(), "rows ", row0, "+", n, " of ", t.name);
     std::vector<uint8_t> raw(size_t(n) * t.row_bytes());
     r_->read_rows(t, row0, n, raw.data());
-    gguf_dequantize_tensor(t.type, raw.data(), n, t.row_elems(), dst);
+    dequantize_rows(t, raw.data(), n, dst);
   }
 
   Buffer load(const std::string& name, const std::vector<int64_t>& dims) const {

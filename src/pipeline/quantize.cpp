@@ -378,6 +378,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   double q_bits = 0, q_weights = 0;
   auto emit = [&](int64_t l, std::map<std::string, QuantizedWeight>& done) {
     for (const auto& [name, q] : done) {
+      if (writers.empty()) break;  // GGUF only: counted from the GGUF bytes instead
       q_bits += double(q.out) * double(q.in) * q.scheme.bits + double(q.n_groups) * double(q.out) * (16 + q.scheme.bits);
       q_weights += double(q.out) * double(q.in);
       ++rep.quantized_layers;

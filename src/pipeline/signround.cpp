@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "kernels/mse_loss.h"
@@ -39,8 +40,19 @@ struct LinearState {
   QuantScheme scheme;
   bool tuned = false;  // false: kept in full precision (bits 16), no parameters
   std::vector<float> v, min_scale, max_scale, dmin, dmax, dw;
+  // The original weight as bf16 bits when an owning tuner compacted it (then l->w is empty).
+  std::vector<uint16_t> w_bf16;
   uint64_t n_weights() const { return uint64_t(l->out) * uint64_t(l->in); }
 };
+
+// True when every value survives the trip through bf16: its low 16 bits are zero.
+bool bf16_exact(const LinearWeights& l) {
+  const uint32_t* u = l.w.as<uint32_t>();
+  const size_t n = size_t(l.out * l.in);
+  for (size_t i = 0; i < n; ++i)
+    if (u[i] & 0xffffu) return false;
+  return true;
+}
 
 // p -= lr * sign(g); sign(0) = 0 leaves p unchanged, as torch.sign does.
 void signed_step(float* p, const float* g, size_t n, float lr) {
@@ -54,12 +66,9 @@ void clamp01(std::vector<float>& p) {
   for (float& x : p) x = std::min(std::max(x, 0.f), 1.f);
 }
 
-// Floats of the one weight-sized work buffer: the largest tuned linear (0 when none is tuned or
-// nothing will be tuned).
-uint64_t work_floats(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes,
-                     const SignRoundOptions& o) {
+// Floats of the one weight-sized work buffer: the largest quantized linear.
+uint64_t work_floats(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes) {
   uint64_t n = 0;
-  if (o.iters == 0) return 0;
   for (int i = 0; i < kBlockLinears; ++i)
     if (schemes[size_t(i)].quantized())
       n = std::max(n, uint64_t(block_linears(b, i)->out) * uint64_t(block_linears(b, i)->in));
@@ -69,7 +78,9 @@ uint64_t work_floats(const BlockWeights& b, const std::array<QuantScheme, kBlock
 }  // namespace
 
 struct BlockTuner::State {
+  BlockWeights owned;  // the owning constructor's weights (empty when borrowing)
   const BlockWeights& b;
+  const bool owns;
   const ModelConfig& c;
   const int64_t T;
   const SignRoundOptions o;
@@ -77,16 +88,62 @@ struct BlockTuner::State {
   RopeTables rope;
   BlockGradScratch scratch;
   std::vector<float> x, second, y, dy;  // one sample each, (T, C)
-  // One weight-sized buffer for all linears: W' of the linear the forward/backward asks for
-  // (materialized on demand from v and min/max_scale; `work_holds` says which), or dL/dv of one
-  // linear during the signed step.
+  // One weight-sized buffer for all linears: W' of the linear the forward/backward asks for (made
+  // on demand from v and min/max_scale), or a compacted linear's original W widened to f32
+  // (`work_holds` says which: i, or kOriginal + i), or dL/dv of one linear during the signed step.
   std::vector<float> work;
   int work_holds = -1;
+  static constexpr int kOriginal = kBlockLinears;
 
-  State(const BlockWeights& b_, const ModelConfig& c_, int64_t T_, const SignRoundOptions& o_)
-      : b(b_), c(c_), T(T_), o(o_), rope(make_rope_tables(c_, T_)), scratch(c_, T_) {
+  State(const BlockWeights& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
+        int64_t T_, const SignRoundOptions& o_)
+      : b(b_), owns(false), c(c_), T(T_), o(o_), rope(make_rope_tables(c_, T_)), scratch(c_, T_) {
+    init(schemes);
+  }
+  // Compacts before anything else is allocated, so the f32 weights are gone before the peak.
+  State(BlockWeights&& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
+        int64_t T_, const SignRoundOptions& o_)
+      : owned(std::move(b_)), b(owned), owns(true), c(c_), T(T_), o(o_),
+        rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_) {
+    init(schemes);
+  }
+
+  void compact(const std::array<QuantScheme, kBlockLinears>& schemes) {
+    for (int i = 0; i < kBlockLinears; ++i) {
+      LinearWeights& l = *block_linears(owned, i);
+      if (!schemes[size_t(i)].quantized() || !bf16_exact(l)) continue;
+      std::vector<uint16_t>& h = st[size_t(i)].w_bf16;
+      h.resize(size_t(l.out * l.in));
+      f32_to_bf16(h.data(), l.w.as<float>(), h.size());
+      l.w = Buffer();
+    }
+  }
+
+  void init(const std::array<QuantScheme, kBlockLinears>& schemes) {
+    AR_CHECK(T > 0, "BlockTuner with T=", T);
+    AR_CHECK(o.iters >= 0 && o.batch_size > 0 && o.gradient_accumulate_steps > 0, "bad SignRound options");
     const size_t tc = size_t(T * c.hidden_size);
     for (auto* v : {&x, &second, &y, &dy}) v->resize(tc);
+    bool compacted = false;
+    for (int i = 0; i < kBlockLinears; ++i) {
+      LinearState& s = st[size_t(i)];
+      s.l = block_linears(b, i);
+      s.scheme = schemes[size_t(i)];
+      s.tuned = s.scheme.quantized();
+      compacted |= !s.w_bf16.empty();
+      if (!s.tuned) continue;
+      check_quantizable(s.scheme);
+      const size_t nw = size_t(s.n_weights()), ng = size_t(s.l->out * num_groups(s.scheme, s.l->in));
+      s.v.assign(nw, 0.f);
+      s.min_scale.assign(ng, 1.f);
+      s.max_scale.assign(ng, 1.f);
+      if (o.enable_minmax_tuning && o.iters > 0) {
+        s.dmin.assign(ng, 0.f);
+        s.dmax.assign(ng, 0.f);
+      }
+      if (o.iters > 0) s.dw.resize(nw);
+    }
+    if (o.iters > 0 || compacted) work.resize(size_t(work_floats(b, schemes)));
   }
 
   // W' of linear i (the original weight when it is not tuned), valid until the next call.
@@ -94,9 +151,25 @@ struct BlockTuner::State {
     LinearState& s = st[size_t(i)];
     if (!s.tuned) return s.l->w.as<float>();
     if (work_holds != i) {
-      fake_quant_forward(work.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                         s.min_scale.data(), s.max_scale.data());
+      if (s.w_bf16.empty())
+        fake_quant_forward(work.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                           s.min_scale.data(), s.max_scale.data());
+      else
+        fake_quant_forward(work.data(), s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                           s.min_scale.data(), s.max_scale.data());
       work_holds = i;
+    }
+    return work.data();
+  }
+
+  // The original f32 weight of linear i, valid until the next call (widened into the work buffer
+  // when compacted).
+  const float* original(int i) {
+    LinearState& s = st[size_t(i)];
+    if (s.w_bf16.empty()) return s.l->w.as<float>();
+    if (work_holds != kOriginal + i) {
+      bf16_to_f32(work.data(), s.w_bf16.data(), s.w_bf16.size());
+      work_holds = kOriginal + i;
     }
     return work.data();
   }
@@ -104,27 +177,27 @@ struct BlockTuner::State {
 
 BlockTuner::BlockTuner(const BlockWeights& b, const ModelConfig& c,
                        const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T, const SignRoundOptions& o)
-    : s_(std::make_unique<State>(b, c, T, o)) {
-  AR_CHECK(T > 0, "BlockTuner with T=", T);
-  AR_CHECK(o.iters >= 0 && o.batch_size > 0 && o.gradient_accumulate_steps > 0, "bad SignRound options");
+    : s_(std::make_unique<State>(b, c, schemes, T, o)) {}
+
+BlockTuner::BlockTuner(BlockWeights&& b, const ModelConfig& c, const std::array<QuantScheme, kBlockLinears>& schemes,
+                       int64_t T, const SignRoundOptions& o)
+    : s_(std::make_unique<State>(std::move(b), c, schemes, T, o)) {}
+
+BlockWeights BlockTuner::release_weights() {
+  AR_CHECK(s_ && s_->owns, "release_weights on a tuner that borrows its weights (or was released)");
+  BlockWeights b = std::move(s_->owned);
+  std::array<std::vector<uint16_t>, kBlockLinears> compacted;
+  for (int i = 0; i < kBlockLinears; ++i) compacted[size_t(i)] = std::move(s_->st[size_t(i)].w_bf16);
+  s_.reset();  // the tuning state goes before the weights widen
   for (int i = 0; i < kBlockLinears; ++i) {
-    LinearState& s = s_->st[size_t(i)];
-    s.l = block_linears(b, i);
-    s.scheme = schemes[size_t(i)];
-    s.tuned = s.scheme.quantized();
-    if (!s.tuned) continue;
-    check_quantizable(s.scheme);
-    const size_t nw = size_t(s.n_weights()), ng = size_t(s.l->out * num_groups(s.scheme, s.l->in));
-    s.v.assign(nw, 0.f);
-    s.min_scale.assign(ng, 1.f);
-    s.max_scale.assign(ng, 1.f);
-    if (o.enable_minmax_tuning && o.iters > 0) {
-      s.dmin.assign(ng, 0.f);
-      s.dmax.assign(ng, 0.f);
-    }
-    if (o.iters > 0) s.dw.resize(nw);
+    std::vector<uint16_t>& h = compacted[size_t(i)];
+    if (h.empty()) continue;
+    LinearWeights& l = *block_linears(b, i);
+    l.w = Buffer(h.size() * sizeof(float), l.name + ".weight");
+    bf16_to_f32(l.w.as<float>(), h.data(), h.size());
+    std::vector<uint16_t>().swap(h);
   }
-  s_->work.resize(size_t(work_floats(b, schemes, o)));
+  return b;
 }
 
 BlockTuner::~BlockTuner() = default;
@@ -135,7 +208,7 @@ uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
   // Scratch of one sample, its four (T, C) vectors, the rope tables, the shared W'/dv buffer.
   uint64_t n = BlockGradScratch::size_bytes(c, T) + 4ull * uint64_t(T * c.hidden_size) * sizeof(float) +
                2ull * uint64_t(T) * uint64_t(c.head_dim / 2) * sizeof(float) +
-               work_floats(b, schemes, o) * sizeof(float);
+               work_floats(b, schemes) * sizeof(float);
   uint64_t biggest_codes = 0;
   for (int i = 0; i < kBlockLinears; ++i) {
     const LinearWeights& l = *block_linears(b, i);
@@ -151,15 +224,24 @@ uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
   return n + biggest_codes;
 }
 
+uint64_t BlockTuner::owned_weight_bytes(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes) {
+  uint64_t n = b.size_bytes();
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const LinearWeights& l = *block_linears(b, i);
+    if (schemes[size_t(i)].quantized() && bf16_exact(l)) n -= uint64_t(l.out) * uint64_t(l.in) * 2;
+  }
+  return n;
+}
+
 void BlockTuner::fp_forward(float* y, const float* x) {
+  AR_CHECK(s_, "fp_forward after release_weights");
   State& S = *s_;
   AR_CHECK(y != x, "fp_forward: y aliases x");
-  BlockLinearWeights w;
-  for (int i = 0; i < kBlockLinears; ++i) w[i] = S.st[size_t(i)].l->w.as<float>();
-  block_forward_train(y, S.scratch, x, S.b, w, S.c, S.rope, S.o.precision);
+  block_forward_train(y, S.scratch, x, S.b, [&S](int i) { return S.original(i); }, S.c, S.rope, S.o.precision);
 }
 
 BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
+  AR_CHECK(s_, "tune after release_weights");
   State& S = *s_;
   const SignRoundOptions& o = S.o;
   auto& st = S.st;
@@ -168,8 +250,8 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     for (int i = 0; i < kBlockLinears; ++i) {
       LinearState& s = st[size_t(i)];
       if (s.tuned)
-        r.q[size_t(i)] = quantize_rtn(s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                                      s.min_scale.data(), s.max_scale.data());
+        r.q[size_t(i)] = quantize_rtn(S.original(i), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
+                                      s.max_scale.data());
     }
   };
   if (o.iters == 0) {  // RTN
@@ -234,9 +316,14 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       std::fill_n(dv, nw, 0.f);
       std::fill(s.dmin.begin(), s.dmin.end(), 0.f);
       std::fill(s.dmax.begin(), s.dmax.end(), 0.f);
-      fake_quant_backward(dv, o.enable_minmax_tuning ? s.dmin.data() : nullptr,
-                          o.enable_minmax_tuning ? s.dmax.data() : nullptr, s.dw.data(), s.l->w.as<float>(),
-                          s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(), s.max_scale.data());
+      float* dmin = o.enable_minmax_tuning ? s.dmin.data() : nullptr;
+      float* dmax = o.enable_minmax_tuning ? s.dmax.data() : nullptr;
+      if (s.w_bf16.empty())
+        fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                            s.min_scale.data(), s.max_scale.data());
+      else
+        fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                            s.min_scale.data(), s.max_scale.data());
       signed_step(s.v.data(), dv, nw, lr);
       if (o.enable_minmax_tuning) {
         signed_step(s.min_scale, s.dmin, mm_lr);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -52,87 +53,140 @@ GroupGradInfo group_info(const float* w, int64_t n, const QuantScheme& qs, float
   return g;
 }
 
-}  // namespace
+// The original weight a row at a time as f32: in place, or bf16 bits widened into the calling
+// thread's row buffer (exact, so both give the same bits downstream).
+struct F32Rows {
+  static constexpr bool kWidens = false;
+  const float* w;
+  int64_t in;
+  const float* row(int64_t o, float*) const { return w + o * in; }
+};
+struct Bf16Rows {
+  static constexpr bool kWidens = true;
+  const uint16_t* w;
+  int64_t in;
+  const float* row(int64_t o, float* buf) const {
+    for (int64_t i = 0; i < in; ++i) buf[i] = bf16_to_f32(w[o * in + i]);
+    return buf;
+  }
+};
 
-void fake_quant_forward(float* w_dq, const float* w, int64_t out, int64_t in, const QuantScheme& s,
-                        const float* v, const float* min_scale, const float* max_scale) {
+template <typename Rows>
+void fake_quant_forward_rows(float* w_dq, const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
+                             const float* v, const float* min_scale, const float* max_scale) {
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
-#pragma omp parallel for schedule(static) if (out * in >= (int64_t(1) << 16))
-  for (int64_t o = 0; o < out; ++o) {
-    uint8_t codes[256];
-    for (int64_t g = 0; g < ng; ++g) {
-      const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
-      const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
-      const GroupQuant p = s.sym ? sym_group_params(w + at, n, s.bits, lo_s, hi_s)
-                                 : asym_group_params(w + at, n, s.bits, lo_s, hi_s);
-      // Codes in chunks of 256 so a whole-row group needs no allocation.
-      for (int64_t c0 = 0; c0 < n; c0 += 256) {
-        const int64_t m = std::min<int64_t>(256, n - c0);
-        quantize_group_codes(codes, w + at + c0, v ? v + at + c0 : nullptr, m, p.scale, p.zero, s.bits);
-        for (int64_t j = 0; j < m; ++j) w_dq[at + c0 + j] = p.scale * float(int(codes[j]) - p.zero);
+#pragma omp parallel if (out * in >= (int64_t(1) << 16))
+  {
+    std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < out; ++o) {
+      uint8_t codes[256];
+      const float* wr = rows.row(o, row_buf.data());
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
+        const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
+        const GroupQuant p = s.sym ? sym_group_params(wr + i0, n, s.bits, lo_s, hi_s)
+                                   : asym_group_params(wr + i0, n, s.bits, lo_s, hi_s);
+        // Codes in chunks of 256 so a whole-row group needs no allocation.
+        for (int64_t c0 = 0; c0 < n; c0 += 256) {
+          const int64_t m = std::min<int64_t>(256, n - c0);
+          quantize_group_codes(codes, wr + i0 + c0, v ? v + at + c0 : nullptr, m, p.scale, p.zero, s.bits);
+          for (int64_t j = 0; j < m; ++j) w_dq[at + c0 + j] = p.scale * float(int(codes[j]) - p.zero);
+        }
       }
     }
   }
 }
 
-void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
-                         const float* w, int64_t out, int64_t in, const QuantScheme& s,
-                         const float* v, const float* min_scale, const float* max_scale) {
+template <typename Rows>
+void fake_quant_backward_rows(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                              const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
+                              const float* v, const float* min_scale, const float* max_scale) {
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
   const bool want_scales = dmin_scale || dmax_scale;
   // Integer range of round(w/s + v) [+ zp] that clamp lets through.
   const float qlo = s.sym ? -float(1 << (s.bits - 1)) : 0.f;
   const float qhi = s.sym ? float((1 << (s.bits - 1)) - 1) : float((1 << s.bits) - 1);
-#pragma omp parallel for schedule(static) if (out * in >= (int64_t(1) << 16))
-  for (int64_t o = 0; o < out; ++o) {
-    for (int64_t g = 0; g < ng; ++g) {
-      const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
-      const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
-      const GroupGradInfo info = group_info(w + at, n, s, lo_s, hi_s);
-      const float sc = info.scale, zp = s.sym ? 0.f : info.zero;
-      // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
-      float ds = 0, dzp = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        const float gw = dw_dq[at + j], wj = w[at + j];
-        float x = wj / sc;
-        if (v) x += v[at + j];
-        const float t = std::nearbyint(x) + zp;  // the integer clamp sees
-        const bool inside = t >= qlo && t <= qhi;
-        const float q = std::min(std::max(t, qlo), qhi);
-        const float g_int = inside ? gw * sc : 0.f;  // dL/d round(w/s + v)
-        if (dv) dv[at + j] += g_int;
+#pragma omp parallel if (out * in >= (int64_t(1) << 16))
+  {
+    std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < out; ++o) {
+      const float* wr = rows.row(o, row_buf.data());
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
+        const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
+        const GroupGradInfo info = group_info(wr + i0, n, s, lo_s, hi_s);
+        const float sc = info.scale, zp = s.sym ? 0.f : info.zero;
+        // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
+        float ds = 0, dzp = 0;
+        for (int64_t j = 0; j < n; ++j) {
+          const float gw = dw_dq[at + j], wj = wr[i0 + j];
+          float x = wj / sc;
+          if (v) x += v[at + j];
+          const float t = std::nearbyint(x) + zp;  // the integer clamp sees
+          const bool inside = t >= qlo && t <= qhi;
+          const float q = std::min(std::max(t, qlo), qhi);
+          const float g_int = inside ? gw * sc : 0.f;  // dL/d round(w/s + v)
+          if (dv) dv[at + j] += g_int;
+          if (!want_scales) continue;
+          ds += gw * (q - zp) - g_int * wj / (sc * sc);
+          if (!s.sym) dzp += inside ? 0.f : -gw * sc;  // w' = s*(clamp(r + zp) - zp)
+        }
         if (!want_scales) continue;
-        ds += gw * (q - zp) - g_int * wj / (sc * sc);
-        if (!s.sym) dzp += inside ? 0.f : -gw * sc;  // w' = s*(clamp(r + zp) - zp)
-      }
-      if (!want_scales) continue;
-      float dwmin = 0, dwmax = 0;  // dL/d(wmin*min_scale), dL/d(wmax*max_scale)
-      if (s.sym) {
-        if (!info.floored) {
-          const float dmax_v = ds / float(1 << (s.bits - 1));
-          // max_v = -hi (hi = wmax*max_scale) or lo (lo = -wmin*min_scale).
-          if (info.hi_side)
-            dwmax = -dmax_v;
-          else
-            dwmin = -dmax_v;
+        float dwmin = 0, dwmax = 0;  // dL/d(wmin*min_scale), dL/d(wmax*max_scale)
+        if (s.sym) {
+          if (!info.floored) {
+            const float dmax_v = ds / float(1 << (s.bits - 1));
+            // max_v = -hi (hi = wmax*max_scale) or lo (lo = -wmin*min_scale).
+            if (info.hi_side)
+              dwmax = -dmax_v;
+            else
+              dwmin = -dmax_v;
+          }
+        } else {
+          // zp = round(-wmin'/s) with wmin' = wmin*min_scale: STE gives dzp/dwmin' = -1/s and
+          // dzp/ds = wmin'/s^2; s = (wmax' - wmin') / qmax.
+          const float wmin_c = info.wmin * lo_s;
+          dwmin += -dzp / sc;
+          if (!info.floored) {
+            const float ds_all = (ds + dzp * wmin_c / (sc * sc)) / qhi;
+            dwmax += ds_all;
+            dwmin -= ds_all;
+          }
         }
-      } else {
-        // zp = round(-wmin'/s) with wmin' = wmin*min_scale: STE gives dzp/dwmin' = -1/s and
-        // dzp/ds = wmin'/s^2; s = (wmax' - wmin') / qmax.
-        const float wmin_c = info.wmin * lo_s;
-        dwmin += -dzp / sc;
-        if (!info.floored) {
-          const float ds_all = (ds + dzp * wmin_c / (sc * sc)) / qhi;
-          dwmax += ds_all;
-          dwmin -= ds_all;
-        }
+        if (dmin_scale) dmin_scale[gi] += dwmin * info.wmin;
+        if (dmax_scale) dmax_scale[gi] += dwmax * info.wmax;
       }
-      if (dmin_scale) dmin_scale[gi] += dwmin * info.wmin;
-      if (dmax_scale) dmax_scale[gi] += dwmax * info.wmax;
     }
   }
+}
+
+}  // namespace
+
+void fake_quant_forward(float* w_dq, const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                        const float* v, const float* min_scale, const float* max_scale) {
+  fake_quant_forward_rows(w_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale);
+}
+
+void fake_quant_forward(float* w_dq, const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                        const float* v, const float* min_scale, const float* max_scale) {
+  fake_quant_forward_rows(w_dq, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale, max_scale);
+}
+
+void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                         const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                         const float* v, const float* min_scale, const float* max_scale) {
+  fake_quant_backward_rows(dv, dmin_scale, dmax_scale, dw_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale);
+}
+
+void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                         const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                         const float* v, const float* min_scale, const float* max_scale) {
+  fake_quant_backward_rows(dv, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale,
+                           max_scale);
 }
 
 }  // namespace ar

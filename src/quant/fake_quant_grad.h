@@ -29,4 +29,13 @@ void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const 
                          const float* w, int64_t out, int64_t in, const QuantScheme& s,
                          const float* v, const float* min_scale, const float* max_scale);
 
+// Both with the original weight given as bf16 bits, w_bf16 (out, in), widened to f32 a row at a
+// time: the same bits as passing those values in f32, for a tuner that keeps a bf16 checkpoint's
+// weights at half the memory.
+void fake_quant_forward(float* w_dq, const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                        const float* v, const float* min_scale, const float* max_scale);
+void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                         const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                         const float* v, const float* min_scale, const float* max_scale);
+
 }  // namespace ar

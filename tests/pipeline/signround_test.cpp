@@ -4,13 +4,20 @@
 
 #include <gtest/gtest.h>
 
+#include <malloc.h>
+#include <omp.h>
+
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "core/dtype.h"
+#include "core/memory.h"
 #include "io/safetensors.h"
 #include "kernels/mse_loss.h"
 #include "model/decoder.h"
@@ -164,6 +171,177 @@ TEST(SignRound, WithoutMinmaxTuningScalesStayRtn) {
   }
   EXPECT_GT(r.best_iter, 0);
   EXPECT_GT(codes_moved, 0u);
+}
+
+// Small shapes: one thread, or OpenMP's fork/join per kernel dominates on a shared machine.
+struct SingleThread {
+  int saved = omp_get_max_threads();
+  SingleThread() { omp_set_num_threads(1); }
+  ~SingleThread() { omp_set_num_threads(saved); }
+};
+
+// A moderately sized synthetic block (Qwen3-like: q/k norm, GQA), weights rounded to bf16 so
+// an owning tuner compacts them.
+ModelConfig synthetic_config(int64_t C, int64_t F, int64_t H, int64_t Hkv, int64_t D) {
+  ModelConfig c;
+  c.hidden_size = C;
+  c.intermediate_size = F;
+  c.num_hidden_layers = 1;
+  c.num_attention_heads = H;
+  c.num_key_value_heads = Hkv;
+  c.head_dim = D;
+  c.rms_norm_eps = 1e-6;
+  c.qk_norm = true;
+  return c;
+}
+
+BlockWeights synthetic_block(const ModelConfig& c, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  auto fill = [&rng](Buffer& b, size_t n, float mean, float sd, const std::string& name) {
+    b = Buffer(n * sizeof(float), name);
+    std::normal_distribution<float> nd(mean, sd);
+    for (size_t i = 0; i < n; ++i) b.as<float>()[i] = bf16_to_f32(f32_to_bf16(nd(rng)));
+  };
+  BlockWeights b;
+  b.layer = 0;
+  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  fill(b.input_norm, size_t(C), 1.f, 0.1f, "in");
+  fill(b.post_norm, size_t(C), 1.f, 0.1f, "post");
+  fill(b.q_norm, size_t(D), 1.f, 0.1f, "qn");
+  fill(b.k_norm, size_t(D), 1.f, 0.1f, "kn");
+  const int64_t shapes[kBlockLinears][2] = {{c.num_attention_heads * D, C}, {c.num_key_value_heads * D, C},
+                                            {c.num_key_value_heads * D, C}, {C, c.num_attention_heads * D},
+                                            {F, C}, {F, C}, {C, F}};
+  for (int i = 0; i < kBlockLinears; ++i) {
+    LinearWeights& l = *block_linears(b, i);
+    l.name = "model.layers.0.linear" + std::to_string(i);
+    l.out = shapes[i][0];
+    l.in = shapes[i][1];
+    fill(l.w, size_t(l.out * l.in), 0.f, 1.f / std::sqrt(float(l.in)), l.name + ".weight");
+  }
+  return b;
+}
+
+// n samples of T tokens: random inputs and the fp block's outputs as targets.
+void synthetic_samples(const BlockWeights& b, const ModelConfig& c, int64_t n, int64_t T, std::vector<float>& x,
+                       std::vector<float>& target) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  x.resize(size_t(n * T * c.hidden_size));
+  for (auto& e : x) e = nd(rng);
+  target = x;
+  const RopeTables rope = make_rope_tables(c, T);
+  BlockScratch bs(c, T);
+  for (int64_t i = 0; i < n; ++i) block_forward(target.data() + i * T * c.hidden_size, b, c, rope, bs, Precision::F32);
+}
+
+void expect_same(const BlockTuneResult& a, const BlockTuneResult& b) {
+  EXPECT_EQ(a.best_iter, b.best_iter);
+  EXPECT_EQ(a.best_loss, b.best_loss);
+  EXPECT_EQ(a.loss_iter0, b.loss_iter0);
+  for (int i = 0; i < kBlockLinears; ++i) {
+    EXPECT_EQ(a.q[size_t(i)].codes, b.q[size_t(i)].codes) << i;
+    EXPECT_EQ(a.q[size_t(i)].scales, b.q[size_t(i)].scales) << i;
+    EXPECT_EQ(a.q[size_t(i)].zeros, b.q[size_t(i)].zeros) << i;
+  }
+}
+
+// Owning the weights (bf16-compacted) changes nothing in the results, with cached or streamed
+// targets, and release_weights gives the same f32 values back. One linear stays unquantized (bits
+// 16, kept f32) and one has non-bf16 values (kept f32): both paths run next to compacted ones.
+TEST(SignRound, OwningTunerCompactsToBf16WithIdenticalResults) {
+  SingleThread one;
+  const ModelConfig c = synthetic_config(128, 384, 4, 2, 32);
+  const int64_t T = 32, n = 3;
+  BlockWeights b = synthetic_block(c, 1);
+  block_linears(b, 2)->w.as<float>()[5] += 1e-6f;  // v_proj no longer bf16-exact
+  std::vector<float> x, target;
+  synthetic_samples(b, c, n, T, x, target);
+  auto sch = all(4, 64, false);
+  sch[3] = QuantScheme{16, 128, true};
+  SignRoundOptions o;
+  o.iters = 4;
+  o.batch_size = 2;
+  o.lr = 0.01;  // small steps, so that a later step is the best and its codes come from tuned v
+  const BlockTuneResult ref = tune_block(b, c, sch, x.data(), target.data(), n, T, o);
+  EXPECT_GT(ref.best_iter, 0);
+
+  BlockWeights copy = synthetic_block(c, 1);
+  block_linears(copy, 2)->w.as<float>()[5] += 1e-6f;
+  // Compacted: q, k, gate, up, down; not o (bits 16) nor v (not bf16).
+  const uint64_t C = 128, F = 384, HD = 4 * 32, HkvD = 2 * 32;
+  EXPECT_EQ(BlockTuner::owned_weight_bytes(copy, sch), b.size_bytes() - 2 * (HD * C + HkvD * C + 3 * F * C));
+  const int64_t TC = T * c.hidden_size;
+  for (bool streamed : {false, true}) {
+    BlockWeights w = synthetic_block(c, 1);
+    block_linears(w, 2)->w.as<float>()[5] += 1e-6f;
+    BlockTuner tuner(std::move(w), c, sch, T, o);
+    std::vector<float> y(static_cast<size_t>(TC));
+    tuner.fp_forward(y.data(), x.data());  // targets through the widened weights: the same bits
+    BlockTuner borrowed(b, c, sch, T, o);
+    std::vector<float> y_ref(static_cast<size_t>(TC));
+    borrowed.fp_forward(y_ref.data(), x.data());
+    EXPECT_EQ(y, y_ref);
+    TuneSamples s;
+    s.n = n;
+    s.fp_inputs = streamed;
+    s.fetch = [&](int64_t idx, float* xi, float* second) {
+      std::copy_n(x.data() + idx * TC, TC, xi);
+      std::copy_n((streamed ? x.data() : target.data()) + idx * TC, TC, second);
+    };
+    expect_same(tuner.tune(s), ref);
+    const BlockWeights back = tuner.release_weights();
+    for (int i = 0; i < kBlockLinears; ++i) {
+      const LinearWeights &l = *block_linears(back, i), &r = *block_linears(b, i);
+      ASSERT_EQ(l.w.size_bytes(), r.w.size_bytes()) << i;
+      EXPECT_EQ(0, std::memcmp(l.w.data(), r.w.data(), r.w.size_bytes())) << i;
+      EXPECT_EQ(l.w.name(), r.w.name());
+    }
+  }
+}
+
+// state_bytes is what the memory planner trusts: an upper bound of what constructing a tuner and
+// running it allocates, and not a loose one. Measured as VmRSS growth (big blocks are mmapped and
+// returned on free: mallopt fixes the threshold, malloc_trim returns what earlier tests left in the
+// heap), after a warm-up run that creates the GEMM primitives and the thread pool.
+TEST(SignRound, StateBytesBoundsTheMeasuredAllocation) {
+  SingleThread one;
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  const ModelConfig c = synthetic_config(512, 2048, 8, 4, 64);
+  const int64_t T = 256, n = 2;
+  const BlockWeights b = synthetic_block(c, 2);
+  std::vector<float> x, target;
+  synthetic_samples(b, c, n, T, x, target);
+  const auto sch = all(4, 128, true);
+  SignRoundOptions o;
+  o.iters = 2;  // two forward/backward passes and one signed step
+  o.batch_size = 1;
+  const int64_t TC = T * c.hidden_size;
+  TuneSamples s;
+  s.n = n;
+  s.fetch = [&](int64_t idx, float* xi, float* t) {
+    std::copy_n(x.data() + idx * TC, TC, xi);
+    std::copy_n(target.data() + idx * TC, TC, t);
+  };
+  {
+    BlockTuner warm(b, c, sch, T, o);
+    (void)warm.tune(s);
+  }
+  malloc_trim(0);  // free heap pages of earlier tests and the warm-up go back to the kernel
+  const uint64_t bound = BlockTuner::state_bytes(b, c, sch, T, o);
+  const uint64_t before = read_mem_stats().rss_bytes;
+  const bool peak_ok = reset_peak_rss();
+  BlockTuner tuner(b, c, sch, T, o);
+  const BlockTuneResult r = tuner.tune(s);
+  const MemStats after = read_mem_stats();
+  const double grown = double(after.rss_bytes) - double(before);
+  const double peak = peak_ok ? double(after.peak_bytes) - double(before) : grown;
+  std::printf("state_bytes %.2f MiB; RSS growth with the tuner alive %.2f MiB, peak growth %.2f MiB%s\n",
+              double(bound) / 1048576, grown / 1048576, peak / 1048576, peak_ok ? "" : " (no VmHWM reset)");
+  EXPECT_LE(peak, 1.05 * double(bound));  // a few pages of thread stacks and small allocations
+  EXPECT_GE(grown, 0.85 * double(bound));
+  EXPECT_GT(r.best_loss, 0);
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);  // glibc's initial value (the dynamic adjustment stays off)
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <tuple>
 #include <random>
 #include <vector>
 
@@ -244,6 +246,46 @@ TEST(FakeQuantGrad, Accumulates) {
   fake_quant_backward(dv2.data(), m2.data(), nullptr, g.data(), w.data(), 1, 4, qs, nullptr, nullptr, nullptr);
   for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(dv2[i], dv1[i] + 1.f);
   EXPECT_FLOAT_EQ(m2[0], m1[0] + 1.f);
+}
+
+// The bf16 overloads (a tuner keeping a bf16 checkpoint's weights at 2 bytes each) give the same
+// bits as the f32 ones on the widened values, for sym/asym, a padded last group and a layer big
+// enough to run on several threads.
+TEST(FakeQuantGrad, Bf16WeightsGiveTheSameBitsAsTheirF32Values) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.f, 0.05f);
+  std::uniform_real_distribution<float> ud(-0.5f, 0.5f), sd(0.6f, 1.f);
+  for (const auto& [qs, out, in] : {std::tuple{scheme(4, 32, true), int64_t(300), int64_t(270)},
+                                     std::tuple{scheme(3, 64, false), int64_t(7), int64_t(100)},
+                                     std::tuple{scheme(2, -1, false), int64_t(5), int64_t(33)}}) {
+    const int64_t ng = num_groups(qs, in);
+    std::vector<uint16_t> wb(size_t(out * in));
+    std::vector<float> w(wb.size()), v(wb.size()), g(wb.size()), mn(size_t(out * ng)), mx(mn.size());
+    for (size_t i = 0; i < wb.size(); ++i) {
+      wb[i] = f32_to_bf16(nd(rng));
+      w[i] = bf16_to_f32(wb[i]);
+      v[i] = ud(rng);
+      g[i] = nd(rng);
+    }
+    for (auto& e : mn) e = sd(rng);
+    for (auto& e : mx) e = sd(rng);
+    std::vector<float> a(wb.size()), b(wb.size());
+    fake_quant_forward(a.data(), w.data(), out, in, qs, v.data(), mn.data(), mx.data());
+    fake_quant_forward(b.data(), wb.data(), out, in, qs, v.data(), mn.data(), mx.data());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+    std::vector<float> dva(wb.size(), 0.f), dvb(dva), dmna(mn.size(), 0.f), dmnb(dmna), dmxa(dmna), dmxb(dmna);
+    fake_quant_backward(dva.data(), dmna.data(), dmxa.data(), g.data(), w.data(), out, in, qs, v.data(), mn.data(),
+                        mx.data());
+    fake_quant_backward(dvb.data(), dmnb.data(), dmxb.data(), g.data(), wb.data(), out, in, qs, v.data(), mn.data(),
+                        mx.data());
+    EXPECT_EQ(0, std::memcmp(dva.data(), dvb.data(), dva.size() * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(dmna.data(), dmnb.data(), dmna.size() * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(dmxa.data(), dmxb.data(), dmxa.size() * sizeof(float)));
+    // And the forward is still RTN's dequantized weight.
+    std::vector<float> rtn(wb.size());
+    quantize_rtn(w.data(), out, in, qs, v.data(), mn.data(), mx.data()).dequantize(rtn.data());
+    EXPECT_EQ(0, std::memcmp(rtn.data(), b.data(), rtn.size() * sizeof(float)));
+  }
 }
 
 }  // namespace

@@ -39,6 +39,8 @@
 #include "pipeline/eval.h"
 #include "pipeline/memory_plan.h"
 #include "pipeline/signround.h"
+#include "quant/gguf_blocks.h"
+#include "quant/gguf_tune.h"
 #include "quant/layer_config.h"
 #include "quant/opt_rtn.h"
 #include "quant/rtn.h"
@@ -257,9 +259,26 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     log(msg);
   }
 
-  if (tune && !gguf_writers.empty())
-    log("note: gguf: SignRound tunes the --bits/--group_size scheme; the tuned weights are then quantized to "
-        "the GGUF mix's types (tuning under the GGUF block formats themselves is not implemented yet)");
+  // SignRound for a single GGUF output tunes every linear under its planned GGUF block format, so
+  // the tuned rounding is exactly what the file stores; next to other formats it tunes the
+  // --bits/--group_size scheme and the GGUF writer re-quantizes the tuned weights.
+  const bool tune_gguf = tune && gguf_writers.size() == 1 && writers.empty();
+  if (tune && !gguf_writers.empty() && !tune_gguf)
+    log("note: gguf: with other formats in the same run SignRound tunes the --bits/--group_size scheme; the "
+        "tuned weights are then quantized to the GGUF mix's types (run the GGUF format alone to tune under it)");
+  // Each linear's scheme: the layer config's, or its GGUF block format when tuning for GGUF.
+  auto block_schemes = [&](const BlockWeights& w) {
+    std::array<QuantScheme, kBlockLinears> sch;
+    for (int i = 0; i < kBlockLinears; ++i) {
+      const std::string& name = block_linears(w, i)->name;
+      sch[size_t(i)] = layers.scheme_for(name);
+      if (!tune_gguf) continue;
+      const GgmlType t = gguf_writers[0]->planned_type(name + ".weight");
+      sch[size_t(i)].gguf = t;
+      sch[size_t(i)].bits = gguf_tunable(t) ? 4 : 16;  // F16/F32 stay unquantized
+    }
+    return sch;
+  };
   if (!tune && !opt.dataset.empty() && opt.disable_opt_rtn)
     log("note: --dataset is not used by plain RTN (--disable_opt_rtn)");
   CalibSet cs;
@@ -281,21 +300,30 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   std::error_code ec;
   std::filesystem::create_directories(work_dir, ec);
   if (ec) AR_THROW(work_dir.string(), ": cannot create the work directory: ", ec.message());
-  std::array<QuantScheme, kBlockLinears> schemes0;
-  uint64_t max_result = 0;
-  {
-    const BlockWeights shapes = block_shapes(cfg, 0);
-    for (int i = 0; i < kBlockLinears; ++i) {
-      schemes0[size_t(i)] = layers.scheme_for(block_linears(shapes, i)->name);
-      max_result += uint64_t(block_linears(shapes, i)->in * block_linears(shapes, i)->out) + 64;
-    }
+  const BlockWeights shapes0 = block_shapes(cfg, 0);
+  const std::array<QuantScheme, kBlockLinears> schemes0 = block_schemes(shapes0);
+  uint64_t max_result = 0, bf16_saving = 0;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const LinearWeights& l = *block_linears(shapes0, i);
+    max_result += uint64_t(l.in * l.out) + 64;
+    // An owning tuner keeps a bf16 checkpoint's quantized linears as bf16 (BlockTuner).
+    const TensorInfo* ti = src.find(l.name + ".weight");
+    if (schemes0[size_t(i)].quantized() && ti && ti->dtype == DType::BF16) bf16_saving += uint64_t(l.in * l.out) * 2;
   }
   PlanInputs pin;
   pin.base_bytes = read_mem_stats().rss_bytes + (32ull << 20);  // + allocator and library slack
-  pin.block_bytes = block_f32_bytes(cfg);
+  // The block's weights and the working set of the larger phase: tuning (weights compacted to
+  // bf16 where exact) or a calibration pass (f32 weights, inference scratch).
+  const uint64_t block_f32 = block_f32_bytes(cfg);
   const uint64_t pass_bytes = calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0;
-  pin.work_bytes = tune ? std::max<uint64_t>(BlockTuner::state_bytes(block_shapes(cfg, 0), cfg, schemes0, T, so), pass_bytes)
-                        : pass_bytes;
+  const uint64_t tune_bytes = tune ? BlockTuner::state_bytes(shapes0, cfg, schemes0, T, so) : 0;
+  if (tune && block_f32 - bf16_saving + tune_bytes > block_f32 + pass_bytes) {
+    pin.block_bytes = block_f32 - bf16_saving;
+    pin.work_bytes = tune_bytes;
+  } else {
+    pin.block_bytes = block_f32;
+    pin.work_bytes = pass_bytes;
+  }
   pin.cache_bytes = uint64_t(n_calib) * sample_floats * sizeof(float);
   pin.caches = caches;
   pin.caches_streamed = caches_streamed;
@@ -424,10 +452,10 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
       mem_log(cat("block ", l, " loaded"));
       std::map<std::string, QuantizedWeight> done;
       std::array<std::vector<float>, kBlockLinears> imps;  // per-input-column importance (RTN with calibration)
-      std::array<QuantScheme, kBlockLinears> schemes;
-      for (int i = 0; i < kBlockLinears; ++i) schemes[size_t(i)] = layers.scheme_for(block_linears(w, i)->name);
+      const std::array<QuantScheme, kBlockLinears> schemes = block_schemes(w);
+      std::array<std::vector<uint8_t>, kBlockLinears> tuned_gguf;  // GGUF bytes of tuned linears
       if (tune) {
-        BlockTuner tuner(w, cfg, schemes, T, so);
+        BlockTuner tuner(std::move(w), cfg, schemes, T, so);  // bf16-exact weights are held as bf16
         ActivationStore& in = with_xq ? *XQ : *X;  // the tuned block's inputs
         TuneSamples ts;
         ts.n = n_calib;
@@ -467,9 +495,15 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
           }
           if (!X_next) X_next = std::move(X);
         }
+        w = tuner.release_weights();
         for (int i = 0; i < kBlockLinears; ++i) {
-          if (tr.q[size_t(i)].out == 0) continue;
           LinearWeights& lw = *block_linears(w, i);
+          if (!tr.gguf[size_t(i)].empty()) {  // tuned under its GGUF format: w' is what the file stores
+            gguf_dequantize_tensor(schemes[size_t(i)].gguf, tr.gguf[size_t(i)].data(), lw.out, lw.in, lw.w.as<float>());
+            tuned_gguf[size_t(i)] = std::move(tr.gguf[size_t(i)]);
+            continue;
+          }
+          if (tr.q[size_t(i)].out == 0) continue;
           // The quantized path continues with the dequantized weights (step 5: Xq <- block_q(Xq)).
           tr.q[size_t(i)].dequantize(lw.w.as<float>());
           done.emplace(lw.name, std::move(tr.q[size_t(i)]));
@@ -532,7 +566,8 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
           GgufBlockTensor x{uint32_t(gi), t, gw.planned_type(t), {}};
           for (int i = 0; i < kBlockLinears && x.bytes.empty(); ++i) {
             const LinearWeights& lw = *block_linears(w, i);
-            if (t == lw.name + ".weight")
+            if (t == lw.name + ".weight" && !tuned_gguf[size_t(i)].empty()) x.bytes = tuned_gguf[size_t(i)];
+            else if (t == lw.name + ".weight")
               x.bytes = gw.encode_weight(t, lw.w.as<float>(), lw.out, lw.in,
                                          imps[size_t(i)].empty() ? nullptr : imps[size_t(i)].data());
           }

@@ -12,6 +12,7 @@
 #include "kernels/mse_loss.h"
 #include "model/block_grad.h"
 #include "quant/fake_quant_grad.h"
+#include "quant/gguf_tune.h"
 #include "quant/rtn.h"
 
 namespace ar {
@@ -42,6 +43,9 @@ struct LinearState {
   std::vector<float> v, min_scale, max_scale, dmin, dmax, dw;
   // The original weight as bf16 bits when an owning tuner compacted it (then l->w is empty).
   std::vector<uint16_t> w_bf16;
+  // GGUF target: the format's per-tensor constants (its RTN scales), made from the f32 weights.
+  bool gguf = false;
+  GgufTuneInit gg;
   uint64_t n_weights() const { return uint64_t(l->out) * uint64_t(l->in); }
 };
 
@@ -112,11 +116,19 @@ struct BlockTuner::State {
     for (int i = 0; i < kBlockLinears; ++i) {
       LinearWeights& l = *block_linears(owned, i);
       if (!schemes[size_t(i)].quantized() || !bf16_exact(l)) continue;
+      if (schemes[size_t(i)].gguf_target()) make_gguf_init(st[size_t(i)], schemes[size_t(i)], l);
       std::vector<uint16_t>& h = st[size_t(i)].w_bf16;
       h.resize(size_t(l.out * l.in));
       f32_to_bf16(h.data(), l.w.as<float>(), h.size());
       l.w = Buffer();
     }
+  }
+
+  static void make_gguf_init(LinearState& s, const QuantScheme& q, const LinearWeights& l) {
+    if (!gguf_tunable(q.gguf))
+      AR_THROW(l.name, ": GGUF type ", ggml_info(q.gguf).name, " cannot be tuned");
+    s.gguf = true;
+    s.gg = gguf_tune_init(q.gguf, l.w.as<float>(), l.out, l.in);
   }
 
   void init(const std::array<QuantScheme, kBlockLinears>& schemes) {
@@ -132,8 +144,10 @@ struct BlockTuner::State {
       s.tuned = s.scheme.quantized();
       compacted |= !s.w_bf16.empty();
       if (!s.tuned) continue;
-      check_quantizable(s.scheme);
-      const size_t nw = size_t(s.n_weights()), ng = size_t(s.l->out * num_groups(s.scheme, s.l->in));
+      if (s.scheme.gguf_target() && !s.gguf) make_gguf_init(s, s.scheme, *s.l);
+      if (!s.gguf) check_quantizable(s.scheme);
+      const size_t nw = size_t(s.n_weights());
+      const size_t ng = size_t(s.l->out * (s.gguf ? gguf_tune_groups(s.scheme.gguf, s.l->in) : num_groups(s.scheme, s.l->in)));
       s.v.assign(nw, 0.f);
       s.min_scale.assign(ng, 1.f);
       s.max_scale.assign(ng, 1.f);
@@ -151,7 +165,13 @@ struct BlockTuner::State {
     LinearState& s = st[size_t(i)];
     if (!s.tuned) return s.l->w.as<float>();
     if (work_holds != i) {
-      if (s.w_bf16.empty())
+      if (s.gguf && s.w_bf16.empty())
+        gguf_fake_quant_forward(work.data(), nullptr, s.l->w.as<float>(), s.l->out, s.l->in, s.gg, s.v.data(),
+                                s.min_scale.data(), s.max_scale.data());
+      else if (s.gguf)
+        gguf_fake_quant_forward(work.data(), nullptr, s.w_bf16.data(), s.l->out, s.l->in, s.gg, s.v.data(),
+                                s.min_scale.data(), s.max_scale.data());
+      else if (s.w_bf16.empty())
         fake_quant_forward(work.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
                            s.min_scale.data(), s.max_scale.data());
       else
@@ -213,8 +233,19 @@ uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
   for (int i = 0; i < kBlockLinears; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     if (!schemes[size_t(i)].quantized()) continue;
-    const uint64_t nw = uint64_t(l.out) * uint64_t(l.in), ng = uint64_t(l.out * num_groups(schemes[size_t(i)], l.in));
+    const QuantScheme& q = schemes[size_t(i)];
+    const uint64_t nw = uint64_t(l.out) * uint64_t(l.in);
     const bool training = o.iters > 0, minmax = training && o.enable_minmax_tuning;
+    if (q.gguf_target()) {
+      // v and dW (f32), the best step's block bytes; per group min/max_scale (+ gradients) and
+      // the format's init constants (scale, offset, weight sum).
+      const uint64_t ng = uint64_t(l.out * gguf_tune_groups(q.gguf, l.in));
+      const uint64_t bytes = uint64_t(l.out) * ggml_row_bytes(q.gguf, l.in);
+      n += nw * (training ? 2 : 1) * sizeof(float) + bytes + ng * ((minmax ? 4 : 2) + 3) * sizeof(float);
+      biggest_codes = std::max(biggest_codes, bytes);
+      continue;
+    }
+    const uint64_t ng = uint64_t(l.out * num_groups(q, l.in));
     // v and dW (f32), the best step's codes (1 byte); per group min/max_scale (and their
     // gradients when tuned), the fp16 scale and the zero point.
     n += nw * ((training ? 2 : 1) * sizeof(float) + 1) + ng * ((minmax ? 4 : 2) * sizeof(float) + 3);
@@ -249,9 +280,20 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   auto quantize_current = [&]() {
     for (int i = 0; i < kBlockLinears; ++i) {
       LinearState& s = st[size_t(i)];
-      if (s.tuned)
-        r.q[size_t(i)] = quantize_rtn(S.original(i), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
-                                      s.max_scale.data());
+      if (!s.tuned) continue;
+      if (s.gguf) {
+        std::vector<uint8_t>& bytes = r.gguf[size_t(i)];
+        bytes.resize(size_t(s.l->out) * ggml_row_bytes(s.scheme.gguf, s.l->in));
+        if (s.w_bf16.empty())
+          gguf_fake_quant_forward(nullptr, bytes.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.gg, s.v.data(),
+                                  s.min_scale.data(), s.max_scale.data());
+        else
+          gguf_fake_quant_forward(nullptr, bytes.data(), s.w_bf16.data(), s.l->out, s.l->in, s.gg, s.v.data(),
+                                  s.min_scale.data(), s.max_scale.data());
+        continue;
+      }
+      r.q[size_t(i)] = quantize_rtn(S.original(i), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
+                                    s.max_scale.data());
     }
   };
   if (o.iters == 0) {  // RTN
@@ -318,7 +360,13 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       std::fill(s.dmax.begin(), s.dmax.end(), 0.f);
       float* dmin = o.enable_minmax_tuning ? s.dmin.data() : nullptr;
       float* dmax = o.enable_minmax_tuning ? s.dmax.data() : nullptr;
-      if (s.w_bf16.empty())
+      if (s.gguf && s.w_bf16.empty())
+        gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.gg,
+                                 s.v.data(), s.min_scale.data(), s.max_scale.data());
+      else if (s.gguf)
+        gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.gg, s.v.data(),
+                                 s.min_scale.data(), s.max_scale.data());
+      else if (s.w_bf16.empty())
         fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
                             s.min_scale.data(), s.max_scale.data());
       else

@@ -38,6 +38,9 @@ struct BlockTuneResult {
   // One per linear in block_linears() order, quantized with the best parameters seen; a linear
   // whose scheme is not quantized (bits 16) has an empty QuantizedWeight (out == 0).
   std::array<QuantizedWeight, kBlockLinears> q;
+  // For a linear whose scheme has a GGUF target (QuantScheme::gguf): its rows in that block
+  // format, rows * ggml_row_bytes(type, in) bytes (and q[i] stays empty).
+  std::array<std::vector<uint8_t>, kBlockLinears> gguf;
   double loss_iter0 = 0;  // loss of the first step's batch with v = 0, min/max_scale = 1
   double best_loss = 0;   // lowest batch loss seen (measured before that step's update)
   int best_iter = 0;

@@ -8,14 +8,20 @@
 #include <string>
 #include <vector>
 
+#include "core/ggml_type.h"
+
 namespace ar {
 
 struct QuantScheme {
   int bits = 4;              // 2, 3, 4, 8; 16 means "keep this layer unquantized"
   int64_t group_size = 128;  // -1 = the whole input row is one group
   bool sym = true;
+  // A GGUF block format (Q4_K, ...) to tune and quantize under instead of the integer scheme above
+  // (bits/group_size/sym are then unused); F32 = none.
+  GgmlType gguf = GgmlType::F32;
   bool operator==(const QuantScheme&) const = default;
   bool quantized() const { return bits < 16; }
+  bool gguf_target() const { return gguf != GgmlType::F32 && gguf != GgmlType::F16 && gguf != GgmlType::BF16; }
 };
 
 struct QuantizedWeight {

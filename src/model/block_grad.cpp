@@ -18,10 +18,10 @@ namespace ar {
 
 namespace {
 
-// Floats of every named view, and where the shared region's views start. The region holds
-// gate | up | act in the MLP phases; in the attention-backward phase d_attn, dq, dk, dv,
-// att_scratch, d_xn1 are packed from its start while act's slot (d_h) stays live. The forward's
-// att_scratch sits where the backward's does, before gate/up exist.
+// Floats of every view (each padded to a multiple of 16) and of the shared region's two slots.
+// The region holds gate | up | act in the MLP phases; in the attention-backward phase d_attn, dq,
+// dk, dv, att_scratch, d_xn1 are packed from its start while act's slot (d_h) stays live. The
+// forward's att_scratch sits where the backward's does, before gate/up exist.
 struct GradLayout {
   size_t t, tc, tq, tkv, tf, raw_q, raw_kv, rq, rk, att;
   size_t front;  // floats of the gate|up slot: room for both, or the attention-backward views

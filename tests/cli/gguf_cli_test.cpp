@@ -134,6 +134,62 @@ TEST(GgufCli, KilledRunResumesToIdenticalFile) {
   }
 }
 
+// No fixtures needed: random-weight models of the two other layouts. A llama with llama3 rope
+// scaling (exported as the rope_freqs tensor, read back as per-frequency divisors, q/k permuted,
+// untied lm_head) and a qwen2 with q/k/v biases: F32 GGUF exports evaluate like their HF folders.
+TEST(GgufCli, SyntheticLlama3AndQwen2F32ExportsEvaluateLikeSafetensors) {
+  const fs::path root = test::make_temp_dir("gguf-cli-synth");
+  {
+    std::ofstream(root / "l3.json") << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+      "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 300, "max_position_embeddings": 4096,
+      "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": false, "hidden_act": "silu",
+      "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                       "original_max_position_embeddings": 64, "rope_type": "llama3"},
+      "bos_token_id": 1, "eos_token_id": 2})";
+  }
+  for (const auto& [name, gen] : {std::pair{"l3", "--config " + (root / "l3.json").string()},
+                                  {"q2", std::string("--preset tiny-qwen2 --num_layers 2")}}) {
+    auto g = test::run_command(cli() + " generate " + gen + " --seed 5 --output_dir " + (root / name).string());
+    ASSERT_EQ(g.exit_code, 0) << g.err;
+    const fs::path out = root / (std::string(name) + "-gguf");
+    auto r = quantize(root / name, out, "--iters 0 --format gguf:f32");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const double hf = eval_ppl((root / name).string(), "--dataset builtin --seqlen 64");
+    const double ours = eval_ppl(out.string(), "--dataset builtin --seqlen 64");
+    std::printf("%s: safetensors ppl %.6f, F32 GGUF %.6f\n", name, hf, ours);
+    EXPECT_NEAR(ours / hf, 1.0, 1e-6) << name;
+    const GgufReader f = GgufReader::open(out / (std::string(name) + "-F32.gguf"));
+    if (std::string(name) == "l3") {
+      EXPECT_NE(f.find_tensor("rope_freqs.weight"), nullptr);
+      EXPECT_NE(f.find_tensor("output.weight"), nullptr);
+    } else {
+      EXPECT_NE(f.find_tensor("blk.1.attn_v.bias"), nullptr);
+    }
+  }
+}
+
+// A GGUF block file damaged between the kill and the resume is reported, not written into the file.
+TEST(GgufCli, CorruptedGgufCheckpointIsReported) {
+  AR_REQUIRE_FIXTURE(model, "models/qwen3-student/hf");
+  const fs::path root = test::make_temp_dir("gguf-cli-corrupt");
+  const std::string args = "--format gguf:q8_0 --iters 0 --work_dir " + (root / "w").string();
+  auto killed = quantize(model, root / "o", args + " --debug_kill_after_block 0");
+  EXPECT_NE(killed.exit_code, 0);
+  const fs::path blk = root / "w" / "block.0.gguf";
+  ASSERT_TRUE(fs::exists(blk));
+  {
+    std::fstream f(blk, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x5a');
+  }
+  auto resumed = quantize(model, root / "o", args + " --resume");
+  EXPECT_NE(resumed.exit_code, 0);
+  EXPECT_NE(resumed.err.find("block.0.gguf"), std::string::npos) << resumed.err;
+  EXPECT_NE(resumed.err.find("corrupted"), std::string::npos) << resumed.err;
+  EXPECT_FALSE(fs::exists(root / "o" / "hf-Q8_0.gguf"));
+}
+
 TEST(GgufCli, BadMixAndGgufInputFailCleanly) {
   AR_REQUIRE_FIXTURE(model, "models/qwen3-student/hf");
   AR_REQUIRE_FIXTURE(ref, "gguf/model-Q8_0.gguf");

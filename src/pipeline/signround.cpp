@@ -97,6 +97,11 @@ struct BlockTuner::State {
   // (`work_holds` says which: i, or kOriginal + i), or dL/dv of one linear during the signed step.
   std::vector<float> work;
   int work_holds = -1;
+  // GGUF targets start from the format's importance-weighted RTN (as llama.cpp's imatrix path):
+  // per input column of each linear, the sum of squared fp inputs seen by fp_forward before tuning.
+  bool want_importance = false, importance_frozen = false;
+  std::array<std::vector<double>, kBlockLinears> imp_sum;
+  int64_t imp_rows = 0;
   static constexpr int kOriginal = kBlockLinears;
 
   State(const BlockWeights& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
@@ -158,6 +163,42 @@ struct BlockTuner::State {
       if (o.iters > 0) s.dw.resize(nw);
     }
     if (o.iters > 0 || compacted) work.resize(size_t(work_floats(b, schemes)));
+    for (int i = 0; i < kBlockLinears; ++i)
+      if (st[size_t(i)].gguf && o.iters > 0) {
+        want_importance = true;
+        imp_sum[size_t(i)].assign(size_t(st[size_t(i)].l->in), 0.0);
+      }
+  }
+
+  // After a forward: the inputs of every linear are in the scratch (xn1: q/k/v, attn: o, xn2:
+  // gate/up, act: down).
+  void accumulate_importance() {
+    const int64_t C = c.hidden_size, HD = c.num_attention_heads * c.head_dim, F = c.intermediate_size;
+    const float* in[kBlockLinears] = {scratch.xn1, scratch.xn1, scratch.xn1, scratch.attn,
+                                      scratch.xn2, scratch.xn2, scratch.act};
+    const int64_t K[kBlockLinears] = {C, C, C, HD, C, C, F};
+    for (int i = 0; i < kBlockLinears; ++i) {
+      std::vector<double>& acc = imp_sum[size_t(i)];
+      if (acc.empty()) continue;
+      for (int64_t r = 0; r < T; ++r)
+        for (int64_t k = 0; k < K[i]; ++k) acc[size_t(k)] += double(in[i][r * K[i] + k]) * in[i][r * K[i] + k];
+    }
+    imp_rows += T;
+  }
+
+  // The GGUF linears' tuning constants again, now from the importance-weighted search.
+  void importance_init() {
+    importance_frozen = true;
+    if (!want_importance || imp_rows == 0) return;
+    for (int i = 0; i < kBlockLinears; ++i) {
+      LinearState& s = st[size_t(i)];
+      if (!s.gguf) continue;
+      std::vector<float> imp(imp_sum[size_t(i)].size());
+      for (size_t k = 0; k < imp.size(); ++k) imp[k] = float(imp_sum[size_t(i)][k] / double(imp_rows));
+      s.gg = gguf_tune_init(s.scheme.gguf, original(i), s.l->out, s.l->in, imp.data());
+      std::vector<double>().swap(imp_sum[size_t(i)]);
+    }
+    work_holds = -1;
   }
 
   // W' of linear i (the original weight when it is not tuned), valid until the next call.
@@ -269,6 +310,7 @@ void BlockTuner::fp_forward(float* y, const float* x) {
   State& S = *s_;
   AR_CHECK(y != x, "fp_forward: y aliases x");
   block_forward_train(y, S.scratch, x, S.b, [&S](int i) { return S.original(i); }, S.c, S.rope, S.o.precision);
+  if (S.want_importance && !S.importance_frozen) S.accumulate_importance();
 }
 
 BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
@@ -302,6 +344,16 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   }
   const int64_t n = samples.n;
   AR_CHECK(n > 0 && samples.fetch, "tune with n=", n);
+  if (S.want_importance && !S.importance_frozen) {
+    // Streamed targets: no fp pass ran yet, so one runs now over every sample (the same inputs
+    // and function as the cached targets' pass, so both modes start from the same constants).
+    if (samples.fp_inputs && S.imp_rows == 0)
+      for (int64_t idx = 0; idx < n; ++idx) {
+        samples.fetch(idx, S.x.data(), S.second.data());
+        fp_forward(S.y.data(), S.second.data());
+      }
+    S.importance_init();
+  }
 
   const int64_t TC = S.T * S.c.hidden_size;
   const int64_t bs = std::min<int64_t>(o.batch_size, n);

@@ -33,9 +33,27 @@ test::RunResult quantize(const fs::path& model, const fs::path& out, const std::
                            " --output_dir " + out.string() + " --overwrite " + extra);
 }
 
-// A synthetic Qwen3 (hidden 128: rows too short for k-quants, so the mix falls back to Q5_0/Q8_0
-// etc., which are tuned the same way) and, with the fixtures, qwen3-student at q2_k_s.
-TEST(GgufTune, OneStepIsTheRtnFileAndMoreStepsLowerTheLoss) {
+// Tuning starts at the format's importance-weighted RTN (the calibration inputs' mean squares, as
+// llama.cpp's imatrix): one step (which evaluates v = 0, min/max_scale = 1 and keeps it) writes
+// exactly the file --iters 0 writes with the same calibration data.
+TEST(GgufTune, OneStepIsTheImportanceRtnFile) {
+  AR_REQUIRE_FIXTURE(model, "models/qwen3-student/hf");
+  AR_REQUIRE_FIXTURE(ids, "models/qwen3-student/derived-data/calib_256x256.ids.json");
+  const fs::path root = test::make_temp_dir("gguf-tune-one");
+  const std::string calib = "--dataset " + ids.string() + " --nsamples 16 --seqlen 256";
+  auto rtn = quantize(model, root / "rtn", "q4_k_m", "--iters 0 " + calib);
+  ASSERT_EQ(rtn.exit_code, 0) << rtn.err;
+  auto one = quantize(model, root / "one", "q4_k_m", "--iters 1 " + calib);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(one.err.find("note: gguf"), std::string::npos) << "tuning did not target the GGUF formats";
+  EXPECT_TRUE(slurp(only_gguf(root / "rtn")) == slurp(only_gguf(root / "one")));
+  fs::remove_all(root);
+}
+
+// A synthetic Qwen3 (hidden 128: rows too short for k-quants, so q4_k_m falls back to Q5_0/Q8_0
+// etc., tuned the same way): more steps lower every block's loss, the file changes and evaluates,
+// and cached and streamed targets give the same file.
+TEST(GgufTune, StepsLowerTheLossInEveryMode) {
   const fs::path root = test::make_temp_dir("gguf-tune");
   const fs::path model = root / "m";
   auto gen = test::run_command(std::string(AR_CLI_PATH) + " generate --preset tiny-qwen3 --num_layers 2 --output_dir " +
@@ -43,14 +61,9 @@ TEST(GgufTune, OneStepIsTheRtnFileAndMoreStepsLowerTheLoss) {
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
   const std::string calib = "--dataset builtin --nsamples 8 --seqlen 32 --batch_size 4";
   for (const std::string mix : {"q4_k_m", "q4_0"}) {
-    auto rtn = quantize(model, root / ("rtn-" + mix), mix, "--iters 0");
+    auto rtn = quantize(model, root / ("rtn-" + mix), mix, "--iters 0 " + calib);
     ASSERT_EQ(rtn.exit_code, 0) << rtn.err;
-    // One step evaluates v = 0, min/max_scale = 1 and keeps it: the format's own RTN bytes.
-    auto one = quantize(model, root / ("one-" + mix), mix, "--iters 1 " + calib);
-    ASSERT_EQ(one.exit_code, 0) << one.err;
-    EXPECT_EQ(one.err.find("note: gguf"), std::string::npos) << "tuning did not target the GGUF formats";
-    EXPECT_TRUE(slurp(only_gguf(root / ("rtn-" + mix))) == slurp(only_gguf(root / ("one-" + mix)))) << mix;
-    auto many = quantize(model, root / ("many-" + mix), mix, "--iters 40 --lr 0.02 " + calib);
+    auto many = quantize(model, root / ("many-" + mix), mix, "--iters 40 --lr 0.02 --cache ram " + calib);
     ASSERT_EQ(many.exit_code, 0) << many.err;
     EXPECT_FALSE(slurp(only_gguf(root / ("rtn-" + mix))) == slurp(only_gguf(root / ("many-" + mix)))) << mix;
     std::smatch m;
@@ -63,6 +76,9 @@ TEST(GgufTune, OneStepIsTheRtnFileAndMoreStepsLowerTheLoss) {
       log = m.suffix();
     }
     EXPECT_EQ(blocks, 2) << many.err;
+    auto streamed = quantize(model, root / ("stream-" + mix), mix, "--iters 40 --lr 0.02 --cache disk --stream_loss " + calib);
+    ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
+    EXPECT_TRUE(slurp(only_gguf(root / ("many-" + mix))) == slurp(only_gguf(root / ("stream-" + mix)))) << mix;
     auto ev = test::run_command(std::string(AR_CLI_PATH) + " eval --model " + only_gguf(root / ("many-" + mix)).string() +
                                 " --dataset builtin --seqlen 32");
     EXPECT_EQ(ev.exit_code, 0) << ev.err;

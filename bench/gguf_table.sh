@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Issue 5's quality table: perplexity of qwen3-student exported to GGUF by RTN (--iters 0) and by
-# SignRound (--iters ITERS), for q4_0, q4_k_m, q3_k_m, q2_k_s, next to llama.cpp's own files in
+# Issue 5's quality table: perplexity of qwen3-student exported to GGUF by RTN (--iters 0, without
+# and with calibration importance) and by SignRound (--iters ITERS), for q4_0, q4_k_m, q3_k_m,
+# q2_k_s, next to llama.cpp's own files in
 # ../shared/fixtures/gguf (same eval: our perplexity protocol, 256-token windows of
 # tinystories-sample.txt). Calibration: derived-data/calib_256x256.ids.json, seqlen 256.
-# Usage: bench/gguf_table.sh [iters=200] [mixes="q4_0 q4_k_m q3_k_m q2_k_s"]
+# Usage: [NSAMPLES=128] bench/gguf_table.sh [iters=200] [mixes="q4_0 q4_k_m q3_k_m q2_k_s"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${AR_BIN:-./build/autoround}
@@ -22,16 +23,21 @@ ppl() {  # ppl <model file or dir> -> perplexity
     sed -n 's/^perplexity: \([0-9.]*\).*/\1/p'
 }
 
-printf '%-8s %12s %12s %12s\n' mix "RTN" "SignRound" "llama.cpp"
-printf '%-8s %12s\n' f32 "$(ppl "$MODEL")"
+NS=${NSAMPLES:-128}
+q() {  # q <mix> <name> <args...>
+  local mix=$1 name=$2
+  shift 2
+  $BIN quantize --model "$MODEL" --format "gguf:$mix" --output_dir "$OUT/$mix-$name" --overwrite "$@" \
+    > "$OUT/$mix-$name.log" 2>&1 || { tail -3 "$OUT/$mix-$name.log"; exit 1; }
+}
+printf '%-8s %10s %10s %10s %10s\n' mix RTN RTN+imp SignRound llama.cpp
+printf '%-8s %10s\n' f32 "$(ppl "$MODEL")"
 for mix in $MIXES; do
   up=$(echo "$mix" | tr a-z A-Z)
-  for it in 0 "$ITERS"; do
-    $BIN quantize --model "$MODEL" --format "gguf:$mix" --output_dir "$OUT/$mix-$it" --iters "$it" \
-      --dataset "$CALIB" --nsamples 256 --seqlen 256 --overwrite > "$OUT/$mix-$it.log" 2>&1 ||
-      { tail -3 "$OUT/$mix-$it.log"; exit 1; }
-  done
+  q "$mix" rtn --iters 0
+  q "$mix" imp --iters 0 --dataset "$CALIB" --nsamples "$NS" --seqlen 256
+  q "$mix" sr --iters "$ITERS" --dataset "$CALIB" --nsamples "$NS" --seqlen 256
   ref=$FIX/gguf/model-$up.gguf
-  printf '%-8s %12s %12s %12s\n' "$mix" "$(ppl "$OUT/$mix-0")" "$(ppl "$OUT/$mix-$ITERS")" \
-    "$([[ -f $ref ]] && ppl "$ref" || echo -)"
+  printf '%-8s %10s %10s %10s %10s\n' "$mix" "$(ppl "$OUT/$mix-rtn")" "$(ppl "$OUT/$mix-imp")" \
+    "$(ppl "$OUT/$mix-sr")" "$([[ -f $ref ]] && ppl "$ref" || echo -)"
 done

@@ -30,6 +30,7 @@ struct QuantArgs {
   std::string work_dir, cache = "auto", max_ram, max_disk;
   bool stream_loss = false, low_cpu_mem_usage = true, log_memory = false, resume = false, disable_checkpoint = false;
   int64_t debug_kill_after_block = -1;
+  bool gguf_minmax_tuning = false;
 };
 
 std::vector<std::string> split_formats(const std::string& s) {
@@ -103,6 +104,7 @@ void run(QuantArgs a, const CLI::App& sub) {
   o.resume = a.resume;
   o.checkpoint = !a.disable_checkpoint;
   o.debug_kill_after_block = a.debug_kill_after_block;
+  o.gguf_minmax_tuning = a.gguf_minmax_tuning;
   log_info("quantize: ", a.model, " -> ", a.output_dir, "  W", a.bits, "G", a.group_size, a.asym ? " asym" : " sym",
            "  ",  a.iters > 0 ? cat("SignRound ", a.iters, " iters") : a.disable_opt_rtn ? std::string("RTN") : std::string("optimized RTN"), "  format ", a.format);
   QuantizeReport r = run_quantize(o);
@@ -141,6 +143,7 @@ void add_quantize_command(CLI::App& app) {
   s->add_option("--lr", a->lr, "learning rate of v (default 1/iters)");
   s->add_option("--minmax_lr", a->minmax_lr, "learning rate of min/max scales (default: --lr)");
   s->add_flag("--disable_minmax_tuning", a->disable_minmax_tuning, "tune only the rounding, not the clipping");
+  s->add_flag("--gguf_minmax_tuning", a->gguf_minmax_tuning, "gguf:<mix> with --iters: tune the sub-block clipping too (default: the rounding only)");
   s->add_flag("--disable_quanted_input", a->disable_quanted_input, "tune each block on full-precision inputs");
   s->add_flag("--amp", a->amp, "SignRound matmuls with bf16 inputs even where bf16 is emulated (slower here)");
   s->add_flag("--disable_amp", a->disable_amp, "SignRound matmuls in fp32 even where the CPU has native bf16 (default: bf16 there, fp32 elsewhere)");

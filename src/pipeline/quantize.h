@@ -23,6 +23,7 @@ struct QuantizeOptions {
   bool disable_opt_rtn = false;            // plain RTN instead of the scale search
   SignRoundOptions tune;                   // tune.iters == 0: RTN / optimized RTN; tune.seed also seeds sampling
   bool enable_quanted_input = true;        // tune on the quantized path's inputs (Xq), as AutoRound
+  bool gguf_minmax_tuning = false;         // GGUF targets: also tune min/max clipping (off: rounding only)
   std::string dataset;                     // calibration data ("builtin" = the built-in text); empty = none
   int64_t nsamples = 128;
   int64_t seqlen = 2048;

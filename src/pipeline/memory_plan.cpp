@@ -23,7 +23,7 @@ MemoryPlan choose_plan(const PlanInputs& in) {
   const uint64_t fixed = in.base_bytes + in.block_bytes + in.work_bytes;
   std::string head = cat("memory plan (budget ", format_bytes(in.max_ram), ", work dir free ",
                          format_bytes(in.free_disk), "):\n", "  resident before the blocks  ", format_bytes(in.base_bytes),
-                         "\n", "  one block's weights          ", format_bytes(in.block_bytes), "\n",
+                         "\n", "  one block's weights         ", format_bytes(in.block_bytes), "\n",
                          "  tuning / pass working set   ", format_bytes(in.work_bytes), "\n");
   if (in.caches == 0) {
     MemoryPlan p;

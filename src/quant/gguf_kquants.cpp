@@ -71,20 +71,7 @@ void fit_k4_scales(const float* x, const float* imp, int nmax, uint8_t* L, uint1
       gguf::fit_affine_levels_groups(8, 32, 15, x, w, L, scales, mins, -1.f, 0.1f, 20, false, false);
     else
       gguf::fit_affine_levels_groups(8, 32, 31, x, w, L, scales, mins, -0.5f, 0.1f, 15, false, false);
-    float max_scale = 0, max_min = 0;
-    for (int j = 0; j < 8; ++j) {
-      if (scales[j] > max_scale) max_scale = scales[j];
-      if (mins[j] > max_min) max_min = mins[j];
-    }
-    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-    for (int j = 0; j < 8; ++j) {
-      const uint8_t ls = std::min<uint8_t>(63, uint8_t(round_nearest(inv_scale * scales[j])));
-      const uint8_t lm = std::min<uint8_t>(63, uint8_t(round_nearest(inv_min * mins[j])));
-      set_scale_min_k4(j, ls, lm, packed);
-    }
-    *d16 = f32_to_f16(max_scale / 63.f);
-    *dmin16 = f32_to_f16(max_min / 63.f);
+    gguf::pack_k4_scales_by_max(scales, mins, packed, d16, dmin16);
     return;
   }
   const float sigma2 = 2 * sum_squares(x, kQKK) / kQKK;

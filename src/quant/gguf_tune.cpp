@@ -228,23 +228,10 @@ template <int N>
 void plan_k4(const BlockIn& in, uint16_t* d16, uint16_t* dmin16, uint8_t* packed, GroupPlan* p) {
   float s[8], m[8];
   clip_affine_block<8, N>(in, s, m, p);
-  std::memset(packed, 0, 12);
   if (!in.weighted) {
-    float max_s = 0, max_m = 0;
-    for (int j = 0; j < 8; ++j) {
-      if (s[j] > max_s) max_s = s[j];
-      if (m[j] > max_m) max_m = m[j];
-    }
-    const float inv_s = max_s > 0 ? 63.f / max_s : 0.f;
-    const float inv_m = max_m > 0 ? 63.f / max_m : 0.f;
-    for (int j = 0; j < 8; ++j) {
-      const uint8_t ls = std::min<uint8_t>(63, uint8_t(round_nearest(inv_s * s[j])));
-      const uint8_t lm = std::min<uint8_t>(63, uint8_t(round_nearest(inv_m * m[j])));
-      set_scale_min_k4(j, ls, lm, packed);
-    }
-    *d16 = f32_to_f16(max_s / 63.f);
-    *dmin16 = f32_to_f16(max_m / 63.f);
+    gguf::pack_k4_scales_by_max(s, m, packed, d16, dmin16);
   } else {
+    std::memset(packed, 0, 12);
     uint8_t Ls[8], Lm[8];
     const float d = gguf::fit_positive_levels(8, 63, s, Ls, in.sw);
     const float dm = gguf::fit_positive_levels(8, 63, m, Lm, in.sw);

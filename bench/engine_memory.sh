@@ -40,11 +40,13 @@ run() {  # run <name> <layers> <nsamples> <seqlen> <iters> [extra...]
   local m; m=$(model "$layers")
   local d; d=$(ids "$n" "$T")
   local log=$DIR/$name.log
+  # A resumed run appends, so the interrupted run's blocks (and their peaks) stay in the log.
+  [[ " $* " == *" --resume "* ]] || : > "$log"
   local start; start=$(date +%s)
   echo "== $name: $layers blocks, nsamples $n, seqlen $T, iters $iters $*"
   if ! $BIN quantize --model "$m" --output_dir "$DIR/$name-out" --work_dir "$DIR/$name-work" --format auto_round \
       --bits 4 --group_size 128 --iters "$iters" --dataset "$d" --nsamples "$n" --seqlen "$T" --max_ram 2G \
-      --overwrite "$@" > "$log" 2>&1; then
+      --overwrite "$@" >> "$log" 2>&1; then
     tail -5 "$log"
     return 1
   fi

@@ -109,6 +109,7 @@ class GgufSource final : public WeightSource {
     const GgufTensorInfo& t = require(name, dims);
     Buffer b(size_t(t.numel()) * sizeof(float), name);
     dequantize(t, b.as<float>());
+    check_finite_weights(b.as<float>(), size_t(t.numel()), r_->path().string(), name);
     return b;
   }
 

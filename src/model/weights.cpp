@@ -2,6 +2,7 @@
 // weights never exceed one block plus what the caller keeps.
 #include "model/weights.h"
 
+#include <bit>
 #include <vector>
 
 #include "core/error.h"
@@ -29,6 +30,7 @@ Buffer load_f32(const SafetensorsReader& st, const std::string& name, std::vecto
   check_shape(t, shape, st);
   Buffer b(size_t(t.numel()) * sizeof(float), name);
   st.read_f32(t, b.as<float>());
+  check_finite_weights(b.as<float>(), size_t(t.numel()), st.file_path(t.file_index).string(), name);
   return b;
 }
 
@@ -42,6 +44,8 @@ LinearWeights load_linear(const SafetensorsReader& st, const std::string& name, 
     // A GPTQ-packed checkpoint (auto_round / auto_gptq): dequantize on load.
     l.w = Buffer(size_t(out * in) * sizeof(float), name + ".weight");
     load_packed_linear_weight(l.w.as<float>(), st, name, in, out);
+    check_finite_weights(l.w.as<float>(), size_t(out * in), st.file_path(st.require(name + ".scales").file_index).string(),
+                         name + " (dequantized from qweight/scales)");
   } else {
     l.w = load_f32(st, name + ".weight", {out, in});
   }
@@ -50,6 +54,19 @@ LinearWeights load_linear(const SafetensorsReader& st, const std::string& name, 
 }
 
 }  // namespace
+
+void check_finite_weights(const float* w, size_t n, const std::string& file, const std::string& tensor) {
+  // An exponent of all ones is NaN or infinity; OR-reducing the test keeps the scan vectorized,
+  // and the index is searched for only once something is bad.
+  auto nonfinite = [](float v) { return (std::bit_cast<uint32_t>(v) & 0x7f800000u) == 0x7f800000u; };
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad |= uint32_t(nonfinite(w[i]));
+  if (!bad) return;
+  size_t i = 0;
+  while (!nonfinite(w[i])) ++i;
+  AR_THROW(file, ": tensor '", tensor, "' holds a non-finite value (", w[i], ") at element ", i,
+           "; the checkpoint is corrupted or was saved after a diverged run");
+}
 
 std::string block_prefix(int64_t layer) { return cat("model.layers.", layer, "."); }
 

@@ -39,7 +39,12 @@ LinearWeights* block_linears(BlockWeights& b, int i);
 const LinearWeights* block_linears(const BlockWeights& b, int i);
 constexpr int kBlockLinears = 7;
 
-// Reads block `layer` from the model files, checking every shape. Throws ar::Error naming the tensor.
+// Throws ar::Error naming `file`, `tensor` and the first bad index when w[0, n) holds a NaN or an
+// infinity: quantizing such a checkpoint would silently write garbage scales.
+void check_finite_weights(const float* w, size_t n, const std::string& file, const std::string& tensor);
+
+// Reads block `layer` from the model files, checking every shape and that every value is finite.
+// Throws ar::Error naming the file and tensor.
 BlockWeights load_block(const SafetensorsReader& st, const ModelConfig& c, int64_t layer);
 // Gives the block's file pages back to the kernel (advisory).
 void release_block_pages(const SafetensorsReader& st, int64_t layer);

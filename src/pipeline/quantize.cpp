@@ -433,6 +433,14 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
           gguf_writers[t.output]->planned_type(t.name) != t.type)
         AR_THROW(work_dir.string(), ": checkpoint GGUF tensor '", t.name, "' does not belong to this run's plan");
       gguf_writers[t.output]->add_bytes(t.name, t.type, t.bytes.data(), t.bytes.size());
+      // GGUF only: the first GGUF output's block matrices are what the run quantized (a resumed
+      // block's bytes count as much as a freshly quantized one's).
+      if (writers.empty() && t.output == 0 && t.type != GgmlType::F32 && t.name.ends_with(".weight") &&
+          src.require(t.name).shape.size() == 2) {
+        ++rep.quantized_layers;
+        q_bits += 8.0 * double(t.bytes.size());
+        q_weights += double(src.require(t.name).numel());
+      }
     }
   };
   if (!gguf_writers.empty() && man.gguf_block_sums.size() != size_t(start_block))
@@ -583,14 +591,6 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
           gblk.push_back(std::move(x));
         }
       }
-      if (writers.empty())
-        for (const GgufBlockTensor& x : gblk)
-          if (x.output == 0 && x.type != GgmlType::F32 && tensor_block_index(x.name) >= 0 && x.name.ends_with(".weight") &&
-              src.require(x.name).shape.size() == 2) {
-            ++rep.quantized_layers;
-            q_bits += 8.0 * double(x.bytes.size());
-            q_weights += double(src.require(x.name).numel());
-          }
       emit(l, done);
       emit_gguf(gblk);
       // Checkpoint: the block's result, then the next block's caches, then the manifest (last,

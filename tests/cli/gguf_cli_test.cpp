@@ -130,6 +130,13 @@ TEST(GgufCli, KilledRunResumesToIdenticalFile) {
     const std::string a = read_bytes(full_dir / "hf-Q4_K_M.gguf"), b = read_bytes(k_dir / "hf-Q4_K_M.gguf");
     EXPECT_FALSE(a.empty());
     EXPECT_TRUE(a == b) << mode << ": the resumed file differs from an uninterrupted run's";
+    // The resumed blocks count in the report as if this process had quantized them.
+    auto bpw = [](const std::string& out) {
+      const size_t at = out.find("bits per weight");
+      return at == std::string::npos ? std::string("(none)") : out.substr(at, out.find('\n', at) - at);
+    };
+    EXPECT_NE(bpw(full.out), "(none)") << full.out;
+    EXPECT_EQ(bpw(full.out), bpw(resumed.out));
     EXPECT_FALSE(fs::exists(root / "wk")) << "work dir left behind";
   }
 }

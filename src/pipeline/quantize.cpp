@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -161,6 +162,35 @@ void remove_work_files(const std::filesystem::path& dir) {
   std::filesystem::remove(dir, ec);  // only if now empty
 }
 
+// A failed run keeps its work dir only when it holds a checkpoint that --resume can continue
+// from; the caches of a run that never finished a block are worth nothing and are removed.
+class WorkDirGuard {
+ public:
+  WorkDirGuard(std::filesystem::path dir, std::function<void(const std::string&)> log)
+      : dir_(std::move(dir)), log_(std::move(log)) {}
+  WorkDirGuard(const WorkDirGuard&) = delete;
+  WorkDirGuard& operator=(const WorkDirGuard&) = delete;
+  void release() { armed_ = false; }
+  ~WorkDirGuard() {
+    if (!armed_) return;
+    try {
+      if (std::optional<CheckpointManifest> m = read_manifest(dir_)) {
+        log_(cat("note: the checkpoint in ", dir_.string(), " is kept (", m->next_block,
+                 " block(s) finished): rerun with the same options and --resume to continue, or delete it"));
+        return;
+      }
+    } catch (const std::exception&) {
+      return;  // an unreadable checkpoint is the user's to inspect, not ours to delete
+    }
+    remove_work_files(dir_);
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::function<void(const std::string&)> log_;
+  bool armed_ = true;
+};
+
 uint64_t dir_bytes(const std::filesystem::path& dir) {
   uint64_t n = 0;
   std::error_code ec;
@@ -306,6 +336,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   std::error_code ec;
   std::filesystem::create_directories(work_dir, ec);
   if (ec) AR_THROW(work_dir.string(), ": cannot create the work directory: ", ec.message());
+  WorkDirGuard work_guard(work_dir, log);
   const BlockWeights shapes0 = block_shapes(cfg, 0);
   const std::array<QuantScheme, kBlockLinears> schemes0 = block_schemes(shapes0);
   uint64_t max_result = 0, bf16_saving = 0;
@@ -344,13 +375,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   pin.force_stream = opt.stream_loss;
   pin.checkpoint = opt.checkpoint;
   pin.allow_ram = opt.cache != "disk";
-  MemoryPlan plan;
-  try {
-    plan = choose_plan(pin);
-  } catch (const Error&) {
-    std::filesystem::remove(work_dir, ec);  // only if we left it empty
-    throw;
-  }
+  const MemoryPlan plan = choose_plan(pin);
   rep.plan = plan.text;
   log(plan.text);
   if (opt.resume && !plan.checkpoint && calib)
@@ -649,6 +674,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   gguf_writers.clear();
   // The outputs are complete: the checkpoint has served its purpose.
   remove_work_files(work_dir);
+  work_guard.release();
   for (const auto& o : rep.outputs) rep.output_bytes.push_back(folder_bytes(o));
   rep.bits_per_weight = q_weights > 0 ? q_bits / q_weights : 0;
 

@@ -1,5 +1,6 @@
 // A checkpoint whose weights hold NaN or infinity is refused, through the real binary, with the
-// file and tensor named, before any output exists; the input model is left as it was.
+// file and tensor named, before any output exists; the input model is left as it was. A work dir
+// survives the failure only when it holds a checkpoint to resume from.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -55,6 +56,19 @@ TEST(BadWeights, NonFiniteWeightIsRefusedNamingFileAndTensor) {
       EXPECT_NE(r.err.find("non-finite value (" + what + ") at element 37"), std::string::npos) << r.err;
       EXPECT_EQ(r.err.find("Segmentation"), std::string::npos) << r.err;
       EXPECT_FALSE(fs::exists(root / "out")) << cmd << " left an output behind";
+      // A quantize run that finished block 0 keeps that block's checkpoint and says how to use
+      // it; one that failed in block 0 has nothing to resume and leaves no work dir.
+      const fs::path work = root / "out.autoround_work";
+      if (cmd.find(" quantize ") == std::string::npos) continue;
+      if (tensor.starts_with("model.layers.1.")) {
+        EXPECT_TRUE(fs::exists(work / "checkpoint.json")) << cmd;
+        EXPECT_NE(r.err.find("is kept (1 block(s) finished)"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("--resume"), std::string::npos) << r.err;
+      } else {
+        EXPECT_FALSE(fs::exists(work)) << cmd << " left a work dir with nothing to resume";
+        EXPECT_EQ(r.err.find("is kept"), std::string::npos) << r.err;
+      }
+      fs::remove_all(work);
     }
     poke_bf16(model, tensor, 37, 0x3f80);  // 1.0: the model is usable again for the next case
   }

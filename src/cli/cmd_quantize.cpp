@@ -1,5 +1,6 @@
 // `autoround quantize` (also the default when the first argument is a flag): flags follow the
 // Python AutoRound CLI so its users feel at home.
+#include <cctype>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -105,15 +106,25 @@ void run(QuantArgs a, const CLI::App& sub) {
   o.checkpoint = !a.disable_checkpoint;
   o.debug_kill_after_block = a.debug_kill_after_block;
   o.gguf_minmax_tuning = a.gguf_minmax_tuning;
-  log_info("quantize: ", a.model, " -> ", a.output_dir, "  W", a.bits, "G", a.group_size, a.asym ? " asym" : " sym",
-           "  ",  a.iters > 0 ? cat("SignRound ", a.iters, " iters") : a.disable_opt_rtn ? std::string("RTN") : std::string("optimized RTN"), "  format ", a.format);
+  // A GGUF-only run takes its weights' layout from the mix, not from --bits / --group_size.
+  std::string fmt_low = a.format;
+  for (char& c : fmt_low) c = char(std::tolower(static_cast<unsigned char>(c)));
+  const bool gguf_only = fmt_low.starts_with("gguf:") && fmt_low.find(',') == std::string::npos;
+  const std::string scheme = gguf_only ? std::string() : cat("W", a.bits, "G", a.group_size, a.asym ? " asym  " : " sym  ");
+  const std::string method = a.iters > 0 ? cat("SignRound ", a.iters, " iters")
+                             : a.disable_opt_rtn ? std::string("RTN")
+                                                 : std::string("optimized RTN");
+  log_info("quantize: ", a.model, " -> ", a.output_dir, "  ", scheme, method, "  format ", a.format);
   QuantizeReport r = run_quantize(o);
   std::printf("quantized %lld linear layers in %.1f s\n", (long long)r.quantized_layers, r.seconds);
   for (size_t i = 0; i < r.outputs.size(); ++i)
     std::printf("output: %s (%s)\n", r.outputs[i].c_str(), format_bytes(r.output_bytes[i]).c_str());
   if (r.resumed_blocks) std::printf("resumed: %lld blocks came from the checkpoint\n", (long long)r.resumed_blocks);
   if (r.work_dir_peak_bytes) std::printf("work dir peak: %s\n", format_bytes(r.work_dir_peak_bytes).c_str());
-  std::printf("bits per weight (quantized linears, incl. scales and zeros): %.3f\n", r.bits_per_weight);
+  if (r.quantized_layers > 0)
+    std::printf("bits per weight (quantized linears, incl. scales and zeros): %.3f\n", r.bits_per_weight);
+  else
+    std::printf("bits per weight: n/a (no linear layer was quantized)\n");
   if (!a.eval.empty())
     std::printf("perplexity: original %.4f  quantized %.4f  (%+.2f %%)\n", r.ppl_original, r.ppl_quantized,
                 100.0 * (r.ppl_quantized / r.ppl_original - 1.0));
@@ -134,7 +145,7 @@ void add_quantize_command(CLI::App& app) {
   s->add_option("--bits", a->bits, "2, 3, 4 or 8")->capture_default_str();
   s->add_option("--group_size", a->group_size, "weights per scale along in_features; -1 = whole row")->capture_default_str();
   s->add_flag("--asym", a->asym, "asymmetric quantization (default: symmetric)");
-  s->add_option("--layer_config", a->layer_config, "JSON (file or text): layer names/regexes -> bits, group_size, sym");
+  s->add_option("--layer_config", a->layer_config, "JSON (file or text): layer names/regexes -> bits, group_size, sym (in GGUF: bits pick the layer's type)");
   s->add_flag("--disable_opt_rtn", a->disable_opt_rtn, "plain RTN instead of the optimized scale search");
   s->add_option("--iters", a->iters, "SignRound steps per block (0 = RTN / optimized RTN)")->capture_default_str();
   s->add_option("--recipe", a->recipe, "default (200 iters), best (1000 iters, 512 samples), light (50 iters, lr 5e-3), rtn");

@@ -234,6 +234,19 @@ std::optional<GgufMix> parse_gguf_mix(std::string_view name) {
   return std::nullopt;
 }
 
+GgmlType gguf_type_for_bits(int bits) {
+  switch (bits) {
+    case 2: return GgmlType::Q2_K;
+    case 3: return GgmlType::Q3_K;
+    case 4: return GgmlType::Q4_K;
+    case 5: return GgmlType::Q5_K;
+    case 6: return GgmlType::Q6_K;
+    case 8: return GgmlType::Q8_0;
+    case 16: return GgmlType::F16;
+    default: AR_THROW("GGUF: no block type stores ", bits, "-bit weights (2, 3, 4, 5, 6, 8 or 16)");
+  }
+}
+
 std::vector<GgufTensorType> gguf_mix_types(GgufMix mix, const GgufMixModel& model,
                                            const std::vector<GgufMixTensor>& tensors) {
   const GgufMixInfo& info = gguf_mix_info(mix);
@@ -266,12 +279,16 @@ std::vector<GgufTensorType> gguf_mix_types(GgufMix mix, const GgufMixModel& mode
       out[idx] = {t.source_type, false};
       continue;
     }
-    if (!quantized_default) {
-      out[idx] = {info.default_type, false};
-      continue;
+    // promote() runs for every tensor, requested or not: it counts attn_v / ffn_down positions,
+    // and a request must not shift the other layers' promotions (llama.cpp overrides after it too).
+    const GgmlType chosen = quantized_default ? promote(s, info.default_type, t, category_of(t.name)) : info.default_type;
+    if (t.requested) {
+      const GgmlType r = *t.requested;
+      out[idx] = r == GgmlType::F32 || r == GgmlType::F16 || r == GgmlType::BF16 ? GgufTensorType{r, false}
+                                                                                : fall_back(t, r);
+    } else {
+      out[idx] = quantized_default ? fall_back(t, chosen) : GgufTensorType{chosen, false};
     }
-    const GgmlType chosen = promote(s, info.default_type, t, category_of(t.name));
-    out[idx] = fall_back(t, chosen);
   }
   return out;
 }

@@ -50,12 +50,19 @@ struct GgufMixTensor {
   std::vector<int64_t> shape;            // GGUF order: shape[0] is the row length (ne[0]); an HF
                                          // Linear weight (out, in) is {in, out}
   GgmlType source_type = GgmlType::F32;  // kept when the tensor is not quantized (norms, 1-D)
+  // A type asked for by name (--layer_config): replaces the mix's choice, with the same row-length
+  // fallbacks; F16 / BF16 / F32 keep the tensor unquantized. Ignored for tensors never quantized.
+  std::optional<GgmlType> requested = std::nullopt;
 };
 
 struct GgufTensorType {
   GgmlType type;
   bool fallback = false;  // the row length did not fit the chosen type and a fallback was taken
 };
+
+// The GGUF type a --layer_config "bits" value asks for: 2 -> Q2_K, 3 -> Q3_K, 4 -> Q4_K,
+// 5 -> Q5_K, 6 -> Q6_K, 8 -> Q8_0, 16 -> F16 (kept unquantized). ar::Error for other values.
+GgmlType gguf_type_for_bits(int bits);
 
 // The type of every tensor, in the order given. `tensors` must be the whole model: whether
 // output.weight exists decides if token_embd is treated as the (tied) output, and attn_v counts

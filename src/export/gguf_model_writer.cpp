@@ -35,7 +35,7 @@ bool same_folder(const fs::path& a, const fs::path& b) {
 
 GgufModelWriter::GgufModelWriter(const fs::path& model_dir, const fs::path& output_dir, GgufMix mix,
                                  const SafetensorsReader& src, const ModelConfig& cfg, bool overwrite,
-                                 bool has_importance)
+                                 bool has_importance, const std::map<std::string, GgmlType>& requested)
     : model_dir_(model_dir), out_dir_(output_dir), mix_(mix), src_(src), cfg_(cfg) {
   const GgufMixInfo& info = gguf_mix_info(mix);
   if (same_folder(model_dir, output_dir))
@@ -83,8 +83,12 @@ GgufModelWriter::GgufModelWriter(const fs::path& model_dir, const fs::path& outp
     entries_.push_back(e);
     // The reference converter stores everything as F32 before llama-quantize: 1-D tensors stay so.
     mt.push_back({g, dims, GgmlType::F32});
+    if (auto it = requested.find(hf); it != requested.end()) mt.back().requested = it->second;
     decls_.push_back({g, GgmlType::F32, dims});
   }
+  for (const auto& [hf, type] : requested)
+    if (!by_hf_.count(hf))
+      AR_THROW(src.source_path().string(), ": a GGUF type was asked for tensor '", hf, "', which the export does not write");
   GgufMixModel mm;
   mm.arch = gguf_arch_name(cfg.arch);
   mm.n_layer = int(cfg.num_hidden_layers);

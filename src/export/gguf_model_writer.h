@@ -34,9 +34,11 @@ class GgufModelWriter {
   // source tensor llama.cpp has no name for, or a row length no type of the mix fits.
   // has_importance: per-column importance will be given for the block linears (llama.cpp's
   // imatrix rule for q4_0 / q5_0 ffn_down applies then).
+  // requested: HF tensor name -> the type asked for it (--layer_config), instead of the mix's
+  // choice (gguf_mix_types); every name must be a tensor of the plan (ar::Error otherwise).
   GgufModelWriter(const std::filesystem::path& model_dir, const std::filesystem::path& output_dir, GgufMix mix,
                   const SafetensorsReader& src, const ModelConfig& cfg, bool overwrite,
-                  bool has_importance = false);
+                  bool has_importance = false, const std::map<std::string, GgmlType>& requested = {});
   ~GgufModelWriter();  // unfinished: no .gguf file appears
   GgufModelWriter(const GgufModelWriter&) = delete;
   GgufModelWriter& operator=(const GgufModelWriter&) = delete;

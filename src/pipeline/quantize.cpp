@@ -265,11 +265,24 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   std::vector<std::unique_ptr<GgufModelWriter>> gguf_writers;
   std::filesystem::path eval_model;  // what the final evaluation reads back
   QuantizeReport rep;
+  // In a GGUF file a layer's "bits" rule picks its block type (16 keeps it in F16); group size
+  // and symmetry are fixed by the type, so those fields of a rule cannot apply there.
+  std::map<std::string, GgmlType> gguf_requested;
+  std::vector<std::string> gguf_unused_fields;
+  for (const std::string& name : linear_names) {
+    const LayerConfig::RuleFields f = layers.rule_fields(name);
+    if (f.bits) gguf_requested[name + ".weight"] = gguf_type_for_bits(*f.bits);
+    if (f.group_size || f.sym) gguf_unused_fields.push_back(name);
+  }
   for (const std::string& f : opt.formats) {
     if (std::optional<GgufMix> mix = parse_gguf_format(f)) {
+      if (!gguf_unused_fields.empty())
+        log(cat("note: gguf: --layer_config group_size / sym do not apply to GGUF block types (", gguf_unused_fields.size(),
+                " layer(s), e.g. ", gguf_unused_fields[0], "); only bits pick a layer's type there"));
       std::filesystem::path out = opt.formats.size() == 1 ? opt.output_dir
                                                           : opt.output_dir / ("gguf-" + std::string(gguf_mix_info(*mix).name));
-      gguf_writers.push_back(std::make_unique<GgufModelWriter>(opt.model_dir, out, *mix, src, cfg, opt.overwrite, use_imp));
+      gguf_writers.push_back(
+          std::make_unique<GgufModelWriter>(opt.model_dir, out, *mix, src, cfg, opt.overwrite, use_imp, gguf_requested));
       rep.outputs.push_back(out);
       if (eval_model.empty()) eval_model = gguf_writers.back()->path();
       continue;
@@ -458,9 +471,10 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
           gguf_writers[t.output]->planned_type(t.name) != t.type)
         AR_THROW(work_dir.string(), ": checkpoint GGUF tensor '", t.name, "' does not belong to this run's plan");
       gguf_writers[t.output]->add_bytes(t.name, t.type, t.bytes.data(), t.bytes.size());
-      // GGUF only: the first GGUF output's block matrices are what the run quantized (a resumed
-      // block's bytes count as much as a freshly quantized one's).
-      if (writers.empty() && t.output == 0 && t.type != GgmlType::F32 && t.name.ends_with(".weight") &&
+      // GGUF only: the first GGUF output's quantized block matrices are what the run quantized (a
+      // resumed block's bytes count as much as a freshly quantized one's; 16-bit ones are kept).
+      const bool quantized = t.type != GgmlType::F32 && t.type != GgmlType::F16 && t.type != GgmlType::BF16;
+      if (writers.empty() && t.output == 0 && quantized && t.name.ends_with(".weight") &&
           src.require(t.name).shape.size() == 2) {
         ++rep.quantized_layers;
         q_bits += 8.0 * double(t.bytes.size());

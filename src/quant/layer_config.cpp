@@ -104,14 +104,23 @@ LayerConfig LayerConfig::load(const std::filesystem::path& file, QuantScheme def
   return parse(ss.str(), defaults, file.string());
 }
 
-QuantScheme LayerConfig::scheme_for(const std::string& layer_name) const {
-  QuantScheme s = defaults_;
+LayerConfig::RuleFields LayerConfig::rule_fields(const std::string& layer_name) const {
+  RuleFields f;
   for (const Rule& r : rules_) {
     if (!r.matches(layer_name)) continue;
-    if (r.bits) s.bits = *r.bits;
-    if (r.group_size) s.group_size = *r.group_size;
-    if (r.sym) s.sym = *r.sym;
+    if (r.bits) f.bits = r.bits;
+    if (r.group_size) f.group_size = r.group_size;
+    if (r.sym) f.sym = r.sym;
   }
+  return f;
+}
+
+QuantScheme LayerConfig::scheme_for(const std::string& layer_name) const {
+  const RuleFields f = rule_fields(layer_name);
+  QuantScheme s = defaults_;
+  s.bits = f.bits.value_or(s.bits);
+  s.group_size = f.group_size.value_or(s.group_size);
+  s.sym = f.sym.value_or(s.sym);
   return s;
 }
 

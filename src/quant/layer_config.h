@@ -34,6 +34,14 @@ class LayerConfig {
 
   // Scheme for a linear inside a decoder block (HF name without ".weight"), defaults if no rule matches.
   QuantScheme scheme_for(const std::string& layer_name) const;
+  // Just the fields the matching rules set (merged by precedence); unset ones take the defaults.
+  // A GGUF output needs them apart: a rule's bits pick the layer's block type there.
+  struct RuleFields {
+    std::optional<int> bits;
+    std::optional<int64_t> group_size;
+    std::optional<bool> sym;
+  };
+  RuleFields rule_fields(const std::string& layer_name) const;
   // {"layer name": {"bits": .., "group_size": .., "sym": ..}} for each of `layer_names` whose scheme
   // differs from the defaults: quantization_config.extra_config.
   nlohmann::json extra_config(const std::vector<std::string>& layer_names) const;

@@ -5,6 +5,8 @@
 // written in llama-quant.cpp and llama.h, worked out by hand.
 #include "export/gguf_mix.h"
 
+#include "core/error.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -225,6 +227,44 @@ TEST(GgufMix, FallbacksForRowLengths) {
   // Tied output with rows not a multiple of the k-quant block: Q8_0 instead of Q6_K.
   std::vector<GgufMixTensor> embd = {{"token_embd.weight", {96, 100}}};
   EXPECT_EQ(gguf_mix_types(GgufMix::Q4_K_M, m, embd)[0].type, GgmlType::Q8_0);
+}
+
+TEST(GgufMix, RequestedTypesReplaceTheMixWithItsFallbacks) {
+  std::vector<GgufMixTensor> t = decoder(8, 256, 512, 64, true);
+  auto ask = [&](const std::string& name, GgmlType type) {
+    for (auto& x : t)
+      if (x.name == name) x.requested = type;
+  };
+  ask(blk(0, "ffn_down"), GgmlType::F16);       // kept unquantized
+  ask(blk(1, "attn_q"), GgmlType::Q8_0);
+  ask(blk(3, "ffn_down"), GgmlType::Q4_K);      // replaces q4_k_m's Q6_K promotion (use_more_bits)
+  ask(blk(3, "attn_norm"), GgmlType::Q8_0);     // 1-D: never quantized, the request is moot
+  const auto ty = types_by_name(GgufMix::Q4_K_M, {"qwen3", 8, 4, 1}, t);
+  EXPECT_EQ(ty.at(blk(0, "ffn_down")), GgmlType::F16);
+  EXPECT_EQ(ty.at(blk(1, "attn_q")), GgmlType::Q8_0);
+  EXPECT_EQ(ty.at(blk(3, "ffn_down")), GgmlType::Q4_K);
+  EXPECT_EQ(ty.at(blk(3, "attn_norm")), GgmlType::F32);
+  // Untouched tensors keep the mix's rules: over 8 layers, ffn_down of 0, 3, 6, 7 gets more bits.
+  EXPECT_EQ(ty.at(blk(6, "ffn_down")), GgmlType::Q6_K);
+  EXPECT_EQ(ty.at(blk(1, "ffn_down")), GgmlType::Q4_K);
+  EXPECT_EQ(ty.at(blk(0, "attn_q")), GgmlType::Q4_K);
+  EXPECT_EQ(ty.at("output.weight"), GgmlType::Q6_K);
+
+  // A requested k-quant on rows of 96 weights takes the usual fallback.
+  std::vector<GgufMixTensor> odd = {{"blk.0.attn_q.weight", {96, 96}}};
+  odd[0].requested = GgmlType::Q3_K;
+  const auto f = gguf_mix_types(GgufMix::Q8_0, {"llama", 1, 1, 1}, odd);
+  EXPECT_EQ(f[0].type, GgmlType::Q4_0);
+  EXPECT_TRUE(f[0].fallback);
+}
+
+TEST(GgufMix, TypeForLayerConfigBits) {
+  EXPECT_EQ(gguf_type_for_bits(2), GgmlType::Q2_K);
+  EXPECT_EQ(gguf_type_for_bits(3), GgmlType::Q3_K);
+  EXPECT_EQ(gguf_type_for_bits(4), GgmlType::Q4_K);
+  EXPECT_EQ(gguf_type_for_bits(8), GgmlType::Q8_0);
+  EXPECT_EQ(gguf_type_for_bits(16), GgmlType::F16);
+  EXPECT_THROW(gguf_type_for_bits(7), Error);
 }
 
 TEST(GgufMix, UnquantizedMixesAndSkippedTensors) {

@@ -76,6 +76,28 @@ TEST(LayerConfig, MoreSpecificRulesWinFieldByField) {
   EXPECT_EQ(lc.scheme_for("model.layers.3.ffn.down"), make(16, -1, true));
 }
 
+TEST(LayerConfig, RuleFieldsTellWhatRulesSetApartFromDefaults) {
+  // A rule that sets bits equal to the default still counts as set (a GGUF output needs this).
+  const LayerConfig lc = LayerConfig::parse(R"({
+      "mlp.down_proj": {"bits": 4},
+      "re:q_proj": {"sym": false},
+      "model.layers.1.mlp.down_proj": {"group_size": 32}
+    })", w4g128(), "c");
+  const LayerConfig::RuleFields d0 = lc.rule_fields("model.layers.0.mlp.down_proj");
+  EXPECT_EQ(d0.bits, 4);
+  EXPECT_FALSE(d0.group_size.has_value());
+  EXPECT_FALSE(d0.sym.has_value());
+  const LayerConfig::RuleFields d1 = lc.rule_fields("model.layers.1.mlp.down_proj");
+  EXPECT_EQ(d1.bits, 4);
+  EXPECT_EQ(d1.group_size, 32);
+  const LayerConfig::RuleFields q = lc.rule_fields("model.layers.0.self_attn.q_proj");
+  EXPECT_FALSE(q.bits.has_value());
+  EXPECT_EQ(q.sym, false);
+  const LayerConfig::RuleFields none = lc.rule_fields("model.layers.0.mlp.up_proj");
+  EXPECT_FALSE(none.bits || none.group_size || none.sym);
+  EXPECT_EQ(lc.scheme_for("model.layers.1.mlp.down_proj"), make(4, 32, true));
+}
+
 TEST(LayerConfig, AcceptsPythonToolFields) {
   const LayerConfig lc = LayerConfig::parse(R"({"q_proj": {"bits": 8, "data_type": "int", "act_bits": 16}})",
                                             w4g128(), "c");

@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <array>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -126,6 +128,14 @@ nlohmann::json run_identity(const QuantizeOptions& opt, const ModelConfig& cfg, 
   j["group_size"] = opt.scheme.group_size;
   j["sym"] = opt.scheme.sym;
   j["layer_config"] = opt.layer_config;
+  // A config file may be edited between the interrupted run and the resume: its content counts.
+  std::error_code ec;
+  if (!opt.layer_config.empty() && opt.layer_config.find('{') == std::string::npos &&
+      std::filesystem::is_regular_file(opt.layer_config, ec)) {
+    std::ifstream f(opt.layer_config, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    j["layer_config_content"] = checksum_hex(checksum64(text.data(), text.size()));
+  }
   j["disable_opt_rtn"] = opt.disable_opt_rtn;
   j["iters"] = opt.tune.iters;
   j["batch_size"] = opt.tune.batch_size;

@@ -256,6 +256,19 @@ TEST(Engine, CorruptedOrMismatchedCheckpointIsReported) {
   r = quantize(model, root, "c", "--cache disk --resume");
   EXPECT_EQ(r.r.exit_code, 0) << r.r.err;
   EXPECT_FALSE(quantize(model, root, "none", "--resume").r.err.find("no checkpoint") == std::string::npos);
+  // A --layer_config file edited between the interrupted run and the resume.
+  const fs::path lc = root / "layers.json";
+  std::ofstream(lc) << R"({"mlp.down_proj": {"bits": 8}})";
+  const std::string with_lc = "--cache disk --layer_config " + lc.string();
+  QRun k2 = quantize(model, root, "lc", with_lc + " --debug_kill_after_block 0");
+  ASSERT_TRUE(fs::exists(k2.work / "checkpoint.json")) << k2.r.err;
+  std::ofstream(lc) << R"({"mlp.down_proj": {"bits": 3}})";
+  r = quantize(model, root, "lc", with_lc + " --resume");
+  EXPECT_EQ(r.r.exit_code, 1);
+  EXPECT_NE(r.r.err.find("was made with layer_config_content="), std::string::npos) << r.r.err;
+  std::ofstream(lc) << R"({"mlp.down_proj": {"bits": 8}})";
+  r = quantize(model, root, "lc", with_lc + " --resume");
+  EXPECT_EQ(r.r.exit_code, 0) << r.r.err;
 }
 
 TEST(Engine, WorkDirWithoutSpaceStopsCleanly) {

@@ -34,10 +34,12 @@ printf '%-8s %10s %10s %10s %10s\n' mix RTN RTN+imp SignRound llama.cpp
 printf '%-8s %10s\n' f32 "$(ppl "$MODEL")"
 for mix in $MIXES; do
   up=$(echo "$mix" | tr a-z A-Z)
-  q "$mix" rtn --iters 0
+  # q2_k_s needs calibration data (as llama-quantize needs an imatrix): no plain-RTN column.
+  rtn=refused
+  [[ $mix == q2_k_s ]] || { q "$mix" rtn --iters 0; rtn=$(ppl "$OUT/$mix-rtn"); }
   q "$mix" imp --iters 0 --dataset "$CALIB" --nsamples "$NS" --seqlen 256
   q "$mix" sr --iters "$ITERS" --dataset "$CALIB" --nsamples "$NS" --seqlen 256
   ref=$FIX/gguf/model-$up.gguf
-  printf '%-8s %10s %10s %10s %10s\n' "$mix" "$(ppl "$OUT/$mix-rtn")" "$(ppl "$OUT/$mix-imp")" \
+  printf '%-8s %10s %10s %10s %10s\n' "$mix" "$rtn" "$(ppl "$OUT/$mix-imp")" \
     "$(ppl "$OUT/$mix-sr")" "$([[ -f $ref ]] && ppl "$ref" || echo -)"
 done

@@ -67,8 +67,8 @@ GgmlType gguf_type_for_bits(int bits);
 // The type of every tensor, in the order given. `tensors` must be the whole model: whether
 // output.weight exists decides if token_embd is treated as the (tied) output, and attn_v counts
 // come from the list. Throws ar::Error naming the tensor when its row length fits neither the
-// type nor any fallback (llama.cpp refuses such a model too). Note llama-quantize refuses q2_k_s
-// without an importance matrix; this function does not.
+// type nor any fallback (llama.cpp refuses such a model too). q2_k_s without calibration data
+// (llama-quantize's rule: no importance matrix) is refused by the quantize pipeline, not here.
 std::vector<GgufTensorType> gguf_mix_types(GgufMix mix, const GgufMixModel& model,
                                            const std::vector<GgufMixTensor>& tensors);
 

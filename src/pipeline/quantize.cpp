@@ -286,6 +286,12 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
   }
   for (const std::string& f : opt.formats) {
     if (std::optional<GgufMix> mix = parse_gguf_format(f)) {
+      // Q2_K_S leaves most 2-bit weights without promotion; llama-quantize refuses it without an
+      // importance matrix, and so do we without calibration (importance or tuning).
+      if (*mix == GgufMix::Q2_K_S && !calib)
+        AR_THROW("--format ", f, ": q2_k_s needs calibration data (as llama-quantize needs an importance matrix for "
+                 "it): pass --dataset FILE ('builtin' for the demo text) for importance-weighted RTN, or --iters N to "
+                 "tune; without data use q2_k");
       if (!gguf_unused_fields.empty())
         log(cat("note: gguf: --layer_config group_size / sym do not apply to GGUF block types (", gguf_unused_fields.size(),
                 " layer(s), e.g. ", gguf_unused_fields[0], "); only bits pick a layer's type there"));

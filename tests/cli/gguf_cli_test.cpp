@@ -197,6 +197,28 @@ TEST(GgufCli, CorruptedGgufCheckpointIsReported) {
   EXPECT_FALSE(fs::exists(root / "o" / "hf-Q8_0.gguf"));
 }
 
+// q2_k_s without calibration data is refused before anything is written, as llama-quantize refuses
+// it without an importance matrix; with data (importance RTN) it runs.
+TEST(GgufCli, Q2KSWithoutCalibrationIsRefused) {
+  const fs::path root = test::make_temp_dir("gguf-cli-q2ks");
+  const fs::path model = root / "m";
+  auto g = test::run_command(cli() + " generate --preset tiny-qwen3 --num_layers 2 --output_dir " + model.string());
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  for (const std::string& args : {std::string("--iters 0"), std::string("--iters 0 --dataset builtin --disable_opt_rtn")}) {
+    auto r = quantize(model, root / "o", "--format gguf:q2_k_s " + args);
+    EXPECT_EQ(r.exit_code, 1) << args;
+    EXPECT_NE(r.err.find("q2_k_s needs calibration data"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("--dataset"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(root / "o")) << args;
+    EXPECT_FALSE(fs::exists(root / "o.autoround_work")) << args;
+  }
+  auto ok = quantize(model, root / "o", "--format gguf:q2_k_s --iters 0 --dataset builtin --nsamples 4 --seqlen 32");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  auto q2k = quantize(model, root / "k", "--format gguf:q2_k --iters 0");
+  EXPECT_EQ(q2k.exit_code, 0) << q2k.err;
+  if (!::testing::Test::HasFailure()) fs::remove_all(root);
+}
+
 TEST(GgufCli, BadMixAndGgufInputFailCleanly) {
   AR_REQUIRE_FIXTURE(model, "models/qwen3-student/hf");
   AR_REQUIRE_FIXTURE(ref, "gguf/model-Q8_0.gguf");

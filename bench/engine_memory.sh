@@ -7,6 +7,7 @@
 #
 #   bench/engine_memory.sh main [layers=4] [iters=1]   nsamples 512, seqlen 2048
 #   bench/engine_memory.sh flat [iters=1]              nsamples 32: 2 vs 8 blocks; 2 blocks: 128 vs 512
+#   FLAT_RUNS="2b-32 8b-32" bench/engine_memory.sh flat  a subset of the flat runs
 #   RESUME=1 bench/engine_memory.sh main ...           continue an interrupted main run (--resume)
 #
 # On 2 Zen3 cores (f32 GEMM ~150 GFLOP/s) one calibration pass over 512 x 2048 tokens of one
@@ -62,10 +63,10 @@ case ${1:-main} in
     ;;
   flat)
     it=${2:-1}
-    run flat-2b-32 2 32 2048 "$it"
-    run flat-8b-32 8 32 2048 "$it"
-    run flat-2b-128 2 128 2048 "$it"
-    run flat-2b-512 2 512 2048 "$it"
+    # <blocks>b-<nsamples>; FLAT_RUNS picks a subset (2b-512 alone takes ~75 min here).
+    for r in ${FLAT_RUNS:-2b-32 8b-32 2b-128 2b-512}; do
+      run "flat-$r" "${r%%b-*}" "${r##*-}" 2048 "$it"
+    done
     ;;
   *) echo "usage: $0 main [layers] [iters] | flat [iters]" >&2; exit 2 ;;
 esac

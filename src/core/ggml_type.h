@@ -38,6 +38,8 @@ std::optional<GgmlTypeInfo> ggml_type_info(uint32_t id);
 const GgmlTypeInfo& ggml_info(GgmlType t);  // for a valid enum value
 // "Q4_K", "q4_k" -> Q4_K; nullopt if unknown.
 std::optional<GgmlType> parse_ggml_type(std::string_view name);
+// False for the plain float types (F32, F16, BF16), true for the block formats.
+inline bool ggml_is_quantized(GgmlType t) { return t != GgmlType::F32 && t != GgmlType::F16 && t != GgmlType::BF16; }
 // Bytes of a row of n weights; n must be a multiple of block_elems (checked by the caller).
 inline size_t ggml_row_bytes(GgmlType t, int64_t n) {
   const GgmlTypeInfo& i = ggml_info(t);

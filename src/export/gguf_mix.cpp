@@ -270,8 +270,7 @@ std::vector<GgufTensorType> gguf_mix_types(GgufMix mix, const GgufMixModel& mode
     return tensors[a].name < tensors[b].name;
   });
 
-  const bool quantized_default = info.default_type != GgmlType::F32 && info.default_type != GgmlType::F16 &&
-                                 info.default_type != GgmlType::BF16;
+  const bool quantized_default = ggml_is_quantized(info.default_type);
   std::vector<GgufTensorType> out(tensors.size(), GgufTensorType{GgmlType::F32, false});
   for (size_t idx : order) {
     const GgufMixTensor& t = tensors[idx];
@@ -284,8 +283,7 @@ std::vector<GgufTensorType> gguf_mix_types(GgufMix mix, const GgufMixModel& mode
     const GgmlType chosen = quantized_default ? promote(s, info.default_type, t, category_of(t.name)) : info.default_type;
     if (t.requested) {
       const GgmlType r = *t.requested;
-      out[idx] = r == GgmlType::F32 || r == GgmlType::F16 || r == GgmlType::BF16 ? GgufTensorType{r, false}
-                                                                                : fall_back(t, r);
+      out[idx] = ggml_is_quantized(r) ? fall_back(t, r) : GgufTensorType{r, false};
     } else {
       out[idx] = quantized_default ? fall_back(t, chosen) : GgufTensorType{chosen, false};
     }

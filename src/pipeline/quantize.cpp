@@ -56,11 +56,16 @@ constexpr const char* kLinearSuffix[kBlockLinears] = {
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
     "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
+// --layer_config names a file unless it is JSON text.
+bool layer_config_is_file(const QuantizeOptions& opt) {
+  std::error_code ec;
+  return !opt.layer_config.empty() && opt.layer_config.find('{') == std::string::npos &&
+         std::filesystem::exists(opt.layer_config, ec);
+}
+
 LayerConfig make_layer_config(const QuantizeOptions& opt) {
   if (opt.layer_config.empty()) return LayerConfig(opt.scheme);
-  std::error_code ec;
-  if (opt.layer_config.find('{') == std::string::npos && std::filesystem::exists(opt.layer_config, ec))
-    return LayerConfig::load(opt.layer_config, opt.scheme);
+  if (layer_config_is_file(opt)) return LayerConfig::load(opt.layer_config, opt.scheme);
   return LayerConfig::parse(opt.layer_config, opt.scheme, "--layer_config");
 }
 
@@ -129,9 +134,7 @@ nlohmann::json run_identity(const QuantizeOptions& opt, const ModelConfig& cfg, 
   j["sym"] = opt.scheme.sym;
   j["layer_config"] = opt.layer_config;
   // A config file may be edited between the interrupted run and the resume: its content counts.
-  std::error_code ec;
-  if (!opt.layer_config.empty() && opt.layer_config.find('{') == std::string::npos &&
-      std::filesystem::is_regular_file(opt.layer_config, ec)) {
+  if (layer_config_is_file(opt)) {
     std::ifstream f(opt.layer_config, std::ios::binary);
     const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     j["layer_config_content"] = checksum_hex(checksum64(text.data(), text.size()));
@@ -292,9 +295,6 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
         AR_THROW("--format ", f, ": q2_k_s needs calibration data (as llama-quantize needs an importance matrix for "
                  "it): pass --dataset FILE ('builtin' for the demo text) for importance-weighted RTN, or --iters N to "
                  "tune; without data use q2_k");
-      if (!gguf_unused_fields.empty())
-        log(cat("note: gguf: --layer_config group_size / sym do not apply to GGUF block types (", gguf_unused_fields.size(),
-                " layer(s), e.g. ", gguf_unused_fields[0], "); only bits pick a layer's type there"));
       std::filesystem::path out = opt.formats.size() == 1 ? opt.output_dir
                                                           : opt.output_dir / ("gguf-" + std::string(gguf_mix_info(*mix).name));
       gguf_writers.push_back(
@@ -313,6 +313,9 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     for (const auto& [name, why] : writers.back()->unstorable_layers())
       rep.kept_16bit.push_back(output_format_name(fmt) + ": " + name + " (" + why + ")");
   }
+  if (!gguf_writers.empty() && !gguf_unused_fields.empty())
+    log(cat("note: gguf: --layer_config group_size / sym do not apply to GGUF block types (", gguf_unused_fields.size(),
+            " layer(s), e.g. ", gguf_unused_fields[0], "); only bits pick a layer's type there"));
   if (!rep.kept_16bit.empty()) {
     std::string msg = cat("warning: ", rep.kept_16bit.size(), " layer(s) cannot be stored by the packed format and stay in 16-bit:");
     for (const auto& k : rep.kept_16bit) msg += "\n  " + k;
@@ -489,8 +492,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
       gguf_writers[t.output]->add_bytes(t.name, t.type, t.bytes.data(), t.bytes.size());
       // GGUF only: the first GGUF output's quantized block matrices are what the run quantized (a
       // resumed block's bytes count as much as a freshly quantized one's; 16-bit ones are kept).
-      const bool quantized = t.type != GgmlType::F32 && t.type != GgmlType::F16 && t.type != GgmlType::BF16;
-      if (writers.empty() && t.output == 0 && quantized && t.name.ends_with(".weight") &&
+      if (writers.empty() && t.output == 0 && ggml_is_quantized(t.type) && t.name.ends_with(".weight") &&
           src.require(t.name).shape.size() == 2) {
         ++rep.quantized_layers;
         q_bits += 8.0 * double(t.bytes.size());

@@ -21,7 +21,7 @@ struct QuantScheme {
   GgmlType gguf = GgmlType::F32;
   bool operator==(const QuantScheme&) const = default;
   bool quantized() const { return bits < 16; }
-  bool gguf_target() const { return gguf != GgmlType::F32 && gguf != GgmlType::F16 && gguf != GgmlType::BF16; }
+  bool gguf_target() const { return ggml_is_quantized(gguf); }
 };
 
 struct QuantizedWeight {

@@ -114,6 +114,7 @@ void run(QuantArgs a, const CLI::App& sub) {
   const std::string method = a.iters > 0 ? cat("SignRound ", a.iters, " iters")
                              : a.disable_opt_rtn ? std::string("RTN")
                                                  : std::string("optimized RTN");
+  print_run_header();
   log_info("quantize: ", a.model, " -> ", a.output_dir, "  ", scheme, method, "  format ", a.format);
   QuantizeReport r = run_quantize(o);
   std::printf("quantized %lld linear layers in %.1f s\n", (long long)r.quantized_layers, r.seconds);

@@ -10,6 +10,10 @@ void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 
+// Logs the version, the GEMM backend's library, ISA, native bf16 and thread count: the first
+// line of every quantize and eval run, so a result can be tied to the kernels that made it.
+void print_run_header();
+
 // Prints "peak RSS <VmHWM>" to stderr: every command ends with it.
 void print_peak_memory();
 

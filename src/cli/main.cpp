@@ -11,13 +11,19 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/memory.h"
+#include "kernels/gemm.h"
 
 namespace ar::cli {
 void print_peak_memory() {
   MemStats m = read_mem_stats();
   std::fprintf(stderr, "peak RSS (VmHWM): %s\n", format_bytes(m.peak_bytes).c_str());
 }
+
+std::string version_text() { return std::string("autoround ") + AR_VERSION + "\n" + gemm_backend_summary(); }
+
+void print_run_header() { log_info("autoround ", AR_VERSION, " | ", gemm_backend_summary()); }
 }  // namespace ar::cli
 
 int main(int argc, char** argv) {
@@ -25,7 +31,7 @@ int main(int argc, char** argv) {
   // file's name, not kill the process silently.
   std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"autoround: SignRound/AutoRound LLM quantization on the CPU"};
-  app.set_version_flag("--version", AR_VERSION);
+  app.set_version_flag("--version", ar::cli::version_text);
   app.require_subcommand(1);
   ar::cli::add_quantize_command(app);
   ar::cli::add_eval_command(app);

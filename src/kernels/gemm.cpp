@@ -4,6 +4,7 @@
 #include "kernels/gemm.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -40,11 +41,12 @@ struct PrimKeyHash {
   }
 };
 
-// A primitive plus memory objects whose data handles are swapped per call (cheap on CPU),
-// so a cached call allocates nothing.
+// A primitive and the descriptors of its operands and scratchpad. Memory objects are made per
+// call around the caller's pointers (cheap on CPU), so nothing in an entry is written at run time
+// and concurrent calls can share it.
 struct PrimEntry {
   dnnl::matmul prim;
-  dnnl::memory a, b, c;
+  dnnl::memory::desc a, b, c, scratch;
 };
 
 // Too many distinct shapes means the caller is not reusing them; start over rather than grow.
@@ -52,11 +54,11 @@ constexpr size_t kMaxCachedPrimitives = 256;
 
 struct Backend {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
   std::unordered_map<PrimKey, PrimEntry, PrimKeyHash> cache;
   std::mutex mu;
-  // Grow-only staging for BF16 inputs: rounded f32 copies (fallback) or bf16 copies (native).
-  Buffer stage_a{0, "gemm.stage_a"}, stage_b{0, "gemm.stage_b"};
+  // Grow-only staging for BF16 inputs: rounded f32 copies (fallback) or bf16 copies (native),
+  // and the scratchpad of top-level calls (nested calls have their own per thread).
+  Buffer stage_a{0, "gemm.stage_a"}, stage_b{0, "gemm.stage_b"}, scratch{0, "gemm.scratch"};
 };
 
 Backend& backend() {
@@ -87,6 +89,14 @@ PrimEntry make_entry(Backend& be, const PrimKey& k) {
   auto b_md = view_desc(k.K, k.N, k.ldb, k.trans_b, in_type);
   auto c_md = view_desc(k.M, k.N, k.ldc, false, dt::f32);
   dnnl::primitive_attr attr;
+  // The scratchpad is ours, not the library's. With oneDNN's default (library) mode a primitive
+  // owns one scratchpad, allocated when it is created, and every execution of that primitive
+  // uses it; oneDNN sizes it per thread of one execution and indexes it by the thread number
+  // inside that execution. Two nested calls (each single-threaded, each thread number 0) that
+  // run the same cached primitive at once would then share one buffer. The AVX-512/AMX
+  // (brgemm) matmul kernels stage A/B panels and C accumulators there, the AVX2 (jit sgemm)
+  // path books none, which is why the race only showed on AVX-512 machines (issue #13).
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (k.accumulate) {
     dnnl::post_ops po;
     po.append_sum(1.0f);
@@ -95,9 +105,10 @@ PrimEntry make_entry(Backend& be, const PrimKey& k) {
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, be.engine);
   PrimEntry e;
   e.prim = dnnl::matmul(pd);
-  e.a = dnnl::memory(a_md, be.engine, DNNL_MEMORY_NONE);
-  e.b = dnnl::memory(b_md, be.engine, DNNL_MEMORY_NONE);
-  e.c = dnnl::memory(c_md, be.engine, DNNL_MEMORY_NONE);
+  e.a = a_md;
+  e.b = b_md;
+  e.c = c_md;
+  e.scratch = pd.scratchpad_desc();
   return e;
 }
 
@@ -178,6 +189,59 @@ void zero_rows(float* C, int64_t M, int64_t N, int64_t ldc) {
 
 }  // namespace
 
+namespace {
+std::string isa_name(dnnl::cpu_isa isa) {
+  using I = dnnl::cpu_isa;
+  switch (isa) {
+    case I::sse41: return "sse41";
+    case I::avx: return "avx";
+    case I::avx2: return "avx2";
+    case I::avx2_vnni: return "avx2_vnni";
+    case I::avx512_mic: return "avx512_mic";
+    case I::avx512_mic_4ops: return "avx512_mic_4ops";
+    case I::avx512_core: return "avx512_core";
+    case I::avx512_core_vnni: return "avx512_core_vnni";
+    case I::avx512_core_bf16: return "avx512_core_bf16";
+    case I::avx512_core_amx: return "avx512_core_amx";
+    case I::all: return "all";
+    default: break;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "isa-0x%x", unsigned(isa));
+  return buf;
+}
+}  // namespace
+
+GemmBackendInfo gemm_backend_info() {
+  GemmBackendInfo info;
+  const dnnl::version_t* v = dnnl::version();
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "oneDNN %d.%d.%d", v->major, v->minor, v->patch);
+  info.library = buf;
+  // Distribution builds report "N/A" for the commit.
+  if (v->hash && *v->hash && std::strcmp(v->hash, "N/A") != 0)
+    info.library += std::string(" (") + std::string(v->hash).substr(0, 8) + ")";
+  info.isa = isa_name(dnnl::get_effective_cpu_isa());
+  info.native_bf16 = gemm_has_native_bf16();
+  info.threads = omp_get_max_threads();
+  return info;
+}
+
+std::string gemm_backend_summary() {
+  const GemmBackendInfo i = gemm_backend_info();
+  return i.library + ", ISA " + i.isa + ", native bf16: " + (i.native_bf16 ? "yes" : "no") +
+         ", threads: " + std::to_string(i.threads);
+}
+
+size_t gemm_scratchpad_bytes(int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+                             bool accumulate, Precision p) {
+  Backend& be = backend();
+  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  const PrimKey key{M, N, K, trans_a ? M : K, trans_b ? K : N, N, trans_a, trans_b, accumulate,
+                    native};
+  return make_entry(be, key).scratch.get_size();
+}
+
 bool gemm_has_native_bf16() {
   static const bool native = detect_native_bf16();
   return native;
@@ -194,6 +258,7 @@ void gemm_release_cache() {
   be.cache.clear();
   be.stage_a = Buffer(0, "gemm.stage_a");
   be.stage_b = Buffer(0, "gemm.stage_b");
+  be.scratch = Buffer(0, "gemm.scratch");
 }
 
 void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
@@ -264,24 +329,22 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
       // oneDNN only reads src/weights; its API just has no const handles.
       void* a_ptr = const_cast<void*>(a.ptr);
       void* b_ptr = const_cast<void*>(b.ptr);
-      if (!nested) {
-        PrimEntry& e = it->second;
-        e.a.set_data_handle(a_ptr);
-        e.b.set_data_handle(b_ptr);
-        e.c.set_data_handle(c);
-        e.prim.execute(be.stream,
-                       {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.c}});
-        be.stream.wait();
-        continue;
-      }
       // Handles are reference counted: copies stay valid even if another thread clears the cache.
-      const dnnl::matmul prim = it->second.prim;
-      const dnnl::memory::desc a_md = it->second.a.get_desc(), b_md = it->second.b.get_desc(),
-                               c_md = it->second.c.get_desc();
-      lock.unlock();
-      dnnl::memory am(a_md, be.engine, a_ptr), bm(b_md, be.engine, b_ptr), cm(c_md, be.engine, c);
+      const PrimEntry e = it->second;
+      if (nested) lock.unlock();
+      // Top-level calls hold the lock and use the shared scratchpad; nested calls each use their
+      // own thread's, so no two executions ever share scratch memory.
+      thread_local Buffer local_scratch(0, "gemm.scratch.thread");
+      Buffer& scratch = nested ? local_scratch : be.scratch;
+      const size_t scratch_bytes = e.scratch.get_size();
+      if (scratch_bytes > 0) scratch.reserve(scratch_bytes);
+      dnnl::memory am(e.a, be.engine, a_ptr), bm(e.b, be.engine, b_ptr), cm(e.c, be.engine, c);
+      dnnl::memory sm(e.scratch, be.engine, scratch_bytes > 0 ? scratch.data() : nullptr);
       thread_local dnnl::stream stream(backend().engine);  // streams are not shared by threads
-      prim.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+      e.prim.execute(stream, {{DNNL_ARG_SRC, am},
+                              {DNNL_ARG_WEIGHTS, bm},
+                              {DNNL_ARG_DST, cm},
+                              {DNNL_ARG_SCRATCHPAD, sm}});
       stream.wait();
     }
   }

@@ -2,7 +2,9 @@
 // double-accumulating reference used as test oracle. Row-major throughout, BLAS-style op(A)·op(B).
 // No oneDNN type appears here; only gemm.cpp includes dnnl.hpp (STYLE.md §2, §4).
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace ar {
 
@@ -35,6 +37,25 @@ void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, in
 // True when this CPU runs a native oneDNN bf16 matmul (AVX-512-BF16 / AMX); false means BF16
 // goes through rounded f32 copies. Detected on first use and cached.
 bool gemm_has_native_bf16();
+
+// What the GEMM backend runs on, for the header of every run and `--version`: the oneDNN
+// version, the instruction set its kernels dispatch to on this CPU (after ONEDNN_MAX_CPU_ISA),
+// whether bf16 matmuls are native, and the OpenMP thread count.
+struct GemmBackendInfo {
+  std::string library;  // e.g. "oneDNN 2.6.3", with the commit when the build has one
+  std::string isa;      // e.g. "avx2", "avx512_core_bf16", "avx512_core_amx"
+  bool native_bf16 = false;
+  int threads = 1;
+};
+GemmBackendInfo gemm_backend_info();
+// One line: "oneDNN 2.6.3, ISA avx2, native bf16: no, threads: 2".
+std::string gemm_backend_summary();
+
+// Bytes of scratchpad oneDNN asks for one call of this shape (tight operands, f32 or bf16
+// inputs as this CPU would run them). Diagnostic: tests print it to show which kernels stage
+// data in scratch memory on this CPU, the memory every concurrent call must own privately.
+size_t gemm_scratchpad_bytes(int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+                             bool accumulate, Precision p);
 
 // Frees cached oneDNN primitives and the shared bf16 staging buffers (e.g. between model blocks
 // whose shapes differ); the next call rebuilds what it needs. Staging operands larger than 4M

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -12,6 +14,8 @@
 #include <vector>
 
 #include "core/dtype.h"
+
+#include <omp.h>
 
 namespace ar {
 namespace {
@@ -239,6 +243,135 @@ TEST(Gemm, ConcurrentCallsInsideParallelRegion) {
     for (int64_t j = 0; j < jobs; ++j)
       for (size_t i = 0; i < C[j].size(); ++i)
         ASSERT_NEAR(C[j][i], R[j][i], kF32Rel * K) << "job " << j << " @" << i;  // Σ|a·b| <= K
+  }
+}
+
+// The GEMMs a decoder block runs, as (M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc) with
+// ld 0 = tight: linears forward (x·Wᵀ), their backward (dY·W and dYᵀ·X, the latter
+// accumulating), one head's attention scores and weighted values as strided views of the packed
+// (T, H·D) layout, and the lm_head. Shapes of stories260K (hidden 64, ffn 172, 8/4 heads of 8,
+// vocab 512) and qwen3-student (hidden 256, ffn 768, 8/4 heads of 32) at the sequence lengths the
+// tests use.
+struct ModelGemm {
+  int64_t M, N, K;
+  bool ta, tb, acc;
+  int64_t lda, ldb, ldc;
+};
+
+std::vector<ModelGemm> model_gemms() {
+  std::vector<ModelGemm> v;
+  struct Shape { int64_t T, C, F, H, Hkv, D, V; };
+  for (const Shape s : {Shape{512, 64, 172, 8, 4, 8, 512}, Shape{256, 256, 768, 8, 4, 32, 512}}) {
+    const int64_t q = s.H * s.D, kv = s.Hkv * s.D;
+    for (int64_t out : {q, kv, s.C, s.F}) {
+      const int64_t in = out == s.C ? q : out == s.F ? s.C : s.C;  // o_proj takes q, down takes F
+      v.push_back({s.T, out, in, false, true, false, 0, 0, 0});    // y = x·Wᵀ
+      v.push_back({s.T, in, out, false, false, false, 0, 0, 0});   // dx = dy·W
+      v.push_back({out, in, s.T, true, false, true, 0, 0, 0});     // dW += dyᵀ·x
+    }
+    v.push_back({s.T, s.C, s.F, false, true, false, 0, 0, 0});      // down_proj
+    v.push_back({s.T, s.T, s.D, false, true, false, q, kv, 0});     // scores = Q_h·K_hᵀ
+    v.push_back({s.T, s.D, s.T, false, false, false, 0, kv, q});    // out_h = P·V_h
+    v.push_back({s.T, s.V, s.C, false, true, false, 0, 0, 0});      // logits
+  }
+  return v;
+}
+
+TEST(Gemm, ModelShapesConcurrentlyFromAllThreads) {
+  // Every thread runs every model GEMM at the same time as the others, through the same cached
+  // primitives (the shapes repeat across threads and rounds), and each result must match the
+  // oracle. On oneDNN's library-managed scratchpad this failed wherever the kernels book scratch
+  // memory (AVX-512 / AMX brgemm): two executions of one primitive shared it (issue #13).
+  const int threads = std::max(2, omp_get_max_threads());
+  const auto shapes = model_gemms();
+  std::printf("[ info     ] %s; %d threads\n", gemm_backend_summary().c_str(), threads);
+  for (Precision p : {Precision::F32, Precision::BF16}) {
+    size_t booked = 0;
+    for (const ModelGemm& g : shapes)
+      booked = std::max(booked, gemm_scratchpad_bytes(g.M, g.N, g.K, g.ta, g.tb, g.acc, p));
+    std::printf("[ info     ] %s: largest scratchpad booked by these shapes: %zu bytes\n",
+                p == Precision::F32 ? "f32" : "bf16", booked);
+    struct Job { std::vector<float> A, B, C0, R, S; };
+    std::vector<Job> jobs(shapes.size());
+    for (size_t j = 0; j < shapes.size(); ++j) {
+      const ModelGemm& g = shapes[j];
+      const int64_t a_rows = g.ta ? g.K : g.M, a_cols = g.ta ? g.M : g.K;
+      const int64_t b_rows = g.tb ? g.N : g.K, b_cols = g.tb ? g.K : g.N;
+      const int64_t lda = g.lda ? g.lda : a_cols, ldb = g.ldb ? g.ldb : b_cols;
+      const int64_t ldc = g.ldc ? g.ldc : g.N;
+      Job& job = jobs[j];
+      job.A = random_vec(size_t(a_rows * lda), 900 + uint32_t(3 * j));
+      job.B = random_vec(size_t(b_rows * ldb), 901 + uint32_t(3 * j));
+      job.C0 = random_vec(size_t(g.M * ldc), 902 + uint32_t(3 * j));
+      job.R = job.C0;
+      gemm_ref(job.R.data(), job.A.data(), job.B.data(), g.M, g.N, g.K, g.ta, g.tb, g.acc, p,
+               lda, ldb, ldc);
+      std::vector<float> Aabs(job.A.size()), Babs(job.B.size());
+      for (size_t i = 0; i < Aabs.size(); ++i) Aabs[i] = std::fabs(job.A[i]);
+      for (size_t i = 0; i < Babs.size(); ++i) Babs[i] = std::fabs(job.B[i]);
+      job.S.assign(job.R.size(), 0.0f);
+      gemm_ref(job.S.data(), Aabs.data(), Babs.data(), g.M, g.N, g.K, g.ta, g.tb, false, p, lda,
+               ldb, ldc);
+    }
+    constexpr int kRounds = 3;
+    const size_t n = shapes.size();
+    // results[t][j]: thread t's output of shape j in the last round.
+    std::vector<std::vector<std::vector<float>>> results;
+    results.assign(size_t(threads), std::vector<std::vector<float>>(n));
+    int team = 0;
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp single
+      team = omp_get_num_threads();
+      const int t = omp_get_thread_num();
+      for (int round = 0; round < kRounds; ++round) {
+        for (size_t j = 0; j < n; ++j) {
+          const ModelGemm& g = shapes[j];
+          std::vector<float>& C = results[size_t(t)][j];
+          C = jobs[j].C0;
+          gemm(C.data(), jobs[j].A.data(), jobs[j].B.data(), g.M, g.N, g.K, g.ta, g.tb, g.acc, p,
+               g.lda, g.ldb, g.ldc);
+        }
+      }
+    }
+    ASSERT_GE(team, 2) << "the parallel region did not get two threads; nothing ran concurrently";
+    const double rel = p == Precision::F32 ? kF32Rel : kBF16Rel;
+    for (int t = 0; t < threads; ++t) {
+      for (size_t j = 0; j < n; ++j) {
+        const ModelGemm& g = shapes[j];
+        const int64_t ldc = g.ldc ? g.ldc : g.N;
+        const std::vector<float>& C = results[size_t(t)][j];
+        for (int64_t r = 0; r < g.M; ++r) {
+          for (int64_t c = 0; c < ldc; ++c) {
+            const size_t at = size_t(r * ldc + c);
+            if (c >= g.N) {
+              ASSERT_EQ(C[at], jobs[j].C0[at]) << "padding written, shape " << j;
+              continue;
+            }
+            // K up to 512 here: fp32 summation error ~K·2^-24·Σ|a·b| < 3.1e-5·Σ|a·b|.
+            const double bound =
+                rel * 4 * (jobs[j].S[at] + (g.acc ? std::fabs(jobs[j].C0[at]) : 0.0)) + 1e-30;
+            ASSERT_NEAR(C[at], jobs[j].R[at], bound)
+                << (p == Precision::F32 ? "f32" : "bf16") << " thread " << t << " shape " << j
+                << " (M=" << g.M << " N=" << g.N << " K=" << g.K << " ta=" << g.ta
+                << " tb=" << g.tb << " acc=" << g.acc << ") at (" << r << "," << c << ")";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Gemm, BackendInfoNamesLibraryIsaAndThreads) {
+  const GemmBackendInfo i = gemm_backend_info();
+  EXPECT_EQ(i.library.rfind("oneDNN ", 0), 0u) << i.library;
+  EXPECT_FALSE(i.isa.empty());
+  EXPECT_EQ(i.isa.find("isa-0x"), std::string::npos) << "unnamed ISA: " << i.isa;
+  EXPECT_EQ(i.threads, omp_get_max_threads());
+  EXPECT_EQ(i.native_bf16, gemm_has_native_bf16());
+  // Where oneDNN dispatches below AVX-512 with bf16, there is no native bf16 matmul.
+  if (i.isa == "avx2" || i.isa == "avx" || i.isa == "sse41" || i.isa == "avx512_core") {
+    EXPECT_FALSE(i.native_bf16) << i.isa;
   }
 }
 

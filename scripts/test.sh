@@ -9,4 +9,8 @@ if [[ ! -d $FIX ]]; then
   echo "note: test fixtures not found at $FIX: the tests that need them will be reported as Skipped"
   echo "      (set AR_FIXTURES to the shared fixtures folder to run them)"
 fi
+# Two OpenMP threads unless told otherwise: the concurrent paths (sequences and heads in parallel,
+# nested GEMMs) only run with more than one, and they are where ISA-specific races showed (#13).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+echo "test: $(./build/autoround --version | tail -1)"
 ctest --test-dir build --output-on-failure -j2

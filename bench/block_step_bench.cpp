@@ -24,7 +24,7 @@
 #include "model/block.h"
 #include "model/config.h"
 #include "model/weights.h"
-#include "pipeline/signround.h"
+#include "tune/signround.h"
 #include "tools/synth_model.h"
 
 namespace {

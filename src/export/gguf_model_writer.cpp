@@ -175,6 +175,7 @@ void GgufModelWriter::add_bytes(const std::string& hf_name, GgmlType t, const vo
 }
 
 void GgufModelWriter::add_copy(const std::string& hf_name) {
+  if (!wants(hf_name)) return;
   const Entry& e = entry(hf_name);
   const uint64_t row_f32 = uint64_t(e.cols) * sizeof(float);
   // Out-of-turn tensors and permuted q/k are converted whole; the rest streams in row chunks.
@@ -196,6 +197,41 @@ void GgufModelWriter::add_copy(const std::string& hf_name) {
   }
   ++next_decl_;
   flush_pending();
+}
+
+void GgufModelWriter::add_block(const std::vector<std::string>& tensors, const BlockResult& r,
+                                const BlockWeights* w) {
+  for (const std::string& t : tensors) {
+    if (!wants(t)) continue;
+    const LinearWeights* lw = nullptr;
+    for (int i = 0; w && i < kBlockLinears && !lw; ++i)
+      if (block_linears(*w, i)->name + ".weight" == t) lw = block_linears(*w, i);
+    if (!lw) {
+      AR_CHECK(w || !t.ends_with(".weight") || src_.require(t).shape.size() != 2,
+               "GGUF export: block weights not given for '", t, "'");
+      add_copy(t);
+      continue;
+    }
+    const GgmlType type = planned_type(t);
+    const LinearResult* lr = r.find(lw->name);
+    if (lr && !lr->gguf.empty()) {
+      // Tuned under a block type: that type must be this file's plan for the tensor.
+      if (lr->gguf_type != type)
+        AR_THROW("GGUF export: '", t, "' was tuned as ", ggml_info(lr->gguf_type).name, " but ",
+                 path().filename().string(), " plans ", ggml_info(type).name,
+                 " (a checkpoint of another run?)");
+      add_bytes(t, type, lr->gguf.data(), lr->gguf.size());
+    } else {
+      const float* imp = lr && !lr->importance.empty() ? lr->importance.data() : nullptr;
+      const std::vector<uint8_t> b = encode_weight(t, lw->w.as<float>(), lw->out, lw->in, imp);
+      add_bytes(t, type, b.data(), b.size());
+    }
+    if (ggml_is_quantized(type)) {
+      ++stats_.layers;
+      stats_.bits += 8.0 * double(ggml_row_bytes(type, lw->in)) * double(lw->out);
+      stats_.weights += double(lw->out) * double(lw->in);
+    }
+  }
 }
 
 void GgufModelWriter::write_ready(size_t decl, const void* data, size_t size) {

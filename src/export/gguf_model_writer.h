@@ -11,6 +11,7 @@
 // Tensor order in the file: rope_freqs (if any), block 0 ... block L-1 (each in HF name order),
 // then embedding / final norm / lm_head -- the order the pipeline produces them.
 #pragma once
+#include "export/model_writer.h"
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -27,7 +28,7 @@ namespace ar {
 
 class SafetensorsReader;
 
-class GgufModelWriter {
+class GgufModelWriter final : public ModelWriter {
  public:
   // Plans the file and writes everything before the tensor data. ar::Error (before anything is
   // created) when output_dir is the model folder, when the .gguf file exists and !overwrite, for a
@@ -39,7 +40,7 @@ class GgufModelWriter {
   GgufModelWriter(const std::filesystem::path& model_dir, const std::filesystem::path& output_dir, GgufMix mix,
                   const SafetensorsReader& src, const ModelConfig& cfg, bool overwrite,
                   bool has_importance = false, const std::map<std::string, GgmlType>& requested = {});
-  ~GgufModelWriter();  // unfinished: no .gguf file appears
+  ~GgufModelWriter() override;  // unfinished: no .gguf file appears
   GgufModelWriter(const GgufModelWriter&) = delete;
   GgufModelWriter& operator=(const GgufModelWriter&) = delete;
 
@@ -63,11 +64,21 @@ class GgufModelWriter {
   // Bytes already in the planned type `t` (from encode_* or a checkpoint); size must be exact.
   void add_bytes(const std::string& hf_name, GgmlType t, const void* data, size_t size);
   // A source tensor, converted to its planned type; large tensors go through in row chunks.
-  void add_copy(const std::string& hf_name);
+  // Tensors the file leaves out (wants() false) are skipped.
+  void add_copy(const std::string& hf_name) override;
+  // ModelWriter: a block linear's weight is written from the bytes tuned under its planned type
+  // when r has them, else encoded from w (importance-weighted when r has importance); every
+  // other tensor of the block is converted from the source.
+  void add_block(const std::vector<std::string>& tensors, const BlockResult& r, const BlockWeights* w) override;
+  bool needs_block_weights() const override { return true; }
+  const std::filesystem::path& output_path() const override { return out_dir_; }
+  std::filesystem::path eval_path() const override { return path(); }
+  bool is_gguf() const override { return true; }
+  QuantStats stats() const override { return stats_; }
   // Tensors may come in any order; one that is not next in the file is held in memory until its
   // turn. finish() checks every tensor was given, copies config.json / tokenizer files beside the
   // file and renames the .gguf into place.
-  void finish();
+  void finish() override;
 
   const std::filesystem::path& path() const;  // the final .gguf path
   const std::vector<GgufKV>& metadata() const { return kvs_; }
@@ -98,6 +109,7 @@ class GgufModelWriter {
   size_t next_decl_ = 0;
   std::map<size_t, std::vector<uint8_t>> pending_;  // decl index -> bytes waiting for their turn
   bool finished_ = false;
+  QuantStats stats_;
 };
 
 }  // namespace ar

@@ -112,6 +112,7 @@ struct QuantizedModelWriter::Impl {
   size_t next = 0;                   // next spec to write
   bool finished = false;
   std::function<void(const std::string&)> hook;
+  QuantStats stats;
 
   void plan(const std::function<QuantScheme(const std::string&)>& scheme_for, const nlohmann::json& extra);
   Entry& entry(const std::string& name, const char* what);
@@ -446,5 +447,27 @@ const fs::path& QuantizedModelWriter::temp_dir() const { return impl_->tmp_dir; 
 void QuantizedModelWriter::set_before_write_hook(std::function<void(const std::string&)> hook) {
   impl_->hook = std::move(hook);
 }
+
+void QuantizedModelWriter::add_block(const std::vector<std::string>& tensors, const BlockResult& r,
+                                     const BlockWeights*) {
+  for (const auto& [name, lr] : r.linears) {
+    if (!lr.q) continue;
+    const QuantizedWeight& q = *lr.q;
+    ++impl_->stats.layers;
+    impl_->stats.bits += double(q.out) * double(q.in) * q.scheme.bits +
+                         double(q.n_groups) * double(q.out) * (16 + q.scheme.bits);
+    impl_->stats.weights += double(q.out) * double(q.in);
+  }
+  for (const std::string& t : tensors) {
+    const std::string base = t.size() > 7 && t.ends_with(".weight") ? t.substr(0, t.size() - 7) : "";
+    const LinearResult* lr = base.empty() ? nullptr : r.find(base);
+    if (lr && lr->q && stores_quantized(base)) add_quantized(base, *lr->q);
+    else add_copy(t);
+  }
+}
+
+QuantStats QuantizedModelWriter::stats() const { return impl_->stats; }
+
+const std::filesystem::path& QuantizedModelWriter::output_path() const { return impl_->out_dir; }
 
 }  // namespace ar

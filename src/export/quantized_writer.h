@@ -3,6 +3,7 @@
 // source tensor list and the per-layer schemes, so safetensors headers are written first and data is
 // streamed; the folder is assembled beside the target and renamed into place only when complete.
 #pragma once
+#include "export/model_writer.h"
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -34,7 +35,7 @@ std::vector<std::string> output_tensor_order(const SafetensorsReader& src);
 // True for a weight the writer treats as a quantizable linear: a 2-D "<...>.weight" inside a block.
 bool is_block_linear_weight(const std::string& tensor_name, const std::vector<int64_t>& shape);
 
-class QuantizedModelWriter {
+class QuantizedModelWriter final : public ModelWriter {
  public:
   // Plans the whole output and fails before any work (ar::Error) when out_dir exists and !overwrite,
   // when out_dir is the source folder, when a scheme's bits cannot be stored in format `f`, or when
@@ -46,7 +47,7 @@ class QuantizedModelWriter {
                        const std::filesystem::path& out_dir, const SafetensorsReader& src, const ModelConfig& cfg,
                        std::function<QuantScheme(const std::string& linear_name)> scheme_for,
                        uint64_t max_shard_bytes, bool overwrite, nlohmann::json quant_config_extra);
-  ~QuantizedModelWriter();  // unfinished: the temporary folder is removed
+  ~QuantizedModelWriter() override;  // unfinished: the temporary folder is removed
   QuantizedModelWriter(const QuantizedModelWriter&) = delete;
   QuantizedModelWriter& operator=(const QuantizedModelWriter&) = delete;
 
@@ -63,12 +64,20 @@ class QuantizedModelWriter {
   // A source tensor copied as is, read from `src` in bounded chunks. Dtype: fake keeps the source
   // dtype; the packed formats keep BF16/F16 and turn F32 into F16 (GPTQ kernels compute in fp16, and
   // config.json's torch_dtype then says float16); a quantized linear's bias is F16 as GPTQ stores it.
-  void add_copy(const std::string& tensor_name);
+  void add_copy(const std::string& tensor_name) override;
+  // ModelWriter: each block linear with an integer result that this format stores quantized goes
+  // through add_quantized, every other tensor through add_copy. Counts every integer result.
+  void add_block(const std::vector<std::string>& tensors, const BlockResult& r, const BlockWeights* w) override;
+  bool needs_block_weights() const override { return false; }
+  const std::filesystem::path& output_path() const override;
+  std::filesystem::path eval_path() const override { return output_path(); }
+  bool is_gguf() const override { return false; }
+  QuantStats stats() const override;
   // Checks every planned tensor was written, completes the shards (+ index json when > 1),
   // writes config.json (+ quantization_config for packed formats), copies the tokenizer /
   // generation / other small files, then renames the folder into place (replacing an old one when
   // overwrite was given).
-  void finish();
+  void finish() override;
 
   // The planned output tensors in file order, and their total size in bytes.
   const std::vector<TensorSpec>& specs() const;

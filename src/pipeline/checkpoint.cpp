@@ -11,8 +11,10 @@ namespace ar {
 
 namespace {
 
-constexpr char kBlockMagic[8] = {'A', 'R', 'B', 'L', 'K', '0', '0', '1'};
-constexpr char kGgufBlockMagic[8] = {'A', 'R', 'G', 'G', 'U', 'F', '0', '1'};
+constexpr char kBlockMagic[8] = {'A', 'R', 'B', 'L', 'K', '0', '0', '2'};
+constexpr const char* kManifestFormat = "autoround.cpp checkpoint 2";
+// Flags of one linear's record in a block file: which parts of its LinearResult follow.
+constexpr uint8_t kHasQ = 1, kHasGguf = 2, kHasImportance = 4;
 
 void put(std::string& out, const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }
 template <typename T>
@@ -54,7 +56,7 @@ nlohmann::json sums_to_json(const std::vector<uint64_t>& v) {
 
 void write_manifest(const std::filesystem::path& work_dir, const CheckpointManifest& m) {
   nlohmann::json j;
-  j["format"] = "autoround.cpp checkpoint 1";
+  j["format"] = kManifestFormat;
   j["identity"] = m.identity;
   j["next_block"] = m.next_block;
   j["x_file"] = m.x_file;
@@ -63,7 +65,6 @@ void write_manifest(const std::filesystem::path& work_dir, const CheckpointManif
   j["xq_sums"] = sums_to_json(m.xq_sums);
   j["block_files"] = m.block_files;
   j["block_sums"] = sums_to_json(m.block_sums);
-  if (!m.gguf_block_sums.empty()) j["gguf_block_sums"] = sums_to_json(m.gguf_block_sums);
   write_file_atomic(work_dir / kManifestName, j.dump(1));
 }
 
@@ -74,7 +75,9 @@ std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& wor
   CheckpointManifest m;
   try {
     nlohmann::json j = nlohmann::json::parse(read_text_file(file));
-    if (j.at("format") != "autoround.cpp checkpoint 1") AR_THROW(file.string(), ": unknown checkpoint format ", j.at("format").dump());
+    if (j.at("format") != kManifestFormat)
+      AR_THROW(file.string(), ": checkpoint format ", j.at("format").dump(), " is not this version's (\"",
+               kManifestFormat, "\"); delete the work directory and start again without --resume");
     m.identity = j.at("identity");
     m.next_block = j.at("next_block").get<int64_t>();
     m.x_file = j.at("x_file").get<std::string>();
@@ -83,7 +86,6 @@ std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& wor
     m.xq_sums = sums_from_json(j.at("xq_sums"));
     m.block_files = j.at("block_files").get<std::vector<std::string>>();
     m.block_sums = sums_from_json(j.at("block_sums"));
-    if (j.contains("gguf_block_sums")) m.gguf_block_sums = sums_from_json(j.at("gguf_block_sums"));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -92,9 +94,6 @@ std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& wor
   if (m.next_block < 0 || m.block_files.size() != size_t(m.next_block) || m.block_sums.size() != m.block_files.size())
     AR_THROW(file.string(), ": malformed checkpoint manifest: ", m.block_files.size(), " block files for ",
              m.next_block, " finished blocks");
-  if (!m.gguf_block_sums.empty() && m.gguf_block_sums.size() != m.block_files.size())
-    AR_THROW(file.string(), ": malformed checkpoint manifest: ", m.gguf_block_sums.size(), " GGUF block checksums for ",
-             m.block_files.size(), " finished blocks");
   for (const auto& f : m.block_files)
     if (f.find('/') != std::string::npos) AR_THROW(file.string(), ": block file name '", f, "' is not a plain name");
   return m;
@@ -111,28 +110,72 @@ void check_identity(const std::filesystem::path& work_dir, const nlohmann::json&
     if (!now.contains(k)) AR_THROW("--resume: the checkpoint in ", work_dir.string(), " has a setting ", k, " this run lacks");
 }
 
-uint64_t save_block_result(const std::filesystem::path& file, const std::map<std::string, QuantizedWeight>& q) {
+uint64_t save_block_result(const std::filesystem::path& file, const BlockResult& r) {
   std::string out;
   put(out, kBlockMagic, 8);
-  put_pod<uint32_t>(out, uint32_t(q.size()));
-  for (const auto& [name, w] : q) {
+  put_pod<int64_t>(out, r.layer);
+  put_pod<uint8_t>(out, r.tuned ? 1 : 0);
+  put_pod<uint32_t>(out, uint32_t(r.linears.size()));
+  for (const auto& [name, lr] : r.linears) {
     put_pod<uint32_t>(out, uint32_t(name.size()));
     put(out, name.data(), name.size());
-    put_pod<int32_t>(out, w.scheme.bits);
-    put_pod<int64_t>(out, w.scheme.group_size);
-    put_pod<uint8_t>(out, w.scheme.sym ? 1 : 0);
-    put_pod<int64_t>(out, w.out);
-    put_pod<int64_t>(out, w.in);
-    put(out, w.codes.data(), w.codes.size());
-    put(out, w.scales.data(), w.scales.size() * 2);
-    put(out, w.zeros.data(), w.zeros.size());
+    put_pod<uint8_t>(out, uint8_t((lr.q ? kHasQ : 0) | (lr.gguf.empty() ? 0 : kHasGguf) |
+                                  (lr.importance.empty() ? 0 : kHasImportance)));
+    if (lr.q) {
+      const QuantizedWeight& w = *lr.q;
+      put_pod<int32_t>(out, w.scheme.bits);
+      put_pod<int64_t>(out, w.scheme.group_size);
+      put_pod<uint8_t>(out, w.scheme.sym ? 1 : 0);
+      put_pod<int64_t>(out, w.out);
+      put_pod<int64_t>(out, w.in);
+      put(out, w.codes.data(), w.codes.size());
+      put(out, w.scales.data(), w.scales.size() * 2);
+      put(out, w.zeros.data(), w.zeros.size());
+    }
+    if (!lr.gguf.empty()) {
+      put_pod<uint32_t>(out, uint32_t(lr.gguf_type));
+      put_pod<uint64_t>(out, uint64_t(lr.gguf.size()));
+      put(out, lr.gguf.data(), lr.gguf.size());
+    }
+    if (!lr.importance.empty()) {
+      put_pod<uint64_t>(out, uint64_t(lr.importance.size()));
+      put(out, lr.importance.data(), lr.importance.size() * sizeof(float));
+    }
   }
   const uint64_t sum = checksum64(out.data(), out.size());
   write_file_atomic(file, out);
   return sum;
 }
 
-std::map<std::string, QuantizedWeight> load_block_result(const std::filesystem::path& file, uint64_t expected_sum) {
+namespace {
+
+QuantizedWeight read_quantized(Cursor& c, const std::filesystem::path& file, const std::string& name) {
+  QuantScheme s;
+  s.bits = c.pod<int32_t>();
+  s.group_size = c.pod<int64_t>();
+  s.sym = c.pod<uint8_t>() != 0;
+  const int64_t out = c.pod<int64_t>(), in = c.pod<int64_t>();
+  if (s.bits < 2 || s.bits > 8 || out <= 0 || in <= 0 || out > (1 << 24) || in > (1 << 24) ||
+      (s.group_size <= 0 && s.group_size != -1))
+    AR_THROW(file.string(), ": bad layer header for ", name);
+  QuantizedWeight w = QuantizedWeight::allocate(s, out, in);
+  c.get(w.codes.data(), w.codes.size());
+  c.get(w.scales.data(), w.scales.size() * 2);
+  c.get(w.zeros.data(), w.zeros.size());
+  return w;
+}
+
+// A length field read from the file, checked against the bytes that are left before allocating.
+size_t checked_count(Cursor& c, size_t elem_bytes, const std::filesystem::path& file, const std::string& name) {
+  const uint64_t n = c.pod<uint64_t>();
+  if (n > (c.data.size() - c.at) / elem_bytes)
+    AR_THROW(file.string(), ": checkpoint block file is truncated in '", name, "'");
+  return size_t(n);
+}
+
+}  // namespace
+
+BlockResult load_block_result(const std::filesystem::path& file, uint64_t expected_sum) {
   const std::string data = read_text_file(file, 1ull << 40);
   if (checksum64(data.data(), data.size()) != expected_sum)
     AR_THROW(file.string(), ": checkpoint block file is corrupted (checksum mismatch); delete the work directory ",
@@ -141,74 +184,33 @@ std::map<std::string, QuantizedWeight> load_block_result(const std::filesystem::
   char magic[8];
   c.get(magic, 8);
   if (std::memcmp(magic, kBlockMagic, 8) != 0) AR_THROW(file.string(), ": not a checkpoint block file");
-  std::map<std::string, QuantizedWeight> q;
+  BlockResult r;
+  r.layer = c.pod<int64_t>();
+  r.tuned = c.pod<uint8_t>() != 0;
   const uint32_t count = c.pod<uint32_t>();
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t len = c.pod<uint32_t>();
     if (len > 4096) AR_THROW(file.string(), ": layer name of ", len, " bytes");
     std::string name(len, '\0');
     c.get(name.data(), len);
-    QuantScheme s;
-    s.bits = c.pod<int32_t>();
-    s.group_size = c.pod<int64_t>();
-    s.sym = c.pod<uint8_t>() != 0;
-    const int64_t out = c.pod<int64_t>(), in = c.pod<int64_t>();
-    if (s.bits < 2 || s.bits > 8 || out <= 0 || in <= 0 || out > (1 << 24) || in > (1 << 24) ||
-        (s.group_size <= 0 && s.group_size != -1))
-      AR_THROW(file.string(), ": bad layer header for ", name);
-    QuantizedWeight w = QuantizedWeight::allocate(s, out, in);
-    c.get(w.codes.data(), w.codes.size());
-    c.get(w.scales.data(), w.scales.size() * 2);
-    c.get(w.zeros.data(), w.zeros.size());
-    q.emplace(std::move(name), std::move(w));
-  }
-  if (c.at != data.size()) AR_THROW(file.string(), ": ", data.size() - c.at, " trailing bytes in checkpoint block file");
-  return q;
-}
-
-uint64_t save_gguf_block(const std::filesystem::path& file, const std::vector<GgufBlockTensor>& t) {
-  std::string out;
-  put(out, kGgufBlockMagic, 8);
-  put_pod<uint32_t>(out, uint32_t(t.size()));
-  for (const GgufBlockTensor& x : t) {
-    put_pod<uint32_t>(out, x.output);
-    put_pod<uint32_t>(out, uint32_t(x.name.size()));
-    put(out, x.name.data(), x.name.size());
-    put_pod<uint32_t>(out, uint32_t(x.type));
-    put_pod<uint64_t>(out, uint64_t(x.bytes.size()));
-    put(out, x.bytes.data(), x.bytes.size());
-  }
-  const uint64_t sum = checksum64(out.data(), out.size());
-  write_file_atomic(file, out);
-  return sum;
-}
-
-std::vector<GgufBlockTensor> load_gguf_block(const std::filesystem::path& file, uint64_t expected_sum) {
-  const std::string data = read_text_file(file, 1ull << 40);
-  if (checksum64(data.data(), data.size()) != expected_sum)
-    AR_THROW(file.string(), ": checkpoint block file is corrupted (checksum mismatch); delete the work directory ",
-             "and start again without --resume");
-  Cursor c{data, file};
-  char magic[8];
-  c.get(magic, 8);
-  if (std::memcmp(magic, kGgufBlockMagic, 8) != 0) AR_THROW(file.string(), ": not a GGUF checkpoint block file");
-  std::vector<GgufBlockTensor> r;
-  const uint32_t count = c.pod<uint32_t>();
-  for (uint32_t i = 0; i < count; ++i) {
-    GgufBlockTensor x;
-    x.output = c.pod<uint32_t>();
-    const uint32_t len = c.pod<uint32_t>();
-    if (len > 4096) AR_THROW(file.string(), ": tensor name of ", len, " bytes");
-    x.name.resize(len);
-    c.get(x.name.data(), len);
-    const uint32_t type = c.pod<uint32_t>();
-    if (!ggml_type_info(type)) AR_THROW(file.string(), ": tensor '", x.name, "' has unknown GGML type ", type);
-    x.type = GgmlType(type);
-    const uint64_t n = c.pod<uint64_t>();
-    if (n > data.size() - c.at) AR_THROW(file.string(), ": checkpoint block file is truncated in tensor '", x.name, "'");
-    x.bytes.resize(size_t(n));
-    c.get(x.bytes.data(), size_t(n));
-    r.push_back(std::move(x));
+    const uint8_t flags = c.pod<uint8_t>();
+    if (flags & ~(kHasQ | kHasGguf | kHasImportance))
+      AR_THROW(file.string(), ": unknown record flags ", int(flags), " for ", name);
+    LinearResult lr;
+    if (flags & kHasQ) lr.q = read_quantized(c, file, name);
+    if (flags & kHasGguf) {
+      const uint32_t type = c.pod<uint32_t>();
+      if (!ggml_type_info(type)) AR_THROW(file.string(), ": '", name, "' has unknown GGML type ", type);
+      lr.gguf_type = GgmlType(type);
+      lr.gguf.resize(checked_count(c, 1, file, name));
+      c.get(lr.gguf.data(), lr.gguf.size());
+    }
+    if (flags & kHasImportance) {
+      lr.importance.resize(checked_count(c, sizeof(float), file, name));
+      c.get(lr.importance.data(), lr.importance.size() * sizeof(float));
+    }
+    if (!r.linears.emplace(std::move(name), std::move(lr)).second)
+      AR_THROW(file.string(), ": layer ", i, " appears twice");
   }
   if (c.at != data.size()) AR_THROW(file.string(), ": ", data.size() - c.at, " trailing bytes in checkpoint block file");
   return r;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/gemm.h"
-#include "pipeline/signround.h"
+#include "tune/signround.h"
 #include "quant/quantized.h"
 
 namespace ar {

@@ -176,23 +176,24 @@ TEST(GgufCli, SyntheticLlama3AndQwen2F32ExportsEvaluateLikeSafetensors) {
   }
 }
 
-// A GGUF block file damaged between the kill and the resume is reported, not written into the file.
+// A block file of a GGUF run damaged between the kill and the resume is reported, not written
+// into the file.
 TEST(GgufCli, CorruptedGgufCheckpointIsReported) {
   AR_REQUIRE_FIXTURE(model, "models/qwen3-student/hf");
   const fs::path root = test::make_temp_dir("gguf-cli-corrupt");
   const std::string args = "--format gguf:q8_0 --iters 0 --work_dir " + (root / "w").string();
   auto killed = quantize(model, root / "o", args + " --debug_kill_after_block 0");
   EXPECT_NE(killed.exit_code, 0);
-  const fs::path blk = root / "w" / "block.0.gguf";
+  const fs::path blk = root / "w" / "block.0.q";
   ASSERT_TRUE(fs::exists(blk));
   {
     std::fstream f(blk, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(100);
+    f.seekp(20);
     f.put('\x5a');
   }
   auto resumed = quantize(model, root / "o", args + " --resume");
   EXPECT_NE(resumed.exit_code, 0);
-  EXPECT_NE(resumed.err.find("block.0.gguf"), std::string::npos) << resumed.err;
+  EXPECT_NE(resumed.err.find("block.0.q"), std::string::npos) << resumed.err;
   EXPECT_NE(resumed.err.find("corrupted"), std::string::npos) << resumed.err;
   EXPECT_FALSE(fs::exists(root / "o" / "hf-Q8_0.gguf"));
 }

@@ -24,7 +24,9 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
-std::map<std::string, QuantizedWeight> two_layers() {
+// A block result with every kind of record: integer results, GGUF bytes, importance, and a
+// linear with both an integer result and importance.
+BlockResult two_layers() {
   std::map<std::string, QuantizedWeight> m;
   QuantizedWeight a = QuantizedWeight::allocate(QuantScheme{4, 32, true}, 3, 64);
   for (size_t i = 0; i < a.codes.size(); ++i) a.codes[i] = uint8_t(i % 16);
@@ -36,17 +38,35 @@ std::map<std::string, QuantizedWeight> two_layers() {
   for (auto& z : b.zeros) z = 1;
   m.emplace("model.layers.0.mlp.up_proj", std::move(a));
   m.emplace("model.layers.0.self_attn.q_proj", std::move(b));
-  return m;
+  BlockResult r;
+  r.layer = 3;
+  r.tuned = true;
+  for (auto& [name, q] : m) r.linears[name].q = std::move(q);
+  r.linears["model.layers.0.self_attn.q_proj"].importance = {0.5f, 1.5f, 2.5f};
+  LinearResult& g = r.linears["model.layers.0.mlp.down_proj"];
+  g.gguf_type = GgmlType::Q4_K;
+  g.gguf.assign(144, 0);
+  for (size_t i = 0; i < g.gguf.size(); ++i) g.gguf[i] = uint8_t(i * 7);
+  return r;
 }
 
 TEST(Checkpoint, BlockResultsRoundTripAndDetectCorruption) {
   const fs::path dir = test::make_temp_dir("ckpt-block");
-  const auto m = two_layers();
+  const BlockResult m = two_layers();
   const uint64_t sum = save_block_result(dir / "block.0.q", m);
-  const auto back = load_block_result(dir / "block.0.q", sum);
-  ASSERT_EQ(back.size(), m.size());
-  for (const auto& [name, w] : m) {
-    const QuantizedWeight& r = back.at(name);
+  const BlockResult back = load_block_result(dir / "block.0.q", sum);
+  EXPECT_EQ(back.layer, 3);
+  EXPECT_TRUE(back.tuned);
+  ASSERT_EQ(back.linears.size(), m.linears.size());
+  for (const auto& [name, lr] : m.linears) {
+    const LinearResult& b = back.linears.at(name);
+    EXPECT_EQ(b.importance, lr.importance) << name;
+    EXPECT_EQ(b.gguf, lr.gguf) << name;
+    EXPECT_EQ(b.gguf_type, lr.gguf_type) << name;
+    ASSERT_EQ(b.q.has_value(), lr.q.has_value()) << name;
+    if (!lr.q) continue;
+    const QuantizedWeight& w = *lr.q;
+    const QuantizedWeight& r = *b.q;
     EXPECT_EQ(r.scheme, w.scheme);
     EXPECT_EQ(r.out, w.out);
     EXPECT_EQ(r.in, w.in);
@@ -90,8 +110,11 @@ TEST(Checkpoint, ManifestRoundTripAndMalformedManifests) {
   m.block_files.pop_back();  // fewer files than finished blocks
   write_manifest(dir, m);
   EXPECT_NE(error_of([&] { read_manifest(dir); }).find("block files"), std::string::npos);
-  std::ofstream(dir / kManifestName) << "{\"format\": \"autoround.cpp checkpoint 1\", \"next_block\": ";
+  std::ofstream(dir / kManifestName) << "{\"format\": \"autoround.cpp checkpoint 2\", \"next_block\": ";
   EXPECT_NE(error_of([&] { read_manifest(dir); }).find("malformed checkpoint manifest"), std::string::npos);
+  // A checkpoint of an earlier version (other block-file layout) is refused by name.
+  std::ofstream(dir / kManifestName) << "{\"format\": \"autoround.cpp checkpoint 1\", \"next_block\": 0}";
+  EXPECT_NE(error_of([&] { read_manifest(dir); }).find("is not this version's"), std::string::npos);
 }
 
 TEST(Checkpoint, IdentityMismatchNamesTheSetting) {

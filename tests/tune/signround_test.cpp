@@ -1,6 +1,6 @@
 // SignRound block tuning: the sampler's contract, iters 0 = RTN, determinism, and on a real
 // block (stories260K block 0, 32 calibration sequences) a tuned block that beats RTN's output MSE.
-#include "pipeline/signround.h"
+#include "tune/signround.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The SignRound loop for one block: fake-quantize, forward/backward sample by sample, signed step
 // with a linearly decayed learning rate, best-loss bookkeeping. Follows AutoRound's quant_block
 // (SignSGD, LinearLR from lr to 0, min/max_scale clamped to [0, 1] in place before each use).
-#include "pipeline/signround.h"
+#include "tune/signround.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,124 @@
+#include "pipeline/block_step.h"
+
+#include "core/log.h"
+#include "quant/gguf_blocks.h"
+#include "quant/opt_rtn.h"
+#include "quant/rtn.h"
+#include "tune/signround.h"
+
+namespace ar {
+
+BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& ctx) {
+  const int64_t l = w.layer, n = cs.samples();
+  BlockTuner tuner(std::move(w), ctx.cfg, ctx.schemes, ctx.T, ctx.setup.tune_opts);  // bf16-exact weights held as bf16
+  ActivationStore& in = cs.tune_inputs();
+  TuneSamples ts;
+  ts.n = n;
+  if (!ctx.stream_targets) {
+    // Targets = block_fp(X), which are also the next block's X. In RAM, X is overwritten in place
+    // when the tuning inputs are Xq; on disk a new generation is written so the checkpoint of the
+    // previous block stays intact.
+    const bool in_place = !cs.on_disk() && ctx.setup.with_xq;
+    if (!in_place) cs.set_next_x(cs.new_store("X", l + 1));
+    ActivationStore& targets = in_place ? cs.x() : cs.next_x();
+    for (int64_t s = 0; s < n; ++s) {
+      cs.x().read(s, cs.a());
+      tuner.fp_forward(cs.b(), cs.a());
+      targets.write(s, cs.b());
+    }
+    ctx.mem_log(cat("block ", l, " targets"));
+    ts.fetch = [&](int64_t idx, float* x, float* t) {
+      in.read(idx, x);
+      targets.read(idx, t);
+    };
+    if (in_place) cs.keep_x_as_next();
+  } else {
+    ts.fp_inputs = true;
+    ts.fetch = [&](int64_t idx, float* x, float* xfp) {
+      in.read(idx, x);
+      cs.x().read(idx, xfp);
+    };
+  }
+  BlockTuneResult tr = tuner.tune(ts);
+  ctx.mem_log(cat("block ", l, " tuned"));
+  if (ctx.stream_targets && !ctx.last) {  // the next block's X = block_fp(X)
+    if (cs.on_disk()) cs.set_next_x(cs.new_store("X", l + 1));
+    ActivationStore& out = cs.on_disk() ? cs.next_x() : cs.x();
+    for (int64_t s = 0; s < n; ++s) {
+      cs.x().read(s, cs.a());
+      tuner.fp_forward(cs.b(), cs.a());
+      out.write(s, cs.b());
+    }
+    if (!cs.on_disk()) cs.keep_x_as_next();
+  }
+  w = tuner.release_weights();
+  BlockResult r;
+  r.layer = l;
+  r.tuned = true;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    LinearWeights& lw = *block_linears(w, i);
+    if (!tr.gguf[size_t(i)].empty()) {  // tuned under its GGUF format: what the file stores
+      LinearResult& lr = r.linears[lw.name];
+      lr.gguf_type = ctx.schemes[size_t(i)].gguf;
+      lr.gguf = std::move(tr.gguf[size_t(i)]);
+      continue;
+    }
+    if (tr.q[size_t(i)].out == 0) continue;
+    r.linears[lw.name].q = std::move(tr.q[size_t(i)]);
+  }
+  // The quantized path continues with the dequantized weights (step 5: Xq <- block_q(Xq)).
+  apply_result(w, r);
+  return r;
+}
+
+BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& ctx) {
+  const int64_t l = w.layer;
+  BlockResult r;
+  r.layer = l;
+  std::vector<std::vector<double>> sum(kBlockLinears);
+  if (ctx.setup.use_imp) {
+    // Per-input-channel mean squared activation of each linear, accumulated while the samples
+    // pass through the block; the outputs are the next block's inputs.
+    for (int i = 0; i < kBlockLinears; ++i) sum[size_t(i)].assign(size_t(block_linears(w, i)->in), 0.0);
+    auto observe = [&](int li, const float* xin, int64_t rows, int64_t K) {
+      auto& acc = sum[size_t(li)];
+      for (int64_t row = 0; row < rows; ++row)
+        for (int64_t k = 0; k < K; ++k) acc[size_t(k)] += double(xin[row * K + k]) * xin[row * K + k];
+    };
+    if (cs->on_disk() && !ctx.last) cs->set_next_x(cs->new_store("X", l + 1));
+    cs->pass(w, cs->x(), cs->has_next_x() ? cs->next_x() : cs->x(), ctx.precision, observe, !ctx.last);
+    if (!cs->has_next_x()) cs->keep_x_as_next();
+  }
+  const double tokens = double(cs ? cs->samples() * ctx.T : 0);
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const LinearWeights& lw = *block_linears(w, i);
+    const QuantScheme& s = ctx.schemes[size_t(i)];
+    std::vector<float> imp;
+    if (ctx.setup.use_imp) {
+      imp.resize(sum[size_t(i)].size());
+      for (size_t k = 0; k < imp.size(); ++k) imp[k] = float(sum[size_t(i)][k] / tokens);
+    }
+    std::optional<QuantizedWeight> q;
+    if (s.quantized() && ctx.integer_results)  // GGUF outputs quantize for themselves
+      q = ctx.disable_opt_rtn ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s)
+                              : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s, imp.empty() ? nullptr : imp.data());
+    if (!q && imp.empty()) continue;
+    LinearResult& lr = r.linears[lw.name];
+    lr.q = std::move(q);
+    lr.importance = std::move(imp);
+  }
+  return r;
+}
+
+void apply_result(BlockWeights& w, const BlockResult& r) {
+  if (!r.tuned) return;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    LinearWeights& lw = *block_linears(w, i);
+    const LinearResult* lr = r.find(lw.name);
+    if (!lr) continue;
+    if (!lr->gguf.empty()) gguf_dequantize_tensor(lr->gguf_type, lr->gguf.data(), lw.out, lw.in, lw.w.as<float>());
+    else if (lr->q) lr->q->dequantize(lw.w.as<float>());
+  }
+}
+
+}  // namespace ar

@@ -1,0 +1,185 @@
+#include "pipeline/run_setup.h"
+
+#include <filesystem>
+
+#include "calib/tokenizer.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/log.h"
+#include "io/safetensors.h"
+#include "io/work_file.h"
+#include "pipeline/quantize.h"
+#include "quant/gguf_tune.h"
+
+namespace ar {
+
+namespace {
+
+constexpr const char* kLinearSuffix[kBlockLinears] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+
+}  // namespace
+
+void check_quantize_options(const QuantizeOptions& opt) {
+  const SignRoundOptions& so = opt.tune;
+  const bool tune = so.iters > 0;
+  if (so.iters < 0) AR_THROW("--iters ", so.iters, " must be >= 0");
+  if (tune && opt.dataset.empty())
+    AR_THROW("SignRound tuning (--iters ", so.iters, ") needs calibration data: pass --dataset FILE (text, "
+             ".jsonl or token ids; 'builtin' for the built-in demo text), or --iters 0 for RTN");
+  if (tune && (so.batch_size <= 0 || so.gradient_accumulate_steps <= 0))
+    AR_THROW("--batch_size and --gradient_accumulate_steps must be positive");
+  if (opt.formats.empty()) AR_THROW("--format: no output format given");
+  if (opt.cache != "auto" && opt.cache != "ram" && opt.cache != "disk")
+    AR_THROW("--cache: '", opt.cache, "' is not one of auto, ram, disk");
+  if (opt.stream_loss && !tune) AR_THROW("--stream_loss applies to SignRound tuning only (--iters > 0)");
+}
+
+namespace {
+
+}  // namespace
+
+bool layer_config_is_file(const QuantizeOptions& opt) {
+  std::error_code ec;
+  return !opt.layer_config.empty() && opt.layer_config.find('{') == std::string::npos &&
+         std::filesystem::exists(opt.layer_config, ec);
+}
+
+namespace {
+
+LayerConfig make_layer_config(const QuantizeOptions& opt) {
+  if (opt.layer_config.empty()) return LayerConfig(opt.scheme);
+  if (layer_config_is_file(opt)) return LayerConfig::load(opt.layer_config, opt.scheme);
+  return LayerConfig::parse(opt.layer_config, opt.scheme, "--layer_config");
+}
+
+}  // namespace
+
+BlockWeights block_shapes(const ModelConfig& c, int64_t layer) {
+  BlockWeights b;
+  b.layer = layer;
+  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  const int64_t io[kBlockLinears][2] = {{C, H * D}, {C, Hkv * D}, {C, Hkv * D}, {H * D, C}, {C, F}, {C, F}, {F, C}};
+  for (int i = 0; i < kBlockLinears; ++i) {
+    LinearWeights& l = *block_linears(b, i);
+    l.name = block_prefix(layer) + kLinearSuffix[i];
+    l.in = io[i][0];
+    l.out = io[i][1];
+  }
+  return b;
+}
+
+uint64_t block_f32_bytes(const ModelConfig& c) {
+  const BlockWeights b = block_shapes(c, 0);
+  uint64_t n = 4 * uint64_t(c.hidden_size + c.head_dim);  // norms
+  for (int i = 0; i < kBlockLinears; ++i) n += uint64_t(block_linears(b, i)->in * block_linears(b, i)->out + block_linears(b, i)->out) * 4;
+  return n;
+}
+
+Schemes RunSetup::schemes(const BlockWeights& w) const {
+  Schemes sch;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const std::string& name = block_linears(w, i)->name;
+    sch[size_t(i)] = layers.scheme_for(name);
+    if (!tune_gguf) continue;
+    const GgmlType t = outputs->sole_gguf()->planned_type(name + ".weight");
+    sch[size_t(i)].gguf = t;
+    sch[size_t(i)].bits = gguf_tunable(t) ? 4 : 16;  // F16/F32 stay unquantized
+  }
+  return sch;
+}
+
+RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::function<void(const std::string&)>& log) {
+  const ModelConfig& cfg = d.config();
+  const SafetensorsReader& src = d.reader();
+  if (!cfg.quantization_config.empty())
+    AR_THROW(opt.model_dir.string(), ": the model is already quantized (config.json has quantization_config)");
+  RunSetup s;
+  s.layers = make_layer_config(opt);
+  std::vector<std::string> linear_names;
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
+    for (const char* suf : kLinearSuffix) linear_names.push_back(block_prefix(l) + suf);
+  for (const auto& key : s.layers.unmatched_rules(linear_names))
+    log("warning: --layer_config rule '" + key + "' matches no layer");
+
+  // Calibration samples: importance for optimized RTN, or the inputs/targets of SignRound.
+  s.tune = opt.tune.iters > 0;
+  s.use_imp = !s.tune && !opt.dataset.empty() && !opt.disable_opt_rtn;
+  s.calib = s.use_imp || s.tune;
+  s.with_xq = s.tune && opt.enable_quanted_input;
+  s.outputs = std::make_unique<OutputSet>(opt, src, cfg, s.layers, linear_names, s.calib, s.use_imp, log);
+
+  // SignRound for a single GGUF output tunes every linear under its planned GGUF block format, so
+  // the tuned rounding is exactly what the file stores; next to other formats it tunes the
+  // --bits/--group_size scheme and the GGUF writer re-quantizes the tuned weights.
+  s.tune_gguf = s.tune && s.outputs->sole_gguf() != nullptr;
+  // Under a GGUF format the clipping factors stay at 1 unless asked for: the format's own scale
+  // search already placed each sub-block's range, and tuning it as well made qwen3-student worse
+  // (q2_k_s, 100 steps: TinyStories ppl 6.105 with it, 5.976 rounding only; RTN+importance 6.071).
+  s.tune_opts = opt.tune;
+  if (s.tune_gguf && !opt.gguf_minmax_tuning) s.tune_opts.enable_minmax_tuning = false;
+  if (s.tune && s.outputs->has_gguf_formats() && !s.tune_gguf)
+    log("note: gguf: with other formats in the same run SignRound tunes the --bits/--group_size scheme; the "
+        "tuned weights are then quantized to the GGUF mix's types (run the GGUF format alone to tune under it)");
+  if (!s.tune && !opt.dataset.empty() && opt.disable_opt_rtn)
+    log("note: --dataset is not used by plain RTN (--disable_opt_rtn)");
+  if (s.calib) {
+    Tokenizer tok = Tokenizer::load(opt.model_dir);
+    s.samples = build_calib_set(opt.dataset, &tok, {opt.nsamples, opt.seqlen, opt.tune.seed});
+    log("calibration: " + s.samples.note);
+  }
+  return s;
+}
+
+MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Decoder& d,
+                       const std::filesystem::path& work_dir) {
+  const ModelConfig& cfg = d.config();
+  const SafetensorsReader& src = d.reader();
+  const int64_t T = opt.seqlen, n_calib = int64_t(s.samples.samples.size());
+  const size_t sample_floats = size_t(T * cfg.hidden_size);
+  const BlockWeights shapes0 = block_shapes(cfg, 0);
+  const Schemes schemes0 = s.schemes(shapes0);
+  uint64_t max_result = 0, bf16_saving = 0;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const LinearWeights& l = *block_linears(shapes0, i);
+    max_result += uint64_t(l.in * l.out) + 64;
+    // An owning tuner keeps a bf16 checkpoint's quantized linears as bf16 (BlockTuner).
+    const TensorInfo* ti = src.find(l.name + ".weight");
+    if (schemes0[size_t(i)].quantized() && ti && ti->dtype == DType::BF16) bf16_saving += uint64_t(l.in * l.out) * 2;
+  }
+  PlanInputs pin;
+  // + allocator, thread-stack and library slack: a 4B-shaped run with RAM caches predicted at 2.00 GiB
+  // peaked 5 MiB above the prediction with 32 MiB of slack.
+  pin.base_bytes = read_mem_stats().rss_bytes + (64ull << 20);
+  // The block's weights and the working set of the larger phase: tuning (weights compacted to
+  // bf16 where exact) or a calibration pass (f32 weights, inference scratch).
+  const uint64_t block_f32 = block_f32_bytes(cfg);
+  const uint64_t pass_bytes = s.calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0;
+  const uint64_t tune_bytes = s.tune ? BlockTuner::state_bytes(shapes0, cfg, schemes0, T, s.tune_opts) : 0;
+  if (s.tune && block_f32 - bf16_saving + tune_bytes > block_f32 + pass_bytes) {
+    pin.block_bytes = block_f32 - bf16_saving;
+    pin.work_bytes = tune_bytes;
+  } else {
+    pin.block_bytes = block_f32;
+    pin.work_bytes = pass_bytes;
+  }
+  // Caches held at once: X (which becomes the targets in place) and Xq; without quantized inputs
+  // the fp inputs and the targets are both needed, unless targets are streamed.
+  pin.cache_bytes = uint64_t(n_calib) * sample_floats * sizeof(float);
+  pin.caches = !s.calib ? 0 : s.use_imp ? 1 : 2;
+  pin.caches_streamed = s.tune ? (s.with_xq ? 2 : 1) : 0;
+  pin.result_bytes = max_result * uint64_t(cfg.num_hidden_layers);
+  const uint64_t avail = available_memory_bytes();
+  pin.max_ram = opt.max_ram ? opt.max_ram : (avail ? avail / 10 * 8 : UINT64_MAX);
+  pin.free_disk = free_disk_bytes(work_dir);
+  if (opt.max_disk) pin.free_disk = std::min(pin.free_disk, opt.max_disk);
+  pin.allow_disk = opt.low_cpu_mem_usage && opt.cache != "ram";
+  pin.force_stream = opt.stream_loss;
+  pin.checkpoint = opt.checkpoint;
+  pin.allow_ram = opt.cache != "disk";
+  return choose_plan(pin);
+}
+
+}  // namespace ar

@@ -1,0 +1,56 @@
+// Everything a quantize run decides before its first block: the option checks, the per-layer
+// config, what the run computes (tuning, importance, which activation caches), every output
+// planned, each linear's scheme, and the calibration samples.
+#pragma once
+#include <array>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "calib/calib_set.h"
+#include "model/decoder.h"
+#include "model/weights.h"
+#include "pipeline/memory_plan.h"
+#include "pipeline/outputs.h"
+#include "quant/layer_config.h"
+#include "tune/signround.h"
+
+namespace ar {
+
+struct QuantizeOptions;
+using Schemes = std::array<QuantScheme, kBlockLinears>;
+
+struct RunSetup {
+  LayerConfig layers;
+  bool tune = false;       // SignRound (--iters > 0)
+  bool use_imp = false;    // optimized RTN weighted by calibration importance
+  bool calib = false;      // calibration samples are run through the blocks
+  bool with_xq = false;    // tuning inputs come from the quantized path (Xq)
+  bool tune_gguf = false;  // SignRound tunes under the single GGUF output's block types
+  SignRoundOptions tune_opts;  // as given, with GGUF's clipping rule applied
+  std::unique_ptr<OutputSet> outputs;
+  CalibSet samples;
+
+  // Each linear's scheme: the layer config's, or its planned GGUF block type when tuning for GGUF.
+  Schemes schemes(const BlockWeights& w) const;
+};
+
+// Option checks that need no model: ar::Error naming the option.
+void check_quantize_options(const QuantizeOptions& opt);
+
+// Given checked options: plans the outputs and builds the calibration set (in that order, so bad
+// options and destinations fail before any long work).
+RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::function<void(const std::string&)>& log);
+
+// --layer_config names a file unless it is JSON text.
+bool layer_config_is_file(const QuantizeOptions& opt);
+
+// The memory plan of the run (SPEC §3): what fits --max_ram and the work dir's disk.
+MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Decoder& d,
+                       const std::filesystem::path& work_dir);
+
+// Shapes and names of a block's linears without their data, for estimates before any block is read.
+BlockWeights block_shapes(const ModelConfig& c, int64_t layer);
+uint64_t block_f32_bytes(const ModelConfig& c);
+
+}  // namespace ar

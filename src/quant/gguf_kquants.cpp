@@ -13,6 +13,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "quant/gguf_blocks.h"
+#include "quant/gguf_pack.h"
 #include "quant/gguf_scale_search.h"
 
 namespace ar {
@@ -27,19 +28,6 @@ float sum_squares(const float* x, int n) {
   float s = 0;
   for (int i = 0; i < n; ++i) s += x[i] * x[i];
   return s;
-}
-
-// 2-bit levels (0..3) of 256 weights: per 128 weights, byte l holds weights l, l+32, l+64, l+96.
-void pack_2bit(const uint8_t* L, uint8_t* qs) {
-  for (int h = 0; h < 2; ++h, L += 128, qs += 32)
-    for (int l = 0; l < 32; ++l)
-      qs[l] = uint8_t(L[l] | (L[l + 32] << 2) | (L[l + 64] << 4) | (L[l + 96] << 6));
-}
-
-// 4-bit levels: per 64 weights, byte l holds weight l (low nibble) and l+32 (high nibble).
-void pack_4bit(const uint8_t* L, uint8_t* qs) {
-  for (int c = 0; c < 4; ++c, L += 64, qs += 32)
-    for (int l = 0; l < 32; ++l) qs[l] = uint8_t((L[l] & 0xF) | ((L[l + 32] & 0xF) << 4));
 }
 
 // Re-round the 8 sub-blocks of 32 of a Q4_K/Q5_K block with the stored (fp16 d, 6-bit sc) scales;
@@ -149,7 +137,7 @@ void quantize_block_q2k(const float* x, BlockQ2K& y, const float* imp) {
     const float dm = m_all * (y.scales[j] >> 4);
     for (int i = 0; i < 16; ++i) L[16 * j + i] = uint8_t(clamp_int(round_nearest((x[16 * j + i] + dm) / d), 0, 3));
   }
-  pack_2bit(L, y.qs);
+  pack_codes(L, y);
 }
 
 void quantize_block_q3k(const float* x, BlockQ3K& y, const float* imp) {
@@ -197,38 +185,21 @@ void quantize_block_q3k(const float* x, BlockQ3K& y, const float* imp) {
     if (d == 0) continue;
     for (int i = 0; i < 16; ++i) L[16 * j + i] = int8_t(clamp_int(round_nearest(x[16 * j + i] / d), -4, 3) + 4);
   }
-  // Levels 0..7: the high bit goes to hmask (weight j -> bit j/32 of byte j%32), the rest to qs.
-  std::memset(y.hmask, 0, sizeof(y.hmask));
-  uint8_t low[kQKK];
-  for (int j = 0; j < kQKK; ++j) {
-    int l = L[j];
-    if (l > 3) {
-      y.hmask[j % 32] |= uint8_t(1 << (j / 32));
-      l -= 4;
-    }
-    low[j] = uint8_t(l);
-  }
-  pack_2bit(low, y.qs);
+  pack_codes(reinterpret_cast<const uint8_t*>(L), y);
 }
 
 void quantize_block_q4k(const float* x, BlockQ4K& y, const float* imp) {
   uint8_t L[kQKK];
   fit_k4_scales(x, imp, 15, L, &y.d, &y.dmin, y.scales);
   requantize_k4(x, y.d, y.dmin, y.scales, 15, L);
-  pack_4bit(L, y.qs);
+  pack_codes(L, y);
 }
 
 void quantize_block_q5k(const float* x, BlockQ5K& y, const float* imp) {
   uint8_t L[kQKK];
   fit_k4_scales(x, imp, 31, L, &y.d, &y.dmin, y.scales);
   requantize_k4(x, y.d, y.dmin, y.scales, 31, L);
-  std::memset(y.qh, 0, sizeof(y.qh));
-  for (int c = 0; c < 4; ++c)
-    for (int l = 0; l < 32; ++l) {
-      if (L[64 * c + l] > 15) y.qh[l] |= uint8_t(1 << (2 * c));
-      if (L[64 * c + 32 + l] > 15) y.qh[l] |= uint8_t(1 << (2 * c + 1));
-    }
-  pack_4bit(L, y.qs);  // keeps the low nibbles
+  pack_codes(L, y);
 }
 
 void quantize_block_q6k(const float* x, BlockQ6K& y, const float* imp) {
@@ -256,16 +227,7 @@ void quantize_block_q6k(const float* x, BlockQ6K& y, const float* imp) {
     if (d == 0) continue;
     for (int i = 0; i < 16; ++i) L[16 * j + i] = int8_t(clamp_int(round_nearest(x[16 * j + i] / d), -32, 31) + 32);
   }
-  for (int h = 0; h < 2; ++h) {
-    const int8_t* Lh = L + 128 * h;
-    uint8_t* ql = y.ql + 64 * h;
-    uint8_t* qh = y.qh + 32 * h;
-    for (int l = 0; l < 32; ++l) {
-      ql[l] = uint8_t((Lh[l] & 0xF) | ((Lh[l + 64] & 0xF) << 4));
-      ql[l + 32] = uint8_t((Lh[l + 32] & 0xF) | ((Lh[l + 96] & 0xF) << 4));
-      qh[l] = uint8_t((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) | ((Lh[l + 64] >> 4) << 4) | ((Lh[l + 96] >> 4) << 6));
-    }
-  }
+  pack_codes(reinterpret_cast<const uint8_t*>(L), y);
 }
 
 template <typename Block, void (*quantize_block)(const float*, Block&, const float*)>

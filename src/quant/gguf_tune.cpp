@@ -1,9 +1,9 @@
 // Forward and straight-through backward of the GGUF tuning quantizer (see gguf_tune.h). Both go
 // through one "plan" per block: the clipped group scales/mins, quantized as the format stores them
 // (written into the block's scale fields), and per group the values the codes are rounded with and
-// dequantized by. The forward packs the codes and dequantizes with the format's own dequantizer, so
-// w' equals the file's values by construction; the backward recomputes the plan (cheap next to the
-// GEMMs) instead of saving it.
+// dequantized by. The forward packs the codes with the RTN's packers (gguf_pack.h) and dequantizes
+// with the format's own dequantizer, so w' equals the file's values by construction; the backward
+// recomputes the plan (cheap next to the GEMMs) instead of saving it.
 #include "quant/gguf_strict_fp.h"  // first: no FMA contraction, as the RTN it must reproduce
 
 #include "quant/gguf_tune.h"
@@ -11,11 +11,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
 #include "quant/gguf_blocks.h"
+#include "quant/gguf_pack.h"
 #include "quant/gguf_scale_search.h"
 
 namespace ar {
@@ -105,7 +107,7 @@ void finish_k_group(GroupPlan& p) {
   if (p.d_eff == 0) p.live = false;
 }
 
-// ---- per-format plans (scale fields of the block + GroupPlan per group) and packing ------------
+// ---- per-format plans (scale fields of the block + GroupPlan per group) ------------------------
 
 // Q4_0 / Q5_0 / Q8_0: the signed RTN scale or the opposite side's candidate, whichever is larger
 // after clipping; Q8_0 takes the magnitude (its levels are symmetric).
@@ -139,20 +141,8 @@ struct FmtQ4_0 {
     p[0].d_eff = f16_to_f32(y.d);
     set_simple_rounding(p[0], d, 0.f, in.weighted);
   }
-  static void pack(const int* L, Block& y) {
-    for (int j = 0; j < 16; ++j) y.qs[j] = uint8_t(L[j] | (L[j + 16] << 4));
-  }
 };
 
-void pack_q5(const int* L, uint8_t* qs, uint8_t* qh_bytes) {
-  uint32_t qh = 0;
-  for (int j = 0; j < 16; ++j) {
-    qs[j] = uint8_t((L[j] & 0xF) | ((L[j + 16] & 0xF) << 4));
-    qh |= uint32_t((L[j] >> 4) & 1) << j;
-    qh |= uint32_t((L[j + 16] >> 4) & 1) << (j + 16);
-  }
-  std::memcpy(qh_bytes, &qh, 4);
-}
 
 struct FmtQ5_0 {
   using Block = BlockQ5_0;
@@ -165,7 +155,6 @@ struct FmtQ5_0 {
     p[0].d_eff = f16_to_f32(y.d);
     set_simple_rounding(p[0], d, 0.f, in.weighted);
   }
-  static void pack(const int* L, Block& y) { pack_q5(L, y.qs, y.qh); }
 };
 
 struct FmtQ8_0 {
@@ -178,9 +167,6 @@ struct FmtQ8_0 {
     y.d = f32_to_f16(d);
     p[0].d_eff = f16_to_f32(y.d);
     set_simple_rounding(p[0], d, 0.f, false);  // Q8_0 has no importance path
-  }
-  static void pack(const int* L, Block& y) {
-    for (int j = 0; j < 32; ++j) y.qs[j] = int8_t(L[j]);
   }
 };
 
@@ -201,9 +187,6 @@ struct FmtQ4_1 {
   static constexpr bool kAffine = true;
   static constexpr Rounding kRef = Rounding::kHalfUp;
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_affine_simple<15>(in, &y.d, &y.m, p[0]); }
-  static void pack(const int* L, Block& y) {
-    for (int j = 0; j < 16; ++j) y.qs[j] = uint8_t(L[j] | (L[j + 16] << 4));
-  }
 };
 
 struct FmtQ5_1 {
@@ -212,7 +195,6 @@ struct FmtQ5_1 {
   static constexpr bool kAffine = true;
   static constexpr Rounding kRef = Rounding::kHalfUp;
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_affine_simple<31>(in, &y.d, &y.m, p[0]); }
-  static void pack(const int* L, Block& y) { pack_q5(L, y.qs, y.qh); }
 };
 
 // Clipped scales/mins of the affine k-quants' sub-blocks.
@@ -249,18 +231,7 @@ void plan_k4(const BlockIn& in, uint16_t* d16, uint16_t* dmin16, uint8_t* packed
   }
 }
 
-// 4-bit codes of 256 weights: per 64, byte l holds weight l (low nibble) and l + 32 (high).
-void pack_4bit(const int* L, uint8_t* qs) {
-  for (int c = 0; c < 4; ++c, L += 64, qs += 32)
-    for (int l = 0; l < 32; ++l) qs[l] = uint8_t((L[l] & 0xF) | ((L[l + 32] & 0xF) << 4));
-}
 
-// 2-bit codes of 256 weights: per 128, byte l holds weights l, l+32, l+64, l+96.
-void pack_2bit(const int* L, uint8_t* qs) {
-  for (int h = 0; h < 2; ++h, L += 128, qs += 32)
-    for (int l = 0; l < 32; ++l)
-      qs[l] = uint8_t((L[l] & 3) | ((L[l + 32] & 3) << 2) | ((L[l + 64] & 3) << 4) | ((L[l + 96] & 3) << 6));
-}
 
 struct FmtQ4K {
   using Block = BlockQ4K;
@@ -268,7 +239,6 @@ struct FmtQ4K {
   static constexpr bool kAffine = true;
   static constexpr Rounding kRef = Rounding::kNearest;
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_k4<15>(in, &y.d, &y.dmin, y.scales, p); }
-  static void pack(const int* L, Block& y) { pack_4bit(L, y.qs); }
 };
 
 struct FmtQ5K {
@@ -277,15 +247,6 @@ struct FmtQ5K {
   static constexpr bool kAffine = true;
   static constexpr Rounding kRef = Rounding::kNearest;
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_k4<31>(in, &y.d, &y.dmin, y.scales, p); }
-  static void pack(const int* L, Block& y) {
-    std::memset(y.qh, 0, sizeof(y.qh));
-    for (int c = 0; c < 4; ++c)
-      for (int l = 0; l < 32; ++l) {
-        if (L[64 * c + l] > 15) y.qh[l] |= uint8_t(1 << (2 * c));
-        if (L[64 * c + 32 + l] > 15) y.qh[l] |= uint8_t(1 << (2 * c + 1));
-      }
-    pack_4bit(L, y.qs);
-  }
 };
 
 // Q2_K: 16 sub-blocks of 16, 4-bit scales and mins against fp16 d / dmin.
@@ -332,7 +293,6 @@ struct FmtQ2K {
       finish_k_group(p[j]);
     }
   }
-  static void pack(const int* L, Block& y) { pack_2bit(L, y.qs); }
 };
 
 // Q3_K: 16 sub-blocks of 16, signed 6-bit scales (stored +32) against one fp16 d.
@@ -371,15 +331,6 @@ struct FmtQ3K {
       finish_k_group(p[j]);
     }
   }
-  static void pack(const int* L, Block& y) {
-    std::memset(y.hmask, 0, sizeof(y.hmask));
-    int low[256];
-    for (int j = 0; j < 256; ++j) {
-      low[j] = L[j] & 3;
-      if (L[j] > 3) y.hmask[j % 32] |= uint8_t(1 << (j / 32));
-    }
-    pack_2bit(low, y.qs);
-  }
 };
 
 // Q6_K: 16 sub-blocks of 16, int8 scales against one fp16 d; an all-zero block is stored as zeros.
@@ -408,18 +359,6 @@ struct FmtQ6K {
     for (int j = 0; j < 16; ++j) {
       p[j].d_eff = d * y.scales[j];
       finish_k_group(p[j]);
-    }
-  }
-  static void pack(const int* L, Block& y) {
-    for (int h = 0; h < 2; ++h) {
-      const int* Lh = L + 128 * h;
-      uint8_t* ql = y.ql + 64 * h;
-      uint8_t* qh = y.qh + 32 * h;
-      for (int l = 0; l < 32; ++l) {
-        ql[l] = uint8_t((Lh[l] & 0xF) | ((Lh[l + 64] & 0xF) << 4));
-        ql[l + 32] = uint8_t((Lh[l + 32] & 0xF) | ((Lh[l + 96] & 0xF) << 4));
-        qh[l] = uint8_t((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) | ((Lh[l + 64] >> 4) << 4) | ((Lh[l + 96] >> 4) << 6));
-      }
     }
   }
 };
@@ -481,24 +420,25 @@ void forward_row(typename F::Block* out, const float* x, const float* v, int64_t
                  const float* min_scale, const float* max_scale) {
   constexpr int kBlock = F::kG * F::kGroups;
   const int64_t nb = init.cols / kBlock;
+  using Code = std::conditional_t<(F::kLo < 0), int8_t, uint8_t>;  // Q8_0's codes are signed
   GroupPlan p[F::kGroups];
-  int L[kBlock];
+  Code L[kBlock];
   for (int64_t b = 0; b < nb; ++b) {
     typename F::Block& y = out[b];
     F::plan(block_in<F>(init, row, b, min_scale, max_scale), y, p);
     for (int j = 0; j < F::kGroups; ++j) {
       const int64_t i0 = b * kBlock + j * F::kG;
-      int* Lj = L + j * F::kG;
+      Code* Lj = L + j * F::kG;
       if (p[j].d_r == 0) {
         // Any code dequantizes to the same value; the RTN's, where it kept the search's levels.
         const uint8_t* kept = kept_codes(init, row * init.groups + b * F::kGroups + j, F::kG);
-        for (int i = 0; i < F::kG; ++i) Lj[i] = kept ? kept[i] : (F::kAffine ? 0 : F::kZero);
+        for (int i = 0; i < F::kG; ++i) Lj[i] = Code(kept ? kept[i] : (F::kAffine ? 0 : F::kZero));
         continue;
       }
       for (int i = 0; i < F::kG; ++i)
-        Lj[i] = std::clamp(raw_code<F, R>(x[i0 + i], v ? v[i0 + i] : 0.f, p[j]), F::kLo, F::kHi);
+        Lj[i] = Code(std::clamp(raw_code<F, R>(x[i0 + i], v ? v[i0 + i] : 0.f, p[j]), F::kLo, F::kHi));
     }
-    F::pack(L, y);
+    pack_codes(L, y);
   }
 }
 

@@ -14,9 +14,9 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "quant/gguf_block_search.h"
 #include "quant/gguf_blocks.h"
 #include "quant/gguf_pack.h"
-#include "quant/gguf_scale_search.h"
 
 namespace ar {
 
@@ -44,45 +44,8 @@ void block_min_max(const float* x, float* min_out, float* max_out) {
   *max_out = max;
 }
 
-// The importance-weighted paths weight each weight by imp * sqrt(sigma2 + x^2), sigma2 the row's
-// mean square, so large weights matter more even where the importance is flat.
-float row_mean_square(const float* x, int64_t n) {
-  float s = 0;
-  for (int64_t j = 0; j < n; ++j) s += x[j] * x[j];
-  return s / float(n);
-}
-
-void importance_weights(const float* x, const float* imp, float sigma2, float* w) {
-  for (int j = 0; j < kQK; ++j) w[j] = imp[j] * std::sqrt(sigma2 + x[j] * x[j]);
-}
-
 void check_blocks(int64_t n, const char* what) {
   AR_CHECK(n % kQK == 0, what, ": row of ", n, " weights is not a multiple of ", kQK);
-}
-
-// The affine importance-weighted path of Q4_1 / Q5_1 for a whole row: levels L (n), per-block
-// d and min (n / 32), all blocks searched together (fit_affine_levels_groups).
-void fit_affine_row(const float* x, int64_t n, const float* imp, int nmax, std::vector<uint8_t>& L,
-                    std::vector<float>& d, std::vector<float>& min) {
-  const float sigma2 = row_mean_square(x, n);
-  std::vector<float> w(static_cast<size_t>(n));
-  for (int64_t b = 0; b < n / kQK; ++b) importance_weights(x + b * kQK, imp + b * kQK, sigma2, w.data() + b * kQK);
-  L.resize(size_t(n));
-  d.resize(size_t(n / kQK));
-  min.resize(size_t(n / kQK));
-  gguf::fit_affine_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), d.data(), min.data(), -0.9f, 0.05f,
-                                 36, false, true);
-}
-
-// The symmetric importance-weighted path of Q4_0 / Q5_0 for a whole row: levels L (n, offset by
-// nmax) and per-block d (n / 32).
-void fit_sym_row(const float* x, int64_t n, const float* imp, int nmax, std::vector<int8_t>& L, std::vector<float>& d) {
-  const float sigma2 = row_mean_square(x, n);
-  std::vector<float> w(static_cast<size_t>(n));
-  for (int64_t b = 0; b < n / kQK; ++b) importance_weights(x + b * kQK, imp + b * kQK, sigma2, w.data() + b * kQK);
-  L.resize(size_t(n));
-  d.resize(size_t(n / kQK));
-  gguf::fit_sym_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), d.data());
 }
 
 // Q4_0 / Q5_0: x = d * (q - nmax), q in 0..2*nmax-1. The reference maps the block's signed absmax
@@ -92,9 +55,9 @@ template <typename Block>
 void quantize_row_sym(const float* x, Block* y, int64_t n, const float* imp, int nmax, const char* what) {
   check_blocks(n, what);
   if (imp) {
-    std::vector<int8_t> L;
-    std::vector<float> d;
-    fit_sym_row(x, n, imp, nmax, L, d);
+    std::vector<int8_t> L(static_cast<size_t>(n));
+    std::vector<float> d(static_cast<size_t>(n / kQK));
+    search_sym_row_weighted(x, n, imp, nmax, L.data(), d.data());
     for (int64_t b = 0; b < n / kQK; ++b) {
       y[b].d = f32_to_f16(d[size_t(b)]);
       pack_codes(reinterpret_cast<const uint8_t*>(L.data() + b * kQK), y[b]);
@@ -120,9 +83,9 @@ void quantize_row_affine(const float* x, Block* y, int64_t n, const float* imp, 
                          const char* what) {
   check_blocks(n, what);
   if (imp) {
-    std::vector<uint8_t> L;
-    std::vector<float> d, min;
-    fit_affine_row(x, n, imp, nmax, L, d, min);
+    std::vector<uint8_t> L(static_cast<size_t>(n));
+    std::vector<float> d(static_cast<size_t>(n / kQK)), min(static_cast<size_t>(n / kQK));
+    search_affine_row_weighted(x, n, imp, nmax, L.data(), d.data(), min.data());
     for (int64_t b = 0; b < n / kQK; ++b) {
       y[b].d = f32_to_f16(d[size_t(b)]);
       y[b].m = f32_to_f16(-min[size_t(b)]);

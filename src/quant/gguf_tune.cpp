@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "quant/gguf_blocks.h"
+#include "quant/gguf_kscales.h"
 #include "quant/gguf_pack.h"
 #include "quant/gguf_scale_search.h"
 
@@ -210,17 +211,7 @@ template <int N>
 void plan_k4(const BlockIn& in, uint16_t* d16, uint16_t* dmin16, uint8_t* packed, GroupPlan* p) {
   float s[8], m[8];
   clip_affine_block<8, N>(in, s, m, p);
-  if (!in.weighted) {
-    gguf::pack_k4_scales_by_max(s, m, packed, d16, dmin16);
-  } else {
-    std::memset(packed, 0, 12);
-    uint8_t Ls[8], Lm[8];
-    const float d = gguf::fit_positive_levels(8, 63, s, Ls, in.sw);
-    const float dm = gguf::fit_positive_levels(8, 63, m, Lm, in.sw);
-    for (int j = 0; j < 8; ++j) set_scale_min_k4(j, Ls[j], Lm[j], packed);
-    *d16 = f32_to_f16(d);
-    *dmin16 = f32_to_f16(dm);
-  }
+  store_k4_scales(s, m, in.weighted ? in.sw : nullptr, packed, d16, dmin16);
   const float d = f16_to_f32(*d16), dmin = f16_to_f32(*dmin16);
   for (int j = 0; j < 8; ++j) {
     uint8_t sc, mm;
@@ -230,8 +221,6 @@ void plan_k4(const BlockIn& in, uint16_t* d16, uint16_t* dmin16, uint8_t* packed
     finish_k_group(p[j]);
   }
 }
-
-
 
 struct FmtQ4K {
   using Block = BlockQ4K;
@@ -258,34 +247,7 @@ struct FmtQ2K {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
     float s[16], m[16];
     clip_affine_block<16, 3>(in, s, m, p);
-    if (!in.weighted) {
-      float max_s = 0, max_m = 0;
-      for (int j = 0; j < 16; ++j) {
-        if (s[j] > max_s) max_s = s[j];
-        if (m[j] > max_m) max_m = m[j];
-      }
-      std::memset(y.scales, 0, 16);
-      y.d = f32_to_f16(0.f);
-      y.dmin = f32_to_f16(0.f);
-      // min(15, .): the largest one rounds to 15 anyway; the guard keeps a nibble from spilling.
-      if (max_s > 0) {
-        const float is = 15.f / max_s;
-        for (int j = 0; j < 16; ++j) y.scales[j] = uint8_t(std::min(15, round_nearest(is * s[j])));
-        y.d = f32_to_f16(max_s / 15.f);
-      }
-      if (max_m > 0) {
-        const float is = 15.f / max_m;
-        for (int j = 0; j < 16; ++j) y.scales[j] |= uint8_t(std::min(15, round_nearest(is * m[j])) << 4);
-        y.dmin = f32_to_f16(max_m / 15.f);
-      }
-    } else {
-      uint8_t Ls[16], Lm[16];
-      const float d = gguf::fit_positive_levels(16, 15, s, Ls, in.sw);
-      const float dm = gguf::fit_positive_levels(16, 15, m, Lm, in.sw);
-      y.d = f32_to_f16(d);
-      y.dmin = f32_to_f16(dm);
-      for (int j = 0; j < 16; ++j) y.scales[j] = uint8_t(Ls[j] | (Lm[j] << 4));
-    }
+    store_q2k_scales(s, m, in.weighted ? in.sw : nullptr, y);
     const float d = f16_to_f32(y.d), dmin = f16_to_f32(y.dmin);
     for (int j = 0; j < 16; ++j) {
       p[j].d_eff = d * float(y.scales[j] & 0xF);
@@ -304,27 +266,7 @@ struct FmtQ3K {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
     float s[16];
     for (int j = 0; j < 16; ++j) s[j] = clip_signed(in.s[j], factor(in.a, j), factor(in.b, j), p[j]);
-    std::memset(y.scales, 0, 12);
-    if (!in.weighted) {
-      float max_s = 0, amax = 0;
-      for (int j = 0; j < 16; ++j)
-        if (std::fabs(s[j]) > amax) {
-          amax = std::fabs(s[j]);
-          max_s = s[j];
-        }
-      y.d = f32_to_f16(0.f);
-      if (max_s != 0) {
-        const float is = -32.f / max_s;
-        for (int j = 0; j < 16; ++j)
-          set_scale_q3k(j, std::clamp<int>(int8_t(round_nearest(is * s[j])), -32, 31) + 32, y.scales);
-        y.d = f32_to_f16(1 / is);
-      }
-    } else {
-      int8_t Ls[16];
-      const float d = gguf::fit_sym_levels(16, 32, s, in.sw, Ls);
-      for (int j = 0; j < 16; ++j) set_scale_q3k(j, Ls[j], y.scales);
-      y.d = f32_to_f16(d);
-    }
+    store_q3k_scales(s, in.weighted ? in.sw : nullptr, y);
     const float d = f16_to_f32(y.d);
     for (int j = 0; j < 16; ++j) {
       p[j].d_eff = d * float(get_scale_q3k(j, y.scales) - 32);
@@ -340,21 +282,9 @@ struct FmtQ6K {
   static constexpr bool kAffine = false;
   static constexpr Rounding kRef = Rounding::kNearest;
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
-    float s[16], max_s = 0, amax = 0;
-    for (int j = 0; j < 16; ++j) {
-      s[j] = clip_signed(in.s[j], factor(in.a, j), factor(in.b, j), p[j]);
-      if (std::fabs(s[j]) > amax) {
-        amax = std::fabs(s[j]);
-        max_s = s[j];
-      }
-    }
-    if (amax < 1e-15f) {
-      std::memset(&y, 0, sizeof(y));
-    } else {
-      const float is = -128.f / max_s;
-      y.d = f32_to_f16(1 / is);
-      for (int j = 0; j < 16; ++j) y.scales[j] = int8_t(std::min(127, round_nearest(is * s[j])));
-    }
+    float s[16];
+    for (int j = 0; j < 16; ++j) s[j] = clip_signed(in.s[j], factor(in.a, j), factor(in.b, j), p[j]);
+    store_q6k_scales(s, y);
     const float d = f16_to_f32(y.d);
     for (int j = 0; j < 16; ++j) {
       p[j].d_eff = d * y.scales[j];

@@ -110,9 +110,19 @@ void finish_k_group(GroupPlan& p) {
 
 // ---- per-format plans (scale fields of the block + GroupPlan per group) ------------------------
 
+// A format's constants: block type, weights per group G, groups per block, the code of level 0
+// and the code range [lo, hi], affine (x ~ d*q - m) or symmetric, and the reference path's rounding.
+template <typename B, int G, int Groups, int Zero, int Lo, int Hi, bool Affine, Rounding Ref>
+struct Fmt {
+  using Block = B;
+  static constexpr int kG = G, kGroups = Groups, kZero = Zero, kLo = Lo, kHi = Hi;
+  static constexpr bool kAffine = Affine;
+  static constexpr Rounding kRef = Ref;
+};
+
 // Q4_0 / Q5_0 / Q8_0: the signed RTN scale or the opposite side's candidate, whichever is larger
-// after clipping; Q8_0 takes the magnitude (its levels are symmetric).
-float plan_sym_simple(const BlockIn& in, bool magnitude, GroupPlan& p) {
+// after clipping; Q8_0 takes the magnitude (its levels are symmetric). Stores d as fp16.
+void plan_sym_simple(const BlockIn& in, bool magnitude, bool weighted, uint16_t* d16, GroupPlan& p) {
   GroupPlan p2;
   const float c1 = clip_signed(in.s[0], factor(in.a, 0), factor(in.b, 0), p);
   const float c2 = clip_signed(in.m[0], factor(in.a, 0), factor(in.b, 0), p2);
@@ -128,47 +138,22 @@ float plan_sym_simple(const BlockIn& in, bool magnitude, GroupPlan& p) {
     }
     d = std::fabs(d);
   }
-  return d;
+  *d16 = f32_to_f16(d);
+  p.d_eff = f16_to_f32(*d16);
+  set_simple_rounding(p, d, 0.f, weighted);
 }
 
-struct FmtQ4_0 {
-  using Block = BlockQ4_0;
-  static constexpr int kG = 32, kGroups = 1, kZero = 8, kLo = 0, kHi = 15;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kHalfUp;
-  static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
-    const float d = plan_sym_simple(in, false, p[0]);
-    y.d = f32_to_f16(d);
-    p[0].d_eff = f16_to_f32(y.d);
-    set_simple_rounding(p[0], d, 0.f, in.weighted);
-  }
+struct FmtQ4_0 : Fmt<BlockQ4_0, 32, 1, 8, 0, 15, false, Rounding::kHalfUp> {
+  static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_sym_simple(in, false, in.weighted, &y.d, p[0]); }
 };
 
-
-struct FmtQ5_0 {
-  using Block = BlockQ5_0;
-  static constexpr int kG = 32, kGroups = 1, kZero = 16, kLo = 0, kHi = 31;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kHalfUp;
-  static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
-    const float d = plan_sym_simple(in, false, p[0]);
-    y.d = f32_to_f16(d);
-    p[0].d_eff = f16_to_f32(y.d);
-    set_simple_rounding(p[0], d, 0.f, in.weighted);
-  }
+struct FmtQ5_0 : Fmt<BlockQ5_0, 32, 1, 16, 0, 31, false, Rounding::kHalfUp> {
+  static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_sym_simple(in, false, in.weighted, &y.d, p[0]); }
 };
 
-struct FmtQ8_0 {
-  using Block = BlockQ8_0;
-  static constexpr int kG = 32, kGroups = 1, kZero = 0, kLo = -127, kHi = 127;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kAway;
-  static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
-    const float d = plan_sym_simple(in, true, p[0]);
-    y.d = f32_to_f16(d);
-    p[0].d_eff = f16_to_f32(y.d);
-    set_simple_rounding(p[0], d, 0.f, false);  // Q8_0 has no importance path
-  }
+// Q8_0 has no importance path.
+struct FmtQ8_0 : Fmt<BlockQ8_0, 32, 1, 0, -127, 127, false, Rounding::kAway> {
+  static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_sym_simple(in, true, false, &y.d, p[0]); }
 };
 
 template <int N>
@@ -182,19 +167,11 @@ void plan_affine_simple(const BlockIn& in, uint16_t* d16, uint16_t* m16, GroupPl
   set_simple_rounding(p, s, m, in.weighted);
 }
 
-struct FmtQ4_1 {
-  using Block = BlockQ4_1;
-  static constexpr int kG = 32, kGroups = 1, kZero = 0, kLo = 0, kHi = 15;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kHalfUp;
+struct FmtQ4_1 : Fmt<BlockQ4_1, 32, 1, 0, 0, 15, true, Rounding::kHalfUp> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_affine_simple<15>(in, &y.d, &y.m, p[0]); }
 };
 
-struct FmtQ5_1 {
-  using Block = BlockQ5_1;
-  static constexpr int kG = 32, kGroups = 1, kZero = 0, kLo = 0, kHi = 31;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kHalfUp;
+struct FmtQ5_1 : Fmt<BlockQ5_1, 32, 1, 0, 0, 31, true, Rounding::kHalfUp> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_affine_simple<31>(in, &y.d, &y.m, p[0]); }
 };
 
@@ -203,6 +180,12 @@ template <int kGroups, int N>
 void clip_affine_block(const BlockIn& in, float* s, float* m, GroupPlan* p) {
   for (int j = 0; j < kGroups; ++j)
     clip_affine(in.s[j], in.m[j], factor(in.a, j), factor(in.b, j), float(N), s + j, m + j, p[j]);
+}
+
+// Clipped signed scales of the symmetric k-quants' sub-blocks.
+template <int kGroups>
+void clip_signed_block(const BlockIn& in, float* s, GroupPlan* p) {
+  for (int j = 0; j < kGroups; ++j) s[j] = clip_signed(in.s[j], factor(in.a, j), factor(in.b, j), p[j]);
 }
 
 // Q4_K / Q5_K: 8 sub-blocks of 32, 6-bit scales and mins against fp16 d / dmin; by max as the
@@ -222,28 +205,16 @@ void plan_k4(const BlockIn& in, uint16_t* d16, uint16_t* dmin16, uint8_t* packed
   }
 }
 
-struct FmtQ4K {
-  using Block = BlockQ4K;
-  static constexpr int kG = 32, kGroups = 8, kZero = 0, kLo = 0, kHi = 15;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ4K : Fmt<BlockQ4K, 32, 8, 0, 0, 15, true, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_k4<15>(in, &y.d, &y.dmin, y.scales, p); }
 };
 
-struct FmtQ5K {
-  using Block = BlockQ5K;
-  static constexpr int kG = 32, kGroups = 8, kZero = 0, kLo = 0, kHi = 31;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ5K : Fmt<BlockQ5K, 32, 8, 0, 0, 31, true, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_k4<31>(in, &y.d, &y.dmin, y.scales, p); }
 };
 
 // Q2_K: 16 sub-blocks of 16, 4-bit scales and mins against fp16 d / dmin.
-struct FmtQ2K {
-  using Block = BlockQ2K;
-  static constexpr int kG = 16, kGroups = 16, kZero = 0, kLo = 0, kHi = 3;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ2K : Fmt<BlockQ2K, 16, 16, 0, 0, 3, true, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
     float s[16], m[16];
     clip_affine_block<16, 3>(in, s, m, p);
@@ -258,14 +229,10 @@ struct FmtQ2K {
 };
 
 // Q3_K: 16 sub-blocks of 16, signed 6-bit scales (stored +32) against one fp16 d.
-struct FmtQ3K {
-  using Block = BlockQ3K;
-  static constexpr int kG = 16, kGroups = 16, kZero = 4, kLo = 0, kHi = 7;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ3K : Fmt<BlockQ3K, 16, 16, 4, 0, 7, false, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
     float s[16];
-    for (int j = 0; j < 16; ++j) s[j] = clip_signed(in.s[j], factor(in.a, j), factor(in.b, j), p[j]);
+    clip_signed_block<16>(in, s, p);
     store_q3k_scales(s, in.weighted ? in.sw : nullptr, y);
     const float d = f16_to_f32(y.d);
     for (int j = 0; j < 16; ++j) {
@@ -276,14 +243,10 @@ struct FmtQ3K {
 };
 
 // Q6_K: 16 sub-blocks of 16, int8 scales against one fp16 d; an all-zero block is stored as zeros.
-struct FmtQ6K {
-  using Block = BlockQ6K;
-  static constexpr int kG = 16, kGroups = 16, kZero = 32, kLo = 0, kHi = 63;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ6K : Fmt<BlockQ6K, 16, 16, 32, 0, 63, false, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
     float s[16];
-    for (int j = 0; j < 16; ++j) s[j] = clip_signed(in.s[j], factor(in.a, j), factor(in.b, j), p[j]);
+    clip_signed_block<16>(in, s, p);
     store_q6k_scales(s, y);
     const float d = f16_to_f32(y.d);
     for (int j = 0; j < 16; ++j) {

@@ -52,40 +52,36 @@ void dequantize_row_q3_k(const BlockQ3K* x, float* y, int64_t n) {
   }
 }
 
+namespace {
+// One Q4_K / Q5_K super-block (256 floats to y): the same scales and low nibbles; Q5_K adds bit 4
+// of each code from qh (kHigh), weight 64*c + l from bit 2c, 64*c + 32 + l from bit 2c+1.
+template <bool kHigh>
+void dequantize_block_k4(uint16_t d16, uint16_t dmin16, const uint8_t* scales, const uint8_t* qs,
+                         const uint8_t* qh, float* y) {
+  const float d = f16_to_f32(d16), dmin = f16_to_f32(dmin16);
+  for (int c = 0; c < 4; ++c, qs += 32) {
+    uint8_t sc, m;
+    get_scale_min_k4(2 * c, scales, &sc, &m);
+    const float d1 = d * sc, m1 = dmin * m;
+    get_scale_min_k4(2 * c + 1, scales, &sc, &m);
+    const float d2 = d * sc, m2 = dmin * m;
+    const uint8_t u1 = uint8_t(1 << (2 * c)), u2 = uint8_t(2 << (2 * c));
+    for (int l = 0; l < 32; ++l) *y++ = d1 * float((qs[l] & 0xF) + (kHigh && (qh[l] & u1) ? 16 : 0)) - m1;
+    for (int l = 0; l < 32; ++l) *y++ = d2 * float((qs[l] >> 4) + (kHigh && (qh[l] & u2) ? 16 : 0)) - m2;
+  }
+}
+}  // namespace
+
 void dequantize_row_q4_k(const BlockQ4K* x, float* y, int64_t n) {
   check_superblocks(n, "dequantize_row_q4_k");
-  for (int64_t b = 0; b < n / kQKK; ++b) {
-    const float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
-    const uint8_t* q = x[b].qs;
-    for (int c = 0; c < 4; ++c, q += 32) {
-      uint8_t sc, m;
-      get_scale_min_k4(2 * c, x[b].scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      get_scale_min_k4(2 * c + 1, x[b].scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * float(q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * float(q[l] >> 4) - m2;
-    }
-  }
+  for (int64_t b = 0; b < n / kQKK; ++b, y += kQKK)
+    dequantize_block_k4<false>(x[b].d, x[b].dmin, x[b].scales, x[b].qs, nullptr, y);
 }
 
 void dequantize_row_q5_k(const BlockQ5K* x, float* y, int64_t n) {
   check_superblocks(n, "dequantize_row_q5_k");
-  for (int64_t b = 0; b < n / kQKK; ++b) {
-    const float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
-    const uint8_t* ql = x[b].qs;
-    const uint8_t* qh = x[b].qh;
-    for (int c = 0; c < 4; ++c, ql += 32) {
-      uint8_t sc, m;
-      get_scale_min_k4(2 * c, x[b].scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      get_scale_min_k4(2 * c + 1, x[b].scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
-      const uint8_t u1 = uint8_t(1 << (2 * c)), u2 = uint8_t(2 << (2 * c));
-      for (int l = 0; l < 32; ++l) *y++ = d1 * float((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * float((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
-    }
-  }
+  for (int64_t b = 0; b < n / kQKK; ++b, y += kQKK)
+    dequantize_block_k4<true>(x[b].d, x[b].dmin, x[b].scales, x[b].qs, x[b].qh, y);
 }
 
 void dequantize_row_q6_k(const BlockQ6K* x, float* y, int64_t n) {

@@ -9,9 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/dtype.h"
 #include "core/error.h"
-#include "quant/gguf_blocks.h"
 
 namespace ar::gguf {
 
@@ -257,24 +255,6 @@ float fit_positive_levels(int n, int nmax, const float* x, uint8_t* L, const flo
     if (!changed) break;
   }
   return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
-}
-
-void pack_k4_scales_by_max(const float* s, const float* m, uint8_t* packed, uint16_t* d16, uint16_t* dmin16) {
-  std::memset(packed, 0, 12);
-  float max_s = 0, max_m = 0;
-  for (int j = 0; j < 8; ++j) {
-    if (s[j] > max_s) max_s = s[j];
-    if (m[j] > max_m) max_m = m[j];
-  }
-  const float inv_s = max_s > 0 ? 63.f / max_s : 0.f;
-  const float inv_m = max_m > 0 ? 63.f / max_m : 0.f;
-  for (int j = 0; j < 8; ++j) {
-    const uint8_t ls = std::min<uint8_t>(63, uint8_t(round_nearest(inv_s * s[j])));
-    const uint8_t lm = std::min<uint8_t>(63, uint8_t(round_nearest(inv_m * m[j])));
-    set_scale_min_k4(j, ls, lm, packed);
-  }
-  *d16 = f32_to_f16(max_s / 63.f);
-  *dmin16 = f32_to_f16(max_m / 63.f);
 }
 
 }  // namespace ar::gguf

@@ -58,9 +58,4 @@ void fit_sym_levels_groups(int groups, int n, int nmax, const float* x, const fl
 // Returns the least-squares scale of the final levels.
 float fit_positive_levels(int n, int nmax, const float* x, uint8_t* L, const float* w);
 
-// Q4_K/Q5_K without importance: the 8 sub-block scales s and mins m (>= 0) quantized to 6 bits
-// against their maxima, packed into `packed` (12 bytes, zeroed first) with fp16 d = max(s)/63 and
-// dmin = max(m)/63, as llama.cpp's reference quantizer stores them.
-void pack_k4_scales_by_max(const float* s, const float* m, uint8_t* packed, uint16_t* d16, uint16_t* dmin16);
-
 }  // namespace ar::gguf

@@ -7,14 +7,16 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "quant/gguf_block_search.h"
 #include "quant/gguf_blocks.h"
-#include "quant/gguf_scale_search.h"
+#include "quant/gguf_pack.h"
 
 namespace ar {
 
@@ -42,166 +44,81 @@ void block_min_max(const float* x, float* min_out, float* max_out) {
   *max_out = max;
 }
 
-// The importance-weighted paths weight each weight by imp * sqrt(sigma2 + x^2), sigma2 the row's
-// mean square, so large weights matter more even where the importance is flat.
-float row_mean_square(const float* x, int64_t n) {
-  float s = 0;
-  for (int64_t j = 0; j < n; ++j) s += x[j] * x[j];
-  return s / float(n);
-}
-
-void importance_weights(const float* x, const float* imp, float sigma2, float* w) {
-  for (int j = 0; j < kQK; ++j) w[j] = imp[j] * std::sqrt(sigma2 + x[j] * x[j]);
-}
-
-// Pack 32 levels of 0..31 into Q5's low nibbles and 32-bit high-bit mask.
-void pack_q5(const uint8_t* L, uint8_t* qs, uint8_t* qh_bytes) {
-  uint32_t qh = 0;
-  for (int j = 0; j < kQK / 2; ++j) {
-    qs[j] = uint8_t((L[j] & 0x0F) | ((L[j + 16] & 0x0F) << 4));
-    qh |= uint32_t((L[j] >> 4) & 1) << j;
-    qh |= uint32_t((L[j + 16] >> 4) & 1) << (j + 16);
-  }
-  std::memcpy(qh_bytes, &qh, 4);
-}
-
 void check_blocks(int64_t n, const char* what) {
   AR_CHECK(n % kQK == 0, what, ": row of ", n, " weights is not a multiple of ", kQK);
 }
 
-// The affine importance-weighted path of Q4_1 / Q5_1 for a whole row: levels L (n), per-block
-// d and min (n / 32), all blocks searched together (fit_affine_levels_groups).
-void fit_affine_row(const float* x, int64_t n, const float* imp, int nmax, std::vector<uint8_t>& L,
-                    std::vector<float>& d, std::vector<float>& min) {
-  const float sigma2 = row_mean_square(x, n);
-  std::vector<float> w(static_cast<size_t>(n));
-  for (int64_t b = 0; b < n / kQK; ++b) importance_weights(x + b * kQK, imp + b * kQK, sigma2, w.data() + b * kQK);
-  L.resize(size_t(n));
-  d.resize(size_t(n / kQK));
-  min.resize(size_t(n / kQK));
-  gguf::fit_affine_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), d.data(), min.data(), -0.9f, 0.05f,
-                                 36, false, true);
+// Q4_0 / Q5_0: x = d * (q - nmax), q in 0..2*nmax-1. The reference maps the block's signed absmax
+// to -nmax; x * id lies in [-nmax, nmax], +nmax+0.5 then truncation rounds half up, and the clip
+// catches the top end (+nmax).
+template <typename Block>
+void quantize_row_sym(const float* x, Block* y, int64_t n, const float* imp, int nmax, const char* what) {
+  check_blocks(n, what);
+  if (imp) {
+    std::vector<int8_t> L(static_cast<size_t>(n));
+    std::vector<float> d(static_cast<size_t>(n / kQK));
+    search_sym_row_weighted(x, n, imp, nmax, L.data(), d.data());
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      pack_codes(reinterpret_cast<const uint8_t*>(L.data() + b * kQK), y[b]);
+    }
+    return;
+  }
+  const float offset = float(nmax) + 0.5f;
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    const float d = block_signed_absmax(x) / -float(nmax);
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_f16(d);
+    uint8_t L[kQK];
+    for (int j = 0; j < kQK; ++j) L[j] = uint8_t(std::min(2 * nmax - 1, int(x[j] * id + offset)));
+    pack_codes(L, y[b]);
+  }
 }
 
-// The symmetric importance-weighted path of Q4_0 / Q5_0 for a whole row: levels L (n, offset by
-// nmax) and per-block d (n / 32).
-void fit_sym_row(const float* x, int64_t n, const float* imp, int nmax, std::vector<int8_t>& L, std::vector<float>& d) {
-  const float sigma2 = row_mean_square(x, n);
-  std::vector<float> w(static_cast<size_t>(n));
-  for (int64_t b = 0; b < n / kQK; ++b) importance_weights(x + b * kQK, imp + b * kQK, sigma2, w.data() + b * kQK);
-  L.resize(size_t(n));
-  d.resize(size_t(n / kQK));
-  gguf::fit_sym_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), d.data());
+// Q4_1 / Q5_1: x = d * q + m, q in 0..nmax, the reference from the block's min/max. Codes are
+// clipped at clip_hi: Q4_1's reference clips, Q5_1's does not ((x - min) * id <= nmax up to
+// rounding, so neither clip bites on finite weights).
+template <typename Block>
+void quantize_row_affine(const float* x, Block* y, int64_t n, const float* imp, int nmax, int clip_hi,
+                         const char* what) {
+  check_blocks(n, what);
+  if (imp) {
+    std::vector<uint8_t> L(static_cast<size_t>(n));
+    std::vector<float> d(static_cast<size_t>(n / kQK)), min(static_cast<size_t>(n / kQK));
+    search_affine_row_weighted(x, n, imp, nmax, L.data(), d.data(), min.data());
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      y[b].d = f32_to_f16(d[size_t(b)]);
+      y[b].m = f32_to_f16(-min[size_t(b)]);
+      pack_codes(L.data() + b * kQK, y[b]);
+    }
+    return;
+  }
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    float min, max;
+    block_min_max(x, &min, &max);
+    const float d = (max - min) / float(nmax);
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_f16(d);
+    y[b].m = f32_to_f16(min);
+    uint8_t L[kQK];
+    for (int j = 0; j < kQK; ++j) L[j] = uint8_t(std::min(clip_hi, int((x[j] - min) * id + 0.5f)));
+    pack_codes(L, y[b]);
+  }
 }
 
 }  // namespace
 
 void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n, const float* imp) {
-  check_blocks(n, "quantize_row_q4_0");
-  if (imp) {
-    std::vector<int8_t> L;
-    std::vector<float> d;
-    fit_sym_row(x, n, imp, 8, L, d);
-    for (int64_t b = 0; b < n / kQK; ++b) {
-      y[b].d = f32_to_f16(d[size_t(b)]);
-      const int8_t* Lb = L.data() + b * kQK;
-      for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = uint8_t(Lb[j] | (Lb[j + 16] << 4));
-    }
-    return;
-  }
-  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
-    BlockQ4_0& blk = y[b];
-    const float d = block_signed_absmax(x) / -8;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    blk.d = f32_to_f16(d);
-    for (int j = 0; j < kQK / 2; ++j) {
-      // x * id lies in [-8, 8]; +8.5 then truncation rounds half up, and +8 (the max) clips to 15.
-      const int q0 = std::min(15, int(x[j] * id + 8.5f));
-      const int q1 = std::min(15, int(x[j + 16] * id + 8.5f));
-      blk.qs[j] = uint8_t(q0 | (q1 << 4));
-    }
-  }
+  quantize_row_sym(x, y, n, imp, 8, "quantize_row_q4_0");
 }
-
-void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n, const float* imp) {
-  check_blocks(n, "quantize_row_q4_1");
-  if (imp) {
-    std::vector<uint8_t> L;
-    std::vector<float> d, min;
-    fit_affine_row(x, n, imp, 15, L, d, min);
-    for (int64_t b = 0; b < n / kQK; ++b) {
-      y[b].d = f32_to_f16(d[size_t(b)]);
-      y[b].m = f32_to_f16(-min[size_t(b)]);
-      const uint8_t* Lb = L.data() + b * kQK;
-      for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = uint8_t(Lb[j] | (Lb[j + 16] << 4));
-    }
-    return;
-  }
-  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
-    BlockQ4_1& blk = y[b];
-    float min, max;
-    block_min_max(x, &min, &max);
-    const float d = (max - min) / 15;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    blk.d = f32_to_f16(d);
-    blk.m = f32_to_f16(min);
-    for (int j = 0; j < kQK / 2; ++j) {
-      const int q0 = std::min(15, int((x[j] - min) * id + 0.5f));
-      const int q1 = std::min(15, int((x[j + 16] - min) * id + 0.5f));
-      blk.qs[j] = uint8_t(q0 | (q1 << 4));
-    }
-  }
-}
-
 void quantize_row_q5_0(const float* x, BlockQ5_0* y, int64_t n, const float* imp) {
-  check_blocks(n, "quantize_row_q5_0");
-  if (imp) {
-    std::vector<int8_t> L;
-    std::vector<float> d;
-    fit_sym_row(x, n, imp, 16, L, d);
-    for (int64_t b = 0; b < n / kQK; ++b) {
-      y[b].d = f32_to_f16(d[size_t(b)]);
-      pack_q5(reinterpret_cast<const uint8_t*>(L.data() + b * kQK), y[b].qs, y[b].qh);
-    }
-    return;
-  }
-  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
-    BlockQ5_0& blk = y[b];
-    const float d = block_signed_absmax(x) / -16;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    blk.d = f32_to_f16(d);
-    uint8_t L[kQK];
-    for (int j = 0; j < kQK; ++j) L[j] = uint8_t(std::min(31, int(x[j] * id + 16.5f)));
-    pack_q5(L, blk.qs, blk.qh);
-  }
+  quantize_row_sym(x, y, n, imp, 16, "quantize_row_q5_0");
 }
-
+void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n, const float* imp) {
+  quantize_row_affine(x, y, n, imp, 15, 15, "quantize_row_q4_1");
+}
 void quantize_row_q5_1(const float* x, BlockQ5_1* y, int64_t n, const float* imp) {
-  check_blocks(n, "quantize_row_q5_1");
-  if (imp) {
-    std::vector<uint8_t> L;
-    std::vector<float> d, min;
-    fit_affine_row(x, n, imp, 31, L, d, min);
-    for (int64_t b = 0; b < n / kQK; ++b) {
-      y[b].d = f32_to_f16(d[size_t(b)]);
-      y[b].m = f32_to_f16(-min[size_t(b)]);
-      pack_q5(L.data() + b * kQK, y[b].qs, y[b].qh);
-    }
-    return;
-  }
-  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
-    BlockQ5_1& blk = y[b];
-    float min, max;
-    block_min_max(x, &min, &max);
-    const float d = (max - min) / 31;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    blk.d = f32_to_f16(d);
-    blk.m = f32_to_f16(min);
-    // (x - min) * id <= 31 up to rounding, so no clip is needed (the reference has none either).
-    uint8_t L[kQK];
-    for (int j = 0; j < kQK; ++j) L[j] = uint8_t(int((x[j] - min) * id + 0.5f));
-    pack_q5(L, blk.qs, blk.qh);
-  }
+  quantize_row_affine(x, y, n, imp, 31, INT_MAX, "quantize_row_q5_1");
 }
 
 void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
@@ -212,7 +129,9 @@ void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
     const float d = amax / 127;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     y[b].d = f32_to_f16(d);
-    for (int j = 0; j < kQK; ++j) y[b].qs[j] = int8_t(std::round(x[j] * id));
+    int8_t L[kQK];
+    for (int j = 0; j < kQK; ++j) L[j] = int8_t(std::round(x[j] * id));
+    pack_codes(L, y[b]);
   }
 }
 

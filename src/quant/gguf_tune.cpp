@@ -1,21 +1,23 @@
 // Forward and straight-through backward of the GGUF tuning quantizer (see gguf_tune.h). Both go
 // through one "plan" per block: the clipped group scales/mins, quantized as the format stores them
 // (written into the block's scale fields), and per group the values the codes are rounded with and
-// dequantized by. The forward packs the codes and dequantizes with the format's own dequantizer, so
-// w' equals the file's values by construction; the backward recomputes the plan (cheap next to the
-// GEMMs) instead of saving it.
+// dequantized by. The forward packs the codes with the RTN's packers (gguf_pack.h) and dequantizes
+// with the format's own dequantizer, so w' equals the file's values by construction; the backward
+// recomputes the plan (cheap next to the GEMMs) instead of saving it.
 #include "quant/gguf_strict_fp.h"  // first: no FMA contraction, as the RTN it must reproduce
 
 #include "quant/gguf_tune.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
 #include "quant/gguf_blocks.h"
+#include "quant/gguf_kscales.h"
+#include "quant/gguf_pack.h"
 #include "quant/gguf_scale_search.h"
 
 namespace ar {
@@ -105,11 +107,21 @@ void finish_k_group(GroupPlan& p) {
   if (p.d_eff == 0) p.live = false;
 }
 
-// ---- per-format plans (scale fields of the block + GroupPlan per group) and packing ------------
+// ---- per-format plans (scale fields of the block + GroupPlan per group) ------------------------
+
+// A format's constants: block type, weights per group G, groups per block, the code of level 0
+// and the code range [lo, hi], affine (x ~ d*q - m) or symmetric, and the reference path's rounding.
+template <typename B, int G, int Groups, int Zero, int Lo, int Hi, bool Affine, Rounding Ref>
+struct Fmt {
+  using Block = B;
+  static constexpr int kG = G, kGroups = Groups, kZero = Zero, kLo = Lo, kHi = Hi;
+  static constexpr bool kAffine = Affine;
+  static constexpr Rounding kRef = Ref;
+};
 
 // Q4_0 / Q5_0 / Q8_0: the signed RTN scale or the opposite side's candidate, whichever is larger
-// after clipping; Q8_0 takes the magnitude (its levels are symmetric).
-float plan_sym_simple(const BlockIn& in, bool magnitude, GroupPlan& p) {
+// after clipping; Q8_0 takes the magnitude (its levels are symmetric). Stores d as fp16.
+void plan_sym_simple(const BlockIn& in, bool magnitude, bool weighted, uint16_t* d16, GroupPlan& p) {
   GroupPlan p2;
   const float c1 = clip_signed(in.s[0], factor(in.a, 0), factor(in.b, 0), p);
   const float c2 = clip_signed(in.m[0], factor(in.a, 0), factor(in.b, 0), p2);
@@ -125,63 +137,22 @@ float plan_sym_simple(const BlockIn& in, bool magnitude, GroupPlan& p) {
     }
     d = std::fabs(d);
   }
-  return d;
+  *d16 = f32_to_f16(d);
+  p.d_eff = f16_to_f32(*d16);
+  set_simple_rounding(p, d, 0.f, weighted);
 }
 
-struct FmtQ4_0 {
-  using Block = BlockQ4_0;
-  static constexpr int kG = 32, kGroups = 1, kZero = 8, kLo = 0, kHi = 15;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kHalfUp;
-  static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
-    const float d = plan_sym_simple(in, false, p[0]);
-    y.d = f32_to_f16(d);
-    p[0].d_eff = f16_to_f32(y.d);
-    set_simple_rounding(p[0], d, 0.f, in.weighted);
-  }
-  static void pack(const int* L, Block& y) {
-    for (int j = 0; j < 16; ++j) y.qs[j] = uint8_t(L[j] | (L[j + 16] << 4));
-  }
+struct FmtQ4_0 : Fmt<BlockQ4_0, 32, 1, 8, 0, 15, false, Rounding::kHalfUp> {
+  static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_sym_simple(in, false, in.weighted, &y.d, p[0]); }
 };
 
-void pack_q5(const int* L, uint8_t* qs, uint8_t* qh_bytes) {
-  uint32_t qh = 0;
-  for (int j = 0; j < 16; ++j) {
-    qs[j] = uint8_t((L[j] & 0xF) | ((L[j + 16] & 0xF) << 4));
-    qh |= uint32_t((L[j] >> 4) & 1) << j;
-    qh |= uint32_t((L[j + 16] >> 4) & 1) << (j + 16);
-  }
-  std::memcpy(qh_bytes, &qh, 4);
-}
-
-struct FmtQ5_0 {
-  using Block = BlockQ5_0;
-  static constexpr int kG = 32, kGroups = 1, kZero = 16, kLo = 0, kHi = 31;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kHalfUp;
-  static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
-    const float d = plan_sym_simple(in, false, p[0]);
-    y.d = f32_to_f16(d);
-    p[0].d_eff = f16_to_f32(y.d);
-    set_simple_rounding(p[0], d, 0.f, in.weighted);
-  }
-  static void pack(const int* L, Block& y) { pack_q5(L, y.qs, y.qh); }
+struct FmtQ5_0 : Fmt<BlockQ5_0, 32, 1, 16, 0, 31, false, Rounding::kHalfUp> {
+  static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_sym_simple(in, false, in.weighted, &y.d, p[0]); }
 };
 
-struct FmtQ8_0 {
-  using Block = BlockQ8_0;
-  static constexpr int kG = 32, kGroups = 1, kZero = 0, kLo = -127, kHi = 127;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kAway;
-  static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
-    const float d = plan_sym_simple(in, true, p[0]);
-    y.d = f32_to_f16(d);
-    p[0].d_eff = f16_to_f32(y.d);
-    set_simple_rounding(p[0], d, 0.f, false);  // Q8_0 has no importance path
-  }
-  static void pack(const int* L, Block& y) {
-    for (int j = 0; j < 32; ++j) y.qs[j] = int8_t(L[j]);
-  }
+// Q8_0 has no importance path.
+struct FmtQ8_0 : Fmt<BlockQ8_0, 32, 1, 0, -127, 127, false, Rounding::kAway> {
+  static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_sym_simple(in, true, false, &y.d, p[0]); }
 };
 
 template <int N>
@@ -195,24 +166,12 @@ void plan_affine_simple(const BlockIn& in, uint16_t* d16, uint16_t* m16, GroupPl
   set_simple_rounding(p, s, m, in.weighted);
 }
 
-struct FmtQ4_1 {
-  using Block = BlockQ4_1;
-  static constexpr int kG = 32, kGroups = 1, kZero = 0, kLo = 0, kHi = 15;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kHalfUp;
+struct FmtQ4_1 : Fmt<BlockQ4_1, 32, 1, 0, 0, 15, true, Rounding::kHalfUp> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_affine_simple<15>(in, &y.d, &y.m, p[0]); }
-  static void pack(const int* L, Block& y) {
-    for (int j = 0; j < 16; ++j) y.qs[j] = uint8_t(L[j] | (L[j + 16] << 4));
-  }
 };
 
-struct FmtQ5_1 {
-  using Block = BlockQ5_1;
-  static constexpr int kG = 32, kGroups = 1, kZero = 0, kLo = 0, kHi = 31;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kHalfUp;
+struct FmtQ5_1 : Fmt<BlockQ5_1, 32, 1, 0, 0, 31, true, Rounding::kHalfUp> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_affine_simple<31>(in, &y.d, &y.m, p[0]); }
-  static void pack(const int* L, Block& y) { pack_q5(L, y.qs, y.qh); }
 };
 
 // Clipped scales/mins of the affine k-quants' sub-blocks.
@@ -222,23 +181,19 @@ void clip_affine_block(const BlockIn& in, float* s, float* m, GroupPlan* p) {
     clip_affine(in.s[j], in.m[j], factor(in.a, j), factor(in.b, j), float(N), s + j, m + j, p[j]);
 }
 
+// Clipped signed scales of the symmetric k-quants' sub-blocks.
+template <int kGroups>
+void clip_signed_block(const BlockIn& in, float* s, GroupPlan* p) {
+  for (int j = 0; j < kGroups; ++j) s[j] = clip_signed(in.s[j], factor(in.a, j), factor(in.b, j), p[j]);
+}
+
 // Q4_K / Q5_K: 8 sub-blocks of 32, 6-bit scales and mins against fp16 d / dmin; by max as the
 // reference, or by the weighted search (fit_positive_levels) on the importance path.
 template <int N>
 void plan_k4(const BlockIn& in, uint16_t* d16, uint16_t* dmin16, uint8_t* packed, GroupPlan* p) {
   float s[8], m[8];
   clip_affine_block<8, N>(in, s, m, p);
-  if (!in.weighted) {
-    gguf::pack_k4_scales_by_max(s, m, packed, d16, dmin16);
-  } else {
-    std::memset(packed, 0, 12);
-    uint8_t Ls[8], Lm[8];
-    const float d = gguf::fit_positive_levels(8, 63, s, Ls, in.sw);
-    const float dm = gguf::fit_positive_levels(8, 63, m, Lm, in.sw);
-    for (int j = 0; j < 8; ++j) set_scale_min_k4(j, Ls[j], Lm[j], packed);
-    *d16 = f32_to_f16(d);
-    *dmin16 = f32_to_f16(dm);
-  }
+  store_k4_scales(s, m, in.weighted ? in.sw : nullptr, packed, d16, dmin16);
   const float d = f16_to_f32(*d16), dmin = f16_to_f32(*dmin16);
   for (int j = 0; j < 8; ++j) {
     uint8_t sc, mm;
@@ -249,82 +204,20 @@ void plan_k4(const BlockIn& in, uint16_t* d16, uint16_t* dmin16, uint8_t* packed
   }
 }
 
-// 4-bit codes of 256 weights: per 64, byte l holds weight l (low nibble) and l + 32 (high).
-void pack_4bit(const int* L, uint8_t* qs) {
-  for (int c = 0; c < 4; ++c, L += 64, qs += 32)
-    for (int l = 0; l < 32; ++l) qs[l] = uint8_t((L[l] & 0xF) | ((L[l + 32] & 0xF) << 4));
-}
-
-// 2-bit codes of 256 weights: per 128, byte l holds weights l, l+32, l+64, l+96.
-void pack_2bit(const int* L, uint8_t* qs) {
-  for (int h = 0; h < 2; ++h, L += 128, qs += 32)
-    for (int l = 0; l < 32; ++l)
-      qs[l] = uint8_t((L[l] & 3) | ((L[l + 32] & 3) << 2) | ((L[l + 64] & 3) << 4) | ((L[l + 96] & 3) << 6));
-}
-
-struct FmtQ4K {
-  using Block = BlockQ4K;
-  static constexpr int kG = 32, kGroups = 8, kZero = 0, kLo = 0, kHi = 15;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ4K : Fmt<BlockQ4K, 32, 8, 0, 0, 15, true, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_k4<15>(in, &y.d, &y.dmin, y.scales, p); }
-  static void pack(const int* L, Block& y) { pack_4bit(L, y.qs); }
 };
 
-struct FmtQ5K {
-  using Block = BlockQ5K;
-  static constexpr int kG = 32, kGroups = 8, kZero = 0, kLo = 0, kHi = 31;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ5K : Fmt<BlockQ5K, 32, 8, 0, 0, 31, true, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) { plan_k4<31>(in, &y.d, &y.dmin, y.scales, p); }
-  static void pack(const int* L, Block& y) {
-    std::memset(y.qh, 0, sizeof(y.qh));
-    for (int c = 0; c < 4; ++c)
-      for (int l = 0; l < 32; ++l) {
-        if (L[64 * c + l] > 15) y.qh[l] |= uint8_t(1 << (2 * c));
-        if (L[64 * c + 32 + l] > 15) y.qh[l] |= uint8_t(1 << (2 * c + 1));
-      }
-    pack_4bit(L, y.qs);
-  }
 };
 
 // Q2_K: 16 sub-blocks of 16, 4-bit scales and mins against fp16 d / dmin.
-struct FmtQ2K {
-  using Block = BlockQ2K;
-  static constexpr int kG = 16, kGroups = 16, kZero = 0, kLo = 0, kHi = 3;
-  static constexpr bool kAffine = true;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ2K : Fmt<BlockQ2K, 16, 16, 0, 0, 3, true, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
     float s[16], m[16];
     clip_affine_block<16, 3>(in, s, m, p);
-    if (!in.weighted) {
-      float max_s = 0, max_m = 0;
-      for (int j = 0; j < 16; ++j) {
-        if (s[j] > max_s) max_s = s[j];
-        if (m[j] > max_m) max_m = m[j];
-      }
-      std::memset(y.scales, 0, 16);
-      y.d = f32_to_f16(0.f);
-      y.dmin = f32_to_f16(0.f);
-      // min(15, .): the largest one rounds to 15 anyway; the guard keeps a nibble from spilling.
-      if (max_s > 0) {
-        const float is = 15.f / max_s;
-        for (int j = 0; j < 16; ++j) y.scales[j] = uint8_t(std::min(15, round_nearest(is * s[j])));
-        y.d = f32_to_f16(max_s / 15.f);
-      }
-      if (max_m > 0) {
-        const float is = 15.f / max_m;
-        for (int j = 0; j < 16; ++j) y.scales[j] |= uint8_t(std::min(15, round_nearest(is * m[j])) << 4);
-        y.dmin = f32_to_f16(max_m / 15.f);
-      }
-    } else {
-      uint8_t Ls[16], Lm[16];
-      const float d = gguf::fit_positive_levels(16, 15, s, Ls, in.sw);
-      const float dm = gguf::fit_positive_levels(16, 15, m, Lm, in.sw);
-      y.d = f32_to_f16(d);
-      y.dmin = f32_to_f16(dm);
-      for (int j = 0; j < 16; ++j) y.scales[j] = uint8_t(Ls[j] | (Lm[j] << 4));
-    }
+    store_q2k_scales(s, m, in.weighted ? in.sw : nullptr, y);
     const float d = f16_to_f32(y.d), dmin = f16_to_f32(y.dmin);
     for (int j = 0; j < 16; ++j) {
       p[j].d_eff = d * float(y.scales[j] & 0xF);
@@ -332,94 +225,32 @@ struct FmtQ2K {
       finish_k_group(p[j]);
     }
   }
-  static void pack(const int* L, Block& y) { pack_2bit(L, y.qs); }
 };
 
 // Q3_K: 16 sub-blocks of 16, signed 6-bit scales (stored +32) against one fp16 d.
-struct FmtQ3K {
-  using Block = BlockQ3K;
-  static constexpr int kG = 16, kGroups = 16, kZero = 4, kLo = 0, kHi = 7;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ3K : Fmt<BlockQ3K, 16, 16, 4, 0, 7, false, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
     float s[16];
-    for (int j = 0; j < 16; ++j) s[j] = clip_signed(in.s[j], factor(in.a, j), factor(in.b, j), p[j]);
-    std::memset(y.scales, 0, 12);
-    if (!in.weighted) {
-      float max_s = 0, amax = 0;
-      for (int j = 0; j < 16; ++j)
-        if (std::fabs(s[j]) > amax) {
-          amax = std::fabs(s[j]);
-          max_s = s[j];
-        }
-      y.d = f32_to_f16(0.f);
-      if (max_s != 0) {
-        const float is = -32.f / max_s;
-        for (int j = 0; j < 16; ++j)
-          set_scale_q3k(j, std::clamp<int>(int8_t(round_nearest(is * s[j])), -32, 31) + 32, y.scales);
-        y.d = f32_to_f16(1 / is);
-      }
-    } else {
-      int8_t Ls[16];
-      const float d = gguf::fit_sym_levels(16, 32, s, in.sw, Ls);
-      for (int j = 0; j < 16; ++j) set_scale_q3k(j, Ls[j], y.scales);
-      y.d = f32_to_f16(d);
-    }
+    clip_signed_block<16>(in, s, p);
+    store_q3k_scales(s, in.weighted ? in.sw : nullptr, y);
     const float d = f16_to_f32(y.d);
     for (int j = 0; j < 16; ++j) {
       p[j].d_eff = d * float(get_scale_q3k(j, y.scales) - 32);
       finish_k_group(p[j]);
     }
   }
-  static void pack(const int* L, Block& y) {
-    std::memset(y.hmask, 0, sizeof(y.hmask));
-    int low[256];
-    for (int j = 0; j < 256; ++j) {
-      low[j] = L[j] & 3;
-      if (L[j] > 3) y.hmask[j % 32] |= uint8_t(1 << (j / 32));
-    }
-    pack_2bit(low, y.qs);
-  }
 };
 
 // Q6_K: 16 sub-blocks of 16, int8 scales against one fp16 d; an all-zero block is stored as zeros.
-struct FmtQ6K {
-  using Block = BlockQ6K;
-  static constexpr int kG = 16, kGroups = 16, kZero = 32, kLo = 0, kHi = 63;
-  static constexpr bool kAffine = false;
-  static constexpr Rounding kRef = Rounding::kNearest;
+struct FmtQ6K : Fmt<BlockQ6K, 16, 16, 32, 0, 63, false, Rounding::kNearest> {
   static void plan(const BlockIn& in, Block& y, GroupPlan* p) {
-    float s[16], max_s = 0, amax = 0;
-    for (int j = 0; j < 16; ++j) {
-      s[j] = clip_signed(in.s[j], factor(in.a, j), factor(in.b, j), p[j]);
-      if (std::fabs(s[j]) > amax) {
-        amax = std::fabs(s[j]);
-        max_s = s[j];
-      }
-    }
-    if (amax < 1e-15f) {
-      std::memset(&y, 0, sizeof(y));
-    } else {
-      const float is = -128.f / max_s;
-      y.d = f32_to_f16(1 / is);
-      for (int j = 0; j < 16; ++j) y.scales[j] = int8_t(std::min(127, round_nearest(is * s[j])));
-    }
+    float s[16];
+    clip_signed_block<16>(in, s, p);
+    store_q6k_scales(s, y);
     const float d = f16_to_f32(y.d);
     for (int j = 0; j < 16; ++j) {
       p[j].d_eff = d * y.scales[j];
       finish_k_group(p[j]);
-    }
-  }
-  static void pack(const int* L, Block& y) {
-    for (int h = 0; h < 2; ++h) {
-      const int* Lh = L + 128 * h;
-      uint8_t* ql = y.ql + 64 * h;
-      uint8_t* qh = y.qh + 32 * h;
-      for (int l = 0; l < 32; ++l) {
-        ql[l] = uint8_t((Lh[l] & 0xF) | ((Lh[l + 64] & 0xF) << 4));
-        ql[l + 32] = uint8_t((Lh[l + 32] & 0xF) | ((Lh[l + 96] & 0xF) << 4));
-        qh[l] = uint8_t((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) | ((Lh[l + 64] >> 4) << 4) | ((Lh[l + 96] >> 4) << 6));
-      }
     }
   }
 };
@@ -481,24 +312,25 @@ void forward_row(typename F::Block* out, const float* x, const float* v, int64_t
                  const float* min_scale, const float* max_scale) {
   constexpr int kBlock = F::kG * F::kGroups;
   const int64_t nb = init.cols / kBlock;
+  using Code = std::conditional_t<(F::kLo < 0), int8_t, uint8_t>;  // Q8_0's codes are signed
   GroupPlan p[F::kGroups];
-  int L[kBlock];
+  Code L[kBlock];
   for (int64_t b = 0; b < nb; ++b) {
     typename F::Block& y = out[b];
     F::plan(block_in<F>(init, row, b, min_scale, max_scale), y, p);
     for (int j = 0; j < F::kGroups; ++j) {
       const int64_t i0 = b * kBlock + j * F::kG;
-      int* Lj = L + j * F::kG;
+      Code* Lj = L + j * F::kG;
       if (p[j].d_r == 0) {
         // Any code dequantizes to the same value; the RTN's, where it kept the search's levels.
         const uint8_t* kept = kept_codes(init, row * init.groups + b * F::kGroups + j, F::kG);
-        for (int i = 0; i < F::kG; ++i) Lj[i] = kept ? kept[i] : (F::kAffine ? 0 : F::kZero);
+        for (int i = 0; i < F::kG; ++i) Lj[i] = Code(kept ? kept[i] : (F::kAffine ? 0 : F::kZero));
         continue;
       }
       for (int i = 0; i < F::kG; ++i)
-        Lj[i] = std::clamp(raw_code<F, R>(x[i0 + i], v ? v[i0 + i] : 0.f, p[j]), F::kLo, F::kHi);
+        Lj[i] = Code(std::clamp(raw_code<F, R>(x[i0 + i], v ? v[i0 + i] : 0.f, p[j]), F::kLo, F::kHi));
     }
-    F::pack(L, y);
+    pack_codes(L, y);
   }
 }
 

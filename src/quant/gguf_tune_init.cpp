@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "quant/gguf_block_search.h"
 #include "quant/gguf_blocks.h"
-#include "quant/gguf_scale_search.h"
 #include "quant/gguf_tune.h"
 
 namespace ar {
@@ -26,12 +26,6 @@ struct RowOut {
   float* sw;
   uint8_t* L;
 };
-
-float sum_squares(const float* x, int64_t n) {
-  float s = 0;
-  for (int64_t i = 0; i < n; ++i) s += x[i] * x[i];
-  return s;
-}
 
 // A block's signed extreme e (the first of the largest |x|, as the reference picks it) and the
 // opposite side's extreme (0 if the block has none).
@@ -60,21 +54,11 @@ void init_sym_simple_row(const float* x, int64_t n, float nneg, RowOut o) {
   }
 }
 
-// The importance weights of the simple formats' weighted paths: imp * sqrt(sigma2 + x^2), sigma2
-// the row's mean square.
-std::vector<float> simple_weights(const float* x, int64_t n, const float* imp) {
-  const float sigma2 = sum_squares(x, n) / float(n);
-  std::vector<float> w(static_cast<size_t>(n));
-  for (int64_t j = 0; j < n; ++j) w[size_t(j)] = imp[j] * std::sqrt(sigma2 + x[j] * x[j]);
-  return w;
-}
-
 // Q4_0 / Q5_0 with importance: the weighted symmetric search's scale; the opposite candidate is
 // the opposite extreme under the same scale-to-extreme ratio (never larger than the scale).
 void init_sym_simple_row_weighted(const float* x, int64_t n, const float* imp, int nmax, RowOut o) {
-  const std::vector<float> w = simple_weights(x, n, imp);
   std::vector<int8_t> L(static_cast<size_t>(n));
-  gguf::fit_sym_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), o.scale);
+  search_sym_row_weighted(x, n, imp, nmax, L.data(), o.scale);
   for (int64_t b = 0; b < n / kQK; ++b) {
     float e, other;
     block_extremes(x + b * kQK, &e, &other);
@@ -90,10 +74,8 @@ void init_sym_simple_row_weighted(const float* x, int64_t n, const float* imp, i
 // Q4_1 / Q5_1: reference (max - min) / N and min; weighted: the affine v3 search.
 void init_affine_simple_row(const float* x, int64_t n, const float* imp, int nmax, RowOut o) {
   if (imp) {
-    const std::vector<float> w = simple_weights(x, n, imp);
     std::vector<uint8_t> L(static_cast<size_t>(n));
-    gguf::fit_affine_levels_groups(int(n / kQK), kQK, nmax, x, w.data(), L.data(), o.scale, o.offset, -0.9f, 0.05f, 36,
-                                   false, true);
+    search_affine_row_weighted(x, n, imp, nmax, L.data(), o.scale, o.offset);
     if (o.L) std::copy(L.begin(), L.end(), o.L);
     return;
   }
@@ -108,71 +90,30 @@ void init_affine_simple_row(const float* x, int64_t n, const float* imp, int nma
   }
 }
 
-// Sum of each group's G weights, in order, as the k-quants' weighted paths sum them.
-void group_sums(const float* w, int groups, int G, float* sw) {
-  for (int j = 0; j < groups; ++j) {
-    float s = 0;
-    for (int l = 0; l < G; ++l) s += w[G * j + l];
-    sw[j] = s;
-  }
-}
-
+// The k-quant super-blocks: the RTN's searches (gguf_block_search.h); symmetric ones have no offset.
 void init_q2k_block(const float* x, const float* imp, RowOut o) {
-  float w[kQKK];
   uint8_t L[kQKK];
-  if (!imp) {
-    for (int i = 0; i < kQKK; ++i) w[i] = std::fabs(x[i]);
-    gguf::fit_affine_levels_groups(16, 16, 3, x, w, L, o.scale, o.offset, -0.5f, 0.1f, 15, true, false);
-  } else {
-    const float sigma2 = sum_squares(x, kQKK) / kQKK;
-    for (int i = 0; i < kQKK; ++i) w[i] = imp[i] * std::sqrt(sigma2 + x[i] * x[i]);
-    group_sums(w, 16, 16, o.sw);
-    gguf::fit_affine_levels_groups(16, 16, 3, x, w, L, o.scale, o.offset, -0.9f, 0.05f, 36, false, true);
-  }
+  search_q2k(x, imp, L, o.scale, o.offset, o.sw);
   if (o.L) std::memcpy(o.L, L, kQKK);
 }
 
 void init_q3k_block(const float* x, const float* imp, RowOut o) {
   int8_t L[kQKK];
-  if (!imp) {
-    for (int j = 0; j < 16; ++j) o.scale[j] = gguf::fit_sym_levels_refined(16, 4, x + 16 * j, L + 16 * j);
-  } else {
-    const float sigma2 = 2 * sum_squares(x, kQKK) / kQKK;
-    float w[kQKK];
-    for (int i = 0; i < kQKK; ++i) w[i] = imp[i] * std::sqrt(sigma2 + x[i] * x[i]);
-    group_sums(w, 16, 16, o.sw);
-    gguf::fit_sym_levels_groups(16, 16, 4, x, w, L, o.scale);
-  }
+  search_q3k(x, imp, L, o.scale, o.sw);
   std::fill(o.offset, o.offset + 16, 0.f);
   if (o.L)
     for (int i = 0; i < kQKK; ++i) o.L[i] = uint8_t(L[i]);
 }
 
 void init_k4_block(const float* x, const float* imp, int nmax, RowOut o) {
-  float w[kQKK];
   uint8_t L[kQKK];
-  if (!imp) {
-    for (int j = 0; j < 8; ++j) {
-      const float* xs = x + 32 * j;
-      const float av_x = std::sqrt(sum_squares(xs, 32) / 32);
-      for (int l = 0; l < 32; ++l) w[32 * j + l] = av_x + std::fabs(xs[l]);
-    }
-    if (nmax == 15)
-      gguf::fit_affine_levels_groups(8, 32, 15, x, w, L, o.scale, o.offset, -1.f, 0.1f, 20, false, false);
-    else
-      gguf::fit_affine_levels_groups(8, 32, 31, x, w, L, o.scale, o.offset, -0.5f, 0.1f, 15, false, false);
-  } else {
-    const float sigma2 = 2 * sum_squares(x, kQKK) / kQKK;
-    for (int i = 0; i < kQKK; ++i) w[i] = imp[i] * std::sqrt(sigma2 + x[i] * x[i]);
-    group_sums(w, 8, 32, o.sw);
-    gguf::fit_affine_levels_groups(8, 32, nmax, x, w, L, o.scale, o.offset, -0.9f, 0.05f, 36, false, true);
-  }
+  search_k4(x, imp, nmax, L, o.scale, o.offset, o.sw);
   if (o.L) std::memcpy(o.L, L, kQKK);
 }
 
 void init_q6k_block(const float* x, const float* imp, RowOut o) {
   int8_t L[kQKK];
-  gguf::fit_sym_levels_groups(16, 16, 32, x, imp, L, o.scale);
+  search_q6k(x, imp, L, o.scale);
   std::fill(o.offset, o.offset + 16, 0.f);
   if (o.L)
     for (int i = 0; i < kQKK; ++i) o.L[i] = uint8_t(L[i]);

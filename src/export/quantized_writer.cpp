@@ -7,9 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "core/buffer.h"
 #include "core/dtype.h"
@@ -17,6 +15,7 @@
 #include "export/gptq_pack.h"
 #include "export/quant_config_json.h"
 #include "io/atomic_output.h"
+#include "io/file.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -283,11 +282,10 @@ void QuantizedModelWriter::Impl::stream_copy(const TensorInfo& t, DType to, size
 
 void QuantizedModelWriter::Impl::write_config() const {
   const fs::path cfg_path = src_dir / "config.json";
-  std::ifstream in(cfg_path);
-  if (!in) AR_THROW(cfg_path.string(), ": cannot open");
+  const std::string text = read_text_file(cfg_path);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     AR_THROW(cfg_path.string(), ": not valid JSON: ", e.what());
   }

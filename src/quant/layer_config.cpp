@@ -3,10 +3,8 @@
 #include "quant/layer_config.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
-
 #include "core/error.h"
+#include "io/file.h"
 
 namespace ar {
 namespace {
@@ -96,12 +94,7 @@ LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme default
 }
 
 LayerConfig LayerConfig::load(const std::filesystem::path& file, QuantScheme defaults) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) AR_THROW(file.string(), ": cannot open the layer config file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) AR_THROW(file.string(), ": read error");
-  return parse(ss.str(), defaults, file.string());
+  return parse(read_text_file(file), defaults, file.string());
 }
 
 LayerConfig::RuleFields LayerConfig::rule_fields(const std::string& layer_name) const {

@@ -22,8 +22,7 @@ LayerConfig::LayerConfig(QuantScheme defaults) : defaults_(defaults) {}
 bool LayerConfig::Rule::matches(const std::string& name) const {
   if (is_regex) return std::regex_search(name, re);
   if (name.size() == key.size()) return name == key;
-  return name.size() > key.size() && name.compare(name.size() - key.size(), key.size(), key) == 0 &&
-         name[name.size() - key.size() - 1] == '.';
+  return name.size() > key.size() && name.ends_with(key) && name[name.size() - key.size() - 1] == '.';
 }
 
 LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme defaults, const std::string& source) {

@@ -5,6 +5,7 @@
 #include "calib/dataset.h"
 #include "calib/tokenizer.h"
 #include "core/error.h"
+#include "io/file.h"
 
 namespace ar {
 
@@ -89,7 +90,7 @@ CalibSet build_calib_set(const std::filesystem::path& file, const Tokenizer* tok
       break;
     case DatasetKind::Text:
       if (!tok) AR_THROW(file.string(), ": a tokenizer is needed to read text");
-      for (const auto& t : split_text_documents(read_file_text(file))) docs.push_back(tok->encode(t, true));
+      for (const auto& t : split_text_documents(read_text_file(file, kNoSizeLimit))) docs.push_back(tok->encode(t, true));
       break;
   }
   return build_calib_set(std::move(docs), opt);

@@ -9,17 +9,9 @@
 #include "calib/builtin_text.h"
 #include "calib/tokenizer.h"
 #include "core/error.h"
+#include "io/file.h"
 
 namespace ar {
-
-std::string read_file_text(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) AR_THROW(file.string(), ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) AR_THROW(file.string(), ": read error");
-  return ss.str();
-}
 
 DatasetKind detect_dataset_kind(const std::filesystem::path& file) {
   if (file.extension() == ".jsonl") return DatasetKind::JsonLines;
@@ -32,7 +24,7 @@ DatasetKind detect_dataset_kind(const std::filesystem::path& file) {
 }
 
 std::vector<std::vector<int32_t>> read_token_id_file(const std::filesystem::path& file) {
-  const std::string text = read_file_text(file);
+  const std::string text = read_text_file(file, kNoSizeLimit);
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) AR_THROW(file.string(), ": invalid JSON (expected a list of token ids)");
   if (!j.is_array()) AR_THROW(file.string(), ": expected a JSON list of token ids");
@@ -60,8 +52,8 @@ std::vector<std::vector<int32_t>> read_token_id_file(const std::filesystem::path
 }
 
 std::vector<std::string> read_jsonl_texts(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) AR_THROW(file.string(), ": cannot open");
+  // Read whole first: a read error then throws instead of silently ending the getline loop early.
+  std::istringstream in(read_text_file(file, kNoSizeLimit));
   std::vector<std::string> texts;
   std::string line;
   for (size_t lineno = 1; std::getline(in, line); ++lineno) {
@@ -91,7 +83,7 @@ std::vector<std::vector<int32_t>> load_eval_tokens(const std::filesystem::path& 
     }
     case DatasetKind::Text:
       if (!tok) AR_THROW(file.string(), ": a tokenizer is needed to read text");
-      return {tok->encode(read_file_text(file), true)};
+      return {tok->encode(read_text_file(file, kNoSizeLimit), true)};
   }
   return {};
 }

@@ -14,8 +14,6 @@ enum class DatasetKind { Text, JsonLines, TokenIds };
 // By content: a file whose first non-space byte is '[' is token ids; '.jsonl' files are JSON Lines.
 DatasetKind detect_dataset_kind(const std::filesystem::path& file);
 
-std::string read_file_text(const std::filesystem::path& file);  // throws ar::Error naming the file
-
 // Token ids from a JSON file: [1, 2, ...] -> one sequence; [[...], [...]] -> several.
 std::vector<std::vector<int32_t>> read_token_id_file(const std::filesystem::path& file);
 

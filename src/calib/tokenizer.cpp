@@ -4,9 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <mutex>
-#include <sstream>
 
 #include "calib/tok_added.h"
 #include "calib/tok_bpe.h"
@@ -16,6 +14,7 @@
 #include "calib/tok_pretokenize.h"
 #include "calib/tok_unicode.h"
 #include "core/error.h"
+#include "io/file.h"
 
 namespace ar {
 
@@ -51,15 +50,6 @@ struct Tokenizer::Impl {
 };
 
 namespace {
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) AR_THROW(p.string(), ": cannot open");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) AR_THROW(p.string(), ": read error");
-  return ss.str();
-}
 
 // bos_token / eos_token in tokenizer_config.json: a string, {"content": ...} or null.
 std::string config_token(const json& cfg, const char* key) {
@@ -155,9 +145,9 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
   const auto tj = dir / "tokenizer.json";
   if (!std::filesystem::exists(tj))
     AR_THROW(tj.string(), ": not found (a HuggingFace tokenizer.json is required)");
-  std::string text = read_file(tj);
+  std::string text = read_text_file(tj);
   const auto cj = dir / "tokenizer_config.json";
-  std::string cfg = std::filesystem::exists(cj) ? read_file(cj) : std::string();
+  std::string cfg = std::filesystem::exists(cj) ? read_text_file(cj) : std::string();
   return from_json(text, cfg, tj.string());
 }
 

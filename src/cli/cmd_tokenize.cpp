@@ -2,9 +2,7 @@
 // JSON array on stdout (what HF `tokenizer(text).input_ids` gives), for scripts and debugging.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "calib/tokenizer.h"
@@ -12,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "io/file.h"
 
 namespace ar::cli {
 namespace {
@@ -22,20 +21,11 @@ struct TokenizeArgs {
   bool add_special_tokens = false;
 };
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) AR_THROW(path, ": cannot open the text file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) AR_THROW(path, ": read error");
-  return ss.str();
-}
-
 void run_tokenize(const TokenizeArgs& a) {
   Timer t;
   Tokenizer tok = Tokenizer::load(a.model);
   double load_s = t.seconds();
-  const std::string text = read_text_file(a.text);
+  const std::string text = read_text_file(a.text, kNoSizeLimit);
   t.reset();
   std::vector<int32_t> ids = tok.encode(text, a.add_special_tokens);
   log_info("tokenize: ", text.size(), " bytes -> ", ids.size(), " tokens (load ", load_s, " s, encode ",

@@ -43,8 +43,7 @@ json load_json_if_exists(const fs::path& p) {
 // (convert_hf_to_gguf's does_token_look_special).
 bool looks_special(const std::string& t) {
   auto wrapped = [&](std::string_view l, std::string_view r) {
-    return t.size() >= l.size() + r.size() && t.compare(0, l.size(), l) == 0 &&
-           t.compare(t.size() - r.size(), r.size(), r) == 0;
+    return t.size() >= l.size() + r.size() && t.starts_with(l) && t.ends_with(r);
   };
   return t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]" || wrapped("<|", "|>") ||
          wrapped("<\xef\xbd\x9c", "\xef\xbd\x9c>") || wrapped("<unused", ">");

@@ -41,9 +41,6 @@ constexpr std::array<GgufMixInfo, 18> kMixes = {{
 enum class Category { TokenEmbd, AttnQ, AttnK, AttnV, AttnQkv, AttnKvB, AttnOutput, FfnUp, FfnGate, FfnDown, Output, Other };
 
 bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
-bool ends_with(std::string_view s, std::string_view tail) {
-  return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
-}
 
 Category category_of(std::string_view name) {
   if (name == "output.weight") return Category::Output;
@@ -74,7 +71,7 @@ int n_dims(const std::vector<int64_t>& shape) {
 bool allows_quantization(const GgufMixTensor& t) {
   if (n_dims(t.shape) < 2) return false;
   const std::string_view name = t.name;
-  if (!ends_with(name, "weight")) return false;
+  if (!name.ends_with("weight")) return false;
   static constexpr std::string_view kNever[] = {
       "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
       "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight", "indexer.q_proj.weight", "time_mix_first.weight",

@@ -7,9 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "core/buffer.h"
 #include "core/dtype.h"
@@ -17,6 +15,7 @@
 #include "export/gptq_pack.h"
 #include "export/quant_config_json.h"
 #include "io/atomic_output.h"
+#include "io/file.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -27,18 +26,14 @@ namespace {
 
 constexpr size_t kCopyChunkBytes = 16u << 20;  // f32 staging per chunk when copying a tensor
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
 // Files of a model folder that are weights or weight indexes (never copied to the output).
 bool is_weight_file(const fs::path& p) {
   const std::string name = p.filename().string();
   for (const char* ext : {".safetensors", ".bin", ".pt", ".pth", ".gguf", ".msgpack", ".h5", ".ckpt"})
-    if (ends_with(name, ext)) return true;
-  return ends_with(name, ".index.json") || name == "config.json" || name == "quantization_config.json";
+    if (name.ends_with(ext)) return true;
+  return name.ends_with(".index.json") || name == "config.json" || name == "quantization_config.json";
 }
 
 void from_f32(void* dst, const float* src, DType t, size_t n) {
@@ -70,7 +65,7 @@ int64_t tensor_block_index(const std::string& name) {
 }
 
 bool is_block_linear_weight(const std::string& name, const std::vector<int64_t>& shape) {
-  return shape.size() == 2 && tensor_block_index(name) >= 0 && ends_with(name, ".weight");
+  return shape.size() == 2 && tensor_block_index(name) >= 0 && name.ends_with(".weight");
 }
 
 std::vector<std::string> output_tensor_order(const SafetensorsReader& src) {
@@ -175,7 +170,7 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
     Entry e;
     e.src_name = name;
     e.first_spec = specs.size();
-    auto it = ends_with(name, ".weight") ? linear_plan.find(name.substr(0, name.size() - 7)) : linear_plan.end();
+    auto it = name.ends_with(".weight") ? linear_plan.find(name.substr(0, name.size() - 7)) : linear_plan.end();
     if (it != linear_plan.end()) {
       const Entry& lp = it->second;
       e.kind = lp.kind;
@@ -192,7 +187,7 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
     } else {
       DType to = t.dtype;
       if (packed && is_float(t.dtype)) {
-        const bool packed_bias = ends_with(name, ".bias") &&
+        const bool packed_bias = name.ends_with(".bias") &&
                                  linear_plan.count(name.substr(0, name.size() - 5)) != 0;
         if (packed_bias || t.dtype == DType::F32) to = DType::F16;  // SPEC §4: bias fp16; no f32 in GPTQ
         if (t.dtype == DType::F32 && !packed_bias) f32_to_f16 = true;
@@ -284,11 +279,10 @@ void QuantizedModelWriter::Impl::stream_copy(const TensorInfo& t, DType to, size
 
 void QuantizedModelWriter::Impl::write_config() const {
   const fs::path cfg_path = src_dir / "config.json";
-  std::ifstream in(cfg_path);
-  if (!in) AR_THROW(cfg_path.string(), ": cannot open");
+  const std::string text = read_text_file(cfg_path);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     AR_THROW(cfg_path.string(), ": not valid JSON: ", e.what());
   }

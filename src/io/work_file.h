@@ -5,6 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <utility>
+
+#include "io/unique_fd.h"
 
 namespace ar {
 
@@ -16,26 +19,21 @@ class WorkFile {
   // Opens an existing file read/write; its size must be `size`.
   static WorkFile open(const std::filesystem::path& path, uint64_t size);
 
-  WorkFile() = default;
-  ~WorkFile();
-  WorkFile(WorkFile&& o) noexcept;
-  WorkFile& operator=(WorkFile&& o) noexcept;
-  WorkFile(const WorkFile&) = delete;
-  WorkFile& operator=(const WorkFile&) = delete;
+  WorkFile() = default;  // move-only (through UniqueFd)
 
   void read_at(uint64_t offset, void* dst, size_t size) const;
   void write_at(uint64_t offset, const void* src, size_t size);
-  void sync();  // fsync: what was written survives a crash
+  void sync() { fd_.sync(); }  // what was written survives a crash
   // Drops the range from the page cache after use (advisory), so spilled caches do not crowd
   // out the model file's pages.
-  void drop_cache(uint64_t offset, uint64_t size) const;
+  void drop_cache(uint64_t offset, uint64_t size) const { fd_.drop_cache(offset, size); }
   uint64_t size() const { return size_; }
-  const std::filesystem::path& path() const { return path_; }
+  const std::filesystem::path& path() const { return fd_.path(); }
 
  private:
-  int fd_ = -1;
+  WorkFile(UniqueFd fd, uint64_t size) : fd_(std::move(fd)), size_(size) {}
+  UniqueFd fd_;
   uint64_t size_ = 0;
-  std::filesystem::path path_;
 };
 
 // Bytes available to an unprivileged writer on the file system holding `dir` (or its nearest

@@ -3,13 +3,13 @@
 #include "model/config.h"
 
 #include <cmath>
-#include <fstream>
 #include <numbers>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/file.h"
 
 namespace ar {
 
@@ -155,9 +155,9 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
 
 ModelConfig load_model_config(const std::filesystem::path& path) {
   std::filesystem::path file = std::filesystem::is_directory(path) ? path / "config.json" : path;
-  std::ifstream in(file);
-  if (!in) AR_THROW(file.string(), ": cannot open (is this a HuggingFace model folder?)");
-  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) AR_THROW(file.string(), ": not found (is this a HuggingFace model folder?)");
+  json j = json::parse(read_text_file(file), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) AR_THROW(file.string(), ": invalid JSON");
   return parse_model_config(j, file.string());
 }

@@ -22,6 +22,16 @@ void put_pod(std::string& out, T v) {
   put(out, &v, sizeof v);
 }
 
+// The whole block file, refused unless it matches the checksum the manifest recorded: a torn or
+// edited file must not be parsed into weights.
+std::string read_checked_block_file(const std::filesystem::path& file, uint64_t expected_sum) {
+  std::string data = read_text_file(file, kNoSizeLimit);
+  if (checksum64(data.data(), data.size()) != expected_sum)
+    AR_THROW(file.string(), ": checkpoint block file is corrupted (checksum mismatch); delete the work directory ",
+             "and start again without --resume");
+  return data;
+}
+
 // Bounds-checked reader over a loaded file: every field read past the end is an ar::Error.
 struct Cursor {
   const std::string& data;
@@ -176,10 +186,7 @@ size_t checked_count(Cursor& c, size_t elem_bytes, const std::filesystem::path& 
 }  // namespace
 
 BlockResult load_block_result(const std::filesystem::path& file, uint64_t expected_sum) {
-  const std::string data = read_text_file(file, 1ull << 40);
-  if (checksum64(data.data(), data.size()) != expected_sum)
-    AR_THROW(file.string(), ": checkpoint block file is corrupted (checksum mismatch); delete the work directory ",
-             "and start again without --resume");
+  const std::string data = read_checked_block_file(file, expected_sum);
   Cursor c{data, file};
   char magic[8];
   c.get(magic, 8);

@@ -1,12 +1,11 @@
 #include "pipeline/work_dir.h"
 
-#include <fstream>
-#include <iterator>
 #include <optional>
 
 #include "core/checksum.h"
 #include "core/log.h"
 #include "export/quantized_writer.h"
+#include "io/file.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "pipeline/checkpoint.h"
@@ -38,8 +37,7 @@ nlohmann::json run_identity(const QuantizeOptions& opt, const ModelConfig& cfg, 
   j["layer_config"] = opt.layer_config;
   // A config file may be edited between the interrupted run and the resume: its content counts.
   if (layer_config_is_file(opt)) {
-    std::ifstream f(opt.layer_config, std::ios::binary);
-    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const std::string text = read_text_file(opt.layer_config);
     j["layer_config_content"] = checksum_hex(checksum64(text.data(), text.size()));
   }
   j["disable_opt_rtn"] = opt.disable_opt_rtn;

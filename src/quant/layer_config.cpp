@@ -3,10 +3,8 @@
 #include "quant/layer_config.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
-
 #include "core/error.h"
+#include "io/file.h"
 
 namespace ar {
 namespace {
@@ -24,8 +22,7 @@ LayerConfig::LayerConfig(QuantScheme defaults) : defaults_(defaults) {}
 bool LayerConfig::Rule::matches(const std::string& name) const {
   if (is_regex) return std::regex_search(name, re);
   if (name.size() == key.size()) return name == key;
-  return name.size() > key.size() && name.compare(name.size() - key.size(), key.size(), key) == 0 &&
-         name[name.size() - key.size() - 1] == '.';
+  return name.size() > key.size() && name.ends_with(key) && name[name.size() - key.size() - 1] == '.';
 }
 
 LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme defaults, const std::string& source) {
@@ -96,12 +93,7 @@ LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme default
 }
 
 LayerConfig LayerConfig::load(const std::filesystem::path& file, QuantScheme defaults) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) AR_THROW(file.string(), ": cannot open the layer config file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) AR_THROW(file.string(), ": read error");
-  return parse(ss.str(), defaults, file.string());
+  return parse(read_text_file(file), defaults, file.string());
 }
 
 LayerConfig::RuleFields LayerConfig::rule_fields(const std::string& layer_name) const {

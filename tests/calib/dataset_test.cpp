@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "io/file.h"
 #include "support/fixtures.h"
 
 namespace ar {
@@ -53,7 +54,7 @@ TEST(Dataset, MalformedTokenIdFiles) {
     EXPECT_NE(err.find(c.expect), std::string::npos) << c.body << " -> '" << err << "'";
     EXPECT_NE(err.find("bad.json"), std::string::npos) << err;
   }
-  EXPECT_NE(error_of([&] { read_file_text(dir / "missing.txt"); }).find("missing.txt: cannot open"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_text_file(dir / "missing.txt"); }).find("missing.txt: cannot open"), std::string::npos);
 }
 
 TEST(Dataset, JsonLines) {

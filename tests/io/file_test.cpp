@@ -40,6 +40,25 @@ TEST(ReadFile, ReadsRangesAndRefusesPastEnd) {
   fs::remove_all(dir);
 }
 
+TEST(ReadTextFile, ReturnsExactBytesOrNamesTheFileAndProblem) {
+  auto dir = test::make_temp_dir("text_file");
+  const std::string bytes("line 1\r\nnul \0 and \xff byte\n", 25);
+  std::ofstream(dir / "t.txt", std::ios::binary) << bytes;
+  std::ofstream(dir / "empty.txt", std::ios::binary);
+  EXPECT_EQ(read_text_file(dir / "t.txt"), bytes);
+  EXPECT_EQ(read_text_file(dir / "empty.txt"), "");
+  EXPECT_EQ(read_text_file(dir / "t.txt", bytes.size()), bytes);  // the cap is inclusive
+  EXPECT_THAT([&] { read_text_file(dir / "missing.txt"); },
+              ::testing::ThrowsMessage<Error>(
+                  ::testing::AllOf(HasSubstr("missing.txt"), HasSubstr("cannot open for reading"))));
+  EXPECT_THAT([&] { read_text_file(dir); },
+              ::testing::ThrowsMessage<Error>(
+                  ::testing::AllOf(HasSubstr(dir.string()), HasSubstr("not a regular file"))));
+  EXPECT_THAT([&] { read_text_file(dir / "t.txt", bytes.size() - 1); },
+              ::testing::ThrowsMessage<Error>(::testing::AllOf(HasSubstr("t.txt"), HasSubstr("25 bytes"))));
+  fs::remove_all(dir);
+}
+
 TEST(AtomicFile, CommitRenamesAndDropRemoves) {
   auto dir = test::make_temp_dir("atomic");
   {

@@ -34,6 +34,7 @@
 #include "export/quantized_writer.h"
 #include "io/safetensors.h"
 #include "model/block.h"
+#include "model/block_specs.h"
 #include "model/decoder.h"
 #include "model/weights.h"
 #include "io/work_file.h"
@@ -51,10 +52,6 @@
 namespace ar {
 
 namespace {
-
-constexpr const char* kLinearSuffix[kBlockLinears] = {
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
 // --layer_config names a file unless it is JSON text.
 bool layer_config_is_file(const QuantizeOptions& opt) {
@@ -86,29 +83,6 @@ std::string fmt_seconds(double s) {
 }  // namespace
 
 namespace {
-
-// Shapes of a block's linears without their data, for estimates made before any block is read.
-BlockWeights block_shapes(const ModelConfig& c, int64_t layer) {
-  BlockWeights b;
-  b.layer = layer;
-  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  const int64_t io[kBlockLinears][2] = {{C, H * D}, {C, Hkv * D}, {C, Hkv * D}, {H * D, C}, {C, F}, {C, F}, {F, C}};
-  for (int i = 0; i < kBlockLinears; ++i) {
-    LinearWeights& l = *block_linears(b, i);
-    l.name = block_prefix(layer) + kLinearSuffix[i];
-    l.in = io[i][0];
-    l.out = io[i][1];
-  }
-  return b;
-}
-
-uint64_t block_f32_bytes(const ModelConfig& c) {
-  const BlockWeights b = block_shapes(c, 0);
-  uint64_t n = 4 * uint64_t(c.hidden_size + c.head_dim);  // norms
-  for (int i = 0; i < kBlockLinears; ++i) n += uint64_t(block_linears(b, i)->in * block_linears(b, i)->out + block_linears(b, i)->out) * 4;
-  return n;
-}
 
 std::filesystem::path default_work_dir(const std::filesystem::path& output_dir) {
   std::filesystem::path out = std::filesystem::absolute(output_dir).lexically_normal();
@@ -247,7 +221,8 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
 
   std::vector<std::string> linear_names;
   for (int64_t l = 0; l < L; ++l)
-    for (const char* suf : kLinearSuffix) linear_names.push_back(block_prefix(l) + suf);
+    for (const BlockTensorSpec& t : block_tensor_specs(cfg, l))
+      if (t.quantizable()) linear_names.push_back(t.module);
   for (const auto& key : layers.unmatched_rules(linear_names))
     log("warning: --layer_config rule '" + key + "' matches no layer");
 

@@ -89,18 +89,18 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
   rope_forward(s.k, rope.cos.data(), rope.sin.data(), T, Hkv, D);
   attention_forward(s.attn, s.att_scratch, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
   if (observe) observe(3, s.attn, T, H * D);
-  linear_forward(s.proj, s.attn, w.o.w.as<float>(), nullptr, T, H * D, C, p);
+  linear_forward(s.proj, s.attn, w.o.w.as<float>(), bias(w.o), T, H * D, C, p);
   residual_add(x, s.proj, T * C);
 
   // MLP half.
   rms_norm_forward(s.xn, nullptr, x, w.post_norm.as<float>(), T, C, eps);
   if (observe)
     for (int i : {4, 5}) observe(i, s.xn, T, C);
-  linear_forward(s.gate, s.xn, w.gate.w.as<float>(), nullptr, T, C, F, p);
-  linear_forward(s.up, s.xn, w.up.w.as<float>(), nullptr, T, C, F, p);
+  linear_forward(s.gate, s.xn, w.gate.w.as<float>(), bias(w.gate), T, C, F, p);
+  linear_forward(s.up, s.xn, w.up.w.as<float>(), bias(w.up), T, C, F, p);
   swiglu_forward(s.gate, s.gate, s.up, T * F);
   if (observe) observe(6, s.gate, T, F);
-  linear_forward(s.proj, s.gate, w.down.w.as<float>(), nullptr, T, F, C, p);
+  linear_forward(s.proj, s.gate, w.down.w.as<float>(), bias(w.down), T, F, C, p);
   residual_add(x, s.proj, T * C);
 }
 

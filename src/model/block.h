@@ -1,6 +1,7 @@
 // Forward pass of one decoder layer (HF LlamaDecoderLayer / Qwen3DecoderLayer), one sample at a time:
-// RMSNorm -> q/k/v (+bias) -> [q/k per-head RMSNorm] -> RoPE -> causal GQA attention -> o_proj -> residual
-// -> RMSNorm -> SiLU(gate) * up -> down_proj -> residual.
+// RMSNorm -> q/k/v -> [q/k per-head RMSNorm] -> RoPE -> causal GQA attention -> o_proj -> residual
+// -> RMSNorm -> SiLU(gate) * up -> down_proj -> residual. Every linear adds its bias when it has one
+// (which ones do is decided in block_specs.h).
 #pragma once
 #include <cstdint>
 #include <functional>

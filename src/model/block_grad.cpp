@@ -134,15 +134,15 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   rope_forward(s.q, rope.cos.data(), rope.sin.data(), T, H, D);
   rope_forward(s.k, rope.cos.data(), rope.sin.data(), T, Hkv, D);
   attention_forward(s.attn, s.att_scratch, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
-  linear_forward(s.h, s.attn, w(3), nullptr, T, H * D, C, p);
+  linear_forward(s.h, s.attn, w(3), bias_of(b.o), T, H * D, C, p);
   residual_add(s.h, x, T * C);
 
   // MLP half: y = h + down(silu(gate(norm(h))) * up(norm(h))). gate/up now overwrite att_scratch.
   rms_norm_forward(s.xn2, s.rstd2, s.h, b.post_norm.as<float>(), T, C, eps);
-  linear_forward(s.gate, s.xn2, w(4), nullptr, T, C, F, p);
-  linear_forward(s.up, s.xn2, w(5), nullptr, T, C, F, p);
+  linear_forward(s.gate, s.xn2, w(4), bias_of(b.gate), T, C, F, p);
+  linear_forward(s.up, s.xn2, w(5), bias_of(b.up), T, C, F, p);
   swiglu_forward(s.act, s.gate, s.up, T * F);
-  linear_forward(y, s.act, w(6), nullptr, T, F, C, p);
+  linear_forward(y, s.act, w(6), bias_of(b.down), T, F, C, p);
   residual_add(y, s.h, T * C);
 }
 

@@ -133,7 +133,7 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", src, false);
   c.attention_bias = c.arch == Arch::Qwen2 ? true : get_bool(j, "attention_bias", src, false);
   c.qk_norm = c.arch == Arch::Qwen3;
-  if (get_bool(j, "mlp_bias", src, false)) AR_THROW(src, ": mlp_bias = true is not supported");
+  c.mlp_bias = get_bool(j, "mlp_bias", src, false);
 
   if (auto act = j.find("hidden_act"); act != j.end() && !act->is_null()) {
     if (!act->is_string() || (*act != "silu" && *act != "swish"))

@@ -40,7 +40,8 @@ struct ModelConfig {
   // tensor states llama3-style scaling; empty otherwise (rope_scaling then applies).
   std::vector<float> rope_freq_factors;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // bias on q/k/v (always on for Qwen2)
+  bool attention_bias = false;  // bias on q/k/v/o; Qwen2: always on, q/k/v only (block_specs.h)
+  bool mlp_bias = false;        // bias on gate/up/down (LlamaMLP)
   bool qk_norm = false;         // per-head RMSNorm of q and k before RoPE (Qwen3)
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;

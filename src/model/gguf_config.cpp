@@ -78,6 +78,7 @@ ModelConfig gguf_model_config(const GgufReader& r) {
   j["vocab_size"] = embd.dims[1];
   j["tie_word_embeddings"] = r.find_tensor("output.weight") == nullptr;
   j["attention_bias"] = r.find_tensor("blk.0.attn_q.bias") != nullptr;
+  j["mlp_bias"] = r.find_tensor("blk.0.ffn_up.bias") != nullptr;
   if (auto v = find_int(r, "tokenizer.ggml.bos_token_id")) j["bos_token_id"] = *v;
   if (auto v = find_int(r, "tokenizer.ggml.eos_token_id")) j["eos_token_id"] = *v;
   ModelConfig c = parse_model_config(j, file);

@@ -9,8 +9,8 @@ class GgufReader;
 
 // Architectures "llama", "qwen2", "qwen3". Hyper-parameters come from the <arch>.* keys (integers
 // of any GGUF integer type), the vocabulary size from token_embd's shape, tied embeddings from the
-// absence of output.weight, q/k/v biases from blk.0.attn_q.bias, llama3 rope scaling from the
-// rope_freqs tensor. Throws ar::Error naming the file and the key for anything missing or invalid.
+// absence of output.weight, attention biases from blk.0.attn_q.bias, mlp biases from
+// blk.0.ffn_up.bias, llama3 rope scaling from the rope_freqs tensor. Throws ar::Error naming the file and the key for anything missing or invalid.
 ModelConfig gguf_model_config(const GgufReader& r);
 
 }  // namespace ar

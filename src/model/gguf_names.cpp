@@ -1,5 +1,5 @@
-// HF <-> GGUF tensor names and the llama q/k row permutation (facts from llama.cpp's
-// convert_hf_to_gguf.py / gguf-py tensor_mapping.py; our own implementation).
+// HF <-> GGUF tensor names (a block's modules are named in block_specs.cpp) and the llama q/k row
+// permutation (facts from llama.cpp's convert_hf_to_gguf.py; our own implementation).
 #include "model/gguf_names.h"
 
 #include <cstring>
@@ -7,33 +7,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/block_specs.h"
 
 namespace ar {
-
-namespace {
-
-struct NamePair {
-  std::string_view hf;    // suffix after "model.layers.N."
-  std::string_view gguf;  // suffix after "blk.N."
-};
-constexpr NamePair kBlockNames[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"self_attn.q_proj.bias", "attn_q.bias"},
-    {"self_attn.k_proj.bias", "attn_k.bias"},
-    {"self_attn.v_proj.bias", "attn_v.bias"},
-    {"self_attn.q_norm.weight", "attn_q_norm.weight"},
-    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
-    {"mlp.gate_proj.weight", "ffn_gate.weight"},
-    {"mlp.up_proj.weight", "ffn_up.weight"},
-    {"mlp.down_proj.weight", "ffn_down.weight"},
-};
-
-}  // namespace
 
 std::string gguf_tensor_name(const std::string& hf) {
   if (hf == "model.embed_tokens.weight") return "token_embd.weight";
@@ -44,10 +20,9 @@ std::string gguf_tensor_name(const std::string& hf) {
   size_t i = prefix.size(), j = i;
   while (j < hf.size() && hf[j] >= '0' && hf[j] <= '9') ++j;
   if (j == i || j >= hf.size() || hf[j] != '.' || j - i > 9) return "";
-  const std::string_view rest = std::string_view(hf).substr(j + 1);
-  for (const NamePair& p : kBlockNames)
-    if (rest == p.hf) return cat("blk.", hf.substr(i, j - i), ".", p.gguf);
-  return "";
+  const std::string suffix = gguf_block_suffix(std::string_view(hf).substr(j + 1));
+  if (suffix.empty()) return "";
+  return cat("blk.", hf.substr(i, j - i), ".", suffix);
 }
 
 bool gguf_permutes_qk(Arch arch) { return arch == Arch::Llama || arch == Arch::Mistral; }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "model/block_specs.h"
 #include "model/gguf_names.h"
 #include "quant/gguf_blocks.h"
 
@@ -36,25 +37,11 @@ class GgufSource final : public WeightSource {
   BlockWeights load_block(int64_t layer) const override {
     const ModelConfig& c = c_;
     AR_CHECK(layer >= 0 && layer < c.num_hidden_layers, "layer ", layer);
-    const std::string p = cat("blk.", layer, ".");
-    const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-    const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
-    BlockWeights b;
-    b.layer = layer;
-    b.input_norm = load(p + "attn_norm.weight", {C});
-    b.post_norm = load(p + "ffn_norm.weight", {C});
-    if (c.qk_norm) {
-      b.q_norm = load(p + "attn_q_norm.weight", {D});
-      b.k_norm = load(p + "attn_k_norm.weight", {D});
-    }
-    const std::string hp = block_prefix(layer);
-    b.q = linear(hp + "self_attn.q_proj", p + "attn_q", C, H * D, c.attention_bias);
-    b.k = linear(hp + "self_attn.k_proj", p + "attn_k", C, Hkv * D, c.attention_bias);
-    b.v = linear(hp + "self_attn.v_proj", p + "attn_v", C, Hkv * D, c.attention_bias);
-    b.o = linear(hp + "self_attn.o_proj", p + "attn_output", H * D, C, false);
-    b.gate = linear(hp + "mlp.gate_proj", p + "ffn_gate", C, F, false);
-    b.up = linear(hp + "mlp.up_proj", p + "ffn_up", C, F, false);
-    b.down = linear(hp + "mlp.down_proj", p + "ffn_down", F, C, false);
+    const int64_t D = c.head_dim, H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+    const int64_t C = c.hidden_size;
+    BlockWeights b = block_shapes(c, layer);
+    for (const BlockTensorSpec& s : block_tensor_specs(c, layer))
+      block_tensor_buffer(b, s) = load(s.gguf_name, std::vector<int64_t>(s.shape.rbegin(), s.shape.rend()));
     if (gguf_permutes_qk(c.arch)) {  // back to HF's rotate-half order
       gguf_permute_qk_rows(b.q.w.as<float>(), H, D, C, false);
       gguf_permute_qk_rows(b.k.w.as<float>(), Hkv, D, C, false);
@@ -75,7 +62,7 @@ class GgufSource final : public WeightSource {
   void final_norm(float* dst) const override { dequantize(*norm_, dst); }
 
  private:
-  // The tensor, checked to have GGUF dims `dims` (fastest first: a HF (out, in) weight is {in, out}).
+  // The tensor, checked to have GGUF dims `dims` (the HF shape reversed: fastest first).
   const GgufTensorInfo& require(const std::string& name, const std::vector<int64_t>& dims) const {
     const GgufTensorInfo& t = r_->require_tensor(name);
     if (t.dims != dims)
@@ -111,16 +98,6 @@ class GgufSource final : public WeightSource {
     dequantize(t, b.as<float>());
     check_finite_weights(b.as<float>(), size_t(t.numel()), r_->path().string(), name);
     return b;
-  }
-
-  LinearWeights linear(const std::string& hf_name, const std::string& name, int64_t in, int64_t out, bool bias) const {
-    LinearWeights l;
-    l.name = hf_name;
-    l.in = in;
-    l.out = out;
-    l.w = load(name + ".weight", {in, out});
-    if (bias) l.b = load(name + ".bias", {out});
-    return l;
   }
 
   std::unique_ptr<GgufReader> r_;

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "model/block_specs.h"
 #include "model/packed_linear.h"
 
 namespace ar {
@@ -34,23 +35,16 @@ Buffer load_f32(const SafetensorsReader& st, const std::string& name, std::vecto
   return b;
 }
 
-LinearWeights load_linear(const SafetensorsReader& st, const std::string& name, int64_t in, int64_t out,
-                          bool bias) {
-  LinearWeights l;
-  l.name = name;
-  l.in = in;
-  l.out = out;
-  if (!st.find(name + ".weight") && has_packed_linear(st, name)) {
-    // A GPTQ-packed checkpoint (auto_round / auto_gptq): dequantize on load.
-    l.w = Buffer(size_t(out * in) * sizeof(float), name + ".weight");
-    load_packed_linear_weight(l.w.as<float>(), st, name, in, out);
-    check_finite_weights(l.w.as<float>(), size_t(out * in), st.file_path(st.require(name + ".scales").file_index).string(),
-                         name + " (dequantized from qweight/scales)");
-  } else {
-    l.w = load_f32(st, name + ".weight", {out, in});
-  }
-  if (bias) l.b = load_f32(st, name + ".bias", {out});
-  return l;
+// A linear's weight: f32/f16/bf16 as stored, or dequantized from a GPTQ-packed checkpoint
+// (auto_round / auto_gptq: qweight / qzeros / scales instead of ".weight").
+Buffer load_linear_weight(const SafetensorsReader& st, const BlockTensorSpec& s) {
+  if (st.find(s.name) || !has_packed_linear(st, s.module)) return load_f32(st, s.name, s.shape);
+  const int64_t out = s.shape[0], in = s.shape[1];
+  Buffer w(size_t(out * in) * sizeof(float), s.name);
+  load_packed_linear_weight(w.as<float>(), st, s.module, in, out);
+  check_finite_weights(w.as<float>(), size_t(out * in), st.file_path(st.require(s.module + ".scales").file_index).string(),
+                       s.module + " (dequantized from qweight/scales)");
+  return w;
 }
 
 }  // namespace
@@ -88,24 +82,9 @@ size_t BlockWeights::size_bytes() const {
 
 BlockWeights load_block(const SafetensorsReader& st, const ModelConfig& c, int64_t layer) {
   AR_CHECK(layer >= 0 && layer < c.num_hidden_layers, "layer ", layer);
-  const std::string p = block_prefix(layer);
-  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  BlockWeights b;
-  b.layer = layer;
-  b.input_norm = load_f32(st, p + "input_layernorm.weight", {C});
-  b.post_norm = load_f32(st, p + "post_attention_layernorm.weight", {C});
-  if (c.qk_norm) {
-    b.q_norm = load_f32(st, p + "self_attn.q_norm.weight", {D});
-    b.k_norm = load_f32(st, p + "self_attn.k_norm.weight", {D});
-  }
-  b.q = load_linear(st, p + "self_attn.q_proj", C, H * D, c.attention_bias);
-  b.k = load_linear(st, p + "self_attn.k_proj", C, Hkv * D, c.attention_bias);
-  b.v = load_linear(st, p + "self_attn.v_proj", C, Hkv * D, c.attention_bias);
-  b.o = load_linear(st, p + "self_attn.o_proj", H * D, C, false);
-  b.gate = load_linear(st, p + "mlp.gate_proj", C, F, false);
-  b.up = load_linear(st, p + "mlp.up_proj", C, F, false);
-  b.down = load_linear(st, p + "mlp.down_proj", F, C, false);
+  BlockWeights b = block_shapes(c, layer);
+  for (const BlockTensorSpec& s : block_tensor_specs(c, layer))
+    block_tensor_buffer(b, s) = s.quantizable() ? load_linear_weight(st, s) : load_f32(st, s.name, s.shape);
   return b;
 }
 

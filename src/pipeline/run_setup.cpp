@@ -8,18 +8,11 @@
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "io/work_file.h"
+#include "model/block_specs.h"
 #include "pipeline/quantize.h"
 #include "quant/gguf_tune.h"
 
 namespace ar {
-
-namespace {
-
-constexpr const char* kLinearSuffix[kBlockLinears] = {
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
-
-}  // namespace
 
 void check_quantize_options(const QuantizeOptions& opt) {
   const SignRoundOptions& so = opt.tune;
@@ -36,10 +29,6 @@ void check_quantize_options(const QuantizeOptions& opt) {
   if (opt.stream_loss && !tune) AR_THROW("--stream_loss applies to SignRound tuning only (--iters > 0)");
 }
 
-namespace {
-
-}  // namespace
-
 bool layer_config_is_file(const QuantizeOptions& opt) {
   std::error_code ec;
   return !opt.layer_config.empty() && opt.layer_config.find('{') == std::string::npos &&
@@ -55,28 +44,6 @@ LayerConfig make_layer_config(const QuantizeOptions& opt) {
 }
 
 }  // namespace
-
-BlockWeights block_shapes(const ModelConfig& c, int64_t layer) {
-  BlockWeights b;
-  b.layer = layer;
-  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  const int64_t io[kBlockLinears][2] = {{C, H * D}, {C, Hkv * D}, {C, Hkv * D}, {H * D, C}, {C, F}, {C, F}, {F, C}};
-  for (int i = 0; i < kBlockLinears; ++i) {
-    LinearWeights& l = *block_linears(b, i);
-    l.name = block_prefix(layer) + kLinearSuffix[i];
-    l.in = io[i][0];
-    l.out = io[i][1];
-  }
-  return b;
-}
-
-uint64_t block_f32_bytes(const ModelConfig& c) {
-  const BlockWeights b = block_shapes(c, 0);
-  uint64_t n = 4 * uint64_t(c.hidden_size + c.head_dim);  // norms
-  for (int i = 0; i < kBlockLinears; ++i) n += uint64_t(block_linears(b, i)->in * block_linears(b, i)->out + block_linears(b, i)->out) * 4;
-  return n;
-}
 
 Schemes RunSetup::schemes(const BlockWeights& w) const {
   Schemes sch;
@@ -100,7 +67,8 @@ RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::func
   s.layers = make_layer_config(opt);
   std::vector<std::string> linear_names;
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
-    for (const char* suf : kLinearSuffix) linear_names.push_back(block_prefix(l) + suf);
+    for (const BlockTensorSpec& t : block_tensor_specs(cfg, l))
+      if (t.quantizable()) linear_names.push_back(t.module);
   for (const auto& key : s.layers.unmatched_rules(linear_names))
     log("warning: --layer_config rule '" + key + "' matches no layer");
 

@@ -49,8 +49,4 @@ bool layer_config_is_file(const QuantizeOptions& opt);
 MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Decoder& d,
                        const std::filesystem::path& work_dir);
 
-// Shapes and names of a block's linears without their data, for estimates before any block is read.
-BlockWeights block_shapes(const ModelConfig& c, int64_t layer);
-uint64_t block_f32_bytes(const ModelConfig& c);
-
 }  // namespace ar

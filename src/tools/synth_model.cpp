@@ -1,5 +1,5 @@
-// Synthetic model generation: tensor list derived from config.json the way HF's Llama/Mistral/
-// Qwen2/Qwen3 modeling code builds its modules; weights ~ N(0, initializer_range) from a counter-
+// Synthetic model generation: the tensor list is the loader's (model/block_specs.h, from the
+// config.json as the loader parses it); weights ~ N(0, initializer_range) from a counter-
 // based RNG (splitmix64 per row + ziggurat normals), streamed in row chunks straight into the shards.
 #include "tools/synth_model.h"
 
@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "core/memory.h"
 #include "io/atomic_output.h"
+#include "model/block_specs.h"
+#include "model/config.h"
 #include "calib/builtin_text.h"
 #include "tools/synth_random.h"
 #include "tools/synth_tokenizer.h"
@@ -25,35 +27,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-int64_t get_positive(const json& c, const char* key) {
-  if (!c.contains(key) || !c[key].is_number_integer() || c[key].get<int64_t>() <= 0)
-    AR_THROW("model config: '", key, "' is missing or not a positive integer");
-  return c[key].get<int64_t>();
-}
-
-int64_t get_positive_or(const json& c, const char* key, int64_t fallback) {
-  if (!c.contains(key) || c[key].is_null()) return fallback;
-  return get_positive(c, key);
-}
-
-bool get_bool_or(const json& c, const char* key, bool fallback) {
-  if (!c.contains(key) || c[key].is_null()) return fallback;
-  if (!c[key].is_boolean()) AR_THROW("model config: '", key, "' is not true/false");
-  return c[key].get<bool>();
-}
-
-std::string architecture(const json& c) {
-  if (!c.contains("architectures") || !c["architectures"].is_array() || c["architectures"].empty() ||
-      !c["architectures"][0].is_string())
-    AR_THROW("model config: 'architectures' is missing or not a list of names");
-  std::string a = c["architectures"][0].get<std::string>();
-  for (const char* ok : {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"})
-    if (a == ok) return a;
-  AR_THROW("model config: architecture '", a,
-           "' is not supported by the generator (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
-           "Qwen3ForCausalLM)");
-}
 
 uint64_t hash_name(std::string_view s) {  // FNV-1a, then mixed
   uint64_t h = 0xcbf29ce484222325ull;
@@ -118,57 +91,15 @@ struct TmpDirGuard {
 }  // namespace
 
 std::vector<TensorSpec> synth_tensor_specs(const json& c, DType dtype) {
-  const std::string arch = architecture(c);
-  const int64_t hidden = get_positive(c, "hidden_size");
-  const int64_t inter = get_positive(c, "intermediate_size");
-  const int64_t layers = get_positive(c, "num_hidden_layers");
-  const int64_t heads = get_positive(c, "num_attention_heads");
-  const int64_t kv_heads = get_positive_or(c, "num_key_value_heads", heads);
-  const int64_t vocab = get_positive(c, "vocab_size");
-  const bool explicit_head_dim = c.contains("head_dim") && !c["head_dim"].is_null();
-  if (!explicit_head_dim && hidden % heads != 0)
-    AR_THROW("model config: hidden_size ", hidden, " is not divisible by num_attention_heads ", heads);
-  const int64_t head_dim = get_positive_or(c, "head_dim", hidden / heads);
-  if (heads % kv_heads != 0)
-    AR_THROW("model config: num_attention_heads ", heads, " is not a multiple of num_key_value_heads ", kv_heads);
-  const bool tied = get_bool_or(c, "tie_word_embeddings", false);
-  const bool qwen2 = arch == "Qwen2ForCausalLM";
-  const bool qwen3 = arch == "Qwen3ForCausalLM";
-  const bool attn_bias = get_bool_or(c, "attention_bias", false);
-  const bool mlp_bias = get_bool_or(c, "mlp_bias", false);
-
+  // The loader's own reading of config.json: what it would refuse is not generated.
+  const ModelConfig mc = parse_model_config(c, "model config");
   std::vector<TensorSpec> s;
   auto add = [&](std::string name, std::vector<int64_t> shape) { s.push_back({std::move(name), dtype, std::move(shape)}); };
-  add("model.embed_tokens.weight", {vocab, hidden});
-  for (int64_t l = 0; l < layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    const int64_t q_out = heads * head_dim, kv_out = kv_heads * head_dim;
-    // Qwen2 always has q/k/v bias and no o bias; Llama/Mistral/Qwen3 put `attention_bias` on all four.
-    const bool qkv_bias = qwen2 || attn_bias;
-    const bool o_bias = !qwen2 && attn_bias;
-    add(p + "self_attn.q_proj.weight", {q_out, hidden});
-    if (qkv_bias) add(p + "self_attn.q_proj.bias", {q_out});
-    add(p + "self_attn.k_proj.weight", {kv_out, hidden});
-    if (qkv_bias) add(p + "self_attn.k_proj.bias", {kv_out});
-    add(p + "self_attn.v_proj.weight", {kv_out, hidden});
-    if (qkv_bias) add(p + "self_attn.v_proj.bias", {kv_out});
-    add(p + "self_attn.o_proj.weight", {hidden, q_out});
-    if (o_bias) add(p + "self_attn.o_proj.bias", {hidden});
-    if (qwen3) {
-      add(p + "self_attn.q_norm.weight", {head_dim});
-      add(p + "self_attn.k_norm.weight", {head_dim});
-    }
-    add(p + "mlp.gate_proj.weight", {inter, hidden});
-    if (mlp_bias) add(p + "mlp.gate_proj.bias", {inter});
-    add(p + "mlp.up_proj.weight", {inter, hidden});
-    if (mlp_bias) add(p + "mlp.up_proj.bias", {inter});
-    add(p + "mlp.down_proj.weight", {hidden, inter});
-    if (mlp_bias) add(p + "mlp.down_proj.bias", {hidden});
-    add(p + "input_layernorm.weight", {hidden});
-    add(p + "post_attention_layernorm.weight", {hidden});
-  }
-  add("model.norm.weight", {hidden});
-  if (!tied) add("lm_head.weight", {vocab, hidden});
+  add("model.embed_tokens.weight", {mc.vocab_size, mc.hidden_size});
+  for (int64_t l = 0; l < mc.num_hidden_layers; ++l)
+    for (BlockTensorSpec& t : block_tensor_specs(mc, l)) add(std::move(t.name), std::move(t.shape));
+  add("model.norm.weight", {mc.hidden_size});
+  if (!mc.tie_word_embeddings) add("lm_head.weight", {mc.vocab_size, mc.hidden_size});
   return s;
 }
 

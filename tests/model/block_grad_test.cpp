@@ -1,7 +1,8 @@
-// Trainable block forward/backward on tiny random configs (GQA, Qwen3 q/k norm, Qwen2 qkv bias):
+// Trainable block forward/backward on tiny random configs (GQA, Qwen3 q/k norm, q/k/v/o and mlp bias):
 // forward against the inference block_forward, backward against central finite differences of
 // L = sum(G * y) w.r.t. every linear weight (a sample of entries) and the whole input.
 #include "model/block_grad.h"
+#include "model/block_specs.h"
 
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -20,6 +21,7 @@ struct Variant {
   const char* name;
   int64_t H, Hkv;
   bool qk_norm, bias;
+  bool mlp_bias = false;
 };
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
@@ -34,7 +36,8 @@ ModelConfig tiny_config(const Variant& v) {
   c.rms_norm_eps = 1e-5;
   c.rope_theta = 10000.0;
   c.qk_norm = v.qk_norm;
-  c.attention_bias = v.bias;
+  c.attention_bias = v.bias;  // Llama: q, k, v and o
+  c.mlp_bias = v.mlp_bias;
   return c;
 }
 
@@ -44,25 +47,13 @@ void fill(Buffer& b, size_t n, std::mt19937& rng, float mean, float sd) {
   for (size_t i = 0; i < n; ++i) b.as<float>()[i] = nd(rng);
 }
 
+// Every tensor the config's block has (model/block_specs.h), random.
 BlockWeights random_block(const ModelConfig& c, std::mt19937& rng) {
-  BlockWeights b;
-  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  fill(b.input_norm, size_t(C), rng, 1.f, 0.2f);
-  fill(b.post_norm, size_t(C), rng, 1.f, 0.2f);
-  if (c.qk_norm) {
-    fill(b.q_norm, size_t(D), rng, 1.f, 0.2f);
-    fill(b.k_norm, size_t(D), rng, 1.f, 0.2f);
-  }
-  const int64_t shapes[kBlockLinears][2] = {{c.num_attention_heads * D, C}, {c.num_key_value_heads * D, C},
-                                            {c.num_key_value_heads * D, C}, {C, c.num_attention_heads * D},
-                                            {F, C}, {F, C}, {C, F}};
-  for (int i = 0; i < kBlockLinears; ++i) {
-    LinearWeights* l = block_linears(b, i);
-    l->out = shapes[i][0];
-    l->in = shapes[i][1];
+  BlockWeights b = block_shapes(c, 0);
+  for (const BlockTensorSpec& s : block_tensor_specs(c, 0)) {
     // Large enough that attention is far from uniform and the MLP far from linear.
-    fill(l->w, size_t(l->out * l->in), rng, 0.f, 1.2f / std::sqrt(float(l->in)));
-    if (c.attention_bias && i < 3) fill(l->b, size_t(l->out), rng, 0.f, 0.3f);
+    const float sd = !s.is_linear() ? 0.2f : s.role == TensorRole::Bias ? 0.3f : 1.2f / std::sqrt(float(s.shape[1]));
+    fill(block_tensor_buffer(b, s), size_t(s.numel()), rng, s.is_linear() ? 0.f : 1.f, sd);
   }
   return b;
 }
@@ -157,7 +148,8 @@ TEST_P(BlockGradFd, MatchesFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(Tiny, BlockGradFd,
                          ::testing::Values(Variant{"gqa", 4, 2, false, false}, Variant{"mha", 2, 2, false, false},
                                            Variant{"qk_norm", 4, 2, true, false}, Variant{"qkv_bias", 4, 1, false, true},
-                                           Variant{"qk_norm_bias", 4, 2, true, true}),
+                                           Variant{"qk_norm_bias", 4, 2, true, true},
+                                           Variant{"all_bias", 4, 2, false, true, true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(BlockGrad, WeightGradientsAccumulateAndIgnoreDx) {

@@ -1,0 +1,135 @@
+// A decoder block's tensor list from ModelConfig (HF LlamaDecoderLayer / Qwen2DecoderLayer /
+// Qwen3DecoderLayer / MistralDecoderLayer), with llama.cpp's names for each module (facts from
+// convert_hf_to_gguf.py / gguf-py tensor_mapping.py; our own table).
+#include "model/block_specs.h"
+
+#include "core/error.h"
+
+namespace ar {
+
+namespace {
+
+struct PartNames {
+  BlockPart part;
+  std::string_view hf;    // module suffix after "model.layers.N."
+  std::string_view gguf;  // module suffix after "blk.N."
+  bool has_bias;          // whether the module can have a bias at all (the config decides if it does)
+};
+// Indexed by BlockPart.
+constexpr PartNames kParts[] = {
+    {BlockPart::Q, "self_attn.q_proj", "attn_q", true},
+    {BlockPart::K, "self_attn.k_proj", "attn_k", true},
+    {BlockPart::V, "self_attn.v_proj", "attn_v", true},
+    {BlockPart::O, "self_attn.o_proj", "attn_output", true},
+    {BlockPart::Gate, "mlp.gate_proj", "ffn_gate", true},
+    {BlockPart::Up, "mlp.up_proj", "ffn_up", true},
+    {BlockPart::Down, "mlp.down_proj", "ffn_down", true},
+    {BlockPart::InputNorm, "input_layernorm", "attn_norm", false},
+    {BlockPart::PostNorm, "post_attention_layernorm", "ffn_norm", false},
+    {BlockPart::QNorm, "self_attn.q_norm", "attn_q_norm", false},
+    {BlockPart::KNorm, "self_attn.k_norm", "attn_k_norm", false},
+};
+
+const PartNames& names_of(BlockPart p) {
+  const PartNames& n = kParts[size_t(p)];
+  AR_CHECK(n.part == p, "kParts is out of BlockPart order at ", int(p));
+  return n;
+}
+
+const char* leaf_of(TensorRole r) { return r == TensorRole::Bias ? "bias" : "weight"; }
+
+}  // namespace
+
+int64_t BlockTensorSpec::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::vector<BlockTensorSpec> block_tensor_specs(const ModelConfig& c, int64_t layer) {
+  AR_CHECK(layer >= 0 && layer < c.num_hidden_layers, "layer ", layer, " of ", c.num_hidden_layers);
+  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  // HF: Qwen2Attention has q/k/v bias and a bias-free o_proj; Llama/Mistral/Qwen3 put
+  // attention_bias on all four projections.
+  const bool qkv_bias = c.attention_bias;
+  const bool o_bias = c.attention_bias && c.arch != Arch::Qwen2;
+
+  std::vector<BlockTensorSpec> s;
+  auto add = [&](BlockPart part, TensorRole role, std::vector<int64_t> shape) {
+    const PartNames& n = names_of(part);
+    BlockTensorSpec t;
+    t.module = cat("model.layers.", layer, ".", n.hf);
+    t.name = cat(t.module, ".", leaf_of(role));
+    t.gguf_name = cat("blk.", layer, ".", n.gguf, ".", leaf_of(role));
+    t.shape = std::move(shape);
+    t.part = part;
+    t.role = role;
+    s.push_back(std::move(t));
+  };
+  auto linear = [&](BlockPart part, int64_t in, int64_t out, bool bias) {
+    add(part, TensorRole::Weight, {out, in});
+    if (bias) add(part, TensorRole::Bias, {out});
+  };
+  linear(BlockPart::Q, C, H * D, qkv_bias);
+  linear(BlockPart::K, C, Hkv * D, qkv_bias);
+  linear(BlockPart::V, C, Hkv * D, qkv_bias);
+  linear(BlockPart::O, H * D, C, o_bias);
+  if (c.qk_norm) {
+    add(BlockPart::QNorm, TensorRole::Weight, {D});
+    add(BlockPart::KNorm, TensorRole::Weight, {D});
+  }
+  linear(BlockPart::Gate, C, F, c.mlp_bias);
+  linear(BlockPart::Up, C, F, c.mlp_bias);
+  linear(BlockPart::Down, F, C, c.mlp_bias);
+  add(BlockPart::InputNorm, TensorRole::Weight, {C});
+  add(BlockPart::PostNorm, TensorRole::Weight, {C});
+  return s;
+}
+
+Buffer& block_tensor_buffer(BlockWeights& b, const BlockTensorSpec& s) {
+  if (s.is_linear()) {
+    LinearWeights& l = *block_linears(b, s.linear_index());
+    return s.role == TensorRole::Bias ? l.b : l.w;
+  }
+  AR_CHECK(s.role == TensorRole::Weight, "norm '", s.name, "' with a bias");
+  switch (s.part) {
+    case BlockPart::InputNorm: return b.input_norm;
+    case BlockPart::PostNorm: return b.post_norm;
+    case BlockPart::QNorm: return b.q_norm;
+    case BlockPart::KNorm: return b.k_norm;
+    default: AR_CHECK(false, "block part ", int(s.part));
+  }
+  return b.input_norm;  // not reached
+}
+
+BlockWeights block_shapes(const ModelConfig& c, int64_t layer) {
+  BlockWeights b;
+  b.layer = layer;
+  for (const BlockTensorSpec& s : block_tensor_specs(c, layer)) {
+    if (!s.quantizable()) continue;
+    LinearWeights& l = *block_linears(b, s.linear_index());
+    l.name = s.module;
+    l.out = s.shape[0];
+    l.in = s.shape[1];
+  }
+  return b;
+}
+
+uint64_t block_f32_bytes(const ModelConfig& c) {
+  uint64_t n = 0;
+  for (const BlockTensorSpec& s : block_tensor_specs(c, 0)) n += uint64_t(s.numel()) * sizeof(float);
+  return n;
+}
+
+std::string gguf_block_suffix(std::string_view hf_suffix) {
+  const size_t dot = hf_suffix.rfind('.');
+  if (dot == std::string_view::npos) return "";
+  const std::string_view module = hf_suffix.substr(0, dot), leaf = hf_suffix.substr(dot + 1);
+  for (const PartNames& n : kParts)
+    if (n.hf == module && (leaf == "weight" || (leaf == "bias" && n.has_bias)))
+      return cat(n.gguf, ".", leaf);
+  return "";
+}
+
+}  // namespace ar

@@ -1,0 +1,71 @@
+// The one description of a decoder block's tensors: HF name, llama.cpp (GGUF) name, shape, which
+// part of BlockWeights it fills, and whether it is a quantizable linear. Loaders (safetensors,
+// GGUF), the quantize pipeline's estimates and the synthetic model generator all read this list;
+// an architecture's block is a description here, not code in each of them.
+//
+// Which tensors a config has follows HF's modeling code:
+//   attention  q/k/v/o_proj.weight; bias on q/k/v/o when attention_bias (Llama, Mistral, Qwen3),
+//              on q/k/v only for Qwen2 (config.json's attention_bias is forced on, o_proj has none)
+//   qk-norm    self_attn.q_norm / k_norm (head_dim) when qk_norm (Qwen3)
+//   mlp        gate/up/down_proj.weight; bias on all three when mlp_bias (LlamaMLP)
+//   norms      input_layernorm, post_attention_layernorm (hidden_size)
+// The list is in HF module order (the order HF registers the modules, and the order the synthetic
+// generator writes them).
+//
+// Growing it: a new dense layout (fused qkv, extra norms) adds parts and a branch in
+// block_tensor_specs. A MoE block would add an expert index to BlockTensorSpec (and per-expert
+// parts, e.g. a router): block_tensor_specs then returns one spec per expert tensor, and
+// block_tensor_buffer finds the expert's LinearWeights.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/buffer.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace ar {
+
+// The module a block tensor belongs to. The seven projections come first, in block_linears order,
+// so a projection's value is its block_linears index.
+enum class BlockPart { Q, K, V, O, Gate, Up, Down, InputNorm, PostNorm, QNorm, KNorm };
+
+// What the tensor is to its module: the weight (a linear's matrix, a norm's scale) or a bias.
+enum class TensorRole { Weight, Bias };
+
+struct BlockTensorSpec {
+  std::string module;          // HF module, e.g. "model.layers.3.self_attn.q_proj"
+  std::string name;            // HF tensor, module + ".weight" / ".bias"
+  std::string gguf_name;       // llama.cpp tensor, e.g. "blk.3.attn_q.weight"
+  std::vector<int64_t> shape;  // HF (row-major) shape: (out, in) for a linear's weight, (n) otherwise
+  BlockPart part = BlockPart::Q;
+  TensorRole role = TensorRole::Weight;
+
+  bool is_linear() const { return linear_index() >= 0; }
+  // Index into block_linears (0 q .. 6 down), -1 for a norm.
+  int linear_index() const { return part <= BlockPart::Down ? int(part) : -1; }
+  // A linear's weight matrix: what the quantizers work on. Biases and norms are copied.
+  bool quantizable() const { return is_linear() && role == TensorRole::Weight; }
+  int64_t numel() const;
+};
+
+// Every tensor layer `layer` has under config `c`, in HF module order.
+std::vector<BlockTensorSpec> block_tensor_specs(const ModelConfig& c, int64_t layer);
+
+// The buffer of `b` that spec `s` fills (a norm, or a linear's w or b).
+Buffer& block_tensor_buffer(BlockWeights& b, const BlockTensorSpec& s);
+
+// Layer `layer`'s BlockWeights with each linear's name, in and out set and no data: what loaders
+// fill (through block_tensor_buffer), and what estimates made before any block is read look at.
+BlockWeights block_shapes(const ModelConfig& c, int64_t layer);
+
+// Bytes of one block's tensors as f32 (every block has the same shapes).
+uint64_t block_f32_bytes(const ModelConfig& c);
+
+// The GGUF suffix (after "blk.N.") of a block tensor's HF suffix (after "model.layers.N."), e.g.
+// "self_attn.o_proj.bias" -> "attn_output.bias"; "" when llama.cpp has no name for it.
+std::string gguf_block_suffix(std::string_view hf_suffix);
+
+}  // namespace ar

@@ -99,7 +99,7 @@ BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& 
       for (size_t k = 0; k < imp.size(); ++k) imp[k] = float(sum[size_t(i)][k] / tokens);
     }
     std::optional<QuantizedWeight> q;
-    if (s.quantized() && ctx.integer_results)  // GGUF outputs quantize for themselves
+    if (s.quantized() && ctx.setup.outputs->has_integer_formats())  // GGUF outputs quantize for themselves
       q = ctx.disable_opt_rtn ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s)
                               : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s, imp.empty() ? nullptr : imp.data());
     if (!q && imp.empty()) continue;

@@ -19,7 +19,6 @@ struct StepContext {
   int64_t T = 0;
   bool stream_targets = false;  // the memory plan recomputes targets per batch instead of caching
   bool last = false;            // the last block: its outputs feed no further block
-  bool integer_results = false; // some output stores integer results (else GGUF encodes itself)
   bool disable_opt_rtn = false;
   Precision precision = Precision::F32;  // calibration passes
   std::function<void(const std::string&)> mem_log;

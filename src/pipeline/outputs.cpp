@@ -39,8 +39,7 @@ nlohmann::json tuning_extra(const QuantizeOptions& opt) {
 
 OutputSet::OutputSet(const QuantizeOptions& opt, const SafetensorsReader& src, const ModelConfig& cfg,
                      const LayerConfig& layers, const std::vector<std::string>& linear_names,
-                     bool calibrated, bool has_importance, const std::function<void(const std::string&)>& log)
-    : src_(src) {
+                     bool calibrated, bool has_importance, const std::function<void(const std::string&)>& log) {
   // In a GGUF file a layer's "bits" rule picks its block type (16 keeps it in F16); group size
   // and symmetry are fixed by the type, so those fields of a rule cannot apply there.
   std::map<std::string, GgmlType> gguf_requested;

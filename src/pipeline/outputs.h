@@ -45,7 +45,6 @@ class OutputSet {
   QuantStats stats() const;
 
  private:
-  const SafetensorsReader& src_;
   std::vector<std::unique_ptr<ModelWriter>> writers_;
   std::vector<std::filesystem::path> paths_;
   std::filesystem::path eval_path_;

@@ -135,8 +135,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
       BlockWeights w = load_block(src, cfg, l);
       mem_log(cat("block ", l, " loaded"));
       const Schemes schemes = s.schemes(w);
-      StepContext ctx{cfg, s, schemes, T, plan.stream_targets, last, outputs.has_integer_formats(),
-                      opt.disable_opt_rtn, opt.precision, mem_log};
+      StepContext ctx{cfg, s, schemes, T, plan.stream_targets, last, opt.disable_opt_rtn, opt.precision, mem_log};
       const BlockResult r = s.tune ? signround_step(w, *cs, ctx) : rtn_step(w, cs ? &*cs : nullptr, ctx);
       if (s.with_xq && !last) {  // Xq <- block_q(Xq)
         cs->propagate_quantized(w, l, s.tune_opts.precision);

@@ -59,7 +59,7 @@ void bench_attention(int64_t T, int64_t H, int64_t Hkv, int64_t D, ar::Precision
   std::vector<float> out(q.size()), scratch(ar::attention_scratch_floats(T));
   const float scale = 1.0f / std::sqrt(float(D));
   const double s = best_seconds(repeats, [&] {
-    ar::attention_forward(out.data(), scratch.data(), q.data(), k.data(), v.data(), T, H, Hkv, D,
+    ar::attention_forward(out.data(), scratch.data(), scratch.size(), q.data(), k.data(), v.data(), T, H, Hkv, D,
                           scale, p);
   });
   // Useful work only: the causal half of Q·Kᵀ and of P·V.
@@ -70,7 +70,7 @@ void bench_attention(int64_t T, int64_t H, int64_t Hkv, int64_t D, ar::Precision
   std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
   std::vector<float> bscratch(ar::attention_backward_scratch_floats(T));
   const double sb = best_seconds(repeats, [&] {
-    ar::attention_backward(dq.data(), dk.data(), dv.data(), bscratch.data(), out.data(), q.data(),
+    ar::attention_backward(dq.data(), dk.data(), dv.data(), bscratch.data(), bscratch.size(), out.data(), q.data(),
                            k.data(), v.data(), T, H, Hkv, D, scale, p);
   });
   // Backward: recomputed Q·Kᵀ plus dV, dP, dQ, dK products, each the size of a forward one.

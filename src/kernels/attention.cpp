@@ -108,6 +108,15 @@ void head_backward(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, co
   }
 }
 
+// Threads a call may use: no more than OpenMP offers, than there are parallel items, or than
+// the caller's scratch has slots (thread i uses slot i).
+int thread_slots(size_t scratch_floats, size_t slot_floats, int64_t items) {
+  const size_t slots = scratch_floats / slot_floats;
+  AR_CHECK(slots >= 1, "attention: scratch of ", scratch_floats, " floats is below one slot of ",
+           slot_floats);
+  return int(std::min<int64_t>({int64_t(omp_get_max_threads()), items, int64_t(slots)}));
+}
+
 }  // namespace
 
 size_t attention_scratch_floats(int64_t T) {
@@ -118,12 +127,13 @@ size_t attention_backward_scratch_floats(int64_t T) { return 2 * attention_scrat
 
 // Heads run in parallel, one per thread with single-threaded GEMMs inside: one fork/join per
 // call instead of three per head and row block, which matters when cores are shared.
-void attention_forward(float* out, float* scratch, const float* q, const float* k, const float* v,
-                       int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale, Precision p) {
+void attention_forward(float* out, float* scratch, size_t scratch_floats, const float* q,
+                       const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t D,
+                       float scale, Precision p) {
   AR_CHECK(Hkv > 0 && H % Hkv == 0, "attention: H=", H, " is not a multiple of Hkv=", Hkv);
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  const int nthr = int(std::min<int64_t>(omp_get_max_threads(), H));
+  const int nthr = thread_slots(scratch_floats, block_floats(T), H);
 #pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
   for (int64_t h = 0; h < H; ++h) {
     float* Pb = scratch + size_t(omp_get_thread_num()) * block_floats(T);
@@ -134,13 +144,13 @@ void attention_forward(float* out, float* scratch, const float* q, const float* 
 
 // KV groups run in parallel: all q heads of a group on one thread, so each thread owns the dK,
 // dV columns it accumulates into (no races, a fixed summation order).
-void attention_backward(float* dq, float* dk, float* dv, float* scratch, const float* dout,
-                        const float* q, const float* k, const float* v, int64_t T, int64_t H,
-                        int64_t Hkv, int64_t D, float scale, Precision p) {
+void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t scratch_floats,
+                        const float* dout, const float* q, const float* k, const float* v,
+                        int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale, Precision p) {
   AR_CHECK(Hkv > 0 && H % Hkv == 0, "attention: H=", H, " is not a multiple of Hkv=", Hkv);
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  const int nthr = int(std::min<int64_t>(omp_get_max_threads(), Hkv));
+  const int nthr = thread_slots(scratch_floats, 2 * block_floats(T), Hkv);
 #pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
   for (int64_t g = 0; g < Hkv; ++g) {
     float* Pb = scratch + size_t(omp_get_thread_num()) * 2 * block_floats(T);

@@ -10,26 +10,29 @@
 namespace ar {
 
 // Floats of scratch attention_forward needs: one row block of one head's probabilities,
-// (min(T, 256), T), per OpenMP thread (heads run in parallel). Size it with the same thread
-// count as the call. For T >= 256·threads that is at most one head's (T, T).
+// (min(T, 256), T), per OpenMP thread (heads run in parallel), sized for omp_get_max_threads()
+// now. For T >= 256·threads that is at most one head's (T, T). The kernels take the size they
+// were given and never use more threads than it has slots, so a thread count raised between
+// allocation and call costs parallelism, not memory safety.
 size_t attention_scratch_floats(int64_t T);
 // Floats of scratch attention_backward needs: probabilities and their gradient per block/thread.
 size_t attention_backward_scratch_floats(int64_t T);
 
-// out (T, H, D) overwritten; scratch >= attention_scratch_floats(T) floats, clobbered;
+// out (T, H, D) overwritten; scratch: scratch_floats >= one slot (block of T) floats, clobbered;
 // q (T, H, D) (already RoPE'd, and q-normed where the model has it); k, v (T, Hkv, D).
 // scale = 1/sqrt(D) typically. H must be a multiple of Hkv. Q·Kᵀ and P·V run through gemm with
 // precision p (BF16: q, k, v and the probabilities rounded to bf16 for the products, as a bf16
 // model's matmuls would); the softmax is always fp32. One sample: batch by calling per sample.
-void attention_forward(float* out, float* scratch, const float* q, const float* k, const float* v,
-                       int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale, Precision p);
+void attention_forward(float* out, float* scratch, size_t scratch_floats, const float* q,
+                       const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t D,
+                       float scale, Precision p);
 
 // Gradients of attention_forward, recomputing the probabilities from q, k, v one head and one
 // row block at a time (nothing saved from forward). dq (T, H, D), dk, dv (T, Hkv, D): input
 // gradients, overwritten; scratch >= attention_backward_scratch_floats(T) floats; dout (T, H, D);
 // q, k, v, T, H, Hkv, D, scale, p as in forward. No output may alias an input.
-void attention_backward(float* dq, float* dk, float* dv, float* scratch, const float* dout,
-                        const float* q, const float* k, const float* v, int64_t T, int64_t H,
+void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t scratch_floats,
+                        const float* dout, const float* q, const float* k, const float* v, int64_t T, int64_t H,
                         int64_t Hkv, int64_t D, float scale, Precision p);
 
 // Reference: same contract (no scratch), plain loops with double accumulation and a double

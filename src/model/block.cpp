@@ -63,6 +63,7 @@ BlockScratch::BlockScratch(const ModelConfig& c, int64_t T) : T_(T), buf_(size_b
   gate = take(l.ffn);
   up = take(l.ffn);
   att_scratch = take(l.att);
+  att_floats = l.att;
 }
 
 void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const RopeTables& rope,
@@ -87,7 +88,7 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
   }
   rope_forward(s.q, rope.cos.data(), rope.sin.data(), T, H, D);
   rope_forward(s.k, rope.cos.data(), rope.sin.data(), T, Hkv, D);
-  attention_forward(s.attn, s.att_scratch, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+  attention_forward(s.attn, s.att_scratch, s.att_floats, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
   if (observe) observe(3, s.attn, T, H * D);
   linear_forward(s.proj, s.attn, w.o.w.as<float>(), bias(w.o), T, H * D, C, p);
   residual_add(x, s.proj, T * C);

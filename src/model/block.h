@@ -28,6 +28,7 @@ class BlockScratch {
   static size_t size_bytes(const ModelConfig& c, int64_t T);
   int64_t T() const { return T_; }
   float *xn, *q, *k, *v, *attn, *proj, *gate, *up, *att_scratch;
+  size_t att_floats;  // size of att_scratch
 
  private:
   int64_t T_;

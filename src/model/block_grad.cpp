@@ -95,6 +95,7 @@ BlockGradScratch::BlockGradScratch(const ModelConfig& c, int64_t T)
   dk = take(l.tkv);
   dv = take(l.tkv);
   att_scratch = take(l.att);
+  att_floats = l.att;
   d_xn1 = take(l.tc);
 }
 
@@ -133,7 +134,7 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   }
   rope_forward(s.q, rope.cos.data(), rope.sin.data(), T, H, D);
   rope_forward(s.k, rope.cos.data(), rope.sin.data(), T, Hkv, D);
-  attention_forward(s.attn, s.att_scratch, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+  attention_forward(s.attn, s.att_scratch, s.att_floats, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
   linear_forward(s.h, s.attn, w(3), bias_of(b.o), T, H * D, C, p);
   residual_add(s.h, x, T * C);
 
@@ -179,7 +180,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   // Attention half (gate/up are dead: its temporaries live there). h = x + o(attn): dL/dx gets
   // d_h directly plus the input-norm branch.
   linear_backward(s.d_attn, dw[3], nullptr, d_h, s.attn, w(3), T, H * D, C, p);
-  attention_backward(s.dq, s.dk, s.dv, s.att_scratch, s.d_attn, s.q, s.k, s.v, T, H, Hkv, D,
+  attention_backward(s.dq, s.dk, s.dv, s.att_scratch, s.att_floats, s.d_attn, s.q, s.k, s.v, T, H, Hkv, D,
                      1.0f / std::sqrt(float(D)), p);
   rope_backward(s.dq, rope.cos.data(), rope.sin.data(), T, H, D);
   rope_backward(s.dk, rope.cos.data(), rope.sin.data(), T, Hkv, D);

@@ -65,6 +65,7 @@ class BlockGradScratch {
   float *dk, *dv;      // (T, Hkv*D)
   float* d_xn1;        // (T, C), only when dx is wanted
   float* att_scratch;  // attention forward/backward scratch (also over gate/up)
+  size_t att_floats;   // its size
 
  private:
   int64_t T_;

@@ -163,7 +163,7 @@ std::vector<int32_t> greedy_generate(const Decoder& d, std::vector<int32_t> ids,
     const int64_t T = int64_t(ids.size());
     std::vector<float> x(size_t(T * C));
     d.embed(x.data(), ids);
-    d.forward_hidden(x.data(), 1, T, ForwardOptions{p, {}});
+    d.forward_hidden(x.data(), 1, T, ForwardOptions{p, {}, {}});
     std::vector<float> lg(static_cast<size_t>(V));
     d.logits(lg.data(), x.data() + (T - 1) * C, 1, p);
     ids.push_back(int32_t(std::max_element(lg.begin(), lg.end()) - lg.begin()));

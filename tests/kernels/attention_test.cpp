@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -45,7 +46,7 @@ void compare_to_ref(int64_t T, int64_t H, int64_t Hkv, int64_t D, Precision p, d
   auto in = make_inputs(T, H, Hkv, D, seed);
   const float scale = 1.0f / std::sqrt(float(D));
   std::vector<float> out(size_t(T * H * D)), ref(out.size()), scratch(attention_scratch_floats(T));
-  attention_forward(out.data(), scratch.data(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv,
+  attention_forward(out.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv,
                     D, scale, p);
   attention_ref(ref.data(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv, D, scale, p);
   double max_err = 0;
@@ -69,7 +70,7 @@ TEST(Attention, RepeatedCallsAreBitIdentical) {
   auto in = make_inputs(T, H, Hkv, D, 31);
   std::vector<float> a(size_t(T * H * D)), b(a.size()), scratch(attention_scratch_floats(T));
   for (int rep = 0; rep < 3; ++rep) {
-    attention_forward(rep == 0 ? a.data() : b.data(), scratch.data(), in.q.data(), in.k.data(),
+    attention_forward(rep == 0 ? a.data() : b.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(),
                       in.v.data(), T, H, Hkv, D, 0.25f, Precision::F32);
     if (rep > 0) {
       for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;
@@ -77,12 +78,36 @@ TEST(Attention, RepeatedCallsAreBitIdentical) {
   }
 }
 
+TEST(Attention, ScratchSizedForFewerThreadsThanTheCallHas) {
+  // Scratch allocated while OpenMP offered 1 thread, call made with more: the kernels must stay
+  // inside the slots they were given (ASan builds catch an overrun) and still match the reference.
+  const int64_t T = 40, H = 4, Hkv = 2, D = 8;
+  auto in = make_inputs(T, H, Hkv, D, 5);
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(1);
+  std::vector<float> fwd(attention_scratch_floats(T)), bwd(attention_backward_scratch_floats(T));
+  omp_set_num_threads(std::max(2, before));
+  std::vector<float> out(size_t(T * H * D)), ref(out.size());
+  attention_forward(out.data(), fwd.data(), fwd.size(), in.q.data(), in.k.data(), in.v.data(), T, H,
+                    Hkv, D, 0.3f, Precision::F32);
+  attention_ref(ref.data(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv, D, 0.3f, Precision::F32);
+  for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], kF32Abs) << i;
+  std::vector<float> dq(out.size()), dk(in.k.size()), dv(in.v.size());
+  attention_backward(dq.data(), dk.data(), dv.data(), bwd.data(), bwd.size(), out.data(), in.q.data(),
+                     in.k.data(), in.v.data(), T, H, Hkv, D, 0.3f, Precision::F32);
+  omp_set_num_threads(before);
+  // Less than one slot is our own bug, reported, never an overrun.
+  EXPECT_THROW(attention_forward(out.data(), fwd.data(), size_t(T * T) - 1, in.q.data(), in.k.data(),
+                                 in.v.data(), T, H, Hkv, D, 0.3f, Precision::F32),
+               std::exception);
+}
+
 TEST(Attention, SingleTokenReturnsItsValue) {
   // T = 1: softmax over one score is exactly 1, so each q head outputs its kv head's v.
   const int64_t H = 8, Hkv = 2, D = 5;
   auto in = make_inputs(1, H, Hkv, D, 1);
   std::vector<float> out(size_t(H * D)), scratch(attention_scratch_floats(1));
-  attention_forward(out.data(), scratch.data(), in.q.data(), in.k.data(), in.v.data(), 1, H, Hkv, D,
+  attention_forward(out.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(), in.v.data(), 1, H, Hkv, D,
                     0.5f, Precision::F32);
   for (int64_t h = 0; h < H; ++h)
     for (int64_t d = 0; d < D; ++d) ASSERT_EQ(out[h * D + d], in.v[(h / 4) * D + d]) << h << "," << d;
@@ -117,9 +142,9 @@ TEST(Attention, CausalFutureDoesNotLeak) {
       v2[i] = -v2[i] * 2.0f;
     }
     std::vector<float> a(size_t(T * H * D)), b(a.size()), scratch(attention_scratch_floats(T));
-    attention_forward(a.data(), scratch.data(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv, D,
+    attention_forward(a.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv, D,
                       0.35f, Precision::F32);
-    attention_forward(b.data(), scratch.data(), in.q.data(), k2.data(), v2.data(), T, H, Hkv, D,
+    attention_forward(b.data(), scratch.data(), scratch.size(), in.q.data(), k2.data(), v2.data(), T, H, Hkv, D,
                       0.35f, Precision::F32);
     for (int64_t i = 0; i < (t0 + 1) * H * D; ++i) ASSERT_EQ(a[i], b[i]) << "T=" << T << " @" << i;
     bool later_changed = false;
@@ -168,7 +193,7 @@ void check_backward(int64_t T, int64_t H, int64_t Hkv, int64_t D, int probes, ui
   const float scale = 1.0f / std::sqrt(float(D));
   std::vector<float> dq(in.q.size(), 7.0f), dk(in.k.size(), 7.0f), dv(in.v.size(), 7.0f);
   std::vector<float> scratch(attention_backward_scratch_floats(T));
-  attention_backward(dq.data(), dk.data(), dv.data(), scratch.data(), R.data(), in.q.data(),
+  attention_backward(dq.data(), dk.data(), dv.data(), scratch.data(), scratch.size(), R.data(), in.q.data(),
                      in.k.data(), in.v.data(), T, H, Hkv, D, scale, Precision::F32);
 
   std::vector<double> q(in.q.begin(), in.q.end()), k(in.k.begin(), in.k.end()), v(in.v.begin(), in.v.end());
@@ -223,7 +248,7 @@ TEST(Attention, BackwardBf16CloseToF32) {
   std::vector<float> dq[2], dk[2], dv[2];
   for (int i = 0; i < 2; ++i) {
     dq[i].resize(in.q.size()), dk[i].resize(in.k.size()), dv[i].resize(in.v.size());
-    attention_backward(dq[i].data(), dk[i].data(), dv[i].data(), scratch.data(), R.data(),
+    attention_backward(dq[i].data(), dk[i].data(), dv[i].data(), scratch.data(), scratch.size(), R.data(),
                        in.q.data(), in.k.data(), in.v.data(), T, H, Hkv, D, 0.25f,
                        i == 0 ? Precision::F32 : Precision::BF16);
   }

@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
-#include "kernels/gemm.h"
+#include "pipeline/backend.h"
 
 namespace ar::cli {
 void print_peak_memory() {
@@ -21,9 +21,9 @@ void print_peak_memory() {
   std::fprintf(stderr, "peak RSS (VmHWM): %s\n", format_bytes(m.peak_bytes).c_str());
 }
 
-std::string version_text() { return std::string("autoround ") + AR_VERSION + "\n" + gemm_backend_summary(); }
+std::string version_text() { return std::string("autoround ") + AR_VERSION + "\n" + compute_backend_summary(); }
 
-void print_run_header() { log_info("autoround ", AR_VERSION, " | ", gemm_backend_summary()); }
+void print_run_header() { log_info("autoround ", AR_VERSION, " | ", compute_backend_summary()); }
 }  // namespace ar::cli
 
 int main(int argc, char** argv) {

@@ -14,6 +14,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "kernels/fast_exp.h"
 
 namespace ar {

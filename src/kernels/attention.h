@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/gemm.h"
+#include "core/precision.h"
 
 namespace ar {
 

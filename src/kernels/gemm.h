@@ -6,12 +6,9 @@
 #include <cstdint>
 #include <string>
 
-namespace ar {
+#include "core/precision.h"
 
-// F32: plain fp32. BF16: inputs rounded to bf16 (round to nearest even), products accumulated in
-// fp32 — what a bf16 matmul with f32 output does. On CPUs without a oneDNN bf16 matmul the inputs
-// are rounded into f32 copies instead (bf16×bf16 is exact in f32, so the products are the same).
-enum class Precision { F32, BF16 };
+namespace ar {
 
 // C[M,N] = (accumulate ? C : 0) + op(A)·op(B).
 // op(A) is A stored [M,K], or, if trans_a, A stored [K,M] (used transposed).

@@ -2,6 +2,8 @@
 // The bias is a separate f32 pass so the GEMM itself stays a plain (cached) primitive.
 #include "kernels/linear.h"
 
+#include "kernels/gemm.h"
+
 namespace ar {
 
 void linear_forward(float* y, const float* x, const float* w, const float* bias, int64_t T,

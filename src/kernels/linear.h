@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/gemm.h"
+#include "core/precision.h"
 
 namespace ar {
 

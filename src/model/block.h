@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/buffer.h"
-#include "kernels/gemm.h"
+#include "core/precision.h"
 #include "model/config.h"
 #include "model/weights.h"
 

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/attention.h"
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/residual.h"
 #include "kernels/rms_norm.h"

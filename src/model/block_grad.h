@@ -7,7 +7,7 @@
 #include <functional>
 
 #include "core/buffer.h"
-#include "kernels/gemm.h"
+#include "core/precision.h"
 #include "model/block.h"
 #include "model/config.h"
 #include "model/weights.h"

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/gemm.h"
+#include "core/precision.h"
 
 namespace ar {
 

@@ -55,9 +55,55 @@ void evaluate_outputs(const QuantizeOptions& opt, const Decoder& d, const std::f
   rep.ppl_quantized = evaluate_perplexity(Decoder(eval_model), windows, eo).perplexity;
 }
 
+// --resume: the manifest must be this run's; finished blocks and the caches come back from it.
+int64_t resume_checkpoint(const std::filesystem::path& work_dir, int64_t L, CalibStream* cs,
+                          CheckpointManifest& man, const std::function<void(const std::string&)>& log) {
+  std::optional<CheckpointManifest> m = read_manifest(work_dir);
+  if (!m) AR_THROW("--resume: no checkpoint in ", work_dir.string(), " (", kManifestName, " is missing)");
+  check_identity(work_dir, m->identity, man.identity);
+  man = *m;
+  const int64_t start_block = man.next_block;
+  if (start_block > L) AR_THROW(work_dir.string(), ": checkpoint says ", start_block, " of ", L, " blocks are done");
+  if (cs && start_block < L) cs->resume(man);
+  log(cat("resume: ", start_block, " of ", L, " blocks finished in ", work_dir.string()));
+  return start_block;
+}
+
+// A new run: a stale checkpoint must not be resumed into this run's files, so it goes first.
+int64_t start_fresh(const std::filesystem::path& work_dir, const Decoder& d, const RunSetup& s, CalibStream* cs) {
+  std::error_code ec;
+  std::filesystem::remove(work_dir / kManifestName, ec);
+  if (cs) cs->start(d, s.samples.samples);
+  return 0;
+}
+
+// A block finished before the resume: its result file goes to the outputs as if just computed.
+void replay_block(int64_t l, const std::filesystem::path& work_dir, const CheckpointManifest& man,
+                  const SafetensorsReader& src, const ModelConfig& cfg, OutputSet& outputs) {
+  const BlockResult r = load_block_result(work_dir / man.block_files[size_t(l)], man.block_sums[size_t(l)]);
+  if (r.layer != l) AR_THROW(work_dir.string(), ": ", man.block_files[size_t(l)], " holds block ", r.layer);
+  std::optional<BlockWeights> w;
+  if (outputs.needs_block_weights()) {
+    w = load_block(src, cfg, l);
+    apply_result(*w, r);
+  }
+  outputs.add_block(l, r, w ? &*w : nullptr);
+  release_block_pages(src, l);
+}
+
+void log_progress(int64_t l, int64_t L, int64_t start_block, const Timer& block, const Timer& blocks,
+                  const std::function<void(const std::string&)>& log) {
+  const double el = blocks.seconds();
+  const double eta = el / double(l + 1 - start_block) * double(L - l - 1);
+  MemStats m = read_mem_stats();
+  log(cat("[", l + 1, "/", L, "] block ", l, ": ", fmt_seconds(block.seconds()), "  elapsed ", fmt_seconds(el),
+          "  ETA ", fmt_seconds(eta), "  RSS ", format_bytes(m.rss_bytes), " (peak ", format_bytes(m.peak_bytes), ")"));
+}
+
 }  // namespace
 
-QuantizeReport run_quantize(const QuantizeOptions& opt) {
+QuantizeReport run_quantize(const QuantizeOptions& given) {
+  const QuantizeOptions opt = checked_options(given);
   Timer total;
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
@@ -67,7 +113,6 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     MemStats m = read_mem_stats();
     log(cat("memory: ", phase, ": RSS ", format_bytes(m.rss_bytes), ", peak ", format_bytes(m.peak_bytes)));
   };
-  check_quantize_options(opt);
   Decoder d(opt.model_dir);
   const ModelConfig& cfg = d.config();
   const SafetensorsReader& src = d.reader();
@@ -96,36 +141,13 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     cs.emplace(cfg, int64_t(s.samples.samples.size()), T, s.with_xq, plan.mode == CacheMode::Disk, work_dir);
   CheckpointManifest man;
   man.identity = run_identity(opt, cfg, src, s.samples.samples);
-  int64_t start_block = 0;
-  if (opt.resume) {
-    std::optional<CheckpointManifest> m = read_manifest(work_dir);
-    if (!m) AR_THROW("--resume: no checkpoint in ", work_dir.string(), " (", kManifestName, " is missing)");
-    check_identity(work_dir, m->identity, man.identity);
-    man = *m;
-    start_block = man.next_block;
-    if (start_block > L) AR_THROW(work_dir.string(), ": checkpoint says ", start_block, " of ", L, " blocks are done");
-    if (cs && start_block < L) cs->resume(man);
-    log(cat("resume: ", start_block, " of ", L, " blocks finished in ", work_dir.string()));
-    rep.resumed_blocks = start_block;
-  } else {
-    // A stale checkpoint must not be resumed into this run's files: drop it first.
-    std::filesystem::remove(work_dir / kManifestName, ec);
-    if (cs) cs->start(d, s.samples.samples);
-  }
+  const int64_t start_block = opt.resume ? resume_checkpoint(work_dir, L, cs ? &*cs : nullptr, man, log)
+                                         : start_fresh(work_dir, d, s, cs ? &*cs : nullptr);
+  rep.resumed_blocks = start_block;
   s.samples.samples.clear();
   s.samples.samples.shrink_to_fit();
   mem_log("calibration caches ready");
-  for (int64_t l = 0; l < start_block; ++l) {
-    const BlockResult r = load_block_result(work_dir / man.block_files[size_t(l)], man.block_sums[size_t(l)]);
-    if (r.layer != l) AR_THROW(work_dir.string(), ": ", man.block_files[size_t(l)], " holds block ", r.layer);
-    std::optional<BlockWeights> w;
-    if (outputs.needs_block_weights()) {
-      w = load_block(src, cfg, l);
-      apply_result(*w, r);
-    }
-    outputs.add_block(l, r, w ? &*w : nullptr);
-    release_block_pages(src, l);
-  }
+  for (int64_t l = 0; l < start_block; ++l) replay_block(l, work_dir, man, src, cfg, outputs);
 
   Timer blocks_timer;
   for (int64_t l = start_block; l < L; ++l) {
@@ -156,11 +178,7 @@ QuantizeReport run_quantize(const QuantizeOptions& opt) {
     }  // block weights and results freed here
     if (cs) cs->advance(l);
     release_block_pages(src, l);
-    const double el = blocks_timer.seconds();
-    const double eta = el / double(l + 1 - start_block) * double(L - l - 1);
-    MemStats m = read_mem_stats();
-    log(cat("[", l + 1, "/", L, "] block ", l, ": ", fmt_seconds(bt.seconds()), "  elapsed ", fmt_seconds(el),
-            "  ETA ", fmt_seconds(eta), "  RSS ", format_bytes(m.rss_bytes), " (peak ", format_bytes(m.peak_bytes), ")"));
+    log_progress(l, L, start_block, bt, blocks_timer, log);
     if (opt.debug_kill_after_block == l) {
       log(cat("debug: killing the process after block ", l, " (--debug_kill_after_block)"));
       ::kill(::getpid(), SIGKILL);

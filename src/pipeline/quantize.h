@@ -1,6 +1,12 @@
-// The streaming quantization run (SPEC §3): one decoder block at a time is read, quantized,
-// appended to every output format's current shard and released. Calibration activations (only
-// needed for importance-weighted optimized RTN) are the only per-sample state carried between blocks.
+// The streaming quantization run (SPEC §3): one decoder block at a time is read, quantized
+// (SignRound, optimized RTN or RTN), handed to every output format's writer, checkpointed and
+// released. Calibration activations (block inputs on the original and the quantized path, and the
+// targets) are the only per-sample state carried between blocks; the memory plan puts them in RAM
+// or in the work dir.
+//
+// QuantizeOptions is the one table of options: its member initialisers are the defaults the CLI
+// shows and the Python API uses, check_quantize_options (run_setup.h) holds every check that
+// needs no model, recipes.h the named presets.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -8,11 +14,15 @@
 #include <string>
 #include <vector>
 
-#include "kernels/gemm.h"
+#include "core/precision.h"
 #include "tune/signround.h"
 #include "quant/quantized.h"
 
 namespace ar {
+
+// SignRound's matmul precision (AutoRound's `amp`): Auto = bf16 where the CPU multiplies bf16
+// natively, fp32 where bf16 would be emulated (slower and no better there).
+enum class Amp { Auto, On, Off };
 
 struct QuantizeOptions {
   std::filesystem::path model_dir;
@@ -21,7 +31,9 @@ struct QuantizeOptions {
   QuantScheme scheme;                      // default for every linear inside the blocks
   std::string layer_config;                // JSON text or a JSON file; empty = none
   bool disable_opt_rtn = false;            // plain RTN instead of the scale search
-  SignRoundOptions tune;                   // tune.iters == 0: RTN / optimized RTN; tune.seed also seeds sampling
+  SignRoundOptions tune;                   // tune.iters == 0: RTN / optimized RTN; tune.seed also seeds
+                                           // sampling; tune.precision is set from `amp`
+  Amp amp = Amp::Auto;
   bool enable_quanted_input = true;        // tune on the quantized path's inputs (Xq), as AutoRound
   bool gguf_minmax_tuning = false;         // GGUF targets: also tune min/max clipping (off: rounding only)
   std::string dataset;                     // calibration data ("builtin" = the built-in text); empty = none

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "io/work_file.h"
+#include "kernels/gemm.h"
 #include "model/block_specs.h"
 #include "pipeline/quantize.h"
 #include "quant/gguf_tune.h"
@@ -17,6 +18,16 @@ namespace ar {
 void check_quantize_options(const QuantizeOptions& opt) {
   const SignRoundOptions& so = opt.tune;
   const bool tune = so.iters > 0;
+  const QuantScheme& q = opt.scheme;
+  if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8)
+    AR_THROW("--bits ", q.bits, ": supported are 2, 3, 4, 8");
+  if (q.group_size != -1 && q.group_size <= 0)
+    AR_THROW("--group_size ", q.group_size, ": use -1 or a positive size");
+  if (opt.nsamples <= 0) AR_THROW("--nsamples ", opt.nsamples, " must be positive");
+  if (opt.seqlen <= 0) AR_THROW("--seqlen ", opt.seqlen, " must be positive");
+  if (opt.eval_seqlen <= 0) AR_THROW("--eval_seqlen ", opt.eval_seqlen, " must be positive");
+  if (opt.max_shard_bytes == 0) AR_THROW("--max_shard_size must be positive");
+  if (so.lr < 0 || so.minmax_lr < 0) AR_THROW("--lr and --minmax_lr must not be negative");
   if (so.iters < 0) AR_THROW("--iters ", so.iters, " must be >= 0");
   if (tune && opt.dataset.empty())
     AR_THROW("SignRound tuning (--iters ", so.iters, ") needs calibration data: pass --dataset FILE (text, "
@@ -27,6 +38,15 @@ void check_quantize_options(const QuantizeOptions& opt) {
   if (opt.cache != "auto" && opt.cache != "ram" && opt.cache != "disk")
     AR_THROW("--cache: '", opt.cache, "' is not one of auto, ram, disk");
   if (opt.stream_loss && !tune) AR_THROW("--stream_loss applies to SignRound tuning only (--iters > 0)");
+}
+
+QuantizeOptions checked_options(const QuantizeOptions& given) {
+  check_quantize_options(given);
+  QuantizeOptions opt = given;
+  opt.tune.precision = opt.amp == Amp::On || (opt.amp == Amp::Auto && gemm_has_native_bf16())
+                           ? Precision::BF16
+                           : Precision::F32;
+  return opt;
 }
 
 bool layer_config_is_file(const QuantizeOptions& opt) {
@@ -52,8 +72,8 @@ Schemes RunSetup::schemes(const BlockWeights& w) const {
     sch[size_t(i)] = layers.scheme_for(name);
     if (!tune_gguf) continue;
     const GgmlType t = outputs->sole_gguf()->planned_type(name + ".weight");
-    sch[size_t(i)].gguf = t;
-    sch[size_t(i)].bits = gguf_tunable(t) ? 4 : 16;  // F16/F32 stay unquantized
+    if (gguf_tunable(t)) sch[size_t(i)].gguf = t;  // bits/group_size/sym no longer apply
+    else sch[size_t(i)].bits = 16;                  // F16/F32 (and row-length fallbacks to them) stay as they are
   }
   return sch;
 }

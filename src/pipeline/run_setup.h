@@ -37,6 +37,8 @@ struct RunSetup {
 
 // Option checks that need no model: ar::Error naming the option.
 void check_quantize_options(const QuantizeOptions& opt);
+// The checked options with what depends on the machine resolved (amp -> tune.precision).
+QuantizeOptions checked_options(const QuantizeOptions& given);
 
 // Given checked options: plans the outputs and builds the calibration set (in that order, so bad
 // options and destinations fail before any long work).

@@ -20,7 +20,7 @@ struct QuantScheme {
   // (bits/group_size/sym are then unused); F32 = none.
   GgmlType gguf = GgmlType::F32;
   bool operator==(const QuantScheme&) const = default;
-  bool quantized() const { return bits < 16; }
+  bool quantized() const { return gguf_target() || bits < 16; }
   bool gguf_target() const { return ggml_is_quantized(gguf); }
 };
 

@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/gemm.h"
+#include "core/precision.h"
 #include "model/block.h"
 #include "model/config.h"
 #include "model/weights.h"

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "export/gguf_mix.h"
@@ -85,6 +86,7 @@ void run(QuantizeOptions o, const CliExtras& x, const CLI::App& sub) {
   o.formats = split_formats(x.format);
   o.log = [](const std::string& s) { log_info(s); };
   log_start(o, x);
+  const InterruptScope stop_on_signal;  // Ctrl-C / SIGTERM: stop at the next safe point, keep the checkpoint
   print_report(o, run_quantize(o));
 }
 

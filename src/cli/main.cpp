@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "pipeline/backend.h"
@@ -47,6 +48,9 @@ int main(int argc, char** argv) {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const ar::Interrupted& e) {
+    std::fprintf(stderr, "stopped: %s\n", e.what());
+    return 128 + e.signal();
   } catch (const ar::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -1,5 +1,6 @@
 #include "pipeline/block_step.h"
 
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "quant/gguf_blocks.h"
 #include "quant/opt_rtn.h"
@@ -22,6 +23,7 @@ BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& 
     if (!in_place) cs.set_next_x(cs.new_store("X", l + 1));
     ActivationStore& targets = in_place ? cs.x() : cs.next_x();
     for (int64_t s = 0; s < n; ++s) {
+      throw_if_interrupted("during a calibration pass");
       cs.x().read(s, cs.a());
       tuner.fp_forward(cs.b(), cs.a());
       targets.write(s, cs.b());
@@ -45,6 +47,7 @@ BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& 
     if (cs.on_disk()) cs.set_next_x(cs.new_store("X", l + 1));
     ActivationStore& out = cs.on_disk() ? cs.next_x() : cs.x();
     for (int64_t s = 0; s < n; ++s) {
+      throw_if_interrupted("during a calibration pass");
       cs.x().read(s, cs.a());
       tuner.fp_forward(cs.b(), cs.a());
       out.write(s, cs.b());

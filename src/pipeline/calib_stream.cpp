@@ -1,5 +1,6 @@
 #include "pipeline/calib_stream.h"
 
+#include "core/interrupt.h"
 #include "core/error.h"
 #include "pipeline/work_dir.h"
 
@@ -48,6 +49,7 @@ void CalibStream::pass(const BlockWeights& w, ActivationStore& in, ActivationSto
   // counts the larger of the two).
   BlockScratch scratch(cfg_, T_);
   for (int64_t s = 0; s < n_; ++s) {
+    throw_if_interrupted("during a calibration pass");
     in.read(s, a_.data());
     block_forward(a_.data(), w, cfg_, *rope_, scratch, p, observe);
     if (write) out.write(s, a_.data());

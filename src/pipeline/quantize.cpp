@@ -11,6 +11,7 @@
 #include "calib/dataset.h"
 #include "calib/tokenizer.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/timer.h"
@@ -19,6 +20,7 @@
 #include "pipeline/calib_stream.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/eval.h"
+#include "pipeline/run_lock.h"
 #include "pipeline/run_setup.h"
 #include "pipeline/work_dir.h"
 
@@ -113,6 +115,12 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
     MemStats m = read_mem_stats();
     log(cat("memory: ", phase, ": RSS ", format_bytes(m.rss_bytes), ", peak ", format_bytes(m.peak_bytes)));
   };
+  // Locked before anything is planned: planning an output clears a leftover temporary folder,
+  // which may be another live run's.
+  const std::filesystem::path work_dir = opt.work_dir.empty() ? default_work_dir(opt.output_dir) : opt.work_dir;
+  const RunLock out_lock(opt.output_dir, "output folder", log);
+  std::optional<RunLock> work_lock;
+  if (lock_path_for(work_dir) != out_lock.path()) work_lock.emplace(work_dir, "work dir", log);
   Decoder d(opt.model_dir);
   const ModelConfig& cfg = d.config();
   const SafetensorsReader& src = d.reader();
@@ -124,7 +132,6 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
   const int64_t L = cfg.num_hidden_layers, T = opt.seqlen;
 
   // The work directory and the memory plan.
-  const std::filesystem::path work_dir = opt.work_dir.empty() ? default_work_dir(opt.output_dir) : opt.work_dir;
   std::error_code ec;
   std::filesystem::create_directories(work_dir, ec);
   if (ec) AR_THROW(work_dir.string(), ": cannot create the work directory: ", ec.message());
@@ -179,6 +186,7 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
     if (cs) cs->advance(l);
     release_block_pages(src, l);
     log_progress(l, L, start_block, bt, blocks_timer, log);
+    if (!last) throw_if_interrupted("between blocks");
     if (opt.debug_kill_after_block == l) {
       log(cat("debug: killing the process after block ", l, " (--debug_kill_after_block)"));
       ::kill(::getpid(), SIGKILL);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/interrupt.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -367,6 +368,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   r.best_loss = INFINITY;
 
   for (int it = 0; it < o.iters; ++it) {
+    throw_if_interrupted("during SignRound tuning");
     // loss = mean over every element of the picked samples; each sample's share is 1/picks.
     double loss = 0;
     for (int64_t k = 0; k < picks; ++k) {

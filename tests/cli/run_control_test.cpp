@@ -1,0 +1,174 @@
+// Run control (issue #20): one run per output / work dir (lock file with the owner's pid, stale
+// locks of killed runs taken over) and SIGINT/SIGTERM stopping a run at a safe point with the
+// checkpoint kept, so --resume finishes it to the same bytes.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "pipeline/run_lock.h"
+#include "support/fixtures.h"
+#include "support/run.h"
+
+extern char** environ;
+
+namespace ar {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string cli() { return AR_CLI_PATH; }
+
+std::string read_all(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string tree_bytes(const fs::path& dir) {
+  std::string all;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) all += fs::relative(f, dir).string() + "\n" + read_all(f);
+  return all;
+}
+
+TEST(RunLock, SecondHolderIsRefusedWithThePid) {
+  const fs::path dir = test::make_temp_dir("runlock") / "out";
+  std::vector<std::string> notes;
+  auto log = [&](const std::string& s) { notes.push_back(s); };
+  {
+    RunLock a(dir, "output folder", log);
+    EXPECT_TRUE(fs::exists(lock_path_for(dir)));
+    EXPECT_EQ(read_all(lock_path_for(dir)), std::to_string(::getpid()) + "\n");
+    try {
+      RunLock b(dir, "output folder", log);
+      FAIL() << "a second lock on the same folder was granted";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("pid " + std::to_string(::getpid())), std::string::npos) << m;
+      EXPECT_NE(m.find("output folder"), std::string::npos) << m;
+    }
+  }
+  EXPECT_FALSE(fs::exists(lock_path_for(dir))) << "the lock file outlived its run";
+  RunLock again(dir, "output folder", log);
+  EXPECT_TRUE(notes.empty());
+  fs::remove_all(dir.parent_path());
+}
+
+TEST(RunLock, StaleLockOfADeadRunIsTakenOver) {
+  const fs::path dir = test::make_temp_dir("runlock-stale") / "out";
+  // A pid that certainly belonged to a process that is gone now: a child we reaped.
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ::waitpid(dead, nullptr, 0);
+  { std::ofstream(lock_path_for(dir)) << dead << "\n"; }
+  std::vector<std::string> notes;
+  RunLock l(dir, "output folder", [&](const std::string& s) { notes.push_back(s); });
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("pid " + std::to_string(dead)), std::string::npos) << notes[0];
+  EXPECT_EQ(read_all(lock_path_for(dir)), std::to_string(::getpid()) + "\n");
+  fs::remove_all(dir.parent_path());
+}
+
+TEST(RunLock, PathSitsBesideTheFolder) {
+  EXPECT_EQ(lock_path_for("/a/b/out"), fs::path("/a/b/.out.lock"));
+  EXPECT_EQ(lock_path_for("/a/b/out/"), fs::path("/a/b/.out.lock"));
+  EXPECT_EQ(lock_path_for("out"), fs::path(".out.lock"));
+}
+
+struct Child {
+  pid_t pid = -1;
+  int status = 0;
+  bool done = false;
+  // Polls for up to `limit`; true when the child exited meanwhile.
+  bool wait_for(std::chrono::milliseconds limit) {
+    const auto end = Clock::now() + limit;
+    while (!done && Clock::now() < end) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) done = true;
+      else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return done;
+  }
+  ~Child() {
+    if (!done && pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+  }
+};
+
+void spawn(Child& c, const std::string& cmd) {
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  ASSERT_EQ(posix_spawn(&c.pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+}
+
+// Waits until `p` exists or the child ends; true if it appeared while the child runs.
+bool wait_for_file(Child& c, const fs::path& p) {
+  for (int i = 0; i < 60000; ++i) {  // up to 5 min on a loaded machine
+    std::error_code ec;
+    if (fs::exists(p, ec)) return true;
+    if (c.wait_for(std::chrono::milliseconds(5))) return false;
+  }
+  return false;
+}
+
+// One run is locked against a second on the same output; SIGINT stops the first at its next
+// safe point with the checkpoint kept; --resume finishes it to the bytes of an uninterrupted run.
+TEST(RunControl, SecondRunRefusedThenSigintKeepsCheckpointAndResumeMatches) {
+  const fs::path root = test::make_temp_dir("run-control");
+  auto g = test::run_command(cli() + " generate --preset tiny-qwen3 --num_layers 6 --seed 3 --output_dir " +
+                             (root / "m").string());
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  const std::string base = cli() + " quantize --model " + (root / "m").string() +
+                           " --bits 4 --group_size 32 --iters 60 --batch_size 2 --dataset builtin --nsamples 6 --seqlen 32";
+  const fs::path out = root / "out", work = root / "work";
+  const std::string args = " --output_dir " + out.string() + " --work_dir " + work.string();
+  Child a;
+  spawn(a, "exec " + base + args + " > " + (root / "a.log").string() + " 2>&1");
+  ASSERT_TRUE(wait_for_file(a, work / "checkpoint.json")) << read_all(root / "a.log");
+
+  // A second run on the same output and work dir: refused at once, naming the first one's pid.
+  auto b = test::run_command(base + args);
+  EXPECT_EQ(b.exit_code, 1) << b.err;
+  EXPECT_NE(b.err.find("another autoround run (pid " + std::to_string(a.pid) + ")"), std::string::npos) << b.err;
+  ASSERT_FALSE(a.done) << "the first run ended before the signal; make it longer";
+
+  const auto sent = Clock::now();
+  ::kill(a.pid, SIGINT);
+  ASSERT_TRUE(a.wait_for(std::chrono::seconds(30)));
+  const double secs = std::chrono::duration<double>(Clock::now() - sent).count();
+  EXPECT_LT(secs, 5.0) << "SIGINT took " << secs << " s to stop the run";
+  ASSERT_TRUE(WIFEXITED(a.status)) << "killed by the signal instead of stopping cleanly";
+  EXPECT_EQ(WEXITSTATUS(a.status), 128 + SIGINT);
+  const std::string log = read_all(root / "a.log");
+  EXPECT_NE(log.find("stopped: interrupted by SIGINT"), std::string::npos) << log;
+  EXPECT_NE(log.find("--resume"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(out)) << "an interrupted run left an output folder";
+  EXPECT_TRUE(fs::exists(work / "checkpoint.json"));
+  EXPECT_FALSE(fs::exists(lock_path_for(out))) << "the lock file outlived the run";
+
+  auto resumed = test::run_command(base + args + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  auto ref = test::run_command(base + " --output_dir " + (root / "ref").string() + " --work_dir " +
+                               (root / "refwork").string());
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  EXPECT_TRUE(tree_bytes(out) == tree_bytes(root / "ref")) << "resumed output differs from an uninterrupted run";
+  if (!HasFailure()) fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace ar

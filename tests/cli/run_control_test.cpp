@@ -170,5 +170,35 @@ TEST(RunControl, SecondRunRefusedThenSigintKeepsCheckpointAndResumeMatches) {
   if (!HasFailure()) fs::remove_all(root);
 }
 
+// The file system refusing the final output (a file size limit between the checkpoint's block
+// files and the output shard): a clear error naming the file, no output folder, the checkpoint
+// kept; --resume without the limit writes what an unhindered run writes.
+TEST(RunControl, OutputWriteFailureKeepsCheckpointAndResumes) {
+  const fs::path root = test::make_temp_dir("run-control-full");
+  auto g = test::run_command(cli() + " generate --preset tiny-qwen3 --num_layers 6 --seed 3 --output_dir " +
+                             (root / "m").string());
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  const std::string base = cli() + " quantize --model " + (root / "m").string() +
+                           " --bits 4 --group_size 32 --iters 2 --batch_size 2 --dataset builtin --nsamples 4 "
+                           "--seqlen 32 --cache ram";
+  const fs::path out = root / "out", work = root / "work";
+  const std::string args = " --output_dir " + out.string() + " --work_dir " + work.string();
+  // 1000 blocks of 512 or 1024 bytes: above a block file (~270 KB), below the shard (~1.2 MB).
+  auto lim = test::run_command("ulimit -f 1000 && " + base + args);
+  EXPECT_EQ(lim.exit_code, 1) << lim.err;
+  EXPECT_NE(lim.err.find("model.safetensors"), std::string::npos) << lim.err;
+  EXPECT_NE(lim.err.find("File too large"), std::string::npos) << lim.err;
+  EXPECT_NE(lim.err.find("--resume"), std::string::npos) << lim.err;
+  EXPECT_FALSE(fs::exists(out)) << "a failed run left an output folder";
+  EXPECT_TRUE(fs::exists(work / "checkpoint.json"));
+  auto resumed = test::run_command(base + args + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  auto ref = test::run_command(base + " --output_dir " + (root / "ref").string() + " --work_dir " +
+                               (root / "refwork").string());
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  EXPECT_TRUE(tree_bytes(out) == tree_bytes(root / "ref"));
+  if (!HasFailure()) fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace ar

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "io/gguf.h"
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "support/run.h"
 
@@ -20,12 +21,7 @@ namespace fs = std::filesystem;
 
 std::string cli() { return AR_CLI_PATH; }
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using test::read_bytes;
 
 // The "perplexity: X" line of `autoround eval`; NaN when absent.
 double eval_ppl(const std::string& model, const std::string& args) {

@@ -7,6 +7,7 @@
 #include <regex>
 #include <sstream>
 
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "support/run.h"
 
@@ -15,12 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string slurp(const fs::path& p) { return test::read_bytes(p); }
 
 fs::path only_gguf(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir))

@@ -10,6 +10,7 @@
 #include "pipeline/quantize.h"
 #include "pipeline/recipes.h"
 #include "pipeline/run_setup.h"
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "support/run.h"
 
@@ -120,18 +121,6 @@ TEST(QuantizeOptionChecks, AmpResolvesToAPrecision) {
   EXPECT_EQ(checked_options(o).tune.precision, Precision::F32);
 }
 
-std::string slurp_tree(const fs::path& dir) {
-  std::string all;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    std::ifstream f(e.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    all += fs::relative(e.path(), dir).string() + "\n" + ss.str();
-  }
-  return all;
-}
-
 TEST(QuantizeCli, SymIsAcceptedAsTheDefault) {
   AR_REQUIRE_FIXTURE(model, "models/stories260K/hf");
   const fs::path dir = test::make_temp_dir("sym_flag");
@@ -142,7 +131,7 @@ TEST(QuantizeCli, SymIsAcceptedAsTheDefault) {
   auto sym = test::run_command(base + (dir / "sym").string() + " --sym");
   ASSERT_EQ(sym.exit_code, 0) << sym.err;
   EXPECT_NE(sym.err.find("--sym is accepted"), std::string::npos) << sym.err;
-  EXPECT_EQ(slurp_tree(dir / "plain"), slurp_tree(dir / "sym"));
+  EXPECT_EQ(test::tree_bytes(dir / "plain"), test::tree_bytes(dir / "sym"));
   auto both = test::run_command(base + (dir / "both").string() + " --sym --asym");
   EXPECT_EQ(both.exit_code, 1);
   EXPECT_NE(both.err.find("--sym and --asym contradict"), std::string::npos) << both.err;

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "pipeline/run_lock.h"
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "support/run.h"
 
@@ -28,22 +29,8 @@ using Clock = std::chrono::steady_clock;
 
 std::string cli() { return AR_CLI_PATH; }
 
-std::string read_all(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::string tree_bytes(const fs::path& dir) {
-  std::string all;
-  std::vector<fs::path> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) all += fs::relative(f, dir).string() + "\n" + read_all(f);
-  return all;
-}
+using test::tree_bytes;
+std::string read_all(const fs::path& p) { return test::read_bytes(p); }
 
 TEST(RunLock, SecondHolderIsRefusedWithThePid) {
   const fs::path dir = test::make_temp_dir("runlock") / "out";

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <unordered_map>
 
@@ -56,9 +57,9 @@ struct Backend {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   std::unordered_map<PrimKey, PrimEntry, PrimKeyHash> cache;
   std::mutex mu;
-  // Grow-only staging for BF16 inputs: rounded f32 copies (fallback) or bf16 copies (native),
-  // and the scratchpad of top-level calls (nested calls have their own per thread).
-  Buffer stage_a{0, "gemm.stage_a"}, stage_b{0, "gemm.stage_b"}, scratch{0, "gemm.scratch"};
+  // Grow-only staging for BF16 inputs of top-level calls: rounded f32 copies (fallback) or bf16
+  // copies (native). Scratchpads are per thread (execute).
+  Buffer stage_a{0, "gemm.stage_a"}, stage_b{0, "gemm.stage_b"};
 };
 
 Backend& backend() {
@@ -102,13 +103,23 @@ PrimEntry make_entry(Backend& be, const PrimKey& k) {
     po.append_sum(1.0f);
     attr.set_post_ops(po);
   }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, be.engine);
+  // Every primitive runs single-threaded (see execute); oneDNN reads the thread count when it
+  // plans a primitive, so plan it for one thread too, whatever OMP_NUM_THREADS is.
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(1);
   PrimEntry e;
-  e.prim = dnnl::matmul(pd);
+  try {
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, be.engine);
+    e.prim = dnnl::matmul(pd);
+    e.scratch = pd.scratchpad_desc();
+  } catch (...) {
+    omp_set_num_threads(before);
+    throw;
+  }
+  omp_set_num_threads(before);
   e.a = a_md;
   e.b = b_md;
   e.c = c_md;
-  e.scratch = pd.scratchpad_desc();
   return e;
 }
 
@@ -187,6 +198,58 @@ void zero_rows(float* C, int64_t M, int64_t N, int64_t ldc) {
   for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, size_t(N) * sizeof(float));
 }
 
+
+// Tiles of one product: C split along its longer side into at most kMaxTiles pieces of at least
+// kMinTile rows (or columns), a multiple of 16. A function of the shape only, never of the thread
+// count. Splitting the longer side re-reads the smaller operand once per tile.
+constexpr int64_t kMaxTiles = 32, kMinTile = 64;
+
+struct Tiling {
+  bool along_m;
+  int64_t size, count, last;  // tile length, number of tiles, length of the last one
+};
+
+Tiling tiling(int64_t M, int64_t N) {
+  Tiling t;
+  t.along_m = M >= N;
+  const int64_t dim = t.along_m ? M : N;
+  t.size = std::max(kMinTile, (dim + kMaxTiles - 1) / kMaxTiles);
+  t.size = std::min(dim, (t.size + 15) / 16 * 16);
+  t.count = (dim + t.size - 1) / t.size;
+  t.last = dim - (t.count - 1) * t.size;
+  return t;
+}
+
+// The cached primitive for `k`, made on first use. Caller holds be.mu.
+PrimEntry cached_entry(Backend& be, const PrimKey& k) {
+  auto it = be.cache.find(k);
+  if (it == be.cache.end()) {
+    if (be.cache.size() >= kMaxCachedPrimitives) be.cache.clear();
+    it = be.cache.emplace(k, make_entry(be, k)).first;
+  }
+  // Handles are reference counted: copies stay valid even if another thread clears the cache.
+  return it->second;
+}
+
+// One execution, single-threaded, with this thread's own stream and scratchpad: no two
+// executions ever share scratch memory (issue #13). Outside a parallel region the thread count
+// is held at 1 around the call, so oneDNN does not thread it itself.
+void execute(Backend& be, const PrimEntry& e, const void* a, const void* b, float* c) {
+  thread_local Buffer scratch(0, "gemm.scratch.thread");
+  const size_t scratch_bytes = e.scratch.get_size();
+  if (scratch_bytes > 0) scratch.reserve(scratch_bytes);
+  // oneDNN only reads src/weights; its API just has no const handles.
+  dnnl::memory am(e.a, be.engine, const_cast<void*>(a)), bm(e.b, be.engine, const_cast<void*>(b));
+  dnnl::memory cm(e.c, be.engine, c);
+  dnnl::memory sm(e.scratch, be.engine, scratch_bytes > 0 ? scratch.data() : nullptr);
+  thread_local dnnl::stream stream(backend().engine);  // streams are not shared by threads
+  const bool outside = !omp_in_parallel();
+  const int before = outside ? omp_get_max_threads() : 1;
+  if (outside) omp_set_num_threads(1);
+  e.prim.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}, {DNNL_ARG_SCRATCHPAD, sm}});
+  stream.wait();
+  if (outside) omp_set_num_threads(before);
+}
 }  // namespace
 
 namespace {
@@ -258,7 +321,6 @@ void gemm_release_cache() {
   be.cache.clear();
   be.stage_a = Buffer(0, "gemm.stage_a");
   be.stage_b = Buffer(0, "gemm.stage_b");
-  be.scratch = Buffer(0, "gemm.scratch");
 }
 
 void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
@@ -319,33 +381,52 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
                                    : stage_operand(b_src, K, nn, ldb, stage_b, native, buf_b);
       if (pn == N) b_whole = b;
       float* c = C + m0 * ldc + n0;
-      const PrimKey key{mm, nn, K, a.ld, b.ld, ldc, trans_a, trans_b, accumulate, native};
-      if (nested) lock.lock();
-      auto it = be.cache.find(key);
-      if (it == be.cache.end()) {
-        if (be.cache.size() >= kMaxCachedPrimitives) be.cache.clear();
-        it = be.cache.emplace(key, make_entry(be, key)).first;
+      const Tiling t = tiling(mm, nn);
+      const size_t elem = native ? sizeof(uint16_t) : sizeof(float);
+      // The (at most two) tile shapes' primitives, looked up under the lock.
+      PrimEntry entry[2];
+      for (int which = 0; which < 2; ++which) {
+        const int64_t len = which == 0 ? t.size : t.last;
+        if (len == 0 || (which == 1 && len == t.size)) {
+          entry[which] = entry[0];
+          continue;
+        }
+        const PrimKey key{t.along_m ? len : mm, t.along_m ? nn : len, K, a.ld, b.ld, ldc,
+                          trans_a, trans_b, accumulate, native};
+        if (nested) lock.lock();
+        entry[which] = cached_entry(be, key);
+        if (nested) lock.unlock();
       }
-      // oneDNN only reads src/weights; its API just has no const handles.
-      void* a_ptr = const_cast<void*>(a.ptr);
-      void* b_ptr = const_cast<void*>(b.ptr);
-      // Handles are reference counted: copies stay valid even if another thread clears the cache.
-      const PrimEntry e = it->second;
-      if (nested) lock.unlock();
-      // Top-level calls hold the lock and use the shared scratchpad; nested calls each use their
-      // own thread's, so no two executions ever share scratch memory.
-      thread_local Buffer local_scratch(0, "gemm.scratch.thread");
-      Buffer& scratch = nested ? local_scratch : be.scratch;
-      const size_t scratch_bytes = e.scratch.get_size();
-      if (scratch_bytes > 0) scratch.reserve(scratch_bytes);
-      dnnl::memory am(e.a, be.engine, a_ptr), bm(e.b, be.engine, b_ptr), cm(e.c, be.engine, c);
-      dnnl::memory sm(e.scratch, be.engine, scratch_bytes > 0 ? scratch.data() : nullptr);
-      thread_local dnnl::stream stream(backend().engine);  // streams are not shared by threads
-      e.prim.execute(stream, {{DNNL_ARG_SRC, am},
-                              {DNNL_ARG_WEIGHTS, bm},
-                              {DNNL_ARG_DST, cm},
-                              {DNNL_ARG_SCRATCHPAD, sm}});
-      stream.wait();
+      // Tile i of C, multiplied by one thread with a single-threaded primitive. A top-level call
+      // spreads the tiles over the threads, a nested one runs them in turn: the same tiles and
+      // the same kernels either way, so every element is summed in the same order whatever the
+      // thread count (oneDNN's own threading splits the K sums of some shapes by thread count).
+      auto run_tile = [&](int64_t i) {
+        const int64_t off = i * t.size;
+        const PrimEntry& e = entry[i + 1 == t.count ? 1 : 0];
+        // Rows off.. of op(A) (stored columns when transposed), or columns off.. of op(B).
+        const char* ap = static_cast<const char*>(a.ptr);
+        const char* bp = static_cast<const char*>(b.ptr);
+        if (t.along_m) ap += size_t(trans_a ? off : off * a.ld) * elem;
+        else bp += size_t(trans_b ? off * b.ld : off) * elem;
+        float* cp = c + (t.along_m ? off * ldc : off);
+        execute(be, e, ap, bp, cp);
+      };
+      if (nested || t.count == 1) {  // a single tile still runs single-threaded (see execute)
+        for (int64_t i = 0; i < t.count; ++i) run_tile(i);
+      } else {
+        std::exception_ptr err;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < t.count; ++i) {
+          try {
+            run_tile(i);
+          } catch (...) {
+#pragma omp critical(ar_gemm_tile_error)
+            if (!err) err = std::current_exception();
+          }
+        }
+        if (err) std::rethrow_exception(err);
+      }
     }
   }
 }

@@ -404,3 +404,46 @@ TEST(Gemm, RoundToBf16) {
 
 }  // namespace
 }  // namespace ar
+
+namespace ar {
+namespace {
+// Byte-identical results for 1 and 2 threads (issue #18): every product is cut into tiles by its
+// shape alone and each tile runs single-threaded. oneDNN's own threading summed some of these
+// shapes (stories260K's) in a thread-count-dependent order, so SignRound's outputs differed.
+TEST(Gemm, ResultDoesNotDependOnThreadCount) {
+  const auto shapes = model_gemms();
+  const int before = std::max(2, omp_get_max_threads());
+  for (Precision p : {Precision::F32, Precision::BF16}) {
+    for (size_t j = 0; j < shapes.size(); ++j) {
+      const ModelGemm& g = shapes[j];
+      const int64_t a_rows = g.ta ? g.K : g.M, a_cols = g.ta ? g.M : g.K;
+      const int64_t b_rows = g.tb ? g.N : g.K, b_cols = g.tb ? g.K : g.N;
+      const int64_t lda = g.lda ? g.lda : a_cols, ldb = g.ldb ? g.ldb : b_cols;
+      const int64_t ldc = g.ldc ? g.ldc : g.N;
+      const auto A = random_vec(size_t(a_rows * lda), 700 + uint32_t(3 * j));
+      const auto B = random_vec(size_t(b_rows * ldb), 701 + uint32_t(3 * j));
+      const auto C0 = random_vec(size_t(g.M * ldc), 702 + uint32_t(3 * j));
+      std::vector<std::vector<float>> C(3, C0);
+      for (int run = 0; run < 3; ++run) {  // 1 thread, all threads, and nested in a parallel region
+        omp_set_num_threads(run == 0 ? 1 : before);
+        float* c = C[size_t(run)].data();
+        if (run < 2) {
+          gemm(c, A.data(), B.data(), g.M, g.N, g.K, g.ta, g.tb, g.acc, p, lda, ldb, ldc);
+        } else {
+#pragma omp parallel num_threads(2)
+          {
+#pragma omp single
+            gemm(c, A.data(), B.data(), g.M, g.N, g.K, g.ta, g.tb, g.acc, p, lda, ldb, ldc);
+          }
+        }
+      }
+      omp_set_num_threads(before);
+      for (size_t i = 0; i < C0.size(); ++i) {
+        ASSERT_EQ(C[0][i], C[1][i]) << "1 vs " << before << " threads, shape " << j << " @" << i;
+        ASSERT_EQ(C[0][i], C[2][i]) << "top level vs nested, shape " << j << " @" << i;
+      }
+    }
+  }
+}
+}  // namespace
+}  // namespace ar

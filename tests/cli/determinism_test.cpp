@@ -2,11 +2,9 @@
 // optimized RTN on stories260K with 1 and 2 threads.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "support/run.h"
 
@@ -15,20 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string tree_bytes(const fs::path& dir) {
-  std::vector<fs::path> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  std::string all;
-  for (const auto& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    all += fs::relative(f, dir).string() + "\n" + ss.str();
-  }
-  return all;
-}
+using test::tree_bytes;
 
 void expect_same_for_1_and_2_threads(const std::string& tag, const std::string& args) {
   AR_REQUIRE_FIXTURE(model, "models/stories260K/hf");

@@ -15,6 +15,45 @@ bool looks_like_regex(const std::string& key) {
 
 const char* json_type(const nlohmann::ordered_json& v) { return v.type_name(); }
 
+// std::regex (libstdc++) compiles repetitions by copying the repeated automaton count times and
+// recurses per nesting level, and parses counts and back-references into an int without overflow
+// checks. So before compiling: no number longer than 4 digits (a{99999999999} overflowed; layer
+// indices are short), at most 64 levels of parentheses, and a product of all brace counts (as if
+// nested) of at most 10000 ((a{999}){999} would need a million states). Throws naming `where`.
+void check_regex_size(const std::string& pattern, const std::string& where) {
+  constexpr size_t kMaxPattern = 1024, kMaxDigits = 4;
+  constexpr int kMaxDepth = 64;
+  constexpr double kMaxRepeat = 10000;
+  if (pattern.size() > kMaxPattern)
+    AR_THROW(where, ": regular expression of ", pattern.size(), " characters (at most ", kMaxPattern, ")");
+  int depth = 0;
+  double repeat = 1;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char ch = pattern[i];
+    if (ch >= '0' && ch <= '9') {
+      size_t j = i;
+      while (j < pattern.size() && pattern[j] >= '0' && pattern[j] <= '9') ++j;
+      if (j - i > kMaxDigits)
+        AR_THROW(where, ": number ", pattern.substr(i, j - i), " in the regular expression is too long (at most ",
+                 kMaxDigits, " digits)");
+      if (i > 0 && (pattern[i - 1] == '{' || pattern[i - 1] == ',')) {
+        repeat *= std::max(1, std::stoi(pattern.substr(i, j - i)));
+        if (repeat > kMaxRepeat)
+          AR_THROW(where, ": repetition counts in the regular expression multiply to more than ", kMaxRepeat);
+      }
+      i = j - 1;
+    } else if (ch == '\\') {
+      ++i;  // an escaped character is literal (a back-reference's digits are checked above anyway)
+      if (i < pattern.size() && pattern[i] >= '0' && pattern[i] <= '9') --i;
+    } else if (ch == '(') {
+      if (++depth > kMaxDepth)
+        AR_THROW(where, ": regular expression nests parentheses more than ", kMaxDepth, " deep");
+    } else if (ch == ')') {
+      depth = std::max(0, depth - 1);
+    }
+  }
+}
+
 }  // namespace
 
 LayerConfig::LayerConfig(QuantScheme defaults) : defaults_(defaults) {}
@@ -50,6 +89,7 @@ LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme default
       r.is_regex = looks_like_regex(key);
     }
     if (r.is_regex) {
+      check_regex_size(pattern, where);
       try {
         r.re = std::regex(pattern, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {

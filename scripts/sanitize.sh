@@ -18,11 +18,14 @@ SYM=$(command -v llvm-symbolizer || ls /usr/lib/llvm-*/bin/llvm-symbolizer 2>/de
 [[ -n $SYM ]] && export ASAN_SYMBOLIZER_PATH=$SYM
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
-# Excluded: long perplexity evaluations (whole WikiText-2, 400 held-out sequences, ...) and every
-# test that measures RSS or peak memory.
-SLOW='^(Perplexity\.(Stories260KWikiText2|Qwen3StudentHeldOutIds|Qwen3StudentTinyStories256)'
+# Excluded: the long perplexity evaluations (Perplexity.* on whole texts, FakeQuantPpl.*), every
+# test that measures RSS or peak memory, and the two longest end-to-end runs (20 min of ASan time
+# between them; both run uninstrumented in the normal suite just before): SignRound-tuned GGUF in
+# every mode, and kill -9 + resume of a SignRound run.
+SLOW='^(Perplexity\.(Stories260KWikiText2|Qwen3StudentHeldOutIds|Qwen3StudentTinyStories256)|FakeQuantPpl\.'
 SLOW+='|StreamingMemory\.|Engine\.DiskCachesKeepPeakFlat|Buffer\.ReleasedLargeBlocksLeaveNoResidentPages'
-SLOW+='|SignRound\.StateBytesBoundsTheMeasuredAllocation|Memory\.ReadsRssAndPeak)'
+SLOW+='|SignRound\.StateBytesBoundsTheMeasuredAllocation|Memory\.ReadsRssAndPeak'
+SLOW+='|GgufTune\.StepsLowerTheLossInEveryMode|Engine\.ExternalKillNineThenResume)'
 echo "sanitize: ctest (ASan + UBSan) excluding $SLOW"
 ctest --test-dir "$BUILD" --output-on-failure -j2 -E "$SLOW"
 

@@ -195,6 +195,17 @@ TEST(LayerConfig, OversizedRegexesAreRefusedBeforeCompiling) {
     EXPECT_NE(e.find(expect), std::string::npos) << key << " -> " << e;
     EXPECT_NE(e.find("cfg.json"), std::string::npos) << e;
   }
+  // Found by fuzz_layer_config (a 10 s timeout): "dec**.****n_abiroj" backtracked exponentially
+  // in std::regex on a 30-character layer name. Repeated repetitions and too many unbounded ones
+  // are refused; plain ones, lazy ones and quantified groups without inner repetition are fine.
+  for (const std::string key : {"dec**.****n_abiroj", "re:(a*)*b", "re:(q|k)+_proj", "re:.*a.*b.*c.*d"}) {
+    const std::string e = parse_error("{\"" + key + "\": {\"bits\": 8}}");
+    EXPECT_TRUE(e.find("repeats a repetition") != std::string::npos || e.find("unbounded repetitions") != std::string::npos)
+        << key << " -> " << e;
+  }
+  for (const std::string key : {"re:.*mlp.*", "re:layers\\\\.[0-9]+\\\\.self_attn\\\\..*?_proj", "re:(up|gate)_proj",
+                                 "re:(ab)+c"})
+    EXPECT_EQ(parse_error("{\"" + key + "\": {\"bits\": 8}}"), "") << key;
   // Ordinary patterns, counts and layer numbers still work.
   const LayerConfig lc = LayerConfig::parse(R"({"re:layers\\.1[0-9]{1,2}\\.mlp": {"bits": 8}, "re:(q|k)_proj$": {"bits": 2}})",
                                             w4g128(), "cfg.json");

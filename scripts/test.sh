@@ -14,3 +14,8 @@ fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 echo "test: $(./build/autoround --version | tail -1)"
 ctest --test-dir build --output-on-failure -j2
+# Then the same fast tests under ASan + UBSan and a smoke run of every fuzz target (clang build in
+# build-fuzz; see scripts/sanitize.sh). AR_SKIP_SANITIZE=1 skips it.
+if [[ ${AR_SKIP_SANITIZE:-0} != 1 ]]; then
+  ./scripts/sanitize.sh
+fi

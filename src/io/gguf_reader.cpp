@@ -182,17 +182,21 @@ GgufReader GgufReader::open(const std::filesystem::path& path) {
     const uint32_t n_dims = c.get<uint32_t>(cat(where, " n_dims"));
     if (n_dims < 1 || n_dims > uint32_t(kGgufMaxDims))
       AR_THROW(fname, ": ", where, " has ", n_dims, " dimensions (expected 1 to ", kGgufMaxDims, ")");
-    uint64_t numel = 1;
-    bool overflow = false;
+    // The product of the non-zero dims must fit int64, so numel(), n_rows() and row offsets are
+    // safe whatever the order of the dims (a 0 dim does not excuse the others).
+    uint64_t nonzero = 1;
+    bool overflow = false, empty = false;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t v = c.get<uint64_t>(cat(where, " dim ", d));
       if (v > uint64_t(std::numeric_limits<int64_t>::max()))
         AR_THROW(fname, ": ", where, " dim ", d, " = ", v, " is out of range");
-      if (v != 0 && numel > uint64_t(std::numeric_limits<int64_t>::max()) / v) overflow = true;
-      numel = overflow ? 0 : numel * v;
+      if (v == 0) empty = true;
+      else if (nonzero > uint64_t(std::numeric_limits<int64_t>::max()) / v) overflow = true;
+      else nonzero *= v;
       t.dims.push_back(int64_t(v));
     }
     if (overflow) AR_THROW(fname, ": ", where, " dims ", dims_str(t.dims), " overflow the element count");
+    const uint64_t numel = empty ? 0 : nonzero;
     const uint32_t type_id = c.get<uint32_t>(cat(where, " type"));
     const auto info = ggml_type_info(type_id);
     if (!info) AR_THROW(fname, ": ", where, " has unknown or unsupported ggml type id ", type_id);

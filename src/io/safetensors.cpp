@@ -134,17 +134,24 @@ void SafetensorsReader::add_file(const fs::path& path, std::vector<TensorInfo>* 
     if (end > data_size)
       AR_THROW(where, ": data [", begin, ", ", end, ") runs past the end of the data section (", data_size,
                " bytes)");
-    // numel * dtype size, with overflow checked (each dim is <= 2^62).
+    // Element count, then bytes, refused when they overflow: the non-zero dims' product must fit
+    // int64 (so numel() and every row count derived from the shape are safe even when another dim
+    // is 0), and numel * dtype size must fit too, before anything is sized from them.
     const uint64_t esize = dtype_size(t.dtype);
-    uint64_t bytes = esize;
+    uint64_t nonzero = 1;
     bool overflow = false;
     for (int64_t d : t.shape) {
-      if (d != 0 && bytes > UINT64_MAX / uint64_t(d)) overflow = true;
-      bytes = overflow ? 0 : bytes * uint64_t(d);
+      if (d == 0) continue;
+      if (nonzero > uint64_t(INT64_MAX) / uint64_t(d)) overflow = true;
+      nonzero = overflow ? 1 : nonzero * uint64_t(d);
     }
-    if (overflow || bytes != end - begin)
-      AR_THROW(where, ": shape ", shape_str(t.shape), " of ", dt, " needs ",
-               overflow ? std::string("an overflowing number of") : std::to_string(bytes), " bytes but data_offsets span ",
+    const bool empty = std::find(t.shape.begin(), t.shape.end(), 0) != t.shape.end();
+    if (!overflow && !empty && nonzero > uint64_t(INT64_MAX) / esize) overflow = true;
+    if (overflow)
+      AR_THROW(where, ": shape ", shape_str(t.shape), " of ", dt, " has an overflowing (beyond 64-bit) element or byte count");
+    const uint64_t bytes = empty ? 0 : nonzero * esize;
+    if (bytes != end - begin)
+      AR_THROW(where, ": shape ", shape_str(t.shape), " of ", dt, " needs ", bytes, " bytes but data_offsets span ",
                end - begin);
     t.file_index = file_index;
     t.offset_bytes = data_start + begin;

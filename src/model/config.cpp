@@ -125,6 +125,23 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
     AR_THROW(src, ": hidden_size (", c.hidden_size, ") is not divisible by num_attention_heads (",
              c.num_attention_heads, ") and no head_dim is given");
 
+  // Every tensor of the model is sized from these; refuse products that overflow int64 (f32 bytes
+  // of the largest weights) here, before anything is allocated or offset from them.
+  const auto f32_bytes = [&](const char* what, std::initializer_list<int64_t> dims) {
+    uint64_t n = sizeof(float);
+    for (int64_t d : dims) {
+      if (n > uint64_t(INT64_MAX) / uint64_t(d))
+        AR_THROW(src, ": ", what, " is too large: its f32 size overflows a 64-bit byte count (hidden_size ",
+                 c.hidden_size, ", intermediate_size ", c.intermediate_size, ", num_attention_heads ",
+                 c.num_attention_heads, ", head_dim ", c.head_dim, ", vocab_size ", c.vocab_size, ")");
+      n *= uint64_t(d);
+    }
+  };
+  f32_bytes("q_proj (num_attention_heads * head_dim x hidden_size)", {c.num_attention_heads, c.head_dim, c.hidden_size});
+  f32_bytes("mlp (intermediate_size x hidden_size)", {c.intermediate_size, c.hidden_size});
+  f32_bytes("the embedding (vocab_size x hidden_size)", {c.vocab_size, c.hidden_size});
+  f32_bytes("a block (hidden_size x intermediate_size x 8)", {c.hidden_size, c.intermediate_size + c.num_attention_heads * c.head_dim, 8});
+
   c.rms_norm_eps = get_num(j, "rms_norm_eps", src, 1e-6);
   if (!(c.rms_norm_eps > 0)) AR_THROW(src, ": rms_norm_eps must be > 0, got ", c.rms_norm_eps);
   c.rope_theta = get_num(j, "rope_theta", src, 10000.0);

@@ -38,6 +38,7 @@ struct Cursor {
   const std::filesystem::path& file;
   size_t at = 0;
   void get(void* dst, size_t n) {
+    if (n == 0) return;  // dst may be an empty vector's null data(): memcpy must not see it
     if (n > data.size() - at) AR_THROW(file.string(), ": checkpoint block file is truncated at byte ", at);
     std::memcpy(dst, data.data() + at, n);
     at += n;
@@ -104,8 +105,12 @@ std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& wor
   if (m.next_block < 0 || m.block_files.size() != size_t(m.next_block) || m.block_sums.size() != m.block_files.size())
     AR_THROW(file.string(), ": malformed checkpoint manifest: ", m.block_files.size(), " block files for ",
              m.next_block, " finished blocks");
+  // Every name must stay inside the work directory.
+  auto plain = [](const std::string& f) { return f.find('/') == std::string::npos && f != "." && f != ".."; };
   for (const auto& f : m.block_files)
-    if (f.find('/') != std::string::npos) AR_THROW(file.string(), ": block file name '", f, "' is not a plain name");
+    if (f.empty() || !plain(f)) AR_THROW(file.string(), ": block file name '", f, "' is not a plain name");
+  for (const std::string* f : {&m.x_file, &m.xq_file})
+    if (!plain(*f)) AR_THROW(file.string(), ": cache file name '", *f, "' is not a plain name");
   return m;
 }
 
@@ -167,7 +172,15 @@ QuantizedWeight read_quantized(Cursor& c, const std::filesystem::path& file, con
   const int64_t out = c.pod<int64_t>(), in = c.pod<int64_t>();
   if (s.bits < 2 || s.bits > 8 || out <= 0 || in <= 0 || out > (1 << 24) || in > (1 << 24) ||
       (s.group_size <= 0 && s.group_size != -1))
-    AR_THROW(file.string(), ": bad layer header for ", name);
+    AR_THROW(file.string(), ": bad layer header for ", name, " (bits ", s.bits, ", group_size ", s.group_size,
+             ", shape ", out, " x ", in, ")");
+  // codes (out*in) + fp16 scales and zeros (out*n_groups each): at most 2^48 + 3 * 2^48 bytes with
+  // the bounds above, so no overflow; refused unless the file holds them, before allocating.
+  const uint64_t n_groups = uint64_t(num_groups(s, in));
+  const uint64_t need = uint64_t(out) * uint64_t(in) + 3 * uint64_t(out) * n_groups;
+  if (need > c.data.size() - c.at)
+    AR_THROW(file.string(), ": layer ", name, " (", out, " x ", in, ", group_size ", s.group_size, ") needs ", need,
+             " bytes but the checkpoint block file has ", c.data.size() - c.at, " left");
   QuantizedWeight w = QuantizedWeight::allocate(s, out, in);
   c.get(w.codes.data(), w.codes.size());
   c.get(w.scales.data(), w.scales.size() * 2);

@@ -3,6 +3,7 @@
 #include "quant/layer_config.h"
 
 #include <algorithm>
+#include <vector>
 #include "core/error.h"
 #include "io/file.h"
 
@@ -14,6 +15,106 @@ bool looks_like_regex(const std::string& key) {
 }
 
 const char* json_type(const nlohmann::ordered_json& v) { return v.type_name(); }
+
+// std::regex (libstdc++) compiles repetitions by copying the repeated automaton count times,
+// recurses per nesting level, parses counts and back-references into an int without overflow
+// checks, and matches by backtracking (nested or many unbounded quantifiers take exponential or
+// high-polynomial time, even on a 40-character layer name). Layer-name patterns need none of that,
+// so before compiling we refuse: numbers longer than 4 digits, more than 64 levels of parentheses,
+// brace counts multiplying (as if nested) past 10000, a quantifier applied to a quantifier
+// (a**; a lazy a*? is fine) or to a group holding a quantifier or an alternation ((a*)*, (a|b)+),
+// and more than 3 unbounded quantifiers (*, +, {n,}). Throws naming `where`.
+void check_regex_cost(const std::string& pattern, const std::string& where) {
+  constexpr size_t kMaxPattern = 1024, kMaxDigits = 4;
+  constexpr int kMaxDepth = 64, kMaxUnbounded = 3;
+  constexpr double kMaxRepeat = 10000;
+  if (pattern.size() > kMaxPattern)
+    AR_THROW(where, ": regular expression of ", pattern.size(), " characters (at most ", kMaxPattern, ")");
+  std::vector<bool> group_risky{false};  // per open group (and the top level): holds a quantifier or '|'
+  bool prev_quantifier = false;          // the previous token was a quantifier
+  bool prev_risky_group = false;         // the previous token closed a risky group
+  int unbounded = 0;
+  double repeat = 1;
+  auto quantifier = [&](bool is_unbounded, size_t at) {
+    if (prev_quantifier || prev_risky_group)
+      AR_THROW(where, ": regular expression repeats a repetition at character ", at,
+               " (like a** or (a*)* or (a|b)+), which can take exponential time to match");
+    if (is_unbounded && ++unbounded > kMaxUnbounded)
+      AR_THROW(where, ": regular expression has more than ", kMaxUnbounded, " unbounded repetitions (*, +, {n,})");
+    group_risky.back() = true;
+    prev_quantifier = true;
+    prev_risky_group = false;
+  };
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char ch = pattern[i];
+    if (ch >= '0' && ch <= '9') {
+      size_t j = i;
+      while (j < pattern.size() && pattern[j] >= '0' && pattern[j] <= '9') ++j;
+      if (j - i > kMaxDigits)
+        AR_THROW(where, ": number ", pattern.substr(i, j - i), " in the regular expression is too long (at most ",
+                 kMaxDigits, " digits)");
+      i = j - 1;
+      prev_quantifier = prev_risky_group = false;
+    } else if (ch == '\\') {
+      if (i + 1 < pattern.size() && !(pattern[i + 1] >= '0' && pattern[i + 1] <= '9')) ++i;  // escaped literal
+      prev_quantifier = prev_risky_group = false;
+    } else if (ch == '[') {  // a bracket expression is one atom: skip to its closing ']'
+      size_t j = i + 1;
+      if (j < pattern.size() && pattern[j] == '^') ++j;
+      if (j < pattern.size() && pattern[j] == ']') ++j;
+      while (j < pattern.size() && pattern[j] != ']') j += pattern[j] == '\\' ? 2 : 1;
+      i = std::min(j, pattern.size() - 1);
+      prev_quantifier = prev_risky_group = false;
+    } else if (ch == '(') {
+      if (int(group_risky.size()) > kMaxDepth)
+        AR_THROW(where, ": regular expression nests parentheses more than ", kMaxDepth, " deep");
+      group_risky.push_back(false);
+      prev_quantifier = prev_risky_group = false;
+    } else if (ch == ')') {
+      const bool risky = group_risky.size() > 1 && group_risky.back();
+      if (group_risky.size() > 1) group_risky.pop_back();
+      if (risky) group_risky.back() = true;
+      prev_quantifier = false;
+      prev_risky_group = risky;
+    } else if (ch == '|') {
+      group_risky.back() = true;
+      prev_quantifier = prev_risky_group = false;
+    } else if (ch == '*' || ch == '+') {
+      quantifier(true, i);
+    } else if (ch == '?') {
+      if (prev_quantifier && i > 0 && pattern[i - 1] != '?') continue;  // lazy suffix: a*? a{2}?
+      quantifier(false, i);
+    } else if (ch == '{') {
+      size_t j = i + 1;
+      int64_t lo = 0, hi = -1;
+      bool comma = false, digits = false;
+      for (; j < pattern.size() && ((pattern[j] >= '0' && pattern[j] <= '9') || pattern[j] == ','); ++j) {
+        if (pattern[j] == ',') {
+          comma = true;
+          continue;
+        }
+        if (j - i > kMaxDigits * 2 + 1)
+          AR_THROW(where, ": repetition count in the regular expression is too long");
+        digits = true;
+        int64_t& v = comma ? hi : lo;
+        v = (v < 0 ? 0 : v) * 10 + (pattern[j] - '0');
+      }
+      if (!digits || j >= pattern.size() || pattern[j] != '}') {  // a literal '{'
+        prev_quantifier = prev_risky_group = false;
+        continue;
+      }
+      if (lo > 9999 || hi > 9999)
+        AR_THROW(where, ": number in the regular expression is too long (at most ", kMaxDigits, " digits)");
+      repeat *= double(std::max<int64_t>(1, std::max(lo, hi)));
+      if (repeat > kMaxRepeat)
+        AR_THROW(where, ": repetition counts in the regular expression multiply to more than ", kMaxRepeat);
+      quantifier(comma && hi < 0, i);
+      i = j;
+    } else {
+      prev_quantifier = prev_risky_group = false;
+    }
+  }
+}
 
 }  // namespace
 
@@ -50,6 +151,7 @@ LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme default
       r.is_regex = looks_like_regex(key);
     }
     if (r.is_regex) {
+      check_regex_cost(pattern, where);
       try {
         r.re = std::regex(pattern, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {

@@ -3,6 +3,7 @@
 // every product and sum is rounded separately, as in the _ref versions.
 #include "quant/qdq.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -120,7 +121,11 @@ __attribute__((target("avx2,f16c"))) void candidate_scales_avx2(float* out, floa
 }  // namespace
 
 bool qdq_simd_available() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  // F16C through cpuid (leaf 1, ecx): clang's __builtin_cpu_supports does not know "f16c".
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+  }();
   return ok;
 }
 

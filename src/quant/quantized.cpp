@@ -12,7 +12,7 @@ int64_t effective_group_size(const QuantScheme& s, int64_t in) {
 
 int64_t num_groups(const QuantScheme& s, int64_t in) {
   const int64_t g = effective_group_size(s, in);
-  return (in + g - 1) / g;
+  return in / g + (in % g != 0 ? 1 : 0);  // ceil without forming in + g - 1 (g may be huge)
 }
 
 QuantizedWeight QuantizedWeight::allocate(const QuantScheme& s, int64_t out, int64_t in) {

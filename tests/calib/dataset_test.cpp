@@ -76,5 +76,16 @@ TEST(Dataset, WindowsDropTheRemainder) {
   EXPECT_TRUE(cut_windows({{1, 2}}, 3).empty());
 }
 
+// Ids beyond int32 (and unsigned values that would wrap to negative int64) are refused, not wrapped.
+TEST(Dataset, TokenIdsOutsideInt32AreRefusedNotWrapped) {
+  auto dir = test::make_temp_dir("dataset-range");
+  for (const char* body : {"[2147483648]", "[18446744073709551615]", "[[1], [9223372036854775807]]", "[1e30]"}) {
+    auto p = write(dir, "ids.json", body);
+    const std::string err = error_of([&] { read_token_id_file(p); });
+    EXPECT_NE(err.find("is not a token id"), std::string::npos) << body << " -> '" << err << "'";
+    EXPECT_NE(err.find("ids.json"), std::string::npos) << err;
+  }
+}
+
 }  // namespace
 }  // namespace ar

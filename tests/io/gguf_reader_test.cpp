@@ -463,5 +463,33 @@ TEST(GgufReaderFixtures, F32TensorDataEqualsCheckpoint) {
   EXPECT_EQ(rows, std::vector<float>(want.begin() + 100 * t.dims[0], want.begin() + 103 * t.dims[0]));
 }
 
+// One F32 tensor with the given dims and no data, the smallest valid layout around them.
+std::string one_tensor_file(const std::vector<uint64_t>& dims) {
+  Bytes f;
+  f.b = "GGUF";
+  f.put<uint32_t>(3);
+  f.put<uint64_t>(1);
+  f.put<uint64_t>(0);
+  f.str("t");
+  f.put<uint32_t>(uint32_t(dims.size()));
+  for (uint64_t d : dims) f.put<uint64_t>(d);
+  f.put<uint32_t>(0);  // F32
+  f.put<uint64_t>(0);
+  while (f.b.size() % 32) f.b.push_back('\0');
+  return f.b;
+}
+
+// A leading zero dim made the element count 0 and let dims whose product overflows int64 through;
+// n_rows() (product of dims[1..]) then overflowed. Every non-zero product must fit now.
+TEST_F(GgufReaderTest, ZeroDimDoesNotHideOverflowingDims) {
+  expect_error(one_tensor_file({0, uint64_t(1) << 40, uint64_t(1) << 40}), "overflow the element count");
+  expect_error(one_tensor_file({1, 0, uint64_t(1) << 62, 4}), "overflow the element count");
+  const fs::path ok = write(one_tensor_file({0, uint64_t(1) << 20, uint64_t(1) << 20}));
+  const GgufReader r = GgufReader::open(ok);
+  EXPECT_EQ(r.require_tensor("t").numel(), 0);
+  EXPECT_EQ(r.require_tensor("t").n_rows(), int64_t(1) << 40);
+  EXPECT_EQ(r.require_tensor("t").size_bytes, 0u);
+}
+
 }  // namespace
 }  // namespace ar

@@ -315,5 +315,22 @@ TEST(SafetensorsFixture, Qwen3StudentBF16) {
   EXPECT_EQ(again, got);
 }
 
+// A zero dimension made the byte count 0 and hid that the other dims' product overflows int64, so
+// numel() and row arithmetic on the accepted tensor overflowed (UB). Refused at open now.
+TEST_F(SafetensorsCorrupt, ZeroDimDoesNotHideOverflowingElementCount) {
+  expect_error(file(R"({"a":{"dtype":"U8","shape":[2, 4611686018427387904, 0],"data_offsets":[0,0]}})"),
+               "overflowing");
+  expect_error(file(R"({"a":{"dtype":"BF16","shape":[0, 4611686018427387904, 4611686018427387904],"data_offsets":[0,0]}})"),
+               "overflowing");
+  // Zero-sized tensors with sane dims are fine, and numel() is 0.
+  const auto r = SafetensorsReader::open(file(R"({"a":{"dtype":"U8","shape":[3, 0, 1000000],"data_offsets":[0,0]}})"));
+  EXPECT_EQ(r.require("a").numel(), 0);
+}
+
+// numel * dtype size past int64 (but within uint64) is refused too, before any read is sized from it.
+TEST_F(SafetensorsCorrupt, ByteCountBeyondInt64IsRefused) {
+  expect_error(file(R"({"a":{"dtype":"F64","shape":[1152921504606846976, 2],"data_offsets":[0,0]}})"), "overflowing");
+}
+
 }  // namespace
 }  // namespace ar

@@ -143,5 +143,26 @@ TEST(ModelConfig, LinearRopeScaling) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_FLOAT_EQ(b[i], a[i] / 4.0f);
 }
 
+// Dimensions whose products overflow int64 (the f32 size of q_proj, the MLP, the embedding) are
+// refused by the parser, before block shapes or buffers are computed from them.
+TEST(ModelConfig, SizesWhoseProductsOverflowAreRefused) {
+  json j = qwen3_like();
+  j["hidden_size"] = int64_t(1) << 32;
+  j["intermediate_size"] = int64_t(1) << 32;
+  std::string e = error_of(j);
+  EXPECT_NE(e.find("too large"), std::string::npos) << e;
+  EXPECT_NE(e.find("cfg.json"), std::string::npos) << e;
+  EXPECT_NE(e.find("4294967296"), std::string::npos) << e;
+  j = qwen3_like();
+  j["vocab_size"] = int64_t(1) << 62;
+  e = error_of(j);
+  EXPECT_NE(e.find("embedding"), std::string::npos) << e;
+  j = qwen3_like();
+  j["head_dim"] = int64_t(1) << 60;
+  e = error_of(j);
+  EXPECT_NE(e.find("q_proj"), std::string::npos) << e;
+  EXPECT_EQ(error_of(qwen3_like()), "");  // a real 4B config is far from the limits
+}
+
 }  // namespace
 }  // namespace ar

@@ -125,5 +125,91 @@ TEST(Checkpoint, IdentityMismatchNamesTheSetting) {
   EXPECT_NE(error_of([&] { check_identity("/w", saved, {{"iters", 200}}); }).find("seed"), std::string::npos);
 }
 
+// A block file whose single record is a quantized layer header with the given fields (no data).
+std::string layer_header_only(int64_t group_size, int64_t out, int64_t in) {
+  std::string b("ARBLK002", 8);
+  auto put = [&](auto v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(int64_t(0));        // layer
+  put(uint8_t(0));        // tuned
+  put(uint32_t(1));       // records
+  const std::string name = "model.layers.0.mlp.up_proj";
+  put(uint32_t(name.size()));
+  b += name;
+  put(uint8_t(1));        // has q
+  put(int32_t(4));        // bits
+  put(group_size);
+  put(uint8_t(1));        // sym
+  put(out);
+  put(in);
+  return b;
+}
+
+// The layer header's shape (up to 2^24 x 2^24) was allocated before checking the file held it:
+// 2^48 bytes of codes for a 70-byte file (bad_alloc, or an ASan allocation-size report).
+TEST(Checkpoint, BlockLayerSizesAreRefusedBeforeAllocating) {
+  const fs::path dir = test::make_temp_dir("ckpt-huge");
+  const std::string bytes = layer_header_only(32, int64_t(1) << 24, int64_t(1) << 24);
+  std::ofstream(dir / "block.0.q", std::ios::binary) << bytes;
+  const std::string e = error_of([&] { load_block_result(dir / "block.0.q", checksum64(bytes.data(), bytes.size())); });
+  EXPECT_NE(e.find("block.0.q"), std::string::npos) << e;
+  EXPECT_NE(e.find("needs"), std::string::npos) << e;
+  EXPECT_NE(e.find("16777216 x 16777216"), std::string::npos) << e;
+}
+
+// group_size near INT64_MAX made num_groups compute in + g - 1, a signed overflow (UB).
+TEST(Checkpoint, HugeGroupSizeDoesNotOverflowTheGroupCount) {
+  EXPECT_EQ(num_groups(QuantScheme{4, INT64_MAX, true}, 100), 1);
+  EXPECT_EQ(num_groups(QuantScheme{4, 32, true}, 100), 4);
+  EXPECT_EQ(num_groups(QuantScheme{4, -1, true}, 100), 1);
+  const fs::path dir = test::make_temp_dir("ckpt-group");
+  const std::string bytes = layer_header_only(INT64_MAX, 3, 5);
+  std::ofstream(dir / "block.0.q", std::ios::binary) << bytes;
+  const std::string e = error_of([&] { load_block_result(dir / "block.0.q", checksum64(bytes.data(), bytes.size())); });
+  EXPECT_NE(e.find("needs 24 bytes"), std::string::npos) << e;  // 3x5 codes + 3 fp16 scales + 3 zeros
+}
+
+// Cache file names in the manifest could point outside the work dir ("../x", "/etc/x"); only
+// block file names were checked.
+TEST(Checkpoint, ManifestCacheFileNamesMustStayInTheWorkDir) {
+  const fs::path dir = test::make_temp_dir("ckpt-names");
+  CheckpointManifest m;
+  m.identity = {{"iters", 1}};
+  for (const char* bad : {"../X.1.f32", "/etc/passwd", ".."}) {
+    m.x_file = bad;
+    write_manifest(dir, m);
+    const std::string e = error_of([&] { read_manifest(dir); });
+    EXPECT_NE(e.find("is not a plain name"), std::string::npos) << bad << ": " << e;
+    EXPECT_NE(e.find(kManifestName), std::string::npos) << e;
+  }
+  m.x_file = "X.1.f32";
+  write_manifest(dir, m);
+  EXPECT_TRUE(read_manifest(dir).has_value());
+}
+
+// Found by fuzz_checkpoint: an empty GGUF or importance record made the reader memcpy 0 bytes into
+// an empty vector's null data() (UB, reported by UBSan). Empty records load as empty.
+TEST(Checkpoint, EmptyRecordsLoadWithoutTouchingNullBuffers) {
+  const fs::path dir = test::make_temp_dir("ckpt-empty");
+  std::string b("ARBLK002", 8);
+  auto put = [&](auto v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(int64_t(1));
+  put(uint8_t(0));
+  put(uint32_t(2));
+  put(uint32_t(0));        // an empty name
+  put(uint8_t(2 | 4));     // gguf + importance records
+  put(uint32_t(8));        // Q8_0
+  put(uint64_t(0));        // no gguf bytes
+  put(uint64_t(0));        // no importance values
+  put(uint32_t(1));
+  b += "x";
+  put(uint8_t(0));         // nothing at all
+  std::ofstream(dir / "block.1.q", std::ios::binary) << b;
+  const BlockResult r = load_block_result(dir / "block.1.q", checksum64(b.data(), b.size()));
+  ASSERT_EQ(r.linears.size(), 2u);
+  EXPECT_TRUE(r.linears.at("").gguf.empty());
+  EXPECT_TRUE(r.linears.at("").importance.empty());
+  EXPECT_FALSE(r.linears.at("x").q.has_value());
+}
+
 }  // namespace
 }  // namespace ar

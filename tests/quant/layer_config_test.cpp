@@ -172,5 +172,47 @@ TEST(LayerConfig, ExtraConfigListsLayersThatDiffer) {
   EXPECT_EQ(lc.unmatched_rules(names), std::vector<std::string>{"nothing.matches.this"});
 }
 
+std::string parse_error(const std::string& json) {
+  try {
+    LayerConfig::parse(json, w4g128(), "cfg.json");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Found by fuzz_layer_config: a long number in a regex (a back-reference \9223372054876537807 or a
+// count a{99999999999}) overflowed an int inside libstdc++'s regex compiler (UB); huge or nested
+// repetition counts and deep nesting would exhaust memory or stack. All refused before compiling.
+TEST(LayerConfig, OversizedRegexesAreRefusedBeforeCompiling) {
+  for (const auto& [key, expect] : std::vector<std::pair<std::string, std::string>>{
+           {R"(re:layers\\.[0-9]+\\9223372054876537807)", "is too long"},
+           {"re:a{99999999999}", "is too long"},
+           {"re:(a{999}){999}", "multiply to more than"},
+           {"re:" + std::string(100, '(') + "a" + std::string(100, ')'), "nests parentheses"},
+           {"re:" + std::string(2000, 'a'), "2000 characters"}}) {
+    const std::string e = parse_error("{\"" + key + "\": {\"bits\": 8}}");
+    EXPECT_NE(e.find(expect), std::string::npos) << key << " -> " << e;
+    EXPECT_NE(e.find("cfg.json"), std::string::npos) << e;
+  }
+  // Found by fuzz_layer_config (a 10 s timeout): "dec**.****n_abiroj" backtracked exponentially
+  // in std::regex on a 30-character layer name. Repeated repetitions and too many unbounded ones
+  // are refused; plain ones, lazy ones and quantified groups without inner repetition are fine.
+  for (const std::string key : {"dec**.****n_abiroj", "re:(a*)*b", "re:(q|k)+_proj", "re:.*a.*b.*c.*d"}) {
+    const std::string e = parse_error("{\"" + key + "\": {\"bits\": 8}}");
+    EXPECT_TRUE(e.find("repeats a repetition") != std::string::npos || e.find("unbounded repetitions") != std::string::npos)
+        << key << " -> " << e;
+  }
+  for (const std::string key : {"re:.*mlp.*", "re:layers\\\\.[0-9]+\\\\.self_attn\\\\..*?_proj", "re:(up|gate)_proj",
+                                 "re:(ab)+c"})
+    EXPECT_EQ(parse_error("{\"" + key + "\": {\"bits\": 8}}"), "") << key;
+  // Ordinary patterns, counts and layer numbers still work.
+  const LayerConfig lc = LayerConfig::parse(R"({"re:layers\\.1[0-9]{1,2}\\.mlp": {"bits": 8}, "re:(q|k)_proj$": {"bits": 2}})",
+                                            w4g128(), "cfg.json");
+  EXPECT_EQ(lc.scheme_for("model.layers.12.mlp.up_proj").bits, 8);
+  EXPECT_EQ(lc.scheme_for("model.layers.2.mlp.up_proj").bits, 4);
+  EXPECT_EQ(lc.scheme_for("model.layers.2.self_attn.k_proj").bits, 2);
+}
+
 }  // namespace
 }  // namespace ar

@@ -256,6 +256,12 @@ struct ModelGemm {
   int64_t M, N, K;
   bool ta, tb, acc;
   int64_t lda, ldb, ldc;
+  // Stored rows of A and B, and the row strides with 0 (tight) resolved.
+  int64_t a_rows() const { return ta ? K : M; }
+  int64_t b_rows() const { return tb ? N : K; }
+  int64_t a_ld() const { return lda ? lda : (ta ? M : K); }
+  int64_t b_ld() const { return ldb ? ldb : (tb ? K : N); }
+  int64_t c_ld() const { return ldc ? ldc : N; }
 };
 
 std::vector<ModelGemm> model_gemms() {
@@ -295,10 +301,8 @@ TEST(Gemm, ModelShapesConcurrentlyFromAllThreads) {
     std::vector<Job> jobs(shapes.size());
     for (size_t j = 0; j < shapes.size(); ++j) {
       const ModelGemm& g = shapes[j];
-      const int64_t a_rows = g.ta ? g.K : g.M, a_cols = g.ta ? g.M : g.K;
-      const int64_t b_rows = g.tb ? g.N : g.K, b_cols = g.tb ? g.K : g.N;
-      const int64_t lda = g.lda ? g.lda : a_cols, ldb = g.ldb ? g.ldb : b_cols;
-      const int64_t ldc = g.ldc ? g.ldc : g.N;
+      const int64_t a_rows = g.a_rows(), b_rows = g.b_rows();
+      const int64_t lda = g.a_ld(), ldb = g.b_ld(), ldc = g.c_ld();
       Job& job = jobs[j];
       job.A = random_vec(size_t(a_rows * lda), 900 + uint32_t(3 * j));
       job.B = random_vec(size_t(b_rows * ldb), 901 + uint32_t(3 * j));
@@ -339,7 +343,7 @@ TEST(Gemm, ModelShapesConcurrentlyFromAllThreads) {
     for (int t = 0; t < threads; ++t) {
       for (size_t j = 0; j < n; ++j) {
         const ModelGemm& g = shapes[j];
-        const int64_t ldc = g.ldc ? g.ldc : g.N;
+        const int64_t ldc = g.c_ld();
         const std::vector<float>& C = results[size_t(t)][j];
         for (int64_t r = 0; r < g.M; ++r) {
           for (int64_t c = 0; c < ldc; ++c) {
@@ -416,10 +420,8 @@ TEST(Gemm, ResultDoesNotDependOnThreadCount) {
   for (Precision p : {Precision::F32, Precision::BF16}) {
     for (size_t j = 0; j < shapes.size(); ++j) {
       const ModelGemm& g = shapes[j];
-      const int64_t a_rows = g.ta ? g.K : g.M, a_cols = g.ta ? g.M : g.K;
-      const int64_t b_rows = g.tb ? g.N : g.K, b_cols = g.tb ? g.K : g.N;
-      const int64_t lda = g.lda ? g.lda : a_cols, ldb = g.ldb ? g.ldb : b_cols;
-      const int64_t ldc = g.ldc ? g.ldc : g.N;
+      const int64_t a_rows = g.a_rows(), b_rows = g.b_rows();
+      const int64_t lda = g.a_ld(), ldb = g.b_ld(), ldc = g.c_ld();
       const auto A = random_vec(size_t(a_rows * lda), 700 + uint32_t(3 * j));
       const auto B = random_vec(size_t(b_rows * ldb), 701 + uint32_t(3 * j));
       const auto C0 = random_vec(size_t(g.M * ldc), 702 + uint32_t(3 * j));

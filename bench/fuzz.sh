@@ -13,7 +13,7 @@ shift
 BUILD=${BUILD:-build-fuzz}
 FIX=${AR_FIXTURES:-$(cd .. && pwd)/shared/fixtures}
 if [[ ${AR_FUZZ_NO_BUILD:-0} != 1 ]]; then
-  CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAR_FUZZ=ON -DAR_BENCH=OFF >/dev/null
+  CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAR_FUZZ=ON -DAR_BENCH=OFF -DAR_MPI=OFF >/dev/null
   ninja -C "$BUILD" >/dev/null
 fi
 TARGETS=("$@")

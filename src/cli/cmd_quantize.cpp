@@ -58,6 +58,7 @@ void log_start(const QuantizeOptions& o, const CliExtras& x) {
 }
 
 void print_report(const QuantizeOptions& o, const QuantizeReport& r) {
+  if (process_comm().rank() != 0) return;  // rank 0 reports for the run
   std::printf("quantized %lld linear layers in %.1f s\n", (long long)r.quantized_layers, r.seconds);
   for (size_t i = 0; i < r.outputs.size(); ++i)
     std::printf("output: %s (%s)\n", r.outputs[i].c_str(), format_bytes(r.output_bytes[i]).c_str());
@@ -70,6 +71,17 @@ void print_report(const QuantizeOptions& o, const QuantizeReport& r) {
   if (!o.eval_dataset.empty())
     std::printf("perplexity: original %.4f  quantized %.4f  (%+.2f %%)\n", r.ppl_original, r.ppl_quantized,
                 100.0 * (r.ppl_quantized / r.ppl_original - 1.0));
+  if (r.tuning_steps > 0)
+    std::printf("SignRound: %lld steps, %.3f s per step (block steps incl. their target passes)\n",
+                (long long)r.tuning_steps, r.tuning_seconds / double(r.tuning_steps));
+  if (r.processes > 1) {
+    const double steps = double(std::max<int64_t>(r.tuning_steps, 1));
+    std::printf("data-parallel: %d processes; rank 0 sent+received %s in %llu collective operations, %.1f s in them "
+                "(%s and %.3f s per SignRound step); largest peak RSS of a rank %s\n",
+                r.processes, format_bytes(r.comm.bytes).c_str(), (unsigned long long)r.comm.operations, r.comm.seconds,
+                format_bytes(uint64_t(double(r.comm.bytes) / steps)).c_str(), r.comm.seconds / steps,
+                format_bytes(r.peak_rss_largest_rank).c_str());
+  }
   std::fflush(stdout);
   std::fprintf(stderr, "current RSS (VmRSS): %s\n", format_bytes(read_mem_stats().rss_bytes).c_str());
   print_peak_memory();
@@ -85,7 +97,8 @@ void run(QuantizeOptions o, const CliExtras& x, const CLI::App& sub) {
   o.amp = x.amp ? Amp::On : x.disable_amp ? Amp::Off : Amp::Auto;
   o.formats = split_formats(x.format);
   o.log = [](const std::string& s) { log_info(s); };
-  log_start(o, x);
+  o.comm = &process_comm();
+  if (o.comm->rank() == 0) log_start(o, x);
   const InterruptScope stop_on_signal;  // Ctrl-C / SIGTERM: stop at the next safe point, keep the checkpoint
   print_report(o, run_quantize(o));
 }
@@ -119,6 +132,9 @@ void add_quantize_command(CLI::App& app) {
   s->add_option("--recipe", x->recipe, recipes_help() + "; options given explicitly win");
   def(s->add_option("--batch_size", o->tune.batch_size, "samples per SignRound step"));
   def(s->add_option("--gradient_accumulate_steps", o->tune.gradient_accumulate_steps, "batches per step"));
+  def(s->add_option("--partitions", o->partitions,
+                    "sample partitions SignRound draws each batch from, gradients added in partition order (0: one per "
+                    "MPI process); a single process with --partitions N writes what mpirun -np N writes"));
   s->add_option("--lr", o->tune.lr, "learning rate of the rounding (default 1/iters)");
   s->add_option("--minmax_lr", o->tune.minmax_lr, "learning rate of min/max scales (default: --lr)");
   s->add_flag("!--disable_minmax_tuning", o->tune.enable_minmax_tuning, "tune only the rounding, not the clipping");

@@ -3,7 +3,13 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "core/comm.h"
+
 namespace ar::cli {
+
+// The processes of this run: MPI's when started by mpirun/srun (and built with MPI), else the
+// single process.
+Comm& process_comm();
 
 void add_quantize_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);

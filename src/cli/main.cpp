@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <string>
 #include <vector>
+#include <cstdlib>
 #include <exception>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -15,8 +17,25 @@
 #include "core/log.h"
 #include "core/memory.h"
 #include "pipeline/backend.h"
+#ifdef AR_HAVE_MPI
+#include "dist/mpi_comm.h"
+#endif
 
 namespace ar::cli {
+
+namespace {
+Comm* g_comm = nullptr;
+
+// mpirun (Open MPI, MPICH) and srun set these in every process they start. Without them MPI is
+// not initialised at all: a plain run needs no MPI runtime.
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+}  // namespace
+
+Comm& process_comm() { return g_comm ? *g_comm : single_process_comm(); }
 void print_peak_memory() {
   MemStats m = read_mem_stats();
   std::fprintf(stderr, "peak RSS (VmHWM): %s\n", format_bytes(m.peak_bytes).c_str());
@@ -31,6 +50,23 @@ int main(int argc, char** argv) {
   // Past a file size limit (ulimit -f) a write should fail with EFBIG and be reported with the
   // file's name, not kill the process silently.
   std::signal(SIGXFSZ, SIG_IGN);
+#ifdef AR_HAVE_MPI
+  std::optional<ar::MpiSession> mpi;
+  if (ar::cli::launched_by_mpi()) {
+    mpi.emplace(&argc, &argv);
+    ar::cli::g_comm = &mpi->comm();
+  }
+  // A failed rank ends the whole job at once (the others may be waiting for it in a collective
+  // operation); mpirun then names the rank that aborted.
+  auto finish = [&](int code) {
+    if (code != 0 && mpi && mpi->comm().size() > 1) mpi->abort(code);
+    return code;
+  };
+#else
+  auto finish = [](int code) { return code; };
+#endif
+  const int rank = ar::cli::process_comm().rank();
+  const std::string who = ar::cli::process_comm().size() > 1 ? ar::cat(" (rank ", rank, ")") : std::string();
   CLI::App app{"autoround: SignRound/AutoRound LLM quantization on the CPU"};
   app.set_version_flag("--version", ar::cli::version_text);
   app.require_subcommand(1);
@@ -49,14 +85,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const ar::Interrupted& e) {
-    std::fprintf(stderr, "stopped: %s\n", e.what());
-    return 128 + e.signal();
+    std::fprintf(stderr, "stopped%s: %s\n", who.c_str(), e.what());
+    return finish(128 + e.signal());
   } catch (const ar::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "error%s: %s\n", who.c_str(), e.what());
+    return finish(1);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "internal error: %s\n", e.what());
-    return 2;
+    std::fprintf(stderr, "internal error%s: %s\n", who.c_str(), e.what());
+    return finish(2);
   }
   return 0;
 }

@@ -65,7 +65,11 @@ nlohmann::json sums_to_json(const std::vector<uint64_t>& v) {
 
 }  // namespace
 
-void write_manifest(const std::filesystem::path& work_dir, const CheckpointManifest& m) {
+void write_manifest(const std::filesystem::path& work_dir, const CheckpointManifest& m, bool keep_previous) {
+  if (keep_previous) {
+    std::error_code ec;
+    std::filesystem::rename(work_dir / kManifestName, work_dir / kPrevManifestName, ec);
+  }
   nlohmann::json j;
   j["format"] = kManifestFormat;
   j["identity"] = m.identity;
@@ -76,11 +80,12 @@ void write_manifest(const std::filesystem::path& work_dir, const CheckpointManif
   j["xq_sums"] = sums_to_json(m.xq_sums);
   j["block_files"] = m.block_files;
   j["block_sums"] = sums_to_json(m.block_sums);
+  if (m.caches_only) j["caches_only"] = true;
   write_file_atomic(work_dir / kManifestName, j.dump(1));
 }
 
-std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& work_dir) {
-  const std::filesystem::path file = work_dir / kManifestName;
+std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& work_dir, const char* name) {
+  const std::filesystem::path file = work_dir / name;
   std::error_code ec;
   if (!std::filesystem::exists(file, ec)) return std::nullopt;
   CheckpointManifest m;
@@ -97,12 +102,14 @@ std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& wor
     m.xq_sums = sums_from_json(j.at("xq_sums"));
     m.block_files = j.at("block_files").get<std::vector<std::string>>();
     m.block_sums = sums_from_json(j.at("block_sums"));
+    m.caches_only = j.contains("caches_only") && j.at("caches_only").get<bool>();
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
     AR_THROW(file.string(), ": malformed checkpoint manifest: ", e.what());
   }
-  if (m.next_block < 0 || m.block_files.size() != size_t(m.next_block) || m.block_sums.size() != m.block_files.size())
+  const size_t files = m.caches_only ? 0 : size_t(m.next_block);
+  if (m.next_block < 0 || m.block_files.size() != files || m.block_sums.size() != m.block_files.size())
     AR_THROW(file.string(), ": malformed checkpoint manifest: ", m.block_files.size(), " block files for ",
              m.next_block, " finished blocks");
   // Every name must stay inside the work directory.

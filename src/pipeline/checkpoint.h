@@ -25,13 +25,22 @@ struct CheckpointManifest {
   std::vector<uint64_t> x_sums, xq_sums;  // per-sample checksums
   std::vector<std::string> block_files;   // per finished block
   std::vector<uint64_t> block_sums;
+  // A data-parallel rank other than 0: its shard's caches only (rank 0 keeps the block files).
+  bool caches_only = false;
 };
 
 constexpr const char* kManifestName = "checkpoint.json";
+// Data-parallel runs: the manifest before the current one. The ranks write theirs one after the
+// other, so a crash between two of them leaves some ranks a block ahead; a resume starts from the
+// block every rank has, which for those is the previous manifest (its caches are still there:
+// no rank removes a generation before every rank has written the next).
+constexpr const char* kPrevManifestName = "checkpoint.prev.json";
 
-void write_manifest(const std::filesystem::path& work_dir, const CheckpointManifest& m);
-// nullopt when the work dir has no manifest; ar::Error naming the file when it is malformed.
-std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& work_dir);
+// keep_previous: the current manifest becomes kPrevManifestName first (renamed: atomic).
+void write_manifest(const std::filesystem::path& work_dir, const CheckpointManifest& m, bool keep_previous = false);
+// nullopt when the work dir has no manifest `name`; ar::Error naming the file when it is malformed.
+std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& work_dir,
+                                                const char* name = kManifestName);
 // Throws ar::Error naming the first field that differs ("... was made with iters=200, this run has 100").
 void check_identity(const std::filesystem::path& work_dir, const nlohmann::json& saved, const nlohmann::json& now);
 

@@ -10,6 +10,7 @@
 
 #include "calib/dataset.h"
 #include "calib/tokenizer.h"
+#include "core/comm.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/log.h"
@@ -58,10 +59,23 @@ void evaluate_outputs(const QuantizeOptions& opt, const Decoder& d, const std::f
 }
 
 // --resume: the manifest must be this run's; finished blocks and the caches come back from it.
+// Several processes resume from the block all of them have checkpointed (see kPrevManifestName).
 int64_t resume_checkpoint(const std::filesystem::path& work_dir, int64_t L, CalibStream* cs,
-                          CheckpointManifest& man, const std::function<void(const std::string&)>& log) {
+                          CheckpointManifest& man, Comm& comm, const std::function<void(const std::string&)>& log) {
   std::optional<CheckpointManifest> m = read_manifest(work_dir);
-  if (!m) AR_THROW("--resume: no checkpoint in ", work_dir.string(), " (", kManifestName, " is missing)");
+  std::optional<CheckpointManifest> prev;
+  if (comm.size() > 1) prev = read_manifest(work_dir, kPrevManifestName);
+  const int64_t mine = m ? m->next_block : prev ? prev->next_block : -1;
+  const int64_t common = comm.min(mine);
+  if (!m && !prev) AR_THROW("--resume: no checkpoint in ", work_dir.string(), " (", kManifestName, " is missing)");
+  if (common < 0) AR_THROW("--resume: another process of this run has no checkpoint (see its message)");
+  if (m->next_block != common) m = prev;
+  if (!m || m->next_block != common)
+    AR_THROW("--resume: ", work_dir.string(), " holds no checkpoint of block ", common, ", the last one every process has");
+  const nlohmann::json& saved = m->identity;
+  if (saved.contains("processes") && saved.at("processes") != man.identity.at("processes"))
+    AR_THROW("--resume: the checkpoint in ", work_dir.string(), " was made by ", saved.at("processes").dump(),
+             " processes; resume with the same number (mpirun -np ", saved.at("processes").dump(), ")");
   check_identity(work_dir, m->identity, man.identity);
   man = *m;
   const int64_t start_block = man.next_block;
@@ -75,6 +89,7 @@ int64_t resume_checkpoint(const std::filesystem::path& work_dir, int64_t L, Cali
 int64_t start_fresh(const std::filesystem::path& work_dir, const Decoder& d, const RunSetup& s, CalibStream* cs) {
   std::error_code ec;
   std::filesystem::remove(work_dir / kManifestName, ec);
+  std::filesystem::remove(work_dir / kPrevManifestName, ec);
   if (cs) cs->start(d, s.samples.samples);
   return 0;
 }
@@ -104,11 +119,18 @@ void log_progress(int64_t l, int64_t L, int64_t start_block, const Timer& block,
 
 }  // namespace
 
+// Rank r > 0 of a data-parallel run keeps its caches and checkpoint in <work_dir>/rank-<r>.
+std::filesystem::path rank_work_dir(const std::filesystem::path& work_dir, const Comm& comm) {
+  return comm.rank() == 0 ? work_dir : work_dir / cat("rank-", comm.rank());
+}
+
 QuantizeReport run_quantize(const QuantizeOptions& given) {
   const QuantizeOptions opt = checked_options(given);
+  Comm& comm = opt.comm ? *opt.comm : single_process_comm();
+  const bool lead = comm.rank() == 0;  // logs, writes the outputs
   Timer total;
   auto log = [&](const std::string& s) {
-    if (opt.log) opt.log(s);
+    if (opt.log && lead) opt.log(s);
   };
   auto mem_log = [&](const std::string& phase) {
     if (!opt.log_memory) return;
@@ -117,18 +139,22 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
   };
   // Locked before anything is planned: planning an output clears a leftover temporary folder,
   // which may be another live run's.
-  const std::filesystem::path work_dir = opt.work_dir.empty() ? default_work_dir(opt.output_dir) : opt.work_dir;
-  const RunLock out_lock(opt.output_dir, "output folder", log);
-  std::optional<RunLock> work_lock;
-  if (lock_path_for(work_dir) != out_lock.path()) work_lock.emplace(work_dir, "work dir", log);
+  const std::filesystem::path run_work_dir = opt.work_dir.empty() ? default_work_dir(opt.output_dir) : opt.work_dir;
+  const std::filesystem::path work_dir = rank_work_dir(run_work_dir, comm);
+  std::optional<RunLock> out_lock, work_lock;
+  if (lead) out_lock.emplace(opt.output_dir, "output folder", log);
+  if (!out_lock || lock_path_for(work_dir) != out_lock->path()) work_lock.emplace(work_dir, "work dir", log);
   Decoder d(opt.model_dir);
   const ModelConfig& cfg = d.config();
   const SafetensorsReader& src = d.reader();
   RunSetup s = run_setup(opt, d, log);
-  OutputSet& outputs = *s.outputs;
+  OutputSet* outputs = s.outputs.get();  // rank 0 only
   QuantizeReport rep;
-  rep.outputs = outputs.paths();
-  rep.kept_16bit = outputs.kept_16bit();
+  rep.processes = comm.size();
+  if (outputs) {
+    rep.outputs = outputs->paths();
+    rep.kept_16bit = outputs->kept_16bit();
+  }
   const int64_t L = cfg.num_hidden_layers, T = opt.seqlen;
 
   // The work directory and the memory plan.
@@ -148,13 +174,15 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
     cs.emplace(cfg, int64_t(s.samples.samples.size()), T, s.with_xq, plan.mode == CacheMode::Disk, work_dir);
   CheckpointManifest man;
   man.identity = run_identity(opt, cfg, src, s.samples.samples);
-  const int64_t start_block = opt.resume ? resume_checkpoint(work_dir, L, cs ? &*cs : nullptr, man, log)
+  man.caches_only = !lead;
+  const int64_t start_block = opt.resume ? resume_checkpoint(work_dir, L, cs ? &*cs : nullptr, man, comm, log)
                                          : start_fresh(work_dir, d, s, cs ? &*cs : nullptr);
   rep.resumed_blocks = start_block;
   s.samples.samples.clear();
   s.samples.samples.shrink_to_fit();
   mem_log("calibration caches ready");
-  for (int64_t l = 0; l < start_block; ++l) replay_block(l, work_dir, man, src, cfg, outputs);
+  if (outputs)
+    for (int64_t l = 0; l < start_block; ++l) replay_block(l, work_dir, man, src, cfg, *outputs);
 
   Timer blocks_timer;
   for (int64_t l = start_block; l < L; ++l) {
@@ -165,24 +193,31 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
       mem_log(cat("block ", l, " loaded"));
       const Schemes schemes = s.schemes(w);
       StepContext ctx{cfg, s, schemes, T, plan.stream_targets, last, opt.disable_opt_rtn, opt.precision, mem_log};
+      Timer step_timer;
       const BlockResult r = s.tune ? signround_step(w, *cs, ctx) : rtn_step(w, cs ? &*cs : nullptr, ctx);
+      if (s.tune) rep.tuning_seconds += step_timer.seconds();
       if (s.with_xq && !last) {  // Xq <- block_q(Xq)
         cs->propagate_quantized(w, l, s.tune_opts.precision);
         mem_log(cat("block ", l, " quantized path propagated"));
       }
-      outputs.add_block(l, r, &w);
+      if (outputs) outputs->add_block(l, r, &w);
+      if (s.tune) rep.tuning_steps += s.tune_opts.iters;
       // Checkpoint: the block's result, then the next block's caches, then the manifest (last,
-      // atomically); only then is the previous checkpoint's data removed.
+      // atomically); only then is the previous checkpoint's data removed (in a data-parallel run
+      // once every process has written its manifest).
       if (plan.checkpoint) {
-        man.block_files.push_back(block_file(l));
-        man.block_sums.push_back(save_block_result(work_dir / block_file(l), r));
+        if (lead) {
+          man.block_files.push_back(block_file(l));
+          man.block_sums.push_back(save_block_result(work_dir / block_file(l), r));
+        }
         man.next_block = l + 1;
         if (cs) cs->checkpoint(man, l, last);
-        write_manifest(work_dir, man);
+        write_manifest(work_dir, man, comm.size() > 1);
         rep.work_dir_peak_bytes = std::max(rep.work_dir_peak_bytes, dir_bytes(work_dir));
         mem_log(cat("block ", l, " checkpointed"));
       }
     }  // block weights and results freed here
+    comm.barrier();  // every process has checkpointed this block (each plan decides for itself whether to)
     if (cs) cs->advance(l);
     release_block_pages(src, l);
     log_progress(l, L, start_block, bt, blocks_timer, log);
@@ -193,19 +228,35 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
     }
   }
   if (cs) cs->clear();
-  outputs.finish();
-  const QuantStats qs = outputs.stats();
-  const std::filesystem::path eval_model = outputs.eval_path();
-  s.outputs.reset();
-  // The outputs are complete: the checkpoint has served its purpose.
-  remove_work_files(work_dir);
-  work_guard.release();
+  QuantStats qs;
+  std::filesystem::path eval_model;
+  if (outputs) {
+    outputs->finish();
+    qs = outputs->stats();
+    eval_model = outputs->eval_path();
+    s.outputs.reset();
+  }
+  // The outputs are complete: the checkpoint has served its purpose. Rank 0's work dir holds the
+  // others', so it goes last.
+  comm.barrier();
+  if (!lead) {
+    remove_work_files(work_dir);
+    work_guard.release();
+    work_lock.reset();
+  }
+  comm.barrier();
+  if (lead) {
+    remove_work_files(work_dir);
+    work_guard.release();
+  }
   for (const auto& o : rep.outputs) rep.output_bytes.push_back(folder_bytes(o));
   rep.quantized_layers = qs.layers;
   rep.bits_per_weight = qs.weights > 0 ? qs.bits / qs.weights : 0;
-  if (!opt.eval_dataset.empty()) evaluate_outputs(opt, d, eval_model, log, rep);
+  if (!opt.eval_dataset.empty() && lead) evaluate_outputs(opt, d, eval_model, log, rep);
+  rep.comm = comm.stats();
   rep.seconds = total.seconds();
   rep.peak_rss_bytes = read_mem_stats().peak_bytes;
+  rep.peak_rss_largest_rank = uint64_t(comm.max(int64_t(rep.peak_rss_bytes)));
   return rep;
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/comm.h"
 #include "core/precision.h"
 #include "tune/signround.h"
 #include "quant/quantized.h"
@@ -34,6 +35,11 @@ struct QuantizeOptions {
   SignRoundOptions tune;                   // tune.iters == 0: RTN / optimized RTN; tune.seed also seeds
                                            // sampling; tune.precision is set from `amp`
   Amp amp = Amp::Auto;
+  // Data parallelism (issue 17): the processes of an MPI run (null: this process alone), and the
+  // number of sample partitions SignRound draws its batches from (0: one per process). A single
+  // process given --partitions N computes exactly what N processes compute together.
+  Comm* comm = nullptr;
+  int partitions = 0;
   bool enable_quanted_input = true;        // tune on the quantized path's inputs (Xq), as AutoRound
   bool gguf_minmax_tuning = false;         // GGUF targets: also tune min/max clipping (off: rounding only)
   std::string dataset;                     // calibration data ("builtin" = the built-in text); empty = none
@@ -71,6 +77,11 @@ struct QuantizeReport {
   std::string plan;                        // the memory plan as printed
   uint64_t work_dir_peak_bytes = 0;        // largest size of the work directory seen
   int64_t resumed_blocks = 0;              // blocks taken from a checkpoint (--resume)
+  int processes = 1;                       // data-parallel: MPI ranks
+  CommStats comm;                          // this process's collective operations
+  int64_t tuning_steps = 0;                // SignRound steps taken (all blocks)
+  double tuning_seconds = 0;               // SignRound block steps, their target passes included
+  uint64_t peak_rss_largest_rank = 0;      // data-parallel: the largest VmHWM of any process
 };
 
 QuantizeReport run_quantize(const QuantizeOptions& opt);

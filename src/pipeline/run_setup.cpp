@@ -3,12 +3,14 @@
 #include <filesystem>
 
 #include "calib/tokenizer.h"
+#include "core/comm.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "io/work_file.h"
 #include "kernels/gemm.h"
+#include "export/output_format.h"
 #include "model/block_specs.h"
 #include "pipeline/quantize.h"
 #include "quant/gguf_tune.h"
@@ -37,12 +39,21 @@ void check_quantize_options(const QuantizeOptions& opt) {
   if (opt.formats.empty()) AR_THROW("--format: no output format given");
   if (opt.cache != "auto" && opt.cache != "ram" && opt.cache != "disk")
     AR_THROW("--cache: '", opt.cache, "' is not one of auto, ram, disk");
+  if (opt.partitions < 0) AR_THROW("--partitions ", opt.partitions, " must be >= 1 (0: one per process)");
+  if (tune && opt.partitions > 1 && opt.partitions > so.batch_size * so.gradient_accumulate_steps)
+    AR_THROW("--partitions ", opt.partitions, ": each partition needs a share of every step's batch (--batch_size ",
+             so.batch_size, ")");
   if (opt.stream_loss && !tune) AR_THROW("--stream_loss applies to SignRound tuning only (--iters > 0)");
 }
 
 QuantizeOptions checked_options(const QuantizeOptions& given) {
   check_quantize_options(given);
   QuantizeOptions opt = given;
+  const int procs = opt.comm ? opt.comm->size() : 1;
+  opt.tune.partitions = opt.partitions ? opt.partitions : procs;
+  if (procs > 1 && opt.tune.partitions != procs)
+    AR_THROW("--partitions ", opt.partitions, ": a run of ", procs, " processes has one sample partition per process (",
+             "leave --partitions out)");
   opt.tune.precision = opt.amp == Amp::On || (opt.amp == Amp::Auto && gemm_has_native_bf16())
                            ? Precision::BF16
                            : Precision::F32;
@@ -61,6 +72,19 @@ LayerConfig make_layer_config(const QuantizeOptions& opt) {
   if (opt.layer_config.empty()) return LayerConfig(opt.scheme);
   if (layer_config_is_file(opt)) return LayerConfig::load(opt.layer_config, opt.scheme);
   return LayerConfig::parse(opt.layer_config, opt.scheme, "--layer_config");
+}
+
+// Rank r of N keeps samples [n*r/N, n*(r+1)/N): the partition the tuner gives it (SignRoundOptions::partitions).
+void shard_samples(RunSetup& s, Comm& comm, const std::function<void(const std::string&)>& log) {
+  const int64_t N = comm.size(), r = comm.rank(), n = s.samples_total;
+  if (N == 1) return;
+  if (n < N) AR_THROW(n, " calibration samples cannot be shared by ", N, " processes: give at least ", N);
+  auto& v = s.samples.samples;
+  const int64_t b = n * r / N, e = n * (r + 1) / N;
+  v.erase(v.begin() + e, v.end());
+  v.erase(v.begin(), v.begin() + b);
+  log(cat("data-parallel: ", N, " processes share the ", n, " calibration samples (", n / N, (n % N ? "-" : ""),
+          (n % N ? std::to_string(n / N + 1) : ""), " each)"));
 }
 
 }  // namespace
@@ -97,18 +121,26 @@ RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::func
   s.use_imp = !s.tune && !opt.dataset.empty() && !opt.disable_opt_rtn;
   s.calib = s.use_imp || s.tune;
   s.with_xq = s.tune && opt.enable_quanted_input;
-  s.outputs = std::make_unique<OutputSet>(opt, src, cfg, s.layers, linear_names, s.calib, s.use_imp, log);
+  Comm& comm = opt.comm ? *opt.comm : single_process_comm();
+  s.comm = &comm;
+  if (comm.rank() == 0)
+    s.outputs = std::make_unique<OutputSet>(opt, src, cfg, s.layers, linear_names, s.calib, s.use_imp, log);
+  bool any_gguf = false;
+  for (const std::string& f : opt.formats) (parse_gguf_format(f) ? any_gguf : s.integer_formats) = true;
 
   // SignRound for a single GGUF output tunes every linear under its planned GGUF block format, so
   // the tuned rounding is exactly what the file stores; next to other formats it tunes the
   // --bits/--group_size scheme and the GGUF writer re-quantizes the tuned weights.
-  s.tune_gguf = s.tune && s.outputs->sole_gguf() != nullptr;
+  s.tune_gguf = s.tune && opt.formats.size() == 1 && any_gguf;
+  if (s.tune_gguf && (comm.size() > 1 || opt.tune.partitions > 1))
+    AR_THROW("SignRound under a GGUF format (", opt.formats[0], ") runs in one process with one sample partition for ",
+             "now: run it without mpirun and --partitions, or tune --bits/--group_size next to an auto_round output");
   // Under a GGUF format the clipping factors stay at 1 unless asked for: the format's own scale
   // search already placed each sub-block's range, and tuning it as well made qwen3-student worse
   // (q2_k_s, 100 steps: TinyStories ppl 6.105 with it, 5.976 rounding only; RTN+importance 6.071).
   s.tune_opts = opt.tune;
   if (s.tune_gguf && !opt.gguf_minmax_tuning) s.tune_opts.enable_minmax_tuning = false;
-  if (s.tune && s.outputs->has_gguf_formats() && !s.tune_gguf)
+  if (s.tune && any_gguf && !s.tune_gguf)
     log("note: gguf: with other formats in the same run SignRound tunes the --bits/--group_size scheme; the "
         "tuned weights are then quantized to the GGUF mix's types (run the GGUF format alone to tune under it)");
   if (!s.tune && !opt.dataset.empty() && opt.disable_opt_rtn)
@@ -117,6 +149,13 @@ RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::func
     Tokenizer tok = Tokenizer::load(opt.model_dir);
     s.samples = build_calib_set(opt.dataset, &tok, {opt.nsamples, opt.seqlen, opt.tune.seed});
     log("calibration: " + s.samples.note);
+    s.samples_total = int64_t(s.samples.samples.size());
+    const int64_t picks = std::min<int64_t>(opt.tune.batch_size, s.samples_total) * opt.tune.gradient_accumulate_steps;
+    if (s.tune && (s.samples_total < opt.tune.partitions || picks < opt.tune.partitions))
+      AR_THROW(opt.tune.partitions, " sample partitions (processes) need at least ", opt.tune.partitions,
+               " calibration samples and a batch of at least as many; this run has ", s.samples_total,
+               " samples and batches of ", picks);
+    shard_samples(s, comm, log);
   }
   return s;
 }

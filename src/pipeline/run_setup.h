@@ -28,8 +28,11 @@ struct RunSetup {
   bool with_xq = false;    // tuning inputs come from the quantized path (Xq)
   bool tune_gguf = false;  // SignRound tunes under the single GGUF output's block types
   SignRoundOptions tune_opts;  // as given, with GGUF's clipping rule applied
-  std::unique_ptr<OutputSet> outputs;
-  CalibSet samples;
+  bool integer_formats = false;  // an auto_round / auto_gptq / fake output
+  std::unique_ptr<OutputSet> outputs;  // null on the ranks of a data-parallel run other than 0
+  CalibSet samples;                    // this process's shard of them (data-parallel runs)
+  int64_t samples_total = 0;           // calibration samples of the whole run
+  Comm* comm = nullptr;                // the run's processes (never null after run_setup)
 
   // Each linear's scheme: the layer config's, or its planned GGUF block type when tuning for GGUF.
   Schemes schemes(const BlockWeights& w) const;
@@ -41,7 +44,8 @@ void check_quantize_options(const QuantizeOptions& opt);
 QuantizeOptions checked_options(const QuantizeOptions& given);
 
 // Given checked options: plans the outputs and builds the calibration set (in that order, so bad
-// options and destinations fail before any long work).
+// options and destinations fail before any long work). In a data-parallel run (opt.comm of size
+// N) rank 0 alone plans the outputs, and each rank keeps its contiguous shard of the samples.
 RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::function<void(const std::string&)>& log);
 
 // --layer_config names a file unless it is JSON text.

@@ -59,6 +59,10 @@ nlohmann::json run_identity(const QuantizeOptions& opt, const ModelConfig& cfg, 
   j["calibration_ids"] = checksum_hex(ids);
   j["formats"] = opt.formats;
   j["max_shard_bytes"] = opt.max_shard_bytes;
+  // Data parallelism: the partitions decide the batches; the processes, which shard of the
+  // calibration caches each work dir holds (the ids above are this process's shard).
+  j["partitions"] = opt.tune.partitions;
+  j["processes"] = opt.comm ? opt.comm->size() : 1;
   return j;
 }
 
@@ -67,7 +71,7 @@ void remove_work_files(const std::filesystem::path& dir) {
   std::vector<std::filesystem::path> ours;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    if (n == kManifestName || ((n.starts_with("X.") || n.starts_with("Xq.")) && n.ends_with(".f32")) ||
+    if (n == kManifestName || n == kPrevManifestName || ((n.starts_with("X.") || n.starts_with("Xq.")) && n.ends_with(".f32")) ||
         (n.starts_with("block.") && n.ends_with(".q")))
       ours.push_back(e.path());
   }

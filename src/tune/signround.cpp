@@ -4,6 +4,8 @@
 #include "tune/signround.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cmath>
 
 #include "core/interrupt.h"
@@ -357,42 +359,92 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   }
 
   const int64_t TC = S.T * S.c.hidden_size;
-  const int64_t bs = std::min<int64_t>(o.batch_size, n);
+  Comm& comm = samples.comm ? *samples.comm : single_process_comm();
+  const int G = o.partitions, procs = comm.size();
+  const int local = procs == 1 ? G : 1;  // partitions this process runs
+  AR_CHECK(G >= 1 && (procs == 1 || G == procs), "partitions ", G, " over ", procs, " processes");
+  AR_CHECK(!S.want_importance || G == 1, "GGUF-target tuning with ", G, " partitions");
+  const int64_t n_all = samples.n_total ? samples.n_total : n;
+  const int first = procs == 1 ? 0 : samples.first_partition;
+  const int64_t bs = std::min<int64_t>(o.batch_size, n_all);
   const int64_t picks = bs * o.gradient_accumulate_steps;
+  AR_CHECK(picks >= G && n_all >= G, picks, " samples per step, ", n_all, " samples, ", G, " partitions");
+  auto part_begin = [&](int64_t total, int p) { return total * p / G; };
+  // This process's partitions: their samplers, the offset of their samples in `samples`, and
+  // their share of each step's picks.
+  std::vector<CyclicSampler> samplers;
+  std::vector<int64_t> offset, share;
+  const int64_t base = part_begin(n_all, first);
+  for (int q = 0; q < local; ++q) {
+    const int p = first + q;
+    samplers.emplace_back(part_begin(n_all, p + 1) - part_begin(n_all, p), o.seed + uint64_t(p));
+    offset.push_back(part_begin(n_all, p) - base);
+    share.push_back(part_begin(picks, p + 1) - part_begin(picks, p));
+  }
+  AR_CHECK(part_begin(n_all, first + local) - base == n, n, " samples given for partitions [", first, ", ",
+           first + local, ") of ", n_all);
   const double lr0 = o.lr > 0 ? o.lr : 1.0 / o.iters;
   const double mm_lr0 = o.minmax_lr > 0 ? o.minmax_lr : lr0;
-  CyclicSampler sampler(n, o.seed);
   const LinearWeightSource w = [&S](int i) { return S.fake_quantized(i); };
-  BlockLinearGrads dw;
-  for (int i = 0; i < kBlockLinears; ++i) dw[i] = st[size_t(i)].tuned ? st[size_t(i)].dw.data() : nullptr;
+  // The first partition accumulates into dw, each further one into `part`, added after it.
+  BlockLinearGrads dw, part;
+  std::array<std::vector<float>, kBlockLinears> part_bufs;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    LinearState& s = st[size_t(i)];
+    dw[i] = s.tuned ? s.dw.data() : nullptr;
+    if (s.tuned && local > 1) part_bufs[size_t(i)].resize(s.dw.size());
+    part[i] = s.tuned && local > 1 ? part_bufs[size_t(i)].data() : nullptr;
+  }
   r.best_loss = INFINITY;
+  const auto t0 = std::chrono::steady_clock::now();
 
   for (int it = 0; it < o.iters; ++it) {
     throw_if_interrupted("during SignRound tuning");
+    // This step's parameters: W' is made from them on demand from here on.
+    S.work_holds = -1;
+    for (LinearState& s : st) {
+      if (!s.tuned) continue;
+      clamp01(s.min_scale);  // a projection before use, not part of the gradient
+      clamp01(s.max_scale);
+      std::fill(s.dw.begin(), s.dw.end(), 0.f);
+    }
     // loss = mean over every element of the picked samples; each sample's share is 1/picks.
     double loss = 0;
-    for (int64_t k = 0; k < picks; ++k) {
-      const int64_t idx = sampler.next();
-      samples.fetch(idx, S.x.data(), S.second.data());
-      const float* t = S.second.data();
-      if (samples.fp_inputs) {  // streamed targets: T = block_fp(X) now (it uses the scratch too)
-        fp_forward(S.y.data(), S.second.data());
-        std::swap(S.y, S.second);
-        t = S.second.data();
-      }
-      if (k == 0) {  // this step's parameters: W' is made from them on demand from here on
-        S.work_holds = -1;
-        for (LinearState& s : st) {
-          if (!s.tuned) continue;
-          clamp01(s.min_scale);  // a projection before use, not part of the gradient
-          clamp01(s.max_scale);
-          std::fill(s.dw.begin(), s.dw.end(), 0.f);
+    for (int q = 0; q < local; ++q) {
+      BlockLinearGrads& g = q == 0 ? dw : part;
+      if (q > 0)
+        for (auto& b : part_bufs) std::fill(b.begin(), b.end(), 0.f);
+      double part_loss = 0;
+      for (int64_t k = 0; k < share[size_t(q)]; ++k) {
+        const int64_t idx = offset[size_t(q)] + samplers[size_t(q)].next();
+        samples.fetch(idx, S.x.data(), S.second.data());
+        const float* t = S.second.data();
+        if (samples.fp_inputs) {  // streamed targets: T = block_fp(X) now (it uses the scratch too)
+          fp_forward(S.y.data(), S.second.data());
+          std::swap(S.y, S.second);
+          t = S.second.data();
         }
+        block_forward_train(S.y.data(), S.scratch, S.x.data(), S.b, w, S.c, S.rope, o.precision);
+        part_loss += mse_loss_forward(S.y.data(), t, TC) / double(picks);
+        mse_loss_backward(S.dy.data(), S.y.data(), t, TC, 1.0f / float(picks));
+        block_backward(nullptr, g, S.scratch, S.dy.data(), S.x.data(), S.b, w, S.c, S.rope, o.precision);
       }
-      block_forward_train(S.y.data(), S.scratch, S.x.data(), S.b, w, S.c, S.rope, o.precision);
-      loss += mse_loss_forward(S.y.data(), t, TC) / double(picks);
-      mse_loss_backward(S.dy.data(), S.y.data(), t, TC, 1.0f / float(picks));
-      block_backward(nullptr, dw, S.scratch, S.dy.data(), S.x.data(), S.b, w, S.c, S.rope, o.precision);
+      if (q == 0) {
+        loss = part_loss;
+        continue;
+      }
+      loss += part_loss;
+      for (int i = 0; i < kBlockLinears; ++i) {
+        if (!dw[i]) continue;
+        float* d = dw[i];
+        const float* p = part[i];
+        for (size_t j = 0, m = part_bufs[size_t(i)].size(); j < m; ++j) d[j] += p[j];
+      }
+    }
+    if (procs > 1) {  // the other ranks' partitions, added in rank order
+      comm.sum_ordered(&loss, 1);
+      for (LinearState& s : st)
+        if (s.tuned) comm.sum_ordered(s.dw.data(), s.dw.size());
     }
     if (it == 0) r.loss_iter0 = loss;
     if (loss < r.best_loss) {  // the parameters this loss was measured with
@@ -433,8 +485,11 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       }
     }
   }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  char per_step[32];
+  std::snprintf(per_step, sizeof per_step, "%.3f", secs / o.iters);
   log_info("block ", S.b.layer, ": loss iter 0 ", r.loss_iter0, " -> best ", r.best_loss, " (iter ", r.best_iter,
-           ")");
+           "); ", o.iters, " steps, ", per_step, " s/step");
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "core/comm.h"
 #include "core/precision.h"
 #include "model/block.h"
 #include "model/config.h"
@@ -31,6 +32,12 @@ struct SignRoundOptions {
   // and worse (ppl 5.882 vs 5.774; fp32 5.558, RTN 6.233): bf16 rounding noise in the forward
   // raises the floor of the loss the signs can reach.
   Precision precision = Precision::F32;
+  // Data parallelism (issue 17): the calibration samples are cut into `partitions` contiguous
+  // ranges, each drawn by its own sampler (seed + p) for an equal share of every step's batch;
+  // the partitions' gradients and losses are added in partition order. One process may hold all
+  // of them, or each MPI rank one: the same partitions give the same bytes either way. 1 is the
+  // plain single sampler.
+  int partitions = 1;
 };
 
 // What tuning one block gives back.
@@ -56,6 +63,13 @@ struct TuneSamples {
   int64_t n = 0;
   std::function<void(int64_t idx, float* x, float* second)> fetch;
   bool fp_inputs = false;
+  // Data-parallel runs: these n samples are partition `first_partition` of n_total (samples
+  // [n_total*p/P, n_total*(p+1)/P) for partition p of P = SignRoundOptions::partitions), one per
+  // process of `comm`, which sums the other processes' gradients and losses in. Single process
+  // (comm null or of size 1): the n samples are all n_total and the tuner runs every partition.
+  int64_t n_total = 0;  // 0: n
+  int first_partition = 0;
+  Comm* comm = nullptr;
 };
 
 // Tunes one block. Scratch for one sample of T tokens is allocated once, so memory does not grow

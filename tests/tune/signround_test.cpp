@@ -7,7 +7,9 @@
 #include <malloc.h>
 #include <omp.h>
 
+#include <barrier>
 #include <cmath>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -342,6 +344,96 @@ TEST(SignRound, StateBytesBoundsTheMeasuredAllocation) {
   EXPECT_GE(grown, 0.85 * double(bound));
   EXPECT_GT(r.best_loss, 0);
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);  // glibc's initial value (the dynamic adjustment stays off)
+}
+
+
+// Two "processes" as two threads: each sum is taken in rank order over both threads' buffers,
+// as MpiComm does over ranks, so the tuner's data-parallel path runs without MPI (and under the
+// sanitizers).
+class ThreadPairComm final : public Comm {
+ public:
+  struct Shared {
+    std::barrier<> bar{2};
+    const void* slot[2] = {nullptr, nullptr};
+  };
+  ThreadPairComm(Shared& sh, int rank) : sh_(sh), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return 2; }
+  void sum_ordered(float* v, size_t n) override { sum(v, n); }
+  void sum_ordered(double* v, size_t n) override { sum(v, n); }
+  void chain(std::vector<double>&, const std::function<void(std::vector<double>&)>&) override {
+    ADD_FAILURE() << "chain is not used by the tuner";
+  }
+  int64_t min(int64_t v) override { return v; }
+  int64_t max(int64_t v) override { return v; }
+  void broadcast(std::string&) override {}
+  void barrier() override { sh_.bar.arrive_and_wait(); }
+
+ private:
+  template <typename T>
+  void sum(T* v, size_t n) {
+    sh_.slot[rank_] = v;
+    sh_.bar.arrive_and_wait();
+    const T* a = static_cast<const T*>(sh_.slot[0]);
+    const T* b = static_cast<const T*>(sh_.slot[1]);
+    std::vector<T> out(n);
+    for (size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+    sh_.bar.arrive_and_wait();  // both have read both buffers
+    std::copy(out.begin(), out.end(), v);
+  }
+  Shared& sh_;
+  int rank_;
+};
+
+// Data parallelism (issue 17): one tuner running both sample partitions gives the same bits as two
+// tuners holding one partition each and summing through a Comm; and the partitions really change
+// the batches (a run with one partition differs).
+TEST(SignRound, TwoPartitionsInOneProcessEqualOnePerProcess) {
+  SingleThread one;
+  const ModelConfig c = synthetic_config(64, 192, 4, 2, 16);
+  const int64_t T = 16, n = 7;  // partitions of 3 and 4 samples
+  const BlockWeights b = synthetic_block(c, 3);
+  std::vector<float> x, target;
+  synthetic_samples(b, c, n, T, x, target);
+  const auto sch = all(4, 32, false);
+  SignRoundOptions o;
+  o.iters = 6;
+  o.batch_size = 3;  // shares of 1 and 2 samples per step
+  o.lr = 0.02;
+  o.partitions = 2;
+  const BlockTuneResult whole = tune_block(b, c, sch, x.data(), target.data(), n, T, o);
+  EXPECT_GT(whole.best_iter, 0);
+
+  const int64_t TC = T * c.hidden_size;
+  ThreadPairComm::Shared sh;
+  BlockTuneResult part[2];
+  auto worker = [&](int r) {
+    omp_set_num_threads(1);
+    ThreadPairComm comm(sh, r);
+    const int64_t first = n * r / 2, count = n * (r + 1) / 2 - first;
+    BlockTuner tuner(b, c, sch, T, o);
+    TuneSamples s;
+    s.n = count;
+    s.n_total = n;
+    s.first_partition = r;
+    s.comm = &comm;
+    s.fetch = [&](int64_t idx, float* xi, float* t) {
+      ASSERT_LT(idx, count);
+      std::copy_n(x.data() + (first + idx) * TC, TC, xi);
+      std::copy_n(target.data() + (first + idx) * TC, TC, t);
+    };
+    part[r] = tuner.tune(s);
+  };
+  std::thread t1(worker, 1);
+  worker(0);
+  t1.join();
+  expect_same(part[0], whole);
+  expect_same(part[1], whole);
+
+  SignRoundOptions single = o;
+  single.partitions = 1;
+  const BlockTuneResult one_part = tune_block(b, c, sch, x.data(), target.data(), n, T, single);
+  EXPECT_NE(one_part.loss_iter0, whole.loss_iter0) << "one and two partitions drew the same first batch";
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 # libFuzzer's coverage instrumentation) that serves both
 #   (a) the fast tests under ASan/UBSan (the long perplexity runs and the RSS/peak-memory tests are
 #       excluded: ASan's shadow memory and slowdown make them meaningless there), and
-#   (b) a smoke run of every fuzz target (AR_FUZZ_SMOKE_SECONDS each, default 20), stats printed.
+#   (b) a smoke run of every fuzz target (AR_FUZZ_SMOKE_SECONDS each, default 10), stats printed.
 # Run by scripts/test.sh (skip with AR_SKIP_SANITIZE=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +30,5 @@ SLOW+='|RunControl\.SecondRunRefusedThenSigint)'
 echo "sanitize: ctest (ASan + UBSan) excluding $SLOW"
 ctest --test-dir "$BUILD" --output-on-failure -j2 -E "$SLOW"
 
-echo "sanitize: fuzz smoke, ${AR_FUZZ_SMOKE_SECONDS:-20} s per target"
-AR_FUZZ_NO_BUILD=1 BUILD=$BUILD bench/fuzz.sh "${AR_FUZZ_SMOKE_SECONDS:-20}"
+echo "sanitize: fuzz smoke, ${AR_FUZZ_SMOKE_SECONDS:-10} s per target"
+AR_FUZZ_NO_BUILD=1 BUILD=$BUILD bench/fuzz.sh "${AR_FUZZ_SMOKE_SECONDS:-10}"

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "calib/tokenizer.h"
 #include "core/comm.h"
 #include "core/error.h"
@@ -95,7 +97,9 @@ Schemes RunSetup::schemes(const BlockWeights& w) const {
     const std::string& name = block_linears(w, i)->name;
     sch[size_t(i)] = layers.scheme_for(name);
     if (!tune_gguf) continue;
-    const GgmlType t = outputs->sole_gguf()->planned_type(name + ".weight");
+    const auto planned = gguf_types.find(name);
+    AR_CHECK(planned != gguf_types.end(), name, " has no planned GGUF type");
+    const GgmlType t = planned->second;
     if (gguf_tunable(t)) sch[size_t(i)].gguf = t;  // bits/group_size/sym no longer apply
     else sch[size_t(i)].bits = 16;                  // F16/F32 (and row-length fallbacks to them) stay as they are
   }
@@ -132,14 +136,23 @@ RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::func
   // the tuned rounding is exactly what the file stores; next to other formats it tunes the
   // --bits/--group_size scheme and the GGUF writer re-quantizes the tuned weights.
   s.tune_gguf = s.tune && opt.formats.size() == 1 && any_gguf;
-  if (s.tune_gguf && (comm.size() > 1 || opt.tune.partitions > 1))
-    AR_THROW("SignRound under a GGUF format (", opt.formats[0], ") runs in one process with one sample partition for ",
-             "now: run it without mpirun and --partitions, or tune --bits/--group_size next to an auto_round output");
   // Under a GGUF format the clipping factors stay at 1 unless asked for: the format's own scale
   // search already placed each sub-block's range, and tuning it as well made qwen3-student worse
   // (q2_k_s, 100 steps: TinyStories ppl 6.105 with it, 5.976 rounding only; RTN+importance 6.071).
   s.tune_opts = opt.tune;
   if (s.tune_gguf && !opt.gguf_minmax_tuning) s.tune_opts.enable_minmax_tuning = false;
+  if (s.tune_gguf) {
+    // Rank 0 planned the GGUF file; every process tunes under the same types.
+    std::string planned;
+    if (s.outputs) {
+      nlohmann::json j;
+      for (const std::string& n : linear_names) j[n] = int(s.outputs->sole_gguf()->planned_type(n + ".weight"));
+      planned = j.dump();
+    }
+    comm.broadcast(planned);
+    const nlohmann::json j = nlohmann::json::parse(planned);
+    for (auto it = j.begin(); it != j.end(); ++it) s.gguf_types[it.key()] = GgmlType(it.value().get<int>());
+  }
   if (s.tune && any_gguf && !s.tune_gguf)
     log("note: gguf: with other formats in the same run SignRound tunes the --bits/--group_size scheme; the "
         "tuned weights are then quantized to the GGUF mix's types (run the GGUF format alone to tune under it)");

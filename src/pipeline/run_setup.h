@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct RunSetup {
   bool calib = false;      // calibration samples are run through the blocks
   bool with_xq = false;    // tuning inputs come from the quantized path (Xq)
   bool tune_gguf = false;  // SignRound tunes under the single GGUF output's block types
+  std::map<std::string, GgmlType> gguf_types;  // tune_gguf: each block linear's planned type
   SignRoundOptions tune_opts;  // as given, with GGUF's clipping rule applied
   bool integer_formats = false;  // an auto_round / auto_gptq / fake output
   std::unique_ptr<OutputSet> outputs;  // null on the ranks of a data-parallel run other than 0

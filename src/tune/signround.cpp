@@ -104,6 +104,7 @@ struct BlockTuner::State {
   // per input column of each linear, the sum of squared fp inputs seen by fp_forward before tuning.
   bool want_importance = false, importance_frozen = false;
   std::array<std::vector<double>, kBlockLinears> imp_sum;
+  std::array<std::vector<double>, kBlockLinears> imp_held;  // several partitions: per sample, in order
   int64_t imp_rows = 0;
   static constexpr int kOriginal = kBlockLinears;
 
@@ -174,30 +175,61 @@ struct BlockTuner::State {
   }
 
   // After a forward: the inputs of every linear are in the scratch (xn1: q/k/v, attn: o, xn2:
-  // gate/up, act: down).
+  // gate/up, act: down). Each sample's sums are made on their own and added in sample order, so
+  // the total has the same bits however the samples are spread over processes; with several
+  // partitions they are kept per sample until importance_init passes the sum from rank to rank.
   void accumulate_importance() {
     const int64_t C = c.hidden_size, HD = c.num_attention_heads * c.head_dim, F = c.intermediate_size;
     const float* in[kBlockLinears] = {scratch.xn1, scratch.xn1, scratch.xn1, scratch.attn,
                                       scratch.xn2, scratch.xn2, scratch.act};
     const int64_t K[kBlockLinears] = {C, C, C, HD, C, C, F};
+    std::vector<double> one;
     for (int i = 0; i < kBlockLinears; ++i) {
       std::vector<double>& acc = imp_sum[size_t(i)];
       if (acc.empty()) continue;
+      one.assign(size_t(K[i]), 0.0);
       for (int64_t r = 0; r < T; ++r)
-        for (int64_t k = 0; k < K[i]; ++k) acc[size_t(k)] += double(in[i][r * K[i] + k]) * in[i][r * K[i] + k];
+        for (int64_t k = 0; k < K[i]; ++k) one[size_t(k)] += double(in[i][r * K[i] + k]) * in[i][r * K[i] + k];
+      if (o.partitions > 1) imp_held[size_t(i)].insert(imp_held[size_t(i)].end(), one.begin(), one.end());
+      else
+        for (int64_t k = 0; k < K[i]; ++k) acc[size_t(k)] += one[size_t(k)];
     }
     imp_rows += T;
   }
 
   // The GGUF linears' tuning constants again, now from the importance-weighted search.
-  void importance_init() {
+  void importance_init(Comm& comm, int64_t rows_total) {
     importance_frozen = true;
-    if (!want_importance || imp_rows == 0) return;
+    if (!want_importance) return;
+    if (o.partitions > 1) {  // the held per-sample sums, in sample order across the processes
+      size_t total = 0;
+      std::array<size_t, kBlockLinears> at{};
+      for (int i = 0; i < kBlockLinears; ++i) {
+        at[size_t(i)] = total;
+        total += imp_sum[size_t(i)].size();
+      }
+      std::vector<double> acc(total, 0.0);
+      comm.chain(acc, [&](std::vector<double>& a) {
+        const int64_t samples = imp_rows / T;
+        for (int64_t smp = 0; smp < samples; ++smp)
+          for (int i = 0; i < kBlockLinears; ++i) {
+            const size_t K = imp_sum[size_t(i)].size();
+            if (K == 0) continue;
+            const double* h = imp_held[size_t(i)].data() + size_t(smp) * K;
+            for (size_t k = 0; k < K; ++k) a[at[size_t(i)] + k] += h[k];
+          }
+      });
+      for (int i = 0; i < kBlockLinears; ++i) {
+        std::copy_n(acc.begin() + ptrdiff_t(at[size_t(i)]), imp_sum[size_t(i)].size(), imp_sum[size_t(i)].begin());
+        std::vector<double>().swap(imp_held[size_t(i)]);
+      }
+    }
+    if (rows_total == 0) return;
     for (int i = 0; i < kBlockLinears; ++i) {
       LinearState& s = st[size_t(i)];
       if (!s.gguf) continue;
       std::vector<float> imp(imp_sum[size_t(i)].size());
-      for (size_t k = 0; k < imp.size(); ++k) imp[k] = float(imp_sum[size_t(i)][k] / double(imp_rows));
+      for (size_t k = 0; k < imp.size(); ++k) imp[k] = float(imp_sum[size_t(i)][k] / double(rows_total));
       s.gg = gguf_tune_init(s.scheme.gguf, original(i), s.l->out, s.l->in, imp.data());
       std::vector<double>().swap(imp_sum[size_t(i)]);
     }
@@ -355,7 +387,8 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         samples.fetch(idx, S.x.data(), S.second.data());
         fp_forward(S.y.data(), S.second.data());
       }
-    S.importance_init();
+    Comm& c = samples.comm ? *samples.comm : single_process_comm();
+    S.importance_init(c, S.imp_rows == 0 ? 0 : samples.n_total ? samples.n_total * S.T : S.imp_rows);
   }
 
   const int64_t TC = S.T * S.c.hidden_size;
@@ -363,7 +396,6 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   const int G = o.partitions, procs = comm.size();
   const int local = procs == 1 ? G : 1;  // partitions this process runs
   AR_CHECK(G >= 1 && (procs == 1 || G == procs), "partitions ", G, " over ", procs, " processes");
-  AR_CHECK(!S.want_importance || G == 1, "GGUF-target tuning with ", G, " partitions");
   const int64_t n_all = samples.n_total ? samples.n_total : n;
   const int first = procs == 1 ? 0 : samples.first_partition;
   const int64_t bs = std::min<int64_t>(o.batch_size, n_all);

@@ -1,6 +1,7 @@
 """What the API returns: the report's fields and types, per-block losses with and without tuning."""
 
 import math
+import threading
 
 import autoround_cpp as ar
 
@@ -41,3 +42,22 @@ def test_module_surface():
     assert isinstance(ar.__version__, str) and ar.__version__
     assert ar.parse_scheme("W4A16") == (4, 128, True)
     assert ar.parse_scheme("w2a16g64") == (2, 64, True)
+
+
+def test_default_progress_display_counts_the_blocks(tiny_model, tmp_path, capsys):
+    # A tqdm bar when tqdm is installed, plain "[k/n]" lines otherwise: both show "4/4" at the end.
+    ar.AutoRound(tiny_model, iters=0, group_size=32, verbose=False).quantize_and_save(tmp_path / "out")
+    assert "4/4" in capsys.readouterr().err
+
+
+def test_long_work_releases_the_gil(tiny_model):
+    # While evaluate runs in another thread this one keeps running Python; a call holding the GIL
+    # would leave it at most a few turns between the thread's start and end.
+    done = []
+    worker = threading.Thread(target=lambda: done.append(ar.evaluate(tiny_model, "builtin", seqlen=64)))
+    worker.start()
+    turns = 0
+    while worker.is_alive():
+        turns += 1
+    worker.join()
+    assert done and turns > 1000

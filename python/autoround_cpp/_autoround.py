@@ -69,13 +69,10 @@ class AutoRound:
         o.scheme.bits = scheme_bits if bits is None else bits
         o.scheme.group_size = scheme_group if group_size is None else group_size
         o.scheme.sym = scheme_sym if sym is None else sym
-        given = {}  # CLI flag -> value, for the recipe and the fields below
-        for flag, value in (("--iters", iters), ("--nsamples", nsamples), ("--lr", lr),
-                            ("--disable_opt_rtn", disable_opt_rtn)):
-            if value is not None:
-                given[flag] = value
-        if recipe is not None:
-            _core.apply_recipe(o, recipe, set(given))
+        if recipe is not None:  # a recipe sets only what the caller left unset (named as CLI flags)
+            given = {flag for flag, value in (("--iters", iters), ("--nsamples", nsamples), ("--lr", lr),
+                                              ("--disable_opt_rtn", disable_opt_rtn)) if value is not None}
+            _core.apply_recipe(o, recipe, given)
         t = o.tune
         for name, value in (("iters", iters), ("batch_size", batch_size), ("lr", lr), ("minmax_lr", minmax_lr),
                             ("gradient_accumulate_steps", gradient_accumulate_steps),

@@ -12,8 +12,8 @@ import autoround_cpp as ar
 from conftest import run_cli, tree_bytes
 
 # Long enough per block (SignRound steps) that the signal lands inside the run.
-SETTINGS = dict(group_size=32, iters=30, nsamples=8, seqlen=64, batch_size=4, seed=5)
-CLI_FLAGS = ["--group_size", 32, "--iters", 30, "--nsamples", 8, "--seqlen", 64, "--batch_size", 4, "--seed", 5]
+SETTINGS = dict(group_size=32, iters=20, nsamples=8, seqlen=64, batch_size=4, seed=5)
+CLI_FLAGS = ["--group_size", 32, "--iters", 20, "--nsamples", 8, "--seqlen", 64, "--batch_size", 4, "--seed", 5]
 
 CHILD = """
 import sys

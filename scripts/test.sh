@@ -3,7 +3,12 @@
 # message naming the path they looked for when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/build.sh
+# The Python module is built in the same build (the library compiles once) against a venv in
+# build/ holding its build and test packages from PyPI; CTest runs its pytest suite (Python.pytest).
+PYENV=build/pyenv
+[[ -x $PYENV/bin/python ]] || python3 -m venv "$PYENV"
+"$PYENV/bin/pip" install -q --disable-pip-version-check nanobind scikit-build-core numpy pytest
+./scripts/build.sh -DAR_PYTHON=ON -DPython_EXECUTABLE="$PWD/$PYENV/bin/python"
 FIX=${AR_FIXTURES:-$(cd .. && pwd)/shared/fixtures}
 if [[ ! -d $FIX ]]; then
   echo "note: test fixtures not found at $FIX: the tests that need them will be reported as Skipped"

@@ -75,6 +75,14 @@ CalibSet build_calib_set(std::vector<std::vector<int32_t>> docs, const CalibOpti
   return set;
 }
 
+CalibSet build_calib_set_from_texts(const std::vector<std::string>& texts, const Tokenizer& tok,
+                                    const CalibOptions& opt) {
+  std::vector<std::vector<int32_t>> docs;
+  docs.reserve(texts.size());
+  for (const auto& t : texts) docs.push_back(tok.encode(t, true));
+  return build_calib_set(std::move(docs), opt);
+}
+
 CalibSet build_calib_set(const std::filesystem::path& file, const Tokenizer* tok, const CalibOptions& opt) {
   std::vector<std::vector<int32_t>> docs;
   if (file == kBuiltinDataset) {

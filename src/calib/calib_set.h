@@ -29,6 +29,8 @@ std::vector<std::string> split_text_documents(const std::string& text);
 
 // `tok` may be null only for token-id files.
 CalibSet build_calib_set(const std::filesystem::path& file, const Tokenizer* tok, const CalibOptions& opt);
+// From documents in memory (the Python API's list of texts), each tokenized as a file's are.
+CalibSet build_calib_set_from_texts(const std::vector<std::string>& texts, const Tokenizer& tok, const CalibOptions& opt);
 // From already tokenized documents (the core of build_calib_set, for tests and the built-in text).
 CalibSet build_calib_set(std::vector<std::vector<int32_t>> docs, const CalibOptions& opt);
 

@@ -10,7 +10,7 @@
 
 namespace ar {
 
-BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& ctx) {
+BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& ctx, BlockReport& report) {
   const int64_t l = w.layer, n = cs.samples();
   BlockTuner tuner(std::move(w), ctx.cfg, ctx.schemes, ctx.T, ctx.setup.tune_opts);  // bf16-exact weights held as bf16
   ActivationStore& in = cs.tune_inputs();
@@ -46,6 +46,9 @@ BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& 
     };
   }
   BlockTuneResult tr = tuner.tune(ts);
+  report.loss_before = tr.loss_iter0;
+  report.loss_after = tr.best_loss;
+  report.best_iter = tr.best_iter;
   ctx.mem_log(cat("block ", l, " tuned"));
   if (ctx.stream_targets && !ctx.last) {  // the next block's X = block_fp(X)
     if (cs.on_disk()) cs.set_next_x(cs.new_store("X", l + 1));

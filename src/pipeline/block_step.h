@@ -7,6 +7,7 @@
 
 #include "model/weights.h"
 #include "pipeline/calib_stream.h"
+#include "pipeline/quantize.h"
 #include "pipeline/run_setup.h"
 #include "quant/block_result.h"
 
@@ -25,8 +26,9 @@ struct StepContext {
 };
 
 // SignRound on the calibration stream: targets (cached or streamed), tuning, the next X. The
-// block's weights come back dequantized from the tuned results (result.tuned).
-BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& ctx);
+// block's weights come back dequantized from the tuned results (result.tuned). The losses go to
+// `report` (loss_before, loss_after, best_iter).
+BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& ctx, BlockReport& report);
 
 // RTN / optimized RTN; with calibration (cs non-null) the importance pass also yields the next X.
 BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& ctx);

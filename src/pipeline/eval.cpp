@@ -7,6 +7,7 @@
 
 #include "core/buffer.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/memory.h"
 #include "core/timer.h"
 #include "model/decoder.h"
@@ -38,6 +39,9 @@ EvalResult evaluate_perplexity(const Decoder& d, const std::vector<std::vector<i
   std::vector<double> nll(size_t(group * T));
   Timer timer;
   for (int64_t g0 = 0; g0 < n_win; g0 += group) {
+    // A host that asked to stop (the Python binding on Ctrl-C) is answered between groups; the CLI
+    // installs no handler here, so for it nothing changes.
+    throw_if_interrupted("during evaluation");
     const int64_t ng = std::min(group, n_win - g0);
     for (int64_t s = 0; s < ng; ++s) d.embed(x.as<float>() + s * T * C, windows[size_t(g0 + s)]);
     ForwardOptions fo;

@@ -19,7 +19,7 @@ nlohmann::json tuning_extra(const QuantizeOptions& opt) {
   nlohmann::json extra = nlohmann::json::object();
   if (so.iters != 200) extra["iters"] = so.iters;
   if (!tune && opt.disable_opt_rtn) extra["disable_opt_rtn"] = true;
-  if (!opt.dataset.empty()) {
+  if (opt.has_dataset()) {
     if (opt.nsamples != 128) extra["nsamples"] = opt.nsamples;
     if (opt.seqlen != 2048) extra["seqlen"] = opt.seqlen;
   }

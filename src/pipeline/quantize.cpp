@@ -108,12 +108,16 @@ void replay_block(int64_t l, const std::filesystem::path& work_dir, const Checkp
   release_block_pages(src, l);
 }
 
+// The block's log line; the time and memory go to `b` as well.
 void log_progress(int64_t l, int64_t L, int64_t start_block, const Timer& block, const Timer& blocks,
-                  const std::function<void(const std::string&)>& log) {
+                  const std::function<void(const std::string&)>& log, BlockReport& b) {
   const double el = blocks.seconds();
   const double eta = el / double(l + 1 - start_block) * double(L - l - 1);
   MemStats m = read_mem_stats();
-  log(cat("[", l + 1, "/", L, "] block ", l, ": ", fmt_seconds(block.seconds()), "  elapsed ", fmt_seconds(el),
+  b.seconds = block.seconds();
+  b.rss_bytes = m.rss_bytes;
+  b.peak_rss_bytes = m.peak_bytes;
+  log(cat("[", l + 1, "/", L, "] block ", l, ": ", fmt_seconds(b.seconds), "  elapsed ", fmt_seconds(el),
           "  ETA ", fmt_seconds(eta), "  RSS ", format_bytes(m.rss_bytes), " (peak ", format_bytes(m.peak_bytes), ")"));
 }
 
@@ -181,12 +185,19 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
   s.samples.samples.clear();
   s.samples.samples.shrink_to_fit();
   mem_log("calibration caches ready");
-  if (outputs)
-    for (int64_t l = 0; l < start_block; ++l) replay_block(l, work_dir, man, src, cfg, *outputs);
+  auto block_done = [&](BlockReport b) {
+    rep.blocks.push_back(b);
+    if (opt.on_block && lead) opt.on_block(b, L);
+  };
+  for (int64_t l = 0; l < start_block; ++l) {
+    if (outputs) replay_block(l, work_dir, man, src, cfg, *outputs);
+    block_done({.layer = l, .resumed = true});
+  }
 
   Timer blocks_timer;
   for (int64_t l = start_block; l < L; ++l) {
     Timer bt;
+    BlockReport br{.layer = l};
     const bool last = l + 1 == L;
     {
       BlockWeights w = load_block(src, cfg, l);
@@ -194,7 +205,7 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
       const Schemes schemes = s.schemes(w);
       StepContext ctx{cfg, s, schemes, T, plan.stream_targets, last, opt.disable_opt_rtn, opt.precision, mem_log};
       Timer step_timer;
-      const BlockResult r = s.tune ? signround_step(w, *cs, ctx) : rtn_step(w, cs ? &*cs : nullptr, ctx);
+      const BlockResult r = s.tune ? signround_step(w, *cs, ctx, br) : rtn_step(w, cs ? &*cs : nullptr, ctx);
       if (s.tune) rep.tuning_seconds += step_timer.seconds();
       if (s.with_xq && !last) {  // Xq <- block_q(Xq)
         cs->propagate_quantized(w, l, s.tune_opts.precision);
@@ -220,7 +231,8 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
     comm.barrier();  // every process has checkpointed this block (each plan decides for itself whether to)
     if (cs) cs->advance(l);
     release_block_pages(src, l);
-    log_progress(l, L, start_block, bt, blocks_timer, log);
+    log_progress(l, L, start_block, bt, blocks_timer, log, br);
+    block_done(br);
     if (!last) throw_if_interrupted("between blocks");
     if (opt.debug_kill_after_block == l) {
       log(cat("debug: killing the process after block ", l, " (--debug_kill_after_block)"));

@@ -8,6 +8,7 @@
 // shows and the Python API uses, check_quantize_options (run_setup.h) holds every check that
 // needs no model, recipes.h the named presets.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -24,6 +25,17 @@ namespace ar {
 // SignRound's matmul precision (AutoRound's `amp`): Auto = bf16 where the CPU multiplies bf16
 // natively, fp32 where bf16 would be emulated (slower and no better there).
 enum class Amp { Auto, On, Off };
+
+// One finished block, as the report lists it and QuantizeOptions::on_block announces it.
+struct BlockReport {
+  int64_t layer = 0;
+  double loss_before = NAN;  // SignRound: the first step's batch loss (v = 0); NaN without tuning
+  double loss_after = NAN;   // SignRound: the lowest batch loss, whose parameters were kept
+  int best_iter = -1;
+  double seconds = 0;
+  uint64_t rss_bytes = 0, peak_rss_bytes = 0;  // after the block
+  bool resumed = false;      // taken from the checkpoint (--resume): no losses, no time
+};
 
 struct QuantizeOptions {
   std::filesystem::path model_dir;
@@ -43,6 +55,10 @@ struct QuantizeOptions {
   bool enable_quanted_input = true;        // tune on the quantized path's inputs (Xq), as AutoRound
   bool gguf_minmax_tuning = false;         // GGUF targets: also tune min/max clipping (off: rounding only)
   std::string dataset;                     // calibration data ("builtin" = the built-in text); empty = none
+  // Or calibration documents in memory (the Python API's list[str] / list[list[int]]): texts are
+  // tokenized as a file's documents are, ids taken as they are. At most one of the three is set.
+  std::vector<std::string> dataset_texts;
+  std::vector<std::vector<int32_t>> dataset_ids;
   int64_t nsamples = 128;
   int64_t seqlen = 2048;
   uint64_t max_shard_bytes = 5'000'000'000ull;
@@ -51,6 +67,9 @@ struct QuantizeOptions {
   std::string eval_dataset;                // evaluate original and quantized model on this file
   int64_t eval_seqlen = 2048;
   std::function<void(const std::string&)> log;  // progress lines
+  // Called after every block (and for each block a resume takes from the checkpoint) with the
+  // number of blocks, for progress bars.
+  std::function<void(const BlockReport&, int64_t n_blocks)> on_block;
 
   // Memory (SPEC §3): where the calibration activations live and how a run survives a crash.
   std::filesystem::path work_dir;          // empty: <output_dir>.autoround_work beside the output
@@ -63,6 +82,8 @@ struct QuantizeOptions {
   bool checkpoint = true;                  // resumable checkpoint after each block
   bool resume = false;                     // continue from the work dir's checkpoint
   int64_t debug_kill_after_block = -1;     // tests: SIGKILL ourselves after this block's checkpoint
+
+  bool has_dataset() const { return !dataset.empty() || !dataset_texts.empty() || !dataset_ids.empty(); }
 };
 
 struct QuantizeReport {
@@ -82,6 +103,7 @@ struct QuantizeReport {
   int64_t tuning_steps = 0;                // SignRound steps taken (all blocks)
   double tuning_seconds = 0;               // SignRound block steps, their target passes included
   uint64_t peak_rss_largest_rank = 0;      // data-parallel: the largest VmHWM of any process
+  std::vector<BlockReport> blocks;         // one per decoder block, in order
 };
 
 QuantizeReport run_quantize(const QuantizeOptions& opt);

@@ -33,7 +33,9 @@ void check_quantize_options(const QuantizeOptions& opt) {
   if (opt.max_shard_bytes == 0) AR_THROW("--max_shard_size must be positive");
   if (so.lr < 0 || so.minmax_lr < 0) AR_THROW("--lr and --minmax_lr must not be negative");
   if (so.iters < 0) AR_THROW("--iters ", so.iters, " must be >= 0");
-  if (tune && opt.dataset.empty())
+  if (int(!opt.dataset.empty()) + int(!opt.dataset_texts.empty()) + int(!opt.dataset_ids.empty()) > 1)
+    AR_THROW("calibration data: give one of a dataset file, texts or token ids, not several");
+  if (tune && !opt.has_dataset())
     AR_THROW("SignRound tuning (--iters ", so.iters, ") needs calibration data: pass --dataset FILE (text, "
              ".jsonl or token ids; 'builtin' for the built-in demo text), or --iters 0 for RTN");
   if (tune && (so.batch_size <= 0 || so.gradient_accumulate_steps <= 0))
@@ -122,7 +124,7 @@ RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::func
 
   // Calibration samples: importance for optimized RTN, or the inputs/targets of SignRound.
   s.tune = opt.tune.iters > 0;
-  s.use_imp = !s.tune && !opt.dataset.empty() && !opt.disable_opt_rtn;
+  s.use_imp = !s.tune && opt.has_dataset() && !opt.disable_opt_rtn;
   s.calib = s.use_imp || s.tune;
   s.with_xq = s.tune && opt.enable_quanted_input;
   Comm& comm = opt.comm ? *opt.comm : single_process_comm();
@@ -156,11 +158,17 @@ RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::func
   if (s.tune && any_gguf && !s.tune_gguf)
     log("note: gguf: with other formats in the same run SignRound tunes the --bits/--group_size scheme; the "
         "tuned weights are then quantized to the GGUF mix's types (run the GGUF format alone to tune under it)");
-  if (!s.tune && !opt.dataset.empty() && opt.disable_opt_rtn)
+  if (!s.tune && opt.has_dataset() && opt.disable_opt_rtn)
     log("note: --dataset is not used by plain RTN (--disable_opt_rtn)");
   if (s.calib) {
-    Tokenizer tok = Tokenizer::load(opt.model_dir);
-    s.samples = build_calib_set(opt.dataset, &tok, {opt.nsamples, opt.seqlen, opt.tune.seed});
+    const CalibOptions co{opt.nsamples, opt.seqlen, opt.tune.seed};
+    if (!opt.dataset_ids.empty()) {
+      s.samples = build_calib_set(opt.dataset_ids, co);  // ids outside the vocabulary: Decoder::embed names them
+    } else {
+      Tokenizer tok = Tokenizer::load(opt.model_dir);
+      s.samples = opt.dataset_texts.empty() ? build_calib_set(opt.dataset, &tok, co)
+                                            : build_calib_set_from_texts(opt.dataset_texts, tok, co);
+    }
     log("calibration: " + s.samples.note);
     s.samples_total = int64_t(s.samples.samples.size());
     const int64_t picks = std::min<int64_t>(opt.tune.batch_size, s.samples_total) * opt.tune.gradient_accumulate_steps;

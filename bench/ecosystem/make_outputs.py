@@ -10,9 +10,8 @@ def main():
     for m, tag in cases.HF_CASES:
         ecolib.quantize(m, tag, [*cases.SCHEMES[tag], *cases.TUNE, "--dataset", ecolib.calib_file(m),
                                  "--format", ",".join(cases.HF_FORMATS)])
-    for m in cases.GGUF_MODELS:
-        for mix, a in cases.GGUF.items():
-            ecolib.quantize(m, "gguf-" + mix, [*a, "--dataset", ecolib.calib_file(m), "--format", "gguf:" + mix])
+    for m, mix in cases.GGUF_CASES:
+        ecolib.quantize(m, "gguf-" + mix, [*cases.GGUF[mix], "--dataset", ecolib.calib_file(m), "--format", "gguf:" + mix])
 
 
 if __name__ == "__main__":

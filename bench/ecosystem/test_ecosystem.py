@@ -109,8 +109,7 @@ def gguf_case(model, mix):
     return files[0]
 
 
-@pytest.mark.parametrize("mix", list(cases.GGUF))
-@pytest.mark.parametrize("model", cases.GGUF_MODELS)
+@pytest.mark.parametrize("model,mix", cases.GGUF_CASES)
 def test_gguf_in_llama_cpp(model, mix):
     need("llama_cpp")
     f = gguf_case(model, mix)
@@ -119,8 +118,7 @@ def test_gguf_in_llama_cpp(model, mix):
                   runtime="llama-cpp-python", logit_tol=lt, ppl_tol=pt)
 
 
-@pytest.mark.parametrize("mix", list(cases.GGUF))
-@pytest.mark.parametrize("model", cases.GGUF_MODELS)
+@pytest.mark.parametrize("model,mix", cases.GGUF_CASES)
 def test_gguf_in_transformers(model, mix):
     need("torch", "transformers", "gguf")
     f = gguf_case(model, mix)

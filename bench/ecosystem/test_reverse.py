@@ -22,14 +22,18 @@ NATIVE = {  # AutoRound's arguments per setting (its own sym/asym conventions)
 
 
 def autoround_checkpoint(tag: str):
+    """AutoRound saves into a subfolder of --out named after the model and scheme (hf-w4g128)."""
     out = ecolib.OUT / "autoround-native" / f"qwen3-student-{tag}"
-    if (out / "config.json").exists():
-        return out
+    found = sorted(out.glob("*/config.json"))
+    if found:
+        return found[0].parent
     ecolib.run([sys.executable, ecolib.REPO / "bench" / "ecosystem" / "run_autoround.py",
                 "--model", ecolib.model_dir("qwen3-student"), "--calib", ecolib.calib_file("qwen3-student"),
                 "--out", out, *NATIVE[tag], "--iters", "20", "--nsamples", "16", "--seqlen", "128",
                 "--batch_size", "8", "--seed", "42", "--format", "auto_round"])
-    return out
+    found = sorted(out.glob("*/config.json"))
+    assert len(found) == 1, f"AutoRound wrote {found} under {out}"
+    return found[0].parent
 
 
 @pytest.mark.parametrize("tag", list(NATIVE))

@@ -138,14 +138,17 @@ PackedQuantConfig parse_packed_quant_config(const std::string& json_text, const 
     AR_THROW(where, ": quant_method '", qc.quant_method,
              "' is not supported (this reader handles 'auto-round' and 'gptq' packed checkpoints)");
   // Only the GPTQ layout is read; AWQ packs another order, and the fp8/mx formats are not integer.
-  if (!qc.packing_format.empty() && qc.packing_format.find("gptq") == std::string::npos)
+  // "auto_round" (what AutoRound writes for asymmetric int schemes) is the GPTQ layout with the
+  // zeros stored as they are, like "auto_round:gptqmodel".
+  const bool plain_auto_round = qc.packing_format == "auto_round";
+  if (!qc.packing_format.empty() && !plain_auto_round && qc.packing_format.find("gptq") == std::string::npos)
     AR_THROW(where, ": packing_format '", qc.packing_format, "' is not supported (only GPTQ-style packing)");
   if (j.contains("backend") && j["backend"].is_string()) {
     const std::string b = j["backend"].get<std::string>();
     if (b.find("awq") != std::string::npos) AR_THROW(where, ": backend '", b, "' (AWQ packing) is not supported");
   }
   if (j.value("checkpoint_format", std::string()) == "gptq_v2") qc.zeros_minus_one = false;
-  if (qc.packing_format.find("gptqmodel") != std::string::npos) qc.zeros_minus_one = false;
+  if (qc.packing_format.find("gptqmodel") != std::string::npos || plain_auto_round) qc.zeros_minus_one = false;
   PackedScheme base;
   base.sym = true;
   qc.scheme = parse_layer_scheme(j, base, where);

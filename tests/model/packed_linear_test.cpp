@@ -94,6 +94,30 @@ TEST_F(PackedLinearTest, DequantizesHandBuiltLayer) {
   EXPECT_FALSE(has_packed_linear(st, "M"));
 }
 
+TEST_F(PackedLinearTest, PlainAutoRoundPackingStoresZerosAsTheyAre) {
+  // The layout the Python AutoRound writes for asymmetric int schemes: packing_format "auto_round",
+  // the GPTQ qweight layout with each zero stored as it is (no "- 1"), no g_idx. Rebuild the hand
+  // layer's qzeros that way: reading it with the v1 rule would shift every group by one step.
+  Layer l;
+  for (int g = 0; g < 2; ++g) {
+    uint8_t z[32];
+    for (int64_t o = 0; o < Layer::out; ++o) z[o] = uint8_t(g == 0 ? 8 : int(o % 15) + 1);
+    gptq_pack_values(l.qzeros.data() + g * 4, z, Layer::out, 4);
+  }
+  SafetensorsReader st = write(l);
+  json c = quant_config();
+  c["packing_format"] = "auto_round";
+  c["sym"] = false;
+  const PackedQuantConfig qc = parse_packed_quant_config(c.dump(), "config.json");
+  EXPECT_FALSE(qc.zeros_minus_one);
+  std::vector<float> w(32 * 32);
+  load_packed_linear_weight(w.data(), st, qc, "L", 32, 32);
+  for (size_t k = 0; k < w.size(); ++k) ASSERT_EQ(w[k], l.expected[k]) << k;
+  // Other packings without "gptq" in their name stay refused.
+  c["packing_format"] = "auto_round:llm_compressor";
+  EXPECT_THROW(parse_packed_quant_config(c.dump(), "config.json"), Error);
+}
+
 TEST_F(PackedLinearTest, ConfigJsonBesideTheWeights) {
   Layer l;
   SafetensorsReader st = write(l);

@@ -141,6 +141,9 @@ def record(**kw):
 
 # ---------------------------------------------------------------- independent runtimes
 
+LAST_LOAD: dict = {}  # what the last hf_logits load built (quantized linear class, dtypes)
+
+
 def hf_logits(model_path: Path, wins: np.ndarray, **load_kw) -> np.ndarray:
     import torch
     from transformers import AutoModelForCausalLM
@@ -161,12 +164,33 @@ def hf_logits(model_path: Path, wins: np.ndarray, **load_kw) -> np.ndarray:
                 mod.inv_freq = inv.to(torch.float32)
                 mod.original_inv_freq = inv.to(torch.float32).clone()
     m.eval()
+    q = [type(x) for x in m.modules() if hasattr(x, "qweight")]
+    LAST_LOAD["linear"] = f"{q[0].__module__}.{q[0].__name__}" if q else "torch.nn.Linear"
+    LAST_LOAD["loaded_dtypes"] = sorted(dtypes)
     outs = []
     with torch.no_grad():
         for i in range(0, len(wins), 8):
             ids = torch.from_numpy(wins[i:i + 8])
             outs.append(m(input_ids=ids).logits.float().numpy())
     return np.concatenate(outs)
+
+
+def hf_gguf_logits(gguf: Path, wins: np.ndarray) -> np.ndarray:
+    """transformers' GGUF loader (config and dequantized tensors from the .gguf alone). transformers
+    5.x maps no `<arch>.attention.key_length` to head_dim for qwen3 (its table has only
+    rope.dimension_count -> None), so Qwen3Config's default head_dim 128 is used and every attention
+    tensor mismatches for a model whose head_dim is not 128; take head_dim from the file's own key."""
+    from gguf import GGUFReader
+    from transformers import AutoConfig
+    cfg = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    r = GGUFReader(str(gguf))
+    arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
+    f = r.fields.get(f"{arch}.attention.key_length")
+    if f is not None and getattr(cfg, "head_dim", None) not in (None, int(f.parts[-1][0])):
+        log(f"  transformers' GGUF config has head_dim {cfg.head_dim}; the file says {int(f.parts[-1][0])}: patched")
+        LAST_LOAD["config_patch"] = f"head_dim {cfg.head_dim} -> {int(f.parts[-1][0])}"
+        cfg.head_dim = int(f.parts[-1][0])
+    return hf_logits(gguf.parent, wins, gguf_file=gguf.name, config=cfg)
 
 
 def llama_cpp_logits(gguf: Path, wins: np.ndarray) -> np.ndarray:

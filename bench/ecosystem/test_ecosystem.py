@@ -42,6 +42,7 @@ def check_against(model, path, theirs_fn, *, fmt, setting, runtime, logit_tol=LO
                   tokenizer=None):
     ids = ecolib.eval_ids_file(model)
     wins = ecolib.windows_of(ids, ecolib.SEQLEN, ecolib.N_WINDOWS)
+    ecolib.LAST_LOAD.clear()
     ours_ppl, ours = ecolib.our_eval(path, ids, ecolib.SEQLEN, ecolib.N_WINDOWS, tokenizer=tokenizer)
     assert ours.shape[0] == len(wins)
     # our own perplexity recomputed from the dumped logits: the dump is what was scored
@@ -52,7 +53,7 @@ def check_against(model, path, theirs_fn, *, fmt, setting, runtime, logit_tol=LO
     ok = max_d <= logit_tol and abs(rel) <= ppl_tol
     ecolib.record(model=model, format=fmt, setting=setting, runtime=runtime, our_ppl=ours_ppl, their_ppl=their_ppl,
                   ppl_rel=rel, max_dlogsoftmax=max_d, mean_dlogsoftmax=mean_d, windows=len(wins),
-                  seqlen=ecolib.SEQLEN, logit_tol=logit_tol, ppl_tol=ppl_tol, passed=bool(ok))
+                  seqlen=ecolib.SEQLEN, logit_tol=logit_tol, ppl_tol=ppl_tol, passed=bool(ok), **ecolib.LAST_LOAD)
     assert max_d <= logit_tol, f"max |Δ log-softmax| {max_d:.3g} > {logit_tol}"
     assert abs(rel) <= ppl_tol, f"perplexity ours {ours_ppl:.6f} vs {runtime} {their_ppl:.6f} ({rel:+.3%})"
 
@@ -122,5 +123,5 @@ def test_gguf_in_llama_cpp(model, mix):
 def test_gguf_in_transformers(model, mix):
     need("torch", "transformers", "gguf")
     f = gguf_case(model, mix)
-    check_against(model, f, lambda w: ecolib.hf_logits(f.parent, w, gguf_file=f.name), fmt="gguf:" + mix,
+    check_against(model, f, lambda w: ecolib.hf_gguf_logits(f, w), fmt="gguf:" + mix,
                   setting=mix, runtime="transformers(gguf_file)")

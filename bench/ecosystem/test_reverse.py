@@ -21,6 +21,13 @@ NATIVE = {  # AutoRound's arguments per setting (its own sym/asym conventions)
 }
 
 
+# AutoRound packs W4 asymmetric auto_round files "auto_round:auto_awq"; transformers runs them with
+# gptqmodel's AwqTorchLinear, which dequantizes the weight in float16 (it asserts an fp16/bf16
+# weight), so its logits carry fp16 weight rounding (measured max |Δ log-softmax| 0.0086, mean
+# 8e-4) while the perplexity still agrees to 1e-6. A misread layout moves the perplexity by far more.
+LOGIT_TOL = {"w4g32asym": 0.02}
+
+
 def autoround_checkpoint(tag: str):
     """AutoRound saves into a subfolder of --out named after the model and scheme (hf-w4g128)."""
     out = ecolib.OUT / "autoround-native" / f"qwen3-student-{tag}"
@@ -43,4 +50,5 @@ def test_our_eval_reads_autoround_checkpoint(tag):
         pytest.skip(f"fixture {ecolib.QWEN} not found")
     path = autoround_checkpoint(tag)
     check_against("qwen3-student", path, lambda w: ecolib.hf_logits(path, w, device_map="cpu"),
-                  fmt="auto_round (written by AutoRound)", setting=tag, runtime="transformers+auto-round")
+                  fmt="auto_round (written by AutoRound)", setting=tag, runtime="transformers+auto-round",
+                  logit_tol=LOGIT_TOL.get(tag, 1e-3))

@@ -196,8 +196,10 @@ def hf_gguf_logits(gguf: Path, wins: np.ndarray) -> np.ndarray:
 def llama_cpp_logits(gguf: Path, wins: np.ndarray) -> np.ndarray:
     from llama_cpp import Llama
     n = wins.shape[1]
+    # KV cache in f32 (GGML_TYPE_F32 = 0): llama.cpp's default f16 cache alone moved the f32 file's
+    # log-softmax by up to 0.011 (qwen3-student) / 0.081 (stories260K, head_dim 8).
     llm = Llama(model_path=str(gguf), n_ctx=n, n_batch=n, n_ubatch=n, logits_all=True, verbose=False,
-                n_threads=int(os.environ.get("ECO_TORCH_THREADS", "2")))
+                n_threads=int(os.environ.get("ECO_TORCH_THREADS", "2")), type_k=0, type_v=0)
     outs = []
     for w in wins:
         llm.reset()

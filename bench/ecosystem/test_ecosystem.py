@@ -96,10 +96,13 @@ def test_fake_in_transformers(model, tag):
 
 # ---------------------------------------------------------------- d: GGUF
 
-# llama.cpp computes k-quant / q8_0 matmuls on 8-bit-quantized activations and its own kernels, so
-# its logits differ from a float forward on the dequantized weights by the format's own noise.
-# The f32 file measures llama.cpp's floor; quantized mixes get looser bounds (measured, in RESULTS.md).
-LLAMA_TOL = {"f32": (1e-3, 1e-3), "q8_0": (0.05, 0.005), "q4_k_m": (0.1, 0.01), "q2_k_s": (0.2, 0.02)}
+# llama.cpp computes q8_0 / k-quant matmuls on activations quantized to 8 bits (q8_0 / q8_K), so its
+# logits differ from a float forward on the dequantized weights by that noise: measured max
+# |Δ log-softmax| 0.14 (q8_0) to 0.29 (q2_k_s), mean 0.02-0.035, while the perplexity agreed within
+# 0.03 %. The first bounds (0.05 / 0.1 / 0.2 on the max) were set before measuring and were too
+# tight for the max; the bounds below keep the perplexity at 0.1 % (a misplaced or misread tensor
+# costs far more) and cap the max at 0.5. The f32 file (f32 KV cache) keeps the 1e-3 bounds.
+LLAMA_TOL = {"f32": (1e-3, 1e-3), "q8_0": (0.5, 1e-3), "q4_k_m": (0.5, 1e-3), "q2_k_s": (0.5, 1e-3)}
 
 
 def gguf_case(model, mix):

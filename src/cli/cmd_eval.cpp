@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "io/npy.h"
 #include "model/decoder.h"
 #include "pipeline/eval.h"
 
@@ -25,6 +26,7 @@ struct EvalArgs {
   std::string precision = "f32";
   std::string budget = "256MiB";
   int64_t limit = 0;
+  std::string dump_logits;
 };
 
 Precision parse_precision(const std::string& s) {
@@ -55,7 +57,17 @@ void run_eval(const EvalArgs& a) {
   opt.precision = parse_precision(a.precision);
   opt.activation_budget_bytes = parse_bytes(a.budget, "--activation_budget");
   opt.progress = [](const std::string& line) { log_info(line); };
+  std::optional<NpyF32Writer> dump;
+  if (!a.dump_logits.empty()) {
+    dump.emplace(a.dump_logits, std::vector<int64_t>{int64_t(windows.size()), a.seqlen, d.config().vocab_size});
+    opt.on_logits = [&dump](int64_t, const float* logits, int64_t T, int64_t V) { dump->append(logits, T * V); };
+  }
   EvalResult r = evaluate_perplexity(d, windows, opt);
+  if (dump) {
+    dump->commit();
+    log_info("eval: logits (", windows.size(), " x ", a.seqlen, " x ", d.config().vocab_size, " float32) written to ",
+             a.dump_logits);
+  }
   std::printf("perplexity: %.6f\n", r.perplexity);
   std::printf("windows: %lld x %lld tokens, %lld scored, mean NLL %.6f\n", (long long)r.windows,
               (long long)a.seqlen, (long long)r.tokens_scored, r.nll_sum / double(r.tokens_scored));
@@ -79,6 +91,8 @@ void add_eval_command(CLI::App& app) {
   sub->add_option("--activation_budget", a->budget, "memory for one group of windows' hidden states")
       ->capture_default_str();
   sub->add_option("--limit", a->limit, "evaluate only the first N windows (0 = all)");
+  sub->add_option("--dump_logits", a->dump_logits,
+                  "also write every window's logits to this .npy file (float32, windows x seqlen x vocab)");
   sub->callback([a] { run_eval(*a); });
 }
 

@@ -26,7 +26,7 @@ std::string packed_shape_problem(const QuantScheme& s, int64_t in, int64_t out) 
   return {};
 }
 
-PackedLinear pack_gptq(const QuantizedWeight& q) {
+PackedLinear pack_gptq(const QuantizedWeight& q, bool zeros_minus_one) {
   const std::string problem = packed_shape_problem(q.scheme, q.in, q.out);
   AR_CHECK(problem.empty(), "pack_gptq: ", problem);
   AR_CHECK(int64_t(q.codes.size()) == q.out * q.in && int64_t(q.scales.size()) == q.out * q.n_groups &&
@@ -56,13 +56,13 @@ PackedLinear pack_gptq(const QuantizedWeight& q) {
     for (int64_t r = 0; r < qw_rows; ++r)
       for (int64_t t = 0; t < nt; ++t) qw[r * out + o0 + t] = cols[size_t(t * qw_rows + r)];
   }
-  // qzeros row g: (zero[o, g] - 1) & mask over o; scales transposed to (n_groups, out).
+  // qzeros row g: (zero[o, g] - 1) & mask over o (v1; v2: zero[o, g]); scales transposed to (n_groups, out).
   const unsigned mask = (1u << bits) - 1u;
   std::vector<uint8_t> zrow(static_cast<size_t>(out));
   uint16_t* sc = p.scales.as<uint16_t>();
   for (int64_t g = 0; g < ng; ++g) {
     for (int64_t o = 0; o < out; ++o) {
-      zrow[size_t(o)] = uint8_t((unsigned(q.zeros[size_t(o * ng + g)]) - 1u) & mask);
+      zrow[size_t(o)] = uint8_t((unsigned(q.zeros[size_t(o * ng + g)]) - (zeros_minus_one ? 1u : 0u)) & mask);
       sc[g * out + o] = q.scales[size_t(o * ng + g)];
     }
     gptq_pack_values(p.qzeros.as<uint32_t>() + g * qz_cols, zrow.data(), out, bits);
@@ -121,12 +121,13 @@ int64_t count_wrapped_zeros(const QuantizedWeight& q) {
 }
 
 std::vector<TensorSpec> packed_tensor_specs(const std::string& linear, const QuantScheme& s, int64_t in,
-                                            int64_t out) {
+                                            int64_t out, bool with_g_idx) {
   const int64_t ng = num_groups(s, in);
-  return {{linear + ".qweight", DType::I32, {gptq_packed_words(s.bits, in), out}},
-          {linear + ".qzeros", DType::I32, {ng, gptq_packed_words(s.bits, out)}},
-          {linear + ".scales", DType::F16, {ng, out}},
-          {linear + ".g_idx", DType::I32, {in}}};
+  std::vector<TensorSpec> specs = {{linear + ".qweight", DType::I32, {gptq_packed_words(s.bits, in), out}},
+                                   {linear + ".qzeros", DType::I32, {ng, gptq_packed_words(s.bits, out)}},
+                                   {linear + ".scales", DType::F16, {ng, out}}};
+  if (with_g_idx) specs.push_back({linear + ".g_idx", DType::I32, {in}});
+  return specs;
 }
 
 }  // namespace ar

@@ -33,8 +33,10 @@ std::string packed_shape_problem(const QuantScheme& s, int64_t in, int64_t out);
 // subtraction in unmasked uint32 arithmetic, which also sets every higher slot of that word; we mask
 // so only the one slot is affected. GPTQ v1 kernels read such a zero back as 2^bits (one step off);
 // our reader wraps it back to 0. count_wrapped_zeros() tells the caller when this happens.
+// With `zeros_minus_one` false the zeros are stored as they are (GPTQ v2 / gptqmodel, and AutoRound's
+// plain "auto_round" packing, which it writes for asymmetric schemes).
 // AR_CHECK that packed_shape_problem(q.scheme, q.in, q.out) is empty.
-PackedLinear pack_gptq(const QuantizedWeight& q);
+PackedLinear pack_gptq(const QuantizedWeight& q, bool zeros_minus_one = true);
 
 // The inverse of pack_gptq. Arrays as stored (see PackedLinear); g_idx may be null (then i / group);
 // when present it must equal i / group (act-order checkpoints do not fit a QuantizedWeight).
@@ -47,8 +49,10 @@ QuantizedWeight unpack_gptq(const uint32_t* qweight, const uint32_t* qzeros, con
 int64_t count_wrapped_zeros(const QuantizedWeight& q);
 
 // Output tensor specs of a packed linear `linear` (HF name without ".weight"): qweight, qzeros,
-// scales, g_idx, in that order.
+// scales, g_idx, in that order; without g_idx when `with_g_idx` is false (the auto_round format: the
+// Python AutoRound's auto_round QuantLinears have no g_idx, and transformers reports one as an
+// unexpected key).
 std::vector<TensorSpec> packed_tensor_specs(const std::string& linear, const QuantScheme& s, int64_t in,
-                                            int64_t out);
+                                            int64_t out, bool with_g_idx = true);
 
 }  // namespace ar

@@ -61,13 +61,18 @@ QuantScheme dominant_scheme(const std::vector<StoredLinear>& linears) {
   return counts[best].first;
 }
 
+bool packed_zeros_minus_one(OutputFormat f, const QuantScheme& dominant) {
+  return !(f == OutputFormat::AutoRound && !dominant.sym);
+}
+
 nlohmann::json make_quantization_config(OutputFormat f, const std::vector<StoredLinear>& linears,
                                         const nlohmann::json& tuning) {
   AR_CHECK(is_packed_format(f), "the fake format has no quantization_config");
   const QuantScheme d = dominant_scheme(linears);
   nlohmann::json q;
   if (f == OutputFormat::AutoRound) {
-    q = {{"quant_method", "auto-round"}, {"packing_format", "auto_round:auto_gptq"},
+    q = {{"quant_method", "auto-round"},
+         {"packing_format", packed_zeros_minus_one(f, d) ? "auto_round:auto_gptq" : "auto_round"},
          {"bits", d.bits},               {"group_size", d.group_size},
          {"sym", d.sym},                 {"data_type", "int"},
          {"block_name_to_quantize", kBlockPrefix}, {"quantizer", kQuantizerName}};

@@ -33,6 +33,12 @@ QuantScheme dominant_scheme(const std::vector<StoredLinear>& linears);
 //               kept layers as {"bits": 16, "data_type": "float"}), as the Python tool writes;
 //   auto_gptq:  gptqmodel's "dynamic" {"-:^name$": {}} for kept layers, {"+:^name$": {...}} for
 //               others, plus modules_in_block_to_quantize when every block keeps the same layers.
+// How the packed qzeros of format `f` are stored, as the Python AutoRound does it: its auto_round
+// format packs symmetric models "auto_round:auto_gptq" (zeros - 1, GPTQ v1) and asymmetric ones
+// "auto_round" (zeros as they are; its loaders have no CPU kernel for asymmetric v1 packing);
+// auto_gptq is always v1. Decided by the dominant scheme, for every layer of the file.
+bool packed_zeros_minus_one(OutputFormat f, const QuantScheme& dominant);
+
 nlohmann::json make_quantization_config(OutputFormat f, const std::vector<StoredLinear>& linears,
                                         const nlohmann::json& tuning);
 

@@ -101,6 +101,7 @@ struct QuantizedModelWriter::Impl {
   std::vector<TensorSpec> specs;
   std::vector<std::pair<std::string, std::string>> unstorable;
   nlohmann::json qconfig;        // null for fake
+  bool zeros_minus_one = true;   // packed qzeros convention (packed_zeros_minus_one)
   bool f32_to_f16 = false;       // some F32 tensor was narrowed (torch_dtype becomes float16)
   std::unique_ptr<ShardedSafetensorsWriter> shards;
   std::map<size_t, Buffer> pending;  // spec index -> bytes that arrived before their turn
@@ -162,7 +163,10 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
   if (linear_plan.empty())
     AR_THROW("no layer of ", src->source_path().string(), " would be quantized in format ",
              output_format_name(format), unstorable.empty() ? "" : " (every selected layer has a shape it cannot store)");
-  if (packed) qconfig = make_quantization_config(format, stored, extra);
+  if (packed) {
+    qconfig = make_quantization_config(format, stored, extra);
+    zeros_minus_one = packed_zeros_minus_one(format, dominant_scheme(stored));
+  }
 
   // Pass 2: every output tensor in order.
   for (const std::string& name : order) {
@@ -179,8 +183,10 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
       e.out = lp.out;
       e.dtype = lp.dtype;
       if (lp.kind == Kind::Packed) {
-        for (TensorSpec& s : packed_tensor_specs(it->first, lp.scheme, lp.in, lp.out)) specs.push_back(std::move(s));
-        e.n_specs = 4;
+        const bool g_idx = format != OutputFormat::AutoRound;  // AutoRound's own auto_round files have none
+        for (TensorSpec& s : packed_tensor_specs(it->first, lp.scheme, lp.in, lp.out, g_idx))
+          specs.push_back(std::move(s));
+        e.n_specs = g_idx ? 4 : 3;
       } else {
         specs.push_back({name, t.dtype, t.shape});
       }
@@ -364,11 +370,11 @@ void QuantizedModelWriter::add_quantized(const std::string& linear_name, const Q
            "add_quantized: '", linear_name, "': QuantizedWeight sizes do not match its shape");
   e.done = true;
   if (e.kind == Impl::Kind::Packed) {
-    PackedLinear p = pack_gptq(q);
+    PackedLinear p = pack_gptq(q, m.zeros_minus_one);
     m.emit(e.first_spec + 0, std::move(p.qweight));
     m.emit(e.first_spec + 1, std::move(p.qzeros));
     m.emit(e.first_spec + 2, std::move(p.scales));
-    m.emit(e.first_spec + 3, std::move(p.g_idx));
+    if (e.n_specs == 4) m.emit(e.first_spec + 3, std::move(p.g_idx));
   } else {
     // Row by row, so no full f32 copy of the layer exists; same expression as QuantizedWeight::dequantize.
     Buffer b(size_t(q.out * q.in) * dtype_size(e.dtype), linear_name + ".weight");

@@ -58,7 +58,7 @@ class QuantizedModelWriter final : public ModelWriter {
   const std::vector<std::pair<std::string, std::string>>& unstorable_layers() const;
 
   // The quantized result of one linear (HF name without ".weight"); its scheme must be the one
-  // scheme_for gave. Packed formats write qweight/qzeros/scales/g_idx; fake writes the dequantized
+  // scheme_for gave. Packed formats write qweight/qzeros/scales(/g_idx: auto_gptq only); fake writes the dequantized
   // weight in the source tensor's dtype under the original ".weight" name.
   void add_quantized(const std::string& linear_name, const QuantizedWeight& q);
   // A source tensor copied as is, read from `src` in bounded chunks. Dtype: fake keeps the source

@@ -138,14 +138,20 @@ PackedQuantConfig parse_packed_quant_config(const std::string& json_text, const 
     AR_THROW(where, ": quant_method '", qc.quant_method,
              "' is not supported (this reader handles 'auto-round' and 'gptq' packed checkpoints)");
   // Only the GPTQ layout is read; AWQ packs another order, and the fp8/mx formats are not integer.
-  if (!qc.packing_format.empty() && qc.packing_format.find("gptq") == std::string::npos)
+  // "auto_round" (what AutoRound writes for asymmetric int schemes) is the GPTQ layout with the
+  // zeros stored as they are, like "auto_round:gptqmodel".
+  const bool plain_auto_round = qc.packing_format == "auto_round";
+  qc.awq = qc.packing_format == "auto_round:auto_awq";
+  if (!qc.packing_format.empty() && !plain_auto_round && !qc.awq && qc.packing_format.find("gptq") == std::string::npos)
     AR_THROW(where, ": packing_format '", qc.packing_format, "' is not supported (only GPTQ-style packing)");
   if (j.contains("backend") && j["backend"].is_string()) {
     const std::string b = j["backend"].get<std::string>();
-    if (b.find("awq") != std::string::npos) AR_THROW(where, ": backend '", b, "' (AWQ packing) is not supported");
+    if (b.find("awq") != std::string::npos && !qc.awq)
+      AR_THROW(where, ": backend '", b, "' (AWQ packing) is not supported");
   }
   if (j.value("checkpoint_format", std::string()) == "gptq_v2") qc.zeros_minus_one = false;
-  if (qc.packing_format.find("gptqmodel") != std::string::npos) qc.zeros_minus_one = false;
+  if (qc.packing_format.find("gptqmodel") != std::string::npos || plain_auto_round || qc.awq)
+    qc.zeros_minus_one = false;
   PackedScheme base;
   base.sym = true;
   qc.scheme = parse_layer_scheme(j, base, where);
@@ -192,15 +198,43 @@ void load_packed_linear_weight(float* w, const SafetensorsReader& st, const Pack
                "-bit group ", s.group_size, " (in ", in, ", out ", out, ")");
     return t;
   };
+  auto require_scales = [&]() -> const TensorInfo& {
+    const TensorInfo& t = st.require(name + ".scales");
+    if (t.shape != std::vector<int64_t>{n_groups, out} ||
+        !(t.dtype == DType::F16 || t.dtype == DType::BF16 || t.dtype == DType::F32))
+      AR_THROW(st.file_path(t.file_index).string(), ": tensor '", t.name, "' is ", dtype_name(t.dtype), " ",
+               shape_str(t.shape), ", expected F16 ", shape_str({n_groups, out}));
+    return t;
+  };
+  if (qc.awq) {
+    // AutoAWQ GEMM layout: word c of input row i holds outputs 8c..8c+7, output 8c+j in nibble
+    // kSlot[j]; qzeros (n_groups, out/8) the same way; groups run along the inputs.
+    if (bits != 4) AR_THROW(src, ": linear '", name, "': AWQ packing is read for 4 bits, not ", bits);
+    static constexpr int kSlot[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    const int64_t wc = out / 8;
+    const TensorInfo& qweight = require(name + ".qweight", DType::I32, {in, wc});
+    const TensorInfo& qzeros = require(name + ".qzeros", DType::I32, {n_groups, wc});
+    std::vector<float> scales(static_cast<size_t>(n_groups * out));
+    st.read_f32(require_scales(), scales.data());
+    std::vector<uint32_t> qw(static_cast<size_t>(in * wc)), zw(static_cast<size_t>(n_groups * wc));
+    st.read(qweight, qw.data());
+    st.read(qzeros, zw.data());
+    for (int64_t o = 0; o < out; ++o) {
+      const int64_t c = o / 8;
+      const unsigned shift = 4u * unsigned(kSlot[o % 8]);
+      float* wr = w + o * in;
+      for (int64_t i = 0; i < in; ++i) {
+        const int64_t g = i / group;
+        const int q = int((qw[size_t(i * wc + c)] >> shift) & 15u), z = int((zw[size_t(g * wc + c)] >> shift) & 15u);
+        wr[i] = scales[size_t(g * out + o)] * float(q - z);
+      }
+    }
+    return;
+  }
   const int64_t qw_rows = gptq_packed_words(bits, in), qz_cols = gptq_packed_words(bits, out);
   const TensorInfo& qweight = require(name + ".qweight", DType::I32, {qw_rows, out});
   const TensorInfo& qzeros = require(name + ".qzeros", DType::I32, {n_groups, qz_cols});
-  const TensorInfo& scales_t = st.require(name + ".scales");
-  if (scales_t.shape != std::vector<int64_t>{n_groups, out} ||
-      !(scales_t.dtype == DType::F16 || scales_t.dtype == DType::BF16 || scales_t.dtype == DType::F32))
-    AR_THROW(st.file_path(scales_t.file_index).string(), ": tensor '", scales_t.name, "' is ",
-             dtype_name(scales_t.dtype), " ", shape_str(scales_t.shape), ", expected F16 ",
-             shape_str({n_groups, out}));
+  const TensorInfo& scales_t = require_scales();
 
   std::vector<int32_t> g_idx(static_cast<size_t>(in));
   if (const TensorInfo* gi = st.find(name + ".g_idx")) {

@@ -41,6 +41,9 @@ struct PackedQuantConfig {
   std::string packing_format;  // "auto_round:auto_gptq", ... (may be empty for gptq)
   PackedScheme scheme;         // the default for every layer
   bool zeros_minus_one = true; // GPTQ v1 stores zero - 1; checkpoint_format "gptq_v2" stores zero
+  // packing_format "auto_round:auto_awq" (what AutoRound writes for 4-bit asymmetric auto_round):
+  // AutoAWQ's GEMM layout, qweight (in, out/8) packed along the outputs, zeros stored as they are.
+  bool awq = false;
   // extra_config: per-layer overrides keyed by layer name (or a regex, as the Python tool allows).
   std::vector<std::pair<std::string, PackedScheme>> overrides;
   // Layers named in modules_to_not_convert / a gptqmodel "dynamic" "-:" rule stay unquantized.

@@ -37,6 +37,8 @@ EvalResult evaluate_perplexity(const Decoder& d, const std::vector<std::vector<i
   Buffer x(size_t(group * T * C) * sizeof(float), "eval hidden states");
   std::vector<int32_t> targets(size_t(group * T));
   std::vector<double> nll(size_t(group * T));
+  const int64_t V = d.config().vocab_size;
+  Buffer logits(opt.on_logits ? size_t(T * V) * sizeof(float) : 0, "eval logits");
   Timer timer;
   for (int64_t g0 = 0; g0 < n_win; g0 += group) {
     // A host that asked to stop (the Python binding on Ctrl-C) is answered between groups; the CLI
@@ -56,6 +58,11 @@ EvalResult evaluate_perplexity(const Decoder& d, const std::vector<std::vector<i
       targets[size_t(s * T + T - 1)] = 0;
     }
     d.next_token_nll(nll.data(), x.as<float>(), targets.data(), ng * T, opt.precision);
+    if (opt.on_logits)
+      for (int64_t s = 0; s < ng; ++s) {
+        d.logits(logits.as<float>(), x.as<float>() + s * T * C, T, opt.precision);
+        opt.on_logits(g0 + s, logits.as<float>(), T, V);
+      }
     for (int64_t s = 0; s < ng; ++s)
       for (int64_t t = 0; t + 1 < T; ++t) r.nll_sum += nll[size_t(s * T + t)];
     r.tokens_scored += ng * (T - 1);

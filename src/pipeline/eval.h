@@ -18,6 +18,9 @@ struct EvalOptions {
   uint64_t activation_budget_bytes = 256ull << 20;  // hidden states of one group of windows
   std::function<void(const std::string&)> progress;  // optional progress lines
   std::function<void(BlockWeights&)> transform_block;  // e.g. fake quantization, applied per block
+  // Optional: called once per window, in order, with its logits (seqlen x vocab, row t = the
+  // prediction after token t). Costs one extra lm_head pass per window.
+  std::function<void(int64_t window, const float* logits, int64_t T, int64_t V)> on_logits;
 };
 
 struct EvalResult {

@@ -96,6 +96,25 @@ TEST(GptqPack, AsymmetricZeroOfZeroWrapsToAllOnes) {
   EXPECT_EQ(count_wrapped_zeros(small_weight(false)), 2);
 }
 
+TEST(GptqPack, ZerosStoredAsTheyAreWithoutTheV1Offset) {
+  // AutoRound's plain "auto_round" packing (its asymmetric auto_round files): zeros 0, 1, ..., 15
+  // in consecutive nibbles, nothing wraps; unpack with the same convention gives them back.
+  const QuantizedWeight q = small_weight(false);
+  const PackedLinear p = pack_gptq(q, /*zeros_minus_one=*/false);
+  const uint8_t* b = static_cast<const uint8_t*>(p.qzeros.data());
+  const uint8_t expected[8] = {0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe};
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(b[k], expected[k]) << k;
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(b[8 + k], expected[k]) << k;
+  const QuantizedWeight u = unpack_gptq(p.qweight.as<uint32_t>(), p.qzeros.as<uint32_t>(), p.scales.as<uint16_t>(),
+                                        p.g_idx.as<int32_t>(), q.scheme, q.in, q.out, /*zeros_minus_one=*/false);
+  EXPECT_EQ(u.zeros, q.zeros);
+  EXPECT_EQ(u.codes, q.codes);
+  // The qweight and scales do not depend on the zero convention.
+  const PackedLinear v1 = pack_gptq(q);
+  EXPECT_EQ(std::memcmp(v1.qweight.data(), p.qweight.data(), p.qweight.size_bytes()), 0);
+  EXPECT_EQ(std::memcmp(v1.scales.data(), p.scales.data(), p.scales.size_bytes()), 0);
+}
+
 TEST(GptqPack, ScalesTransposedAndGidx) {
   QuantizedWeight q;
   q.scheme = {8, 32, true};

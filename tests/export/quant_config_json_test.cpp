@@ -39,6 +39,22 @@ TEST(QuantConfigJson, AutoRound) {
   EXPECT_FALSE(e.contains("model.layers.0.self_attn.q_proj"));
 }
 
+TEST(QuantConfigJson, AsymmetricAutoRoundIsPackedWithoutTheZeroOffset) {
+  // As the Python AutoRound writes them: symmetric "auto_round:auto_gptq" (zeros - 1), asymmetric
+  // "auto_round" (zeros as they are), decided by the file's dominant scheme; auto_gptq is always v1.
+  const std::vector<StoredLinear> asym = {{"model.layers.0.self_attn.q_proj", {4, 32, false}},
+                                          {"model.layers.0.self_attn.k_proj", {4, 32, false}},
+                                          {"model.layers.0.mlp.up_proj", {4, 32, true}}};
+  const json q = make_quantization_config(OutputFormat::AutoRound, asym, json::object());
+  EXPECT_EQ(q["packing_format"], "auto_round");
+  EXPECT_EQ(q["sym"], false);
+  EXPECT_EQ(q["extra_config"]["model.layers.0.mlp.up_proj"], (json{{"sym", true}}));
+  EXPECT_FALSE(packed_zeros_minus_one(OutputFormat::AutoRound, {4, 32, false}));
+  EXPECT_TRUE(packed_zeros_minus_one(OutputFormat::AutoRound, {4, 32, true}));
+  EXPECT_TRUE(packed_zeros_minus_one(OutputFormat::AutoGptq, {4, 32, false}));
+  EXPECT_EQ(make_quantization_config(OutputFormat::AutoGptq, asym, json::object())["checkpoint_format"], "gptq");
+}
+
 TEST(QuantConfigJson, AutoGptq) {
   const json q = make_quantization_config(OutputFormat::AutoGptq, layers(), json::object());
   EXPECT_EQ(q["quant_method"], "gptq");

@@ -163,6 +163,8 @@ TEST_F(WriterTest, AutoRoundRoundTripThroughDecoderIsBitExact) {
   EXPECT_EQ(st.require("model.layers.0.self_attn.q_proj.qweight").dtype, DType::I32);
   EXPECT_EQ(st.require("model.layers.0.self_attn.q_proj.scales").dtype, DType::F16);
   EXPECT_EQ(st.find("model.layers.0.self_attn.q_proj.weight"), nullptr);
+  // Like the Python AutoRound's auto_round files: qweight, qzeros, scales, no g_idx.
+  EXPECT_EQ(st.find("model.layers.0.self_attn.q_proj.g_idx"), nullptr);
   for (int64_t l = 0; l < kLayers; ++l) {
     BlockWeights b = load_block(st, dec.config(), l);
     for (int i = 0; i < kBlockLinears; ++i) {
@@ -213,6 +215,7 @@ TEST_F(WriterTest, AutoGptqConfigAndFakeFormat) {
               json::array({json::array({"self_attn.k_proj", "self_attn.o_proj", "self_attn.q_proj",
                                         "self_attn.v_proj"})}));
     EXPECT_TRUE(fs::exists(root_ / "out-gptq" / "model.safetensors"));
+    EXPECT_NE(SafetensorsReader::open(root_ / "out-gptq").find("model.layers.0.self_attn.q_proj.g_idx"), nullptr);
   }
   // fake: every selected layer (ragged MLP included) dequantized in the model's own dtype, same names.
   auto w = make(OutputFormat::Fake, root_ / "out-fake");

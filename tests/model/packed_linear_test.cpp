@@ -94,6 +94,74 @@ TEST_F(PackedLinearTest, DequantizesHandBuiltLayer) {
   EXPECT_FALSE(has_packed_linear(st, "M"));
 }
 
+TEST_F(PackedLinearTest, PlainAutoRoundPackingStoresZerosAsTheyAre) {
+  // The layout the Python AutoRound writes for asymmetric int schemes: packing_format "auto_round",
+  // the GPTQ qweight layout with each zero stored as it is (no "- 1"), no g_idx. Rebuild the hand
+  // layer's qzeros that way: reading it with the v1 rule would shift every group by one step.
+  Layer l;
+  for (int g = 0; g < 2; ++g) {
+    uint8_t z[32];
+    for (int64_t o = 0; o < Layer::out; ++o) z[o] = uint8_t(g == 0 ? 8 : int(o % 15) + 1);
+    gptq_pack_values(l.qzeros.data() + g * 4, z, Layer::out, 4);
+  }
+  SafetensorsReader st = write(l);
+  json c = quant_config();
+  c["packing_format"] = "auto_round";
+  c["sym"] = false;
+  const PackedQuantConfig qc = parse_packed_quant_config(c.dump(), "config.json");
+  EXPECT_FALSE(qc.zeros_minus_one);
+  std::vector<float> w(32 * 32);
+  load_packed_linear_weight(w.data(), st, qc, "L", 32, 32);
+  for (size_t k = 0; k < w.size(); ++k) ASSERT_EQ(w[k], l.expected[k]) << k;
+  // Other packings without "gptq" in their name stay refused.
+  c["packing_format"] = "auto_round:llm_compressor";
+  EXPECT_THROW(parse_packed_quant_config(c.dump(), "config.json"), Error);
+}
+
+TEST_F(PackedLinearTest, AwqPackingAsAutoRoundWritesIt) {
+  // packing_format "auto_round:auto_awq" (AutoRound's 4-bit asymmetric auto_round files): AutoAWQ's
+  // GEMM layout. qweight int32 (in, out/8): nibble k of word c holds output column 8c + order[k],
+  // order = {0, 2, 4, 6, 1, 3, 5, 7}; qzeros (n_groups, out/8) the same, zeros stored as they are;
+  // scales (n_groups, out). Same weights as the hand-built GPTQ layer.
+  const Layer ref;
+  constexpr int order[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+  constexpr int64_t in = 32, out = 32, group = 16, wc = out / 8;
+  std::vector<uint32_t> qweight(size_t(in * wc), 0), qzeros(size_t(2 * wc), 0);
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t c = 0; c < wc; ++c)
+      for (int k = 0; k < 8; ++k) {
+        const int64_t o = 8 * c + order[k];
+        qweight[size_t(i * wc + c)] |= uint32_t((i + o) % 16) << (4 * k);
+      }
+  for (int64_t g = 0; g < 2; ++g)
+    for (int64_t c = 0; c < wc; ++c)
+      for (int k = 0; k < 8; ++k) {
+        const int64_t o = 8 * c + order[k];
+        qzeros[size_t(g * wc + c)] |= uint32_t(g == 0 ? 8 : int(o % 15) + 1) << (4 * k);
+      }
+  const std::vector<TensorSpec> specs = {{"L.qweight", DType::I32, {in, wc}}, {"L.qzeros", DType::I32, {2, wc}},
+                                         {"L.scales", DType::F16, {2, out}}};
+  {
+    SafetensorsWriter w(dir_ / "model.safetensors", specs);
+    w.write("L.qweight", qweight.data(), qweight.size() * 4);
+    w.write("L.qzeros", qzeros.data(), qzeros.size() * 4);
+    w.write("L.scales", ref.scales.data(), ref.scales.size() * 2);
+    w.finish();
+  }
+  SafetensorsReader st = SafetensorsReader::open(dir_ / "model.safetensors");
+  json c = quant_config(int(group));
+  c["packing_format"] = "auto_round:auto_awq";
+  c["sym"] = false;
+  const PackedQuantConfig qc = parse_packed_quant_config(c.dump(), "config.json");
+  ASSERT_TRUE(qc.awq);
+  std::vector<float> w(size_t(in * out));
+  load_packed_linear_weight(w.data(), st, qc, "L", in, out);
+  for (size_t k = 0; k < w.size(); ++k) ASSERT_EQ(w[k], ref.expected[k]) << k;
+  // A GPTQ-shaped qweight under the AWQ config is refused with the shapes named.
+  SafetensorsReader gptq = write(ref);
+  EXPECT_THROW(load_packed_linear_weight(w.data(), gptq, qc, "L", in, out), Error);
+}
+
 TEST_F(PackedLinearTest, ConfigJsonBesideTheWeights) {
   Layer l;
   SafetensorsReader st = write(l);
@@ -181,7 +249,7 @@ TEST(PackedQuantConfig, ParsesOverridesAndFormats) {
   EXPECT_EQ(gq.scheme_for("model.layers.2.mlp.up_proj").bits, 3);
 
   EXPECT_THROW(parse_packed_quant_config(R"({"quant_method": "awq", "bits": 4})", "c.json"), Error);
-  EXPECT_THROW(parse_packed_quant_config(R"({"quant_method": "auto-round", "packing_format": "auto_round:auto_awq", "bits": 4})", "c.json"), Error);
+  EXPECT_TRUE(parse_packed_quant_config(R"({"quant_method": "auto-round", "packing_format": "auto_round:auto_awq", "bits": 4})", "c.json").awq);
   EXPECT_THROW(parse_packed_quant_config(R"({"quant_method": "gptq", "bits": 5})", "c.json"), Error);
   EXPECT_THROW(parse_packed_quant_config(R"({"quant_method": "gptq"})", "c.json"), Error);
   EXPECT_THROW(parse_packed_quant_config("{not json", "c.json"), Error);

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "calib/dataset.h"
 #include "calib/tokenizer.h"
 #include "model/decoder.h"
@@ -67,6 +69,37 @@ TEST(Perplexity, GroupingDoesNotChangeTheResult) {
   EvalResult a = evaluate_perplexity(d, windows, one), b = evaluate_perplexity(d, windows, {});
   EXPECT_EQ(a.tokens_scored, 6 * 127);
   EXPECT_NEAR(a.nll_sum, b.nll_sum, 1e-7 * b.nll_sum);
+}
+
+TEST(Perplexity, DumpedLogitsGiveTheSameNll) {
+  // The logits handed to on_logits are the ones the perplexity was scored from: their
+  // log-softmax at the next token sums to the same NLL, window by window, in order.
+  AR_REQUIRE_FIXTURE(model, "models/stories260K/hf");
+  AR_REQUIRE_FIXTURE(text, "text/tinystories-sample.txt");
+  Tokenizer tok = Tokenizer::load(model);
+  Decoder d(model);
+  auto windows = cut_windows(load_eval_tokens(text, &tok), 64);
+  windows.resize(5);
+  EvalOptions opt;
+  opt.activation_budget_bytes = 2 * 64 * 64 * 4;  // groups of two windows: 2 + 2 + 1
+  std::vector<int64_t> seen;
+  double nll = 0;
+  opt.on_logits = [&](int64_t w, const float* lg, int64_t T, int64_t V) {
+    ASSERT_EQ(T, 64);
+    ASSERT_EQ(V, d.config().vocab_size);
+    seen.push_back(w);
+    for (int64_t t = 0; t + 1 < T; ++t) {
+      const float* row = lg + t * V;
+      double m = row[0], s = 0;
+      for (int64_t j = 1; j < V; ++j) m = std::max(m, double(row[j]));
+      for (int64_t j = 0; j < V; ++j) s += std::exp(double(row[j]) - m);
+      nll += m + std::log(s) - double(row[windows[size_t(w)][size_t(t + 1)]]);
+    }
+  };
+  EvalResult r = evaluate_perplexity(d, windows, opt);
+  EXPECT_EQ(seen, (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_NEAR(nll, r.nll_sum, 1e-5 * r.nll_sum);
+  EXPECT_NEAR(r.nll_sum, evaluate_perplexity(d, windows, {}).nll_sum, 1e-7 * r.nll_sum);
 }
 
 }  // namespace

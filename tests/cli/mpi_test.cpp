@@ -5,20 +5,17 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <thread>
 
 #include "pipeline/run_lock.h"
+#include "support/child.h"
 #include "support/files.h"
 #include "support/fixtures.h"
 #include "support/run.h"
-
-extern char** environ;
 
 namespace ar {
 namespace {
@@ -108,26 +105,6 @@ TEST(DataParallel, BadPartitionCountsAreRefused) {
   if (!HasFailure()) fs::remove_all(root);
 }
 
-struct Job {
-  pid_t pid = -1;
-  int status = 0;
-  bool done = false;
-  bool wait_for(std::chrono::milliseconds limit) {
-    const auto end = Clock::now() + limit;
-    while (!done && Clock::now() < end) {
-      if (::waitpid(pid, &status, WNOHANG) == pid) done = true;
-      else std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return done;
-  }
-  ~Job() {
-    if (!done && pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
-  }
-};
-
 TEST(DataParallel, KilledRankEndsTheJobAndResumeMatches) {
   REQUIRE_MPI();
   const fs::path root = test::make_temp_dir("mpi-kill");
@@ -136,10 +113,8 @@ TEST(DataParallel, KilledRankEndsTheJobAndResumeMatches) {
                            " --bits 4 --group_size 32 --iters 40 --batch_size 2 --dataset builtin --nsamples 4 --seqlen 32";
   const fs::path out = root / "out", work = root / "work";
   const std::string args = " --output_dir " + out.string() + " --work_dir " + work.string();
-  Job job;
-  const std::string cmd = "exec " + mpirun(2) + base + args + " > " + (root / "a.log").string() + " 2>&1";
-  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
-  ASSERT_EQ(posix_spawn(&job.pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  test::Child job;
+  ASSERT_TRUE(job.spawn("exec " + mpirun(2) + base + args + " > " + (root / "a.log").string() + " 2>&1"));
   // Rank 1 keeps its checkpoint in work/rank-1 and its pid in the lock beside it.
   const fs::path rank1_manifest = work / "rank-1" / "checkpoint.json";
   bool ready = false;

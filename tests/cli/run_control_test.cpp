@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,11 +14,11 @@
 
 #include "core/error.h"
 #include "pipeline/run_lock.h"
+#include "support/child.h"
 #include "support/files.h"
 #include "support/fixtures.h"
 #include "support/run.h"
 
-extern char** environ;
 
 namespace ar {
 namespace {
@@ -77,41 +76,7 @@ TEST(RunLock, PathSitsBesideTheFolder) {
   EXPECT_EQ(lock_path_for("out"), fs::path(".out.lock"));
 }
 
-struct Child {
-  pid_t pid = -1;
-  int status = 0;
-  bool done = false;
-  // Polls for up to `limit`; true when the child exited meanwhile.
-  bool wait_for(std::chrono::milliseconds limit) {
-    const auto end = Clock::now() + limit;
-    while (!done && Clock::now() < end) {
-      if (::waitpid(pid, &status, WNOHANG) == pid) done = true;
-      else std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return done;
-  }
-  ~Child() {
-    if (!done && pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
-  }
-};
-
-void spawn(Child& c, const std::string& cmd) {
-  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
-  ASSERT_EQ(posix_spawn(&c.pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
-}
-
-// Waits until `p` exists or the child ends; true if it appeared while the child runs.
-bool wait_for_file(Child& c, const fs::path& p) {
-  for (int i = 0; i < 60000; ++i) {  // up to 5 min on a loaded machine
-    std::error_code ec;
-    if (fs::exists(p, ec)) return true;
-    if (c.wait_for(std::chrono::milliseconds(5))) return false;
-  }
-  return false;
-}
+using test::Child;
 
 // One run is locked against a second on the same output; SIGINT stops the first at its next
 // safe point with the checkpoint kept; --resume finishes it to the bytes of an uninterrupted run.
@@ -125,8 +90,8 @@ TEST(RunControl, SecondRunRefusedThenSigintKeepsCheckpointAndResumeMatches) {
   const fs::path out = root / "out", work = root / "work";
   const std::string args = " --output_dir " + out.string() + " --work_dir " + work.string();
   Child a;
-  spawn(a, "exec " + base + args + " > " + (root / "a.log").string() + " 2>&1");
-  ASSERT_TRUE(wait_for_file(a, work / "checkpoint.json")) << read_all(root / "a.log");
+  ASSERT_TRUE(a.spawn("exec " + base + args + " > " + (root / "a.log").string() + " 2>&1"));
+  ASSERT_TRUE(a.wait_for_file(work / "checkpoint.json")) << read_all(root / "a.log");
 
   // A second run on the same output and work dir: refused at once, naming the first one's pid.
   auto b = test::run_command(base + args);

@@ -9,6 +9,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "support/files.h"
 #include "support/fixtures.h"
 
 namespace ar {
@@ -16,10 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
+std::string slurp(const fs::path& p) { return test::read_bytes(p); }
 
 TEST(Npy, HeaderBytes) {
   const std::string h = npy_f32_header({2, 3, 5});

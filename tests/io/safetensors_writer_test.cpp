@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "support/files.h"
 #include "support/fixtures.h"
 
 namespace ar {
@@ -20,10 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
+std::string slurp(const fs::path& p) { return test::read_bytes(p); }
 
 class SafetensorsWriterTest : public ::testing::Test {
  protected:

@@ -4,6 +4,7 @@
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "quant/gguf_blocks.h"
+#include "quant/importance.h"
 #include "quant/opt_rtn.h"
 #include "quant/rtn.h"
 #include "tune/signround.h"
@@ -85,58 +86,27 @@ BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& 
   const int64_t l = w.layer;
   BlockResult r;
   r.layer = l;
-  std::vector<std::vector<double>> sum(kBlockLinears);
+  std::optional<ImportanceSums> imp_sums;
   if (ctx.setup.use_imp) {
     // Per-input-channel mean squared activation of each linear, accumulated while the samples
-    // pass through the block; the outputs are the next block's inputs. Each sample's sums are
-    // made on their own and added in sample order, so the total has the same bits however the
-    // samples are spread over processes (a data-parallel run passes the running sum from rank
-    // to rank).
+    // pass through the block; the outputs are the next block's inputs. A data-parallel run
+    // passes the running sum from rank to rank (see ImportanceSums).
     Comm& comm = *ctx.setup.comm;
-    size_t total = 0;
-    std::vector<size_t> at(kBlockLinears);
-    for (int i = 0; i < kBlockLinears; ++i) {
-      at[size_t(i)] = total;
-      total += size_t(block_linears(w, i)->in);
-    }
-    std::vector<double> acc(total, 0.0), one;
-    std::vector<std::vector<double>> held(kBlockLinears);  // several processes: each sample's sums, kept
-    auto observe = [&](int li, const float* xin, int64_t rows, int64_t K) {
-      one.assign(size_t(K), 0.0);
-      for (int64_t row = 0; row < rows; ++row)
-        for (int64_t k = 0; k < K; ++k) one[size_t(k)] += double(xin[row * K + k]) * xin[row * K + k];
-      if (comm.size() == 1) {
-        double* a = acc.data() + at[size_t(li)];
-        for (int64_t k = 0; k < K; ++k) a[k] += one[size_t(k)];
-      } else {
-        held[size_t(li)].insert(held[size_t(li)].end(), one.begin(), one.end());
-      }
-    };
+    std::vector<int64_t> widths(kBlockLinears);
+    for (int i = 0; i < kBlockLinears; ++i) widths[size_t(i)] = block_linears(w, i)->in;
+    imp_sums.emplace(std::move(widths), comm.size() > 1);
+    auto observe = [&](int li, const float* xin, int64_t rows, int64_t K) { imp_sums->add_sample(li, xin, rows, K); };
     if (cs->on_disk() && !ctx.last) cs->set_next_x(cs->new_store("X", l + 1));
     cs->pass(w, cs->x(), cs->has_next_x() ? cs->next_x() : cs->x(), ctx.precision, observe, !ctx.last);
     if (!cs->has_next_x()) cs->keep_x_as_next();
-    if (comm.size() > 1)
-      comm.chain(acc, [&](std::vector<double>& a) {
-        for (int64_t smp = 0; smp < cs->samples(); ++smp)
-          for (int i = 0; i < kBlockLinears; ++i) {
-            const size_t K = size_t(block_linears(w, i)->in);
-            const double* h = held[size_t(i)].data() + size_t(smp) * K;
-            for (size_t k = 0; k < K; ++k) a[at[size_t(i)] + k] += h[k];
-          }
-      });
-    for (int i = 0; i < kBlockLinears; ++i)
-      sum[size_t(i)].assign(acc.begin() + ptrdiff_t(at[size_t(i)]),
-                            acc.begin() + ptrdiff_t(at[size_t(i)] + size_t(block_linears(w, i)->in)));
+    imp_sums->finish(comm);
   }
   const double tokens = double(ctx.setup.samples_total * ctx.T);
   for (int i = 0; i < kBlockLinears; ++i) {
     const LinearWeights& lw = *block_linears(w, i);
     const QuantScheme& s = ctx.schemes[size_t(i)];
     std::vector<float> imp;
-    if (ctx.setup.use_imp) {
-      imp.resize(sum[size_t(i)].size());
-      for (size_t k = 0; k < imp.size(); ++k) imp[k] = float(sum[size_t(i)][k] / tokens);
-    }
+    if (imp_sums) imp = imp_sums->mean(i, tokens);
     std::optional<QuantizedWeight> q;
     if (s.quantized() && ctx.setup.integer_formats)  // GGUF outputs quantize for themselves
       q = ctx.disable_opt_rtn ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s)

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cmath>
+#include <optional>
 
 #include "core/interrupt.h"
 #include "core/dtype.h"
@@ -16,6 +17,7 @@
 #include "model/block_grad.h"
 #include "quant/fake_quant_grad.h"
 #include "quant/gguf_tune.h"
+#include "quant/importance.h"
 #include "quant/rtn.h"
 
 namespace ar {
@@ -103,8 +105,7 @@ struct BlockTuner::State {
   // GGUF targets start from the format's importance-weighted RTN (as llama.cpp's imatrix path):
   // per input column of each linear, the sum of squared fp inputs seen by fp_forward before tuning.
   bool want_importance = false, importance_frozen = false;
-  std::array<std::vector<double>, kBlockLinears> imp_sum;
-  std::array<std::vector<double>, kBlockLinears> imp_held;  // several partitions: per sample, in order
+  std::optional<ImportanceSums> imp;
   int64_t imp_rows = 0;
   static constexpr int kOriginal = kBlockLinears;
 
@@ -167,33 +168,24 @@ struct BlockTuner::State {
       if (o.iters > 0) s.dw.resize(nw);
     }
     if (o.iters > 0 || compacted) work.resize(size_t(work_floats(b, schemes)));
+    std::vector<int64_t> widths(kBlockLinears, 0);
     for (int i = 0; i < kBlockLinears; ++i)
       if (st[size_t(i)].gguf && o.iters > 0) {
         want_importance = true;
-        imp_sum[size_t(i)].assign(size_t(st[size_t(i)].l->in), 0.0);
+        widths[size_t(i)] = st[size_t(i)].l->in;
       }
+    // Several partitions: per-sample sums are held until importance_init chains them over the ranks.
+    if (want_importance) imp.emplace(std::move(widths), o.partitions > 1);
   }
 
   // After a forward: the inputs of every linear are in the scratch (xn1: q/k/v, attn: o, xn2:
-  // gate/up, act: down). Each sample's sums are made on their own and added in sample order, so
-  // the total has the same bits however the samples are spread over processes; with several
-  // partitions they are kept per sample until importance_init passes the sum from rank to rank.
+  // gate/up, act: down).
   void accumulate_importance() {
     const int64_t C = c.hidden_size, HD = c.num_attention_heads * c.head_dim, F = c.intermediate_size;
     const float* in[kBlockLinears] = {scratch.xn1, scratch.xn1, scratch.xn1, scratch.attn,
                                       scratch.xn2, scratch.xn2, scratch.act};
     const int64_t K[kBlockLinears] = {C, C, C, HD, C, C, F};
-    std::vector<double> one;
-    for (int i = 0; i < kBlockLinears; ++i) {
-      std::vector<double>& acc = imp_sum[size_t(i)];
-      if (acc.empty()) continue;
-      one.assign(size_t(K[i]), 0.0);
-      for (int64_t r = 0; r < T; ++r)
-        for (int64_t k = 0; k < K[i]; ++k) one[size_t(k)] += double(in[i][r * K[i] + k]) * in[i][r * K[i] + k];
-      if (o.partitions > 1) imp_held[size_t(i)].insert(imp_held[size_t(i)].end(), one.begin(), one.end());
-      else
-        for (int64_t k = 0; k < K[i]; ++k) acc[size_t(k)] += one[size_t(k)];
-    }
+    for (int i = 0; i < kBlockLinears; ++i) imp->add_sample(i, in[i], T, K[i]);
     imp_rows += T;
   }
 
@@ -201,38 +193,15 @@ struct BlockTuner::State {
   void importance_init(Comm& comm, int64_t rows_total) {
     importance_frozen = true;
     if (!want_importance) return;
-    if (o.partitions > 1) {  // the held per-sample sums, in sample order across the processes
-      size_t total = 0;
-      std::array<size_t, kBlockLinears> at{};
+    imp->finish(comm);
+    if (rows_total != 0)
       for (int i = 0; i < kBlockLinears; ++i) {
-        at[size_t(i)] = total;
-        total += imp_sum[size_t(i)].size();
+        LinearState& s = st[size_t(i)];
+        if (!s.gguf) continue;
+        const std::vector<float> m = imp->mean(i, double(rows_total));
+        s.gg = gguf_tune_init(s.scheme.gguf, original(i), s.l->out, s.l->in, m.data());
       }
-      std::vector<double> acc(total, 0.0);
-      comm.chain(acc, [&](std::vector<double>& a) {
-        const int64_t samples = imp_rows / T;
-        for (int64_t smp = 0; smp < samples; ++smp)
-          for (int i = 0; i < kBlockLinears; ++i) {
-            const size_t K = imp_sum[size_t(i)].size();
-            if (K == 0) continue;
-            const double* h = imp_held[size_t(i)].data() + size_t(smp) * K;
-            for (size_t k = 0; k < K; ++k) a[at[size_t(i)] + k] += h[k];
-          }
-      });
-      for (int i = 0; i < kBlockLinears; ++i) {
-        std::copy_n(acc.begin() + ptrdiff_t(at[size_t(i)]), imp_sum[size_t(i)].size(), imp_sum[size_t(i)].begin());
-        std::vector<double>().swap(imp_held[size_t(i)]);
-      }
-    }
-    if (rows_total == 0) return;
-    for (int i = 0; i < kBlockLinears; ++i) {
-      LinearState& s = st[size_t(i)];
-      if (!s.gguf) continue;
-      std::vector<float> imp(imp_sum[size_t(i)].size());
-      for (size_t k = 0; k < imp.size(); ++k) imp[k] = float(imp_sum[size_t(i)][k] / double(rows_total));
-      s.gg = gguf_tune_init(s.scheme.gguf, original(i), s.l->out, s.l->in, imp.data());
-      std::vector<double>().swap(imp_sum[size_t(i)]);
-    }
+    imp.reset();
     work_holds = -1;
   }
 

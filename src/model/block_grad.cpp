@@ -29,9 +29,10 @@ struct GradLayout {
   size_t back;   // floats of act's slot: act, d act (T, F) or d_c / d_h (T, C)
 };
 
-GradLayout grad_layout(const ModelConfig& c, int64_t T) {
+// Row-wise views hold seqs·T rows; the attention scratch serves one sample at a time.
+GradLayout grad_layout(const ModelConfig& c, int64_t T, int64_t seqs) {
   GradLayout l;
-  l.t = size_t(T);
+  l.t = size_t(T * seqs);
   l.tc = l.t * size_t(c.hidden_size);
   l.tq = l.t * size_t(c.num_attention_heads * c.head_dim);
   l.tkv = l.t * size_t(c.num_key_value_heads * c.head_dim);
@@ -59,13 +60,14 @@ const float* bias_of(const LinearWeights& l) { return l.has_bias() ? l.b.as<floa
 
 }  // namespace
 
-size_t BlockGradScratch::size_bytes(const ModelConfig& c, int64_t T) {
-  return total_floats(grad_layout(c, T)) * sizeof(float);
+size_t BlockGradScratch::size_bytes(const ModelConfig& c, int64_t T, int64_t seqs) {
+  return total_floats(grad_layout(c, T, seqs)) * sizeof(float);
 }
 
-BlockGradScratch::BlockGradScratch(const ModelConfig& c, int64_t T)
-    : T_(T), buf_(size_bytes(c, T), "block grad scratch") {
-  const GradLayout l = grad_layout(c, T);
+BlockGradScratch::BlockGradScratch(const ModelConfig& c, int64_t T, int64_t seqs)
+    : T_(T), cap_(seqs), buf_(size_bytes(c, T, seqs), "block grad scratch") {
+  AR_CHECK(T > 0 && seqs > 0, "BlockGradScratch T=", T, " seqs=", seqs);
+  const GradLayout l = grad_layout(c, T, seqs);
   float* p = buf_.as<float>();
   auto take = [&p](size_t n) {
     float* r = n ? p : nullptr;
@@ -100,6 +102,11 @@ BlockGradScratch::BlockGradScratch(const ModelConfig& c, int64_t T)
   d_xn1 = take(l.tc);
 }
 
+void BlockGradScratch::set_seqs(int64_t n) {
+  AR_CHECK(n >= 1 && n <= cap_, "BlockGradScratch: ", n, " samples, room for ", cap_);
+  seqs_ = n;
+}
+
 namespace {
 void check_shapes(const BlockGradScratch& s, const BlockWeights& b, const ModelConfig& c,
                   const RopeTables& rope) {
@@ -115,10 +122,12 @@ void check_shapes(const BlockGradScratch& s, const BlockWeights& b, const ModelC
 
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
                          const LinearWeightSource& w, const ModelConfig& c, const RopeTables& rope,
-                         Precision p) {
+                         Precision p, int64_t n) {
   check_shapes(s, b, c, rope);
   AR_CHECK(y != x, "block_forward_train: y aliases x");
-  const int64_t T = s.T(), C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  s.set_seqs(n);
+  // T: rows of all n samples (the row-wise steps); S: one sample's (RoPE, attention).
+  const int64_t S = s.T(), T = S * n, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const float eps = float(c.rms_norm_eps);
 
@@ -133,9 +142,13 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
     rms_norm_forward(s.q, s.rstd_q, s.q_raw, b.q_norm.as<float>(), T * H, D, eps);
     rms_norm_forward(s.k, s.rstd_k, s.k_raw, b.k_norm.as<float>(), T * Hkv, D, eps);
   }
-  rope_forward(s.q, rope.cos.data(), rope.sin.data(), T, H, D);
-  rope_forward(s.k, rope.cos.data(), rope.sin.data(), T, Hkv, D);
-  attention_forward(s.attn, s.att_scratch, s.att_floats, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+  for (int64_t j = 0; j < n; ++j) {  // positions restart with every sample
+    float *q = s.q + j * S * H * D, *k = s.k + j * S * Hkv * D;
+    rope_forward(q, rope.cos.data(), rope.sin.data(), S, H, D);
+    rope_forward(k, rope.cos.data(), rope.sin.data(), S, Hkv, D);
+    attention_forward(s.attn + j * S * H * D, s.att_scratch, s.att_floats, q, k, s.v + j * S * Hkv * D, S, H, Hkv,
+                      D, 1.0f / std::sqrt(float(D)), p);
+  }
   linear_forward(s.h, s.attn, w(3), bias_of(b.o), T, H * D, C, p);
   residual_add(s.h, x, T * C);
 
@@ -150,8 +163,8 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
 
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
                          const BlockLinearWeights& w, const ModelConfig& c, const RopeTables& rope,
-                         Precision p) {
-  block_forward_train(y, s, x, b, [&w](int i) { return w[size_t(i)]; }, c, rope, p);
+                         Precision p, int64_t n) {
+  block_forward_train(y, s, x, b, [&w](int i) { return w[size_t(i)]; }, c, rope, p, n);
 }
 
 // Each gradient is written only once everything that occupied its storage has been read: the
@@ -161,7 +174,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
                     const float* x, const BlockWeights& b, const LinearWeightSource& w,
                     const ModelConfig& c, const RopeTables& rope, Precision p) {
   check_shapes(s, b, c, rope);
-  const int64_t T = s.T(), C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  const int64_t n = s.seqs(), S = s.T(), T = S * n, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
 
   // MLP half. y = h + down(act): dL/dh gets dy directly (residual) plus the norm branch below.
@@ -181,10 +194,13 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   // Attention half (gate/up are dead: its temporaries live there). h = x + o(attn): dL/dx gets
   // d_h directly plus the input-norm branch.
   linear_backward(s.d_attn, dw[3], nullptr, d_h, s.attn, w(3), T, H * D, C, p);
-  attention_backward(s.dq, s.dk, s.dv, s.att_scratch, s.att_floats, s.d_attn, s.q, s.k, s.v, T, H, Hkv, D,
-                     1.0f / std::sqrt(float(D)), p);
-  rope_backward(s.dq, rope.cos.data(), rope.sin.data(), T, H, D);
-  rope_backward(s.dk, rope.cos.data(), rope.sin.data(), T, Hkv, D);
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t oq = j * S * H * D, okv = j * S * Hkv * D;
+    attention_backward(s.dq + oq, s.dk + okv, s.dv + okv, s.att_scratch, s.att_floats, s.d_attn + oq, s.q + oq,
+                       s.k + okv, s.v + okv, S, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+    rope_backward(s.dq + oq, rope.cos.data(), rope.sin.data(), S, H, D);
+    rope_backward(s.dk + okv, rope.cos.data(), rope.sin.data(), S, Hkv, D);
+  }
   if (c.qk_norm) {
     rms_norm_backward(s.dq, nullptr, s.dq, s.q_raw, b.q_norm.as<float>(), s.rstd_q, T * H, D);
     rms_norm_backward(s.dk, nullptr, s.dk, s.k_raw, b.k_norm.as<float>(), s.rstd_k, T * Hkv, D);

@@ -27,8 +27,11 @@ using LinearWeightSource = std::function<const float*(int i)>;
 // Their gradients, same order and shapes, accumulated (+=); a null entry is skipped.
 using BlockLinearGrads = std::array<float*, kBlockLinears>;
 
-// Saved activations and backward temporaries of one sample of T tokens, sized once from the
-// config (STYLE §5). Letters as in kernels/README.md. Buffers whose lifetimes do not overlap share
+// Saved activations and backward temporaries of up to `seqs` samples of T tokens each, sized once
+// from the config (STYLE §5). Several samples go through one forward/backward as one (seqs·T, C)
+// matrix: the row-wise steps (norms, linears, activations) then see seqs·T rows, and attention and
+// RoPE run per sample. Small models need that: a 256-wide linear on 256 rows is too small a GEMM
+// to keep two cores busy. Shapes below are for one sample; every view holds `seqs` of them. Letters as in kernels/README.md. Buffers whose lifetimes do not overlap share
 // storage (about 0.43 GB instead of 0.71 GB for a Qwen3-4B block at T = 2048):
 //  - the MLP's three (T, F) buffers are reused by the backward in place (d act over act, d gate
 //    over gate, d up over up), then act's buffer holds d xn2 and d h;
@@ -37,9 +40,13 @@ using BlockLinearGrads = std::array<float*, kBlockLinears>;
 // So the MLP and attention-backward views below are only valid in the phases their comments name.
 class BlockGradScratch {
  public:
-  BlockGradScratch(const ModelConfig& c, int64_t T);
-  static size_t size_bytes(const ModelConfig& c, int64_t T);
+  BlockGradScratch(const ModelConfig& c, int64_t T, int64_t seqs = 1);
+  static size_t size_bytes(const ModelConfig& c, int64_t T, int64_t seqs = 1);
   int64_t T() const { return T_; }
+  int64_t capacity() const { return cap_; }
+  // Samples in the last forward (set by block_forward_train, read by block_backward).
+  int64_t seqs() const { return seqs_; }
+  void set_seqs(int64_t n);
 
   // Saved by block_forward_train, read by block_backward.
   float* rstd1;   // (T) input RMSNorm
@@ -64,25 +71,27 @@ class BlockGradScratch {
   float *d_attn, *dq;  // (T, H*D)
   float *dk, *dv;      // (T, Hkv*D)
   float* d_xn1;        // (T, C), only when dx is wanted
-  float* att_scratch;  // attention forward/backward scratch (also over gate/up)
+  float* att_scratch;  // attention forward/backward scratch for one sample (also over gate/up)
   size_t att_floats;   // its size
 
  private:
-  int64_t T_;
+  int64_t T_, cap_, seqs_ = 1;
   Buffer buf_;
 };
 
-// y (T, C) overwritten = the block applied to x (T, C) with linear weights w. s keeps what
-// block_backward needs; x must stay unchanged until then. y must not alias x.
+// y (n·T, C) overwritten = the block applied to each of the n samples in x (n·T, C), one after
+// another, with linear weights w; n ≤ s.capacity(). s keeps what block_backward needs; x must stay
+// unchanged until then. y must not alias x.
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
                          const LinearWeightSource& w, const ModelConfig& c, const RopeTables& rope,
-                         Precision p);
+                         Precision p, int64_t n = 1);
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
                          const BlockLinearWeights& w, const ModelConfig& c, const RopeTables& rope,
-                         Precision p);
+                         Precision p, int64_t n = 1);
 
 // Backward of the last block_forward_train on s (which it consumes: a second backward needs a
-// second forward): dy (T, C) = dL/dy. dw[i] (out, in) += dL/dW'_i; dx (T, C) overwritten = dL/dx,
+// second forward), over its n samples: dy (n·T, C) = dL/dy. dw[i] (out, in) += dL/dW'_i (summed
+// over all n·T rows in one GEMM); dx (n·T, C) overwritten = dL/dx,
 // skipped if null (tuning does not need it, which saves the q/k/v input-gradient GEMMs). x, b, w,
 // c, rope, p as given to the forward (w giving the same values). Norm weights and biases are
 // frozen: no gradient for them.

@@ -84,6 +84,25 @@ uint64_t work_floats(const BlockWeights& b, const std::array<QuantScheme, kBlock
   return n;
 }
 
+// Samples per forward/backward in a tuning step (see BlockGradScratch): as many as make about
+// kChunkRows rows, while their scratch stays under kChunkBytes, and no more than a partition's
+// share of a step. Large blocks get 1 (their GEMMs are big enough, and memory is what counts).
+constexpr int64_t kChunkRows = 2048;
+constexpr uint64_t kChunkBytes = 64ull << 20;
+
+uint64_t chunk_scratch_bytes(const ModelConfig& c, int64_t T, int64_t m) {
+  // The block scratch plus the chunk's x, target, y and dy (T, C) per sample.
+  return BlockGradScratch::size_bytes(c, T, m) + 4ull * uint64_t(m * T * c.hidden_size) * sizeof(float);
+}
+
+int64_t chunk_seqs(const ModelConfig& c, int64_t T, const SignRoundOptions& o) {
+  if (o.iters == 0) return 1;
+  const int64_t picks = o.batch_size * o.gradient_accumulate_steps;
+  int64_t m = std::min<int64_t>(std::max<int64_t>(1, kChunkRows / T), (picks + o.partitions - 1) / o.partitions);
+  while (m > 1 && chunk_scratch_bytes(c, T, m) > kChunkBytes) --m;
+  return std::max<int64_t>(m, 1);
+}
+
 }  // namespace
 
 struct BlockTuner::State {
@@ -93,10 +112,11 @@ struct BlockTuner::State {
   const ModelConfig& c;
   const int64_t T;
   const SignRoundOptions o;
+  const int64_t chunk;  // samples per forward/backward while tuning
   std::array<LinearState, kBlockLinears> st;
   RopeTables rope;
   BlockGradScratch scratch;
-  std::vector<float> x, second, y, dy;  // one sample each, (T, C)
+  std::vector<float> x, second, y, dy;  // `chunk` samples each, (chunk·T, C)
   // One weight-sized buffer for all linears: W' of the linear the forward/backward asks for (made
   // on demand from v and min/max_scale), or a compacted linear's original W widened to f32
   // (`work_holds` says which: i, or kOriginal + i), or dL/dv of one linear during the signed step.
@@ -111,14 +131,15 @@ struct BlockTuner::State {
 
   State(const BlockWeights& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
         int64_t T_, const SignRoundOptions& o_)
-      : b(b_), owns(false), c(c_), T(T_), o(o_), rope(make_rope_tables(c_, T_)), scratch(c_, T_) {
+      : b(b_), owns(false), c(c_), T(T_), o(o_), chunk(chunk_seqs(c_, T_, o_)), rope(make_rope_tables(c_, T_)),
+        scratch(c_, T_, chunk) {
     init(schemes);
   }
   // Compacts before anything else is allocated, so the f32 weights are gone before the peak.
   State(BlockWeights&& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
         int64_t T_, const SignRoundOptions& o_)
-      : owned(std::move(b_)), b(owned), owns(true), c(c_), T(T_), o(o_),
-        rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_) {
+      : owned(std::move(b_)), b(owned), owns(true), c(c_), T(T_), o(o_), chunk(chunk_seqs(c_, T_, o_)),
+        rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_, chunk) {
     init(schemes);
   }
 
@@ -144,7 +165,7 @@ struct BlockTuner::State {
   void init(const std::array<QuantScheme, kBlockLinears>& schemes) {
     AR_CHECK(T > 0, "BlockTuner with T=", T);
     AR_CHECK(o.iters >= 0 && o.batch_size > 0 && o.gradient_accumulate_steps > 0, "bad SignRound options");
-    const size_t tc = size_t(T * c.hidden_size);
+    const size_t tc = size_t(chunk * T * c.hidden_size);
     for (auto* v : {&x, &second, &y, &dy}) v->resize(tc);
     bool compacted = false;
     for (int i = 0; i < kBlockLinears; ++i) {
@@ -270,8 +291,9 @@ BlockTuner::~BlockTuner() = default;
 uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
                                  const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T,
                                  const SignRoundOptions& o) {
-  // Scratch of one sample, its four (T, C) vectors, the rope tables, the shared W'/dv buffer.
-  uint64_t n = BlockGradScratch::size_bytes(c, T) + 4ull * uint64_t(T * c.hidden_size) * sizeof(float) +
+  // Scratch of one chunk of samples and their four (T, C) vectors each, the rope tables, the
+  // shared W'/dv buffer.
+  uint64_t n = chunk_scratch_bytes(c, T, chunk_seqs(c, T, o)) +
                2ull * uint64_t(T) * uint64_t(c.head_dim / 2) * sizeof(float) +
                work_floats(b, schemes) * sizeof(float);
   uint64_t biggest_codes = 0;
@@ -416,18 +438,21 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       if (q > 0)
         for (auto& b : part_bufs) std::fill(b.begin(), b.end(), 0.f);
       double part_loss = 0;
-      for (int64_t k = 0; k < share[size_t(q)]; ++k) {
-        const int64_t idx = offset[size_t(q)] + samplers[size_t(q)].next();
-        samples.fetch(idx, S.x.data(), S.second.data());
-        const float* t = S.second.data();
-        if (samples.fp_inputs) {  // streamed targets: T = block_fp(X) now (it uses the scratch too)
-          fp_forward(S.y.data(), S.second.data());
-          std::swap(S.y, S.second);
-          t = S.second.data();
+      for (int64_t k = 0; k < share[size_t(q)]; k += S.chunk) {
+        const int64_t m = std::min(S.chunk, share[size_t(q)] - k);
+        for (int64_t j = 0; j < m; ++j) {
+          const int64_t idx = offset[size_t(q)] + samplers[size_t(q)].next();
+          float* t = S.second.data() + j * TC;
+          samples.fetch(idx, S.x.data() + j * TC, t);
+          if (samples.fp_inputs) {  // streamed targets: T = block_fp(X) now (it uses the scratch too)
+            fp_forward(S.y.data(), t);
+            std::copy_n(S.y.data(), TC, t);
+          }
         }
-        block_forward_train(S.y.data(), S.scratch, S.x.data(), S.b, w, S.c, S.rope, o.precision);
-        part_loss += mse_loss_forward(S.y.data(), t, TC) / double(picks);
-        mse_loss_backward(S.dy.data(), S.y.data(), t, TC, 1.0f / float(picks));
+        block_forward_train(S.y.data(), S.scratch, S.x.data(), S.b, w, S.c, S.rope, o.precision, m);
+        // mean over the chunk's elements, weighted by its share m/picks of the step's samples
+        part_loss += mse_loss_forward(S.y.data(), S.second.data(), m * TC) * double(m) / double(picks);
+        mse_loss_backward(S.dy.data(), S.y.data(), S.second.data(), m * TC, float(m) / float(picks));
         block_backward(nullptr, g, S.scratch, S.dy.data(), S.x.data(), S.b, w, S.c, S.rope, o.precision);
       }
       if (q == 0) {

@@ -243,20 +243,77 @@ TEST(BlockGrad, OneAtATimeWeightSourceGivesSameBits) {
   }
 }
 
+// Several samples in one forward/backward (the tuner's chunks for small models) give what the
+// samples give one at a time: outputs and dx per sample, weight gradients summed. RoPE positions
+// restart and attention stays within each sample (a leak across samples would change y).
+TEST(BlockGrad, SeveralSamplesAtOnceEqualOneAtATime) {
+  SingleThread one;
+  const ModelConfig c = tiny_config(Variant{"qk_norm_bias", 4, 2, true, true});
+  const int64_t T = 5, C = c.hidden_size, n = 3, TC = T * C;
+  std::mt19937 rng(23);
+  BlockWeights b = random_block(c, rng);
+  const RopeTables rope = make_rope_tables(c, T);
+  std::vector<float> x(size_t(n * TC)), G(x.size());
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (auto& e : x) e = nd(rng);
+  for (auto& e : G) e = nd(rng);
+  BlockLinearWeights w;
+  for (int i = 0; i < kBlockLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
+  auto grads = [&](std::vector<std::vector<float>>& store) {
+    BlockLinearGrads g;
+    store.resize(kBlockLinears);
+    for (int i = 0; i < kBlockLinears; ++i) {
+      store[size_t(i)].assign(block_linears(b, i)->w.size_bytes() / sizeof(float), 0.f);
+      g[i] = store[size_t(i)].data();
+    }
+    return g;
+  };
+  std::vector<std::vector<float>> g_one, g_all;
+  const BlockLinearGrads p_one = grads(g_one), p_all = grads(g_all);
+  std::vector<float> y_one(x.size()), dx_one(x.size()), y_all(x.size()), dx_all(x.size());
+  BlockGradScratch s1(c, T);
+  for (int64_t j = 0; j < n; ++j) {
+    block_forward_train(y_one.data() + j * TC, s1, x.data() + j * TC, b, w, c, rope, Precision::F32);
+    block_backward(dx_one.data() + j * TC, p_one, s1, G.data() + j * TC, x.data() + j * TC, b, w, c, rope,
+                   Precision::F32);
+  }
+  BlockGradScratch sn(c, T, 4);  // room for one more than used
+  EXPECT_THROW(block_forward_train(y_all.data(), sn, x.data(), b, w, c, rope, Precision::F32, 5), std::exception);
+  block_forward_train(y_all.data(), sn, x.data(), b, w, c, rope, Precision::F32, n);
+  EXPECT_EQ(sn.seqs(), n);
+  block_backward(dx_all.data(), p_all, sn, G.data(), x.data(), b, w, c, rope, Precision::F32);
+  auto near = [](const std::vector<float>& a, const std::vector<float>& e, const char* what) {
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_NEAR(a[i], e[i], 1e-5 * (1 + std::fabs(e[i]))) << what << " [" << i << "]";
+  };
+  near(y_all, y_one, "y");
+  near(dx_all, dx_one, "dx");
+  for (int i = 0; i < kBlockLinears; ++i) near(g_all[size_t(i)], g_one[size_t(i)], "dW");
+  // Samples really are independent: changing the last sample leaves the first one's output.
+  std::vector<float> x2 = x, y2(x.size());
+  for (int64_t k = 2 * TC; k < 3 * TC; ++k) x2[size_t(k)] += 0.5f;
+  block_forward_train(y2.data(), sn, x2.data(), b, w, c, rope, Precision::F32, n);
+  EXPECT_EQ(0, std::memcmp(y2.data(), y_all.data(), size_t(2 * TC) * sizeof(float)));
+  EXPECT_NE(0, std::memcmp(y2.data() + 2 * TC, y_all.data() + 2 * TC, size_t(TC) * sizeof(float)));
+}
+
 // The scratch shares storage between phases; the views of one phase must not overlap, at any T
 // (the views are 64-byte aligned, so odd T pads them).
 TEST(BlockGrad, ScratchViewsAreAlignedAndPhasesDoNotOverlap) {
   const ModelConfig c = tiny_config(Variant{"qk_norm", 4, 2, true, false});
-  for (int64_t T : {1, 7, 64}) {
-    BlockGradScratch s(c, T);
-    for (const float* p : {s.xn1, s.q, s.k, s.v, s.attn, s.h, s.xn2, s.gate, s.up, s.act, s.d_attn, s.dq, s.dk,
-                           s.dv, s.d_xn1, s.att_scratch})
-      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << "T=" << T;
-    // gate/up and the attention-backward views share one slot; act (later d_h) has its own.
-    EXPECT_EQ(s.gate, s.d_attn);
-    EXPECT_GE(s.act, s.up + T * c.intermediate_size);
-    EXPECT_GE(s.act, s.d_xn1 + T * c.hidden_size);
-  }
+  for (int64_t T : {1, 7, 64})
+    for (int64_t seqs : {1, 3}) {
+      BlockGradScratch s(c, T, seqs);
+      const int64_t R = T * seqs;  // rows of the row-wise views
+      for (const float* p : {s.xn1, s.q, s.k, s.v, s.attn, s.h, s.xn2, s.gate, s.up, s.act, s.d_attn, s.dq, s.dk,
+                             s.dv, s.d_xn1, s.att_scratch})
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << "T=" << T << " seqs=" << seqs;
+      // gate/up and the attention-backward views share one slot; act (later d_h) has its own.
+      EXPECT_EQ(s.gate, s.d_attn);
+      EXPECT_GE(s.act, s.up + R * c.intermediate_size);
+      EXPECT_GE(s.act, s.d_xn1 + R * c.hidden_size);
+      EXPECT_GE(s.d_xn1, s.att_scratch + s.att_floats);
+    }
 }
 
 }  // namespace

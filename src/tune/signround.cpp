@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <cstdio>
 #include <cmath>
 #include <optional>
+
+#include <omp.h>
 
 #include "core/interrupt.h"
 #include "core/dtype.h"
@@ -84,23 +87,56 @@ uint64_t work_floats(const BlockWeights& b, const std::array<QuantScheme, kBlock
   return n;
 }
 
-// Samples per forward/backward in a tuning step (see BlockGradScratch): as many as make about
-// kChunkRows rows, while their scratch stays under kChunkBytes, and no more than a partition's
-// share of a step. Large blocks get 1 (their GEMMs are big enough, and memory is what counts).
+// How a tuning step goes through its samples (see BlockGradScratch).
+//  - Chunks: up to `cap` samples per forward/backward, as many as make about kChunkRows rows while
+//    their scratch stays small, no more than a partition's share of a step. Large blocks get 1
+//    (their GEMMs are big enough, and memory is what counts).
+//  - Lanes: a small block's share of a step is split between two lanes, each with its own scratch
+//    and gradient buffer, run on their own threads with single-threaded kernels inside: one join
+//    per round of chunks instead of a fork/join per kernel call, which is what stalls small models
+//    when another process takes a core (issue 18). Always 2 lanes, whatever the thread count,
+//    and their gradients are added lane 0 then lane 1: the same bits with 1 or 2 threads.
 constexpr int64_t kChunkRows = 2048;
 constexpr uint64_t kChunkBytes = 64ull << 20;
+
+struct StepPlan {
+  int lanes = 1;
+  int64_t cap = 1;  // samples per lane per forward/backward
+};
 
 uint64_t chunk_scratch_bytes(const ModelConfig& c, int64_t T, int64_t m) {
   // The block scratch plus the chunk's x, target, y and dy (T, C) per sample.
   return BlockGradScratch::size_bytes(c, T, m) + 4ull * uint64_t(m * T * c.hidden_size) * sizeof(float);
 }
 
-int64_t chunk_seqs(const ModelConfig& c, int64_t T, const SignRoundOptions& o) {
-  if (o.iters == 0) return 1;
+// Floats of every tuned linear's weight: the lanes' W' cache, and lane 1's gradients.
+uint64_t tuned_weight_floats(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes) {
+  uint64_t n = 0;
+  for (int i = 0; i < kBlockLinears; ++i)
+    if (schemes[size_t(i)].quantized()) n += uint64_t(block_linears(b, i)->out) * uint64_t(block_linears(b, i)->in);
+  return n;
+}
+
+uint64_t plan_bytes(const ModelConfig& c, int64_t T, const StepPlan& p, uint64_t weight_floats) {
+  return uint64_t(p.lanes) * chunk_scratch_bytes(c, T, p.cap) +
+         (p.lanes > 1 ? 2 * weight_floats * sizeof(float) : 0);
+}
+
+StepPlan plan_step(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes,
+                   const ModelConfig& c, int64_t T, const SignRoundOptions& o) {
+  StepPlan p;
+  if (o.iters == 0) return p;
   const int64_t picks = o.batch_size * o.gradient_accumulate_steps;
-  int64_t m = std::min<int64_t>(std::max<int64_t>(1, kChunkRows / T), (picks + o.partitions - 1) / o.partitions);
-  while (m > 1 && chunk_scratch_bytes(c, T, m) > kChunkBytes) --m;
-  return std::max<int64_t>(m, 1);
+  const int64_t share = (picks + o.partitions - 1) / o.partitions;
+  const uint64_t wf = tuned_weight_floats(b, schemes);
+  for (int lanes : {2, 1}) {
+    if (lanes > share) continue;
+    p.lanes = lanes;
+    p.cap = std::min<int64_t>(std::max<int64_t>(1, kChunkRows / T), (share + lanes - 1) / lanes);
+    while (p.cap > 1 && plan_bytes(c, T, p, wf) > kChunkBytes) --p.cap;
+    if (lanes == 1 || plan_bytes(c, T, p, wf) <= kChunkBytes) return p;
+  }
+  return p;
 }
 
 }  // namespace
@@ -112,11 +148,21 @@ struct BlockTuner::State {
   const ModelConfig& c;
   const int64_t T;
   const SignRoundOptions o;
-  const int64_t chunk;  // samples per forward/backward while tuning
+  const StepPlan plan;  // lanes and samples per forward/backward while tuning
   std::array<LinearState, kBlockLinears> st;
   RopeTables rope;
   BlockGradScratch scratch;
-  std::vector<float> x, second, y, dy;  // `chunk` samples each, (chunk·T, C)
+  std::vector<float> x, second, y, dy;  // plan.cap samples each, (cap·T, C): lane 0's
+  // Lane 1 (plan.lanes == 2): its own scratch and chunk, its gradients (per tuned linear), and the
+  // step's W' of every linear, made once per step and read by both lanes.
+  struct Lane {
+    BlockGradScratch scratch;
+    std::vector<float> x, second, y, dy;
+    std::array<std::vector<float>, kBlockLinears> dw;
+    Lane(const ModelConfig& c, int64_t T, int64_t cap) : scratch(c, T, cap) {}
+  };
+  std::unique_ptr<Lane> lane1;
+  std::array<std::vector<float>, kBlockLinears> w_step;
   // One weight-sized buffer for all linears: W' of the linear the forward/backward asks for (made
   // on demand from v and min/max_scale), or a compacted linear's original W widened to f32
   // (`work_holds` says which: i, or kOriginal + i), or dL/dv of one linear during the signed step.
@@ -131,15 +177,15 @@ struct BlockTuner::State {
 
   State(const BlockWeights& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
         int64_t T_, const SignRoundOptions& o_)
-      : b(b_), owns(false), c(c_), T(T_), o(o_), chunk(chunk_seqs(c_, T_, o_)), rope(make_rope_tables(c_, T_)),
-        scratch(c_, T_, chunk) {
+      : b(b_), owns(false), c(c_), T(T_), o(o_), plan(plan_step(b_, schemes, c_, T_, o_)),
+        rope(make_rope_tables(c_, T_)), scratch(c_, T_, plan.cap) {
     init(schemes);
   }
   // Compacts before anything else is allocated, so the f32 weights are gone before the peak.
   State(BlockWeights&& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
         int64_t T_, const SignRoundOptions& o_)
-      : owned(std::move(b_)), b(owned), owns(true), c(c_), T(T_), o(o_), chunk(chunk_seqs(c_, T_, o_)),
-        rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_, chunk) {
+      : owned(std::move(b_)), b(owned), owns(true), c(c_), T(T_), o(o_), plan(plan_step(owned, schemes, c_, T_, o_)),
+        rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_, plan.cap) {
     init(schemes);
   }
 
@@ -165,8 +211,12 @@ struct BlockTuner::State {
   void init(const std::array<QuantScheme, kBlockLinears>& schemes) {
     AR_CHECK(T > 0, "BlockTuner with T=", T);
     AR_CHECK(o.iters >= 0 && o.batch_size > 0 && o.gradient_accumulate_steps > 0, "bad SignRound options");
-    const size_t tc = size_t(chunk * T * c.hidden_size);
+    const size_t tc = size_t(plan.cap * T * c.hidden_size);
     for (auto* v : {&x, &second, &y, &dy}) v->resize(tc);
+    if (plan.lanes > 1) {
+      lane1 = std::make_unique<Lane>(c, T, plan.cap);
+      for (auto* v : {&lane1->x, &lane1->second, &lane1->y, &lane1->dy}) v->resize(tc);
+    }
     bool compacted = false;
     for (int i = 0; i < kBlockLinears; ++i) {
       LinearState& s = st[size_t(i)];
@@ -187,6 +237,10 @@ struct BlockTuner::State {
         s.dmax.assign(ng, 0.f);
       }
       if (o.iters > 0) s.dw.resize(nw);
+      if (lane1) {
+        lane1->dw[size_t(i)].resize(nw);
+        w_step[size_t(i)].resize(nw);
+      }
     }
     if (o.iters > 0 || compacted) work.resize(size_t(work_floats(b, schemes)));
     std::vector<int64_t> widths(kBlockLinears, 0);
@@ -231,21 +285,27 @@ struct BlockTuner::State {
     LinearState& s = st[size_t(i)];
     if (!s.tuned) return s.l->w.as<float>();
     if (work_holds != i) {
-      if (s.gguf && s.w_bf16.empty())
-        gguf_fake_quant_forward(work.data(), nullptr, s.l->w.as<float>(), s.l->out, s.l->in, s.gg, s.v.data(),
-                                s.min_scale.data(), s.max_scale.data());
-      else if (s.gguf)
-        gguf_fake_quant_forward(work.data(), nullptr, s.w_bf16.data(), s.l->out, s.l->in, s.gg, s.v.data(),
-                                s.min_scale.data(), s.max_scale.data());
-      else if (s.w_bf16.empty())
-        fake_quant_forward(work.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                           s.min_scale.data(), s.max_scale.data());
-      else
-        fake_quant_forward(work.data(), s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                           s.min_scale.data(), s.max_scale.data());
+      make_fake_quantized(i, work.data());
       work_holds = i;
     }
     return work.data();
+  }
+
+  // W' of tuned linear i into dst (out, in).
+  void make_fake_quantized(int i, float* dst) {
+    LinearState& s = st[size_t(i)];
+    if (s.gguf && s.w_bf16.empty())
+      gguf_fake_quant_forward(dst, nullptr, s.l->w.as<float>(), s.l->out, s.l->in, s.gg, s.v.data(),
+                              s.min_scale.data(), s.max_scale.data());
+    else if (s.gguf)
+      gguf_fake_quant_forward(dst, nullptr, s.w_bf16.data(), s.l->out, s.l->in, s.gg, s.v.data(),
+                              s.min_scale.data(), s.max_scale.data());
+    else if (s.w_bf16.empty())
+      fake_quant_forward(dst, s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
+                         s.max_scale.data());
+    else
+      fake_quant_forward(dst, s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
+                         s.max_scale.data());
   }
 
   // The original f32 weight of linear i, valid until the next call (widened into the work buffer
@@ -291,9 +351,9 @@ BlockTuner::~BlockTuner() = default;
 uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
                                  const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T,
                                  const SignRoundOptions& o) {
-  // Scratch of one chunk of samples and their four (T, C) vectors each, the rope tables, the
-  // shared W'/dv buffer.
-  uint64_t n = chunk_scratch_bytes(c, T, chunk_seqs(c, T, o)) +
+  // Each lane's scratch and chunk (plus, with two lanes, the step's W' and lane 1's gradients),
+  // the rope tables, the shared W'/dv buffer.
+  uint64_t n = plan_bytes(c, T, plan_step(b, schemes, c, T, o), tuned_weight_floats(b, schemes)) +
                2ull * uint64_t(T) * uint64_t(c.head_dim / 2) * sizeof(float) +
                work_floats(b, schemes) * sizeof(float);
   uint64_t biggest_codes = 0;
@@ -420,6 +480,91 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   }
   r.best_loss = INFINITY;
   const auto t0 = std::chrono::steady_clock::now();
+  // Fetches sample `idx` into x / t (T, C): its input and its target, made now when streamed.
+  auto fetch = [&](int64_t idx, float* x, float* t) {
+    samples.fetch(idx, x, t);
+    if (samples.fp_inputs) {  // streamed targets: T = block_fp(X) now (it uses the tuner's scratch)
+      fp_forward(S.y.data(), t);
+      std::copy_n(S.y.data(), TC, t);
+    }
+  };
+  // One chunk of m samples in x/t through forward, loss and backward into g; returns its share of
+  // the step's loss (the mean over its elements, weighted by m / picks).
+  auto chunk_step = [&](BlockGradScratch& scr, float* x, const float* t, float* y, float* dy, int64_t m,
+                        const BlockLinearGrads& g, const LinearWeightSource& src) {
+    block_forward_train(y, scr, x, S.b, src, S.c, S.rope, o.precision, m);
+    const double l = mse_loss_forward(y, t, m * TC) * double(m) / double(picks);
+    mse_loss_backward(dy, y, t, m * TC, float(m) / float(picks));
+    block_backward(nullptr, g, scr, dy, x, S.b, src, S.c, S.rope, o.precision);
+    return l;
+  };
+  // One lane: partition q's share in chunks, W' made on demand.
+  auto run_chunks = [&](int q, const BlockLinearGrads& g) {
+    double l = 0;
+    for (int64_t k = 0; k < share[size_t(q)]; k += S.plan.cap) {
+      const int64_t m = std::min(S.plan.cap, share[size_t(q)] - k);
+      for (int64_t j = 0; j < m; ++j)
+        fetch(offset[size_t(q)] + samplers[size_t(q)].next(), S.x.data() + j * TC, S.second.data() + j * TC);
+      l += chunk_step(S.scratch, S.x.data(), S.second.data(), S.y.data(), S.dy.data(), m, g, w);
+    }
+    return l;
+  };
+  // Two lanes (small blocks): lane 0 takes the first half of partition q's picks, lane 1 the rest,
+  // in rounds of up to `cap` samples each: the round's samples are fetched here (streamed targets
+  // use the tuner's scratch), then both lanes run at once on the step's W'. Lane 1's gradients
+  // are added to lane 0's at the end, so the sum is the same for 1 or 2 threads.
+  auto run_lanes = [&](int q, const BlockLinearGrads& g) {
+    State::Lane& L1 = *S.lane1;
+    BlockLinearWeights wl;
+    for (int i = 0; i < kBlockLinears; ++i)
+      wl[i] = st[size_t(i)].tuned ? S.w_step[size_t(i)].data() : st[size_t(i)].l->w.as<float>();
+    const LinearWeightSource src = [&wl](int i) { return wl[size_t(i)]; };
+    BlockLinearGrads g1{};
+    for (int i = 0; i < kBlockLinears; ++i)
+      if (g[i]) {
+        std::fill(L1.dw[size_t(i)].begin(), L1.dw[size_t(i)].end(), 0.f);
+        g1[i] = L1.dw[size_t(i)].data();
+      }
+    const int64_t n = share[size_t(q)], split = (n + 1) / 2;
+    std::vector<int64_t> picked(static_cast<size_t>(n));
+    for (int64_t& idx : picked) idx = offset[size_t(q)] + samplers[size_t(q)].next();
+    double lane_loss[2] = {0, 0};
+    for (int64_t k = 0;; k += S.plan.cap) {
+      const int64_t m[2] = {std::clamp<int64_t>(split - k, 0, S.plan.cap),
+                            std::clamp<int64_t>(n - split - k, 0, S.plan.cap)};
+      if (m[0] == 0 && m[1] == 0) break;
+      for (int64_t j = 0; j < m[0]; ++j) fetch(picked[size_t(k + j)], S.x.data() + j * TC, S.second.data() + j * TC);
+      for (int64_t j = 0; j < m[1]; ++j)
+        fetch(picked[size_t(split + k + j)], L1.x.data() + j * TC, L1.second.data() + j * TC);
+      std::exception_ptr err[2];
+      auto lane = [&](int l) {
+        if (m[l] == 0) return;
+        try {
+          lane_loss[l] += l == 0 ? chunk_step(S.scratch, S.x.data(), S.second.data(), S.y.data(), S.dy.data(), m[0], g, src)
+                                 : chunk_step(L1.scratch, L1.x.data(), L1.second.data(), L1.y.data(), L1.dy.data(), m[1],
+                                              g1, src);
+        } catch (...) {
+          err[l] = std::current_exception();
+        }
+      };
+      if (omp_get_max_threads() > 1) {
+#pragma omp parallel num_threads(2)
+        lane(omp_get_thread_num());
+      } else {
+        lane(0);
+        lane(1);
+      }
+      for (auto& e : err)
+        if (e) std::rethrow_exception(e);
+    }
+    for (int i = 0; i < kBlockLinears; ++i) {
+      if (!g[i]) continue;
+      float* d = g[i];
+      const float* e = L1.dw[size_t(i)].data();
+      for (size_t j = 0, nw = L1.dw[size_t(i)].size(); j < nw; ++j) d[j] += e[j];
+    }
+    return lane_loss[0] + lane_loss[1];
+  };
 
   for (int it = 0; it < o.iters; ++it) {
     throw_if_interrupted("during SignRound tuning");
@@ -431,30 +576,16 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       clamp01(s.max_scale);
       std::fill(s.dw.begin(), s.dw.end(), 0.f);
     }
+    if (S.plan.lanes > 1)  // both lanes read every W' at once: made up front, once per step
+      for (int i = 0; i < kBlockLinears; ++i)
+        if (st[size_t(i)].tuned) S.make_fake_quantized(i, S.w_step[size_t(i)].data());
     // loss = mean over every element of the picked samples; each sample's share is 1/picks.
     double loss = 0;
     for (int q = 0; q < local; ++q) {
       BlockLinearGrads& g = q == 0 ? dw : part;
       if (q > 0)
         for (auto& b : part_bufs) std::fill(b.begin(), b.end(), 0.f);
-      double part_loss = 0;
-      for (int64_t k = 0; k < share[size_t(q)]; k += S.chunk) {
-        const int64_t m = std::min(S.chunk, share[size_t(q)] - k);
-        for (int64_t j = 0; j < m; ++j) {
-          const int64_t idx = offset[size_t(q)] + samplers[size_t(q)].next();
-          float* t = S.second.data() + j * TC;
-          samples.fetch(idx, S.x.data() + j * TC, t);
-          if (samples.fp_inputs) {  // streamed targets: T = block_fp(X) now (it uses the scratch too)
-            fp_forward(S.y.data(), t);
-            std::copy_n(S.y.data(), TC, t);
-          }
-        }
-        block_forward_train(S.y.data(), S.scratch, S.x.data(), S.b, w, S.c, S.rope, o.precision, m);
-        // mean over the chunk's elements, weighted by its share m/picks of the step's samples
-        part_loss += mse_loss_forward(S.y.data(), S.second.data(), m * TC) * double(m) / double(picks);
-        mse_loss_backward(S.dy.data(), S.y.data(), S.second.data(), m * TC, float(m) / float(picks));
-        block_backward(nullptr, g, S.scratch, S.dy.data(), S.x.data(), S.b, w, S.c, S.rope, o.precision);
-      }
+      const double part_loss = S.plan.lanes > 1 ? run_lanes(q, g) : run_chunks(q, g);
       if (q == 0) {
         loss = part_loss;
         continue;

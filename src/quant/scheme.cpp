@@ -206,7 +206,8 @@ QuantScheme resolve_scheme_fields(const QuantScheme& d, const SchemeFields& f, c
   const TypeFamily fam = f.family.value_or(family_of(d.data_type));
   SchemeFields checked = f;
   checked.family = fam;
-  check_scheme_fields(checked, where);
+  check_scheme_fields(checked, f.family ? where : cat(where, " (data type of the default scheme ",
+                                                      data_type_name(d.data_type), ")"));
   // Kept (bits 16) and integer layers take the defaults' other values; from an FP default those are
   // the format's (MXFP4: 4 bits, group 32), which carry over as AutoRound's scheme fields do.
   QuantScheme s = d;

@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "pipeline/checkpoint.h"
+#include "quant/rtn.h"
 #include "tools/synth_model.h"
 #include "tools/synth_tokenizer.h"
 
@@ -199,6 +200,18 @@ void checkpoint_seeds() {
   r.linears.emplace("model.layers.3.self_attn.q_proj", lb);
   save_block_result(dir / "block.bin", r);
   seed("checkpoint", "block", "\1" + slurp(dir / "block.bin"));
+
+  // The floating-point formats' records (block file version 3): each kind of scale vector.
+  BlockResult f;
+  f.layer = 1;
+  const float w[] = {0.5f, -1.f, 2.f, 0.25f, 3.f, -0.125f, 1.f, 0.f};
+  for (DataType t : {DataType::MXFP4, DataType::NVFP4, DataType::FP8, DataType::FP8Block}) {
+    LinearResult l;
+    l.q = quantize_rtn(w, 2, 4, fp_scheme(t));
+    f.linears.emplace(cat("model.layers.1.", data_type_name(t)), l);
+  }
+  save_block_result(dir / "block_fp.bin", f);
+  seed("checkpoint", "block_fp", "\1" + slurp(dir / "block_fp.bin"));
 }
 
 void layer_config_seeds() {
@@ -206,6 +219,9 @@ void layer_config_seeds() {
   seed("layer_config", "regex",
        R"({"re:layers\\.[0-9]+\\.mlp\\..*": {"bits": 2, "group_size": 64, "sym": false}, "q_proj|k_proj": {"group_size": -1}})");
   seed("layer_config", "python_keys", R"({"self_attn.v_proj": {"bits": 4, "data_type": "int", "act_bits": 16}})");
+  seed("layer_config", "fp_types",
+       R"({"q_proj": {"data_type": "mx_fp", "bits": 8}, "k_proj": {"data_type": "nv_fp4"}, "mlp.up_proj": "FP8_BLOCK",)"
+       R"( "down_proj": {"data_type": "fp8", "group_size": [128, 128]}, "o_proj": {"data_type": "float", "bits": 16}})");
 }
 
 }  // namespace

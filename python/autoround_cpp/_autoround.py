@@ -2,13 +2,13 @@
 
 Every setting maps onto one field of the library's option table (ar::QuantizeOptions); a setting
 left as None keeps the library's default, which is also the CLI's. A scheme string sets bits,
-group size and symmetry; bits=/group_size=/sym= given explicitly win over it, and options given
+group size, symmetry and data type; bits=/group_size=/sym= given explicitly win over an integer
+scheme (a floating-point one fixes them: a different value is a ValueError), and options given
 explicitly win over a recipe, as in AutoRound.
 """
 
 import json
 import os
-import re
 import warnings
 
 from . import _core
@@ -16,15 +16,15 @@ from ._progress import make_progress
 from ._report import from_core
 from ._run import run_interruptible
 
-_SCHEME = re.compile(r"^W(\d)A16(?:G(\d+))?$")
-
-
-def parse_scheme(scheme):
-    """'W4A16' -> (4, 128, True); 'W2A16G64' -> (2, 64, True): AutoRound's weight-only presets."""
-    m = _SCHEME.match(scheme.upper())
-    if not m:
-        raise ValueError(f"scheme {scheme!r}: expected W<bits>A16 or W<bits>A16G<group>, e.g. W4A16, W2A16G64")
-    return int(m.group(1)), int(m.group(2) or 128), True
+def parse_scheme(scheme, bits=None, group_size=None, sym=None):
+    """'W4A16' -> 4-bit, group 128, symmetric; 'W2A16G64' -> 2-bit, group 64; 'MXFP4', 'MXFP8', 'NVFP4',
+    'FP8', 'FP8_BLOCK': the floating-point formats. The library's table, so the CLI's --scheme reads the
+    same names. bits/group_size/sym, when given, override an integer preset and must agree with a
+    floating-point one. Returns a QuantScheme (bits, group_size, sym, data_type)."""
+    try:
+        return _core.resolve_scheme(scheme, bits, group_size, sym)
+    except _core.Error as e:
+        raise ValueError(str(e)) from None
 
 
 def _set_dataset(o, dataset):
@@ -65,10 +65,7 @@ class AutoRound:
             warnings.warn("autoround_cpp reads tokenizer.json from the model folder; the tokenizer argument is ignored")
         o = _core.QuantizeOptions()
         o.model_dir = os.fspath(model)
-        scheme_bits, scheme_group, scheme_sym = parse_scheme(scheme)
-        o.scheme.bits = scheme_bits if bits is None else bits
-        o.scheme.group_size = scheme_group if group_size is None else group_size
-        o.scheme.sym = scheme_sym if sym is None else sym
+        o.scheme = parse_scheme(scheme, bits, group_size, sym)
         if recipe is not None:  # a recipe sets only what the caller left unset (named as CLI flags)
             given = {flag for flag, value in (("--iters", iters), ("--nsamples", nsamples), ("--lr", lr),
                                               ("--disable_opt_rtn", disable_opt_rtn)) if value is not None}

@@ -4,6 +4,7 @@
 // request_interrupt() when the main thread sees KeyboardInterrupt (see autoround_cpp/_run.py).
 #include <nanobind/stl/filesystem.h>
 #include <nanobind/stl/function.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/set.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -51,11 +52,21 @@ QuantizeReport run(QuantizeOptions o, const LogFn& log, const BlockFn& on_block)
 void bind_options(nb::module_& m) {
   nb::enum_<Amp>(m, "Amp").value("Auto", Amp::Auto).value("On", Amp::On).value("Off", Amp::Off);
   nb::enum_<Precision>(m, "Precision").value("F32", Precision::F32).value("BF16", Precision::BF16);
+  nb::enum_<DataType>(m, "DataType")
+      .value("Int", DataType::Int)
+      .value("MXFP4", DataType::MXFP4)
+      .value("MXFP8", DataType::MXFP8)
+      .value("NVFP4", DataType::NVFP4)
+      .value("FP8", DataType::FP8)
+      .value("FP8Block", DataType::FP8Block);
   nb::class_<QuantScheme>(m, "QuantScheme")
       .def(nb::init<>())
       .def_rw("bits", &QuantScheme::bits)
       .def_rw("group_size", &QuantScheme::group_size)
-      .def_rw("sym", &QuantScheme::sym);
+      .def_rw("sym", &QuantScheme::sym)
+      .def_rw("data_type", &QuantScheme::data_type)
+      .def("__eq__", [](const QuantScheme& a, const QuantScheme& b) { return a == b; })
+      .def("__repr__", [](const QuantScheme& s) { return "<QuantScheme " + scheme_label(s) + ">"; });
   nb::class_<SignRoundOptions>(m, "SignRoundOptions")
       .def(nb::init<>())
       .def_rw("iters", &SignRoundOptions::iters)
@@ -138,6 +149,14 @@ void bind_quantize(nb::module_& m) {
           apply_recipe(o, name, [&](std::string_view flag) { return given.count(std::string(flag)) > 0; });
         }, nb::arg("options"), nb::arg("name"), nb::arg("given_flags"),
         "Applies an AutoRound recipe; options named in given_flags (as CLI flags, '--iters') are kept");
+  m.def("resolve_scheme",
+        [](const std::string& name, std::optional<int> bits, std::optional<int64_t> group_size, std::optional<bool> sym) {
+          return resolve_scheme(name, SchemeOverrides{bits, group_size, sym});
+        },
+        nb::arg("name"), nb::arg("bits").none() = nb::none(), nb::arg("group_size").none() = nb::none(),
+        nb::arg("sym").none() = nb::none(),
+        "The scheme an AutoRound preset name gives (the CLI's --scheme); bits/group_size/sym override an integer "
+        "preset and must agree with a floating-point one");
   m.def("recipe_names", [] {
     std::vector<std::string> names;
     for (const Recipe& r : recipes()) names.emplace_back(r.name);

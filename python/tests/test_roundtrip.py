@@ -59,3 +59,12 @@ def test_scheme_recipe_and_formats_map_to_the_cli_flags(tiny_model, calib_text, 
         out, format="auto_gptq,fake")
     assert sorted(report.outputs) == sorted(str(out / f) for f in ("auto_gptq", "fake"))
     assert tree_bytes(out) == expected
+
+
+def test_fp_scheme_maps_to_the_cli_scheme_flag(tiny_model, tmp_path):
+    # scheme="MXFP4" = --scheme MXFP4 (one table in the library): the same fake output, byte for byte.
+    run_cli("quantize", "--model", tiny_model, "--output_dir", tmp_path / "cli", "--scheme", "MXFP4",
+            "--iters", 0, "--format", "fake")
+    out = tmp_path / "py"
+    ar.AutoRound(tiny_model, scheme="MXFP4", iters=0, progress=False).quantize_and_save(out, format="fake")
+    assert tree_bytes(out) == tree_bytes(tmp_path / "cli")

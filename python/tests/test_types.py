@@ -3,6 +3,8 @@
 import math
 import threading
 
+import pytest
+
 import autoround_cpp as ar
 
 
@@ -40,8 +42,16 @@ def test_module_surface():
     assert issubclass(ar.Error, RuntimeError)
     assert issubclass(ar.Interrupted, ar.Error)
     assert isinstance(ar.__version__, str) and ar.__version__
-    assert ar.parse_scheme("W4A16") == (4, 128, True)
-    assert ar.parse_scheme("w2a16g64") == (2, 64, True)
+    s = ar.parse_scheme("W4A16")
+    assert (s.bits, s.group_size, s.sym, s.data_type) == (4, 128, True, ar._core.DataType.Int)
+    s = ar.parse_scheme("w2a16g64")
+    assert (s.bits, s.group_size, s.sym) == (2, 64, True)
+    assert ar.parse_scheme("W2A16G64", bits=4).bits == 4  # explicit values win over an integer preset
+    s = ar.parse_scheme("mxfp4")
+    assert (s.bits, s.group_size, s.data_type) == (4, 32, ar._core.DataType.MXFP4)
+    assert ar.parse_scheme("FP8_BLOCK").data_type == ar._core.DataType.FP8Block
+    with pytest.raises(ValueError, match="scheme NVFP4 stores 4-bit weights; bits 8"):
+        ar.parse_scheme("NVFP4", bits=8)
 
 
 def test_default_progress_display_counts_the_blocks(tiny_model, tmp_path, capsys):

@@ -22,7 +22,7 @@ namespace {
 
 // What the CLI reads that is not one QuantizeOptions field.
 struct CliExtras {
-  std::string format = "auto_round", recipe;
+  std::string format = "auto_round", recipe, scheme;
   bool asym = false, sym = false, amp = false, disable_amp = false;
 };
 
@@ -48,9 +48,10 @@ void log_start(const QuantizeOptions& o, const CliExtras& x) {
   for (char& c : first) c = char(std::tolower(static_cast<unsigned char>(c)));
   const bool gguf_only = o.formats.size() == 1 && first.starts_with("gguf:");
   const QuantScheme& q = o.scheme;
-  const std::string scheme = gguf_only ? std::string() : cat("W", q.bits, "G", q.group_size, q.sym ? " sym  " : " asym  ");
-  const std::string method = o.tune.iters > 0 ? cat("SignRound ", o.tune.iters, " iters")
+  const std::string scheme = gguf_only ? std::string() : scheme_label(q) + "  ";
+  const std::string method = o.tune.iters > 0     ? cat("SignRound ", o.tune.iters, " iters")
                              : o.disable_opt_rtn ? std::string("RTN")
+                             : q.is_fp()         ? std::string("RTN (the optimized-RTN search is for integer schemes)")
                                                  : std::string("optimized RTN");
   print_run_header();
   log_info("quantize: ", o.model_dir.string(), " -> ", o.output_dir.string(), "  ", scheme, method, "  format ",
@@ -91,8 +92,19 @@ void run(QuantizeOptions o, const CliExtras& x, const CLI::App& sub) {
   if (!x.recipe.empty())
     apply_recipe(o, x.recipe, [&](std::string_view flag) { return sub.count(std::string(flag)) > 0; });
   if (x.asym && x.sym) AR_THROW("--sym and --asym contradict each other");
-  if (x.sym) log_info("note: --sym is accepted for older AutoRound scripts; symmetric is already the default");
-  o.scheme.sym = !x.asym;
+  if (x.sym && x.scheme.empty())
+    log_info("note: --sym is accepted for older AutoRound scripts; symmetric is already the default");
+  if (!x.scheme.empty()) {
+    // --bits / --group_size / --asym given next to an integer preset override it (AutoRound's rule);
+    // next to a floating-point format they must agree with it (resolve_scheme).
+    SchemeOverrides given;
+    if (sub.count("--bits")) given.bits = o.scheme.bits;
+    if (sub.count("--group_size")) given.group_size = o.scheme.group_size;
+    if (x.asym || x.sym) given.sym = !x.asym;
+    o.scheme = resolve_scheme(x.scheme, given);
+  } else {
+    o.scheme.sym = !x.asym;
+  }
   if (x.amp && x.disable_amp) AR_THROW("--amp and --disable_amp contradict each other");
   o.amp = x.amp ? Amp::On : x.disable_amp ? Amp::Off : Amp::Auto;
   o.formats = split_formats(x.format);
@@ -121,6 +133,10 @@ void add_quantize_command(CLI::App& app) {
   def(s->add_option("--output_dir", o->output_dir, "output folder (several formats: one subfolder each)"));
   s->add_option("--format", x->format, format_help())->default_str(x->format);
   // The scheme.
+  s->add_option("--scheme", x->scheme,
+                "weight scheme by AutoRound's name: " + scheme_names_help() +
+                    " (case-insensitive); --bits/--group_size/--asym given too override an integer scheme and must "
+                    "agree with a floating-point one, whose bits and blocks are fixed");
   def(s->add_option("--bits", o->scheme.bits, "2, 3, 4 or 8"));
   def(s->add_option("--group_size", o->scheme.group_size, "weights per scale along in_features; -1 = whole row"));
   s->add_flag("--asym", x->asym, "asymmetric quantization (default: symmetric)");

@@ -27,6 +27,7 @@ std::string packed_shape_problem(const QuantScheme& s, int64_t in, int64_t out) 
 }
 
 PackedLinear pack_gptq(const QuantizedWeight& q, bool zeros_minus_one) {
+  AR_CHECK(!q.scheme.is_fp(), "pack_gptq: ", scheme_label(q.scheme), " weights are not integer codes");
   const std::string problem = packed_shape_problem(q.scheme, q.in, q.out);
   AR_CHECK(problem.empty(), "pack_gptq: ", problem);
   AR_CHECK(int64_t(q.codes.size()) == q.out * q.in && int64_t(q.scales.size()) == q.out * q.n_groups &&

@@ -135,6 +135,9 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
     QuantScheme s = scheme_for(linear);
     const int64_t out = t.shape[0], in = t.shape[1];
     if (s.quantized()) {
+      if (packed && s.is_fp())
+        AR_THROW("format ", output_format_name(format), " cannot store ", data_type_name(s.data_type), " weights (layer '",
+                 linear, "'); the floating-point schemes are written by --format fake for now");
       if (s.bits < 2 || s.bits > 8) AR_THROW("layer '", linear, "': ", s.bits, "-bit quantization is not supported");
       if (packed && !(s.bits == 2 || s.bits == 3 || s.bits == 4 || s.bits == 8))
         AR_THROW("format ", output_format_name(format), " cannot store ", s.bits, "-bit weights (layer '", linear,
@@ -363,11 +366,9 @@ void QuantizedModelWriter::add_quantized(const std::string& linear_name, const Q
   Impl::Entry& e = m.entry(linear_name + ".weight", "add_quantized");
   AR_CHECK(e.kind != Impl::Kind::Copy, "add_quantized: '", linear_name, "' is planned unquantized; use add_copy");
   AR_CHECK(q.in == e.in && q.out == e.out && q.scheme == e.scheme, "add_quantized: '", linear_name, "' is (",
-           q.out, ", ", q.in, ") ", q.scheme.bits, "-bit g", q.scheme.group_size, ", planned (", e.out, ", ", e.in,
-           ") ", e.scheme.bits, "-bit g", e.scheme.group_size);
-  AR_CHECK(int64_t(q.codes.size()) == q.out * q.in && int64_t(q.scales.size()) == q.out * q.n_groups &&
-               int64_t(q.zeros.size()) == q.out * q.n_groups && q.group > 0,
-           "add_quantized: '", linear_name, "': QuantizedWeight sizes do not match its shape");
+           q.out, ", ", q.in, ") ", scheme_label(q.scheme), ", planned (", e.out, ", ", e.in, ") ",
+           scheme_label(e.scheme));
+  AR_CHECK(q.sizes_match(), "add_quantized: '", linear_name, "': QuantizedWeight sizes do not match its shape");
   e.done = true;
   if (e.kind == Impl::Kind::Packed) {
     PackedLinear p = pack_gptq(q, m.zeros_minus_one);
@@ -376,14 +377,11 @@ void QuantizedModelWriter::add_quantized(const std::string& linear_name, const Q
     m.emit(e.first_spec + 2, std::move(p.scales));
     if (e.n_specs == 4) m.emit(e.first_spec + 3, std::move(p.g_idx));
   } else {
-    // Row by row, so no full f32 copy of the layer exists; same expression as QuantizedWeight::dequantize.
+    // Row by row, so no full f32 copy of the layer exists.
     Buffer b(size_t(q.out * q.in) * dtype_size(e.dtype), linear_name + ".weight");
     std::vector<float> row(static_cast<size_t>(q.in));
     for (int64_t o = 0; o < q.out; ++o) {
-      for (int64_t i = 0; i < q.in; ++i) {
-        const size_t g = size_t(o * q.n_groups + i / q.group);
-        row[size_t(i)] = f16_to_f32(q.scales[g]) * float(int(q.codes[size_t(o * q.in + i)]) - int(q.zeros[g]));
-      }
+      q.dequantize_rows(row.data(), o, 1);
       from_f32(static_cast<char*>(b.data()) + size_t(o * q.in) * dtype_size(e.dtype), row.data(), e.dtype,
                size_t(q.in));
     }
@@ -454,8 +452,7 @@ void QuantizedModelWriter::add_block(const std::vector<std::string>& tensors, co
     if (!lr.q) continue;
     const QuantizedWeight& q = *lr.q;
     ++impl_->stats.layers;
-    impl_->stats.bits += double(q.out) * double(q.in) * q.scheme.bits +
-                         double(q.n_groups) * double(q.out) * (16 + q.scheme.bits);
+    impl_->stats.bits += q.storage_bits();
     impl_->stats.weights += double(q.out) * double(q.in);
   }
   for (const std::string& t : tensors) {

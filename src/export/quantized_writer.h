@@ -38,9 +38,10 @@ bool is_block_linear_weight(const std::string& tensor_name, const std::vector<in
 class QuantizedModelWriter final : public ModelWriter {
  public:
   // Plans the whole output and fails before any work (ar::Error) when out_dir exists and !overwrite,
-  // when out_dir is the source folder, when a scheme's bits cannot be stored in format `f`, or when
-  // no layer ends up quantized. scheme_for(linear) is asked once per block linear (HF name without
-  // ".weight"); bits 16 keeps it. For auto_round / auto_gptq a layer whose shape cannot be packed
+  // when out_dir is the source folder, when a scheme's bits or data type cannot be stored in format
+  // `f` (the packed formats store integer schemes only, for now), or when no layer ends up
+  // quantized. scheme_for(linear) is asked once per block linear (HF name without ".weight"); bits
+  // 16 keeps it. For auto_round / auto_gptq a layer whose shape cannot be packed
   // (packed_shape_problem) is kept in 16-bit and listed in unstorable_layers(). quant_config_extra:
   // tuning settings that differ from defaults (see make_quantization_config).
   QuantizedModelWriter(OutputFormat f, const std::filesystem::path& src_model_dir,

@@ -109,8 +109,10 @@ BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& 
     if (imp_sums) imp = imp_sums->mean(i, tokens);
     std::optional<QuantizedWeight> q;
     if (s.quantized() && ctx.setup.integer_formats)  // GGUF outputs quantize for themselves
-      q = ctx.disable_opt_rtn ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s)
-                              : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s, imp.empty() ? nullptr : imp.data());
+      // Floating-point formats: plain RTN (optimized RTN searches integer grids only).
+      q = ctx.disable_opt_rtn || s.is_fp()
+              ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s, nullptr, nullptr, nullptr, lw.name + ".weight")
+              : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s, imp.empty() ? nullptr : imp.data());
     if (!q && imp.empty()) continue;
     LinearResult& lr = r.linears[lw.name];
     lr.q = std::move(q);

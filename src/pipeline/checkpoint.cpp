@@ -1,5 +1,6 @@
 #include "pipeline/checkpoint.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "core/checksum.h"
@@ -11,8 +12,14 @@ namespace ar {
 
 namespace {
 
-constexpr char kBlockMagic[8] = {'A', 'R', 'B', 'L', 'K', '0', '0', '2'};
-constexpr const char* kManifestFormat = "autoround.cpp checkpoint 2";
+// Block files: version 3 adds each quantized layer's data type (a byte after `sym`) and the
+// floating-point formats' scales (issue 19); version 2 files (integer layers only) still load, so a
+// run interrupted before this change resumes. The manifest's format names the newest block version
+// it may list: older binaries refuse a version 3 manifest by its format string.
+constexpr char kBlockMagic[8] = {'A', 'R', 'B', 'L', 'K', '0', '0', '3'};
+constexpr char kBlockMagicV2[8] = {'A', 'R', 'B', 'L', 'K', '0', '0', '2'};
+constexpr const char* kManifestFormat = "autoround.cpp checkpoint 3";
+constexpr const char* kManifestFormatV2 = "autoround.cpp checkpoint 2";
 // Flags of one linear's record in a block file: which parts of its LinearResult follow.
 constexpr uint8_t kHasQ = 1, kHasGguf = 2, kHasImportance = 4;
 
@@ -91,7 +98,7 @@ std::optional<CheckpointManifest> read_manifest(const std::filesystem::path& wor
   CheckpointManifest m;
   try {
     nlohmann::json j = nlohmann::json::parse(read_text_file(file));
-    if (j.at("format") != kManifestFormat)
+    if (j.at("format") != kManifestFormat && j.at("format") != kManifestFormatV2)
       AR_THROW(file.string(), ": checkpoint format ", j.at("format").dump(), " is not this version's (\"",
                kManifestFormat, "\"); delete the work directory and start again without --resume");
     m.identity = j.at("identity");
@@ -148,11 +155,16 @@ uint64_t save_block_result(const std::filesystem::path& file, const BlockResult&
       put_pod<int32_t>(out, w.scheme.bits);
       put_pod<int64_t>(out, w.scheme.group_size);
       put_pod<uint8_t>(out, w.scheme.sym ? 1 : 0);
+      put_pod<uint8_t>(out, uint8_t(w.scheme.data_type));
       put_pod<int64_t>(out, w.out);
       put_pod<int64_t>(out, w.in);
       put(out, w.codes.data(), w.codes.size());
+      // Whichever scale vectors the data type uses (the others are empty): QuantizedWeight::allocate.
       put(out, w.scales.data(), w.scales.size() * 2);
       put(out, w.zeros.data(), w.zeros.size());
+      put(out, w.scale_codes.data(), w.scale_codes.size());
+      put(out, w.scales_f32.data(), w.scales_f32.size() * sizeof(float));
+      if (w.scheme.data_type == DataType::NVFP4) put_pod<float>(out, w.global_scale);
     }
     if (!lr.gguf.empty()) {
       put_pod<uint32_t>(out, uint32_t(lr.gguf_type));
@@ -171,27 +183,46 @@ uint64_t save_block_result(const std::filesystem::path& file, const BlockResult&
 
 namespace {
 
-QuantizedWeight read_quantized(Cursor& c, const std::filesystem::path& file, const std::string& name) {
+// version: 2 or 3 (the block file's magic).
+QuantizedWeight read_quantized(Cursor& c, const std::filesystem::path& file, const std::string& name, int version) {
   QuantScheme s;
   s.bits = c.pod<int32_t>();
   s.group_size = c.pod<int64_t>();
   s.sym = c.pod<uint8_t>() != 0;
+  const uint8_t type = version >= 3 ? c.pod<uint8_t>() : 0;
+  if (type > uint8_t(DataType::FP8Block)) AR_THROW(file.string(), ": layer ", name, " has unknown data type ", int(type));
+  s.data_type = DataType(type);
   const int64_t out = c.pod<int64_t>(), in = c.pod<int64_t>();
   if (s.bits < 2 || s.bits > 8 || out <= 0 || in <= 0 || out > (1 << 24) || in > (1 << 24) ||
-      (s.group_size <= 0 && s.group_size != -1))
-    AR_THROW(file.string(), ": bad layer header for ", name, " (bits ", s.bits, ", group_size ", s.group_size,
-             ", shape ", out, " x ", in, ")");
-  // codes (out*in) + fp16 scales and zeros (out*n_groups each): at most 2^48 + 3 * 2^48 bytes with
-  // the bounds above, so no overflow; refused unless the file holds them, before allocating.
-  const uint64_t n_groups = uint64_t(num_groups(s, in));
-  const uint64_t need = uint64_t(out) * uint64_t(in) + 3 * uint64_t(out) * n_groups;
+      (s.group_size <= 0 && s.group_size != -1) || (s.is_fp() && s != fp_scheme(s.data_type)))
+    AR_THROW(file.string(), ": bad layer header for ", name, " (", data_type_name(s.data_type), ", bits ", s.bits,
+             ", group_size ", s.group_size, ", shape ", out, " x ", in, ")");
+  // Codes (out*in) and the scale vectors: at most 2^48 + 4 * 2^48 bytes with the bounds above, so no
+  // overflow; refused unless the file holds them, before allocating.
+  const uint64_t ng = uint64_t(num_groups(s, in)), rows = uint64_t(out);
+  uint64_t need = rows * uint64_t(in);
+  switch (s.data_type) {
+    case DataType::Int: need += 3 * rows * ng; break;
+    case DataType::MXFP4:
+    case DataType::MXFP8: need += rows * ng; break;
+    case DataType::NVFP4: need += rows * ng + 4; break;
+    case DataType::FP8: need += 4 * rows; break;
+    case DataType::FP8Block: need += 4 * ng * uint64_t(out / kFp8BlockSize + (out % kFp8BlockSize != 0)); break;
+  }
   if (need > c.data.size() - c.at)
-    AR_THROW(file.string(), ": layer ", name, " (", out, " x ", in, ", group_size ", s.group_size, ") needs ", need,
+    AR_THROW(file.string(), ": layer ", name, " (", out, " x ", in, ", ", scheme_label(s), ") needs ", need,
              " bytes but the checkpoint block file has ", c.data.size() - c.at, " left");
   QuantizedWeight w = QuantizedWeight::allocate(s, out, in);
   c.get(w.codes.data(), w.codes.size());
   c.get(w.scales.data(), w.scales.size() * 2);
   c.get(w.zeros.data(), w.zeros.size());
+  c.get(w.scale_codes.data(), w.scale_codes.size());
+  c.get(w.scales_f32.data(), w.scales_f32.size() * sizeof(float));
+  if (s.data_type == DataType::NVFP4) w.global_scale = c.pod<float>();
+  for (float f : w.scales_f32)
+    if (!(f > 0.f) || !std::isfinite(f)) AR_THROW(file.string(), ": layer ", name, " has an FP8 scale ", f);
+  if (!(w.global_scale >= 0.f) || !std::isfinite(w.global_scale))
+    AR_THROW(file.string(), ": layer ", name, " has an NVFP4 global scale ", w.global_scale);
   return w;
 }
 
@@ -210,7 +241,8 @@ BlockResult load_block_result(const std::filesystem::path& file, uint64_t expect
   Cursor c{data, file};
   char magic[8];
   c.get(magic, 8);
-  if (std::memcmp(magic, kBlockMagic, 8) != 0) AR_THROW(file.string(), ": not a checkpoint block file");
+  const int version = std::memcmp(magic, kBlockMagic, 8) == 0 ? 3 : std::memcmp(magic, kBlockMagicV2, 8) == 0 ? 2 : 0;
+  if (version == 0) AR_THROW(file.string(), ": not a checkpoint block file");
   BlockResult r;
   r.layer = c.pod<int64_t>();
   r.tuned = c.pod<uint8_t>() != 0;
@@ -224,7 +256,7 @@ BlockResult load_block_result(const std::filesystem::path& file, uint64_t expect
     if (flags & ~(kHasQ | kHasGguf | kHasImportance))
       AR_THROW(file.string(), ": unknown record flags ", int(flags), " for ", name);
     LinearResult lr;
-    if (flags & kHasQ) lr.q = read_quantized(c, file, name);
+    if (flags & kHasQ) lr.q = read_quantized(c, file, name, version);
     if (flags & kHasGguf) {
       const uint32_t type = c.pod<uint32_t>();
       if (!ggml_type_info(type)) AR_THROW(file.string(), ": '", name, "' has unknown GGML type ", type);

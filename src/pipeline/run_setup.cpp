@@ -19,12 +19,35 @@
 
 namespace ar {
 
+void check_fp_scheme_supported(const QuantizeOptions& opt, const QuantScheme& s, const std::string& what) {
+  if (!s.is_fp() || !s.quantized()) return;
+  const char* name = data_type_name(s.data_type);
+  if (opt.tune.iters > 0)
+    AR_THROW("SignRound tuning for ", name, " is not implemented yet; use --iters 0 (RTN)",
+             what.empty() ? "" : " (" + what + ")");
+  for (const std::string& f : opt.formats) {
+    if (parse_gguf_format(f))
+      AR_THROW("--format ", f, " cannot store ", name, " weights", what.empty() ? "" : " (" + what + ")",
+               ": a GGUF file holds ggml block types; use --format fake for ", name);
+    if (is_packed_format(parse_output_format(f)))
+      AR_THROW("--format ", f, " cannot store ", name, " weights yet", what.empty() ? "" : " (" + what + ")",
+               "; its floating-point variant comes in a later stage: use --format fake for ", name);
+  }
+}
+
 void check_quantize_options(const QuantizeOptions& opt) {
   const SignRoundOptions& so = opt.tune;
   const bool tune = so.iters > 0;
   const QuantScheme& q = opt.scheme;
-  if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8)
+  if (q.is_fp()) {
+    // The library's callers (Python) may set data_type next to other values: the format fixes them.
+    const QuantScheme want = fp_scheme(q.data_type);
+    if (q.bits != want.bits || q.group_size != want.group_size || !q.sym)
+      AR_THROW("scheme ", data_type_name(q.data_type), " stores ", want.bits, "-bit weights in groups of ",
+               want.group_size, ", symmetric; got bits ", q.bits, ", group_size ", q.group_size, q.sym ? "" : ", asym");
+  } else if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8) {
     AR_THROW("--bits ", q.bits, ": supported are 2, 3, 4, 8");
+  }
   if (q.group_size != -1 && q.group_size <= 0)
     AR_THROW("--group_size ", q.group_size, ": use -1 or a positive size");
   if (opt.nsamples <= 0) AR_THROW("--nsamples ", opt.nsamples, " must be positive");
@@ -48,6 +71,7 @@ void check_quantize_options(const QuantizeOptions& opt) {
     AR_THROW("--partitions ", opt.partitions, ": each partition needs a share of every step's batch (--batch_size ",
              so.batch_size, ")");
   if (opt.stream_loss && !tune) AR_THROW("--stream_loss applies to SignRound tuning only (--iters > 0)");
+  check_fp_scheme_supported(opt, q, "");
 }
 
 QuantizeOptions checked_options(const QuantizeOptions& given) {
@@ -121,10 +145,19 @@ RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::func
       if (t.quantizable()) linear_names.push_back(t.module);
   for (const auto& key : s.layers.unmatched_rules(linear_names))
     log("warning: --layer_config rule '" + key + "' matches no layer");
+  // Every layer's scheme resolves (layer config contradictions name the layer) and can be made and
+  // stored by this run, before any work.
+  bool any_int = false, any_fp = false;
+  for (const std::string& n : linear_names) {
+    const QuantScheme sc = s.layers.scheme_for(n);
+    check_fp_scheme_supported(opt, sc, cat("layer '", n, "'"));
+    (sc.is_fp() ? any_fp : any_int) |= sc.quantized();
+  }
 
   // Calibration samples: importance for optimized RTN, or the inputs/targets of SignRound.
   s.tune = opt.tune.iters > 0;
-  s.use_imp = !s.tune && opt.has_dataset() && !opt.disable_opt_rtn;
+  // The floating-point formats get plain RTN, which needs no importance.
+  s.use_imp = !s.tune && opt.has_dataset() && !opt.disable_opt_rtn && (any_int || !any_fp);
   s.calib = s.use_imp || s.tune;
   s.with_xq = s.tune && opt.enable_quanted_input;
   Comm& comm = opt.comm ? *opt.comm : single_process_comm();
@@ -160,6 +193,8 @@ RunSetup run_setup(const QuantizeOptions& opt, const Decoder& d, const std::func
         "tuned weights are then quantized to the GGUF mix's types (run the GGUF format alone to tune under it)");
   if (!s.tune && opt.has_dataset() && opt.disable_opt_rtn)
     log("note: --dataset is not used by plain RTN (--disable_opt_rtn)");
+  else if (!s.tune && opt.has_dataset() && !s.use_imp)
+    log("note: --dataset is not used: the floating-point schemes are quantized by plain RTN");
   if (s.calib) {
     const CalibOptions co{opt.nsamples, opt.seqlen, opt.tune.seed};
     if (!opt.dataset_ids.empty()) {

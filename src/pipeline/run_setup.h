@@ -42,6 +42,10 @@ struct RunSetup {
 
 // Option checks that need no model: ar::Error naming the option.
 void check_quantize_options(const QuantizeOptions& opt);
+// A floating-point scheme `s` (issue 19, stage 2) is quantized by RTN and written by the fake
+// format only: ar::Error, naming `what` (e.g. "layer 'model.layers.0.mlp.up_proj'") when given,
+// for --iters > 0 and for every other format. Integer schemes pass.
+void check_fp_scheme_supported(const QuantizeOptions& opt, const QuantScheme& s, const std::string& what);
 // The checked options with what depends on the machine resolved (amp -> tune.precision).
 QuantizeOptions checked_options(const QuantizeOptions& given);
 

@@ -34,6 +34,8 @@ nlohmann::json run_identity(const QuantizeOptions& opt, const ModelConfig& cfg, 
   j["bits"] = opt.scheme.bits;
   j["group_size"] = opt.scheme.group_size;
   j["sym"] = opt.scheme.sym;
+  // Only when set: a checkpoint of an integer run made before data types existed stays resumable.
+  if (opt.scheme.is_fp()) j["data_type"] = data_type_name(opt.scheme.data_type);
   j["layer_config"] = opt.layer_config;
   // A config file may be edited between the interrupted run and the resume: its content counts.
   if (layer_config_is_file(opt)) {

@@ -59,7 +59,7 @@ void ImportanceSums::finish(Comm& comm) {
 std::vector<float> ImportanceSums::mean(int linear, double rows_total) const {
   AR_CHECK(finished_, "ImportanceSums::mean before finish");
   const size_t li = size_t(linear);
-  std::vector<float> m(size_t(widths_[li]));
+  std::vector<float> m(static_cast<size_t>(widths_[li]));  // not m(size_t(..)): clang reads that as a function
   for (size_t k = 0; k < m.size(); ++k) m[k] = float(sum_[at_[li] + k] / rows_total);
   return m;
 }

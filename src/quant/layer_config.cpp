@@ -116,6 +116,68 @@ void check_regex_cost(const std::string& pattern, const std::string& where) {
   }
 }
 
+// One rule's value: an object of fields, or a --scheme preset name (all fields). Throws naming `where`.
+SchemeFields parse_rule_fields(const nlohmann::ordered_json& val, const std::string& where) {
+  if (val.is_string()) {
+    const std::string name = val.get<std::string>();
+    try {
+      return preset_fields(resolve_scheme(name));
+    } catch (const Error& e) {
+      AR_THROW(where, ": ", e.what());
+    }
+  }
+  SchemeFields f;
+  std::optional<int> implied_bits;  // by a data_type naming its width ("mx_fp8", "float")
+  for (const auto& [field, fv] : val.items()) {
+    if (field == "bits") {
+      if (!fv.is_number_integer()) AR_THROW(where, ": 'bits' must be an integer, got ", fv.dump());
+      const int64_t b = fv.get<int64_t>();
+      if (b != 2 && b != 3 && b != 4 && b != 8 && b != 16)
+        AR_THROW(where, ": 'bits' must be 2, 3, 4, 8 or 16 (16 = keep unquantized), got ", b);
+      f.bits = int(b);
+    } else if (field == "group_size") {
+      if (fv.is_array()) {
+        // AutoRound's (128, 128): FP8 with one scale per 128 x 128 block.
+        if (fv.size() != 2 || !fv[0].is_number_integer() || !fv[1].is_number_integer() ||
+            fv[0].get<int64_t>() != kFp8BlockSize || fv[1].get<int64_t>() != kFp8BlockSize)
+          AR_THROW(where, ": 'group_size' as a list must be [128, 128] (FP8 blocks), got ", fv.dump());
+        f.group_size = kFp8BlockSize;
+        f.block_2d = true;
+        continue;
+      }
+      if (!fv.is_number_integer()) AR_THROW(where, ": 'group_size' must be an integer or [128, 128], got ", fv.dump());
+      const int64_t g = fv.get<int64_t>();
+      if (g != -1 && g <= 0) AR_THROW(where, ": 'group_size' must be -1 or > 0, got ", g);
+      f.group_size = g;
+      f.block_2d = false;
+    } else if (field == "sym") {
+      if (!fv.is_boolean()) AR_THROW(where, ": 'sym' must be true or false, got ", fv.dump());
+      f.sym = fv.get<bool>();
+    } else if (field == "data_type") {
+      const std::optional<ParsedDataType> t =
+          fv.is_string() ? parse_autoround_data_type(fv.get<std::string>()) : std::nullopt;
+      if (!t)
+        AR_THROW(where, ": 'data_type' ", fv.dump(), " is not supported (int, mx_fp, mx_fp4, mx_fp8, nv_fp, nv_fp4, "
+                 "fp, fp8, fp8_e4m3, float)");
+      f.family = t->family;
+      implied_bits = t->bits;
+    } else if (field == "act_bits") {
+      if (!fv.is_number_integer() || fv.get<int64_t>() < 16)
+        AR_THROW(where, ": 'act_bits' ", fv.dump(), " is not supported (activations stay 16-bit)");
+    } else {
+      AR_THROW(where, ": unknown key '", field, "' (expected bits, group_size, sym, data_type)");
+    }
+  }
+  if (implied_bits) {
+    if (f.bits && *f.bits != *implied_bits)
+      AR_THROW(where, ": 'bits' ", *f.bits, " contradicts 'data_type' ", val.at("data_type").dump(), " (",
+               *implied_bits, " bits)");
+    f.bits = implied_bits;
+  }
+  check_scheme_fields(f, where);
+  return f;
+}
+
 }  // namespace
 
 LayerConfig::LayerConfig(QuantScheme defaults) : defaults_(defaults) {}
@@ -140,7 +202,8 @@ LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme default
   for (const auto& [key, val] : root.items()) {
     const std::string where = cat(source, ": rule '", key, "'");
     if (key.empty()) AR_THROW(where, ": empty layer name");
-    if (!val.is_object()) AR_THROW(where, ": expected an object like {\"bits\": 8}, got ", json_type(val));
+    if (!val.is_object() && !val.is_string())
+      AR_THROW(where, ": expected an object like {\"bits\": 8} or a scheme name like \"MXFP8\", got ", json_type(val));
     Rule r;
     r.key = key;
     std::string pattern = key;
@@ -158,32 +221,7 @@ LayerConfig LayerConfig::parse(const std::string& json_text, QuantScheme default
         AR_THROW(where, ": bad regular expression '", pattern, "': ", e.what());
       }
     }
-    for (const auto& [field, fv] : val.items()) {
-      if (field == "bits") {
-        if (!fv.is_number_integer()) AR_THROW(where, ": 'bits' must be an integer, got ", fv.dump());
-        const int64_t b = fv.get<int64_t>();
-        if (b != 2 && b != 3 && b != 4 && b != 8 && b != 16)
-          AR_THROW(where, ": 'bits' must be 2, 3, 4, 8 or 16 (16 = keep unquantized), got ", b);
-        r.bits = int(b);
-      } else if (field == "group_size") {
-        if (!fv.is_number_integer()) AR_THROW(where, ": 'group_size' must be an integer, got ", fv.dump());
-        const int64_t g = fv.get<int64_t>();
-        if (g != -1 && g <= 0) AR_THROW(where, ": 'group_size' must be -1 or > 0, got ", g);
-        r.group_size = g;
-      } else if (field == "sym") {
-        if (!fv.is_boolean()) AR_THROW(where, ": 'sym' must be true or false, got ", fv.dump());
-        r.sym = fv.get<bool>();
-      } else if (field == "data_type") {
-        // Accepted for configs written for the Python tool; integer quantization is all we do.
-        if (!fv.is_string() || fv.get<std::string>() != "int")
-          AR_THROW(where, ": 'data_type' ", fv.dump(), " is not supported (only \"int\")");
-      } else if (field == "act_bits") {
-        if (!fv.is_number_integer() || fv.get<int64_t>() < 16)
-          AR_THROW(where, ": 'act_bits' ", fv.dump(), " is not supported (activations stay 16-bit)");
-      } else {
-        AR_THROW(where, ": unknown key '", field, "' (expected bits, group_size, sym)");
-      }
-    }
+    r.fields = parse_rule_fields(val, where);
     (r.is_regex ? regexes : names).push_back(std::move(r));
   }
   // Name rules: a longer key is a longer (more specific) suffix, so it applies later and wins.
@@ -202,20 +240,20 @@ LayerConfig::RuleFields LayerConfig::rule_fields(const std::string& layer_name) 
   RuleFields f;
   for (const Rule& r : rules_) {
     if (!r.matches(layer_name)) continue;
-    if (r.bits) f.bits = r.bits;
-    if (r.group_size) f.group_size = r.group_size;
-    if (r.sym) f.sym = r.sym;
+    const SchemeFields& rf = r.fields;
+    if (rf.bits) f.bits = rf.bits;
+    if (rf.group_size) f.group_size = rf.group_size;
+    if (rf.sym) f.sym = rf.sym;
+    if (rf.family) f.family = rf.family;
+    if (rf.block_2d) f.block_2d = rf.block_2d;
   }
   return f;
 }
 
 QuantScheme LayerConfig::scheme_for(const std::string& layer_name) const {
   const RuleFields f = rule_fields(layer_name);
-  QuantScheme s = defaults_;
-  s.bits = f.bits.value_or(s.bits);
-  s.group_size = f.group_size.value_or(s.group_size);
-  s.sym = f.sym.value_or(s.sym);
-  return s;
+  if (!f.bits && !f.group_size && !f.sym && !f.family && !f.block_2d) return defaults_;
+  return resolve_scheme_fields(defaults_, f, cat("--layer_config: layer '", layer_name, "'"));
 }
 
 nlohmann::json LayerConfig::extra_config(const std::vector<std::string>& layer_names) const {
@@ -224,6 +262,7 @@ nlohmann::json LayerConfig::extra_config(const std::vector<std::string>& layer_n
     const QuantScheme s = scheme_for(name);
     if (s == defaults_) continue;
     out[name] = {{"bits", s.bits}, {"group_size", s.group_size}, {"sym", s.sym}};
+    if (s.is_fp()) out[name]["data_type"] = autoround_data_type(s.data_type);
   }
   return out;
 }

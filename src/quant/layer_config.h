@@ -14,8 +14,13 @@
 namespace ar {
 
 // JSON: an object whose keys select layers and whose values are objects with any of
-//   "bits": 2 | 3 | 4 | 8 | 16 (16 keeps the layer unquantized), "group_size": -1 or > 0, "sym": bool;
-// also accepted, for configs written for the Python tool: "data_type": "int", "act_bits" >= 16.
+//   "bits": 2 | 3 | 4 | 8 | 16 (16 keeps the layer unquantized), "group_size": -1 or > 0, "sym": bool,
+//   "data_type": AutoRound's names (quant/scheme.h: "int", "mx_fp", "mx_fp4", "nv_fp", "fp8", ...,
+//   "float" = keep), "group_size": [128, 128] for FP8 in 128 x 128 blocks;
+// or a --scheme preset name as a string ("MXFP8", "W8A16"), which sets all of them, as AutoRound
+// accepts. Also accepted, for configs written for the Python tool: "act_bits" >= 16.
+// A data_type naming its width ("mx_fp8") sets bits too; a "bits" in the same rule must agree.
+// A floating-point data type fixes group size and symmetry (quant/scheme.h resolve_scheme_fields).
 // A key selects layers (HF names without ".weight") in one of two ways:
 //   - a regular expression, searched anywhere in the name (Python's re.search; ECMAScript syntax),
 //     when it starts with "re:" (the prefix is dropped) or contains any of * + ? ( ) [ ] { } | ^ $ \ ;
@@ -32,18 +37,16 @@ class LayerConfig {
   static LayerConfig parse(const std::string& json_text, QuantScheme defaults, const std::string& source);
   static LayerConfig load(const std::filesystem::path& file, QuantScheme defaults);
 
-  // Scheme for a linear inside a decoder block (HF name without ".weight"), defaults if no rule matches.
+  // Scheme for a linear inside a decoder block (HF name without ".weight"), defaults if no rule
+  // matches. ar::Error naming the layer when the merged rules contradict each other or the
+  // defaults (e.g. "data_type": "mx_fp" over a 2-bit default without "bits").
   QuantScheme scheme_for(const std::string& layer_name) const;
   // Just the fields the matching rules set (merged by precedence); unset ones take the defaults.
   // A GGUF output needs them apart: a rule's bits pick the layer's block type there.
-  struct RuleFields {
-    std::optional<int> bits;
-    std::optional<int64_t> group_size;
-    std::optional<bool> sym;
-  };
+  using RuleFields = SchemeFields;
   RuleFields rule_fields(const std::string& layer_name) const;
-  // {"layer name": {"bits": .., "group_size": .., "sym": ..}} for each of `layer_names` whose scheme
-  // differs from the defaults: quantization_config.extra_config.
+  // {"layer name": {"bits": .., "group_size": .., "sym": .. (, "data_type": ..)}} for each of
+  // `layer_names` whose scheme differs from the defaults: quantization_config.extra_config.
   nlohmann::json extra_config(const std::vector<std::string>& layer_names) const;
   const QuantScheme& defaults() const { return defaults_; }
 
@@ -56,9 +59,7 @@ class LayerConfig {
     std::string key;
     bool is_regex = false;
     std::regex re;
-    std::optional<int> bits;
-    std::optional<int64_t> group_size;
-    std::optional<bool> sym;
+    SchemeFields fields;
     bool matches(const std::string& name) const;
   };
   QuantScheme defaults_;

@@ -139,6 +139,7 @@ GroupQuant search_asym(const float* w, const float* imp, int64_t n, int bits) {
 
 QuantizedWeight quantize_opt_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* imp) {
   check_quantizable(s);
+  if (s.is_fp()) return quantize_rtn(w, out, in, s);  // the search is for integer grids (header)
   QuantizedWeight q = QuantizedWeight::allocate(s, out, in);
   const int64_t G = q.group, ng = q.n_groups;
 #pragma omp parallel for schedule(dynamic, 16) if (out * in >= (int64_t(1) << 12))
@@ -158,6 +159,7 @@ QuantizedWeight quantize_opt_rtn(const float* w, int64_t out, int64_t in, const 
 void fake_quantize(float* w, int64_t out, int64_t in, const QuantScheme& s, bool optimized, const float* imp) {
   if (!s.quantized()) return;
   const QuantizedWeight q = optimized ? quantize_opt_rtn(w, out, in, s, imp) : quantize_rtn(w, out, in, s);
+  if (s.is_fp()) return q.dequantize(w);
   const int64_t G = q.group, ng = q.n_groups;
 #pragma omp parallel for schedule(static) if (out * in >= (int64_t(1) << 16))
   for (int64_t o = 0; o < out; ++o)

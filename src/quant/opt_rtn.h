@@ -24,6 +24,8 @@ constexpr double kOptRtnGridStep = 0.0075;
 // Plain RTN's own choice is evaluated first and only a strictly smaller error replaces it, so the
 // result is never worse (in this weighted error, up to f32 rounding of the sums) than quantize_rtn.
 // Rows run in parallel; the result does not depend on the thread count.
+// A floating-point scheme (MXFP4, NVFP4, FP8, ...) gets plain RTN (quantize_rtn): this search is over
+// integer grids, and one over the FP formats' scales is not implemented yet.
 QuantizedWeight quantize_opt_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s,
                                  const float* imp = nullptr);
 

@@ -5,18 +5,25 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "quant/fp_quantize.h"
 #include "quant/qdq.h"
 
 namespace ar {
 
 void check_quantizable(const QuantScheme& s) {
+  if (s.is_fp()) {
+    AR_CHECK(s == fp_scheme(s.data_type), "scheme ", scheme_label(s), " with bits ", s.bits, ", group_size ",
+             s.group_size, ": not the format's own");
+    return;
+  }
   AR_CHECK(s.bits >= 2 && s.bits <= 8, "quantizer called with bits ", s.bits, " (16 means: do not quantize)");
   AR_CHECK(s.group_size == -1 || s.group_size > 0, "group_size ", s.group_size);
 }
 
 QuantizedWeight quantize_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* v,
-                             const float* min_scale, const float* max_scale) {
+                             const float* min_scale, const float* max_scale, const std::string& name) {
   check_quantizable(s);
+  if (s.is_fp()) return quantize_fp(w, out, in, s, name, v, max_scale);
   QuantizedWeight q = QuantizedWeight::allocate(s, out, in);
   const int64_t G = q.group, ng = q.n_groups;
 #pragma omp parallel for schedule(static) if (out * in >= (int64_t(1) << 16))

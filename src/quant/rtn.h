@@ -2,6 +2,7 @@
 // quant_tensor_asym), with SignRound's tunable v / min_scale / max_scale applied when given.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "quant/quantized.h"
 
@@ -16,12 +17,16 @@ namespace ar {
 // q = clamp(round(w / s + v) [+ zp], ...), round half to even. A last group shorter than the group
 // size uses its real weights only, which is what zero padding gives (min(0, .) / max(0, .)).
 // Rows run in parallel (OpenMP); the result does not depend on the thread count.
+// A floating-point scheme (s.is_fp()) goes to quantize_fp (quant/fp_quantize.h): min_scale does not
+// apply there (the formats are symmetric), max_scale has that function's shape, and a NaN or
+// infinite weight is an ar::Error naming `name`.
 QuantizedWeight quantize_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s,
                              const float* v = nullptr, const float* min_scale = nullptr,
-                             const float* max_scale = nullptr);
+                             const float* max_scale = nullptr, const std::string& name = "weight");
 
 // AR_CHECK that a scheme can be quantized here: bits 2..8 (16 = keep the layer, never passed in)
-// and group_size -1 or > 0. User input is validated earlier (LayerConfig, the CLI).
+// and group_size -1 or > 0, or a floating-point format with its own fixed values. User input is
+// validated earlier (LayerConfig, the CLI).
 void check_quantizable(const QuantScheme& s);
 
 }  // namespace ar

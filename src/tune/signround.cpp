@@ -227,6 +227,8 @@ struct BlockTuner::State {
       if (!s.tuned) continue;
       if (s.scheme.gguf_target() && !s.gguf) make_gguf_init(s, s.scheme, *s.l);
       if (!s.gguf) check_quantizable(s.scheme);
+      // Refused for the user before any work (run_setup); stage 3 of issue 19 adds it.
+      AR_CHECK(!s.tuned || !s.scheme.is_fp(), "SignRound tuning for ", scheme_label(s.scheme), " is not implemented");
       const size_t nw = size_t(s.n_weights());
       const size_t ng = size_t(s.l->out * (s.gguf ? gguf_tune_groups(s.scheme.gguf, s.l->in) : num_groups(s.scheme, s.l->in)));
       s.v.assign(nw, 0.f);

@@ -2,12 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <functional>
 
 #include "core/error.h"
 #include "core/checksum.h"
 #include "io/file.h"
+#include "quant/rtn.h"
 #include "support/fixtures.h"
 
 namespace ar {
@@ -123,6 +125,124 @@ TEST(Checkpoint, IdentityMismatchNamesTheSetting) {
   const std::string e = error_of([&] { check_identity("/w", saved, {{"iters", 100}, {"seed", 42}}); });
   EXPECT_NE(e.find("was made with iters=200, this run has iters=100"), std::string::npos) << e;
   EXPECT_NE(error_of([&] { check_identity("/w", saved, {{"iters", 200}}); }).find("seed"), std::string::npos);
+}
+
+// Issue 19: every floating-point format's record (element codes, E8M0 / E4M3 scale codes, f32
+// scales, NVFP4's global scale) comes back exactly, and dequantizes to the same weights.
+TEST(Checkpoint, FloatingPointResultsRoundTrip) {
+  const fs::path dir = test::make_temp_dir("ckpt-fp");
+  std::vector<float> w(size_t(130 * 70));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(float(i) * 0.37f) * float(1 + i % 13);
+  BlockResult r;
+  r.layer = 0;
+  for (DataType t : {DataType::MXFP4, DataType::MXFP8, DataType::NVFP4, DataType::FP8, DataType::FP8Block})
+    r.linears[data_type_name(t)].q = quantize_rtn(w.data(), 130, 70, fp_scheme(t));
+  r.linears["int"].q = quantize_rtn(w.data(), 130, 70, QuantScheme{4, 32, false});
+  const uint64_t sum = save_block_result(dir / "block.0.q", r);
+  EXPECT_EQ(read_text_file(dir / "block.0.q").substr(0, 8), "ARBLK003");
+  const BlockResult back = load_block_result(dir / "block.0.q", sum);
+  ASSERT_EQ(back.linears.size(), r.linears.size());
+  for (const auto& [name, lr] : r.linears) {
+    const QuantizedWeight& a = *lr.q;
+    const QuantizedWeight& b = *back.linears.at(name).q;
+    EXPECT_EQ(b.scheme, a.scheme) << name;
+    EXPECT_EQ(b.codes, a.codes) << name;
+    EXPECT_EQ(b.scales, a.scales) << name;
+    EXPECT_EQ(b.zeros, a.zeros) << name;
+    EXPECT_EQ(b.scale_codes, a.scale_codes) << name;
+    EXPECT_EQ(b.scales_f32, a.scales_f32) << name;
+    EXPECT_EQ(b.global_scale, a.global_scale) << name;
+    std::vector<float> da(w.size()), db(w.size());
+    a.dequantize(da.data());
+    b.dequantize(db.data());
+    EXPECT_EQ(da, db) << name;
+  }
+}
+
+// A version 3 file with one quantized record: header fields then `payload` bytes.
+std::string v3_record(uint8_t type, int32_t bits, int64_t group, int64_t out, int64_t in, const std::string& payload) {
+  std::string b("ARBLK003", 8);
+  auto put = [&](auto v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(int64_t(0));
+  put(uint8_t(0));
+  put(uint32_t(1));
+  const std::string name = "model.layers.0.mlp.up_proj";
+  put(uint32_t(name.size()));
+  b += name;
+  put(uint8_t(1));
+  put(bits);
+  put(group);
+  put(uint8_t(1));
+  put(type);
+  put(out);
+  put(in);
+  return b + payload;
+}
+
+TEST(Checkpoint, MalformedFloatingPointRecordsAreRefused) {
+  const fs::path dir = test::make_temp_dir("ckpt-fp-bad");
+  auto load_error = [&](const std::string& bytes) {
+    std::ofstream(dir / "b.q", std::ios::binary | std::ios::trunc) << bytes;
+    return error_of([&] { load_block_result(dir / "b.q", checksum64(bytes.data(), bytes.size())); });
+  };
+  std::string e = load_error(v3_record(9, 4, 32, 1, 32, std::string(33, '\0')));
+  EXPECT_NE(e.find("unknown data type 9"), std::string::npos) << e;
+  // MXFP4 with bits or group size other than the format's own.
+  e = load_error(v3_record(uint8_t(DataType::MXFP4), 8, 32, 1, 32, std::string(33, '\0')));
+  EXPECT_NE(e.find("bad layer header"), std::string::npos) << e;
+  EXPECT_NE(e.find("MXFP4"), std::string::npos) << e;
+  e = load_error(v3_record(uint8_t(DataType::NVFP4), 4, 32, 1, 32, std::string(37, '\0')));
+  EXPECT_NE(e.find("bad layer header"), std::string::npos) << e;
+  // Payloads one byte short: 32 codes + 2 scale codes + the f32 global scale is 38 for NVFP4.
+  e = load_error(v3_record(uint8_t(DataType::NVFP4), 4, 16, 1, 32, std::string(37, '\0')));
+  EXPECT_NE(e.find("needs 38 bytes"), std::string::npos) << e;
+  e = load_error(v3_record(uint8_t(DataType::FP8Block), 8, 128, 130, 10, std::string(130 * 10 + 7, '\0')));
+  EXPECT_NE(e.find("needs 1308 bytes"), std::string::npos) << e;  // two block rows x one block column
+  // A scale that cannot be: FP8 scales are positive and finite.
+  std::string fp8 = std::string(32, '\0');
+  const float neg = -1.f;
+  fp8.append(reinterpret_cast<const char*>(&neg), 4);
+  e = load_error(v3_record(uint8_t(DataType::FP8), 8, -1, 1, 32, fp8));
+  EXPECT_NE(e.find("FP8 scale -1"), std::string::npos) << e;
+  std::string nv = std::string(34, '\0');
+  const float nan = std::nanf("");
+  nv.append(reinterpret_cast<const char*>(&nan), 4);
+  e = load_error(v3_record(uint8_t(DataType::NVFP4), 4, 16, 1, 32, nv));
+  EXPECT_NE(e.find("NVFP4 global scale"), std::string::npos) << e;
+}
+
+// A run interrupted before data types existed left version 2 files and a "checkpoint 2" manifest
+// (integer layers only): both still load, so that run resumes.
+TEST(Checkpoint, Version2FilesStillLoad) {
+  const fs::path dir = test::make_temp_dir("ckpt-v2");
+  std::string b("ARBLK002", 8);
+  auto put = [&](auto v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(int64_t(2));
+  put(uint8_t(1));
+  put(uint32_t(1));
+  put(uint32_t(1));
+  b += "q";
+  put(uint8_t(1));
+  put(int32_t(4));
+  put(int64_t(2));    // group_size
+  put(uint8_t(1));    // sym; no data type byte in version 2
+  put(int64_t(1));    // out
+  put(int64_t(4));    // in
+  b += std::string("\x01\x02\x03\x04", 4);  // codes
+  put(uint16_t(0x3c00));
+  put(uint16_t(0x4000));  // scales
+  b += std::string("\x08\x08", 2);  // zeros
+  std::ofstream(dir / "block.2.q", std::ios::binary) << b;
+  const BlockResult r = load_block_result(dir / "block.2.q", checksum64(b.data(), b.size()));
+  const QuantizedWeight& q = *r.linears.at("q").q;
+  EXPECT_EQ(q.scheme, (QuantScheme{4, 2, true}));
+  std::vector<float> d(4);
+  q.dequantize(d.data());
+  EXPECT_EQ(d, (std::vector<float>{-7.f, -6.f, -10.f, -8.f}));
+  std::ofstream(dir / kManifestName)
+      << R"({"format": "autoround.cpp checkpoint 2", "identity": {}, "next_block": 0, "x_file": "", "xq_file": "",)"
+      << R"( "x_sums": [], "xq_sums": [], "block_files": [], "block_sums": []})";
+  EXPECT_TRUE(read_manifest(dir).has_value());
 }
 
 // A block file whose single record is a quantized layer header with the given fields (no data).

@@ -132,12 +132,95 @@ TEST(LayerConfig, Errors) {
   expect_error(R"({"q_proj": {"sym": "yes"}})", "q_proj", "sym");
   expect_error(R"({"q_proj": {"bitz": 4}})", "q_proj", "unknown key 'bitz'");
   expect_error(R"({"q_proj": 8})", "q_proj", "object");
-  expect_error(R"({"q_proj": {"bits": 4, "data_type": "mx_fp"}})", "q_proj", "data_type");
+  expect_error(R"({"q_proj": {"bits": 2, "data_type": "mx_fp"}})", "q_proj", "mx_fp with 2 bits");
+  expect_error(R"({"q_proj": {"data_type": "int8x"}})", "q_proj", "'data_type' \"int8x\" is not supported");
   expect_error(R"({"q_proj": {"bits": 4, "act_bits": 8}})", "q_proj", "act_bits");
   expect_error(R"({"": {"bits": 8}})", "rule ''", "empty");
   expect_error(R"({"re:(unclosed": {"bits": 8}})", "re:(unclosed", "regular expression");
   expect_error(R"([{"bits": 8}])", "expected a JSON object", "array");
   expect_error(R"({"q_proj": {"bits": 8})", "not valid JSON", "");
+}
+
+// AutoRound's data_type values for the floating-point formats (issue 19), its [128, 128] group size
+// for block FP8, and scheme names as rule values.
+TEST(LayerConfig, FloatingPointDataTypes) {
+  const LayerConfig lc = LayerConfig::parse(R"({
+      "q_proj": {"data_type": "mx_fp", "bits": 4},
+      "k_proj": {"data_type": "mx_fp8"},
+      "v_proj": {"data_type": "nv_fp"},
+      "o_proj": {"data_type": "fp8_e4m3"},
+      "gate_proj": {"data_type": "fp", "bits": 8, "group_size": [128, 128]},
+      "up_proj": "MXFP8",
+      "down_proj": {"bits": 16, "data_type": "float"}
+    })", w4g128(), "c");
+  auto at = [&](const std::string& n) { return lc.scheme_for("model.layers.0." + n); };
+  EXPECT_EQ(at("self_attn.q_proj"), fp_scheme(DataType::MXFP4));
+  EXPECT_EQ(at("self_attn.k_proj"), fp_scheme(DataType::MXFP8));
+  EXPECT_EQ(at("self_attn.v_proj"), fp_scheme(DataType::NVFP4));  // nv_fp takes its one width, 4
+  EXPECT_EQ(at("self_attn.o_proj"), fp_scheme(DataType::FP8));
+  EXPECT_EQ(at("mlp.gate_proj"), fp_scheme(DataType::FP8Block));
+  EXPECT_EQ(at("mlp.up_proj"), fp_scheme(DataType::MXFP8));
+  EXPECT_FALSE(at("mlp.down_proj").quantized());
+  const nlohmann::json extra = lc.extra_config({"model.layers.0.self_attn.q_proj"});
+  EXPECT_EQ(extra["model.layers.0.self_attn.q_proj"]["data_type"], "mx_fp");
+}
+
+TEST(LayerConfig, RulesOverAFloatingPointDefault) {
+  const QuantScheme mx = fp_scheme(DataType::MXFP4);
+  const LayerConfig lc = LayerConfig::parse(R"({
+      "q_proj": {"bits": 8},
+      "k_proj": {"data_type": "int"},
+      "v_proj": {"bits": 16},
+      "o_proj": "W8A16",
+      "gate_proj": {"data_type": "int", "bits": 2, "group_size": 64, "sym": false}
+    })", mx, "c");
+  auto at = [&](const std::string& n) { return lc.scheme_for("model.layers.0.self_attn." + n); };
+  EXPECT_EQ(at("q_proj"), fp_scheme(DataType::MXFP8));  // mx_fp with 8 bits, as AutoRound merges them
+  EXPECT_EQ(at("k_proj"), make(4, 32, true));           // int with MXFP4's bits and group
+  EXPECT_FALSE(at("v_proj").quantized());
+  EXPECT_EQ(at("o_proj"), make(8, 128, true));
+  EXPECT_EQ(lc.scheme_for("model.layers.0.mlp.gate_proj"), make(2, 64, false));
+  EXPECT_EQ(lc.scheme_for("model.layers.0.mlp.up_proj"), mx);
+  // Fields that contradict the default's format are refused naming the layer, not ignored.
+  for (const auto& [json, needle] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"q_proj": {"bits": 2}})", "mx_fp with 2 bits"},
+           {R"({"q_proj": {"group_size": 128}})", "fixes the group size at 32"},
+           {R"({"q_proj": {"sym": false}})", "symmetric"}}) {
+    const LayerConfig bad = LayerConfig::parse(json, mx, "c");
+    try {
+      bad.scheme_for("model.layers.3.self_attn.q_proj");
+      ADD_FAILURE() << json;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("model.layers.3.self_attn.q_proj"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+  // nv_fp over a 2-bit integer default takes 4 bits; mx_fp has two widths and needs them said.
+  const LayerConfig w2 = LayerConfig::parse(R"({"q_proj": {"data_type": "nv_fp"}, "k_proj": {"data_type": "mx_fp"}})",
+                                            make(2, 128, true), "c");
+  EXPECT_EQ(w2.scheme_for("model.layers.0.self_attn.q_proj"), fp_scheme(DataType::NVFP4));
+  EXPECT_THROW(w2.scheme_for("model.layers.0.self_attn.k_proj"), Error);
+}
+
+TEST(LayerConfig, MalformedFloatingPointRules) {
+  expect_error(R"({"q_proj": {"data_type": "nv_fp", "bits": 8}})", "q_proj", "nv_fp with 8 bits");
+  expect_error(R"({"q_proj": {"data_type": "fp8", "bits": 4}})", "q_proj", "contradicts 'data_type'");
+  expect_error(R"({"q_proj": {"data_type": "mx_fp8", "bits": 4}})", "q_proj", "contradicts");
+  expect_error(R"({"q_proj": {"data_type": "float", "bits": 4}})", "q_proj", "contradicts");
+  expect_error(R"({"q_proj": {"data_type": "nv_fp4", "group_size": 32}})", "q_proj", "fixes the group size at 16");
+  expect_error(R"({"q_proj": {"data_type": "mx_fp4", "sym": false}})", "q_proj", "symmetric");
+  expect_error(R"({"q_proj": {"data_type": "fp8", "group_size": 128}})", "q_proj", "[128, 128]");
+  expect_error(R"({"q_proj": {"group_size": [128, 64]}})", "q_proj", "must be [128, 128]");
+  expect_error(R"({"q_proj": {"group_size": [128]}})", "q_proj", "must be [128, 128]");
+  expect_error(R"({"q_proj": {"group_size": ["128", "128"]}})", "q_proj", "must be [128, 128]");
+  expect_error(R"({"q_proj": {"data_type": "mx_fp", "group_size": [128, 128]}})", "q_proj", "(2-D blocks)");
+  expect_error(R"({"q_proj": {"data_type": 4}})", "q_proj", "data_type");
+  expect_error(R"({"q_proj": {"data_type": "nv_fp8"}})", "q_proj", "not supported");
+  expect_error(R"({"q_proj": "MXFP3"})", "q_proj", "is not one of");
+  expect_error(R"({"q_proj": ""})", "q_proj", "is not one of");
+  // [128, 128] over an integer default without a data type: nothing to block.
+  const LayerConfig lc = LayerConfig::parse(R"({"q_proj": {"group_size": [128, 128]}})", w4g128(), "c");
+  EXPECT_THROW(lc.scheme_for("model.layers.0.self_attn.q_proj"), Error);
 }
 
 TEST(LayerConfig, LoadFromFile) {

@@ -511,6 +511,15 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     }
     return l;
   };
+  // into[i] += from[i] for every linear that has both (each the size of that linear's dW).
+  auto add_grads = [&](const BlockLinearGrads& into, const BlockLinearGrads& from) {
+    for (int i = 0; i < kBlockLinears; ++i) {
+      if (!into[i] || !from[i]) continue;
+      float* d = into[i];
+      const float* e = from[i];
+      for (size_t j = 0, nw = st[size_t(i)].dw.size(); j < nw; ++j) d[j] += e[j];
+    }
+  };
   // Two lanes (small blocks): lane 0 takes the first half of partition q's picks, lane 1 the rest,
   // in rounds of up to `cap` samples each: the round's samples are fetched here (streamed targets
   // use the tuner's scratch), then both lanes run at once on the step's W'. Lane 1's gradients
@@ -530,21 +539,30 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     const int64_t n = share[size_t(q)], split = (n + 1) / 2;
     std::vector<int64_t> picked(static_cast<size_t>(n));
     for (int64_t& idx : picked) idx = offset[size_t(q)] + samplers[size_t(q)].next();
+    // Each lane's buffers, its picks [first, first + count) and its gradients.
+    struct View {
+      BlockGradScratch& scr;
+      float *x, *t, *y, *dy;
+      int64_t first, count;
+      const BlockLinearGrads& g;
+    };
+    const View lanes[2] = {{S.scratch, S.x.data(), S.second.data(), S.y.data(), S.dy.data(), 0, split, g},
+                           {L1.scratch, L1.x.data(), L1.second.data(), L1.y.data(), L1.dy.data(), split, n - split, g1}};
     double lane_loss[2] = {0, 0};
     for (int64_t k = 0;; k += S.plan.cap) {
-      const int64_t m[2] = {std::clamp<int64_t>(split - k, 0, S.plan.cap),
-                            std::clamp<int64_t>(n - split - k, 0, S.plan.cap)};
+      int64_t m[2];
+      for (int l = 0; l < 2; ++l) {
+        const View& v = lanes[l];
+        m[l] = std::clamp<int64_t>(v.count - k, 0, S.plan.cap);
+        for (int64_t j = 0; j < m[l]; ++j) fetch(picked[size_t(v.first + k + j)], v.x + j * TC, v.t + j * TC);
+      }
       if (m[0] == 0 && m[1] == 0) break;
-      for (int64_t j = 0; j < m[0]; ++j) fetch(picked[size_t(k + j)], S.x.data() + j * TC, S.second.data() + j * TC);
-      for (int64_t j = 0; j < m[1]; ++j)
-        fetch(picked[size_t(split + k + j)], L1.x.data() + j * TC, L1.second.data() + j * TC);
       std::exception_ptr err[2];
       auto lane = [&](int l) {
         if (m[l] == 0) return;
+        const View& v = lanes[l];
         try {
-          lane_loss[l] += l == 0 ? chunk_step(S.scratch, S.x.data(), S.second.data(), S.y.data(), S.dy.data(), m[0], g, src)
-                                 : chunk_step(L1.scratch, L1.x.data(), L1.second.data(), L1.y.data(), L1.dy.data(), m[1],
-                                              g1, src);
+          lane_loss[l] += chunk_step(v.scr, v.x, v.t, v.y, v.dy, m[l], v.g, src);
         } catch (...) {
           err[l] = std::current_exception();
         }
@@ -559,12 +577,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       for (auto& e : err)
         if (e) std::rethrow_exception(e);
     }
-    for (int i = 0; i < kBlockLinears; ++i) {
-      if (!g[i]) continue;
-      float* d = g[i];
-      const float* e = L1.dw[size_t(i)].data();
-      for (size_t j = 0, nw = L1.dw[size_t(i)].size(); j < nw; ++j) d[j] += e[j];
-    }
+    add_grads(g, g1);
     return lane_loss[0] + lane_loss[1];
   };
 
@@ -593,12 +606,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         continue;
       }
       loss += part_loss;
-      for (int i = 0; i < kBlockLinears; ++i) {
-        if (!dw[i]) continue;
-        float* d = dw[i];
-        const float* p = part[i];
-        for (size_t j = 0, m = part_bufs[size_t(i)].size(); j < m; ++j) d[j] += p[j];
-      }
+      add_grads(dw, part);
     }
     if (procs > 1) {  // the other ranks' partitions, added in rank order
       comm.sum_ordered(&loss, 1);

@@ -22,9 +22,6 @@ namespace ar {
 void check_fp_scheme_supported(const QuantizeOptions& opt, const QuantScheme& s, const std::string& what) {
   if (!s.is_fp() || !s.quantized()) return;
   const char* name = data_type_name(s.data_type);
-  if (opt.tune.iters > 0)
-    AR_THROW("SignRound tuning for ", name, " is not implemented yet; use --iters 0 (RTN)",
-             what.empty() ? "" : " (" + what + ")");
   for (const std::string& f : opt.formats) {
     if (parse_gguf_format(f))
       AR_THROW("--format ", f, " cannot store ", name, " weights", what.empty() ? "" : " (" + what + ")",

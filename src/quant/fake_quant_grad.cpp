@@ -10,7 +10,9 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "quant/qdq.h"
+#include "quant/fp_fake_quant_grad.h"
 #include "quant/rtn.h"
+#include "quant/weight_rows.h"
 
 namespace ar {
 
@@ -53,27 +55,10 @@ GroupGradInfo group_info(const float* w, int64_t n, const QuantScheme& qs, float
   return g;
 }
 
-// The original weight a row at a time as f32: in place, or bf16 bits widened into the calling
-// thread's row buffer (exact, so both give the same bits downstream).
-struct F32Rows {
-  static constexpr bool kWidens = false;
-  const float* w;
-  int64_t in;
-  const float* row(int64_t o, float*) const { return w + o * in; }
-};
-struct Bf16Rows {
-  static constexpr bool kWidens = true;
-  const uint16_t* w;
-  int64_t in;
-  const float* row(int64_t o, float* buf) const {
-    for (int64_t i = 0; i < in; ++i) buf[i] = bf16_to_f32(w[o * in + i]);
-    return buf;
-  }
-};
-
 template <typename Rows>
 void fake_quant_forward_rows(float* w_dq, const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
                              const float* v, const float* min_scale, const float* max_scale) {
+  if (s.is_fp()) return fp_fake_quant_forward(w_dq, rows, out, s, v, max_scale);  // symmetric: no min_scale
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
 #pragma omp parallel if (out * in >= (int64_t(1) << 16))
@@ -103,6 +88,7 @@ template <typename Rows>
 void fake_quant_backward_rows(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
                               const float* v, const float* min_scale, const float* max_scale) {
+  if (s.is_fp()) return fp_fake_quant_backward(dv, dmax_scale, dw_dq, rows, out, s, v, max_scale);
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
   const bool want_scales = dmin_scale || dmax_scale;

@@ -1,6 +1,8 @@
 // The differentiable quantizer of one linear layer for SignRound tuning (SPEC §2): forward
 // w' = qdq(w; v, min_scale, max_scale) and its backward to v / min_scale / max_scale under the
 // Python AutoRound's gradient conventions (round and fp16 casts straight-through, clamps masked).
+// A floating-point scheme (s.is_fp()) goes to quant/fp_fake_quant_grad: min_scale is then unused,
+// dmin_scale untouched and max_scale laid out as fp_scale_count says.
 #pragma once
 #include <cstdint>
 

@@ -101,7 +101,7 @@ float amax_of(const float* x, int64_t n) {
 }  // namespace
 
 uint8_t mx_scale_code(float amax, MxElem e) {
-  const int fl = amax == 0.f ? 0 : floor_log2(amax);  // AutoRound: log2(1) for an all-zero block
+  const int fl = amax == 0.f ? 1 : floor_log2(amax);  // AutoRound: exponent 1 for an all-zero block
   return uint8_t(127 + std::clamp(fl - mx_emax(e), -127, 127));
 }
 

@@ -50,7 +50,8 @@ enum class MxElem { FP4, FP8 };  // E2M1 or E4M3 elements
 
 // The E8M0 scale code of an MX block whose largest |x| is amax (already times max_scale):
 // 127 + clamp(floor(log2(amax)) - emax, -127, 127), emax = 2 (FP4) or 8 (FP8); amax = 0 gives
-// the code for 2^(0 - emax), as AutoRound does (the block is all zeros then anyway).
+// the code for 2^(1 - emax), as AutoRound does (its shared exponent is torch.where(amax == 0, 1,
+// log2(amax))): the block is all zeros, but SignRound's v still lands on that scale's grid.
 uint8_t mx_scale_code(float amax, MxElem e);
 // One MX block of n ≤ 32 values: codes[i] = element code of round(x[i] / 2^s + v[i]) (saturated);
 // returns the scale code. v may be null.

@@ -19,6 +19,7 @@
 #include "kernels/mse_loss.h"
 #include "model/block_grad.h"
 #include "quant/fake_quant_grad.h"
+#include "quant/fp_fake_quant_grad.h"
 #include "quant/gguf_tune.h"
 #include "quant/importance.h"
 #include "quant/rtn.h"
@@ -56,6 +57,14 @@ struct LinearState {
   GgufTuneInit gg;
   uint64_t n_weights() const { return uint64_t(l->out) * uint64_t(l->in); }
 };
+
+// How many min/max_scale pairs a quantized linear tunes: per GGUF tuning group, per FP scale
+// (fp_scale_count: FP8Block's tiles span 128 rows), or per integer group.
+int64_t tunable_scales(const QuantScheme& q, bool gguf, const LinearWeights& l) {
+  if (gguf) return l.out * gguf_tune_groups(q.gguf, l.in);
+  if (q.is_fp()) return fp_scale_count(q, l.out, l.in);
+  return l.out * num_groups(q, l.in);
+}
 
 // True when every value survives the trip through bf16: its low 16 bits are zero.
 bool bf16_exact(const LinearWeights& l) {
@@ -227,10 +236,8 @@ struct BlockTuner::State {
       if (!s.tuned) continue;
       if (s.scheme.gguf_target() && !s.gguf) make_gguf_init(s, s.scheme, *s.l);
       if (!s.gguf) check_quantizable(s.scheme);
-      // Refused for the user before any work (run_setup); stage 3 of issue 19 adds it.
-      AR_CHECK(!s.tuned || !s.scheme.is_fp(), "SignRound tuning for ", scheme_label(s.scheme), " is not implemented");
       const size_t nw = size_t(s.n_weights());
-      const size_t ng = size_t(s.l->out * (s.gguf ? gguf_tune_groups(s.scheme.gguf, s.l->in) : num_groups(s.scheme, s.l->in)));
+      const size_t ng = size_t(tunable_scales(s.scheme, s.gguf, *s.l));
       s.v.assign(nw, 0.f);
       s.min_scale.assign(ng, 1.f);
       s.max_scale.assign(ng, 1.f);
@@ -374,7 +381,7 @@ uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
       biggest_codes = std::max(biggest_codes, bytes);
       continue;
     }
-    const uint64_t ng = uint64_t(l.out * num_groups(q, l.in));
+    const uint64_t ng = uint64_t(tunable_scales(q, false, l));
     // v and dW (f32), the best step's codes (1 byte); per group min/max_scale (and their
     // gradients when tuned), the fp16 scale and the zero point.
     n += nw * ((training ? 2 : 1) * sizeof(float) + 1) + ng * ((minmax ? 4 : 2) * sizeof(float) + 3);

@@ -37,6 +37,14 @@ TEST(ThreadCount, SignRoundOutputIsByteIdentical) {
   // (these settings gave different bytes for 1 and 2 threads before the GEMM was tiled)
 }
 
+// The FP formats' tuner (issue 19): NVFP4 (global scale, E4M3 block scales) and FP8_BLOCK (tiles
+// spanning 128 rows: stories260K's 288-row linears have a short tile) in one run.
+TEST(ThreadCount, FpSignRoundOutputIsByteIdentical) {
+  expect_same_for_1_and_2_threads("fp-signround", "--scheme NVFP4 --iters 10 --nsamples 8 --seqlen 64 --batch_size 4 "
+                                                  "--format fake --layer_config "
+                                                  "'{\"re:mlp\\\\.\": {\"data_type\": \"fp\", \"group_size\": [128, 128]}}'");
+}
+
 TEST(ThreadCount, ImportanceOptRtnOutputIsByteIdentical) {
   expect_same_for_1_and_2_threads("optrtn", "--bits 3 --group_size 32 --iters 0 --nsamples 8 --seqlen 128 "
                                             "--format auto_round,gguf:q4_k_m");

@@ -86,7 +86,8 @@ TEST(FpFormats, MxScaleExponentEdges) {
   EXPECT_EQ(mx_scale_code(4.f, MxElem::FP4), 127);
   EXPECT_EQ(mx_scale_code(3.99f, MxElem::FP4), 126);   // exact floor(log2): 1, scale 1/2
   EXPECT_EQ(mx_scale_code(448.f, MxElem::FP8), 127);   // emax 8
-  EXPECT_EQ(mx_scale_code(0.f, MxElem::FP4), 125);     // all-zero block: 2^(0 - 2), as AutoRound
+  EXPECT_EQ(mx_scale_code(0.f, MxElem::FP4), 126);     // all-zero block: 2^(1 - 2), as AutoRound
+  EXPECT_EQ(mx_scale_code(0.f, MxElem::FP8), 120);     // 2^(1 - 8)
   EXPECT_EQ(mx_scale_code(std::ldexp(1.f, -130), MxElem::FP4), 0);  // -132 clamped to -127
   EXPECT_EQ(mx_scale_code(3e38f, MxElem::FP4), 252);   // floor(log2 3e38) = 127; 127 - 2
   EXPECT_EQ(mx_scale_code(3e38f, MxElem::FP8), 246);

@@ -20,7 +20,8 @@ OutputFormat parse_output_format(const std::string& name) {
     return OutputFormat::AutoRound;
   if (name == "auto_gptq" || name == "gptq") return OutputFormat::AutoGptq;
   if (name == "fake") return OutputFormat::Fake;
-  AR_THROW("unknown output format '", name, "'; valid formats: auto_round, auto_gptq, fake, gguf:<mix> (",
+  if (name == "llm_compressor" || name == "llmcompressor" || name == "llm-compressor") return OutputFormat::LlmCompressor;
+  AR_THROW("unknown output format '", name, "'; valid formats: auto_round, auto_gptq, fake, llm_compressor, gguf:<mix> (",
            gguf_mix_list(), ")");
 }
 
@@ -29,6 +30,7 @@ std::string output_format_name(OutputFormat f) {
     case OutputFormat::AutoRound: return "auto_round";
     case OutputFormat::AutoGptq: return "auto_gptq";
     case OutputFormat::Fake: return "fake";
+    case OutputFormat::LlmCompressor: return "llm_compressor";
   }
   return "?";
 }

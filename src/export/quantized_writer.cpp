@@ -12,6 +12,8 @@
 #include "core/buffer.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "export/compressed_tensors_config.h"
+#include "export/compressed_tensors_pack.h"
 #include "export/gptq_pack.h"
 #include "export/quant_config_json.h"
 #include "io/atomic_output.h"
@@ -81,7 +83,7 @@ std::vector<std::string> output_tensor_order(const SafetensorsReader& src) {
 }
 
 struct QuantizedModelWriter::Impl {
-  enum class Kind { Copy, Packed, Fake };
+  enum class Kind { Copy, Packed, Fake, CompressedTensors };
   struct Entry {
     std::string src_name;  // source tensor (for Packed: the linear's ".weight")
     Kind kind = Kind::Copy;
@@ -124,6 +126,7 @@ struct QuantizedModelWriter::Impl {
 void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std::string&)>& scheme_for,
                                       const nlohmann::json& extra) {
   const bool packed = is_packed_format(format);
+  const bool ct = format == OutputFormat::LlmCompressor;  // compressed-tensors layouts
   const std::vector<std::string> order = output_tensor_order(*src);
   // Pass 1: decide each block linear's storage.
   std::map<std::string, Entry> linear_plan;  // linear name -> Packed/Fake entry
@@ -138,6 +141,9 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
       if (packed && s.is_fp())
         AR_THROW("format ", output_format_name(format), " cannot store ", data_type_name(s.data_type), " weights (layer '",
                  linear, "'); the floating-point schemes are written by --format fake for now");
+      if (ct && !ct_scheme_problem(s).empty())
+        AR_THROW("format ", output_format_name(format), " cannot store scheme ", scheme_label(s), " (layer '", linear,
+                 "'): ", ct_scheme_problem(s));
       if (s.bits < 2 || s.bits > 8) AR_THROW("layer '", linear, "': ", s.bits, "-bit quantization is not supported");
       if (packed && !(s.bits == 2 || s.bits == 3 || s.bits == 4 || s.bits == 8))
         AR_THROW("format ", output_format_name(format), " cannot store ", s.bits, "-bit weights (layer '", linear,
@@ -145,7 +151,9 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
       if (!is_float(t.dtype))
         AR_THROW(src->source_path().string(), ": linear '", name, "' has dtype ", dtype_name(t.dtype),
                  ", not a float type that can be quantized");
-      const std::string problem = packed ? packed_shape_problem(s, in, out) : std::string();
+      const std::string problem = packed ? packed_shape_problem(s, in, out)
+                                  : ct   ? ct_shape_problem(s, in, out)
+                                         : std::string();
       if (!problem.empty()) {
         unstorable.emplace_back(linear, problem);
         s.bits = 16;
@@ -154,7 +162,7 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
     if (s.quantized()) {
       Entry e;
       e.src_name = name;
-      e.kind = packed ? Kind::Packed : Kind::Fake;
+      e.kind = packed ? Kind::Packed : ct ? Kind::CompressedTensors : Kind::Fake;
       e.dtype = t.dtype;
       e.scheme = s;
       e.in = in;
@@ -170,6 +178,7 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
     qconfig = make_quantization_config(format, stored, extra);
     zeros_minus_one = packed_zeros_minus_one(format, dominant_scheme(stored));
   }
+  if (ct) qconfig = make_ct_quantization_config(stored, extra);
 
   // Pass 2: every output tensor in order.
   for (const std::string& name : order) {
@@ -190,6 +199,10 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
         for (TensorSpec& s : packed_tensor_specs(it->first, lp.scheme, lp.in, lp.out, g_idx))
           specs.push_back(std::move(s));
         e.n_specs = g_idx ? 4 : 3;
+      } else if (lp.kind == Kind::CompressedTensors) {
+        std::vector<TensorSpec> cs = ct_tensor_specs(it->first, lp.scheme, lp.in, lp.out);
+        e.n_specs = cs.size();
+        for (TensorSpec& s : cs) specs.push_back(std::move(s));
       } else {
         specs.push_back({name, t.dtype, t.shape});
       }
@@ -376,6 +389,10 @@ void QuantizedModelWriter::add_quantized(const std::string& linear_name, const Q
     m.emit(e.first_spec + 1, std::move(p.qzeros));
     m.emit(e.first_spec + 2, std::move(p.scales));
     if (e.n_specs == 4) m.emit(e.first_spec + 3, std::move(p.g_idx));
+  } else if (e.kind == Impl::Kind::CompressedTensors) {
+    std::vector<Buffer> bufs = ct_pack(q);
+    AR_CHECK(bufs.size() == e.n_specs, "add_quantized: '", linear_name, "': ", bufs.size(), " tensors, planned ", e.n_specs);
+    for (size_t i = 0; i < bufs.size(); ++i) m.emit(e.first_spec + i, std::move(bufs[i]));
   } else {
     // Row by row, so no full f32 copy of the layer exists.
     Buffer b(size_t(q.out * q.in) * dtype_size(e.dtype), linear_name + ".weight");

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/block_specs.h"
+#include "model/compressed_tensors_linear.h"
 #include "model/packed_linear.h"
 
 namespace ar {
@@ -37,7 +38,16 @@ Buffer load_f32(const SafetensorsReader& st, const std::string& name, std::vecto
 
 // A linear's weight: f32/f16/bf16 as stored, or dequantized from a GPTQ-packed checkpoint
 // (auto_round / auto_gptq: qweight / qzeros / scales instead of ".weight").
+// compressed-tensors (llm_compressor: weight_packed / FP8 weight + weight_scale) likewise.
 Buffer load_linear_weight(const SafetensorsReader& st, const BlockTensorSpec& s) {
+  if (has_ct_linear(st, s.module)) {
+    const int64_t out = s.shape[0], in = s.shape[1];
+    Buffer w(size_t(out * in) * sizeof(float), s.name);
+    load_ct_linear_weight(w.as<float>(), st, s.module, in, out);
+    check_finite_weights(w.as<float>(), size_t(out * in), st.file_path(st.require(s.module + ".weight_scale").file_index).string(),
+                         s.module + " (dequantized from compressed-tensors)");
+    return w;
+  }
   if (st.find(s.name) || !has_packed_linear(st, s.module)) return load_f32(st, s.name, s.shape);
   const int64_t out = s.shape[0], in = s.shape[1];
   Buffer w(size_t(out * in) * sizeof(float), s.name);

@@ -22,7 +22,7 @@ mkdir -p "$ECO_OUT"
 : > "$ECO_RESULTS"
 "$py" - <<'PY'
 import importlib.metadata as md
-for p in ["torch", "transformers", "accelerate", "safetensors", "numpy", "gguf", "auto-round", "llama_cpp_python",
+for p in ["torch", "transformers", "accelerate", "safetensors", "numpy", "gguf", "auto-round", "compressed-tensors", "llama_cpp_python",
           "optimum", "gptqmodel", "auto-gptq", "pytest"]:
     try:
         print(f"  {p}=={md.version(p)}")
@@ -35,6 +35,15 @@ cd "$here"
 set +e
 "$py" -m pytest -v -rs "$here/test_ecosystem.py" "$here/test_reverse.py" "$@"
 rc=$?
+# llm_compressor (compressed-tensors) output decompressed by the compressed-tensors package itself
+# (issue 19); ECO_SKIP_LLMC=1 skips it.
+if [[ ${ECO_SKIP_LLMC:-0} != 1 ]]; then
+  if "$py" -c "import compressed_tensors" 2>/dev/null; then
+    "$py" "$here/check_llm_compressor.py" || rc=1
+  else
+    echo "compressed-tensors not installed in $VENV: llm_compressor check skipped ($VENV/bin/pip install compressed-tensors)"
+  fi
+fi
 set -e
 "$py" report.py "$ECO_RESULTS"
 exit $rc

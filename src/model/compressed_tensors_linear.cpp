@@ -372,8 +372,16 @@ void load_ct_linear_weight(float* w, const SafetensorsReader& st, const CtQuantC
         for (int64_t g = 0; g < n_groups; ++g) {
           const uint8_t c = sc[size_t(o * n_groups + g)];
           float* dst = w + o * in + g * group;
-          if (nv) nvfp4_dequantize_block(dst, codes.data() + g * group, group, c, gs);
-          else mx_dequantize_block(dst, codes.data() + g * group, group, c, MxElem::FP4);
+          if (nv) {
+            // compressed-tensors' own arithmetic (dequantize: x_q * (scale / global_scale), in f32
+            // once the scales are widened), which is what its runtimes compute; AutoRound's fake
+            // quantizer (our fake format) reaches the same codes through 1 / (1 / (scale / gs)),
+            // which can differ from this by one f32 ulp.
+            const float step = decode_e4m3(c) / gs;
+            for (int64_t j = 0; j < group; ++j) dst[j] = decode_e2m1(codes[size_t(g * group + j)]) * step;
+          } else {
+            mx_dequantize_block(dst, codes.data() + g * group, group, c, MxElem::FP4);
+          }
         }
       }
       return;

@@ -51,7 +51,16 @@ TEST(LlmCompressorCli, EvalReadsTheSameWeightsAsFake) {
     EXPECT_EQ(cfg["quantization_config"]["format"], c.format);
     EXPECT_EQ(cfg["quantization_config"]["ignore"][0], "model.layers.0.mlp.down_proj");
     EXPECT_TRUE(fs::exists(out / "llm_compressor" / "tokenizer.json"));
-    EXPECT_EQ(eval_ppl(out / "llm_compressor"), eval_ppl(out / "fake"));
+    const std::string ct = eval_ppl(out / "llm_compressor"), fake = eval_ppl(out / "fake");
+    if (std::string(c.format) == "nvfp4-pack-quantized") {
+      // compressed-tensors' e2m1 * (scale / gs) against AutoRound's 1 / (1 / (scale / gs)): the
+      // same codes, weights one f32 ulp apart at times.
+      ASSERT_NE(ct, "?");
+      ASSERT_NE(fake, "?");
+      EXPECT_NEAR(std::stod(ct), std::stod(fake), 1e-5 * std::stod(fake));
+    } else {
+      EXPECT_EQ(ct, fake);
+    }
   }
   // Without the rule: down_proj cannot be stored NVFP4 and stays 16-bit, with the warning.
   auto r = test::run_command(cli() + " quantize --model " + model.string() + " --output_dir " +

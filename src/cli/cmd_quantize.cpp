@@ -4,6 +4,7 @@
 // (check_quantize_options), the presets in recipes.h, the GGUF mixes in gguf_mix.h.
 #include <cctype>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -154,6 +155,12 @@ void add_quantize_command(CLI::App& app) {
   s->add_option("--lr", o->tune.lr, "learning rate of the rounding (default 1/iters)");
   s->add_option("--minmax_lr", o->tune.minmax_lr, "learning rate of min/max scales (default: --lr)");
   s->add_flag("!--disable_minmax_tuning", o->tune.enable_minmax_tuning, "tune only the rounding, not the clipping");
+  s->add_option("--clamp_grad", o->tune.clamp_grad,
+                "gradient at a quantizer clamp's bound: strict (0 there, as AutoRound on today's torch; default) or "
+                "inclusive (passed, SPEC section 2)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, ClampGrad>{{"strict", ClampGrad::Strict},
+                                                                           {"inclusive", ClampGrad::Inclusive}},
+                                         CLI::ignore_case));
   s->add_flag("--gguf_minmax_tuning", o->gguf_minmax_tuning, "gguf:<mix> with --iters: tune the sub-block clipping too (default: the rounding only)");
   s->add_flag("!--disable_quanted_input", o->enable_quanted_input, "tune each block on full-precision inputs");
   s->add_flag("--amp", x->amp, "SignRound matmuls with bf16 inputs even where bf16 is emulated (slower here)");

@@ -49,6 +49,7 @@ nlohmann::json run_identity(const QuantizeOptions& opt, const ModelConfig& cfg, 
   j["lr"] = opt.tune.lr;
   j["minmax_lr"] = opt.tune.minmax_lr;
   j["enable_minmax_tuning"] = opt.tune.enable_minmax_tuning;
+  j["clamp_grad"] = opt.tune.clamp_grad == ClampGrad::Strict ? "strict" : "inclusive";
   j["gguf_minmax_tuning"] = opt.gguf_minmax_tuning;
   j["seed"] = opt.tune.seed;
   j["tune_precision"] = int(opt.tune.precision);

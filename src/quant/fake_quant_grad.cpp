@@ -87,8 +87,9 @@ void fake_quant_forward_rows(float* w_dq, const Rows& rows, int64_t out, int64_t
 template <typename Rows>
 void fake_quant_backward_rows(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
-                              const float* v, const float* min_scale, const float* max_scale) {
-  if (s.is_fp()) return fp_fake_quant_backward(dv, dmax_scale, dw_dq, rows, out, s, v, max_scale);
+                              const float* v, const float* min_scale, const float* max_scale, ClampGrad cg) {
+  if (s.is_fp()) return fp_fake_quant_backward(dv, dmax_scale, dw_dq, rows, out, s, v, max_scale, cg);
+  const bool strict = cg == ClampGrad::Strict;
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
   const bool want_scales = dmin_scale || dmax_scale;
@@ -113,7 +114,7 @@ void fake_quant_backward_rows(float* dv, float* dmin_scale, float* dmax_scale, c
           float x = wj / sc;
           if (v) x += v[at + j];
           const float t = std::nearbyint(x) + zp;  // the integer clamp sees
-          const bool inside = t >= qlo && t <= qhi;
+          const bool inside = strict ? t > qlo && t < qhi : t >= qlo && t <= qhi;
           const float q = std::min(std::max(t, qlo), qhi);
           const float g_int = inside ? gw * sc : 0.f;  // dL/d round(w/s + v)
           if (dv) dv[at + j] += g_int;
@@ -164,15 +165,16 @@ void fake_quant_forward(float* w_dq, const uint16_t* w_bf16, int64_t out, int64_
 
 void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                          const float* w, int64_t out, int64_t in, const QuantScheme& s,
-                         const float* v, const float* min_scale, const float* max_scale) {
-  fake_quant_backward_rows(dv, dmin_scale, dmax_scale, dw_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale);
+                         const float* v, const float* min_scale, const float* max_scale, ClampGrad cg) {
+  fake_quant_backward_rows(dv, dmin_scale, dmax_scale, dw_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale,
+                           cg);
 }
 
 void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                          const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
-                         const float* v, const float* min_scale, const float* max_scale) {
+                         const float* v, const float* min_scale, const float* max_scale, ClampGrad cg) {
   fake_quant_backward_rows(dv, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale,
-                           max_scale);
+                           max_scale, cg);
 }
 
 }  // namespace ar

@@ -130,32 +130,34 @@ void forward_rows(float* w_dq, const Rows& rows, int64_t out, const QuantScheme&
 
 // w' = q(clamp(w/s + v)) · s, s = 2^clamp(floor(log2(amax · ms)) - emax, ±127).
 float mx_block_backward(float* dv, const float* gw, const float* w, const float* v, int64_t n, const MxElement& f,
-                        float ms) {
+                        float ms, bool strict) {
   const float amax = block_amax(w, n), mv = amax * ms;
   const float scale = decode_e8m0(mx_scale_code(mv, f.e));
   float dscale = 0.f;
   for (int64_t j = 0; j < n; ++j) {
     float t = w[j] / scale;
     if (v) t += v[j];
-    const bool inside = t > -f.lim && t < f.lim;
+    const bool inside = strict ? t > -f.lim && t < f.lim : t >= -f.lim && t <= f.lim;
     const float tc = std::clamp(t, -f.lim, f.lim), q = f.round(tc);
-    // d q / d tc: 0 at tc = 0 and where q reached ±lim (quant_element's closing clamp); q / tc
-    // through the private exponent above the smallest one; 1 where that exponent was clipped.
-    const float de = tc == 0.f || std::fabs(q) == f.lim ? 0.f : std::ilogb(tc) > f.min_exp ? q / tc : 1.f;
+    // d q / d tc: 0 at tc = 0, and (strict) where q reached ±lim (quant_element's closing clamp);
+    // q / tc through the private exponent where it is not clipped; 1 where it is.
+    const int pe = tc == 0.f ? 0 : std::ilogb(tc);
+    const bool pe_passes = strict ? pe > f.min_exp : pe >= f.min_exp;
+    const float de = tc == 0.f || (strict && std::fabs(q) == f.lim) ? 0.f : pe_passes ? q / tc : 1.f;
     const float gt = inside ? gw[j] * scale * de : 0.f;                             // dL/dt
     if (dv) dv[j] += gt;
     dscale += gw[j] * q - gt * w[j] / (scale * scale);
   }
   if (mv == 0.f) return 0.f;  // the exponent came from the constant branch (log2 of 1)
   const int e = std::ilogb(mv) - f.emax;
-  if (e <= -127 || e >= 127) return 0.f;  // at or past the exponent clamp's bounds
+  if (strict ? e <= -127 || e >= 127 : e < -127 || e > 127) return 0.f;  // the exponent clamp
   // d s / d ms = s·ln2 · 1 / (mv·ln2) · amax.
   return dscale * scale / mv * amax;
 }
 
 // w' = e2m1(clamp(w·os + v, ±6)) / os, os = 1 / (s / gs), s = e4m3(clamp(gs · amax·ms / 6, ±448)).
 float nvfp4_block_backward(float* dv, const float* gw, const float* w, const float* v, int64_t n, float gs,
-                           float ms) {
+                           float ms, bool strict) {
   const float amax = block_amax(w, n);
   const float raw = gs * ((amax * ms) * (1.f / 6.f));
   const float scale = round_e4m3(std::clamp(raw, -kE4M3Max, kE4M3Max));
@@ -165,14 +167,15 @@ float nvfp4_block_backward(float* dv, const float* gw, const float* w, const flo
   for (int64_t j = 0; j < n; ++j) {
     float t = w[j] * os;
     if (v) t += v[j];
-    const bool inside = t > -kE2M1Max && t < kE2M1Max;
+    const bool inside = strict ? t > -kE2M1Max && t < kE2M1Max : t >= -kE2M1Max && t <= kE2M1Max;
     const float tc = std::clamp(t, -kE2M1Max, kE2M1Max), c = round_e2m1(tc);
-    // cast_to_fp4: 0 at tc = 0 (torch.sign) and where c reached ±6 (its closing clamp).
-    const float gt = inside && tc != 0.f && std::fabs(c) != kE2M1Max ? gw[j] * back : 0.f;  // dL/dt
+    // cast_to_fp4: 0 at tc = 0 (torch.sign) and (strict) where c reached ±6 (its closing clamp).
+    const bool passes = inside && tc != 0.f && !(strict && std::fabs(c) == kE2M1Max);
+    const float gt = passes ? gw[j] * back : 0.f;  // dL/dt
     if (dv) dv[j] += gt;
     dos += gt * w[j] - gw[j] * c / (os * os);
   }
-  if (raw >= kE4M3Max) return 0.f;  // at or past the scale clamp's bound
+  if (strict ? raw >= kE4M3Max : raw > kE4M3Max) return 0.f;  // the scale clamp
   const float dscale = dos * (-1.f / (d * d)) * reciprocal(gs);
   return dscale * gs * (1.f / 6.f) * amax;
 }
@@ -181,20 +184,23 @@ float nvfp4_block_backward(float* dv, const float* gw, const float* w, const flo
 struct Fp8Grad {
   float scale = 0, amax = 0;
   bool floored = false;
+  bool strict = true;
   float dscale = 0;
 };
-Fp8Grad fp8_setup(float amax, float ms) {
+Fp8Grad fp8_setup(float amax, float ms, bool strict) {
   Fp8Grad g;
   g.amax = amax;
   g.scale = fp8_scale(amax, ms);
-  g.floored = (amax * ms) / kE4M3Max <= float(1.0 / (448.0 * 512.0));
+  const float raw = (amax * ms) / kE4M3Max, floor = float(1.0 / (448.0 * 512.0));
+  g.floored = strict ? raw <= floor : raw < floor;
+  g.strict = strict;
   return g;
 }
 void fp8_row_backward(Fp8Grad& g, float* dv, const float* gw, const float* w, const float* v, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     float t = w[j] / g.scale;
     if (v) t += v[j];
-    const bool inside = t > -kE4M3Max && t < kE4M3Max;
+    const bool inside = g.strict ? t > -kE4M3Max && t < kE4M3Max : t >= -kE4M3Max && t <= kE4M3Max;
     const float q = round_e4m3(std::clamp(t, -kE4M3Max, kE4M3Max));
     const float gt = inside ? gw[j] * g.scale : 0.f;
     if (dv) dv[j] += gt;
@@ -205,7 +211,7 @@ float fp8_finish(const Fp8Grad& g) { return g.floored ? 0.f : g.dscale / kE4M3Ma
 
 template <typename Rows>
 void backward_rows(float* dv, float* dms, const float* dw, const Rows& rows, int64_t out, const QuantScheme& s,
-                   const float* v, const float* ms) {
+                   const float* v, const float* ms, bool strict) {
   const int64_t in = rows.in, ng = num_groups(s, in);
   const DataType t = s.data_type;
   if (t == DataType::FP8Block) {
@@ -222,7 +228,7 @@ void backward_rows(float* dv, float* dms, const float* dw, const Rows& rows, int
           const int64_t i0 = g * B, n = std::min(B, in - i0), si = br * ng + g;
           float amax = 0.f;
           for (int64_t o = o0; o < o1; ++o) amax = std::max(amax, block_amax(r[size_t(o - o0)] + i0, n));
-          Fp8Grad fg = fp8_setup(amax, ms ? ms[si] : 1.f);
+          Fp8Grad fg = fp8_setup(amax, ms ? ms[si] : 1.f, strict);
           for (int64_t o = o0; o < o1; ++o) {
             const int64_t at = o * in + i0;
             fp8_row_backward(fg, dv ? dv + at : nullptr, dw + at, r[size_t(o - o0)] + i0, v ? v + at : nullptr, n);
@@ -245,7 +251,7 @@ void backward_rows(float* dv, float* dms, const float* dw, const Rows& rows, int
       float* dvr = dv ? dv + at : nullptr;
       const float* vr = v ? v + at : nullptr;
       if (t == DataType::FP8) {
-        Fp8Grad fg = fp8_setup(block_amax(wr, in), ms ? ms[o] : 1.f);
+        Fp8Grad fg = fp8_setup(block_amax(wr, in), ms ? ms[o] : 1.f, strict);
         fp8_row_backward(fg, dvr, dw + at, wr, vr, in);
         if (dms) dms[o] += fp8_finish(fg);
         continue;
@@ -255,9 +261,9 @@ void backward_rows(float* dv, float* dms, const float* dw, const Rows& rows, int
         const float m = ms ? ms[gi] : 1.f;
         const float d = t == DataType::NVFP4
                             ? nvfp4_block_backward(dvr ? dvr + i0 : nullptr, dw + at + i0, wr + i0,
-                                                   vr ? vr + i0 : nullptr, n, gs, m)
+                                                   vr ? vr + i0 : nullptr, n, gs, m, strict)
                             : mx_block_backward(dvr ? dvr + i0 : nullptr, dw + at + i0, wr + i0,
-                                                vr ? vr + i0 : nullptr, n, mx_element(t), m);
+                                                vr ? vr + i0 : nullptr, n, mx_element(t), m, strict);
         if (dms) dms[gi] += d;
       }
     }
@@ -290,14 +296,14 @@ void fp_fake_quant_forward(float* w_dq, const Bf16Rows& w, int64_t out, const Qu
   forward_rows(w_dq, w, out, s, v, max_scale);
 }
 void fp_fake_quant_backward(float* dv, float* dmax_scale, const float* dw_dq, const F32Rows& w, int64_t out,
-                            const QuantScheme& s, const float* v, const float* max_scale) {
+                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg) {
   check_fp(s);
-  backward_rows(dv, dmax_scale, dw_dq, w, out, s, v, max_scale);
+  backward_rows(dv, dmax_scale, dw_dq, w, out, s, v, max_scale, cg == ClampGrad::Strict);
 }
 void fp_fake_quant_backward(float* dv, float* dmax_scale, const float* dw_dq, const Bf16Rows& w, int64_t out,
-                            const QuantScheme& s, const float* v, const float* max_scale) {
+                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg) {
   check_fp(s);
-  backward_rows(dv, dmax_scale, dw_dq, w, out, s, v, max_scale);
+  backward_rows(dv, dmax_scale, dw_dq, w, out, s, v, max_scale, cg == ClampGrad::Strict);
 }
 
 }  // namespace ar

@@ -3,10 +3,10 @@
 // under the gradient conventions AutoRound's autograd gives its quantizers (data_type/mxfp.py
 // quant_mx, nvfp.py nv_fp4, fp8.py quant_fp8_sym / quant_block_fp_sym, v0.16.1):
 //  - every rounding (element, E4M3 block scale, E8M0 exponent floor) passes the gradient unchanged;
-//  - clamps (and FP8's scale floor) pass it only strictly inside their bounds: torch's clamp
-//    with number bounds gives 0 at the bound itself (checked with torch 2.15). So an element
-//    that rounds to the format's largest value (±6, ±448) gets no gradient, nor does a block
-//    whose scale sits exactly at a bound;
+//  - clamps (and FP8's scale floor) pass it only strictly inside their bounds with
+//    ClampGrad::Strict, as torch 2.15's clamp with number bounds does: an element that rounds to
+//    the format's largest value (±6, ±448) gets no gradient, nor does a block whose scale sits
+//    exactly at a bound. ClampGrad::Inclusive also passes it at the bounds (SPEC §2's rule);
 //  - MX elements: AutoRound rounds t / 2^p · 2^(m-2) with a straight-through private exponent
 //    p = floor(log2 |t|), so the element's derivative is q(t) / t where p is above the format's
 //    smallest exponent, 1 where p was clipped to it, and 0 at t = 0 (torch.sign's zero);
@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 
+#include "quant/fake_quant_grad.h"
 #include "quant/quantized.h"
 #include "quant/weight_rows.h"
 
@@ -36,8 +37,8 @@ void fp_fake_quant_forward(float* w_dq, const Bf16Rows& w, int64_t out, const Qu
 // Given dw_dq = dL/dw' (out, in), accumulates (+=) dv (out, in) and dmax_scale (fp_scale_count);
 // either may be null. Per-scale sums run in a fixed order: the same bits for any thread count.
 void fp_fake_quant_backward(float* dv, float* dmax_scale, const float* dw_dq, const F32Rows& w, int64_t out,
-                            const QuantScheme& s, const float* v, const float* max_scale);
+                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg);
 void fp_fake_quant_backward(float* dv, float* dmax_scale, const float* dw_dq, const Bf16Rows& w, int64_t out,
-                            const QuantScheme& s, const float* v, const float* max_scale);
+                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg);
 
 }  // namespace ar

@@ -648,10 +648,10 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
                                  s.min_scale.data(), s.max_scale.data());
       else if (s.w_bf16.empty())
         fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                            s.min_scale.data(), s.max_scale.data());
+                            s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
       else
         fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                            s.min_scale.data(), s.max_scale.data());
+                            s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
       signed_step(s.v.data(), dv, nw, lr);
       if (o.enable_minmax_tuning) {
         signed_step(s.min_scale, s.dmin, mm_lr);

@@ -14,6 +14,7 @@
 #include "model/block.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "quant/fake_quant_grad.h"
 #include "quant/quantized.h"
 
 namespace ar {
@@ -25,6 +26,9 @@ struct SignRoundOptions {
   double lr = 0;         // 0: 1 / iters (AutoRound's default)
   double minmax_lr = 0;  // 0: the same as lr
   bool enable_minmax_tuning = true;
+  // The gradient at a clamp's bound (quant/fake_quant_grad.h): Strict, as AutoRound computes it on
+  // the torch it installs today; Inclusive is SPEC §2's rule (--clamp_grad inclusive).
+  ClampGrad clamp_grad = ClampGrad::Strict;
   uint64_t seed = 42;
   // Matrix products: F32, or BF16 (bf16 inputs, fp32 accumulation: the Python tool's CPU "amp").
   // F32 by default: on CPUs without a native bf16 matmul (AVX2) BF16 is emulated with rounded

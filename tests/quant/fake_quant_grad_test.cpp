@@ -211,6 +211,37 @@ TEST(FakeQuantGrad, ClampBlocksGradientOutsideRange) {
   EXPECT_EQ(dv[3], 0.f);
 }
 
+// ClampGrad::Strict (torch 2.15's clamp, AutoRound as run today): the bound itself passes nothing,
+// so a weight on an end code gets no gradient for v; in asym the zero point takes it instead.
+TEST(FakeQuantGrad, StrictClampBlocksGradientAtTheBound) {
+  const QuantScheme qs = scheme(4, 4, true);
+  const std::vector<float> w = {0.8f, -0.2f, 0.4f, 0.4f}, g = {1.f, 1.f, 1.f, 1.f};
+  const std::vector<float> v = {0.f, 0.f, 3.f, -5.f};
+  std::vector<float> dv(4, 0.f), in_dv(4, 0.f);
+  fake_quant_backward(dv.data(), nullptr, nullptr, g.data(), w.data(), 1, 4, qs, v.data(), nullptr, nullptr,
+                      ClampGrad::Strict);
+  fake_quant_backward(in_dv.data(), nullptr, nullptr, g.data(), w.data(), 1, 4, qs, v.data(), nullptr, nullptr,
+                      ClampGrad::Inclusive);
+  const float s = f16_to_f32(f32_to_f16(-0.1f));
+  EXPECT_EQ(dv[0], 0.f);  // round(-8.0) = -8: on the lower bound
+  EXPECT_EQ(dv[1], s);
+  EXPECT_EQ(dv[2], s);
+  EXPECT_EQ(dv[3], 0.f);
+  EXPECT_EQ(in_dv[0], s);
+  // Asym, 2 bits: w = {0, 0.3}: s = 0.1, zp = 0, codes {0, 3}: both on a bound.
+  const QuantScheme qa = scheme(2, 2, false);
+  const std::vector<float> wa = {0.f, 0.3f}, ga = {1.f, 1.f};
+  std::vector<float> dva(2, 0.f), dvi(2, 0.f);
+  fake_quant_backward(dva.data(), nullptr, nullptr, ga.data(), wa.data(), 1, 2, qa, nullptr, nullptr, nullptr,
+                      ClampGrad::Strict);
+  fake_quant_backward(dvi.data(), nullptr, nullptr, ga.data(), wa.data(), 1, 2, qa, nullptr, nullptr, nullptr,
+                      ClampGrad::Inclusive);
+  EXPECT_EQ(dva[0], 0.f);
+  EXPECT_EQ(dva[1], 0.f);
+  EXPECT_GT(dvi[0], 0.f);
+  EXPECT_GT(dvi[1], 0.f);
+}
+
 TEST(FakeQuantGrad, FlooredScaleBlocksScaleGradient) {
   // |w| tiny: s = -4e-7 / 8 (positive side larger) is replaced by the floor -fp16(1e-5); v still
   // gets s * g.

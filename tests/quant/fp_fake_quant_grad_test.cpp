@@ -98,7 +98,7 @@ TEST(FpFakeQuantGrad, MatchesAutoRoundAutograd) {
 
     std::vector<float> dv(static_cast<size_t>(n), 0.f), dms(static_cast<size_t>(ns), 0.f), dmin(static_cast<size_t>(ns), 7.f);
     fake_quant_backward(dv.data(), dmin.data(), dms.data(), x.dw.data(), x.w.data(), c.out, c.in, s, x.v.data(),
-                        nullptr, x.ms.data());
+                        nullptr, x.ms.data(), ClampGrad::Strict);
     for (float d : dmin) ASSERT_EQ(d, 7.f) << "an FP format has no min_scale: its gradient stays untouched";
 
     // dL/dv: element by element (the same decisions, different f32 operation chains).

@@ -33,7 +33,7 @@ PY
 cd "$here"
 "$py" make_outputs.py
 set +e
-"$py" -m pytest -v -rs "$here/test_ecosystem.py" "$here/test_reverse.py" "$@"
+"$py" -m pytest -v -rs "$here/test_ecosystem.py" "$here/test_reverse.py" "$here/test_awq_fp.py" "$@"
 rc=$?
 set -e
 "$py" report.py "$ECO_RESULTS"

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "core/error.h"
+#include "export/awq_pack.h"
 
 namespace ar {
 
@@ -20,7 +21,8 @@ OutputFormat parse_output_format(const std::string& name) {
     return OutputFormat::AutoRound;
   if (name == "auto_gptq" || name == "gptq") return OutputFormat::AutoGptq;
   if (name == "fake") return OutputFormat::Fake;
-  AR_THROW("unknown output format '", name, "'; valid formats: auto_round, auto_gptq, fake, gguf:<mix> (",
+  if (name == "auto_awq" || name == "awq") return OutputFormat::AutoAwq;
+  AR_THROW("unknown output format '", name, "'; valid formats: auto_round, auto_gptq, auto_awq, fake, gguf:<mix> (",
            gguf_mix_list(), ")");
 }
 
@@ -29,8 +31,24 @@ std::string output_format_name(OutputFormat f) {
     case OutputFormat::AutoRound: return "auto_round";
     case OutputFormat::AutoGptq: return "auto_gptq";
     case OutputFormat::Fake: return "fake";
+    case OutputFormat::AutoAwq: return "auto_awq";
   }
   return "?";
+}
+
+std::string format_scheme_problem(OutputFormat f, const QuantScheme& s) {
+  if (!s.quantized() || f == OutputFormat::Fake) return {};
+  switch (f) {
+    case OutputFormat::AutoAwq: return awq_scheme_problem(s);
+    case OutputFormat::AutoGptq:
+      if (s.is_fp())
+        return cat("GPTQ stores integer weights; ", data_type_name(s.data_type),
+                   " is written by --format auto_round or fake");
+      break;
+    case OutputFormat::AutoRound:
+    case OutputFormat::Fake: break;
+  }
+  return {};
 }
 
 }  // namespace ar

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/block_specs.h"
+#include "model/fp_packed_linear.h"
 #include "model/packed_linear.h"
 
 namespace ar {
@@ -38,6 +39,12 @@ Buffer load_f32(const SafetensorsReader& st, const std::string& name, std::vecto
 // A linear's weight: f32/f16/bf16 as stored, or dequantized from a GPTQ-packed checkpoint
 // (auto_round / auto_gptq: qweight / qzeros / scales instead of ".weight").
 Buffer load_linear_weight(const SafetensorsReader& st, const BlockTensorSpec& s) {
+  if (has_fp_packed_linear(st, s.module)) {  // auto_round's floating-point tensors (MXFP4, NVFP4, FP8, ...)
+    const int64_t out = s.shape[0], in = s.shape[1];
+    Buffer w(size_t(out * in) * sizeof(float), s.name);
+    load_fp_packed_linear_weight(w.as<float>(), st, s.module, in, out);
+    return w;
+  }
   if (st.find(s.name) || !has_packed_linear(st, s.module)) return load_f32(st, s.name, s.shape);
   const int64_t out = s.shape[0], in = s.shape[1];
   Buffer w(size_t(out * in) * sizeof(float), s.name);

@@ -44,6 +44,83 @@ def _checked(model, path, theirs_fn, **kw):
         raise
 
 
+def hf_logits_weights_only(path, wins):
+    """transformers + auto-round's own FP modules with their activation quantization switched off
+    (qdq_input = identity): AutoRound's runtime dequantization of the weights, nothing else."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+    torch.set_num_threads(int(__import__("os").environ.get("ECO_TORCH_THREADS", "2")))
+    m = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, device_map="cpu")
+    n = 0
+    for mod in m.modules():
+        if hasattr(mod, "qdq_input"):
+            mod.qdq_input = lambda x: x
+            n += 1
+    assert n > 0, "no auto-round FP module found"
+    ecolib.LAST_LOAD["linear"] = f"{type(next(x for x in m.modules() if hasattr(x, 'qdq_input'))).__name__} x{n}, qdq_input off"
+    m.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(wins), 8):
+            outs.append(m(input_ids=torch.from_numpy(wins[i:i + 8])).logits.float().numpy())
+    return np.concatenate(outs)
+
+
+E2M1 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+
+
+def torch_dequant_logits(path, wins):
+    """An independent dequantizer in torch (its own float8_e4m3fn decode, the E2M1 table, 2^(e-127)):
+    every auto_round FP linear of `path` dequantized into the original model, run by transformers."""
+    import numpy as np
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+    torch.set_num_threads(int(__import__("os").environ.get("ECO_TORCH_THREADS", "2")))
+    m = AutoModelForCausalLM.from_pretrained(str(ecolib.model_dir(QWEN)), dtype=torch.float32)
+    tensors = {}
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), "pt") as st:
+            for k in st.keys():
+                tensors[k] = st.get_tensor(k)
+    lut = torch.tensor(E2M1)
+    n = 0
+    for name, mod in m.named_modules():
+        if not isinstance(mod, torch.nn.Linear) or not name.startswith("model.layers."):
+            continue
+        out_f, in_f = mod.weight.shape
+        g = lambda s: tensors.get(f"{name}.{s}")  # noqa: E731
+        if g("weight_packed") is not None:
+            p = g("weight_packed").to(torch.int64)
+            codes = torch.stack([p & 15, p >> 4], dim=-1).reshape(out_f, in_f)
+            vals = lut[codes]
+            if g("weight_global_scale") is not None:  # NVFP4
+                sc = g("weight_scale").to(torch.float32) / g("weight_global_scale").to(torch.float32)
+                w = vals * sc.repeat_interleave(16, dim=1)
+            else:  # MXFP4
+                w = vals * torch.exp2(g("weight_scale").to(torch.float32) - 127).repeat_interleave(32, dim=1)
+        elif g("weight_scale_inv") is not None:  # FP8_BLOCK
+            s = g("weight_scale_inv").to(torch.float32).repeat_interleave(128, 0).repeat_interleave(128, 1)
+            w = g("weight").to(torch.float32) * s[:out_f, :in_f]
+        elif g("weight_scale") is not None and g("weight_scale").dtype == torch.uint8:  # MXFP8
+            w = g("weight").to(torch.float32) * torch.exp2(g("weight_scale").to(torch.float32) - 127).repeat_interleave(32, 1)
+        elif g("weight_scale") is not None:  # FP8 per channel
+            w = g("weight").to(torch.float32) * g("weight_scale").to(torch.float32).reshape(out_f, 1)
+        else:
+            continue
+        mod.weight.data.copy_(w)
+        n += 1
+    assert n > 0
+    ecolib.LAST_LOAD["linear"] = f"torch dequant of {n} linears into the original model"
+    m.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(wins), 8):
+            outs.append(m(input_ids=torch.from_numpy(wins[i:i + 8])).logits.float().numpy())
+    return np.concatenate(outs)
+
+
 AWQ = {"w4g128asym": ["--bits", "4", "--group_size", "128", "--asym"],
        "w4g128sym": ["--bits", "4", "--group_size", "128", "--sym"]}
 
@@ -105,6 +182,36 @@ def test_our_auto_round_fp_in_transformers(scheme):
     _checked(QWEN, path, lambda w: ecolib.hf_logits(path, w, device_map="cpu"), fmt="auto_round FP", setting=scheme,
              runtime="transformers+auto-round", logit_tol=float("inf") if act else 1e-3,
              ppl_tol=1.0 if act else 1e-3)
+
+
+@pytest.mark.parametrize("tag", ["mxfp4", "nvfp4"])
+def test_our_eval_reads_autoround_fp_checkpoint_weights_only(tag):
+    """AutoRound's MXFP4 / NVFP4 checkpoints (act_bits 4) in its own runtime with the activation
+    quantization off: the weights alone, which our eval must match."""
+    need("torch", "transformers", "auto_round")
+    _skip_without_fixture()
+    path = autoround_fp_checkpoint(tag)
+    _checked(QWEN, path, lambda w: hf_logits_weights_only(path, w), fmt="auto_round FP (written by AutoRound)",
+             setting=tag, runtime="transformers+auto-round, activation qdq off", logit_tol=1e-3, ppl_tol=1e-3)
+
+
+@pytest.mark.parametrize("tag", list(NATIVE_FP))
+def test_our_eval_reads_autoround_fp_checkpoint_torch_dequant(tag):
+    need("torch", "transformers", "safetensors")
+    _skip_without_fixture()
+    path = autoround_fp_checkpoint(tag)
+    _checked(QWEN, path, lambda w: torch_dequant_logits(path, w), fmt="auto_round FP (written by AutoRound)",
+             setting=tag, runtime="torch dequant + transformers", logit_tol=1e-3, ppl_tol=1e-3)
+
+
+@pytest.mark.parametrize("scheme", OURS_FP)
+def test_our_auto_round_fp_by_torch_dequant(scheme):
+    need("torch", "transformers", "safetensors")
+    _skip_without_fixture()
+    path = ecolib.quantize(QWEN, f"{scheme.lower()}-auto_round", ["--scheme", scheme, "--iters", "0",
+                                                                   "--format", "auto_round"])
+    _checked(QWEN, path, lambda w: torch_dequant_logits(path, w), fmt="auto_round FP", setting=scheme,
+             runtime="torch dequant + transformers", logit_tol=1e-3, ppl_tol=1e-3)
 
 
 @pytest.mark.parametrize("scheme", OURS_FP)

@@ -48,7 +48,9 @@ TEST(DType, NamesParse) {
   EXPECT_TRUE(parse_dtype("BF16", &t));
   EXPECT_EQ(t, DType::BF16);
   EXPECT_EQ(dtype_size(t), 2u);
-  EXPECT_FALSE(parse_dtype("F8_E4M3", &t));
+  EXPECT_TRUE(parse_dtype("F8_E4M3", &t));  // FP8 weights of the auto_round FP formats
+  EXPECT_EQ(dtype_size(t), 1u);
+  EXPECT_FALSE(parse_dtype("F8_E5M2", &t));
 }
 
 }  // namespace

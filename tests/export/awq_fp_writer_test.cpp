@@ -20,6 +20,7 @@
 #include "io/safetensors_writer.h"
 #include "model/decoder.h"
 #include "model/fp_packed_linear.h"
+#include "model/packed_linear.h"
 #include "model/weights.h"
 #include "quant/fp_formats.h"
 #include "quant/fp_quantize.h"
@@ -342,6 +343,30 @@ TEST_F(FpMalformedTest, EachFailureNamesFileAndTensor) {
   // FP8_BLOCK scales of the wrong tile count.
   expect_error(file("blocks", {{"L.weight", DType::F8_E4M3, {130, 32}}, {"L.weight_scale_inv", DType::F32, {1, 1}}}),
                "'L.weight_scale_inv' is F32 [1, 1], expected F32/BF16/F16 [2, 1]", 32, 130);
+}
+
+// auto_awq folders read by the GPTQ reader's AWQ path: a qweight packed along the inputs (GPTQ's
+// shape) or missing qzeros is an error naming the file and the tensor.
+TEST_F(FpMalformedTest, AwqTensorsOfTheWrongShapeNameTheFile) {
+  const json qc = {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 32}, {"version", "gemm"}, {"zero_point", true}};
+  auto check = [&](const std::string& tag, const std::vector<TensorSpec>& specs, const std::string& what) {
+    const fs::path f = file(tag, specs);
+    std::ofstream(f.parent_path() / "config.json") << json{{"quantization_config", qc}}.dump();
+    const SafetensorsReader st = SafetensorsReader::open(f.parent_path());
+    std::vector<float> w(32 * 64);
+    try {
+      load_packed_linear_weight(w.data(), st, "L", 64, 32);
+      FAIL() << "no error for " << tag;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(f.parent_path().string()), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  check("awq-gptq-shape", {{"L.qweight", DType::I32, {8, 32}}, {"L.qzeros", DType::I32, {2, 4}}, {"L.scales", DType::F16, {2, 32}}},
+        "'L.qweight' is I32 [8, 32], expected I32 [64, 4]");
+  check("awq-missing", {{"L.qweight", DType::I32, {64, 4}}, {"L.scales", DType::F16, {2, 32}}}, "L.qzeros");
+  check("awq-scales", {{"L.qweight", DType::I32, {64, 4}}, {"L.qzeros", DType::I32, {2, 4}}, {"L.scales", DType::I32, {2, 32}}},
+        "'L.scales' is I32");
 }
 
 }  // namespace

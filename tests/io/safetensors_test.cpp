@@ -81,7 +81,7 @@ TEST_F(SafetensorsCorrupt, MissingFields) {
 }
 
 TEST_F(SafetensorsCorrupt, UnknownDtype) {
-  expect_error(file(R"({"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})"), "unsupported dtype");
+  expect_error(file(R"({"a":{"dtype":"F8_E5M2","shape":[8],"data_offsets":[0,8]}})"), "unsupported dtype");
 }
 
 TEST_F(SafetensorsCorrupt, BadShapeEntries) {

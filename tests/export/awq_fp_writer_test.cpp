@@ -207,8 +207,14 @@ TEST_F(AwqFpWriterTest, AutoRoundFloatingPointRoundTripsAreBitExact) {
     if (c.t == DataType::FP8) {
       EXPECT_EQ(qc["group_size"], -1);
       EXPECT_EQ(qc["fmt"], "e4m3");
+      EXPECT_FALSE(qc.contains("packing_format"));  // as AutoRound writes weight-only FP8
     }
-    if (c.t == DataType::FP8Block) EXPECT_EQ(qc["group_size"], (json{128, 128}));
+    if (c.t == DataType::FP8Block) {
+      EXPECT_EQ(qc["group_size"], (json{128, 128}));
+      EXPECT_EQ(qc["packing_format"], "auto_round:fp8");
+      EXPECT_EQ(qc["weight_block_size"], (json{128, 128}));
+      EXPECT_EQ(qc["act_bits"], 8);
+    }
     const SafetensorsReader st = SafetensorsReader::open(out);
     for (size_t k = 0; k < c.tensors.size(); ++k)
       EXPECT_EQ(st.require("model.layers.0.self_attn.q_proj." + c.tensors[k]).dtype, c.dtypes[k]) << c.tensors[k];
@@ -351,11 +357,11 @@ TEST_F(FpMalformedTest, AwqTensorsOfTheWrongShapeNameTheFile) {
   const json qc = {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 32}, {"version", "gemm"}, {"zero_point", true}};
   auto check = [&](const std::string& tag, const std::vector<TensorSpec>& specs, const std::string& what) {
     const fs::path f = file(tag, specs);
-    std::ofstream(f.parent_path() / "config.json") << json{{"quantization_config", qc}}.dump();
     const SafetensorsReader st = SafetensorsReader::open(f.parent_path());
+    const PackedQuantConfig pqc = parse_packed_quant_config(qc.dump(), "config.json");
     std::vector<float> w(32 * 64);
     try {
-      load_packed_linear_weight(w.data(), st, "L", 64, 32);
+      load_packed_linear_weight(w.data(), st, pqc, "L", 64, 32);
       FAIL() << "no error for " << tag;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(f.parent_path().string()), std::string::npos) << e.what();

@@ -222,10 +222,17 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
     } else {
       DType to = t.dtype;
       if (packed && is_float(t.dtype)) {
-        const bool packed_bias = name.ends_with(".bias") &&
-                                 linear_plan.count(name.substr(0, name.size() - 5)) != 0;
-        if (packed_bias || t.dtype == DType::F32) to = DType::F16;  // SPEC §4: bias fp16; no f32 in GPTQ
-        if (t.dtype == DType::F32 && !packed_bias) f32_to_f16 = true;
+        auto lp = name.ends_with(".bias") ? linear_plan.find(name.substr(0, name.size() - 5)) : linear_plan.end();
+        const bool packed_bias = lp != linear_plan.end();
+        if (fp_layers) {
+          // AutoRound keeps the model's dtype next to FP layers; its MX / NV QuantLinear stores the
+          // bias in fp16, its FP8 layers keep it as it is.
+          const DataType dt = packed_bias ? lp->second.scheme.data_type : DataType::Int;
+          if (packed_bias && dt != DataType::FP8 && dt != DataType::FP8Block) to = DType::F16;
+        } else {
+          if (packed_bias || t.dtype == DType::F32) to = DType::F16;  // SPEC §4: bias fp16; no f32 in GPTQ
+          if (t.dtype == DType::F32 && !packed_bias) f32_to_f16 = true;
+        }
       }
       e.dtype = to;
       specs.push_back({name, to, t.shape});

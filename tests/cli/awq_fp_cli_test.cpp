@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 // linear the packed folder stores quantized; returns how many were compared.
 int compare_with_fake(const fs::path& model, const fs::path& out, const std::string& args, const std::string& packed) {
   auto r = test::run_command(std::string(AR_CLI_PATH) + " quantize --model " + model.string() + " --output_dir " +
-                             out.string() + " --iters 0 --format " + packed + ",fake " + args);
+                             out.string() + " --format " + packed + ",fake " + args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   if (r.exit_code != 0) return 0;
   const fs::path pdir = out / packed, fdir = out / "fake";
@@ -59,14 +59,18 @@ TEST(AwqFpCli, PackedFoldersReadBackAsTheFakeWeights) {
   const fs::path root = test::make_temp_dir("awq-fp-cli");
   // stories260K: hidden 64, intermediate 172: down_proj's 172 inputs are no multiple of the MX / NV
   // blocks (kept 16-bit); FP8 stores every layer.
-  EXPECT_EQ(compare_with_fake(model, root / "mxfp4", "--scheme MXFP4", "auto_round"), 6 * 5);
-  EXPECT_EQ(compare_with_fake(model, root / "mxfp8", "--scheme MXFP8", "auto_round"), 6 * 5);
-  EXPECT_EQ(compare_with_fake(model, root / "nvfp4", "--scheme NVFP4", "auto_round"), 6 * 5);
-  EXPECT_EQ(compare_with_fake(model, root / "fp8", "--scheme FP8", "auto_round"), 7 * 5);
-  EXPECT_EQ(compare_with_fake(model, root / "fp8b", "--scheme FP8_BLOCK", "auto_round"), 7 * 5);
+  EXPECT_EQ(compare_with_fake(model, root / "mxfp4", "--scheme MXFP4 --iters 0", "auto_round"), 6 * 5);
+  EXPECT_EQ(compare_with_fake(model, root / "mxfp8", "--scheme MXFP8 --iters 0", "auto_round"), 6 * 5);
+  EXPECT_EQ(compare_with_fake(model, root / "nvfp4", "--scheme NVFP4 --iters 0", "auto_round"), 6 * 5);
+  EXPECT_EQ(compare_with_fake(model, root / "fp8", "--scheme FP8 --iters 0", "auto_round"), 7 * 5);
+  EXPECT_EQ(compare_with_fake(model, root / "fp8b", "--scheme FP8_BLOCK --iters 0", "auto_round"), 7 * 5);
   // AWQ: the 64 x 64 attention projections pack (group 32); the MLP's 172 does not (kept 16-bit).
-  EXPECT_EQ(compare_with_fake(model, root / "awq-a", "--bits 4 --group_size 32 --asym", "auto_awq"), 4 * 5);
-  EXPECT_EQ(compare_with_fake(model, root / "awq-s", "--bits 4 --group_size 32 --sym --disable_opt_rtn", "auto_awq"), 4 * 5);
+  EXPECT_EQ(compare_with_fake(model, root / "awq-a", "--bits 4 --group_size 32 --asym --iters 0", "auto_awq"), 4 * 5);
+  EXPECT_EQ(compare_with_fake(model, root / "awq-s", "--bits 4 --group_size 32 --sym --iters 0 --disable_opt_rtn", "auto_awq"), 4 * 5);
+  // SignRound-tuned (a few steps): the tuned codes and scales are what both folders hold.
+  const std::string tune = " --iters 3 --nsamples 2 --seqlen 32 --dataset builtin";
+  EXPECT_EQ(compare_with_fake(model, root / "nvfp4-tuned", "--scheme NVFP4" + tune, "auto_round"), 6 * 5);
+  EXPECT_EQ(compare_with_fake(model, root / "awq-tuned", "--bits 4 --group_size 32 --asym" + tune, "auto_awq"), 4 * 5);
   if (!::testing::Test::HasFailure()) fs::remove_all(root);
 }
 

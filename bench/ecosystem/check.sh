@@ -33,7 +33,7 @@ PY
 cd "$here"
 "$py" make_outputs.py
 set +e
-"$py" -m pytest -v -rs "$here/test_ecosystem.py" "$here/test_reverse.py" "$@"
+"$py" -m pytest -v -rs "$here/test_ecosystem.py" "$here/test_reverse.py" "$here/test_awq_fp.py" "$@"
 rc=$?
 # llm_compressor (compressed-tensors) output decompressed by the compressed-tensors package itself
 # (issue 19); ECO_SKIP_LLMC=1 skips it.

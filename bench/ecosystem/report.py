@@ -9,6 +9,10 @@ def main(path):
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         md, mn = r.get("max_dlogsoftmax"), r.get("mean_dlogsoftmax")
+        if "our_ppl" not in r:  # the load failed: its exact error
+            print(f"| {r['model']} | {r['format']} | {r['setting']} | {r['runtime']} | - | - | - | - | - | "
+                  f"FAIL: {r.get('error', '?')} |")
+            continue
         print(f"| {r['model']} | {r['format']} | {r['setting']} | {r['runtime']} | {r['our_ppl']:.6f} | "
               f"{r['their_ppl']:.6f} | {r['ppl_rel']:+.4%} | "
               f"{'-' if md is None else f'{md:.2e}'} | "

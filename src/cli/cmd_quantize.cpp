@@ -39,7 +39,8 @@ std::vector<std::string> split_formats(const std::string& s) {
 std::string format_help() {
   std::string mixes;
   for (const GgufMixInfo& m : gguf_mixes()) mixes += cat(mixes.empty() ? "" : ", ", m.name);
-  return "auto_round, auto_gptq, fake, llm_compressor (compressed-tensors), or gguf:<mix> (a llama.cpp GGUF file; mixes " + mixes +
+  return "auto_round, auto_gptq, auto_awq, fake, llm_compressor (compressed-tensors), or gguf:<mix> (a llama.cpp GGUF "
+         "file; mixes " + mixes +
          "); comma-separated for several";
 }
 

@@ -10,8 +10,9 @@
 
 namespace ar {
 
-// F8_E4M3: FP8 E4M3 ("e4m3fn") bytes, as compressed-tensors stores FP8 weights and NVFP4 scales;
-// read raw (quant/fp_formats decodes them), never through to_f32.
+// F8_E4M3: FP8 E4M3 ("e4m3fn") bytes, as safetensors names torch.float8_e4m3fn (compressed-tensors'
+// and AutoRound's FP8 weights and NVFP4 scales); decoded by quant/fp_formats (decode_e4m3), never
+// by to_f32.
 enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL, F8_E4M3 };
 
 size_t dtype_size(DType t);

@@ -4,6 +4,8 @@
 #include <cctype>
 
 #include "core/error.h"
+#include "export/awq_pack.h"
+#include "export/compressed_tensors_pack.h"
 
 namespace ar {
 
@@ -20,8 +22,10 @@ OutputFormat parse_output_format(const std::string& name) {
     return OutputFormat::AutoRound;
   if (name == "auto_gptq" || name == "gptq") return OutputFormat::AutoGptq;
   if (name == "fake") return OutputFormat::Fake;
+  if (name == "auto_awq" || name == "awq") return OutputFormat::AutoAwq;
   if (name == "llm_compressor" || name == "llmcompressor" || name == "llm-compressor") return OutputFormat::LlmCompressor;
-  AR_THROW("unknown output format '", name, "'; valid formats: auto_round, auto_gptq, fake, llm_compressor, gguf:<mix> (",
+  AR_THROW("unknown output format '", name, "'; valid formats: auto_round, auto_gptq, auto_awq, fake, llm_compressor, "
+           "gguf:<mix> (",
            gguf_mix_list(), ")");
 }
 
@@ -30,9 +34,26 @@ std::string output_format_name(OutputFormat f) {
     case OutputFormat::AutoRound: return "auto_round";
     case OutputFormat::AutoGptq: return "auto_gptq";
     case OutputFormat::Fake: return "fake";
+    case OutputFormat::AutoAwq: return "auto_awq";
     case OutputFormat::LlmCompressor: return "llm_compressor";
   }
   return "?";
+}
+
+std::string format_scheme_problem(OutputFormat f, const QuantScheme& s) {
+  if (!s.quantized() || f == OutputFormat::Fake) return {};
+  switch (f) {
+    case OutputFormat::AutoAwq: return awq_scheme_problem(s);
+    case OutputFormat::LlmCompressor: return ct_scheme_problem(s);
+    case OutputFormat::AutoGptq:
+      if (s.is_fp())
+        return cat("GPTQ stores integer weights; ", data_type_name(s.data_type),
+                   " is written by --format auto_round or fake");
+      break;
+    case OutputFormat::AutoRound:
+    case OutputFormat::Fake: break;
+  }
+  return {};
 }
 
 }  // namespace ar

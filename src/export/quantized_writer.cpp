@@ -14,11 +14,14 @@
 #include "core/error.h"
 #include "export/compressed_tensors_config.h"
 #include "export/compressed_tensors_pack.h"
+#include "export/awq_pack.h"
+#include "export/format_configs.h"
 #include "export/gptq_pack.h"
 #include "export/quant_config_json.h"
 #include "io/atomic_output.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "model/fp_packed_linear.h"
 
 namespace fs = std::filesystem;
 
@@ -84,9 +87,13 @@ std::vector<std::string> output_tensor_order(const SafetensorsReader& src) {
 
 struct QuantizedModelWriter::Impl {
   enum class Kind { Copy, Packed, Fake, CompressedTensors };
+  // How a Packed linear is stored: GPTQ (auto_round / auto_gptq integer), AWQ (auto_awq), or
+  // AutoRound's floating-point tensors (auto_round with an FP scheme).
+  enum class Layout { Gptq, Awq, Fp };
   struct Entry {
     std::string src_name;  // source tensor (for Packed: the linear's ".weight")
     Kind kind = Kind::Copy;
+    Layout layout = Layout::Gptq;
     DType dtype = DType::F32;  // output dtype for Copy / Fake
     size_t first_spec = 0, n_specs = 1;
     QuantScheme scheme;
@@ -138,22 +145,20 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
     QuantScheme s = scheme_for(linear);
     const int64_t out = t.shape[0], in = t.shape[1];
     if (s.quantized()) {
-      if (packed && s.is_fp())
-        AR_THROW("format ", output_format_name(format), " cannot store ", data_type_name(s.data_type), " weights (layer '",
-                 linear, "'); the floating-point schemes are written by --format fake for now");
-      if (ct && !ct_scheme_problem(s).empty())
-        AR_THROW("format ", output_format_name(format), " cannot store scheme ", scheme_label(s), " (layer '", linear,
-                 "'): ", ct_scheme_problem(s));
+      if (const std::string why = format_scheme_problem(format, s); !why.empty())
+        AR_THROW("--format ", output_format_name(format), " cannot store ", scheme_label(s), " weights (layer '",
+                 linear, "'): ", why);
       if (s.bits < 2 || s.bits > 8) AR_THROW("layer '", linear, "': ", s.bits, "-bit quantization is not supported");
-      if (packed && !(s.bits == 2 || s.bits == 3 || s.bits == 4 || s.bits == 8))
+      if (packed && !s.is_fp() && !(s.bits == 2 || s.bits == 3 || s.bits == 4 || s.bits == 8))
         AR_THROW("format ", output_format_name(format), " cannot store ", s.bits, "-bit weights (layer '", linear,
                  "'); it supports 2, 3, 4 and 8 bits");
       if (!is_float(t.dtype))
         AR_THROW(src->source_path().string(), ": linear '", name, "' has dtype ", dtype_name(t.dtype),
                  ", not a float type that can be quantized");
-      const std::string problem = packed ? packed_shape_problem(s, in, out)
-                                  : ct   ? ct_shape_problem(s, in, out)
-                                         : std::string();
+      const std::string problem = ct          ? ct_shape_problem(s, in, out)
+                                  : !packed   ? std::string()
+                                  : s.is_fp() ? autoround_fp_shape_problem(s, in, out)
+                                              : packed_shape_problem(s, in, out);
       if (!problem.empty()) {
         unstorable.emplace_back(linear, problem);
         s.bits = 16;
@@ -163,6 +168,7 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
       Entry e;
       e.src_name = name;
       e.kind = packed ? Kind::Packed : ct ? Kind::CompressedTensors : Kind::Fake;
+      e.layout = s.is_fp() ? Layout::Fp : format == OutputFormat::AutoAwq ? Layout::Awq : Layout::Gptq;
       e.dtype = t.dtype;
       e.scheme = s;
       e.in = in;
@@ -174,7 +180,17 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
   if (linear_plan.empty())
     AR_THROW("no layer of ", src->source_path().string(), " would be quantized in format ",
              output_format_name(format), unstorable.empty() ? "" : " (every selected layer has a shape it cannot store)");
-  if (packed) {
+  const bool fp_layers = packed && dominant_scheme(stored).is_fp();
+  if (format == OutputFormat::AutoAwq) {
+    qconfig = make_awq_quantization_config(stored, extra);
+  } else if (fp_layers) {
+    qconfig = make_autoround_fp_quantization_config(stored, extra);
+  } else if (packed) {
+    for (const StoredLinear& l : stored)
+      if (l.scheme.is_fp() && l.scheme.quantized())
+        AR_THROW("--format ", output_format_name(format), " cannot mix integer and floating-point layers in one "
+                 "file: layer '", l.name, "' is ", scheme_label(l.scheme), " (most layers are ",
+                 scheme_label(dominant_scheme(stored)), ")");
     qconfig = make_quantization_config(format, stored, extra);
     zeros_minus_one = packed_zeros_minus_one(format, dominant_scheme(stored));
   }
@@ -194,7 +210,13 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
       e.in = lp.in;
       e.out = lp.out;
       e.dtype = lp.dtype;
-      if (lp.kind == Kind::Packed) {
+      e.layout = lp.layout;
+      if (lp.kind == Kind::Packed && lp.layout != Layout::Gptq) {
+        std::vector<TensorSpec> ps = lp.layout == Layout::Awq ? awq_tensor_specs(it->first, lp.scheme, lp.in, lp.out)
+                                                              : autoround_fp_tensor_specs(it->first, lp.scheme, lp.in, lp.out);
+        e.n_specs = ps.size();
+        for (TensorSpec& s : ps) specs.push_back(std::move(s));
+      } else if (lp.kind == Kind::Packed) {
         const bool g_idx = format != OutputFormat::AutoRound;  // AutoRound's own auto_round files have none
         for (TensorSpec& s : packed_tensor_specs(it->first, lp.scheme, lp.in, lp.out, g_idx))
           specs.push_back(std::move(s));
@@ -209,10 +231,17 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
     } else {
       DType to = t.dtype;
       if (packed && is_float(t.dtype)) {
-        const bool packed_bias = name.ends_with(".bias") &&
-                                 linear_plan.count(name.substr(0, name.size() - 5)) != 0;
-        if (packed_bias || t.dtype == DType::F32) to = DType::F16;  // SPEC §4: bias fp16; no f32 in GPTQ
-        if (t.dtype == DType::F32 && !packed_bias) f32_to_f16 = true;
+        auto lp = name.ends_with(".bias") ? linear_plan.find(name.substr(0, name.size() - 5)) : linear_plan.end();
+        const bool packed_bias = lp != linear_plan.end();
+        if (fp_layers) {
+          // AutoRound keeps the model's dtype next to FP layers; its MX / NV QuantLinear stores the
+          // bias in fp16, its FP8 layers keep it as it is.
+          const DataType dt = packed_bias ? lp->second.scheme.data_type : DataType::Int;
+          if (packed_bias && dt != DataType::FP8 && dt != DataType::FP8Block) to = DType::F16;
+        } else {
+          if (packed_bias || t.dtype == DType::F32) to = DType::F16;  // SPEC §4: bias fp16; no f32 in GPTQ
+          if (t.dtype == DType::F32 && !packed_bias) f32_to_f16 = true;
+        }
       }
       e.dtype = to;
       specs.push_back({name, to, t.shape});
@@ -310,7 +339,7 @@ void QuantizedModelWriter::Impl::write_config() const {
   }
   j.erase("quantization_config");
   if (!qconfig.is_null()) j["quantization_config"] = qconfig;
-  if (f32_to_f16) {
+  if (f32_to_f16 || format == OutputFormat::AutoAwq) {  // AutoRound forces float16 for AWQ (its CUDA kernels)
     j["torch_dtype"] = dtype_torch_name(DType::F16);
     if (j.contains("dtype")) j["dtype"] = dtype_torch_name(DType::F16);
   }
@@ -383,7 +412,16 @@ void QuantizedModelWriter::add_quantized(const std::string& linear_name, const Q
            scheme_label(e.scheme));
   AR_CHECK(q.sizes_match(), "add_quantized: '", linear_name, "': QuantizedWeight sizes do not match its shape");
   e.done = true;
-  if (e.kind == Impl::Kind::Packed) {
+  if (e.kind == Impl::Kind::Packed && e.layout == Impl::Layout::Awq) {
+    AwqPacked p = pack_awq(q);
+    m.emit(e.first_spec + 0, std::move(p.qweight));
+    m.emit(e.first_spec + 1, std::move(p.qzeros));
+    m.emit(e.first_spec + 2, std::move(p.scales));
+  } else if (e.kind == Impl::Kind::Packed && e.layout == Impl::Layout::Fp) {
+    std::vector<Buffer> bufs = pack_autoround_fp(q);
+    AR_CHECK(bufs.size() == e.n_specs, "add_quantized: '", linear_name, "': ", bufs.size(), " tensors, planned ", e.n_specs);
+    for (size_t k = 0; k < bufs.size(); ++k) m.emit(e.first_spec + k, std::move(bufs[k]));
+  } else if (e.kind == Impl::Kind::Packed) {
     PackedLinear p = pack_gptq(q, m.zeros_minus_one);
     m.emit(e.first_spec + 0, std::move(p.qweight));
     m.emit(e.first_spec + 1, std::move(p.qzeros));

@@ -63,8 +63,9 @@ class QuantizedModelWriter final : public ModelWriter {
   // weight in the source tensor's dtype under the original ".weight" name.
   void add_quantized(const std::string& linear_name, const QuantizedWeight& q);
   // A source tensor copied as is, read from `src` in bounded chunks. Dtype: fake keeps the source
-  // dtype; the packed formats keep BF16/F16 and turn F32 into F16 (GPTQ kernels compute in fp16, and
-  // config.json's torch_dtype then says float16); a quantized linear's bias is F16 as GPTQ stores it.
+  // dtype; the integer packed formats keep BF16/F16 and turn F32 into F16 (GPTQ kernels compute in
+  // fp16, and config.json's torch_dtype then says float16); a quantized linear's bias is F16 as GPTQ
+  // stores it. auto_round with FP layers keeps every dtype, as AutoRound does (MX / NV bias: F16).
   void add_copy(const std::string& tensor_name) override;
   // ModelWriter: each block linear with an integer result that this format stores quantized goes
   // through add_quantized, every other tensor through add_copy. Counts every integer result.

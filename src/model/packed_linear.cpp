@@ -134,14 +134,25 @@ PackedQuantConfig parse_packed_quant_config(const std::string& json_text, const 
   PackedQuantConfig qc;
   qc.quant_method = j.value("quant_method", std::string());
   qc.packing_format = j.value("packing_format", std::string());
-  if (qc.quant_method != "auto-round" && qc.quant_method != "intel/auto-round" && qc.quant_method != "gptq")
+  // quant_method "awq" (AutoAWQ, and AutoRound's / our auto_awq format): the GEMM layout below.
+  const bool awq_method = qc.quant_method == "awq";
+  if (qc.quant_method != "auto-round" && qc.quant_method != "intel/auto-round" && qc.quant_method != "gptq" &&
+      !awq_method)
     AR_THROW(where, ": quant_method '", qc.quant_method,
-             "' is not supported (this reader handles 'auto-round' and 'gptq' packed checkpoints)");
+             "' is not supported (this reader handles 'auto-round', 'gptq' and 'awq' packed checkpoints)");
+  if (awq_method) {
+    // AutoAWQ's own spelling of the fields (w_bit, q_group_size) next to transformers' (bits, group_size).
+    if (!j.contains("bits") && j.contains("w_bit")) j["bits"] = j["w_bit"];
+    if (!j.contains("group_size") && j.contains("q_group_size")) j["group_size"] = j["q_group_size"];
+    const std::string version = j.value("version", std::string("gemm"));
+    if (version != "gemm" && version != "GEMM")
+      AR_THROW(where, ": AWQ version '", version, "' is not supported (only the GEMM packing)");
+  }
   // Only the GPTQ layout is read; AWQ packs another order, and the fp8/mx formats are not integer.
   // "auto_round" (what AutoRound writes for asymmetric int schemes) is the GPTQ layout with the
   // zeros stored as they are, like "auto_round:gptqmodel".
   const bool plain_auto_round = qc.packing_format == "auto_round";
-  qc.awq = qc.packing_format == "auto_round:auto_awq";
+  qc.awq = qc.packing_format == "auto_round:auto_awq" || awq_method;
   if (!qc.packing_format.empty() && !plain_auto_round && !qc.awq && qc.packing_format.find("gptq") == std::string::npos)
     AR_THROW(where, ": packing_format '", qc.packing_format, "' is not supported (only GPTQ-style packing)");
   if (j.contains("backend") && j["backend"].is_string()) {

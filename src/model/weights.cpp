@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "model/block_specs.h"
 #include "model/compressed_tensors_linear.h"
+#include "model/fp_packed_linear.h"
 #include "model/packed_linear.h"
 
 namespace ar {
@@ -27,6 +28,14 @@ void check_shape(const TensorInfo& t, std::vector<int64_t> expected, const Safet
   }
 }
 
+// The folder's config.json declares quant_method "compressed-tensors".
+bool compressed_tensors_folder(const SafetensorsReader& st) {
+  const std::filesystem::path cfg = st.file_path(0).parent_path() / "config.json";
+  if (!std::filesystem::exists(cfg)) return false;
+  const ModelConfig c = load_model_config(cfg);
+  return !c.quantization_config.empty() && is_ct_quant_config(c.quantization_config);
+}
+
 Buffer load_f32(const SafetensorsReader& st, const std::string& name, std::vector<int64_t> shape) {
   const TensorInfo& t = st.require(name);
   check_shape(t, shape, st);
@@ -40,12 +49,19 @@ Buffer load_f32(const SafetensorsReader& st, const std::string& name, std::vecto
 // (auto_round / auto_gptq: qweight / qzeros / scales instead of ".weight").
 // compressed-tensors (llm_compressor: weight_packed / FP8 weight + weight_scale) likewise.
 Buffer load_linear_weight(const SafetensorsReader& st, const BlockTensorSpec& s) {
-  if (has_ct_linear(st, s.module)) {
+  if (has_ct_linear(st, s.module) || has_fp_packed_linear(st, s.module)) {
+    // weight_packed / weight_scale(_inv) tensors: compressed-tensors layouts when quant_method says
+    // so, else auto_round's floating-point tensors (MXFP4, NVFP4, FP8, ...).
     const int64_t out = s.shape[0], in = s.shape[1];
     Buffer w(size_t(out * in) * sizeof(float), s.name);
-    load_ct_linear_weight(w.as<float>(), st, s.module, in, out);
-    check_finite_weights(w.as<float>(), size_t(out * in), st.file_path(st.require(s.module + ".weight_scale").file_index).string(),
-                         s.module + " (dequantized from compressed-tensors)");
+    if (compressed_tensors_folder(st)) {
+      load_ct_linear_weight(w.as<float>(), st, s.module, in, out);
+      check_finite_weights(w.as<float>(), size_t(out * in),
+                           st.file_path(st.require(s.module + ".weight_scale").file_index).string(),
+                           s.module + " (dequantized from compressed-tensors)");
+    } else {
+      load_fp_packed_linear_weight(w.as<float>(), st, s.module, in, out);
+    }
     return w;
   }
   if (st.find(s.name) || !has_packed_linear(st, s.module)) return load_f32(st, s.name, s.shape);

@@ -20,16 +20,20 @@
 namespace ar {
 
 void check_fp_scheme_supported(const QuantizeOptions& opt, const QuantScheme& s, const std::string& what) {
-  if (!s.is_fp() || !s.quantized()) return;
-  const char* name = data_type_name(s.data_type);
+  if (!s.quantized()) return;
+  const std::string where = what.empty() ? "" : " (" + what + ")";
+  // Every format must be able to store the scheme: refused here, before any work.
   for (const std::string& f : opt.formats) {
-    if (parse_gguf_format(f))
-      AR_THROW("--format ", f, " cannot store ", name, " weights", what.empty() ? "" : " (" + what + ")",
-               ": a GGUF file holds ggml block types; use --format fake for ", name);
-    if (is_packed_format(parse_output_format(f)))
-      AR_THROW("--format ", f, " cannot store ", name, " weights yet", what.empty() ? "" : " (" + what + ")",
-               "; its floating-point variant comes in a later stage: use --format fake for ", name);
+    if (parse_gguf_format(f)) continue;
+    const std::string why = format_scheme_problem(parse_output_format(f), s);
+    if (!why.empty()) AR_THROW("--format ", f, " cannot store ", scheme_label(s), " weights", where, ": ", why);
   }
+  if (!s.is_fp()) return;
+  const char* name = data_type_name(s.data_type);
+  for (const std::string& f : opt.formats)
+    if (parse_gguf_format(f))
+      AR_THROW("--format ", f, " cannot store ", name, " weights", where,
+               ": a GGUF file holds ggml block types; use --format auto_round or fake for ", name);
 }
 
 void check_quantize_options(const QuantizeOptions& opt) {

@@ -152,16 +152,19 @@ TEST(FpSchemeCli, UnsupportedCombinationsAreRefusedBeforeAnyWork) {
   };
   const std::string lc = R"( --layer_config '{"mlp.down_proj": {"data_type": "nv_fp"}}')";
   const std::vector<Case> cases = {
-      {"--scheme NVFP4 --iters 0 --format auto_round", {"--format auto_round cannot store NVFP4 weights", "fake"}},
-      {"--scheme MXFP8 --iters 0 --format auto_gptq", {"--format auto_gptq cannot store MXFP8 weights"}},
-      {"--scheme FP8 --iters 0 --format fake,auto_round", {"--format auto_round cannot store FP8 weights"}},
+      {"--scheme NVFP4 --iters 0 --format auto_awq", {"--format auto_awq cannot store NVFP4 weights", "4-bit integer"}},
+      {"--scheme MXFP8 --iters 0 --format auto_gptq", {"--format auto_gptq cannot store MXFP8 weights", "auto_round"}},
+      {"--scheme FP8 --iters 0 --format fake,auto_gptq", {"--format auto_gptq cannot store FP8 weights"}},
+      {"--bits 8 --iters 0 --format auto_round,awq", {"--format awq cannot store W8G128 sym weights", "4-bit only"}},
+      {"--iters 0 --format auto_awq --layer_config '{\"mlp.up_proj\": {\"bits\": 2}}'",
+       {"cannot store W2G128 sym weights (layer 'model.layers.0.mlp.up_proj')"}},
       {"--scheme FP8_BLOCK --iters 0 --format gguf:q4_k_m", {"gguf:q4_k_m cannot store FP8_BLOCK weights"}},
       {"--scheme MXFP4 --bits 8 --iters 0 --format fake", {"scheme MXFP4 stores 4-bit weights; bits 8 contradicts"}},
       {"--scheme NVFP4 --group_size 32 --iters 0 --format fake", {"fixes the group size at 16"}},
       {"--scheme MXFP4 --asym --iters 0 --format fake", {"symmetric"}},
       {"--scheme MXFP3 --iters 0 --format fake", {"scheme 'MXFP3' is not one of", "NVFP4"}},
-      {"--iters 0 --format auto_round" + lc,
-       {"cannot store NVFP4 weights yet (layer 'model.layers.0.mlp.down_proj')"}},
+      {"--iters 0 --format auto_gptq" + lc,
+       {"cannot store NVFP4 weights (layer 'model.layers.0.mlp.down_proj')"}},
       {"--iters 0 --format fake --layer_config '{\"q_proj\": {\"data_type\": \"mx_fp\", \"bits\": 2}}'",
        {"q_proj", "mx_fp with 2 bits"}},
   };

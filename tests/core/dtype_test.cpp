@@ -48,7 +48,7 @@ TEST(DType, NamesParse) {
   EXPECT_TRUE(parse_dtype("BF16", &t));
   EXPECT_EQ(t, DType::BF16);
   EXPECT_EQ(dtype_size(t), 2u);
-  EXPECT_TRUE(parse_dtype("F8_E4M3", &t));  // compressed-tensors FP8 weights / NVFP4 scales
+  EXPECT_TRUE(parse_dtype("F8_E4M3", &t));  // FP8 weights / NVFP4 scales (compressed-tensors, auto_round FP)
   EXPECT_EQ(dtype_size(t), 1u);
   EXPECT_FALSE(parse_dtype("F8_E5M2", &t));
 }

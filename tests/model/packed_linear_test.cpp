@@ -248,7 +248,13 @@ TEST(PackedQuantConfig, ParsesOverridesAndFormats) {
   EXPECT_EQ(gq.scheme_for("model.layers.2.mlp.down_proj").bits, 16);
   EXPECT_EQ(gq.scheme_for("model.layers.2.mlp.up_proj").bits, 3);
 
-  EXPECT_THROW(parse_packed_quant_config(R"({"quant_method": "awq", "bits": 4})", "c.json"), Error);
+  // AutoAWQ / auto_awq checkpoints: the GEMM layout (also AutoAWQ's own w_bit / q_group_size spelling).
+  const PackedQuantConfig aq = parse_packed_quant_config(R"({"quant_method": "awq", "bits": 4, "group_size": 64, "version": "gemm"})", "c.json");
+  EXPECT_TRUE(aq.awq);
+  EXPECT_FALSE(aq.zeros_minus_one);
+  EXPECT_EQ(aq.scheme.group_size, 64);
+  EXPECT_EQ(parse_packed_quant_config(R"({"quant_method": "awq", "w_bit": 4, "q_group_size": 32})", "c.json").scheme.group_size, 32);
+  EXPECT_THROW(parse_packed_quant_config(R"({"quant_method": "awq", "bits": 4, "version": "gemv"})", "c.json"), Error);
   EXPECT_TRUE(parse_packed_quant_config(R"({"quant_method": "auto-round", "packing_format": "auto_round:auto_awq", "bits": 4})", "c.json").awq);
   EXPECT_THROW(parse_packed_quant_config(R"({"quant_method": "gptq", "bits": 5})", "c.json"), Error);
   EXPECT_THROW(parse_packed_quant_config(R"({"quant_method": "gptq"})", "c.json"), Error);

@@ -26,6 +26,7 @@
 #include "quant/fp_quantize.h"
 #include "quant/rtn.h"
 #include "support/fixtures.h"
+#include "support/tiny_llama.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -36,41 +37,7 @@ namespace {
 constexpr int64_t kC = 64, kF = 176, kLayers = 2, kVocab = 96, kHeads = 8, kKv = 4, kD = 8;
 
 fs::path make_tiny_model(const fs::path& dir) {
-  fs::create_directories(dir);
-  json cfg = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", kC},
-              {"intermediate_size", kF}, {"num_hidden_layers", kLayers}, {"num_attention_heads", kHeads},
-              {"num_key_value_heads", kKv}, {"head_dim", kD}, {"vocab_size", kVocab},
-              {"tie_word_embeddings", false}, {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0},
-              {"max_position_embeddings", 256}, {"torch_dtype", "bfloat16"}};
-  std::ofstream(dir / "config.json") << cfg.dump(2);
-  std::ofstream(dir / "tokenizer.json") << "{\"fake\": true}";
-  std::vector<TensorSpec> specs;
-  auto add = [&](const std::string& n, std::vector<int64_t> shape) { specs.push_back({n, DType::BF16, shape}); };
-  add("model.embed_tokens.weight", {kVocab, kC});
-  for (int64_t l = 0; l < kLayers; ++l) {
-    const std::string p = block_prefix(l);
-    add(p + "input_layernorm.weight", {kC});
-    add(p + "post_attention_layernorm.weight", {kC});
-    add(p + "self_attn.q_proj.weight", {kHeads * kD, kC});
-    add(p + "self_attn.k_proj.weight", {kKv * kD, kC});
-    add(p + "self_attn.v_proj.weight", {kKv * kD, kC});
-    add(p + "self_attn.o_proj.weight", {kC, kHeads * kD});
-    add(p + "mlp.gate_proj.weight", {kF, kC});
-    add(p + "mlp.up_proj.weight", {kF, kC});
-    add(p + "mlp.down_proj.weight", {kC, kF});
-  }
-  add("model.norm.weight", {kC});
-  add("lm_head.weight", {kVocab, kC});
-  std::mt19937 rng(7);
-  std::normal_distribution<float> nd(0.0f, 0.1f);
-  SafetensorsWriter w(dir / "model.safetensors", specs, {{"format", "pt"}});
-  for (const TensorSpec& s : specs) {
-    std::vector<uint16_t> v(size_t(s.size_bytes() / 2));
-    for (auto& x : v) x = f32_to_bf16(s.shape.size() == 1 ? 1.0f + nd(rng) : nd(rng));
-    w.write(s.name, v.data(), s.size_bytes());
-  }
-  w.finish();
-  return dir;
+  return test::write_tiny_llama(dir, test::TinyLlama{kC, kF, kLayers, kVocab, kHeads, kKv, kD, 7, false});
 }
 
 std::vector<float> read_f32(const SafetensorsReader& st, const std::string& name) {

@@ -51,11 +51,29 @@ float rows_amax(const Rows& rows, int64_t out) {
   return m;  // max is exact and order-free
 }
 
-// The rows [o0, o1) of one FP8Block tile row, widened into buf when the source is bf16.
-template <typename Rows>
-void tile_rows(std::vector<const float*>& r, std::vector<float>& buf, const Rows& rows, int64_t o0, int64_t o1) {
-  for (int64_t o = o0; o < o1; ++o)
-    r[size_t(o - o0)] = rows.row(o, Rows::kWidens ? buf.data() + (o - o0) * rows.in : nullptr);
+// FP8Block's tiles: f(o0, o1, r, i0, n, si, amax, max_scale) for every 128 x 128 tile, rows
+// [o0, o1) and columns [i0, i0 + n), scale index si; r[k] is row o0 + k (widened when the source is
+// bf16), amax the tile's largest |w|. Tile rows run in parallel, each tile's work in one thread.
+template <typename Rows, typename F>
+void for_each_fp8_tile(const Rows& rows, int64_t out, int64_t ng, const float* ms, const F& f) {
+  const int64_t B = kFp8BlockSize, in = rows.in, tiles = out / B + (out % B != 0 ? 1 : 0);
+#pragma omp parallel if (out * in >= kParallelMin)
+  {
+    std::vector<float> buf(Rows::kWidens ? size_t(B * in) : 0);
+    std::vector<const float*> r(static_cast<size_t>(B), nullptr);
+#pragma omp for schedule(static)
+    for (int64_t br = 0; br < tiles; ++br) {
+      const int64_t o0 = br * B, o1 = std::min(out, o0 + B);
+      for (int64_t o = o0; o < o1; ++o)
+        r[size_t(o - o0)] = rows.row(o, Rows::kWidens ? buf.data() + (o - o0) * in : nullptr);
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t i0 = g * B, n = std::min(B, in - i0), si = br * ng + g;
+        float amax = 0.f;
+        for (int64_t o = o0; o < o1; ++o) amax = std::max(amax, block_amax(r[size_t(o - o0)] + i0, n));
+        f(o0, o1, r.data(), i0, n, si, amax, ms ? ms[si] : 1.f);
+      }
+    }
+  }
 }
 
 // ---- forward ----------------------------------------------------------------------------------
@@ -66,28 +84,15 @@ void forward_rows(float* w_dq, const Rows& rows, int64_t out, const QuantScheme&
   const int64_t in = rows.in, ng = num_groups(s, in);
   const DataType t = s.data_type;
   if (t == DataType::FP8Block) {
-    const int64_t B = kFp8BlockSize, tiles = out / B + (out % B != 0 ? 1 : 0);
-#pragma omp parallel if (out * in >= kParallelMin)
-    {
-      std::vector<float> buf(Rows::kWidens ? size_t(B * in) : 0);
-      std::vector<const float*> r(static_cast<size_t>(B), nullptr);
+    for_each_fp8_tile(rows, out, ng, ms, [&](int64_t o0, int64_t o1, const float* const* r, int64_t i0, int64_t n,
+                                             int64_t, float amax, float m) {
+      const float scale = fp8_scale(amax, m);
       uint8_t codes[kFp8BlockSize];
-#pragma omp for schedule(static)
-      for (int64_t br = 0; br < tiles; ++br) {
-        const int64_t o0 = br * B, o1 = std::min(out, o0 + B);
-        tile_rows(r, buf, rows, o0, o1);
-        for (int64_t g = 0; g < ng; ++g) {
-          const int64_t i0 = g * B, n = std::min(B, in - i0), si = br * ng + g;
-          float amax = 0.f;
-          for (int64_t o = o0; o < o1; ++o) amax = std::max(amax, block_amax(r[size_t(o - o0)] + i0, n));
-          const float scale = fp8_scale(amax, ms ? ms[si] : 1.f);
-          for (int64_t o = o0; o < o1; ++o) {
-            fp8_quantize(codes, r[size_t(o - o0)] + i0, v ? v + o * in + i0 : nullptr, n, scale);
-            fp8_dequantize(w_dq + o * in + i0, codes, n, scale);
-          }
-        }
+      for (int64_t o = o0; o < o1; ++o) {
+        fp8_quantize(codes, r[o - o0] + i0, v ? v + o * in + i0 : nullptr, n, scale);
+        fp8_dequantize(w_dq + o * in + i0, codes, n, scale);
       }
-    }
+    });
     return;
   }
   const int64_t G = s.group_size;
@@ -215,28 +220,15 @@ void backward_rows(float* dv, float* dms, const float* dw, const Rows& rows, int
   const int64_t in = rows.in, ng = num_groups(s, in);
   const DataType t = s.data_type;
   if (t == DataType::FP8Block) {
-    const int64_t B = kFp8BlockSize, tiles = out / B + (out % B != 0 ? 1 : 0);
-#pragma omp parallel if (out * in >= kParallelMin)
-    {
-      std::vector<float> buf(Rows::kWidens ? size_t(B * in) : 0);
-      std::vector<const float*> r(static_cast<size_t>(B), nullptr);
-#pragma omp for schedule(static)
-      for (int64_t br = 0; br < tiles; ++br) {
-        const int64_t o0 = br * B, o1 = std::min(out, o0 + B);
-        tile_rows(r, buf, rows, o0, o1);
-        for (int64_t g = 0; g < ng; ++g) {
-          const int64_t i0 = g * B, n = std::min(B, in - i0), si = br * ng + g;
-          float amax = 0.f;
-          for (int64_t o = o0; o < o1; ++o) amax = std::max(amax, block_amax(r[size_t(o - o0)] + i0, n));
-          Fp8Grad fg = fp8_setup(amax, ms ? ms[si] : 1.f, strict);
-          for (int64_t o = o0; o < o1; ++o) {
-            const int64_t at = o * in + i0;
-            fp8_row_backward(fg, dv ? dv + at : nullptr, dw + at, r[size_t(o - o0)] + i0, v ? v + at : nullptr, n);
-          }
-          if (dms) dms[si] += fp8_finish(fg);
-        }
+    for_each_fp8_tile(rows, out, ng, ms, [&](int64_t o0, int64_t o1, const float* const* r, int64_t i0, int64_t n,
+                                             int64_t si, float amax, float m) {
+      Fp8Grad fg = fp8_setup(amax, m, strict);
+      for (int64_t o = o0; o < o1; ++o) {
+        const int64_t at = o * in + i0;
+        fp8_row_backward(fg, dv ? dv + at : nullptr, dw + at, r[o - o0] + i0, v ? v + at : nullptr, n);
       }
-    }
+      if (dms) dms[si] += fp8_finish(fg);
+    });
     return;
   }
   const int64_t G = s.group_size;

@@ -16,13 +16,16 @@ from safetensors.numpy import save_file
 
 from auto_round.data_type.fp8 import quant_block_fp_sym, quant_fp8_sym
 from auto_round.data_type.mxfp import quant_mx
-from auto_round.data_type.nvfp import nv_fp4
+from auto_round.data_type.nvfp import calculate_gparam, nv_fp4
 
 # name: (out, in, group) ; group (128, 128) for the block format, -1 per channel
 CASES = {
     "mxfp4": (12, 80, 32),
     "mxfp8": (12, 80, 32),
     "nvfp4": (12, 56, 16),
+    # NVFP4 under a global scale shared with a fused sibling whose amax is 3x this tensor's
+    # (AutoRound's update_fused_layer_global_scales; our quantize_fp global_amax)
+    "nvfp4_fused": (12, 56, 16),
     "fp8": (12, 80, -1),
     "fp8_block": (136, 144, 128),
 }
@@ -77,6 +80,10 @@ def run(name, out, inn, group):
         vp = vp.contiguous().requires_grad_(True)
         if name == "nvfp4":
             wq, _, _ = nv_fp4(wt, bits=4, group_size=16, v=vp, max_scale=ms_t)
+        elif name == "nvfp4_fused":
+            shared_amax = float(np.float32(np.abs(w).max()) * np.float32(3))
+            gs = calculate_gparam(shared_amax, 16)
+            wq, _, _ = nv_fp4(wt, bits=4, group_size=16, v=vp, max_scale=ms_t, global_scale=gs)
         else:
             bits = 4 if name == "mxfp4" else 8
             wq, _, _ = quant_mx(wt, bits=bits, group_size=32, v=vp, max_scale=ms_t, data_type="mx_fp%d" % bits)

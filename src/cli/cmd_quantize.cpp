@@ -162,6 +162,9 @@ void add_quantize_command(CLI::App& app) {
       ->transform(CLI::CheckedTransformer(std::map<std::string, ClampGrad>{{"strict", ClampGrad::Strict},
                                                                            {"inclusive", ClampGrad::Inclusive}},
                                          CLI::ignore_case));
+  s->add_flag("!--nvfp4_per_layer_global_scale", o->tune.nvfp4_fused_global_scale,
+             "NVFP4: each linear its own global scale (default: q/k/v and gate/up share one, as vLLM's fused layers "
+             "need and AutoRound writes)");
   s->add_flag("--gguf_minmax_tuning", o->gguf_minmax_tuning, "gguf:<mix> with --iters: tune the sub-block clipping too (default: the rounding only)");
   s->add_flag("!--disable_quanted_input", o->enable_quanted_input, "tune each block on full-precision inputs");
   s->add_flag("--amp", x->amp, "SignRound matmuls with bf16 inputs even where bf16 is emulated (slower here)");

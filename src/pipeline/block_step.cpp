@@ -102,6 +102,8 @@ BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& 
     imp_sums->finish(comm);
   }
   const double tokens = double(ctx.setup.samples_total * ctx.T);
+  const std::array<float, kBlockLinears> global_amax =
+      block_nvfp4_global_amax(w, ctx.schemes, ctx.setup.tune_opts.nvfp4_fused_global_scale);
   for (int i = 0; i < kBlockLinears; ++i) {
     const LinearWeights& lw = *block_linears(w, i);
     const QuantScheme& s = ctx.schemes[size_t(i)];
@@ -111,7 +113,8 @@ BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& 
     if (s.quantized() && ctx.setup.integer_formats)  // GGUF outputs quantize for themselves
       // Floating-point formats: plain RTN (optimized RTN searches integer grids only).
       q = ctx.disable_opt_rtn || s.is_fp()
-              ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s, nullptr, nullptr, nullptr, lw.name + ".weight")
+              ? quantize_rtn(lw.w.as<float>(), lw.out, lw.in, s, nullptr, nullptr, nullptr, lw.name + ".weight",
+                             global_amax[size_t(i)])
               : quantize_opt_rtn(lw.w.as<float>(), lw.out, lw.in, s, imp.empty() ? nullptr : imp.data());
     if (!q && imp.empty()) continue;
     LinearResult& lr = r.linears[lw.name];

@@ -50,6 +50,7 @@ nlohmann::json run_identity(const QuantizeOptions& opt, const ModelConfig& cfg, 
   j["minmax_lr"] = opt.tune.minmax_lr;
   j["enable_minmax_tuning"] = opt.tune.enable_minmax_tuning;
   j["clamp_grad"] = opt.tune.clamp_grad == ClampGrad::Strict ? "strict" : "inclusive";
+  j["nvfp4_fused_global_scale"] = opt.tune.nvfp4_fused_global_scale;
   j["gguf_minmax_tuning"] = opt.gguf_minmax_tuning;
   j["seed"] = opt.tune.seed;
   j["tune_precision"] = int(opt.tune.precision);

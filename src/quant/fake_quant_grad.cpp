@@ -57,8 +57,9 @@ GroupGradInfo group_info(const float* w, int64_t n, const QuantScheme& qs, float
 
 template <typename Rows>
 void fake_quant_forward_rows(float* w_dq, const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
-                             const float* v, const float* min_scale, const float* max_scale) {
-  if (s.is_fp()) return fp_fake_quant_forward(w_dq, rows, out, s, v, max_scale);  // symmetric: no min_scale
+                             const float* v, const float* min_scale, const float* max_scale, float global_amax) {
+  // Floating-point formats are symmetric: no min_scale.
+  if (s.is_fp()) return fp_fake_quant_forward(w_dq, rows, out, s, v, max_scale, global_amax);
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
 #pragma omp parallel if (out * in >= (int64_t(1) << 16))
@@ -87,8 +88,9 @@ void fake_quant_forward_rows(float* w_dq, const Rows& rows, int64_t out, int64_t
 template <typename Rows>
 void fake_quant_backward_rows(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
-                              const float* v, const float* min_scale, const float* max_scale, ClampGrad cg) {
-  if (s.is_fp()) return fp_fake_quant_backward(dv, dmax_scale, dw_dq, rows, out, s, v, max_scale, cg);
+                              const float* v, const float* min_scale, const float* max_scale, ClampGrad cg,
+                              float global_amax) {
+  if (s.is_fp()) return fp_fake_quant_backward(dv, dmax_scale, dw_dq, rows, out, s, v, max_scale, cg, global_amax);
   const bool strict = cg == ClampGrad::Strict;
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
@@ -154,27 +156,29 @@ void fake_quant_backward_rows(float* dv, float* dmin_scale, float* dmax_scale, c
 }  // namespace
 
 void fake_quant_forward(float* w_dq, const float* w, int64_t out, int64_t in, const QuantScheme& s,
-                        const float* v, const float* min_scale, const float* max_scale) {
-  fake_quant_forward_rows(w_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale);
+                        const float* v, const float* min_scale, const float* max_scale, float global_amax) {
+  fake_quant_forward_rows(w_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale, global_amax);
 }
 
 void fake_quant_forward(float* w_dq, const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
-                        const float* v, const float* min_scale, const float* max_scale) {
-  fake_quant_forward_rows(w_dq, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale, max_scale);
+                        const float* v, const float* min_scale, const float* max_scale, float global_amax) {
+  fake_quant_forward_rows(w_dq, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale, max_scale, global_amax);
 }
 
 void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                          const float* w, int64_t out, int64_t in, const QuantScheme& s,
-                         const float* v, const float* min_scale, const float* max_scale, ClampGrad cg) {
+                         const float* v, const float* min_scale, const float* max_scale, ClampGrad cg,
+                         float global_amax) {
   fake_quant_backward_rows(dv, dmin_scale, dmax_scale, dw_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale,
-                           cg);
+                           cg, global_amax);
 }
 
 void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                          const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
-                         const float* v, const float* min_scale, const float* max_scale, ClampGrad cg) {
+                         const float* v, const float* min_scale, const float* max_scale, ClampGrad cg,
+                         float global_amax) {
   fake_quant_backward_rows(dv, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale,
-                           max_scale, cg);
+                           max_scale, cg, global_amax);
 }
 
 }  // namespace ar

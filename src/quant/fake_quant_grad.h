@@ -19,10 +19,11 @@ namespace ar {
 enum class ClampGrad : uint8_t { Inclusive, Strict };
 
 // w_dq (out, in) f32, overwritten = the fake-quantized weight, bit-identical to
-// quantize_rtn(w, out, in, s, v, min_scale, max_scale).dequantize(). w (out, in); v (out, in) or
+// quantize_rtn(w, out, in, s, v, min_scale, max_scale, name, global_amax).dequantize(); global_amax
+// is read by NVFP4 only (quant/fp_quantize.h). w (out, in); v (out, in) or
 // null (= 0); min_scale, max_scale (out, n_groups) already clamped to [0, 1], or null (= 1).
 void fake_quant_forward(float* w_dq, const float* w, int64_t out, int64_t in, const QuantScheme& s,
-                        const float* v, const float* min_scale, const float* max_scale);
+                        const float* v, const float* min_scale, const float* max_scale, float global_amax = -1.f);
 
 // Backward of fake_quant_forward given dw_dq = dL/dw' (out, in). Accumulates (+=):
 //   dv (out, in)                        dL/dv (skipped if null)
@@ -39,16 +40,16 @@ void fake_quant_forward(float* w_dq, const float* w, int64_t out, int64_t in, co
 void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                          const float* w, int64_t out, int64_t in, const QuantScheme& s,
                          const float* v, const float* min_scale, const float* max_scale,
-                         ClampGrad cg = ClampGrad::Inclusive);
+                         ClampGrad cg = ClampGrad::Inclusive, float global_amax = -1.f);
 
 // Both with the original weight given as bf16 bits, w_bf16 (out, in), widened to f32 a row at a
 // time: the same bits as passing those values in f32, for a tuner that keeps a bf16 checkpoint's
 // weights at half the memory.
 void fake_quant_forward(float* w_dq, const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
-                        const float* v, const float* min_scale, const float* max_scale);
+                        const float* v, const float* min_scale, const float* max_scale, float global_amax = -1.f);
 void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                          const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
                          const float* v, const float* min_scale, const float* max_scale,
-                         ClampGrad cg = ClampGrad::Inclusive);
+                         ClampGrad cg = ClampGrad::Inclusive, float global_amax = -1.f);
 
 }  // namespace ar

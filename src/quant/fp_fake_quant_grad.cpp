@@ -80,7 +80,7 @@ void for_each_fp8_tile(const Rows& rows, int64_t out, int64_t ng, const float* m
 
 template <typename Rows>
 void forward_rows(float* w_dq, const Rows& rows, int64_t out, const QuantScheme& s, const float* v,
-                  const float* ms) {
+                  const float* ms, float global_amax) {
   const int64_t in = rows.in, ng = num_groups(s, in);
   const DataType t = s.data_type;
   if (t == DataType::FP8Block) {
@@ -96,7 +96,8 @@ void forward_rows(float* w_dq, const Rows& rows, int64_t out, const QuantScheme&
     return;
   }
   const int64_t G = s.group_size;
-  const float gs = t == DataType::NVFP4 ? nvfp4_global_scale(rows_amax(rows, out)) : 0.f;
+  const float gs =
+      t == DataType::NVFP4 ? nvfp4_global_scale(global_amax >= 0.f ? global_amax : rows_amax(rows, out)) : 0.f;
 #pragma omp parallel if (out * in >= kParallelMin)
   {
     std::vector<float> buf(Rows::kWidens ? size_t(in) : 0);
@@ -216,7 +217,7 @@ float fp8_finish(const Fp8Grad& g) { return g.floored ? 0.f : g.dscale / kE4M3Ma
 
 template <typename Rows>
 void backward_rows(float* dv, float* dms, const float* dw, const Rows& rows, int64_t out, const QuantScheme& s,
-                   const float* v, const float* ms, bool strict) {
+                   const float* v, const float* ms, bool strict, float global_amax) {
   const int64_t in = rows.in, ng = num_groups(s, in);
   const DataType t = s.data_type;
   if (t == DataType::FP8Block) {
@@ -232,7 +233,8 @@ void backward_rows(float* dv, float* dms, const float* dw, const Rows& rows, int
     return;
   }
   const int64_t G = s.group_size;
-  const float gs = t == DataType::NVFP4 ? nvfp4_global_scale(rows_amax(rows, out)) : 0.f;
+  const float gs =
+      t == DataType::NVFP4 ? nvfp4_global_scale(global_amax >= 0.f ? global_amax : rows_amax(rows, out)) : 0.f;
 #pragma omp parallel if (out * in >= kParallelMin)
   {
     std::vector<float> buf(Rows::kWidens ? size_t(in) : 0);
@@ -278,24 +280,26 @@ int64_t fp_scale_count(const QuantScheme& s, int64_t out, int64_t in) {
 }
 
 void fp_fake_quant_forward(float* w_dq, const F32Rows& w, int64_t out, const QuantScheme& s, const float* v,
-                           const float* max_scale) {
+                           const float* max_scale, float global_amax) {
   check_fp(s);
-  forward_rows(w_dq, w, out, s, v, max_scale);
+  forward_rows(w_dq, w, out, s, v, max_scale, global_amax);
 }
 void fp_fake_quant_forward(float* w_dq, const Bf16Rows& w, int64_t out, const QuantScheme& s, const float* v,
-                           const float* max_scale) {
+                           const float* max_scale, float global_amax) {
   check_fp(s);
-  forward_rows(w_dq, w, out, s, v, max_scale);
+  forward_rows(w_dq, w, out, s, v, max_scale, global_amax);
 }
 void fp_fake_quant_backward(float* dv, float* dmax_scale, const float* dw_dq, const F32Rows& w, int64_t out,
-                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg) {
+                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg,
+                            float global_amax) {
   check_fp(s);
-  backward_rows(dv, dmax_scale, dw_dq, w, out, s, v, max_scale, cg == ClampGrad::Strict);
+  backward_rows(dv, dmax_scale, dw_dq, w, out, s, v, max_scale, cg == ClampGrad::Strict, global_amax);
 }
 void fp_fake_quant_backward(float* dv, float* dmax_scale, const float* dw_dq, const Bf16Rows& w, int64_t out,
-                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg) {
+                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg,
+                            float global_amax) {
   check_fp(s);
-  backward_rows(dv, dmax_scale, dw_dq, w, out, s, v, max_scale, cg == ClampGrad::Strict);
+  backward_rows(dv, dmax_scale, dw_dq, w, out, s, v, max_scale, cg == ClampGrad::Strict, global_amax);
 }
 
 }  // namespace ar

@@ -27,18 +27,21 @@ namespace ar {
 // quantize_fp reads them.
 int64_t fp_scale_count(const QuantScheme& s, int64_t out, int64_t in);
 
-// w_dq (out, in) = quantize_fp(w, out, in, s, v, max_scale).dequantize(), bit for bit. v (out, in)
-// or null; max_scale (fp_scale_count) or null (= 1), already clamped to [0, 1].
+// w_dq (out, in) = quantize_fp(w, out, in, s, v, max_scale, global_amax).dequantize(), bit for bit.
+// v (out, in) or null; max_scale (fp_scale_count) or null (= 1), already clamped to [0, 1];
+// global_amax: NVFP4's, as quantize_fp takes it (< 0: this tensor's own amax).
 void fp_fake_quant_forward(float* w_dq, const F32Rows& w, int64_t out, const QuantScheme& s, const float* v,
-                           const float* max_scale);
+                           const float* max_scale, float global_amax = -1.f);
 void fp_fake_quant_forward(float* w_dq, const Bf16Rows& w, int64_t out, const QuantScheme& s, const float* v,
-                           const float* max_scale);
+                           const float* max_scale, float global_amax = -1.f);
 
 // Given dw_dq = dL/dw' (out, in), accumulates (+=) dv (out, in) and dmax_scale (fp_scale_count);
 // either may be null. Per-scale sums run in a fixed order: the same bits for any thread count.
 void fp_fake_quant_backward(float* dv, float* dmax_scale, const float* dw_dq, const F32Rows& w, int64_t out,
-                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg);
+                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg,
+                            float global_amax = -1.f);
 void fp_fake_quant_backward(float* dv, float* dmax_scale, const float* dw_dq, const Bf16Rows& w, int64_t out,
-                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg);
+                            const QuantScheme& s, const float* v, const float* max_scale, ClampGrad cg,
+                            float global_amax = -1.f);
 
 }  // namespace ar

@@ -70,14 +70,14 @@ void quantize_fp8_blocks(QuantizedWeight& q, const float* w, const float* v, con
 }  // namespace
 
 QuantizedWeight quantize_fp(const float* w, int64_t out, int64_t in, const QuantScheme& s, const std::string& name,
-                            const float* v, const float* max_scale) {
+                            const float* v, const float* max_scale, float global_amax) {
   AR_CHECK(s.is_fp() && s == fp_scheme(s.data_type), "quantize_fp: scheme ", scheme_label(s), " (bits ", s.bits,
            ", group_size ", s.group_size, ") is not a floating-point format's own");
   check_finite(w, out * in, name);
   QuantizedWeight q = QuantizedWeight::allocate(s, out, in);
   switch (s.data_type) {
     case DataType::NVFP4:
-      q.global_scale = nvfp4_global_scale(tensor_amax(w, out * in));
+      q.global_scale = nvfp4_global_scale(global_amax >= 0.f ? global_amax : tensor_amax(w, out * in));
       [[fallthrough]];
     case DataType::MXFP4:
     case DataType::MXFP8: quantize_row_blocks(q, w, v, max_scale); break;

@@ -16,9 +16,10 @@ namespace ar {
 // Optional SignRound tunables (null: none): v (out, in), the offset added to each scaled weight
 // before rounding; max_scale, the clipping factor on each scale's amax: (out, n_groups) for MXFP4 /
 // MXFP8 / NVFP4, (out) for FP8, (ceil(out / 128), n_groups) for FP8Block. NVFP4's global scale
-// is 448·6 / amax of the whole tensor (not clipped). Rows (FP8Block: block rows) run in parallel;
-// the result does not depend on the thread count.
+// is 448·6 / amax (not clipped), amax = `global_amax` when it is >= 0 (a value shared by the
+// projections a runtime fuses, quant/nvfp4_global.h), else the largest |w| of this tensor. Rows
+// (FP8Block: block rows) run in parallel; the result does not depend on the thread count.
 QuantizedWeight quantize_fp(const float* w, int64_t out, int64_t in, const QuantScheme& s, const std::string& name,
-                            const float* v = nullptr, const float* max_scale = nullptr);
+                            const float* v = nullptr, const float* max_scale = nullptr, float global_amax = -1.f);
 
 }  // namespace ar

@@ -21,9 +21,10 @@ void check_quantizable(const QuantScheme& s) {
 }
 
 QuantizedWeight quantize_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* v,
-                             const float* min_scale, const float* max_scale, const std::string& name) {
+                             const float* min_scale, const float* max_scale, const std::string& name,
+                             float global_amax) {
   check_quantizable(s);
-  if (s.is_fp()) return quantize_fp(w, out, in, s, name, v, max_scale);
+  if (s.is_fp()) return quantize_fp(w, out, in, s, name, v, max_scale, global_amax);
   QuantizedWeight q = QuantizedWeight::allocate(s, out, in);
   const int64_t G = q.group, ng = q.n_groups;
 #pragma omp parallel for schedule(static) if (out * in >= (int64_t(1) << 16))

@@ -18,11 +18,12 @@ namespace ar {
 // size uses its real weights only, which is what zero padding gives (min(0, .) / max(0, .)).
 // Rows run in parallel (OpenMP); the result does not depend on the thread count.
 // A floating-point scheme (s.is_fp()) goes to quantize_fp (quant/fp_quantize.h): min_scale does not
-// apply there (the formats are symmetric), max_scale has that function's shape, and a NaN or
-// infinite weight is an ar::Error naming `name`.
+// apply there (the formats are symmetric), max_scale has that function's shape, a NaN or
+// infinite weight is an ar::Error naming `name`, and `global_amax` is NVFP4's (see there).
 QuantizedWeight quantize_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s,
                              const float* v = nullptr, const float* min_scale = nullptr,
-                             const float* max_scale = nullptr, const std::string& name = "weight");
+                             const float* max_scale = nullptr, const std::string& name = "weight",
+                             float global_amax = -1.f);
 
 // AR_CHECK that a scheme can be quantized here: bits 2..8 (16 = keep the layer, never passed in)
 // and group_size -1 or > 0, or a floating-point format with its own fixed values. User input is

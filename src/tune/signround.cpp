@@ -22,6 +22,7 @@
 #include "quant/fp_fake_quant_grad.h"
 #include "quant/gguf_tune.h"
 #include "quant/importance.h"
+#include "quant/nvfp4_global.h"
 #include "quant/rtn.h"
 
 namespace ar {
@@ -55,6 +56,7 @@ struct LinearState {
   // GGUF target: the format's per-tensor constants (its RTN scales), made from the f32 weights.
   bool gguf = false;
   GgufTuneInit gg;
+  float global_amax = -1.f;  // NVFP4: the amax of its global scale (block_nvfp4_global_amax)
   uint64_t n_weights() const { return uint64_t(l->out) * uint64_t(l->in); }
 };
 
@@ -158,6 +160,8 @@ struct BlockTuner::State {
   const int64_t T;
   const SignRoundOptions o;
   const StepPlan plan;  // lanes and samples per forward/backward while tuning
+  // Read from the f32 weights before an owning tuner compacts them.
+  const std::array<float, kBlockLinears> global_amax;
   std::array<LinearState, kBlockLinears> st;
   RopeTables rope;
   BlockGradScratch scratch;
@@ -187,6 +191,7 @@ struct BlockTuner::State {
   State(const BlockWeights& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
         int64_t T_, const SignRoundOptions& o_)
       : b(b_), owns(false), c(c_), T(T_), o(o_), plan(plan_step(b_, schemes, c_, T_, o_)),
+        global_amax(block_nvfp4_global_amax(b_, schemes, o_.nvfp4_fused_global_scale)),
         rope(make_rope_tables(c_, T_)), scratch(c_, T_, plan.cap) {
     init(schemes);
   }
@@ -194,6 +199,7 @@ struct BlockTuner::State {
   State(BlockWeights&& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
         int64_t T_, const SignRoundOptions& o_)
       : owned(std::move(b_)), b(owned), owns(true), c(c_), T(T_), o(o_), plan(plan_step(owned, schemes, c_, T_, o_)),
+        global_amax(block_nvfp4_global_amax(owned, schemes, o_.nvfp4_fused_global_scale)),
         rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_, plan.cap) {
     init(schemes);
   }
@@ -232,6 +238,7 @@ struct BlockTuner::State {
       s.l = block_linears(b, i);
       s.scheme = schemes[size_t(i)];
       s.tuned = s.scheme.quantized();
+      s.global_amax = global_amax[size_t(i)];
       compacted |= !s.w_bf16.empty();
       if (!s.tuned) continue;
       if (s.scheme.gguf_target() && !s.gguf) make_gguf_init(s, s.scheme, *s.l);
@@ -311,10 +318,10 @@ struct BlockTuner::State {
                               s.min_scale.data(), s.max_scale.data());
     else if (s.w_bf16.empty())
       fake_quant_forward(dst, s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
-                         s.max_scale.data());
+                         s.max_scale.data(), s.global_amax);
     else
       fake_quant_forward(dst, s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
-                         s.max_scale.data());
+                         s.max_scale.data(), s.global_amax);
   }
 
   // The original f32 weight of linear i, valid until the next call (widened into the work buffer
@@ -430,7 +437,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         continue;
       }
       r.q[size_t(i)] = quantize_rtn(S.original(i), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
-                                    s.max_scale.data());
+                                    s.max_scale.data(), s.l->name + ".weight", s.global_amax);
     }
   };
   if (o.iters == 0) {  // RTN
@@ -648,10 +655,10 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
                                  s.min_scale.data(), s.max_scale.data());
       else if (s.w_bf16.empty())
         fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                            s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
+                            s.min_scale.data(), s.max_scale.data(), o.clamp_grad, s.global_amax);
       else
         fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                            s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
+                            s.min_scale.data(), s.max_scale.data(), o.clamp_grad, s.global_amax);
       signed_step(s.v.data(), dv, nw, lr);
       if (o.enable_minmax_tuning) {
         signed_step(s.min_scale, s.dmin, mm_lr);
@@ -664,6 +671,34 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   std::snprintf(per_step, sizeof per_step, "%.3f", secs / o.iters);
   log_info("block ", S.b.layer, ": loss iter 0 ", r.loss_iter0, " -> best ", r.best_loss, " (iter ", r.best_iter,
            "); ", o.iters, " steps, ", per_step, " s/step");
+  return r;
+}
+
+std::array<float, kBlockLinears> block_nvfp4_global_amax(const BlockWeights& b,
+                                                         const std::array<QuantScheme, kBlockLinears>& schemes,
+                                                         bool fused) {
+  std::array<float, kBlockLinears> r;
+  r.fill(-1.f);
+  std::vector<std::string> names(kBlockLinears);
+  std::vector<float> amax(kBlockLinears, 0.f);
+  std::vector<bool> nv(kBlockLinears, false);
+  bool any = false;
+  for (int i = 0; i < kBlockLinears; ++i) {
+    const QuantScheme& q = schemes[size_t(i)];
+    nv[size_t(i)] = q.quantized() && !q.gguf_target() && q.data_type == DataType::NVFP4;
+    if (!nv[size_t(i)]) continue;
+    any = true;
+    const LinearWeights& l = *block_linears(b, i);
+    names[size_t(i)] = l.name;
+    const float* w = l.w.as<float>();
+    float m = 0.f;
+    for (int64_t k = 0; k < l.out * l.in; ++k) m = std::max(m, std::fabs(w[k]));
+    amax[size_t(i)] = m;
+  }
+  if (!any) return r;
+  const std::vector<float> g = nvfp4_global_amax(names, amax, nv, fused);
+  for (int i = 0; i < kBlockLinears; ++i)
+    if (nv[size_t(i)]) r[size_t(i)] = g[size_t(i)];
   return r;
 }
 

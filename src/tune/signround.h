@@ -29,6 +29,9 @@ struct SignRoundOptions {
   // The gradient at a clamp's bound (quant/fake_quant_grad.h): Strict, as AutoRound computes it on
   // the torch it installs today; Inclusive is SPEC §2's rule (--clamp_grad inclusive).
   ClampGrad clamp_grad = ClampGrad::Strict;
+  // NVFP4: one global scale for the projections runtimes fuse (q/k/v, gate/up), as AutoRound does
+  // by default (quant/nvfp4_global.h); false keeps each linear's own (--nvfp4_per_layer_global_scale).
+  bool nvfp4_fused_global_scale = true;
   uint64_t seed = 42;
   // Matrix products: F32, or BF16 (bf16 inputs, fp32 accumulation: the Python tool's CPU "amp").
   // F32 by default: on CPUs without a native bf16 matmul (AVX2) BF16 is emulated with rounded
@@ -119,6 +122,13 @@ class BlockTuner {
   struct State;
   std::unique_ptr<State> s_;
 };
+
+// For each block linear, the amax its NVFP4 global scale comes from (quantize_fp's global_amax):
+// its own largest |w|, or its fusion group's when `fused` (quant/nvfp4_global.h); -1 for linears
+// not quantized as NVFP4. The weights must be f32.
+std::array<float, kBlockLinears> block_nvfp4_global_amax(const BlockWeights& b,
+                                                         const std::array<QuantScheme, kBlockLinears>& schemes,
+                                                         bool fused);
 
 // Convenience over in-memory activations: xq (n, T, C) the quantized-path inputs, target (n, T, C)
 // the fp block's outputs for the fp inputs.

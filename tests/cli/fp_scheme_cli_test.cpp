@@ -5,12 +5,14 @@
 // named. SignRound for these schemes: fp_signround_cli_test.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 
 #include "export/quantized_writer.h"
 #include "io/safetensors.h"
+#include "quant/fp_formats.h"
 #include "quant/rtn.h"
 #include "support/files.h"
 #include "support/fixtures.h"
@@ -42,17 +44,42 @@ std::vector<float> read_f32(const SafetensorsReader& st, const std::string& name
   return v;
 }
 
+float max_abs(const std::vector<float>& w) {
+  float m = 0.f;
+  for (float x : w) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+// The amax NVFP4's global scale of block weight `name` comes from: with `fused`, the largest |w|
+// over the projections vLLM fuses it with (q/k/v or gate/up of the same layer); else its own.
+float nvfp4_amax(const SafetensorsReader& src, const std::string& name, bool fused) {
+  static const std::vector<std::vector<std::string>> groups = {{"q_proj", "k_proj", "v_proj"},
+                                                               {"gate_proj", "up_proj"}};
+  float m = max_abs(read_f32(src, name));
+  if (!fused) return m;
+  for (const auto& g : groups)
+    for (const std::string& part : g) {
+      const size_t at = name.find("." + part + ".weight");
+      if (at == std::string::npos) continue;
+      for (const std::string& other : g)
+        m = std::max(m, max_abs(read_f32(src, name.substr(0, at) + "." + other + ".weight")));
+    }
+  return m;
+}
+
 // Every block linear of `out` equals `scheme_for(linear)` applied by the library to the source
-// weight (stories260K is f32, so the fake output holds the dequantized values exactly).
+// weight (stories260K is f32, so the fake output holds the dequantized values exactly). NVFP4
+// linears take the global scale of their fused group unless `nvfp4_fused` is false.
 template <typename F>
-void expect_library_weights(const fs::path& model, const fs::path& out, F scheme_for) {
+void expect_library_weights(const fs::path& model, const fs::path& out, F scheme_for, bool nvfp4_fused = true) {
   const SafetensorsReader src = SafetensorsReader::open(model), got = SafetensorsReader::open(out);
   int checked = 0;
   for (const TensorInfo& t : src.tensors()) {
     if (!is_block_linear_weight(t.name, t.shape)) continue;
     const std::vector<float> w = read_f32(src, t.name);
     const QuantScheme s = scheme_for(t.name);
-    const QuantizedWeight q = quantize_rtn(w.data(), t.shape[0], t.shape[1], s);
+    const float ga = s.data_type == DataType::NVFP4 ? nvfp4_amax(src, t.name, nvfp4_fused) : -1.f;
+    const QuantizedWeight q = quantize_rtn(w.data(), t.shape[0], t.shape[1], s, nullptr, nullptr, nullptr, t.name, ga);
     std::vector<float> want(w.size());
     q.dequantize(want.data());
     EXPECT_EQ(read_f32(got, t.name), want) << t.name << " " << scheme_label(s);
@@ -114,6 +141,49 @@ TEST(FpSchemeCli, LayerConfigSelectsAFloatingPointTypePerLayer) {
   expect_library_weights(model, root / "o", [&](const std::string& n) {
     return n.find("down_proj") != std::string::npos ? fp_scheme(DataType::MXFP8) : w4g32;
   });
+  if (!::testing::Test::HasFailure()) fs::remove_all(root);
+}
+
+// NVFP4: q/k/v and gate/up share one global scale (vLLM fuses them and keeps one), the largest
+// part's; --nvfp4_per_layer_global_scale keeps each linear's own. Checked in the auto_round
+// files' weight_global_scale tensors and in the fake weights, for RTN and after tuning.
+TEST(FpSchemeCli, Nvfp4FusedProjectionsShareOneGlobalScale) {
+  AR_REQUIRE_FIXTURE(model, "models/stories260K/hf");
+  const fs::path root = test::make_temp_dir("fp-cli-nvfused");
+  const SafetensorsReader src = SafetensorsReader::open(model);
+  const std::string tune = " --iters 3 --nsamples 2 --seqlen 32 --dataset builtin";
+  for (const std::string& extra : {std::string(), std::string(" --nvfp4_per_layer_global_scale"), tune}) {
+    SCOPED_TRACE(extra);
+    const bool fused = extra.find("per_layer") == std::string::npos;
+    const fs::path out = root / std::to_string(std::hash<std::string>()(extra));
+    auto r = quantize(model, out, "--scheme NVFP4 --format auto_round,fake" + (extra == tune ? extra : " --iters 0" + extra));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    if (extra != tune)
+      expect_library_weights(model, out / "fake", [](const std::string&) { return fp_scheme(DataType::NVFP4); },
+                             fused);
+    const SafetensorsReader ar = SafetensorsReader::open(out / "auto_round");
+    auto gs = [&](int64_t l, const std::string& m) {
+      return read_f32(ar, "model.layers." + std::to_string(l) + "." + m + ".weight_global_scale").at(0);
+    };
+    auto own = [&](int64_t l, const std::string& m) {
+      return nvfp4_global_scale(max_abs(read_f32(src, "model.layers." + std::to_string(l) + "." + m + ".weight")));
+    };
+    int differ = 0;  // fused parts whose own scales differ: the test has something to show
+    for (int64_t l = 0; l < 5; ++l) {
+      const std::vector<std::string> qkv = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
+      const std::vector<std::string> gu = {"mlp.gate_proj", "mlp.up_proj"};
+      for (const auto* g : {&qkv, &gu}) {
+        float smallest = own(l, (*g)[0]);
+        for (const std::string& m : *g) smallest = std::min(smallest, own(l, m));
+        for (const std::string& m : *g) {
+          differ += own(l, m) != smallest;
+          EXPECT_EQ(gs(l, m), fused ? smallest : own(l, m)) << "layer " << l << " " << m;
+        }
+      }
+      EXPECT_EQ(gs(l, "self_attn.o_proj"), own(l, "self_attn.o_proj")) << "layer " << l;  // in no group
+    }
+    EXPECT_GT(differ, 5);
+  }
   if (!::testing::Test::HasFailure()) fs::remove_all(root);
 }
 

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "core/dtype.h"
 #include "io/safetensors.h"
 #include "quant/fake_quant_grad.h"
+#include "quant/fp_formats.h"
 #include "quant/fp_quantize.h"
 #include "quant/scheme.h"
 
@@ -26,12 +28,23 @@ struct Case {
   const char* name;
   DataType type;
   int64_t out, in;
+  // NVFP4's global scale from this multiple of the tensor's own amax (a fused sibling's larger one,
+  // quant/nvfp4_global.h); 0: the tensor's own.
+  float shared_amax_factor = 0.f;
+  // quantize_fp's / the fake quantizer's global_amax argument for this case.
+  float global_amax(const std::vector<float>& w) const {
+    if (shared_amax_factor == 0.f) return -1.f;
+    float m = 0.f;
+    for (float x : w) m = std::max(m, std::fabs(x));
+    return m * shared_amax_factor;
+  }
 };
 // Shapes as in the generator: short last blocks along the row (80 = 32+32+16, 56 = 3*16+8) and
 // FP8Block's short edge tiles (136 x 144).
 const Case kCases[] = {{"mxfp4", DataType::MXFP4, 12, 80},
                        {"mxfp8", DataType::MXFP8, 12, 80},
                        {"nvfp4", DataType::NVFP4, 12, 56},
+                       {"nvfp4_fused", DataType::NVFP4, 12, 56, 3.f},
                        {"fp8", DataType::FP8, 12, 80},
                        {"fp8_block", DataType::FP8Block, 136, 144}};
 constexpr int kRowExp[] = {-2, -1, 0, 1, 2, -24};
@@ -91,14 +104,15 @@ TEST(FpFakeQuantGrad, MatchesAutoRoundAutograd) {
     const int64_t n = c.out * c.in, ns = fp_scale_count(s, c.out, c.in);
     const Inputs x = make_inputs(c.out, c.in, ns);
     std::vector<float> wq(static_cast<size_t>(n));
-    fake_quant_forward(wq.data(), x.w.data(), c.out, c.in, s, x.v.data(), nullptr, x.ms.data());
+    const float ga = c.global_amax(x.w);
+    fake_quant_forward(wq.data(), x.w.data(), c.out, c.in, s, x.v.data(), nullptr, x.ms.data(), ga);
     const std::vector<float> ref_wq = read(ref, std::string(c.name) + ".wq");
     ASSERT_EQ(ref_wq.size(), wq.size());
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(wq[size_t(i)], ref_wq[size_t(i)]) << "w' element " << i;
 
     std::vector<float> dv(static_cast<size_t>(n), 0.f), dms(static_cast<size_t>(ns), 0.f), dmin(static_cast<size_t>(ns), 7.f);
     fake_quant_backward(dv.data(), dmin.data(), dms.data(), x.dw.data(), x.w.data(), c.out, c.in, s, x.v.data(),
-                        nullptr, x.ms.data(), ClampGrad::Strict);
+                        nullptr, x.ms.data(), ClampGrad::Strict, ga);
     for (float d : dmin) ASSERT_EQ(d, 7.f) << "an FP format has no min_scale: its gradient stays untouched";
 
     // dL/dv: element by element (the same decisions, different f32 operation chains).
@@ -134,9 +148,12 @@ TEST(FpFakeQuantGrad, ForwardIsQuantizeFpDequantized) {
     const int64_t n = c.out * c.in;
     const Inputs x = make_inputs(c.out, c.in, fp_scale_count(s, c.out, c.in));
     std::vector<float> fake(static_cast<size_t>(n)), deq(static_cast<size_t>(n));
-    fake_quant_forward(fake.data(), x.w.data(), c.out, c.in, s, x.v.data(), nullptr, x.ms.data());
-    quantize_fp(x.w.data(), c.out, c.in, s, "w", x.v.data(), x.ms.data()).dequantize(deq.data());
+    const float ga = c.global_amax(x.w);
+    fake_quant_forward(fake.data(), x.w.data(), c.out, c.in, s, x.v.data(), nullptr, x.ms.data(), ga);
+    const QuantizedWeight q = quantize_fp(x.w.data(), c.out, c.in, s, "w", x.v.data(), x.ms.data(), ga);
+    q.dequantize(deq.data());
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(fake[size_t(i)], deq[size_t(i)]) << i;
+    if (ga >= 0.f) EXPECT_EQ(q.global_scale, nvfp4_global_scale(ga)) << "the stored global scale is the shared one";
   }
 }
 
@@ -153,14 +170,15 @@ TEST(FpFakeQuantGrad, Bf16SourceGivesTheSameBits) {
       x.w[size_t(i)] = bf16_to_f32(wb[size_t(i)]);
     }
     std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
-    fake_quant_forward(a.data(), x.w.data(), c.out, c.in, s, x.v.data(), nullptr, x.ms.data());
-    fake_quant_forward(b.data(), wb.data(), c.out, c.in, s, x.v.data(), nullptr, x.ms.data());
+    const float ga = c.global_amax(x.w);
+    fake_quant_forward(a.data(), x.w.data(), c.out, c.in, s, x.v.data(), nullptr, x.ms.data(), ga);
+    fake_quant_forward(b.data(), wb.data(), c.out, c.in, s, x.v.data(), nullptr, x.ms.data(), ga);
     EXPECT_EQ(a, b);
     std::vector<float> dva(static_cast<size_t>(n), 0.f), dvb(static_cast<size_t>(n), 0.f), dma(static_cast<size_t>(ns), 0.f), dmb(static_cast<size_t>(ns), 0.f);
     fake_quant_backward(dva.data(), nullptr, dma.data(), x.dw.data(), x.w.data(), c.out, c.in, s, x.v.data(), nullptr,
-                        x.ms.data());
+                        x.ms.data(), ClampGrad::Inclusive, ga);
     fake_quant_backward(dvb.data(), nullptr, dmb.data(), x.dw.data(), wb.data(), c.out, c.in, s, x.v.data(), nullptr,
-                        x.ms.data());
+                        x.ms.data(), ClampGrad::Inclusive, ga);
     EXPECT_EQ(dva, dvb);
     EXPECT_EQ(dma, dmb);
   }

@@ -139,7 +139,9 @@ uint8_t nvfp4_quantize_block(uint8_t* codes, const float* x, const float* v, int
   for (int64_t i = 0; i < n; ++i) {
     float t = x[i] * os;
     if (v) t += v[i];
-    codes[i] = encode_e2m1(round_e2m1(std::clamp(t, -kE2M1Max, kE2M1Max)));
+    // + 0.f: a weight that rounds to zero is stored as +0, as AutoRound's and compressed-tensors' packers
+    // (signbit of their qdq value) store it, so the files agree byte for byte.
+    codes[i] = encode_e2m1(round_e2m1(std::clamp(t, -kE2M1Max, kE2M1Max)) + 0.f);
   }
   return encode_e4m3(scale);
 }
@@ -159,7 +161,7 @@ void fp8_quantize(uint8_t* codes, const float* x, const float* v, int64_t n, flo
   for (int64_t i = 0; i < n; ++i) {
     float t = x[i] / scale;
     if (v) t += v[i];
-    codes[i] = encode_e4m3(round_e4m3(std::clamp(t, -kE4M3Max, kE4M3Max)));
+    codes[i] = encode_e4m3(round_e4m3(std::clamp(t, -kE4M3Max, kE4M3Max)) + 0.f);  // zero as +0 (see NVFP4)
   }
 }
 

@@ -15,7 +15,8 @@ QuantScheme uniform_scheme(const std::vector<StoredLinear>& linears, const char*
   for (const StoredLinear& l : linears)
     if (l.scheme.quantized() && !(l.scheme == d))
       AR_THROW("--format ", format, " stores one scheme for the whole model (", scheme_label(d), "); layer '", l.name,
-               "' is ", scheme_label(l.scheme), " (keep it 16-bit or use --format fake)");
+               "' is ", scheme_label(l.scheme),
+               " (keep it 16-bit, or use --format llm_compressor or fake, which store a scheme per layer)");
   return d;
 }
 

@@ -235,6 +235,10 @@ TEST(FpSchemeCli, UnsupportedCombinationsAreRefusedBeforeAnyWork) {
       {"--scheme MXFP3 --iters 0 --format fake", {"scheme 'MXFP3' is not one of", "NVFP4"}},
       {"--iters 0 --format auto_gptq" + lc,
        {"cannot store NVFP4 weights (layer 'model.layers.0.mlp.down_proj')"}},
+      // Two FP types in one auto_round file are refused; llm_compressor stores a scheme per layer.
+      {"--scheme NVFP4 --iters 0 --format auto_round --layer_config '{\"down_proj\": {\"data_type\": \"fp\", \"bits\": 8}}'",
+       {"--format auto_round stores one scheme for the whole model (NVFP4)", "'model.layers.0.mlp.down_proj' is FP8",
+        "llm_compressor"}},
       {"--iters 0 --format fake --layer_config '{\"q_proj\": {\"data_type\": \"mx_fp\", \"bits\": 2}}'",
        {"q_proj", "mx_fp with 2 bits"}},
   };

@@ -1,6 +1,8 @@
 // quantization_config for auto_awq and the auto_round FP variants (see format_configs.h).
 #include "export/format_configs.h"
 
+#include <string_view>
+
 #include "core/error.h"
 
 namespace ar {
@@ -16,7 +18,8 @@ QuantScheme uniform_scheme(const std::vector<StoredLinear>& linears, const char*
     if (l.scheme.quantized() && !(l.scheme == d))
       AR_THROW("--format ", format, " stores one scheme for the whole model (", scheme_label(d), "); layer '", l.name,
                "' is ", scheme_label(l.scheme),
-               " (keep it 16-bit, or use --format llm_compressor or fake, which store a scheme per layer)");
+               " (keep it 16-bit, or use --format llm_compressor or fake, which store a scheme per layer",
+               std::string_view(format) == "auto_round" ? "; auto_round mixes MXFP4 and MXFP8 only)" : ")");
   return d;
 }
 
@@ -50,8 +53,23 @@ nlohmann::json make_awq_quantization_config(const std::vector<StoredLinear>& lin
 
 nlohmann::json make_autoround_fp_quantization_config(const std::vector<StoredLinear>& linears,
                                                      const nlohmann::json& tuning) {
-  const QuantScheme d = uniform_scheme(linears, "auto_round");
+  const QuantScheme d = dominant_scheme(linears);
   if (!d.is_fp()) AR_THROW("make_autoround_fp_quantization_config: ", scheme_label(d), " is not floating point");
+  // MXFP4 and MXFP8 share one file, the other layers' bits in extra_config, as AutoRound 0.16.1 writes a
+  // mixed MX model (its only FP mix that quantizes: an NVFP4 or FP8 model with a layer of another
+  // FP type stops in its quantizer, "Only group_size=16 is supported").
+  const auto is_mx = [](const QuantScheme& s) {
+    return s.data_type == DataType::MXFP4 || s.data_type == DataType::MXFP8;
+  };
+  nlohmann::json extra = nlohmann::json::object();
+  for (const StoredLinear& l : linears) {
+    if (!l.scheme.quantized()) {
+      extra[l.name] = {{"bits", 16}, {"data_type", "float"}};
+    } else if (!(l.scheme == d)) {
+      if (!is_mx(d) || !is_mx(l.scheme)) uniform_scheme(linears, "auto_round");  // throws, naming the layer
+      extra[l.name] = {{"bits", l.scheme.bits}};
+    }
+  }
   const DataType t = d.data_type;
   const bool fp8 = t == DataType::FP8 || t == DataType::FP8Block;
   nlohmann::json q = {{"quant_method", "auto-round"},
@@ -85,9 +103,6 @@ nlohmann::json make_autoround_fp_quantization_config(const std::vector<StoredLin
     q["fmt"] = "e4m3";
     q["activation_scheme"] = "dynamic";
   }
-  nlohmann::json extra = nlohmann::json::object();
-  for (const StoredLinear& l : linears)
-    if (!l.scheme.quantized()) extra[l.name] = {{"bits", 16}, {"data_type", "float"}};
   if (!extra.empty()) q["extra_config"] = extra;
   add_tuning(q, tuning);
   return q;

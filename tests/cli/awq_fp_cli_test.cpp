@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -64,6 +65,18 @@ TEST(AwqFpCli, PackedFoldersReadBackAsTheFakeWeights) {
   EXPECT_EQ(compare_with_fake(model, root / "nvfp4", "--scheme NVFP4 --iters 0", "auto_round"), 6 * 5);
   EXPECT_EQ(compare_with_fake(model, root / "fp8", "--scheme FP8 --iters 0", "auto_round"), 7 * 5);
   EXPECT_EQ(compare_with_fake(model, root / "fp8b", "--scheme FP8_BLOCK --iters 0", "auto_round"), 7 * 5);
+  // MXFP4 with MXFP8 o_proj layers: one auto_round file, their bits in extra_config (AutoRound's layout).
+  const std::string mixed = R"( --layer_config '{"o_proj": {"bits": 8, "data_type": "mx_fp"}}')";
+  EXPECT_EQ(compare_with_fake(model, root / "mx-mixed", "--scheme MXFP4 --iters 0" + mixed, "auto_round"), 6 * 5);
+  {
+    const nlohmann::json qc = nlohmann::json::parse(
+        std::ifstream(root / "mx-mixed" / "auto_round" / "config.json"))["quantization_config"];
+    EXPECT_EQ(qc["bits"], 4);
+    EXPECT_EQ(qc["data_type"], "mx_fp");
+    EXPECT_EQ(qc["extra_config"]["model.layers.2.self_attn.o_proj"], nlohmann::json({{"bits", 8}}));
+    EXPECT_EQ(qc["extra_config"]["model.layers.2.mlp.down_proj"]["bits"], 16);  // 172 inputs: kept
+    EXPECT_FALSE(qc["extra_config"].contains("model.layers.2.self_attn.q_proj"));
+  }
   // AWQ: the 64 x 64 attention projections pack (group 32); the MLP's 172 does not (kept 16-bit).
   EXPECT_EQ(compare_with_fake(model, root / "awq-a", "--bits 4 --group_size 32 --asym --iters 0", "auto_awq"), 4 * 5);
   EXPECT_EQ(compare_with_fake(model, root / "awq-s", "--bits 4 --group_size 32 --sym --iters 0 --disable_opt_rtn", "auto_awq"), 4 * 5);

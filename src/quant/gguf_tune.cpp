@@ -337,7 +337,7 @@ void forward_row(typename F::Block* out, const float* x, const float* v, int64_t
 // One row's gradients: dv (cols) and da, db (groups) accumulated, from dw (cols).
 template <typename F, Rounding R>
 void backward_row(float* dv, float* da, float* db, const float* dw, const float* x, const float* v, int64_t row,
-                  const GgufTuneInit& init, const float* min_scale, const float* max_scale) {
+                  const GgufTuneInit& init, const float* min_scale, const float* max_scale, bool strict) {
   constexpr int kBlock = F::kG * F::kGroups;
   const int64_t nb = init.cols / kBlock;
   GroupPlan p[F::kGroups];
@@ -357,7 +357,8 @@ void backward_row(float* dv, float* da, float* db, const float* dw, const float*
         for (int i = 0; i < F::kG; ++i) {
           const float gw = dw[i0 + i], xi = x[i0 + i];
           const int t = raw_code<F, R>(xi, v ? v[i0 + i] : 0.f, q);
-          const bool inside = t >= F::kLo && t <= F::kHi;
+          // Strict: an integer on a bound is clamped too (torch 2.15's clamp, ClampGrad::Strict).
+          const bool inside = strict ? t > F::kLo && t < F::kHi : t >= F::kLo && t <= F::kHi;
           const float level = float(std::clamp(t, F::kLo, F::kHi) - F::kZero);
           if (inside) {
             // w' = d_eff * (y + const) - m_eff, y = (x + m_r) / d_r + v.
@@ -443,7 +444,7 @@ void forward_t(float* w_dq, void* bytes, const Rows& w, const GgufTuneInit& init
 
 template <typename F, typename Rows>
 void backward_t(float* dv, float* dmin, float* dmax, const float* dw, const Rows& w, const GgufTuneInit& init,
-                const float* v, const float* min_scale, const float* max_scale) {
+                const float* v, const float* min_scale, const float* max_scale, bool strict) {
   const int64_t rows = init.rows, cols = init.cols, G = init.groups;
 #pragma omp parallel if (rows * cols >= (int64_t(1) << 16))
   {
@@ -453,7 +454,7 @@ void backward_t(float* dv, float* dmin, float* dmax, const float* dw, const Rows
       const float* x = w.row(r, buf);
       with_rounding<F>(init, [&]<Rounding R>() {
         backward_row<F, R>(dv ? dv + r * cols : nullptr, dmin ? dmin + r * G : nullptr, dmax ? dmax + r * G : nullptr,
-                           dw + r * cols, x, v ? v + r * cols : nullptr, r, init, min_scale, max_scale);
+                           dw + r * cols, x, v ? v + r * cols : nullptr, r, init, min_scale, max_scale, strict);
       });
     }
   }
@@ -486,8 +487,10 @@ void forward_any(float* w_dq, void* bytes, const Rows& w, const GgufTuneInit& in
 
 template <typename Rows>
 void backward_any(float* dv, float* dmin, float* dmax, const float* dw, const Rows& w, const GgufTuneInit& init,
-                  const float* v, const float* min_scale, const float* max_scale) {
-  dispatch(init.type, [&]<typename F>() { backward_t<F>(dv, dmin, dmax, dw, w, init, v, min_scale, max_scale); });
+                  const float* v, const float* min_scale, const float* max_scale, ClampGrad cg) {
+  const bool strict = cg == ClampGrad::Strict;
+  dispatch(init.type,
+           [&]<typename F>() { backward_t<F>(dv, dmin, dmax, dw, w, init, v, min_scale, max_scale, strict); });
 }
 
 }  // namespace
@@ -529,16 +532,16 @@ void gguf_fake_quant_forward(float* w_dq, void* bytes, const uint16_t* w_bf16, i
 
 void gguf_fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq, const float* w,
                               int64_t rows, int64_t cols, const GgufTuneInit& init, const float* v,
-                              const float* min_scale, const float* max_scale) {
+                              const float* min_scale, const float* max_scale, ClampGrad cg) {
   check_init(init, rows, cols);
-  backward_any(dv, dmin_scale, dmax_scale, dw_dq, F32Rows{w, cols}, init, v, min_scale, max_scale);
+  backward_any(dv, dmin_scale, dmax_scale, dw_dq, F32Rows{w, cols}, init, v, min_scale, max_scale, cg);
 }
 
 void gguf_fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const uint16_t* w_bf16, int64_t rows, int64_t cols, const GgufTuneInit& init,
-                              const float* v, const float* min_scale, const float* max_scale) {
+                              const float* v, const float* min_scale, const float* max_scale, ClampGrad cg) {
   check_init(init, rows, cols);
-  backward_any(dv, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, cols}, init, v, min_scale, max_scale);
+  backward_any(dv, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, cols}, init, v, min_scale, max_scale, cg);
 }
 
 void gguf_tune_group_scales(float* d_eff, float* m_eff, const GgufTuneInit& init, const float* min_scale,

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "core/ggml_type.h"
+#include "quant/fake_quant_grad.h"  // ClampGrad
 
 namespace ar {
 
@@ -67,10 +68,12 @@ GgufTuneInit gguf_tune_init(GgmlType t, const float* w, int64_t rows, int64_t co
 void gguf_fake_quant_forward(float* w_dq, void* bytes, const float* w, int64_t rows, int64_t cols,
                              const GgufTuneInit& init, const float* v, const float* min_scale, const float* max_scale);
 // Backward of gguf_fake_quant_forward given dw_dq = dL/dw' (rows, cols). Accumulates (+=) dv
-// (rows, cols), dmin_scale, dmax_scale (rows, groups); each may be null (skipped).
+// (rows, cols), dmin_scale, dmax_scale (rows, groups); each may be null (skipped). `cg`: whether an
+// integer exactly on a bound of the code range passes the gradient (Inclusive) or not (Strict, as
+// AutoRound's GGUF quantizers give it on torch 2.15; fake_quant_grad.h).
 void gguf_fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq, const float* w,
                               int64_t rows, int64_t cols, const GgufTuneInit& init, const float* v,
-                              const float* min_scale, const float* max_scale);
+                              const float* min_scale, const float* max_scale, ClampGrad cg = ClampGrad::Inclusive);
 
 // The same two with the original weight as bf16 bits (rows, cols), widened a row at a time: the
 // same results as passing those values in f32.
@@ -78,7 +81,8 @@ void gguf_fake_quant_forward(float* w_dq, void* bytes, const uint16_t* w_bf16, i
                              const GgufTuneInit& init, const float* v, const float* min_scale, const float* max_scale);
 void gguf_fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const uint16_t* w_bf16, int64_t rows, int64_t cols, const GgufTuneInit& init,
-                              const float* v, const float* min_scale, const float* max_scale);
+                              const float* v, const float* min_scale, const float* max_scale,
+                              ClampGrad cg = ClampGrad::Inclusive);
 
 // Per group (rows, groups), overwritten: the dequantized scale and min the forward uses, so that
 // w' = d_eff * level - m_eff with level the group's integer (signed for the symmetric formats:

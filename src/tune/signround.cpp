@@ -649,10 +649,10 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       float* dmax = o.enable_minmax_tuning ? s.dmax.data() : nullptr;
       if (s.gguf && s.w_bf16.empty())
         gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.gg,
-                                 s.v.data(), s.min_scale.data(), s.max_scale.data());
+                                 s.v.data(), s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
       else if (s.gguf)
         gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.gg, s.v.data(),
-                                 s.min_scale.data(), s.max_scale.data());
+                                 s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
       else if (s.w_bf16.empty())
         fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
                             s.min_scale.data(), s.max_scale.data(), o.clamp_grad, s.global_amax);

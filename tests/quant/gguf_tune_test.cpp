@@ -392,6 +392,43 @@ TEST(GgufTune, DvIsEffectiveScaleOrZero) {
   }
 }
 
+// ClampGrad::Strict (torch 2.15's clamp, which AutoRound's GGUF quantizers use): a weight whose
+// integer lands exactly on an end of the code range passes no gradient to v; every other weight
+// gets what Inclusive gives it. At the RTN point many weights sit there (each group's extreme).
+TEST(GgufTune, StrictClampBlocksGradientAtTheBound) {
+  const int64_t rows = 8, cols = 512;
+  const std::vector<float> w = make_weights(rows, cols, 20);
+  const std::vector<float> dw = uniform(w.size(), -1.f, 1.f, 21);
+  for (const Fmt& f : kFmts) {
+    const GgufTuneInit init = gguf_tune_init(f.t, w.data(), rows, cols);
+    std::vector<float> dv_in(w.size(), 0.f), dv_st(w.size(), 0.f);
+    std::vector<float> db_in(size_t(rows * init.groups), 0.f), db_st(db_in.size(), 0.f);
+    gguf_fake_quant_backward(dv_in.data(), nullptr, db_in.data(), dw.data(), w.data(), rows, cols, init, nullptr,
+                             nullptr, nullptr, ClampGrad::Inclusive);
+    gguf_fake_quant_backward(dv_st.data(), nullptr, db_st.data(), dw.data(), w.data(), rows, cols, init, nullptr,
+                             nullptr, nullptr, ClampGrad::Strict);
+    // The weights' integers, read back from the bytes of the same point.
+    const Fwd fw = forward(init, w, nullptr, nullptr, nullptr);
+    std::vector<float> d(size_t(rows * init.groups)), m(d.size());
+    gguf_tune_group_scales(d.data(), m.data(), init, nullptr, nullptr);
+    int blocked = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      const size_t g = (i / size_t(cols)) * size_t(init.groups) + (i % size_t(cols)) / size_t(f.G);
+      if (d[g] == 0) continue;
+      const double level = (double(fw.w_dq[i]) + m[g]) / d[g];  // the integer minus the zero
+      const bool on_bound = std::fabs(level - (f.lo - f.zero)) < 1e-3 || std::fabs(level - (f.hi - f.zero)) < 1e-3;
+      if (on_bound && dv_in[i] != 0.f) {
+        EXPECT_EQ(dv_st[i], 0.f) << name_of(f.t) << " weight " << i;
+        ++blocked;
+      } else if (!on_bound) {
+        EXPECT_EQ(dv_st[i], dv_in[i]) << name_of(f.t) << " weight " << i;
+      }
+    }
+    EXPECT_GT(blocked, 8) << name_of(f.t) << ": no weight on a bound, the test shows nothing";
+    EXPECT_NE(db_in, db_st) << name_of(f.t) << ": the scale gradient keeps the level path only";
+  }
+}
+
 // ---- min/max_scale gradients against the STE surrogate ------------------------------------------
 
 // The clipped scale / min of one group as gguf_tune.h defines them, in double. Returns false where

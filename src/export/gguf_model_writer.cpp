@@ -220,7 +220,16 @@ void GgufModelWriter::add_block(const std::vector<std::string>& tensors, const B
         AR_THROW("GGUF export: '", t, "' was tuned as ", ggml_info(lr->gguf_type).name, " but ",
                  path().filename().string(), " plans ", ggml_info(type).name,
                  " (a checkpoint of another run?)");
-      add_bytes(t, type, lr->gguf.data(), lr->gguf.size());
+      const Entry& e = entry(t);
+      if (e.qk_heads > 0) {
+        // The tuner worked in HF's row order; llama's q/k go into the file in llama.cpp's (as
+        // encode_weight permutes the f32 rows before quantizing).
+        std::vector<uint8_t> rows(lr->gguf);
+        gguf_permute_qk_row_bytes(rows.data(), e.qk_heads, cfg_.head_dim, ggml_row_bytes(type, lw->in), true);
+        add_bytes(t, type, rows.data(), rows.size());
+      } else {
+        add_bytes(t, type, lr->gguf.data(), lr->gguf.size());
+      }
     } else {
       const float* imp = lr && !lr->importance.empty() ? lr->importance.data() : nullptr;
       const std::vector<uint8_t> b = encode_weight(t, lw->w.as<float>(), lw->out, lw->in, imp);

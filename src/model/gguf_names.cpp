@@ -27,20 +27,25 @@ std::string gguf_tensor_name(const std::string& hf) {
 
 bool gguf_permutes_qk(Arch arch) { return arch == Arch::Llama || arch == Arch::Mistral; }
 
-void gguf_permute_qk_rows(float* w, int64_t n_head, int64_t head_dim, int64_t cols, bool to_gguf) {
-  AR_CHECK(n_head > 0 && head_dim > 0 && head_dim % 2 == 0 && cols > 0, "permute ", n_head, "x", head_dim);
+void gguf_permute_qk_row_bytes(void* data, int64_t n_head, int64_t head_dim, size_t row_bytes, bool to_gguf) {
+  AR_CHECK(n_head > 0 && head_dim > 0 && head_dim % 2 == 0 && row_bytes > 0, "permute ", n_head, "x", head_dim);
   const int64_t half = head_dim / 2;
-  std::vector<float> head(size_t(head_dim * cols));
+  std::vector<uint8_t> head(size_t(head_dim) * row_bytes);
   for (int64_t h = 0; h < n_head; ++h) {
-    float* base = w + h * head_dim * cols;
-    std::memcpy(head.data(), base, head.size() * sizeof(float));
+    uint8_t* base = static_cast<uint8_t*>(data) + size_t(h * head_dim) * row_bytes;
+    std::memcpy(head.data(), base, head.size());
     for (int64_t i = 0; i < 2; ++i)
       for (int64_t j = 0; j < half; ++j) {
         const int64_t hf_row = i * half + j, gguf_row = 2 * j + i;
         const int64_t dst = to_gguf ? gguf_row : hf_row, src = to_gguf ? hf_row : gguf_row;
-        std::memcpy(base + dst * cols, head.data() + src * cols, size_t(cols) * sizeof(float));
+        std::memcpy(base + size_t(dst) * row_bytes, head.data() + size_t(src) * row_bytes, row_bytes);
       }
   }
+}
+
+void gguf_permute_qk_rows(float* w, int64_t n_head, int64_t head_dim, int64_t cols, bool to_gguf) {
+  AR_CHECK(cols > 0, "permute with ", cols, " columns");
+  gguf_permute_qk_row_bytes(w, n_head, head_dim, size_t(cols) * sizeof(float), to_gguf);
 }
 
 }  // namespace ar

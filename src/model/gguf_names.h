@@ -24,5 +24,8 @@ bool gguf_permutes_qk(Arch arch);
 // to_gguf: HF -> GGUF order; false: back. n_head is the number of heads the rows belong to
 // (num_key_value_heads for k).
 void gguf_permute_qk_rows(float* w, int64_t n_head, int64_t head_dim, int64_t cols, bool to_gguf);
+// The same on rows of row_bytes bytes each: a quantized projection's rows in a GGUF block type
+// (a row's blocks run along the input dimension, so quantizing and reordering rows commute).
+void gguf_permute_qk_row_bytes(void* data, int64_t n_head, int64_t head_dim, size_t row_bytes, bool to_gguf);
 
 }  // namespace ar

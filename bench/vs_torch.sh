@@ -7,10 +7,11 @@
 # Settings (environment, defaults in brackets):
 #   BATCH [1] SEQLEN [2048] ITERS [3] (ours: steps averaged, first included; torch: timed steps
 #   after one warm-up step) THREADS [number of cores] PRECISIONS ["f32 bf16"] VENV [/work/venv-eco]
-#   BF16_SEQLEN, BF16_ITERS: the bf16 row's shape. On a CPU without avx512_bf16/amx_bf16, torch's
-#     bf16 matmuls fall back to kernels of 0.4-20 GFLOP/s and one step at seqlen 2048 takes
-#     well over ten minutes, so there they default to 128 and 1; elsewhere to SEQLEN and ITERS.
-# A default run on 2 Zen 3 cores (no native bf16) takes about 8 minutes.
+#   BF16_SEQLEN, BF16_ITERS: the bf16 row's sequence length (both sides) and torch's timed steps.
+#     On a CPU without avx512_bf16/amx_bf16, torch's bf16 matmuls fall back to kernels of
+#     0.4-20 GFLOP/s and one step at seqlen 2048 takes well over ten minutes, so there they
+#     default to 128 and 1; elsewhere to SEQLEN and ITERS. Ours always runs ITERS steps (cheap).
+# A default run on 2 Zen 3 cores (no native bf16) takes about 3.5 minutes, BATCH=8 ITERS=1 f32 about 5.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -60,8 +61,8 @@ rows=()
 start=$SECONDS
 for prec in $PRECISIONS; do
   [[ $prec == f32 || $prec == bf16 ]] || die "unknown precision $prec (f32 or bf16)"
-  T=$SEQLEN; K=$ITERS
-  [[ $prec == bf16 ]] && { T=$BF16_SEQLEN; K=$BF16_ITERS; }
+  T=$SEQLEN; K=$ITERS; TK=$ITERS
+  [[ $prec == bf16 ]] && { T=$BF16_SEQLEN; TK=$BF16_ITERS; }
   flops=$("$PY" "$HELPER" --flops --batch "$BATCH" --seqlen "$T")
 
   l0=$(load)
@@ -76,30 +77,30 @@ for prec in $PRECISIONS; do
   [[ -n $ours_ms && -n $gemm ]] || die "could not read ms/iter and the GEMM rate from block_step_bench's output"
   l1=$(load)
 
-  echo "== torch, $prec, batch $BATCH x seqlen $T, 1 warm-up + $K steps (load $l1)"
-  tout=$(OMP_NUM_THREADS=$THREADS "$PY" "$HELPER" --batch "$BATCH" --seqlen "$T" --iters "$K" --threads "$THREADS" \
+  echo "== torch, $prec, batch $BATCH x seqlen $T, 1 warm-up + $TK steps (load $l1)"
+  tout=$(OMP_NUM_THREADS=$THREADS "$PY" "$HELPER" --batch "$BATCH" --seqlen "$T" --iters "$TK" --threads "$THREADS" \
          --dtype "$prec" 2>&1) || { echo "$tout" >&2; die "vs_torch_step.py failed"; }
   echo "$tout" | grep -v '^RESULT' | sed 's/^/   /'
   torch_s=$(echo "$tout" | sed -n 's/^RESULT step_s=\([0-9.]*\) .*/\1/p')
   [[ -n $torch_s ]] || die "could not read the step time from vs_torch_step.py's output"
   l2=$(load)
-  rows+=("$prec $BATCH $T $K $torch_s $ours_ms ${ours_tune_s:-nan} $gemm $flops $l0 $l1 $l2")
+  rows+=("$prec $BATCH $T $K/$TK $torch_s $ours_ms ${ours_tune_s:-nan} $gemm $flops $l0 $l1 $l2")
 done
 
 echo
 echo "SignRound step, Qwen3-4B block, W4G128 sym, $THREADS threads, ${model:-unknown CPU}; $(date -u +%Y-%m-%d)"
 echo "GFLOP/s: one count for both sides (bench/vs_torch_step.py step_flops), over the step time shown"
-printf '%-5s %11s %5s %12s %12s %12s %10s %10s %11s %12s %15s\n' prec "batch x T" steps "torch s/st" "ours s/st" \
+printf '%-5s %11s %6s %12s %12s %12s %10s %10s %11s %12s %15s\n' prec "batch x T" steps "torch s/st" "ours s/st" \
   "(tuner s/st)" "torch GF/s" "ours GF/s" "ours GEMM" "torch/ours" "load b/m/a"
 for r in "${rows[@]}"; do
   read -r prec b T K ts om otu gemm flops l0 l1 l2 <<< "$r"
   awk -v p="$prec" -v b="$b" -v T="$T" -v K="$K" -v ts="$ts" -v om="$om" -v otu="$otu" -v g="$gemm" -v f="$flops" \
       -v l="$l0/$l1/$l2" 'BEGIN {
     os = om / 1000
-    printf "%-5s %11s %5d %12.2f %12.2f %12s %10.1f %10.1f %11.1f %12.2f %15s\n", p, b "x" T, K, ts, os,
+    printf "%-5s %11s %6s %12.2f %12.2f %12s %10.1f %10.1f %11.1f %12.2f %15s\n", p, b "x" T, K, ts, os,
       (otu == "nan" ? "-" : sprintf("%.2f", otu)), f / ts / 1e9, f / os / 1e9, g, ts / os, l }'
 done
-echo "ours s/st: block_step_bench's ms/iter (tuner construction and first step included); tuner s/st: the"
-echo "tuner's own per-step log; torch s/st: mean after one warm-up step. ours GEMM: the f32/bf16 GEMM rate"
-echo "(2048x9728x2560) block_step_bench measures in the same process. load: 1-min load average before"
-echo "ours / between / after torch. Total time: $((SECONDS - start)) s"
+echo "steps: ours/torch. ours s/st: block_step_bench's ms/iter (tuner construction and first step"
+echo "included); tuner s/st: the tuner's own per-step log; torch s/st: mean after one warm-up step."
+echo "ours GEMM: the f32/bf16 GEMM rate (2048x9728x2560) block_step_bench measures in the same process."
+echo "load: 1-min load average before ours / between / after torch. Total time: $((SECONDS - start)) s"

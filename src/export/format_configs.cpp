@@ -11,15 +11,19 @@ namespace {
 
 constexpr const char* kBlockPrefix = "model.layers";
 
+// ar::Error: `format` cannot store layer l's scheme next to the model's scheme d.
+[[noreturn]] void refuse_other_scheme(const char* format, const QuantScheme& d, const StoredLinear& l) {
+  AR_THROW("--format ", format, " stores one scheme for the whole model (", scheme_label(d), "); layer '", l.name,
+           "' is ", scheme_label(l.scheme),
+           " (keep it 16-bit, or use --format llm_compressor or fake, which store a scheme per layer",
+           std::string_view(format) == "auto_round" ? "; auto_round mixes MXFP4 and MXFP8 only)" : ")");
+}
+
 // The one scheme every quantized layer uses (a format without per-layer schemes).
 QuantScheme uniform_scheme(const std::vector<StoredLinear>& linears, const char* format) {
   const QuantScheme d = dominant_scheme(linears);
   for (const StoredLinear& l : linears)
-    if (l.scheme.quantized() && !(l.scheme == d))
-      AR_THROW("--format ", format, " stores one scheme for the whole model (", scheme_label(d), "); layer '", l.name,
-               "' is ", scheme_label(l.scheme),
-               " (keep it 16-bit, or use --format llm_compressor or fake, which store a scheme per layer",
-               std::string_view(format) == "auto_round" ? "; auto_round mixes MXFP4 and MXFP8 only)" : ")");
+    if (l.scheme.quantized() && !(l.scheme == d)) refuse_other_scheme(format, d, l);
   return d;
 }
 
@@ -66,7 +70,7 @@ nlohmann::json make_autoround_fp_quantization_config(const std::vector<StoredLin
     if (!l.scheme.quantized()) {
       extra[l.name] = {{"bits", 16}, {"data_type", "float"}};
     } else if (!(l.scheme == d)) {
-      if (!is_mx(d) || !is_mx(l.scheme)) uniform_scheme(linears, "auto_round");  // throws, naming the layer
+      if (!is_mx(d) || !is_mx(l.scheme)) refuse_other_scheme("auto_round", d, l);
       extra[l.name] = {{"bits", l.scheme.bits}};
     }
   }

@@ -239,6 +239,9 @@ TEST(FpSchemeCli, UnsupportedCombinationsAreRefusedBeforeAnyWork) {
       {"--scheme NVFP4 --iters 0 --format auto_round --layer_config '{\"down_proj\": {\"data_type\": \"fp\", \"bits\": 8}}'",
        {"--format auto_round stores one scheme for the whole model (NVFP4)", "'model.layers.0.mlp.down_proj' is FP8",
         "llm_compressor"}},
+      // An allowed MXFP8 layer next to a refused NVFP4 one: the refusal names the NVFP4 layer.
+      {"--scheme MXFP4 --iters 0 --format auto_round --layer_config '{\"o_proj\": \"MXFP8\", \"q_proj\": \"NVFP4\"}'",
+       {"layer 'model.layers.0.self_attn.q_proj' is NVFP4", "auto_round mixes MXFP4 and MXFP8 only"}},
       {"--iters 0 --format fake --layer_config '{\"q_proj\": {\"data_type\": \"mx_fp\", \"bits\": 2}}'",
        {"q_proj", "mx_fp with 2 bits"}},
   };

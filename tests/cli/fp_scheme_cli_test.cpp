@@ -17,9 +17,12 @@
 #include "support/files.h"
 #include "support/fixtures.h"
 #include "support/run.h"
+#include "support/tensors.h"
 
 namespace ar {
 namespace {
+
+using test::read_f32;
 
 namespace fs = std::filesystem;
 
@@ -35,13 +38,6 @@ double eval_ppl(const fs::path& model) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const size_t at = r.out.find("perplexity: ");
   return at == std::string::npos ? std::nan("") : std::stod(r.out.substr(at + 12));
-}
-
-std::vector<float> read_f32(const SafetensorsReader& st, const std::string& name) {
-  const TensorInfo& t = st.require(name);
-  std::vector<float> v(size_t(t.numel()));
-  st.read_f32(t, v.data());
-  return v;
 }
 
 float max_abs(const std::vector<float>& w) {

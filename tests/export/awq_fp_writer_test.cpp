@@ -26,6 +26,7 @@
 #include "quant/fp_quantize.h"
 #include "quant/rtn.h"
 #include "support/fixtures.h"
+#include "support/tensors.h"
 #include "support/tiny_llama.h"
 
 namespace fs = std::filesystem;
@@ -34,17 +35,12 @@ using nlohmann::json;
 namespace ar {
 namespace {
 
+using test::read_f32;
+
 constexpr int64_t kC = 64, kF = 176, kLayers = 2, kVocab = 96, kHeads = 8, kKv = 4, kD = 8;
 
 fs::path make_tiny_model(const fs::path& dir) {
   return test::write_tiny_llama(dir, test::TinyLlama{kC, kF, kLayers, kVocab, kHeads, kKv, kD, 7, false});
-}
-
-std::vector<float> read_f32(const SafetensorsReader& st, const std::string& name) {
-  const TensorInfo& t = st.require(name);
-  std::vector<float> v(size_t(t.numel()));
-  st.read_f32(t, v.data());
-  return v;
 }
 
 QuantizedWeight quantize(const std::vector<float>& w, int64_t out, int64_t in, const QuantScheme& s,

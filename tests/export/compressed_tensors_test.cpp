@@ -25,6 +25,7 @@
 #include "quant/fp_quantize.h"
 #include "quant/rtn.h"
 #include "support/fixtures.h"
+#include "support/tensors.h"
 #include "support/tiny_llama.h"
 
 namespace fs = std::filesystem;
@@ -32,6 +33,8 @@ using nlohmann::json;
 
 namespace ar {
 namespace {
+
+using test::read_f32;
 
 template <typename T>
 std::vector<T> as_vec(const Buffer& b) {
@@ -391,13 +394,6 @@ constexpr int64_t kC = 64, kF = 172, kLayers = 2, kVocab = 96, kHeads = 8, kKv =
 
 fs::path make_tiny_model(const fs::path& dir) {
   return test::write_tiny_llama(dir, test::TinyLlama{kC, kF, kLayers, kVocab, kHeads, kKv, kD, 42, false});
-}
-
-std::vector<float> read_f32(const SafetensorsReader& st, const std::string& name) {
-  const TensorInfo& t = st.require(name);
-  std::vector<float> v(static_cast<size_t>(t.numel()));
-  st.read_f32(t, v.data());
-  return v;
 }
 
 class CtWriterTest : public ::testing::Test {

@@ -20,6 +20,7 @@
 #include "quant/fp_formats.h"
 #include "quant/fp_quantize.h"
 #include "quant/scheme.h"
+#include "support/tensors.h"
 
 namespace ar {
 namespace {
@@ -80,13 +81,6 @@ std::filesystem::path reference_file() {
   return std::filesystem::path(AR_SOURCE_DIR) / "tests/quant/data/fp_grad_reference.safetensors";
 }
 
-std::vector<float> read(const SafetensorsReader& r, const std::string& name) {
-  const TensorInfo& t = r.require(name);
-  std::vector<float> v(static_cast<size_t>(t.numel()));
-  r.read_f32(t, v.data());
-  return v;
-}
-
 double rel_err(const std::vector<float>& got, const std::vector<float>& ref) {
   double e = 0, n = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -106,7 +100,7 @@ TEST(FpFakeQuantGrad, MatchesAutoRoundAutograd) {
     std::vector<float> wq(static_cast<size_t>(n));
     const float ga = c.global_amax(x.w);
     fake_quant_forward(wq.data(), x.w.data(), c.out, c.in, s, x.v.data(), nullptr, x.ms.data(), ga);
-    const std::vector<float> ref_wq = read(ref, std::string(c.name) + ".wq");
+    const std::vector<float> ref_wq = test::read_f32(ref, std::string(c.name) + ".wq");
     ASSERT_EQ(ref_wq.size(), wq.size());
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(wq[size_t(i)], ref_wq[size_t(i)]) << "w' element " << i;
 
@@ -116,7 +110,7 @@ TEST(FpFakeQuantGrad, MatchesAutoRoundAutograd) {
     for (float d : dmin) ASSERT_EQ(d, 7.f) << "an FP format has no min_scale: its gradient stays untouched";
 
     // dL/dv: element by element (the same decisions, different f32 operation chains).
-    const std::vector<float> ref_dv = read(ref, std::string(c.name) + ".dv");
+    const std::vector<float> ref_dv = test::read_f32(ref, std::string(c.name) + ".dv");
     ASSERT_EQ(ref_dv.size(), dv.size());
     for (int64_t i = 0; i < n; ++i)
       ASSERT_NEAR(dv[size_t(i)], ref_dv[size_t(i)], 1e-5f * std::fabs(ref_dv[size_t(i)]) + 1e-30f) << "dv " << i;
@@ -124,7 +118,7 @@ TEST(FpFakeQuantGrad, MatchesAutoRoundAutograd) {
     // dL/dmax_scale: block sums in another order. AutoRound's autograd gives NaN where a block's
     // scale is zero (an all-zero block, or NVFP4's block scale flushed to 0): 0/0 through
     // torch.where. Ours is 0 there, so such a block's max_scale stays where it is.
-    std::vector<float> ref_dms = read(ref, std::string(c.name) + ".dms");
+    std::vector<float> ref_dms = test::read_f32(ref, std::string(c.name) + ".dms");
     ASSERT_EQ(ref_dms.size(), dms.size());
     int nan_blocks = 0;
     for (size_t i = 0; i < ref_dms.size(); ++i)

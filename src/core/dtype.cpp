@@ -91,11 +91,25 @@ uint16_t f32_to_f16(float f) {
   return sign | uint16_t(q);
 }
 
-void bf16_to_f32(float* out, const uint16_t* in, size_t n) {
+// The bf16 conversions stage every BF16 GEMM operand (kernels/gemm.cpp), so they are compiled
+// for each vector width and picked at run time (the binary itself targets baseline x86-64).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define AR_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define AR_VECTOR_CLONES
+#endif
+
+AR_VECTOR_CLONES void bf16_to_f32(float* out, const uint16_t* in, size_t n) {
+#pragma omp simd
   for (size_t i = 0; i < n; ++i) out[i] = bf16_to_f32(in[i]);
 }
-void f32_to_bf16(uint16_t* out, const float* in, size_t n) {
+AR_VECTOR_CLONES void f32_to_bf16(uint16_t* out, const float* in, size_t n) {
+#pragma omp simd
   for (size_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
+}
+AR_VECTOR_CLONES void round_to_bf16_values(float* out, const float* in, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) out[i] = bf16_to_f32(f32_to_bf16(in[i]));
 }
 void f16_to_f32(float* out, const uint16_t* in, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(in[i]);

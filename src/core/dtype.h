@@ -27,12 +27,13 @@ inline float bf16_to_f32(uint16_t h) {
   return f;
 }
 
+// Branch-free (a select, not a jump) so that loops over it vectorize.
 inline uint16_t f32_to_bf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN
-  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
-  return uint16_t(u >> 16);
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;  // round to nearest, ties to even
+  const uint32_t quiet_nan = (u >> 16) | 0x40u;
+  return uint16_t((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
 
 float f16_to_f32(uint16_t h);
@@ -41,6 +42,8 @@ uint16_t f32_to_f16(float f);  // round to nearest even, overflow -> inf
 // Bulk conversions of n elements.
 void bf16_to_f32(float* out, const uint16_t* in, size_t n);
 void f32_to_bf16(uint16_t* out, const float* in, size_t n);
+// out[i] = in[i] rounded to the nearest bf16 value, kept as f32 (out may equal in).
+void round_to_bf16_values(float* out, const float* in, size_t n);
 void f16_to_f32(float* out, const uint16_t* in, size_t n);
 void f32_to_f16(uint16_t* out, const float* in, size_t n);
 // Convert n elements of type `t` at `in` to f32 (F32, F16, BF16 only; others are a bug).

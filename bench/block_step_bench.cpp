@@ -19,6 +19,7 @@
 #include "core/buffer.h"
 #include "core/dtype.h"
 #include "core/memory.h"
+#include "core/profile.h"
 #include "core/timer.h"
 #include "kernels/gemm.h"
 #include "model/block.h"
@@ -45,6 +46,53 @@ double gemm_rate(ar::Precision p) {
   const int reps = 3;
   for (int r = 0; r < reps; ++r) ar::gemm(c.data(), a.data(), b.data(), M, N, K, false, true, false, p);
   return 2.0 * M * N * K * reps / t.seconds() / 1e9;
+}
+
+// The step's time by phase (core/profile.h), per step, with the FLOP rate of the GEMM phases and
+// attention (FLOPs executed: the backward GEMMs compute dW for every linear and dX for all but
+// q/k/v; attention's backward recomputes the probabilities, so 5 products against the forward's
+// 2, each over the causal half).
+void print_profile(const std::array<double, ar::kPhases>& prof, double sec, int iters, double batch, double T,
+                   const ar::ModelConfig& c) {
+  const double C = double(c.hidden_size), F = double(c.intermediate_size), D = double(c.head_dim);
+  const double HD = double(c.num_attention_heads) * D, KV = double(c.num_key_value_heads) * D;
+  const double tok = batch * T;
+  const double qkv = 2 * tok * C * (HD + 2 * KV), o = 2 * tok * HD * C, gu = 2 * tok * C * 2 * F,
+               dn = 2 * tok * F * C;
+  const double attn_product = 2.0 * HD * T * (T + 1) / 2.0 * batch;
+  using P = ar::Phase;
+  auto flops = [&](P p) -> double {
+    switch (p) {
+      case P::GemmQkvFwd: case P::GemmQkvBwd: return qkv;
+      case P::GemmOFwd: return o;
+      case P::GemmOBwd: return 2 * o;
+      case P::GemmGateUpFwd: return gu;
+      case P::GemmGateUpBwd: return 2 * gu;
+      case P::GemmDownFwd: return dn;
+      case P::GemmDownBwd: return 2 * dn;
+      case P::AttentionFwd: return 2 * attn_product;
+      case P::AttentionBwd: return 5 * attn_product;
+      default: return 0;
+    }
+  };
+  const double step = sec / iters;
+  double tracked = 0, gemm = 0, attn = 0;
+  std::printf("profile of one step (mean of %d):\n  %-22s %9s %7s %10s\n", iters, "phase", "ms", "share", "GFLOP/s");
+  for (int i = 0; i < ar::kPhases; ++i) {
+    const P p = P(i);
+    const double s = prof[size_t(i)] / iters;
+    tracked += s;
+    if (p >= P::GemmQkvFwd && p <= P::GemmDownBwd) gemm += s;
+    if (p == P::AttentionFwd || p == P::AttentionBwd) attn += s;
+    const double f = flops(p);
+    if (f > 0 && s > 0)
+      std::printf("  %-22s %9.1f %6.1f%% %10.1f\n", ar::phase_name(p), 1e3 * s, 100 * s / step, f / s / 1e9);
+    else
+      std::printf("  %-22s %9.1f %6.1f%%\n", ar::phase_name(p), 1e3 * s, 100 * s / step);
+  }
+  std::printf("  %-22s %9.1f %6.1f%%\n", "untracked", 1e3 * (step - tracked), 100 * (step - tracked) / step);
+  std::printf("  linear GEMMs %.1f%%, attention %.1f%%, everything else %.1f%% of the step\n", 100 * gemm / step,
+              100 * attn / step, 100 * (step - gemm - attn) / step);
 }
 
 }  // namespace
@@ -107,6 +155,8 @@ int main(int argc, char** argv) {
     std::copy_n(x.as<float>() + idx * T * C, T * C, xi);
     std::copy_n(target.as<float>() + idx * T * C, T * C, ti);
   };
+  ar::profile_enable(true);
+  ar::profile_reset();
   ar::Timer t;
   ar::BlockTuneResult r;
   if (own) {
@@ -118,6 +168,8 @@ int main(int argc, char** argv) {
     r = tuner.tune(samples);
   }
   const double sec = t.seconds();
+  ar::profile_enable(false);
+  const std::array<double, ar::kPhases> prof = ar::profile_seconds();
   // Per token: forward 2·params, backward about 2x that (dX and dW'); attention QK^T and PV
   // (causal half) forward, about twice that backward plus the recomputed probabilities.
   const double attn = 2.0 * 2.0 * double(H) * double(D) * double(T) * double(T + 1) / 2.0;
@@ -129,6 +181,7 @@ int main(int argc, char** argv) {
               r.loss_iter0, r.best_loss);
   std::printf("gemm peak in this process (2048x9728x2560): f32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n",
               gemm_rate(ar::Precision::F32), gemm_rate(ar::Precision::BF16));
+  print_profile(prof, sec, iters, double(batch), double(T), c);
   std::printf("peak RSS (VmHWM): %s (inputs + targets: %s; block weights %s as the tuner holds them%s; tuner "
               "state_bytes %s)\n",
               ar::format_bytes(ar::read_mem_stats().peak_bytes).c_str(), ar::format_bytes(2 * x.size_bytes()).c_str(),

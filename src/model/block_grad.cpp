@@ -3,10 +3,13 @@
 // step in reverse; residual branches add their gradients where the comments say so.
 #include "model/block_grad.h"
 
+#include "core/profile.h"
+
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
@@ -118,6 +121,13 @@ void check_shapes(const BlockGradScratch& s, const BlockWeights& b, const ModelC
   AR_CHECK(c.num_attention_heads % c.num_key_value_heads == 0, "H=", c.num_attention_heads, " Hkv=",
            c.num_key_value_heads);
 }
+// Runs f as one scope of phase ph (core/profile.h).
+template <typename F>
+void profiled(Phase ph, F&& f) {
+  PhaseScope scope(ph);
+  f();
+}
+
 }  // namespace
 
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
@@ -131,34 +141,46 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const float eps = float(c.rms_norm_eps);
 
-  // Attention half: h = x + o(attention(rope(norm(q)), rope(norm(k)), v)).
-  rms_norm_forward(s.xn1, s.rstd1, x, b.input_norm.as<float>(), T, C, eps);
+  // Attention half: h = x + o(attention(rope(norm(q)), rope(norm(k)), v)). The weight source
+  // (which may make W' now) is called outside the GEMM scopes: it is fake quantization's time.
+  profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn1, s.rstd1, x, b.input_norm.as<float>(), T, C, eps); });
   float* q_lin = c.qk_norm ? s.q_raw : s.q;
   float* k_lin = c.qk_norm ? s.k_raw : s.k;
-  linear_forward(q_lin, s.xn1, w(0), bias_of(b.q), T, C, H * D, p);
-  linear_forward(k_lin, s.xn1, w(1), bias_of(b.k), T, C, Hkv * D, p);
-  linear_forward(s.v, s.xn1, w(2), bias_of(b.v), T, C, Hkv * D, p);
+  const float* wq = w(0);
+  profiled(Phase::GemmQkvFwd, [&] { linear_forward(q_lin, s.xn1, wq, bias_of(b.q), T, C, H * D, p); });
+  const float* wk = w(1);
+  profiled(Phase::GemmQkvFwd, [&] { linear_forward(k_lin, s.xn1, wk, bias_of(b.k), T, C, Hkv * D, p); });
+  const float* wv = w(2);
+  profiled(Phase::GemmQkvFwd, [&] { linear_forward(s.v, s.xn1, wv, bias_of(b.v), T, C, Hkv * D, p); });
   if (c.qk_norm) {  // Qwen3: per-head RMSNorm before RoPE; the pre-norm values are kept for backward
+    PhaseScope ps(Phase::Elementwise);
     rms_norm_forward(s.q, s.rstd_q, s.q_raw, b.q_norm.as<float>(), T * H, D, eps);
     rms_norm_forward(s.k, s.rstd_k, s.k_raw, b.k_norm.as<float>(), T * Hkv, D, eps);
   }
   for (int64_t j = 0; j < n; ++j) {  // positions restart with every sample
     float *q = s.q + j * S * H * D, *k = s.k + j * S * Hkv * D;
-    rope_forward(q, rope.cos.data(), rope.sin.data(), S, H, D);
-    rope_forward(k, rope.cos.data(), rope.sin.data(), S, Hkv, D);
+    profiled(Phase::Elementwise, [&] {
+      rope_forward(q, rope.cos.data(), rope.sin.data(), S, H, D);
+      rope_forward(k, rope.cos.data(), rope.sin.data(), S, Hkv, D);
+    });
+    PhaseScope ps(Phase::AttentionFwd);
     attention_forward(s.attn + j * S * H * D, s.att_scratch, s.att_floats, q, k, s.v + j * S * Hkv * D, S, H, Hkv,
                       D, 1.0f / std::sqrt(float(D)), p);
   }
-  linear_forward(s.h, s.attn, w(3), bias_of(b.o), T, H * D, C, p);
-  residual_add(s.h, x, T * C);
+  const float* wo = w(3);
+  profiled(Phase::GemmOFwd, [&] { linear_forward(s.h, s.attn, wo, bias_of(b.o), T, H * D, C, p); });
+  profiled(Phase::Elementwise, [&] { residual_add(s.h, x, T * C); });
 
   // MLP half: y = h + down(silu(gate(norm(h))) * up(norm(h))). gate/up now overwrite att_scratch.
-  rms_norm_forward(s.xn2, s.rstd2, s.h, b.post_norm.as<float>(), T, C, eps);
-  linear_forward(s.gate, s.xn2, w(4), bias_of(b.gate), T, C, F, p);
-  linear_forward(s.up, s.xn2, w(5), bias_of(b.up), T, C, F, p);
-  swiglu_forward(s.act, s.gate, s.up, T * F);
-  linear_forward(y, s.act, w(6), bias_of(b.down), T, F, C, p);
-  residual_add(y, s.h, T * C);
+  profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn2, s.rstd2, s.h, b.post_norm.as<float>(), T, C, eps); });
+  const float* wg = w(4);
+  profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.gate, s.xn2, wg, bias_of(b.gate), T, C, F, p); });
+  const float* wu = w(5);
+  profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.up, s.xn2, wu, bias_of(b.up), T, C, F, p); });
+  profiled(Phase::Elementwise, [&] { swiglu_forward(s.act, s.gate, s.up, T * F); });
+  const float* wd = w(6);
+  profiled(Phase::GemmDownFwd, [&] { linear_forward(y, s.act, wd, bias_of(b.down), T, F, C, p); });
+  profiled(Phase::Elementwise, [&] { residual_add(y, s.h, T * C); });
 }
 
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
@@ -178,37 +200,51 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
 
   // MLP half. y = h + down(act): dL/dh gets dy directly (residual) plus the norm branch below.
-  linear_backward(nullptr, dw[6], nullptr, dy, s.act, nullptr, T, F, C, p);   // act read last here
-  float* d_act = s.act;
-  linear_backward(d_act, nullptr, nullptr, dy, nullptr, w(6), T, F, C, p);
-  swiglu_backward(s.gate, s.up, d_act, s.gate, s.up, T * F);                  // in place: d gate, d up
+  // As in the forward, W' is fetched outside the GEMM scopes.
+  profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, dy, s.act, nullptr, T, F, C, p); });
+  float* d_act = s.act;  // act read last above
+  const float* wd = w(6);
+  profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, dy, nullptr, wd, T, F, C, p); });
+  profiled(Phase::Elementwise, [&] { swiglu_backward(s.gate, s.up, d_act, s.gate, s.up, T * F); });  // d gate, d up
   const float *d_gate = s.gate, *d_up = s.up;
   float* d_c = s.act;  // d act is dead: d xn2 (T, C)
-  linear_backward(d_c, dw[4], nullptr, d_gate, s.xn2, w(4), T, C, F, p);     // d xn2 (gate)
-  linear_backward(nullptr, dw[5], nullptr, d_up, s.xn2, nullptr, T, C, F, p);
-  gemm(d_c, d_up, w(5), T, C, F, false, false, /*accumulate=*/true, p);       // + d xn2 (up)
-  rms_norm_backward(d_c, nullptr, d_c, s.h, b.post_norm.as<float>(), s.rstd2, T, C);
+  const float* wg = w(4);
+  profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, s.xn2, wg, T, C, F, p); });  // d xn2 (gate)
+  profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw[5], nullptr, d_up, s.xn2, nullptr, T, C, F, p); });
+  const float* wu = w(5);
+  profiled(Phase::GemmGateUpBwd, [&] { gemm(d_c, d_up, wu, T, C, F, false, false, /*accumulate=*/true, p); });  // + d xn2 (up)
   float* d_h = d_c;
-  for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
+  profiled(Phase::Elementwise, [&] {
+    rms_norm_backward(d_c, nullptr, d_c, s.h, b.post_norm.as<float>(), s.rstd2, T, C);
+    for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
+  });
 
   // Attention half (gate/up are dead: its temporaries live there). h = x + o(attn): dL/dx gets
   // d_h directly plus the input-norm branch.
-  linear_backward(s.d_attn, dw[3], nullptr, d_h, s.attn, w(3), T, H * D, C, p);
+  const float* wo = w(3);
+  profiled(Phase::GemmOBwd, [&] { linear_backward(s.d_attn, dw[3], nullptr, d_h, s.attn, wo, T, H * D, C, p); });
   for (int64_t j = 0; j < n; ++j) {
     const int64_t oq = j * S * H * D, okv = j * S * Hkv * D;
-    attention_backward(s.dq + oq, s.dk + okv, s.dv + okv, s.att_scratch, s.att_floats, s.d_attn + oq, s.q + oq,
-                       s.k + okv, s.v + okv, S, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+    profiled(Phase::AttentionBwd, [&] {
+      attention_backward(s.dq + oq, s.dk + okv, s.dv + okv, s.att_scratch, s.att_floats, s.d_attn + oq, s.q + oq,
+                         s.k + okv, s.v + okv, S, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+    });
+    PhaseScope ps(Phase::Elementwise);
     rope_backward(s.dq + oq, rope.cos.data(), rope.sin.data(), S, H, D);
     rope_backward(s.dk + okv, rope.cos.data(), rope.sin.data(), S, Hkv, D);
   }
   if (c.qk_norm) {
+    PhaseScope ps(Phase::Elementwise);
     rms_norm_backward(s.dq, nullptr, s.dq, s.q_raw, b.q_norm.as<float>(), s.rstd_q, T * H, D);
     rms_norm_backward(s.dk, nullptr, s.dk, s.k_raw, b.k_norm.as<float>(), s.rstd_k, T * Hkv, D);
   }
   // Weight gradients need only the projections' input; d xn1 only when dx is wanted.
-  linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, s.dq, s.xn1, dx ? w(0) : nullptr, T, C, H * D, p);
-  linear_backward(nullptr, dw[1], nullptr, s.dk, s.xn1, nullptr, T, C, Hkv * D, p);
-  linear_backward(nullptr, dw[2], nullptr, s.dv, s.xn1, nullptr, T, C, Hkv * D, p);
+  const float* wq = dx ? w(0) : nullptr;
+  profiled(Phase::GemmQkvBwd, [&] {
+    linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, s.dq, s.xn1, wq, T, C, H * D, p);
+    linear_backward(nullptr, dw[1], nullptr, s.dk, s.xn1, nullptr, T, C, Hkv * D, p);
+    linear_backward(nullptr, dw[2], nullptr, s.dv, s.xn1, nullptr, T, C, Hkv * D, p);
+  });
   if (!dx) return;
   gemm(s.d_xn1, s.dk, w(1), T, C, Hkv * D, false, false, true, p);
   gemm(s.d_xn1, s.dv, w(2), T, C, Hkv * D, false, false, true, p);

@@ -16,6 +16,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/profile.h"
 #include "kernels/mse_loss.h"
 #include "model/block_grad.h"
 #include "quant/fake_quant_grad.h"
@@ -78,8 +79,16 @@ bool bf16_exact(const LinearWeights& l) {
 }
 
 // p -= lr * sign(g); sign(0) = 0 leaves p unchanged, as torch.sign does.
+// Elementwise, so threads and vector lanes give the same bits as one loop; two selects instead of a
+// nested one so that it vectorizes (100 M weights of a 4B block: 310 ms a step before, ~40 ms now).
 void signed_step(float* p, const float* g, size_t n, float lr) {
-  for (size_t i = 0; i < n; ++i) p[i] -= g[i] > 0 ? lr : (g[i] < 0 ? -lr : 0.f);
+  constexpr size_t kChunk = size_t(1) << 16;
+#pragma omp parallel for schedule(static) if (n > kChunk)
+  for (size_t c = 0; c < n; c += kChunk) {
+    const size_t end = std::min(n, c + kChunk);
+#pragma omp simd
+    for (size_t i = c; i < end; ++i) p[i] -= (g[i] > 0 ? lr : 0.f) - (g[i] < 0 ? lr : 0.f);
+  }
 }
 void signed_step(std::vector<float>& p, const std::vector<float>& g, float lr) {
   signed_step(p.data(), g.data(), p.size(), lr);
@@ -309,6 +318,7 @@ struct BlockTuner::State {
 
   // W' of tuned linear i into dst (out, in).
   void make_fake_quantized(int i, float* dst) {
+    PhaseScope scope(Phase::FakeQuant);
     LinearState& s = st[size_t(i)];
     if (s.gguf && s.w_bf16.empty())
       gguf_fake_quant_forward(dst, nullptr, s.l->w.as<float>(), s.l->out, s.l->in, s.gg, s.v.data(),
@@ -509,8 +519,12 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   auto chunk_step = [&](BlockGradScratch& scr, float* x, const float* t, float* y, float* dy, int64_t m,
                         const BlockLinearGrads& g, const LinearWeightSource& src) {
     block_forward_train(y, scr, x, S.b, src, S.c, S.rope, o.precision, m);
-    const double l = mse_loss_forward(y, t, m * TC) * double(m) / double(picks);
-    mse_loss_backward(dy, y, t, m * TC, float(m) / float(picks));
+    double l;
+    {
+      PhaseScope scope(Phase::Loss);
+      l = mse_loss_forward(y, t, m * TC) * double(m) / double(picks);
+      mse_loss_backward(dy, y, t, m * TC, float(m) / float(picks));
+    }
     block_backward(nullptr, g, scr, dy, x, S.b, src, S.c, S.rope, o.precision);
     return l;
   };
@@ -647,6 +661,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       std::fill(s.dmax.begin(), s.dmax.end(), 0.f);
       float* dmin = o.enable_minmax_tuning ? s.dmin.data() : nullptr;
       float* dmax = o.enable_minmax_tuning ? s.dmax.data() : nullptr;
+      std::optional<PhaseScope> scope(std::in_place, Phase::FakeQuantGrad);
       if (s.gguf && s.w_bf16.empty())
         gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.gg,
                                  s.v.data(), s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
@@ -659,6 +674,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       else
         fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(),
                             s.min_scale.data(), s.max_scale.data(), o.clamp_grad, s.global_amax);
+      scope.emplace(Phase::Update);
       signed_step(s.v.data(), dv, nw, lr);
       if (o.enable_minmax_tuning) {
         signed_step(s.min_scale, s.dmin, mm_lr);

@@ -167,6 +167,11 @@ void stage_bf16(uint16_t* out, const float* x, int64_t rows, int64_t cols, int64
   for (int64_t r = 0; r < rows; ++r) f32_to_bf16(out + r * cols, x + r * ld, size_t(cols));
 }
 
+// The same on the calling thread only (inside the tile loop).
+void stage_bf16_serial(uint16_t* out, const float* x, int64_t rows, int64_t cols, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) f32_to_bf16(out + r * cols, x + r * ld, size_t(cols));
+}
+
 // An operand as handed to oneDNN: the user's pointer, or a tight staged copy (ld = cols).
 struct Operand {
   const void* ptr;
@@ -216,9 +221,9 @@ struct Tiling {
   int64_t size, count, last;  // tile length, number of tiles, length of the last one
 };
 
-Tiling tiling(int64_t M, int64_t N) {
+Tiling tiling(int64_t M, int64_t N, bool along_m) {
   Tiling t;
-  t.along_m = M >= N;
+  t.along_m = along_m;
   const int64_t dim = t.along_m ? M : N;
   t.size = std::max(kMinTile, (dim + kMaxTiles - 1) / kMaxTiles);
   t.size = std::min(dim, (t.size + 15) / 16 * 16);
@@ -371,27 +376,37 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
   // place; everything else in BF16 mode is staged.
   const bool stage_a = bf16 && (native || !is_bf16_exact(A, a_rows, a_cols, lda));
   const bool stage_b = bf16 && (native || !is_bf16_exact(B, b_rows, b_cols, ldb));
+  // Tiles run along the longer side of C. With native bf16, the operand the tiles split (A along
+  // M, B along N) is converted tile by tile by the thread that multiplies it, while it is hot in
+  // its cache: no separate pass over it, and no panels of it (a big weight is never staged whole).
+  const bool along_m = M >= N;
+  const bool tile_a = native && along_m, tile_b = native && !along_m;
   const int64_t stage_elem = native ? int64_t(sizeof(uint16_t)) : int64_t(sizeof(float));
-  const int64_t pm = panel_len(M, K, stage_a, stage_elem), pn = panel_len(N, K, stage_b, stage_elem);
+  const int64_t pm = tile_a ? M : panel_len(M, K, stage_a, stage_elem);
+  const int64_t pn = tile_b ? N : panel_len(N, K, stage_b, stage_elem);
   Operand b_whole{nullptr, 0};
   for (int64_t m0 = 0; m0 < M; m0 += pm) {
     const int64_t mm = std::min(pm, M - m0);
     // Rows m0.. of op(A): stored rows when not transposed, stored columns when transposed.
     const float* a_src = trans_a ? A + m0 : A + m0 * lda;
-    const Operand a = trans_a ? stage_operand(a_src, K, mm, lda, stage_a, native, buf_a)
-                              : stage_operand(a_src, mm, K, lda, stage_a, native, buf_a);
+    const Operand a = tile_a   ? Operand{a_src, lda}
+                      : trans_a ? stage_operand(a_src, K, mm, lda, stage_a, native, buf_a)
+                                : stage_operand(a_src, mm, K, lda, stage_a, native, buf_a);
     for (int64_t n0 = 0; n0 < N; n0 += pn) {
       const int64_t nn = std::min(pn, N - n0);
       // A whole-B staging (pn == N) is done once, on the first row panel, and then reused.
       const bool restage_b = pn < N || m0 == 0;
       const float* b_src = trans_b ? B + n0 * ldb : B + n0;
-      const Operand b = !restage_b ? b_whole
-                        : trans_b  ? stage_operand(b_src, nn, K, ldb, stage_b, native, buf_b)
-                                   : stage_operand(b_src, K, nn, ldb, stage_b, native, buf_b);
+      const Operand b = tile_b      ? Operand{b_src, ldb}
+                        : !restage_b ? b_whole
+                        : trans_b    ? stage_operand(b_src, nn, K, ldb, stage_b, native, buf_b)
+                                     : stage_operand(b_src, K, nn, ldb, stage_b, native, buf_b);
       if (pn == N) b_whole = b;
       float* c = C + m0 * ldc + n0;
-      const Tiling t = tiling(mm, nn);
+      const Tiling t = tiling(mm, nn, along_m);
       const size_t elem = native ? sizeof(uint16_t) : sizeof(float);
+      // A tile's staged operand: (len, K) when its K runs along stored rows, else (K, len).
+      auto tile_ld = [&](int64_t len, bool stored_k_along_rows) { return stored_k_along_rows ? K : len; };
       // The (at most two) tile shapes' primitives, looked up under the lock.
       PrimEntry entry[2];
       for (int which = 0; which < 2; ++which) {
@@ -400,7 +415,9 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
           entry[which] = entry[0];
           continue;
         }
-        const PrimKey key{t.along_m ? len : mm, t.along_m ? nn : len, K, a.ld, b.ld, ldc,
+        const int64_t a_ld = tile_a ? tile_ld(len, !trans_a) : a.ld;
+        const int64_t b_ld = tile_b ? tile_ld(len, trans_b) : b.ld;
+        const PrimKey key{t.along_m ? len : mm, t.along_m ? nn : len, K, a_ld, b_ld, ldc,
                           trans_a, trans_b, accumulate, native};
         if (nested) lock.lock();
         entry[which] = cached_entry(be, key);
@@ -409,15 +426,30 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
       // Tile i of C, multiplied by one thread with a single-threaded primitive. A top-level call
       // spreads the tiles over the threads, a nested one runs them in turn: the same tiles and
       // the same kernels either way, so every element is summed in the same order whatever the
-      // thread count (oneDNN's own threading splits the K sums of some shapes by thread count).
+      // thread count (oneDNN's own threading splits the K sums of some shapes by thread count:
+      // seen for bf16 on AMX with 2, 3 and 4 threads).
       auto run_tile = [&](int64_t i) {
-        const int64_t off = i * t.size;
+        const int64_t off = i * t.size, len = i + 1 == t.count ? t.last : t.size;
         const PrimEntry& e = entry[i + 1 == t.count ? 1 : 0];
         // Rows off.. of op(A) (stored columns when transposed), or columns off.. of op(B).
         const char* ap = static_cast<const char*>(a.ptr);
         const char* bp = static_cast<const char*>(b.ptr);
-        if (t.along_m) ap += size_t(trans_a ? off : off * a.ld) * elem;
-        else bp += size_t(trans_b ? off * b.ld : off) * elem;
+        if (tile_a || tile_b) {
+          // This tile's slice of the split operand, converted now into this thread's buffer.
+          thread_local Buffer tile_buf(0, "gemm.stage_tile.thread");
+          tile_buf.reserve(size_t(len * K) * sizeof(uint16_t));
+          uint16_t* out = tile_buf.as<uint16_t>();
+          const bool t_src = tile_a ? trans_a : !trans_b;  // slice = stored columns off..
+          const float* src = static_cast<const float*>(tile_a ? a.ptr : b.ptr);
+          const int64_t ld = tile_a ? a.ld : b.ld;
+          if (t_src) stage_bf16_serial(out, src + off, K, len, ld);
+          else stage_bf16_serial(out, src + off * ld, len, K, ld);
+          (tile_a ? ap : bp) = reinterpret_cast<const char*>(out);
+        } else if (t.along_m) {
+          ap += size_t(trans_a ? off : off * a.ld) * elem;
+        } else {
+          bp += size_t(trans_b ? off * b.ld : off) * elem;
+        }
         float* cp = c + (t.along_m ? off * ldc : off);
         execute(be, e, ap, bp, cp);
       };

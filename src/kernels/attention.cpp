@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include "core/buffer.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/gemm.h"
@@ -24,15 +25,13 @@ namespace {
 // enough that the skipped triangle is most of the masked half (T=2048 -> 8 blocks, ~44% saved).
 constexpr int64_t kCausalBlockRows = 256;
 
-// Rows [r0, r1) of one head: Pb (r1 - r0, r1), row stride r1, receives the probabilities
-// softmax(scale · Q_h[i]·K[0..i]ᵀ) for columns 0..i and zeros for columns (i, r1), so that a
-// P·V over columns [0, r1) sees the causal mask. qh, kh: head views with strides ldq, ldkv.
-// round_bf16: store P rounded to bf16 — what the BF16 P·V would use anyway, and already-bf16
-// values let gemm skip its staging copy of the largest operand.
-void block_probs(float* Pb, const float* qh, const float* kh, int64_t r0, int64_t r1, int64_t D,
-                 int64_t ldq, int64_t ldkv, float scale, Precision p, bool round_bf16) {
+// Rows [r0, r1) of one head's scores Pb (r1 - r0, r1), row stride r1, holding Q_h[i]·K[0..r1)ᵀ,
+// become the probabilities softmax(scale · Q_h[i]·K[0..i]ᵀ) for columns 0..i and zeros for
+// columns (i, r1), so that a P·V over columns [0, r1) sees the causal mask. round_bf16: store P
+// rounded to bf16 (what the BF16 P·V would use anyway; already-bf16 values let gemm skip its
+// staging copy of the largest operand). p16 (rows, r1), if given, receives P as bf16.
+void causal_softmax(float* Pb, int64_t r0, int64_t r1, float scale, bool round_bf16, uint16_t* p16) {
   const int64_t rows = r1 - r0;
-  gemm(Pb, qh + r0 * ldq, kh, rows, r1, D, false, true, false, p, ldq, ldkv, r1);
 #pragma omp parallel for if (rows * r1 > (1 << 14))
   for (int64_t li = 0; li < rows; ++li) {
     float* row = Pb + li * r1;
@@ -51,14 +50,22 @@ void block_probs(float* Pb, const float* qh, const float* kh, int64_t r0, int64_
     for (int64_t j = 0; j < n; ++j) row[j] *= inv;
     if (round_bf16) round_to_bf16(row, row, n);
     for (int64_t j = n; j < r1; ++j) row[j] = 0.0f;
+    if (p16) f32_to_bf16(p16 + li * r1, row, size_t(r1));
   }
+}
+
+// Scores Q_h[r0:r1]·K[0:r1]ᵀ into Pb, then causal_softmax. qh, kh: head views with strides ldq, ldkv.
+void block_probs(float* Pb, const float* qh, const float* kh, int64_t r0, int64_t r1, int64_t D,
+                 int64_t ldq, int64_t ldkv, float scale, Precision p, bool round_bf16) {
+  gemm(Pb, qh + r0 * ldq, kh, r1 - r0, r1, D, false, true, false, p, ldq, ldkv, r1);
+  causal_softmax(Pb, r0, r1, scale, round_bf16, nullptr);
 }
 
 // In place over one block: dP (rows, r1) -> dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)), the softmax
 // backward with the score scale folded in; masked columns become exact zeros. round_bf16 as in
-// block_probs (dS only feeds BF16 GEMMs).
+// block_probs (dS only feeds BF16 GEMMs); ds16, if given, receives dS as bf16.
 void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, float scale,
-                            bool round_bf16) {
+                            bool round_bf16, uint16_t* ds16 = nullptr) {
   const int64_t rows = r1 - r0;
 #pragma omp parallel for if (rows * r1 > (1 << 14))
   for (int64_t li = 0; li < rows; ++li) {
@@ -72,6 +79,7 @@ void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, 
     for (int64_t j = 0; j < n; ++j) d[j] = scale * pr[j] * (d[j] - dot);
     if (round_bf16) round_to_bf16(d, d, n);
     for (int64_t j = n; j < r1; ++j) d[j] = 0.0f;
+    if (ds16) f32_to_bf16(ds16 + li * r1, d, size_t(r1));
   }
 }
 
@@ -109,6 +117,69 @@ void head_backward(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, co
   }
 }
 
+// Native bf16 (AVX512-BF16 / AMX; gemm_bf16): q_h, k_g, v_g (and dO_h) are converted to bf16 once
+// per head, P and dS written as bf16 by the softmax passes, instead of gemm staging every operand
+// of every row block again (on AMX that conversion took a third of the attention time). Same
+// values as the staged path: the rounding points are the same. Per-thread bf16 buffers, grow-only.
+struct HeadBf16 {
+  Buffer q{0, "attention.q_bf16"}, k{0, "attention.k_bf16"}, v{0, "attention.v_bf16"};
+  Buffer dout{0, "attention.dout_bf16"}, p{0, "attention.p_bf16"}, ds{0, "attention.ds_bf16"};
+};
+
+HeadBf16& thread_head_bf16() {
+  thread_local HeadBf16 h;
+  return h;
+}
+
+// Tight (T, D) bf16 copy of a head view with stride ld.
+uint16_t* head_to_bf16(Buffer& buf, const float* x, int64_t T, int64_t D, int64_t ld) {
+  buf.reserve(size_t(T * D) * sizeof(uint16_t));
+  uint16_t* out = buf.as<uint16_t>();
+  for (int64_t t = 0; t < T; ++t) f32_to_bf16(out + t * D, x + t * ld, size_t(D));
+  return out;
+}
+
+uint16_t* block_bf16(Buffer& buf, int64_t T) {
+  buf.reserve(block_floats(T) * sizeof(uint16_t));
+  return buf.as<uint16_t>();
+}
+
+void head_forward_native(float* oh, float* Pb, const float* qh, const float* kh, const float* vh, int64_t T,
+                         int64_t D, int64_t ldq, int64_t ldkv, float scale) {
+  HeadBf16& hb = thread_head_bf16();
+  const uint16_t* q = head_to_bf16(hb.q, qh, T, D, ldq);
+  const uint16_t* k = head_to_bf16(hb.k, kh, T, D, ldkv);
+  const uint16_t* v = head_to_bf16(hb.v, vh, T, D, ldkv);
+  uint16_t* p16 = block_bf16(hb.p, T);
+  for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
+    const int64_t r1 = std::min(T, r0 + kCausalBlockRows), rows = r1 - r0;
+    gemm_bf16(Pb, q + r0 * D, k, rows, r1, D, false, true, false, D, D, r1);
+    causal_softmax(Pb, r0, r1, scale, false, p16);
+    gemm_bf16(oh + r0 * ldq, p16, v, rows, D, r1, false, false, false, r1, D, ldq);
+  }
+}
+
+// q16, k16, v16: the head's bf16 copies (q per head, k/v per group, made by the caller).
+void head_backward_native(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, const float* doh,
+                          const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t T, int64_t D,
+                          int64_t ldq, int64_t ldkv, float scale) {
+  HeadBf16& hb = thread_head_bf16();
+  const uint16_t* dout = head_to_bf16(hb.dout, doh, T, D, ldq);
+  uint16_t* p16 = block_bf16(hb.p, T);
+  uint16_t* ds16 = block_bf16(hb.ds, T);
+  for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
+    const int64_t r1 = std::min(T, r0 + kCausalBlockRows), rows = r1 - r0;
+    // P stays unrounded in Pb for the softmax backward; its bf16 copy feeds dV.
+    gemm_bf16(Pb, q + r0 * D, k, rows, r1, D, false, true, false, D, D, r1);
+    causal_softmax(Pb, r0, r1, scale, false, p16);
+    gemm_bf16(dvh, p16, dout + r0 * D, r1, D, rows, true, false, true, r1, D, ldkv);
+    gemm_bf16(dPb, dout + r0 * D, v, rows, r1, D, false, true, false, D, D, r1);
+    block_softmax_backward(dPb, Pb, r0, r1, scale, false, ds16);
+    gemm_bf16(dqh + r0 * ldq, ds16, k, rows, D, r1, false, false, false, r1, D, ldq);
+    gemm_bf16(dkh, ds16, q + r0 * D, r1, D, rows, true, false, true, r1, D, ldkv);
+  }
+}
+
 // Threads a call may use: no more than OpenMP offers, than there are parallel items, or than
 // the caller's scratch has slots (thread i uses slot i).
 int thread_slots(size_t scratch_floats, size_t slot_floats, int64_t items) {
@@ -135,11 +206,15 @@ void attention_forward(float* out, float* scratch, size_t scratch_floats, const 
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
   const int nthr = thread_slots(scratch_floats, block_floats(T), H);
+  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
 #pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
   for (int64_t h = 0; h < H; ++h) {
     float* Pb = scratch + size_t(omp_get_thread_num()) * block_floats(T);
-    head_forward(out + h * D, Pb, q + h * D, k + (h / group) * D, v + (h / group) * D, T, D, ldq,
-                 ldkv, scale, p);
+    if (native)
+      head_forward_native(out + h * D, Pb, q + h * D, k + (h / group) * D, v + (h / group) * D, T, D, ldq, ldkv,
+                          scale);
+    else
+      head_forward(out + h * D, Pb, q + h * D, k + (h / group) * D, v + (h / group) * D, T, D, ldq, ldkv, scale, p);
   }
 }
 
@@ -152,6 +227,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t 
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
   const int nthr = thread_slots(scratch_floats, 2 * block_floats(T), Hkv);
+  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
 #pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
   for (int64_t g = 0; g < Hkv; ++g) {
     float* Pb = scratch + size_t(omp_get_thread_num()) * 2 * block_floats(T);
@@ -161,6 +237,15 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t 
     for (int64_t t = 0; t < T; ++t) {  // input gradients overwrite: start the sums at zero
       std::memset(dkg + t * ldkv, 0, size_t(D) * sizeof(float));
       std::memset(dvg + t * ldkv, 0, size_t(D) * sizeof(float));
+    }
+    if (native) {  // k_g, v_g converted once for the whole group
+      HeadBf16& hb = thread_head_bf16();
+      const uint16_t* k16 = head_to_bf16(hb.k, k + g * D, T, D, ldkv);
+      const uint16_t* v16 = head_to_bf16(hb.v, v + g * D, T, D, ldkv);
+      for (int64_t h = g * group; h < (g + 1) * group; ++h)
+        head_backward_native(dq + h * D, dkg, dvg, Pb, dPb, dout + h * D, head_to_bf16(hb.q, q + h * D, T, D, ldq),
+                             k16, v16, T, D, ldq, ldkv, scale);
+      continue;
     }
     for (int64_t h = g * group; h < (g + 1) * group; ++h)
       head_backward(dq + h * D, dkg, dvg, Pb, dPb, dout + h * D, q + h * D, k + g * D, v + g * D,

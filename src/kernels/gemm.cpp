@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include <omp.h>
@@ -262,6 +263,81 @@ void execute(Backend& be, const PrimEntry& e, const void* a, const void* b, floa
   stream.wait();
   if (outside) omp_set_num_threads(before);
 }
+
+// Native bf16: the operand the tiles split, given as f32, converted one tile's slice at a time.
+// src_cols: the slice is stored columns off.. (K rows of len), else stored rows off.. (len rows of K).
+struct TileStaging {
+  bool a;  // A is split (tiles along M), else B (tiles along N)
+  const float* src;
+  int64_t ld;
+  bool src_cols;
+};
+
+// C (mm, nn) [+]= op(a)·op(b), tile by tile (see Tiling): each tile multiplied by one thread with a
+// single-threaded primitive. A top-level call (lock held) spreads the tiles over the threads, a
+// nested one runs them in turn: the same tiles and the same kernels either way, so every element
+// is summed in the same order whatever the thread count (oneDNN's own threading splits the K sums
+// of some shapes by thread count: seen for bf16 on AMX with 2, 3 and 4 threads). a, b: as oneDNN
+// reads them (bf16 when native); stage: the split operand is converted per tile instead.
+void multiply_tiles(Backend& be, std::unique_lock<std::mutex>& lock, bool nested, const Tiling& t, int64_t mm,
+                    int64_t nn, int64_t K, Operand a, Operand b, bool trans_a, bool trans_b, bool accumulate,
+                    bool native, float* c, int64_t ldc, const TileStaging* stage) {
+  const size_t elem = native ? sizeof(uint16_t) : sizeof(float);
+  // A staged slice's stride: K when K runs along its stored rows, else the tile length.
+  auto staged_ld = [&](int64_t len) { return stage->src_cols ? len : K; };
+  // The (at most two) tile shapes' primitives, looked up under the lock.
+  PrimEntry entry[2];
+  for (int which = 0; which < 2; ++which) {
+    const int64_t len = which == 0 ? t.size : t.last;
+    if (len == 0 || (which == 1 && len == t.size)) {
+      entry[which] = entry[0];
+      continue;
+    }
+    const int64_t a_ld = stage && stage->a ? staged_ld(len) : a.ld;
+    const int64_t b_ld = stage && !stage->a ? staged_ld(len) : b.ld;
+    const PrimKey key{t.along_m ? len : mm, t.along_m ? nn : len, K, a_ld, b_ld, ldc,
+                      trans_a, trans_b, accumulate, native};
+    if (nested) lock.lock();
+    entry[which] = cached_entry(be, key);
+    if (nested) lock.unlock();
+  }
+  auto run_tile = [&](int64_t i) {
+    const int64_t off = i * t.size, len = i + 1 == t.count ? t.last : t.size;
+    const PrimEntry& e = entry[i + 1 == t.count ? 1 : 0];
+    // Rows off.. of op(A) (stored columns when transposed), or columns off.. of op(B).
+    const char* ap = static_cast<const char*>(a.ptr);
+    const char* bp = static_cast<const char*>(b.ptr);
+    if (stage) {
+      thread_local Buffer tile_buf(0, "gemm.stage_tile.thread");
+      tile_buf.reserve(size_t(len * K) * sizeof(uint16_t));
+      uint16_t* out = tile_buf.as<uint16_t>();
+      if (stage->src_cols) stage_bf16_serial(out, stage->src + off, K, len, stage->ld);
+      else stage_bf16_serial(out, stage->src + off * stage->ld, len, K, stage->ld);
+      (stage->a ? ap : bp) = reinterpret_cast<const char*>(out);
+    } else if (t.along_m) {
+      ap += size_t(trans_a ? off : off * a.ld) * elem;
+    } else {
+      bp += size_t(trans_b ? off * b.ld : off) * elem;
+    }
+    float* cp = c + (t.along_m ? off * ldc : off);
+    execute(be, e, ap, bp, cp);
+  };
+  if (nested || t.count == 1) {  // a single tile still runs single-threaded (see execute)
+    for (int64_t i = 0; i < t.count; ++i) run_tile(i);
+    return;
+  }
+  std::exception_ptr err;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < t.count; ++i) {
+    try {
+      run_tile(i);
+    } catch (...) {
+#pragma omp critical(ar_gemm_tile_error)
+      if (!err) err = std::current_exception();
+    }
+  }
+  if (err) std::rethrow_exception(err);
+}
 }  // namespace
 
 namespace {
@@ -336,6 +412,40 @@ void gemm_release_cache() {
   be.stage_b = Buffer(0, "gemm.stage_b");
 }
 
+namespace {
+
+// Fills in tight strides (ld 0) and checks them; does the empty cases. False: nothing left to do.
+bool prepare_call(float* C, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool accumulate,
+                  int64_t& lda, int64_t& ldb, int64_t& ldc) {
+  AR_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative size M=", M, " N=", N, " K=", K);
+  const int64_t a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
+  if (lda == 0) lda = a_cols;
+  if (ldb == 0) ldb = b_cols;
+  if (ldc == 0) ldc = N;
+  AR_CHECK(lda >= a_cols && ldb >= b_cols && ldc >= N, "gemm: leading dimension too small: lda=",
+           lda, " (cols ", a_cols, ") ldb=", ldb, " (cols ", b_cols, ") ldc=", ldc, " (N ", N, ")");
+  if (M == 0 || N == 0) return false;
+  if (K == 0) {  // empty sum; oneDNN would reject a zero-sized reduction
+    if (!accumulate) zero_rows(C, M, N, ldc);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
+               bool trans_b, bool accumulate, int64_t lda, int64_t ldb, int64_t ldc) {
+  AR_CHECK(gemm_has_native_bf16(), "gemm_bf16 without native bf16 matmuls");
+  if (!prepare_call(C, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
+  const bool nested = omp_in_parallel();
+  Backend& be = backend();
+  std::unique_lock<std::mutex> lock(be.mu, std::defer_lock);  // as in gemm
+  if (!nested) lock.lock();
+  multiply_tiles(be, lock, nested, tiling(M, N, M >= N), M, N, K, Operand{A, lda}, Operand{B, ldb}, trans_a, trans_b,
+                 accumulate, /*native=*/true, C, ldc, nullptr);
+}
+
 void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
           bool trans_a, bool trans_b, bool accumulate, Precision p, int64_t lda, int64_t ldb,
           int64_t ldc) {
@@ -343,20 +453,10 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
     gemm_ref(C, A, B, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
     return;
   }
-  AR_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative size M=", M, " N=", N, " K=", K);
+  if (!prepare_call(C, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
   // Stored shapes: A is (M,K) or (K,M); B is (K,N) or (N,K).
   const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
   const int64_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
-  if (lda == 0) lda = a_cols;
-  if (ldb == 0) ldb = b_cols;
-  if (ldc == 0) ldc = N;
-  AR_CHECK(lda >= a_cols && ldb >= b_cols && ldc >= N, "gemm: leading dimension too small: lda=",
-           lda, " (cols ", a_cols, ") ldb=", ldb, " (cols ", b_cols, ") ldc=", ldc, " (N ", N, ")");
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // empty sum; oneDNN would reject a zero-sized reduction
-    if (!accumulate) zero_rows(C, M, N, ldc);
-    return;
-  }
 
   const bool nested = omp_in_parallel();
   Backend& be = backend();
@@ -403,71 +503,12 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
                                      : stage_operand(b_src, K, nn, ldb, stage_b, native, buf_b);
       if (pn == N) b_whole = b;
       float* c = C + m0 * ldc + n0;
-      const Tiling t = tiling(mm, nn, along_m);
-      const size_t elem = native ? sizeof(uint16_t) : sizeof(float);
-      // A tile's staged operand: (len, K) when its K runs along stored rows, else (K, len).
-      auto tile_ld = [&](int64_t len, bool stored_k_along_rows) { return stored_k_along_rows ? K : len; };
-      // The (at most two) tile shapes' primitives, looked up under the lock.
-      PrimEntry entry[2];
-      for (int which = 0; which < 2; ++which) {
-        const int64_t len = which == 0 ? t.size : t.last;
-        if (len == 0 || (which == 1 && len == t.size)) {
-          entry[which] = entry[0];
-          continue;
-        }
-        const int64_t a_ld = tile_a ? tile_ld(len, !trans_a) : a.ld;
-        const int64_t b_ld = tile_b ? tile_ld(len, trans_b) : b.ld;
-        const PrimKey key{t.along_m ? len : mm, t.along_m ? nn : len, K, a_ld, b_ld, ldc,
-                          trans_a, trans_b, accumulate, native};
-        if (nested) lock.lock();
-        entry[which] = cached_entry(be, key);
-        if (nested) lock.unlock();
-      }
-      // Tile i of C, multiplied by one thread with a single-threaded primitive. A top-level call
-      // spreads the tiles over the threads, a nested one runs them in turn: the same tiles and
-      // the same kernels either way, so every element is summed in the same order whatever the
-      // thread count (oneDNN's own threading splits the K sums of some shapes by thread count:
-      // seen for bf16 on AMX with 2, 3 and 4 threads).
-      auto run_tile = [&](int64_t i) {
-        const int64_t off = i * t.size, len = i + 1 == t.count ? t.last : t.size;
-        const PrimEntry& e = entry[i + 1 == t.count ? 1 : 0];
-        // Rows off.. of op(A) (stored columns when transposed), or columns off.. of op(B).
-        const char* ap = static_cast<const char*>(a.ptr);
-        const char* bp = static_cast<const char*>(b.ptr);
-        if (tile_a || tile_b) {
-          // This tile's slice of the split operand, converted now into this thread's buffer.
-          thread_local Buffer tile_buf(0, "gemm.stage_tile.thread");
-          tile_buf.reserve(size_t(len * K) * sizeof(uint16_t));
-          uint16_t* out = tile_buf.as<uint16_t>();
-          const bool t_src = tile_a ? trans_a : !trans_b;  // slice = stored columns off..
-          const float* src = static_cast<const float*>(tile_a ? a.ptr : b.ptr);
-          const int64_t ld = tile_a ? a.ld : b.ld;
-          if (t_src) stage_bf16_serial(out, src + off, K, len, ld);
-          else stage_bf16_serial(out, src + off * ld, len, K, ld);
-          (tile_a ? ap : bp) = reinterpret_cast<const char*>(out);
-        } else if (t.along_m) {
-          ap += size_t(trans_a ? off : off * a.ld) * elem;
-        } else {
-          bp += size_t(trans_b ? off * b.ld : off) * elem;
-        }
-        float* cp = c + (t.along_m ? off * ldc : off);
-        execute(be, e, ap, bp, cp);
-      };
-      if (nested || t.count == 1) {  // a single tile still runs single-threaded (see execute)
-        for (int64_t i = 0; i < t.count; ++i) run_tile(i);
-      } else {
-        std::exception_ptr err;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < t.count; ++i) {
-          try {
-            run_tile(i);
-          } catch (...) {
-#pragma omp critical(ar_gemm_tile_error)
-            if (!err) err = std::current_exception();
-          }
-        }
-        if (err) std::rethrow_exception(err);
-      }
+      // A tile's slice of the split operand, converted by the thread that multiplies it.
+      std::optional<TileStaging> ts;
+      if (tile_a) ts = TileStaging{true, static_cast<const float*>(a.ptr), a.ld, trans_a};
+      if (tile_b) ts = TileStaging{false, static_cast<const float*>(b.ptr), b.ld, !trans_b};
+      multiply_tiles(be, lock, nested, tiling(mm, nn, along_m), mm, nn, K, a, b, trans_a, trans_b, accumulate,
+                     native, c, ldc, ts ? &*ts : nullptr);
     }
   }
 }

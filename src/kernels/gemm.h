@@ -25,6 +25,13 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
           bool trans_a, bool trans_b, bool accumulate, Precision p,
           int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
 
+// gemm with both operands already bf16 (A, B as above, in bf16 elements), f32 C: nothing is
+// staged, so callers that reuse an operand convert it once (attention's heads). Only where
+// gemm_has_native_bf16(); same tiles and threading rules as gemm, and the same result as gemm in
+// BF16 on the f32 values of A and B.
+void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
+               bool trans_b, bool accumulate, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
+
 // Same contract as gemm, computed with plain loops and double accumulation (BF16 rounds each
 // input element to bf16 first). The oracle for tests; parallel over rows, deterministic.
 void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
@@ -55,8 +62,8 @@ size_t gemm_scratchpad_bytes(int64_t M, int64_t N, int64_t K, bool trans_a, bool
                              bool accumulate, Precision p);
 
 // Frees cached oneDNN primitives and the shared bf16 staging buffers (e.g. between model blocks
-// whose shapes differ); the next call rebuilds what it needs. Staging operands larger than 4M
-// elements are split into panels, so each staging buffer stays below 16 MiB.
+// whose shapes differ); the next call rebuilds what it needs. Staged operands are split into
+// panels, so each shared staging buffer stays below 16 MiB.
 void gemm_release_cache();
 
 // Rounds n floats to the nearest bf16 value, kept as f32 (in place allowed: out == in).

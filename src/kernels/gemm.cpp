@@ -442,8 +442,10 @@ void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_
   Backend& be = backend();
   std::unique_lock<std::mutex> lock(be.mu, std::defer_lock);  // as in gemm
   if (!nested) lock.lock();
-  multiply_tiles(be, lock, nested, tiling(M, N, M >= N), M, N, K, Operand{A, lda}, Operand{B, ldb}, trans_a, trans_b,
-                 accumulate, /*native=*/true, C, ldc, nullptr);
+  // One tile, whether nested or not: the same single primitive call either way.
+  const Tiling whole{/*along_m=*/true, M, 1, M};
+  multiply_tiles(be, lock, nested, whole, M, N, K, Operand{A, lda}, Operand{B, ldb}, trans_a, trans_b, accumulate,
+                 /*native=*/true, C, ldc, nullptr);
 }
 
 void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,

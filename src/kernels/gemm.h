@@ -27,8 +27,9 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
 
 // gemm with both operands already bf16 (A, B as above, in bf16 elements), f32 C: nothing is
 // staged, so callers that reuse an operand convert it once (attention's heads). Only where
-// gemm_has_native_bf16(); same tiles and threading rules as gemm, and the same result as gemm in
-// BF16 on the f32 values of A and B.
+// gemm_has_native_bf16(). Made for the many small products inside a parallel region: one
+// single-threaded primitive call, not split into tiles, also when called from outside one (so
+// the result never depends on the thread count).
 void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
                bool trans_b, bool accumulate, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
 

@@ -136,11 +136,20 @@ int main(int argc, char** argv) {
   ar::Buffer x = random_buffer(size_t(batch * T * C), 1.f, 0.f, rng);
   ar::Buffer target(x.size_bytes());
   std::copy_n(x.as<float>(), batch * T * C, target.as<float>());
+  // The targets' pass is what a calibration pass does (the inference block over each sample):
+  // timed, with its rate against the GEMM rate (#18: calibration passes >= 80 % of it). The first
+  // sample builds the primitives, so the rate is over the others when there are any.
+  double calib_sec = 0;
   {
     ar::RopeTables rope = ar::make_rope_tables(c, T);
     ar::BlockScratch s(c, T);
-    for (int64_t b = 0; b < batch; ++b) ar::block_forward(target.as<float>() + b * T * C, w, c, rope, s, prec);
+    for (int64_t b = 0; b < batch; ++b) {
+      ar::Timer tb;
+      ar::block_forward(target.as<float>() + b * T * C, w, c, rope, s, prec);
+      if (b > 0 || batch == 1) calib_sec += tb.seconds();
+    }
   }
+  const int64_t calib_samples = batch > 1 ? batch - 1 : 1;
   std::array<ar::QuantScheme, ar::kBlockLinears> schemes;
   schemes.fill(ar::QuantScheme{4, 128, true});
   ar::SignRoundOptions o;
@@ -181,6 +190,13 @@ int main(int argc, char** argv) {
               r.loss_iter0, r.best_loss);
   std::printf("gemm peak in this process (2048x9728x2560): f32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n",
               gemm_rate(ar::Precision::F32), gemm_rate(ar::Precision::BF16));
+  {
+    // Forward FLOPs of one sample: the linears plus attention's two products over the causal half.
+    const double fwd = 2.0 * params * double(T) + 2.0 * 2.0 * double(H) * double(D) * double(T) * double(T + 1) / 2.0;
+    std::printf("calibration pass (block forward, %lld sample(s) timed): %.1f ms/sample, %.1f GFLOP/s\n",
+                (long long)calib_samples, 1e3 * calib_sec / double(calib_samples),
+                fwd * double(calib_samples) / calib_sec / 1e9);
+  }
   print_profile(prof, sec, iters, double(batch), double(T), c);
   std::printf("peak RSS (VmHWM): %s (inputs + targets: %s; block weights %s as the tuner holds them%s; tuner "
               "state_bytes %s)\n",

@@ -1,6 +1,7 @@
 #include "core/profile.h"
 
 #include <atomic>
+#include <iterator>
 
 namespace ar {
 namespace {
@@ -9,11 +10,12 @@ std::array<std::atomic<int64_t>, kPhases> g_ns{};
 }  // namespace
 
 const char* phase_name(Phase p) {
-  static constexpr const char* kNames[kPhases] = {
+  static constexpr const char* kNames[] = {
       "fake quant W'",       "fake quant backward", "GEMM q/k/v fwd",   "GEMM o fwd",
       "GEMM gate/up fwd",    "GEMM down fwd",       "GEMM q/k/v bwd",   "GEMM o bwd",
       "GEMM gate/up bwd",    "GEMM down bwd",       "attention fwd",    "attention bwd",
       "norms/rope/act/add",  "loss",                "signed update"};
+  static_assert(std::size(kNames) == kPhases, "one name per Phase");
   return kNames[int(p)];
 }
 

@@ -159,7 +159,7 @@ void head_forward_native(float* oh, float* Pb, const float* qh, const float* kh,
   }
 }
 
-// q16, k16, v16: the head's bf16 copies (q per head, k/v per group, made by the caller).
+// q, k, v: the head's bf16 copies, tight (T, D) (q per head, k/v per group, made by the caller).
 void head_backward_native(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, const float* doh,
                           const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t T, int64_t D,
                           int64_t ldq, int64_t ldkv, float scale) {

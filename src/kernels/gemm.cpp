@@ -509,8 +509,10 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
       std::optional<TileStaging> ts;
       if (tile_a) ts = TileStaging{true, static_cast<const float*>(a.ptr), a.ld, trans_a};
       if (tile_b) ts = TileStaging{false, static_cast<const float*>(b.ptr), b.ld, !trans_b};
-      multiply_tiles(be, lock, nested, tiling(mm, nn, along_m), mm, nn, K, a, b, trans_a, trans_b, accumulate,
-                     native, c, ldc, ts ? &*ts : nullptr);
+      // Native: the direction of the whole product (its split operand is never in panels); otherwise
+      // the panel's own longer side, as before the per-tile conversion existed.
+      multiply_tiles(be, lock, nested, tiling(mm, nn, native ? along_m : mm >= nn), mm, nn, K, a, b, trans_a,
+                     trans_b, accumulate, native, c, ldc, ts ? &*ts : nullptr);
     }
   }
 }

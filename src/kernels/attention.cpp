@@ -1,7 +1,9 @@
-// Causal GQA attention forward/backward, one head at a time: S = scale·Q_h·K_gᵀ → causal softmax
-// → O_h = P·V_g (HF eager attention). Heads are strided views into the (T, H*D) / (T, Hkv*D)
-// layouts, so gemm reads them in place. Rows go in blocks that only compute columns up to the
-// block's last row: most of the masked triangle is skipped and scratch is one block, not (T, T).
+// Causal GQA attention forward/backward, one head at a time: S = scale·Q_h·K_gᵀ → optional
+// soft-cap → causal (optionally sliding-window) softmax → O_h = P·V_g (HF eager attention).
+// Heads are strided views into the (T, H*D) / (T, Hkv*D) layouts, so gemm reads them in place.
+// Rows go in blocks that only compute the columns from the block's first visible key (0 without
+// a window) up to its last row: the masked triangle, and with a window the keys that slid out,
+// are mostly skipped, and scratch is one block, not (T, T).
 #include "kernels/attention.h"
 
 #include <algorithm>
@@ -25,95 +27,165 @@ namespace {
 // enough that the skipped triangle is most of the masked half (T=2048 -> 8 blocks, ~44% saved).
 constexpr int64_t kCausalBlockRows = 256;
 
-// Rows [r0, r1) of one head's scores Pb (r1 - r0, r1), row stride r1, holding Q_h[i]·K[0..r1)ᵀ,
-// become the probabilities softmax(scale · Q_h[i]·K[0..i]ᵀ) for columns 0..i and zeros for
-// columns (i, r1), so that a P·V over columns [0, r1) sees the causal mask. round_bf16: store P
-// rounded to bf16 (what the BF16 P·V would use anyway; already-bf16 values let gemm skip its
-// staging copy of the largest operand). p16 (rows, r1), if given, receives P as bf16.
-void causal_softmax(float* Pb, int64_t r0, int64_t r1, float scale, bool round_bf16, uint16_t* p16) {
-  const int64_t rows = r1 - r0;
-#pragma omp parallel for if (rows * r1 > (1 << 14))
+// The two score modifiers: window > 0 keeps only the last `window` keys of each query (HF
+// sliding_window_overlay: j > i − window), softcap > 0 maps s to softcap·tanh(s/softcap) (HF
+// Gemma-2 eager attention, after the scaling, before the mask). Zero means off.
+struct ScoreRule {
+  int64_t window = 0;
+  float softcap = 0.0f;
+};
+
+// First key query row i may see (the last is i itself).
+int64_t first_key(int64_t i, int64_t window) {
+  return window > 0 ? std::max<int64_t>(0, i - window + 1) : 0;
+}
+
+// Keys [c0, r1) of row block [r0, r1): every key some row of the block may see.
+struct BlockCols {
+  int64_t c0, w;  // first key, width r1 - c0 (the block's row stride)
+};
+
+BlockCols block_cols(int64_t r0, int64_t r1, int64_t window) {
+  const int64_t c0 = first_key(r0, window);
+  return {c0, r1 - c0};
+}
+
+// Rows [r0, r1) of one head's scores Pb (r1 - r0, w), row stride w, holding Q_h[i]·K[c0..r1)ᵀ,
+// become the probabilities softmax(cap(scale · Q_h[i]·K[a..i]ᵀ)) for the visible keys
+// a = first_key(i) .. i and zeros for the other columns of [c0, r1), so that a P·V over keys
+// [c0, r1) sees the mask. round_bf16: store P rounded to bf16 (what the BF16 P·V would use anyway;
+// already-bf16 values let gemm skip its staging copy of the largest operand). p16 (rows, w), if
+// given, receives P as bf16. sech2 (rows, w), if given (soft-cap only), receives the cap's
+// derivative sech²(s/softcap) at the visible columns for the backward.
+void masked_softmax(float* Pb, int64_t r0, int64_t r1, BlockCols bc, float scale, ScoreRule rule,
+                    bool round_bf16, uint16_t* p16, float* sech2 = nullptr) {
+  const int64_t rows = r1 - r0, w = bc.w;
+  const bool capped = rule.softcap > 0.0f;
+  const float cap = rule.softcap, cap_scale = capped ? scale / rule.softcap : 0.0f;
+  // With the cap applied in place the scores are already scaled.
+  const float s_scale = capped ? 1.0f : scale;
+#pragma omp parallel for if (rows * w > (1 << 14))
   for (int64_t li = 0; li < rows; ++li) {
-    float* row = Pb + li * r1;
-    const int64_t n = r0 + li + 1;  // columns 0..i are visible
+    float* row = Pb + li * w;
+    const int64_t a = first_key(r0 + li, rule.window) - bc.c0;  // visible columns [a, n)
+    const int64_t n = r0 + li + 1 - bc.c0;
+    float* vis = row + a;
+    const int64_t m = n - a;
+    if (capped) {
+      if (sech2) {  // from tanh's argument, not as 1 − t²: that cancels where the cap saturates
+        float* sr = sech2 + li * w + a;
+#pragma omp simd
+        for (int64_t j = 0; j < m; ++j) sr[j] = fast_sech2(vis[j] * cap_scale);
+      }
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j) vis[j] = cap * fast_tanh(vis[j] * cap_scale);
+    }
     float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
-    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j] * scale);
+    for (int64_t j = 0; j < m; ++j) mx = std::max(mx, vis[j] * s_scale);
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; ++j) {
-      row[j] = fast_exp(row[j] * scale - mx);
-      sum += row[j];
+    for (int64_t j = 0; j < m; ++j) {
+      vis[j] = fast_exp(vis[j] * s_scale - mx);
+      sum += vis[j];
     }
     const float inv = 1.0f / sum;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-    if (round_bf16) round_to_bf16(row, row, n);
-    for (int64_t j = n; j < r1; ++j) row[j] = 0.0f;
-    if (p16) f32_to_bf16(p16 + li * r1, row, size_t(r1));
+    for (int64_t j = 0; j < m; ++j) vis[j] *= inv;
+    if (round_bf16) round_to_bf16(vis, vis, m);
+    for (int64_t j = 0; j < a; ++j) row[j] = 0.0f;
+    for (int64_t j = n; j < w; ++j) row[j] = 0.0f;
+    if (p16) f32_to_bf16(p16 + li * w, row, size_t(w));
   }
 }
 
-// Scores Q_h[r0:r1]·K[0:r1]ᵀ into Pb, then causal_softmax. qh, kh: head views with strides ldq, ldkv.
-void block_probs(float* Pb, const float* qh, const float* kh, int64_t r0, int64_t r1, int64_t D,
-                 int64_t ldq, int64_t ldkv, float scale, Precision p, bool round_bf16) {
-  gemm(Pb, qh + r0 * ldq, kh, r1 - r0, r1, D, false, true, false, p, ldq, ldkv, r1);
-  causal_softmax(Pb, r0, r1, scale, round_bf16, nullptr);
+// Scores Q_h[r0:r1]·K[c0:r1]ᵀ into Pb, then masked_softmax. qh, kh: head views with strides ldq, ldkv.
+void block_probs(float* Pb, const float* qh, const float* kh, int64_t r0, int64_t r1, BlockCols bc,
+                 int64_t D, int64_t ldq, int64_t ldkv, float scale, ScoreRule rule, Precision p,
+                 bool round_bf16, float* sech2 = nullptr) {
+  gemm(Pb, qh + r0 * ldq, kh + bc.c0 * ldkv, r1 - r0, bc.w, D, false, true, false, p, ldq, ldkv, bc.w);
+  masked_softmax(Pb, r0, r1, bc, scale, rule, round_bf16, nullptr, sech2);
 }
 
-// In place over one block: dP (rows, r1) -> dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)), the softmax
-// backward with the score scale folded in; masked columns become exact zeros. round_bf16 as in
-// block_probs (dS only feeds BF16 GEMMs); ds16, if given, receives dS as bf16.
-void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, float scale,
-                            bool round_bf16, uint16_t* ds16 = nullptr) {
-  const int64_t rows = r1 - r0;
-#pragma omp parallel for if (rows * r1 > (1 << 14))
+// In place over one block: dP (rows, w) -> dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)) [⊙ sech²], the
+// softmax backward with the score scale (and, given sech2 from masked_softmax, the soft-cap's
+// derivative) folded in; masked columns become exact zeros. round_bf16 as in block_probs (dS only
+// feeds BF16 GEMMs); ds16, if given, receives dS as bf16.
+void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, BlockCols bc, float scale,
+                            int64_t window, bool round_bf16, uint16_t* ds16 = nullptr,
+                            const float* sech2 = nullptr) {
+  const int64_t rows = r1 - r0, w = bc.w;
+#pragma omp parallel for if (rows * w > (1 << 14))
   for (int64_t li = 0; li < rows; ++li) {
-    float* d = dP + li * r1;
-    const float* pr = Pb + li * r1;
-    const int64_t n = r0 + li + 1;
+    float* row = dP + li * w;
+    const int64_t a = first_key(r0 + li, window) - bc.c0;  // visible columns [a, n)
+    const int64_t n = r0 + li + 1 - bc.c0;
+    float* d = row + a;
+    const float* pr = Pb + li * w + a;
+    const int64_t m = n - a;
     float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t j = 0; j < n; ++j) dot += d[j] * pr[j];
+    for (int64_t j = 0; j < m; ++j) dot += d[j] * pr[j];
+    if (sech2) {
+      const float* sr = sech2 + li * w + a;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) d[j] = scale * pr[j] * (d[j] - dot);
-    if (round_bf16) round_to_bf16(d, d, n);
-    for (int64_t j = n; j < r1; ++j) d[j] = 0.0f;
-    if (ds16) f32_to_bf16(ds16 + li * r1, d, size_t(r1));
+      for (int64_t j = 0; j < m; ++j) d[j] = scale * pr[j] * (d[j] - dot) * sr[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j) d[j] = scale * pr[j] * (d[j] - dot);
+    }
+    if (round_bf16) round_to_bf16(d, d, m);
+    for (int64_t j = 0; j < a; ++j) row[j] = 0.0f;
+    for (int64_t j = n; j < w; ++j) row[j] = 0.0f;
+    if (ds16) f32_to_bf16(ds16 + li * w, row, size_t(w));
   }
 }
 
 // Floats of one row block of one head's probabilities.
 size_t block_floats(int64_t T) { return size_t(std::min(T, kCausalBlockRows)) * size_t(T); }
 
-// O_h = softmax(scale·Q_h·K_gᵀ, causal)·V_g for one head; Pb: block_floats(T) scratch.
+// The soft-cap's derivative for one row block, kept from the softmax to its backward: a
+// per-thread grow-only buffer of block_floats(T), only ever reserved when softcap > 0 (so the
+// callers' scratch sizes did not change). Named for the memory ledger.
+float* thread_sech2(int64_t T) {
+  thread_local Buffer buf{0, "attention.softcap_sech2"};
+  buf.reserve(block_floats(T) * sizeof(float));
+  return buf.as<float>();
+}
+
+// O_h = softmax(rule(scale·Q_h·K_gᵀ))·V_g for one head; Pb: block_floats(T) scratch.
 void head_forward(float* oh, float* Pb, const float* qh, const float* kh, const float* vh,
-                  int64_t T, int64_t D, int64_t ldq, int64_t ldkv, float scale, Precision p) {
+                  int64_t T, int64_t D, int64_t ldq, int64_t ldkv, float scale, ScoreRule rule, Precision p) {
   for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
     const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
-    block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p, p == Precision::BF16);
-    // O_h[r0:r1] = P[r0:r1, 0:r1] · V[0:r1]
-    gemm(oh + r0 * ldq, Pb, vh, r1 - r0, D, r1, false, false, false, p, r1, ldkv, ldq);
+    const BlockCols bc = block_cols(r0, r1, rule.window);
+    block_probs(Pb, qh, kh, r0, r1, bc, D, ldq, ldkv, scale, rule, p, p == Precision::BF16);
+    // O_h[r0:r1] = P[r0:r1, c0:r1] · V[c0:r1]
+    gemm(oh + r0 * ldq, Pb, vh + bc.c0 * ldkv, r1 - r0, D, bc.w, false, false, false, p, bc.w, ldkv, ldq);
   }
 }
 
 // One head's backward: dQ_h overwritten, dK_g / dV_g accumulated. Pb, dPb: block_floats(T) each.
 void head_backward(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, const float* doh,
                    const float* qh, const float* kh, const float* vh, int64_t T, int64_t D,
-                   int64_t ldq, int64_t ldkv, float scale, Precision p) {
+                   int64_t ldq, int64_t ldkv, float scale, ScoreRule rule, Precision p) {
+  float* sech2 = rule.softcap > 0.0f ? thread_sech2(T) : nullptr;
   for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
     const int64_t r1 = std::min(T, r0 + kCausalBlockRows);
     const int64_t rows = r1 - r0;
+    const BlockCols bc = block_cols(r0, r1, rule.window);
+    const float* kc = kh + bc.c0 * ldkv;
+    const float* vc = vh + bc.c0 * ldkv;
     // P stays unrounded here: the softmax backward needs the f32 probabilities.
-    block_probs(Pb, qh, kh, r0, r1, D, ldq, ldkv, scale, p, false);
-    // dV[0:r1] += Pᵀ · dO_h[r0:r1]
-    gemm(dvh, Pb, doh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);
-    // dP = dO_h[r0:r1] · V[0:r1]ᵀ, then dS in place
-    gemm(dPb, doh + r0 * ldq, vh, rows, r1, D, false, true, false, p, ldq, ldkv, r1);
-    block_softmax_backward(dPb, Pb, r0, r1, scale, p == Precision::BF16);
-    // dQ_h[r0:r1] = dS · K[0:r1];  dK[0:r1] += dSᵀ · Q_h[r0:r1]
-    gemm(dqh + r0 * ldq, dPb, kh, rows, D, r1, false, false, false, p, r1, ldkv, ldq);
-    gemm(dkh, dPb, qh + r0 * ldq, r1, D, rows, true, false, true, p, r1, ldq, ldkv);
+    block_probs(Pb, qh, kh, r0, r1, bc, D, ldq, ldkv, scale, rule, p, false, sech2);
+    // dV[c0:r1] += Pᵀ · dO_h[r0:r1]
+    gemm(dvh + bc.c0 * ldkv, Pb, doh + r0 * ldq, bc.w, D, rows, true, false, true, p, bc.w, ldq, ldkv);
+    // dP = dO_h[r0:r1] · V[c0:r1]ᵀ, then dS in place
+    gemm(dPb, doh + r0 * ldq, vc, rows, bc.w, D, false, true, false, p, ldq, ldkv, bc.w);
+    block_softmax_backward(dPb, Pb, r0, r1, bc, scale, rule.window, p == Precision::BF16, nullptr, sech2);
+    // dQ_h[r0:r1] = dS · K[c0:r1];  dK[c0:r1] += dSᵀ · Q_h[r0:r1]
+    gemm(dqh + r0 * ldq, dPb, kc, rows, D, bc.w, false, false, false, p, bc.w, ldkv, ldq);
+    gemm(dkh + bc.c0 * ldkv, dPb, qh + r0 * ldq, bc.w, D, rows, true, false, true, p, bc.w, ldq, ldkv);
   }
 }
 
@@ -145,7 +217,7 @@ uint16_t* block_bf16(Buffer& buf, int64_t T) {
 }
 
 void head_forward_native(float* oh, float* Pb, const float* qh, const float* kh, const float* vh, int64_t T,
-                         int64_t D, int64_t ldq, int64_t ldkv, float scale) {
+                         int64_t D, int64_t ldq, int64_t ldkv, float scale, ScoreRule rule) {
   HeadBf16& hb = thread_head_bf16();
   const uint16_t* q = head_to_bf16(hb.q, qh, T, D, ldq);
   const uint16_t* k = head_to_bf16(hb.k, kh, T, D, ldkv);
@@ -153,30 +225,34 @@ void head_forward_native(float* oh, float* Pb, const float* qh, const float* kh,
   uint16_t* p16 = block_bf16(hb.p, T);
   for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
     const int64_t r1 = std::min(T, r0 + kCausalBlockRows), rows = r1 - r0;
-    gemm_bf16(Pb, q + r0 * D, k, rows, r1, D, false, true, false, D, D, r1);
-    causal_softmax(Pb, r0, r1, scale, false, p16);
-    gemm_bf16(oh + r0 * ldq, p16, v, rows, D, r1, false, false, false, r1, D, ldq);
+    const BlockCols bc = block_cols(r0, r1, rule.window);
+    gemm_bf16(Pb, q + r0 * D, k + bc.c0 * D, rows, bc.w, D, false, true, false, D, D, bc.w);
+    masked_softmax(Pb, r0, r1, bc, scale, rule, false, p16);
+    gemm_bf16(oh + r0 * ldq, p16, v + bc.c0 * D, rows, D, bc.w, false, false, false, bc.w, D, ldq);
   }
 }
 
 // q, k, v: the head's bf16 copies, tight (T, D) (q per head, k/v per group, made by the caller).
 void head_backward_native(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, const float* doh,
                           const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t T, int64_t D,
-                          int64_t ldq, int64_t ldkv, float scale) {
+                          int64_t ldq, int64_t ldkv, float scale, ScoreRule rule) {
   HeadBf16& hb = thread_head_bf16();
   const uint16_t* dout = head_to_bf16(hb.dout, doh, T, D, ldq);
   uint16_t* p16 = block_bf16(hb.p, T);
   uint16_t* ds16 = block_bf16(hb.ds, T);
+  float* sech2 = rule.softcap > 0.0f ? thread_sech2(T) : nullptr;
   for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
     const int64_t r1 = std::min(T, r0 + kCausalBlockRows), rows = r1 - r0;
+    const BlockCols bc = block_cols(r0, r1, rule.window);
+    const uint16_t* kc = k + bc.c0 * D;
     // P stays unrounded in Pb for the softmax backward; its bf16 copy feeds dV.
-    gemm_bf16(Pb, q + r0 * D, k, rows, r1, D, false, true, false, D, D, r1);
-    causal_softmax(Pb, r0, r1, scale, false, p16);
-    gemm_bf16(dvh, p16, dout + r0 * D, r1, D, rows, true, false, true, r1, D, ldkv);
-    gemm_bf16(dPb, dout + r0 * D, v, rows, r1, D, false, true, false, D, D, r1);
-    block_softmax_backward(dPb, Pb, r0, r1, scale, false, ds16);
-    gemm_bf16(dqh + r0 * ldq, ds16, k, rows, D, r1, false, false, false, r1, D, ldq);
-    gemm_bf16(dkh, ds16, q + r0 * D, r1, D, rows, true, false, true, r1, D, ldkv);
+    gemm_bf16(Pb, q + r0 * D, kc, rows, bc.w, D, false, true, false, D, D, bc.w);
+    masked_softmax(Pb, r0, r1, bc, scale, rule, false, p16, sech2);
+    gemm_bf16(dvh + bc.c0 * ldkv, p16, dout + r0 * D, bc.w, D, rows, true, false, true, bc.w, D, ldkv);
+    gemm_bf16(dPb, dout + r0 * D, v + bc.c0 * D, rows, bc.w, D, false, true, false, D, D, bc.w);
+    block_softmax_backward(dPb, Pb, r0, r1, bc, scale, rule.window, false, ds16, sech2);
+    gemm_bf16(dqh + r0 * ldq, ds16, kc, rows, D, bc.w, false, false, false, bc.w, D, ldq);
+    gemm_bf16(dkh + bc.c0 * ldkv, ds16, q + r0 * D, bc.w, D, rows, true, false, true, bc.w, D, ldkv);
   }
 }
 
@@ -201,8 +277,11 @@ size_t attention_backward_scratch_floats(int64_t T) { return 2 * attention_scrat
 // call instead of three per head and row block, which matters when cores are shared.
 void attention_forward(float* out, float* scratch, size_t scratch_floats, const float* q,
                        const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                       float scale, Precision p) {
+                       float scale, Precision p, int64_t window, float softcap) {
   AR_CHECK(Hkv > 0 && H % Hkv == 0, "attention: H=", H, " is not a multiple of Hkv=", Hkv);
+  AR_CHECK(window >= 0 && softcap >= 0.0f, "attention: window=", window, " softcap=", softcap,
+           " (0 = off, else positive)");
+  const ScoreRule rule{window, softcap};
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
   const int nthr = thread_slots(scratch_floats, block_floats(T), H);
@@ -212,9 +291,10 @@ void attention_forward(float* out, float* scratch, size_t scratch_floats, const 
     float* Pb = scratch + size_t(omp_get_thread_num()) * block_floats(T);
     if (native)
       head_forward_native(out + h * D, Pb, q + h * D, k + (h / group) * D, v + (h / group) * D, T, D, ldq, ldkv,
-                          scale);
+                          scale, rule);
     else
-      head_forward(out + h * D, Pb, q + h * D, k + (h / group) * D, v + (h / group) * D, T, D, ldq, ldkv, scale, p);
+      head_forward(out + h * D, Pb, q + h * D, k + (h / group) * D, v + (h / group) * D, T, D, ldq, ldkv, scale,
+                   rule, p);
   }
 }
 
@@ -222,8 +302,12 @@ void attention_forward(float* out, float* scratch, size_t scratch_floats, const 
 // dV columns it accumulates into (no races, a fixed summation order).
 void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t scratch_floats,
                         const float* dout, const float* q, const float* k, const float* v,
-                        int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale, Precision p) {
+                        int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale, Precision p,
+                        int64_t window, float softcap) {
   AR_CHECK(Hkv > 0 && H % Hkv == 0, "attention: H=", H, " is not a multiple of Hkv=", Hkv);
+  AR_CHECK(window >= 0 && softcap >= 0.0f, "attention: window=", window, " softcap=", softcap,
+           " (0 = off, else positive)");
+  const ScoreRule rule{window, softcap};
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
   const int nthr = thread_slots(scratch_floats, 2 * block_floats(T), Hkv);
@@ -244,18 +328,21 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t 
       const uint16_t* v16 = head_to_bf16(hb.v, v + g * D, T, D, ldkv);
       for (int64_t h = g * group; h < (g + 1) * group; ++h)
         head_backward_native(dq + h * D, dkg, dvg, Pb, dPb, dout + h * D, head_to_bf16(hb.q, q + h * D, T, D, ldq),
-                             k16, v16, T, D, ldq, ldkv, scale);
+                             k16, v16, T, D, ldq, ldkv, scale, rule);
       continue;
     }
     for (int64_t h = g * group; h < (g + 1) * group; ++h)
       head_backward(dq + h * D, dkg, dvg, Pb, dPb, dout + h * D, q + h * D, k + g * D, v + g * D,
-                    T, D, ldq, ldkv, scale, p);
+                    T, D, ldq, ldkv, scale, rule, p);
   }
 }
 
 void attention_ref(float* out, const float* q, const float* k, const float* v, int64_t T,
-                   int64_t H, int64_t Hkv, int64_t D, float scale, Precision p) {
+                   int64_t H, int64_t Hkv, int64_t D, float scale, Precision p, int64_t window,
+                   float softcap) {
   AR_CHECK(Hkv > 0 && H % Hkv == 0, "attention_ref: H=", H, " is not a multiple of Hkv=", Hkv);
+  AR_CHECK(window >= 0 && softcap >= 0.0f, "attention_ref: window=", window, " softcap=", softcap,
+           " (0 = off, else positive)");
   const bool round = p == Precision::BF16;
   auto rd = [round](double x) {
     return round ? double(bf16_to_f32(f32_to_bf16(float(x)))) : x;
@@ -266,22 +353,25 @@ void attention_ref(float* out, const float* q, const float* k, const float* v, i
     const int64_t g = h / group;
     for (int64_t i = 0; i < T; ++i) {
       const float* qi = q + (i * H + h) * D;
+      // keys j0..i: causal, and i − j < window when there is a window
+      const int64_t j0 = window > 0 ? std::max<int64_t>(0, i - window + 1) : 0;
       double mx = -std::numeric_limits<double>::infinity();
-      for (int64_t j = 0; j <= i; ++j) {
+      for (int64_t j = j0; j <= i; ++j) {
         const float* kj = k + (j * Hkv + g) * D;
         double s = 0.0;
         for (int64_t d = 0; d < D; ++d) s += rd(qi[d]) * rd(kj[d]);
         // the fast path's scores pass through f32 before scaling
         prob[j] = double(float(s)) * double(scale);
+        if (softcap > 0.0f) prob[j] = double(softcap) * std::tanh(prob[j] / double(softcap));
         mx = std::max(mx, prob[j]);
       }
       double sum = 0.0;
-      for (int64_t j = 0; j <= i; ++j) sum += (prob[j] = std::exp(prob[j] - mx));
-      for (int64_t j = 0; j <= i; ++j) prob[j] = rd(float(prob[j] / sum));
+      for (int64_t j = j0; j <= i; ++j) sum += (prob[j] = std::exp(prob[j] - mx));
+      for (int64_t j = j0; j <= i; ++j) prob[j] = rd(float(prob[j] / sum));
       float* oi = out + (i * H + h) * D;
       for (int64_t d = 0; d < D; ++d) {
         double acc = 0.0;
-        for (int64_t j = 0; j <= i; ++j) acc += prob[j] * rd(v[(j * Hkv + g) * D + d]);
+        for (int64_t j = j0; j <= i; ++j) acc += prob[j] * rd(v[(j * Hkv + g) * D + d]);
         oi[d] = float(acc);
       }
     }

@@ -58,7 +58,7 @@ GgufModelWriter::GgufModelWriter(const fs::path& model_dir, const fs::path& outp
 
   std::vector<GgufMixTensor> mt;
   for (const std::string& hf : output_tensor_order(src)) {
-    const std::string g = gguf_tensor_name(hf);
+    const std::string g = gguf_tensor_name(hf, cfg);
     if (g.empty()) {
       if (hf.ends_with("rotary_emb.inv_freq")) continue;  // recomputed by every loader
       AR_THROW(src.source_path().string(), ": tensor '", hf, "' has no GGUF name (not a ", cfg.architecture,

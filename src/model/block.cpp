@@ -10,7 +10,9 @@
 #include "kernels/residual.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
+#include "kernels/geglu.h"
 #include "kernels/swiglu.h"
+#include "model/block_specs.h"
 
 namespace ar {
 
@@ -22,7 +24,69 @@ RopeTables make_rope_tables(const ModelConfig& c, int64_t T) {
   r.sin.resize(size_t(T * r.half_D));
   std::vector<float> inv = rope_inv_freq(c);
   rope_tables(r.cos.data(), r.sin.data(), inv.data(), 0, T, r.half_D);
+  if (c.rope_local_theta > 0) {
+    r.cos_local.resize(r.cos.size());
+    r.sin_local.resize(r.sin.size());
+    std::vector<float> inv_local = rope_inv_freq(c, /*local=*/true);
+    rope_tables(r.cos_local.data(), r.sin_local.data(), inv_local.data(), 0, T, r.half_D);
+  }
   return r;
+}
+
+const float* RopeTables::cos_for(const ModelConfig& c, int64_t layer) const {
+  if (!layer_uses_local_rope(c, layer)) return cos.data();
+  AR_CHECK(!cos_local.empty(), "rope tables made without the local tables this config needs");
+  return cos_local.data();
+}
+
+const float* RopeTables::sin_for(const ModelConfig& c, int64_t layer) const {
+  if (!layer_uses_local_rope(c, layer)) return sin.data();
+  AR_CHECK(!sin_local.empty(), "rope tables made without the local tables this config needs");
+  return sin_local.data();
+}
+
+BlockNorms::BlockNorms(const BlockWeights& b, const ModelConfig& c) {
+  const Buffer* src[] = {&b.input_norm, &b.post_norm, &b.pre_ffn_norm, &b.post_ffn_norm, &b.q_norm, &b.k_norm};
+  const float** dst[] = {&input, &post, &pre_ffn, &post_ffn, &q, &k};
+  if (!c.norm_weight_offset) {
+    for (size_t i = 0; i < std::size(src); ++i)
+      *dst[i] = src[i]->size_bytes() ? src[i]->as<float>() : nullptr;
+    return;
+  }
+  size_t n = 0;
+  for (const Buffer* b_ : src) n += b_->size_bytes() / sizeof(float);
+  store_.resize(n);
+  float* p = store_.data();
+  for (size_t i = 0; i < std::size(src); ++i) {
+    const size_t m = src[i]->size_bytes() / sizeof(float);
+    if (!m) continue;
+    const float* w = src[i]->as<float>();
+    for (size_t j = 0; j < m; ++j) p[j] = 1.0f + w[j];  // HF Gemma3RMSNorm: x_normed * (1 + w) in f32
+    *dst[i] = p;
+    p += m;
+  }
+}
+
+FusedOffsets fused_offsets(const ModelConfig& c) {
+  FusedOffsets f;
+  const int64_t C = c.hidden_size;
+  if (c.fused_qkv) {
+    f.k = fused_rows(c, BlockPart::K).row0 * C;
+    f.v = fused_rows(c, BlockPart::V).row0 * C;
+  }
+  if (c.fused_gate_up) f.up = fused_rows(c, BlockPart::Up).row0 * C;
+  return f;
+}
+
+void mlp_act_forward(float* out, const float* gate, const float* up, int64_t n, const ModelConfig& c) {
+  if (c.hidden_act == Activation::GeluTanh) geglu_tanh_forward(out, gate, up, n);
+  else swiglu_forward(out, gate, up, n);
+}
+
+void mlp_act_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                      const ModelConfig& c) {
+  if (c.hidden_act == Activation::GeluTanh) geglu_tanh_backward(dgate, dup, dout, gate, up, n);
+  else swiglu_backward(dgate, dup, dout, gate, up, n);
 }
 
 namespace {
@@ -72,36 +136,48 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const float eps = float(c.rms_norm_eps);
   AR_CHECK(rope.T >= T && rope.half_D == D / 2, "rope tables for T=", rope.T, " used with T=", T);
-  AR_CHECK(w.q.in == C && w.q.out == H * D && w.down.in == F, "block weights do not match config");
+  AR_CHECK(w.q.in == C && w.o.in == H * D && w.down.in == F, "block weights do not match config");
   auto bias = [](const LinearWeights& l) { return l.has_bias() ? l.b.as<float>() : nullptr; };
+  const BlockNorms nw(w, c);
+  const FusedOffsets fo = fused_offsets(c);
+  // Fused (Phi3): k, v are row ranges of the Q slot's weight, up of the Gate slot's.
+  const float* wk = c.fused_qkv ? w.q.w.as<float>() + fo.k : w.k.w.as<float>();
+  const float* wv = c.fused_qkv ? w.q.w.as<float>() + fo.v : w.v.w.as<float>();
+  const float* wu = c.fused_gate_up ? w.gate.w.as<float>() + fo.up : w.up.w.as<float>();
 
   // Attention half.
-  rms_norm_forward(s.xn, nullptr, x, w.input_norm.as<float>(), T, C, eps);
+  rms_norm_forward(s.xn, nullptr, x, nw.input, T, C, eps);
   if (observe)
-    for (int i : {0, 1, 2}) observe(i, s.xn, T, C);
+    for (int i : {0, 1, 2})
+      if (block_linears(w, i)->present()) observe(i, s.xn, T, C);
   linear_forward(s.q, s.xn, w.q.w.as<float>(), bias(w.q), T, C, H * D, p);
-  linear_forward(s.k, s.xn, w.k.w.as<float>(), bias(w.k), T, C, Hkv * D, p);
-  linear_forward(s.v, s.xn, w.v.w.as<float>(), bias(w.v), T, C, Hkv * D, p);
-  if (c.qk_norm) {  // Qwen3: RMSNorm over each head's D values, before RoPE
-    rms_norm_forward(s.q, nullptr, s.q, w.q_norm.as<float>(), T * H, D, eps);
-    rms_norm_forward(s.k, nullptr, s.k, w.k_norm.as<float>(), T * Hkv, D, eps);
+  linear_forward(s.k, s.xn, wk, bias(w.k), T, C, Hkv * D, p);
+  linear_forward(s.v, s.xn, wv, bias(w.v), T, C, Hkv * D, p);
+  if (c.qk_norm) {  // Qwen3, Gemma3: RMSNorm over each head's D values, before RoPE
+    rms_norm_forward(s.q, nullptr, s.q, nw.q, T * H, D, eps);
+    rms_norm_forward(s.k, nullptr, s.k, nw.k, T * Hkv, D, eps);
   }
-  rope_forward(s.q, rope.cos.data(), rope.sin.data(), T, H, D);
-  rope_forward(s.k, rope.cos.data(), rope.sin.data(), T, Hkv, D);
-  attention_forward(s.attn, s.att_scratch, s.att_floats, s.q, s.k, s.v, T, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+  const float *cos = rope.cos_for(c, w.layer), *sin = rope.sin_for(c, w.layer);
+  rope_forward(s.q, cos, sin, T, H, D);
+  rope_forward(s.k, cos, sin, T, Hkv, D);
+  attention_forward(s.attn, s.att_scratch, s.att_floats, s.q, s.k, s.v, T, H, Hkv, D, attention_scale(c), p,
+                    layer_window(c, w.layer), float(c.attn_logit_softcapping));
   if (observe) observe(3, s.attn, T, H * D);
   linear_forward(s.proj, s.attn, w.o.w.as<float>(), bias(w.o), T, H * D, C, p);
+  if (c.sandwich_norms) rms_norm_forward(s.proj, nullptr, s.proj, nw.post, T, C, eps);
   residual_add(x, s.proj, T * C);
 
   // MLP half.
-  rms_norm_forward(s.xn, nullptr, x, w.post_norm.as<float>(), T, C, eps);
+  rms_norm_forward(s.xn, nullptr, x, nw.mlp_in(), T, C, eps);
   if (observe)
-    for (int i : {4, 5}) observe(i, s.xn, T, C);
+    for (int i : {4, 5})
+      if (block_linears(w, i)->present()) observe(i, s.xn, T, C);
   linear_forward(s.gate, s.xn, w.gate.w.as<float>(), bias(w.gate), T, C, F, p);
-  linear_forward(s.up, s.xn, w.up.w.as<float>(), bias(w.up), T, C, F, p);
-  swiglu_forward(s.gate, s.gate, s.up, T * F);
+  linear_forward(s.up, s.xn, wu, bias(w.up), T, C, F, p);
+  mlp_act_forward(s.gate, s.gate, s.up, T * F, c);
   if (observe) observe(6, s.gate, T, F);
   linear_forward(s.proj, s.gate, w.down.w.as<float>(), bias(w.down), T, F, C, p);
+  if (c.sandwich_norms) rms_norm_forward(s.proj, nullptr, s.proj, nw.post_ffn, T, C, eps);
   residual_add(x, s.proj, T * C);
 }
 

@@ -1,7 +1,10 @@
-// Forward pass of one decoder layer (HF LlamaDecoderLayer / Qwen3DecoderLayer), one sample at a time:
-// RMSNorm -> q/k/v -> [q/k per-head RMSNorm] -> RoPE -> causal GQA attention -> o_proj -> residual
-// -> RMSNorm -> SiLU(gate) * up -> down_proj -> residual. Every linear adds its bias when it has one
-// (which ones do is decided in block_specs.h).
+// Forward pass of one decoder layer (HF LlamaDecoderLayer / Qwen3DecoderLayer / Phi3DecoderLayer /
+// Gemma3DecoderLayer), one sample at a time:
+// RMSNorm -> q/k/v -> [q/k per-head RMSNorm] -> RoPE -> causal GQA attention [sliding window,
+// soft-capped scores] -> o_proj -> [RMSNorm] -> residual -> RMSNorm -> act(gate) * up -> down_proj
+// -> [RMSNorm] -> residual, act SiLU or GELU-tanh. The bracketed norms are Gemma's sandwich norms.
+// Every linear adds its bias when it has one (which ones do is decided in block_specs.h); fused
+// linears (Phi3) are multiplied by row ranges.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -14,12 +17,47 @@
 
 namespace ar {
 
-// cos/sin tables (T, D/2) for positions 0..T-1.
+// cos/sin tables (T, D/2) for positions 0..T-1; cos_local/sin_local likewise for the layers that
+// rotate with their own base (Gemma3's sliding layers), empty when the config has none.
 struct RopeTables {
   int64_t T = 0, half_D = 0;
   std::vector<float> cos, sin;
+  std::vector<float> cos_local, sin_local;
+  const float* cos_for(const ModelConfig& c, int64_t layer) const;
+  const float* sin_for(const ModelConfig& c, int64_t layer) const;
 };
 RopeTables make_rope_tables(const ModelConfig& c, int64_t T);
+
+// The norm weights a block multiplies with: the stored w, or 1 + w where the config stores
+// offsets from one (Gemma). Null for the norms the config does not have.
+class BlockNorms {
+ public:
+  BlockNorms(const BlockWeights& b, const ModelConfig& c);
+  const float* input = nullptr;
+  const float* post = nullptr;      // post_attention_layernorm
+  const float* pre_ffn = nullptr;   // Gemma3
+  const float* post_ffn = nullptr;  // Gemma3
+  const float* q = nullptr;
+  const float* k = nullptr;
+  // The norm in front of the MLP: pre_feedforward_layernorm with sandwich norms, else
+  // post_attention_layernorm.
+  const float* mlp_in() const { return pre_ffn ? pre_ffn : post; }
+
+ private:
+  std::vector<float> store_;
+};
+
+// Where q/k/v and gate/up start in their weights: separate linears, or row ranges of the fused
+// one in the Q / Gate slot (Phi3). Offsets in elements from the slot's weight.
+struct FusedOffsets {
+  int64_t k = 0, v = 0, up = 0;  // 0 when not fused (each has its own weight)
+};
+FusedOffsets fused_offsets(const ModelConfig& c);
+
+// The MLP activation: act(gate) * up, act from c.hidden_act; out may alias gate or up.
+void mlp_act_forward(float* out, const float* gate, const float* up, int64_t n, const ModelConfig& c);
+void mlp_act_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                      const ModelConfig& c);
 
 // Activations of one sample of T tokens, sized once from the config (STYLE §5: size, then allocate).
 class BlockScratch {

@@ -16,7 +16,7 @@
 #include "kernels/residual.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
-#include "kernels/swiglu.h"
+#include "model/block_specs.h"
 
 namespace ar {
 
@@ -28,6 +28,7 @@ namespace {
 // forward's att_scratch sits where the backward's does, before gate/up exist.
 struct GradLayout {
   size_t t, tc, tq, tkv, tf, raw_q, raw_kv, rq, rk, att;
+  size_t sw_t, sw_tc;  // sandwich norms' saved rows / (T, C) views, 0 without them
   size_t front;  // floats of the gate|up slot: room for both, or the attention-backward views
   size_t back;   // floats of act's slot: act, d act (T, F) or d_c / d_h (T, C)
 };
@@ -45,9 +46,11 @@ GradLayout grad_layout(const ModelConfig& c, int64_t T, int64_t seqs) {
   l.rq = c.qk_norm ? l.t * size_t(c.num_attention_heads) : 0;
   l.rk = c.qk_norm ? l.t * size_t(c.num_key_value_heads) : 0;
   l.att = std::max(attention_scratch_floats(T), attention_backward_scratch_floats(T));
+  l.sw_t = c.sandwich_norms ? l.t : 0;
+  l.sw_tc = c.sandwich_norms ? l.tc : 0;
   // Every view starts on a 64-byte boundary, whatever T: the SIMD reductions in the kernels then
   // see the same alignment, hence sum in the same order, whichever view they are given.
-  for (size_t* n : {&l.t, &l.tc, &l.tq, &l.tkv, &l.tf, &l.raw_q, &l.raw_kv, &l.rq, &l.rk, &l.att})
+  for (size_t* n : {&l.t, &l.tc, &l.tq, &l.tkv, &l.tf, &l.raw_q, &l.raw_kv, &l.rq, &l.rk, &l.att, &l.sw_t, &l.sw_tc})
     *n = (*n + 15) / 16 * 16;
   l.front = std::max(2 * l.tf, 2 * l.tq + 2 * l.tkv + l.att + l.tc);
   l.back = std::max(l.tf, l.tc);
@@ -55,8 +58,10 @@ GradLayout grad_layout(const ModelConfig& c, int64_t T, int64_t seqs) {
 }
 
 size_t total_floats(const GradLayout& l) {
-  // Saved: rstd1, rstd2; xn1, h, xn2; q, attn; k, v; the pre-norm q/k and their rstd. Shared region.
-  return 2 * l.t + 3 * l.tc + 2 * l.tq + 2 * l.tkv + l.raw_q + l.raw_kv + l.rq + l.rk + l.front + l.back;
+  // Saved: rstd1, rstd2; xn1, h, xn2; q, attn; k, v; the pre-norm q/k and their rstd; the
+  // sandwich norms' inputs, rstd and branch gradient. Shared region.
+  return 2 * l.t + 3 * l.tc + 2 * l.tq + 2 * l.tkv + l.raw_q + l.raw_kv + l.rq + l.rk + 2 * l.sw_t + 3 * l.sw_tc +
+         l.front + l.back;
 }
 
 const float* bias_of(const LinearWeights& l) { return l.has_bias() ? l.b.as<float>() : nullptr; }
@@ -90,6 +95,11 @@ BlockGradScratch::BlockGradScratch(const ModelConfig& c, int64_t T, int64_t seqs
   h = take(l.tc);
   rstd2 = take(l.t);
   xn2 = take(l.tc);
+  o_out = take(l.sw_tc);
+  rstd_pa = take(l.sw_t);
+  m_out = take(l.sw_tc);
+  rstd_pf = take(l.sw_t);
+  d_branch = take(l.sw_tc);
   float* front = take(l.front);
   act = take(l.back);
   p = front;  // the gate|up slot, cut two ways
@@ -115,8 +125,11 @@ void check_shapes(const BlockGradScratch& s, const BlockWeights& b, const ModelC
                   const RopeTables& rope) {
   const int64_t T = s.T(), C = c.hidden_size, D = c.head_dim;
   AR_CHECK(rope.T >= T && rope.half_D == D / 2, "rope tables for T=", rope.T, " used with T=", T);
-  AR_CHECK(b.q.in == C && b.q.out == c.num_attention_heads * D && b.k.out == c.num_key_value_heads * D &&
-               b.o.in == b.q.out && b.down.in == c.intermediate_size,
+  const int64_t HD = c.num_attention_heads * D, KD = c.num_key_value_heads * D;
+  AR_CHECK(b.q.in == C && b.o.in == HD && b.down.in == c.intermediate_size &&
+               (c.fused_qkv ? b.q.out == HD + 2 * KD && !b.k.present() : b.q.out == HD && b.k.out == KD) &&
+               (c.fused_gate_up ? b.gate.out == 2 * c.intermediate_size && !b.up.present()
+                                : b.gate.out == c.intermediate_size),
            "block weights do not match config");
   AR_CHECK(c.num_attention_heads % c.num_key_value_heads == 0, "H=", c.num_attention_heads, " Hkv=",
            c.num_key_value_heads);
@@ -141,46 +154,62 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const float eps = float(c.rms_norm_eps);
 
-  // Attention half: h = x + o(attention(rope(norm(q)), rope(norm(k)), v)). The weight source
-  // (which may make W' now) is called outside the GEMM scopes: it is fake quantization's time.
-  profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn1, s.rstd1, x, b.input_norm.as<float>(), T, C, eps); });
+  const BlockNorms nw(b, c);
+  const FusedOffsets fo = fused_offsets(c);
+  const int64_t window = layer_window(c, b.layer);
+  const float scale = attention_scale(c), softcap = float(c.attn_logit_softcapping);
+  const float *cos = rope.cos_for(c, b.layer), *sin = rope.sin_for(c, b.layer);
+
+  // Attention half: h = x + [norm](o(attention(rope(norm(q)), rope(norm(k)), v))). The weight
+  // source (which may make W' now) is called outside the GEMM scopes: it is fake quantization's
+  // time. A fused qkv (Phi3) is one W' whose row ranges give q, k, v.
+  profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn1, s.rstd1, x, nw.input, T, C, eps); });
   float* q_lin = c.qk_norm ? s.q_raw : s.q;
   float* k_lin = c.qk_norm ? s.k_raw : s.k;
   const float* wq = w(0);
   profiled(Phase::GemmQkvFwd, [&] { linear_forward(q_lin, s.xn1, wq, bias_of(b.q), T, C, H * D, p); });
-  const float* wk = w(1);
+  const float* wk = c.fused_qkv ? wq + fo.k : w(1);
   profiled(Phase::GemmQkvFwd, [&] { linear_forward(k_lin, s.xn1, wk, bias_of(b.k), T, C, Hkv * D, p); });
-  const float* wv = w(2);
+  const float* wv = c.fused_qkv ? wq + fo.v : w(2);
   profiled(Phase::GemmQkvFwd, [&] { linear_forward(s.v, s.xn1, wv, bias_of(b.v), T, C, Hkv * D, p); });
-  if (c.qk_norm) {  // Qwen3: per-head RMSNorm before RoPE; the pre-norm values are kept for backward
+  if (c.qk_norm) {  // Qwen3, Gemma3: per-head RMSNorm before RoPE; the pre-norm values are kept for backward
     PhaseScope ps(Phase::Elementwise);
-    rms_norm_forward(s.q, s.rstd_q, s.q_raw, b.q_norm.as<float>(), T * H, D, eps);
-    rms_norm_forward(s.k, s.rstd_k, s.k_raw, b.k_norm.as<float>(), T * Hkv, D, eps);
+    rms_norm_forward(s.q, s.rstd_q, s.q_raw, nw.q, T * H, D, eps);
+    rms_norm_forward(s.k, s.rstd_k, s.k_raw, nw.k, T * Hkv, D, eps);
   }
   for (int64_t j = 0; j < n; ++j) {  // positions restart with every sample
     float *q = s.q + j * S * H * D, *k = s.k + j * S * Hkv * D;
     profiled(Phase::Elementwise, [&] {
-      rope_forward(q, rope.cos.data(), rope.sin.data(), S, H, D);
-      rope_forward(k, rope.cos.data(), rope.sin.data(), S, Hkv, D);
+      rope_forward(q, cos, sin, S, H, D);
+      rope_forward(k, cos, sin, S, Hkv, D);
     });
     PhaseScope ps(Phase::AttentionFwd);
     attention_forward(s.attn + j * S * H * D, s.att_scratch, s.att_floats, q, k, s.v + j * S * Hkv * D, S, H, Hkv,
-                      D, 1.0f / std::sqrt(float(D)), p);
+                      D, scale, p, window, softcap);
   }
   const float* wo = w(3);
-  profiled(Phase::GemmOFwd, [&] { linear_forward(s.h, s.attn, wo, bias_of(b.o), T, H * D, C, p); });
-  profiled(Phase::Elementwise, [&] { residual_add(s.h, x, T * C); });
+  float* o_out = c.sandwich_norms ? s.o_out : s.h;
+  profiled(Phase::GemmOFwd, [&] { linear_forward(o_out, s.attn, wo, bias_of(b.o), T, H * D, C, p); });
+  profiled(Phase::Elementwise, [&] {
+    if (c.sandwich_norms) rms_norm_forward(s.h, s.rstd_pa, s.o_out, nw.post, T, C, eps);
+    residual_add(s.h, x, T * C);
+  });
 
-  // MLP half: y = h + down(silu(gate(norm(h))) * up(norm(h))). gate/up now overwrite att_scratch.
-  profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn2, s.rstd2, s.h, b.post_norm.as<float>(), T, C, eps); });
+  // MLP half: y = h + [norm](down(act(gate(norm(h))) * up(norm(h)))). gate/up now overwrite
+  // att_scratch.
+  profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn2, s.rstd2, s.h, nw.mlp_in(), T, C, eps); });
   const float* wg = w(4);
   profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.gate, s.xn2, wg, bias_of(b.gate), T, C, F, p); });
-  const float* wu = w(5);
+  const float* wu = c.fused_gate_up ? wg + fo.up : w(5);
   profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.up, s.xn2, wu, bias_of(b.up), T, C, F, p); });
-  profiled(Phase::Elementwise, [&] { swiglu_forward(s.act, s.gate, s.up, T * F); });
+  profiled(Phase::Elementwise, [&] { mlp_act_forward(s.act, s.gate, s.up, T * F, c); });
   const float* wd = w(6);
-  profiled(Phase::GemmDownFwd, [&] { linear_forward(y, s.act, wd, bias_of(b.down), T, F, C, p); });
-  profiled(Phase::Elementwise, [&] { residual_add(y, s.h, T * C); });
+  float* m_out = c.sandwich_norms ? s.m_out : y;
+  profiled(Phase::GemmDownFwd, [&] { linear_forward(m_out, s.act, wd, bias_of(b.down), T, F, C, p); });
+  profiled(Phase::Elementwise, [&] {
+    if (c.sandwich_norms) rms_norm_forward(y, s.rstd_pf, s.m_out, nw.post_ffn, T, C, eps);
+    residual_add(y, s.h, T * C);
+  });
 }
 
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
@@ -199,56 +228,81 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   const int64_t n = s.seqs(), S = s.T(), T = S * n, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
 
-  // MLP half. y = h + down(act): dL/dh gets dy directly (residual) plus the norm branch below.
-  // As in the forward, W' is fetched outside the GEMM scopes.
-  profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, dy, s.act, nullptr, T, F, C, p); });
+  const BlockNorms nw(b, c);
+  const FusedOffsets fo = fused_offsets(c);
+  const int64_t window = layer_window(c, b.layer);
+  const float scale = attention_scale(c), softcap = float(c.attn_logit_softcapping);
+  const float *cos = rope.cos_for(c, b.layer), *sin = rope.sin_for(c, b.layer);
+  // A fused linear's gradient (Phi3) is one (out, in) matrix; each part's rows are a range of it.
+  auto grad_part = [](float* g, int64_t offset) { return g ? g + offset : nullptr; };
+  float* dw_k = c.fused_qkv ? grad_part(dw[0], fo.k) : dw[1];
+  float* dw_v = c.fused_qkv ? grad_part(dw[0], fo.v) : dw[2];
+  float* dw_up = c.fused_gate_up ? grad_part(dw[4], fo.up) : dw[5];
+
+  // MLP half. y = h + [norm](down(act)): dL/dh gets dy directly (residual) plus the norm branch
+  // below. As in the forward, W' is fetched outside the GEMM scopes.
+  const float* d_m = dy;  // dL/d down's output
+  if (c.sandwich_norms) {
+    profiled(Phase::Elementwise,
+             [&] { rms_norm_backward(s.d_branch, nullptr, dy, s.m_out, nw.post_ffn, s.rstd_pf, T, C); });
+    d_m = s.d_branch;
+  }
+  profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, s.act, nullptr, T, F, C, p); });
   float* d_act = s.act;  // act read last above
   const float* wd = w(6);
-  profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, dy, nullptr, wd, T, F, C, p); });
-  profiled(Phase::Elementwise, [&] { swiglu_backward(s.gate, s.up, d_act, s.gate, s.up, T * F); });  // d gate, d up
+  profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, d_m, nullptr, wd, T, F, C, p); });
+  profiled(Phase::Elementwise, [&] { mlp_act_backward(s.gate, s.up, d_act, s.gate, s.up, T * F, c); });  // d gate, d up
   const float *d_gate = s.gate, *d_up = s.up;
   float* d_c = s.act;  // d act is dead: d xn2 (T, C)
   const float* wg = w(4);
   profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, s.xn2, wg, T, C, F, p); });  // d xn2 (gate)
-  profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw[5], nullptr, d_up, s.xn2, nullptr, T, C, F, p); });
-  const float* wu = w(5);
+  profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, s.xn2, nullptr, T, C, F, p); });
+  const float* wu = c.fused_gate_up ? wg + fo.up : w(5);
   profiled(Phase::GemmGateUpBwd, [&] { gemm(d_c, d_up, wu, T, C, F, false, false, /*accumulate=*/true, p); });  // + d xn2 (up)
   float* d_h = d_c;
   profiled(Phase::Elementwise, [&] {
-    rms_norm_backward(d_c, nullptr, d_c, s.h, b.post_norm.as<float>(), s.rstd2, T, C);
+    rms_norm_backward(d_c, nullptr, d_c, s.h, nw.mlp_in(), s.rstd2, T, C);
     for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
   });
 
-  // Attention half (gate/up are dead: its temporaries live there). h = x + o(attn): dL/dx gets
-  // d_h directly plus the input-norm branch.
+  // Attention half (gate/up are dead: its temporaries live there). h = x + [norm](o(attn)): dL/dx
+  // gets d_h directly plus the input-norm branch.
+  const float* d_o = d_h;  // dL/d o_proj's output
+  if (c.sandwich_norms) {  // d_branch (d_m) is dead
+    profiled(Phase::Elementwise,
+             [&] { rms_norm_backward(s.d_branch, nullptr, d_h, s.o_out, nw.post, s.rstd_pa, T, C); });
+    d_o = s.d_branch;
+  }
   const float* wo = w(3);
-  profiled(Phase::GemmOBwd, [&] { linear_backward(s.d_attn, dw[3], nullptr, d_h, s.attn, wo, T, H * D, C, p); });
+  profiled(Phase::GemmOBwd, [&] { linear_backward(s.d_attn, dw[3], nullptr, d_o, s.attn, wo, T, H * D, C, p); });
   for (int64_t j = 0; j < n; ++j) {
     const int64_t oq = j * S * H * D, okv = j * S * Hkv * D;
     profiled(Phase::AttentionBwd, [&] {
       attention_backward(s.dq + oq, s.dk + okv, s.dv + okv, s.att_scratch, s.att_floats, s.d_attn + oq, s.q + oq,
-                         s.k + okv, s.v + okv, S, H, Hkv, D, 1.0f / std::sqrt(float(D)), p);
+                         s.k + okv, s.v + okv, S, H, Hkv, D, scale, p, window, softcap);
     });
     PhaseScope ps(Phase::Elementwise);
-    rope_backward(s.dq + oq, rope.cos.data(), rope.sin.data(), S, H, D);
-    rope_backward(s.dk + okv, rope.cos.data(), rope.sin.data(), S, Hkv, D);
+    rope_backward(s.dq + oq, cos, sin, S, H, D);
+    rope_backward(s.dk + okv, cos, sin, S, Hkv, D);
   }
   if (c.qk_norm) {
     PhaseScope ps(Phase::Elementwise);
-    rms_norm_backward(s.dq, nullptr, s.dq, s.q_raw, b.q_norm.as<float>(), s.rstd_q, T * H, D);
-    rms_norm_backward(s.dk, nullptr, s.dk, s.k_raw, b.k_norm.as<float>(), s.rstd_k, T * Hkv, D);
+    rms_norm_backward(s.dq, nullptr, s.dq, s.q_raw, nw.q, s.rstd_q, T * H, D);
+    rms_norm_backward(s.dk, nullptr, s.dk, s.k_raw, nw.k, s.rstd_k, T * Hkv, D);
   }
   // Weight gradients need only the projections' input; d xn1 only when dx is wanted.
   const float* wq = dx ? w(0) : nullptr;
   profiled(Phase::GemmQkvBwd, [&] {
     linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, s.dq, s.xn1, wq, T, C, H * D, p);
-    linear_backward(nullptr, dw[1], nullptr, s.dk, s.xn1, nullptr, T, C, Hkv * D, p);
-    linear_backward(nullptr, dw[2], nullptr, s.dv, s.xn1, nullptr, T, C, Hkv * D, p);
+    linear_backward(nullptr, dw_k, nullptr, s.dk, s.xn1, nullptr, T, C, Hkv * D, p);
+    linear_backward(nullptr, dw_v, nullptr, s.dv, s.xn1, nullptr, T, C, Hkv * D, p);
   });
   if (!dx) return;
-  gemm(s.d_xn1, s.dk, w(1), T, C, Hkv * D, false, false, true, p);
-  gemm(s.d_xn1, s.dv, w(2), T, C, Hkv * D, false, false, true, p);
-  rms_norm_backward(s.d_xn1, nullptr, s.d_xn1, x, b.input_norm.as<float>(), s.rstd1, T, C);
+  const float* wk = c.fused_qkv ? wq + fo.k : w(1);
+  gemm(s.d_xn1, s.dk, wk, T, C, Hkv * D, false, false, true, p);
+  const float* wv = c.fused_qkv ? wq + fo.v : w(2);
+  gemm(s.d_xn1, s.dv, wv, T, C, Hkv * D, false, false, true, p);
+  rms_norm_backward(s.d_xn1, nullptr, s.d_xn1, x, nw.input, s.rstd1, T, C);
   for (int64_t i = 0; i < T * C; ++i) dx[i] = d_h[i] + s.d_xn1[i];  // residual: both branches
 }
 

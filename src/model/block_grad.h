@@ -1,5 +1,5 @@
 // Trainable forward and hand-written backward of one decoder layer (HF LlamaDecoderLayer /
-// Qwen2 / Qwen3), one sample at a time, for SignRound tuning (SPEC §2): the forward saves what the
+// Qwen2 / Qwen3 / Phi3 / Gemma3), one sample at a time, for SignRound tuning (SPEC §2): the forward saves what the
 // backward needs; the backward runs from dL/dy to dL/dW' of the seven linears (accumulated).
 #pragma once
 #include <array>
@@ -22,7 +22,9 @@ using BlockLinearWeights = std::array<const float*, kBlockLinears>;
 // may be invalidated by the next call. This lets a tuner materialize W' on demand into one buffer
 // sized for the largest linear instead of keeping a W' per linear (7 of them are ~0.4 GB for a
 // Qwen3-4B block). The forward asks for 0..6 in order, the backward for 6, 4, 5, 3 (and 0, 1, 2
-// when dx is wanted); no call ever holds two of them.
+// when dx is wanted); no call ever holds two of them. With fused linears (Phi3) slots 1, 2 and 5
+// are never asked for: slot 0's and 4's weights hold them as row ranges, and dw[0] / dw[4] get
+// the whole fused gradient.
 using LinearWeightSource = std::function<const float*(int i)>;
 // Their gradients, same order and shapes, accumulated (+=); a null entry is skipped.
 using BlockLinearGrads = std::array<float*, kBlockLinears>;
@@ -62,6 +64,13 @@ class BlockGradScratch {
   float* h;       // (T, C) residual stream after attention
   float* rstd2;   // (T)
   float* xn2;     // (T, C) input of gate/up
+  // Sandwich norms (Gemma3) only, else null: the norms' inputs and rstd, and the gradient of a
+  // normed branch (d down-output, then d o-output).
+  float* o_out;    // (T, C) o_proj output, input of post_attention_layernorm
+  float* rstd_pa;  // (T)
+  float* m_out;    // (T, C) down_proj output, input of post_feedforward_layernorm
+  float* rstd_pf;  // (T)
+  float* d_branch; // (T, C)
   // MLP: saved by the forward; the backward overwrites them with their gradients.
   float* gate;    // (T, F) pre-activation; backward: d gate
   float* up;      // (T, F); backward: d up

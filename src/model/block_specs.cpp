@@ -28,9 +28,18 @@ constexpr PartNames kParts[] = {
     {BlockPart::PostNorm, "post_attention_layernorm", "ffn_norm", false},
     {BlockPart::QNorm, "self_attn.q_norm", "attn_q_norm", false},
     {BlockPart::KNorm, "self_attn.k_norm", "attn_k_norm", false},
+    {BlockPart::PreFfnNorm, "pre_feedforward_layernorm", "ffn_norm", false},
+    {BlockPart::PostFfnNorm, "post_feedforward_layernorm", "post_ffw_norm", false},
 };
+// Where a config renames a part (llama.cpp's phi3 and gemma3 tensors).
+constexpr PartNames kFusedQkv{BlockPart::Q, "self_attn.qkv_proj", "attn_qkv", false};
+constexpr PartNames kFusedGateUp{BlockPart::Gate, "mlp.gate_up_proj", "ffn_up", false};
+constexpr PartNames kGemmaPostAttnNorm{BlockPart::PostNorm, "post_attention_layernorm", "post_attention_norm", false};
 
-const PartNames& names_of(BlockPart p) {
+const PartNames& names_of(BlockPart p, const ModelConfig& c) {
+  if (p == BlockPart::Q && c.fused_qkv) return kFusedQkv;
+  if (p == BlockPart::Gate && c.fused_gate_up) return kFusedGateUp;
+  if (p == BlockPart::PostNorm && c.sandwich_norms) return kGemmaPostAttnNorm;
   const PartNames& n = kParts[size_t(p)];
   AR_CHECK(n.part == p, "kParts is out of BlockPart order at ", int(p));
   return n;
@@ -57,7 +66,7 @@ std::vector<BlockTensorSpec> block_tensor_specs(const ModelConfig& c, int64_t la
 
   std::vector<BlockTensorSpec> s;
   auto add = [&](BlockPart part, TensorRole role, std::vector<int64_t> shape) {
-    const PartNames& n = names_of(part);
+    const PartNames& n = names_of(part, c);
     BlockTensorSpec t;
     t.module = cat("model.layers.", layer, ".", n.hf);
     t.name = cat(t.module, ".", leaf_of(role));
@@ -71,19 +80,31 @@ std::vector<BlockTensorSpec> block_tensor_specs(const ModelConfig& c, int64_t la
     add(part, TensorRole::Weight, {out, in});
     if (bias) add(part, TensorRole::Bias, {out});
   };
-  linear(BlockPart::Q, C, H * D, qkv_bias);
-  linear(BlockPart::K, C, Hkv * D, qkv_bias);
-  linear(BlockPart::V, C, Hkv * D, qkv_bias);
+  if (c.fused_qkv) {
+    linear(BlockPart::Q, C, (H + 2 * Hkv) * D, false);
+  } else {
+    linear(BlockPart::Q, C, H * D, qkv_bias);
+    linear(BlockPart::K, C, Hkv * D, qkv_bias);
+    linear(BlockPart::V, C, Hkv * D, qkv_bias);
+  }
   linear(BlockPart::O, H * D, C, o_bias);
   if (c.qk_norm) {
     add(BlockPart::QNorm, TensorRole::Weight, {D});
     add(BlockPart::KNorm, TensorRole::Weight, {D});
   }
-  linear(BlockPart::Gate, C, F, c.mlp_bias);
-  linear(BlockPart::Up, C, F, c.mlp_bias);
+  if (c.fused_gate_up) {
+    linear(BlockPart::Gate, C, 2 * F, false);
+  } else {
+    linear(BlockPart::Gate, C, F, c.mlp_bias);
+    linear(BlockPart::Up, C, F, c.mlp_bias);
+  }
   linear(BlockPart::Down, F, C, c.mlp_bias);
   add(BlockPart::InputNorm, TensorRole::Weight, {C});
   add(BlockPart::PostNorm, TensorRole::Weight, {C});
+  if (c.sandwich_norms) {
+    add(BlockPart::PreFfnNorm, TensorRole::Weight, {C});
+    add(BlockPart::PostFfnNorm, TensorRole::Weight, {C});
+  }
   return s;
 }
 
@@ -98,6 +119,8 @@ Buffer& block_tensor_buffer(BlockWeights& b, const BlockTensorSpec& s) {
     case BlockPart::PostNorm: return b.post_norm;
     case BlockPart::QNorm: return b.q_norm;
     case BlockPart::KNorm: return b.k_norm;
+    case BlockPart::PreFfnNorm: return b.pre_ffn_norm;
+    case BlockPart::PostFfnNorm: return b.post_ffn_norm;
     default: AR_CHECK(false, "block part ", int(s.part));
   }
   return b.input_norm;  // not reached
@@ -122,14 +145,29 @@ uint64_t block_f32_bytes(const ModelConfig& c) {
   return n;
 }
 
-std::string gguf_block_suffix(std::string_view hf_suffix) {
+std::string gguf_block_suffix(std::string_view hf_suffix, const ModelConfig& c) {
   const size_t dot = hf_suffix.rfind('.');
   if (dot == std::string_view::npos) return "";
   const std::string_view module = hf_suffix.substr(0, dot), leaf = hf_suffix.substr(dot + 1);
-  for (const PartNames& n : kParts)
+  for (const PartNames& p : kParts) {
+    const PartNames& n = names_of(p.part, c);
     if (n.hf == module && (leaf == "weight" || (leaf == "bias" && n.has_bias)))
       return cat(n.gguf, ".", leaf);
+  }
   return "";
+}
+
+RowRange fused_rows(const ModelConfig& c, BlockPart logical) {
+  const int64_t D = c.head_dim, H = c.num_attention_heads, Hkv = c.num_key_value_heads, F = c.intermediate_size;
+  switch (logical) {
+    case BlockPart::Q: return {0, H * D};
+    case BlockPart::K: return {H * D, Hkv * D};
+    case BlockPart::V: return {(H + Hkv) * D, Hkv * D};
+    case BlockPart::Gate: return {0, F};
+    case BlockPart::Up: return {F, F};
+    default: AR_CHECK(false, "fused_rows of block part ", int(logical));
+  }
+  return {};
 }
 
 }  // namespace ar

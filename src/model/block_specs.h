@@ -8,7 +8,13 @@
 //              on q/k/v only for Qwen2 (config.json's attention_bias is forced on, o_proj has none)
 //   qk-norm    self_attn.q_norm / k_norm (head_dim) when qk_norm (Qwen3)
 //   mlp        gate/up/down_proj.weight; bias on all three when mlp_bias (LlamaMLP)
-//   norms      input_layernorm, post_attention_layernorm (hidden_size)
+//   norms      input_layernorm, post_attention_layernorm (hidden_size); Gemma3 adds
+//              pre_feedforward_layernorm and post_feedforward_layernorm (sandwich_norms)
+//   fused      Phi3: self_attn.qkv_proj (rows q | k | v) fills the Q slot and mlp.gate_up_proj
+//              (rows gate | up) the Gate slot; the K, V and Up slots stay empty (out = 0). A
+//              fused tensor is one linear to quantize, as AutoRound and llama.cpp treat it
+//              (its rows are independent, so per-row groups are the same either way), and the
+//              kernels multiply with row ranges of it.
 // The list is in HF module order (the order HF registers the modules, and the order the synthetic
 // generator writes them).
 //
@@ -30,7 +36,8 @@ namespace ar {
 
 // The module a block tensor belongs to. The seven projections come first, in block_linears order,
 // so a projection's value is its block_linears index.
-enum class BlockPart { Q, K, V, O, Gate, Up, Down, InputNorm, PostNorm, QNorm, KNorm };
+// Q and Gate hold the fused qkv_proj / gate_up_proj where the config has them.
+enum class BlockPart { Q, K, V, O, Gate, Up, Down, InputNorm, PostNorm, QNorm, KNorm, PreFfnNorm, PostFfnNorm };
 
 // What the tensor is to its module: the weight (a linear's matrix, a norm's scale) or a bias.
 enum class TensorRole { Weight, Bias };
@@ -64,8 +71,16 @@ BlockWeights block_shapes(const ModelConfig& c, int64_t layer);
 // Bytes of one block's tensors as f32 (every block has the same shapes).
 uint64_t block_f32_bytes(const ModelConfig& c);
 
-// The GGUF suffix (after "blk.N.") of a block tensor's HF suffix (after "model.layers.N."), e.g.
-// "self_attn.o_proj.bias" -> "attn_output.bias"; "" when llama.cpp has no name for it.
-std::string gguf_block_suffix(std::string_view hf_suffix);
+// The GGUF suffix (after "blk.N.") of a block tensor's HF suffix (after "model.layers.N.") under
+// config c, e.g. "self_attn.o_proj.bias" -> "attn_output.bias"; "" when llama.cpp has no name
+// for it.
+std::string gguf_block_suffix(std::string_view hf_suffix, const ModelConfig& c);
+
+// Rows of the fused linear in `slot` (Q: qkv_proj, Gate: gate_up_proj) that each logical
+// projection takes: {q, k, v} or {gate, up}, as (first row, rows).
+struct RowRange {
+  int64_t row0 = 0, rows = 0;
+};
+RowRange fused_rows(const ModelConfig& c, BlockPart logical);
 
 }  // namespace ar

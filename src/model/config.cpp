@@ -50,12 +50,12 @@ int64_t get_token_id(const json& j, const char* key, const std::string& src) {
   AR_THROW(src, ": field '", key, "' must be an integer or a list of integers, got ", it->dump());
 }
 
-RopeScaling parse_rope_scaling(const json& j, const std::string& src) {
+// rope_scaling (older configs) or one entry of rope_parameters (transformers 5): both name the
+// type as rope_type (or type) next to its factors.
+RopeScaling parse_rope_scaling(const json& rs, const std::string& src) {
   RopeScaling r;
-  auto it = j.find("rope_scaling");
-  if (it == j.end() || it->is_null()) return r;
-  if (!it->is_object()) AR_THROW(src, ": rope_scaling must be an object or null, got ", it->dump());
-  const json& rs = *it;
+  if (rs.is_null()) return r;
+  if (!rs.is_object()) AR_THROW(src, ": rope_scaling must be an object or null, got ", rs.dump());
   std::string type;
   for (const char* k : {"rope_type", "type"}) {
     auto t = rs.find(k);
@@ -64,7 +64,7 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& src) {
       break;
     }
   }
-  if (type == "default") return r;
+  if (type.empty() || type == "default") return r;
   if (type == "linear") {
     r.type = RopeScaling::Type::Linear;
   } else if (type == "llama3") {
@@ -85,6 +85,84 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& src) {
   return r;
 }
 
+// RoPE's base and scaling. Older configs give rope_theta and rope_scaling at the top level;
+// transformers 5 writes rope_parameters {rope_theta, rope_type, ...}, or for models whose layer
+// types rotate differently (Gemma3) one such object per type: {full_attention, sliding_attention}.
+void parse_rope(ModelConfig& c, const json& j, const std::string& src, double default_theta,
+                double default_local_theta) {
+  const json* global = nullptr;
+  const json* local = nullptr;
+  if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null()) {
+    if (!rp->is_object()) AR_THROW(src, ": rope_parameters must be an object, got ", rp->dump());
+    if (rp->contains("full_attention") || rp->contains("sliding_attention")) {
+      if (auto f = rp->find("full_attention"); f != rp->end() && f->is_object()) global = &*f;
+      if (auto s = rp->find("sliding_attention"); s != rp->end() && s->is_object()) local = &*s;
+    } else {
+      global = &*rp;
+    }
+  }
+  const std::string rp_src = src + " rope_parameters";
+  c.rope_theta = global && global->contains("rope_theta") ? get_num(*global, "rope_theta", rp_src, default_theta)
+                                                          : get_num(j, "rope_theta", src, default_theta);
+  if (!(c.rope_theta > 1)) AR_THROW(src, ": rope_theta must be > 1, got ", c.rope_theta);
+  const json no_scaling;
+  auto top_scaling = j.find("rope_scaling");
+  const json& scaling = global && global->contains("rope_type") ? *global
+                        : top_scaling != j.end()               ? *top_scaling
+                                                               : no_scaling;
+  c.rope_scaling = parse_rope_scaling(scaling, src);
+  for (const json* o : {&j, global, local}) {
+    if (!o) continue;
+    const double partial = get_num(*o, "partial_rotary_factor", src, 1.0);
+    if (partial != 1.0)
+      AR_THROW(src, ": partial_rotary_factor ", partial, " is not supported (RoPE over the whole head only)");
+  }
+  if (default_local_theta > 0) {
+    c.rope_local_theta = local && local->contains("rope_theta")
+                             ? get_num(*local, "rope_theta", rp_src, default_local_theta)
+                             : get_num(j, "rope_local_base_freq", src, default_local_theta);
+    if (!(c.rope_local_theta > 1)) AR_THROW(src, ": the sliding layers' rope_theta must be > 1, got ", c.rope_local_theta);
+    if (local && parse_rope_scaling(*local, src).type != RopeScaling::Type::None)
+      AR_THROW(src, ": RoPE scaling on the sliding-window layers is not supported");
+  }
+}
+
+// Gemma3's layer_types (["sliding_attention", "full_attention", ...]) or, in older configs,
+// sliding_window_pattern: every pattern-th layer is global.
+std::vector<uint8_t> parse_layer_types(const json& j, int64_t layers, const std::string& src) {
+  std::vector<uint8_t> r(size_t(layers), 0);
+  if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
+    if (!lt->is_array() || int64_t(lt->size()) != layers)
+      AR_THROW(src, ": layer_types must be a list of num_hidden_layers (", layers, ") entries");
+    for (size_t i = 0; i < r.size(); ++i) {
+      const json& t = (*lt)[i];
+      if (t == "sliding_attention") r[i] = 1;
+      else if (t != "full_attention")
+        AR_THROW(src, ": layer_types[", i, "] = ", t.dump(), " (expected \"sliding_attention\" or \"full_attention\")");
+    }
+    return r;
+  }
+  const int64_t pattern = get_int(j, "sliding_window_pattern", src, false, 6);
+  if (pattern <= 0) AR_THROW(src, ": sliding_window_pattern must be positive, got ", pattern);
+  for (int64_t i = 0; i < layers; ++i) r[size_t(i)] = (i + 1) % pattern != 0;
+  return r;
+}
+
+Activation parse_activation(const json& j, const std::string& src, Activation dflt) {
+  // Gemma names it hidden_activation; everything else hidden_act.
+  for (const char* key : {"hidden_activation", "hidden_act"}) {
+    auto act = j.find(key);
+    if (act == j.end() || act->is_null()) continue;
+    if (act->is_string()) {
+      const std::string a = *act;
+      if (a == "silu" || a == "swish") return Activation::SiLU;
+      if (a == "gelu_pytorch_tanh" || a == "gelu_new") return Activation::GeluTanh;
+    }
+    AR_THROW(src, ": unsupported ", key, " ", act->dump(), " (supported: silu, gelu_pytorch_tanh)");
+  }
+  return dflt;
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const json& j, const std::string& src) {
@@ -98,9 +176,16 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
   else if (c.architecture == "MistralForCausalLM") c.arch = Arch::Mistral;
   else if (c.architecture == "Qwen2ForCausalLM") c.arch = Arch::Qwen2;
   else if (c.architecture == "Qwen3ForCausalLM") c.arch = Arch::Qwen3;
+  else if (c.architecture == "Gemma3ForCausalLM") c.arch = Arch::Gemma3;
+  else if (c.architecture == "Phi3ForCausalLM") c.arch = Arch::Phi3;
+  else if (c.architecture == "Gemma3ForConditionalGeneration")
+    AR_THROW(src, ": Gemma3ForConditionalGeneration (text and vision) is not supported; its text model "
+                  "(Gemma3ForCausalLM, config text_config) is");
   else
     AR_THROW(src, ": unsupported architecture ", c.architecture,
-             " (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+             " (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+             "Gemma3ForCausalLM, Phi3ForCausalLM)");
+  const bool gemma = c.arch == Arch::Gemma3;
   if (auto mt = j.find("model_type"); mt != j.end() && mt->is_string()) c.model_type = *mt;
 
   c.hidden_size = get_int(j, "hidden_size", src, true, 0);
@@ -117,11 +202,12 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     AR_THROW(src, ": num_attention_heads (", c.num_attention_heads,
              ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")");
-  int64_t default_head_dim = c.hidden_size / c.num_attention_heads;
+  // Gemma3TextConfig's head_dim defaults to 256 rather than hidden / heads.
+  int64_t default_head_dim = gemma ? 256 : c.hidden_size / c.num_attention_heads;
   c.head_dim = get_int(j, "head_dim", src, false, default_head_dim);
   if (c.head_dim <= 0 || c.head_dim % 2 != 0)
     AR_THROW(src, ": head_dim must be positive and even (RoPE rotates pairs), got ", c.head_dim);
-  if (!j.contains("head_dim") && c.hidden_size % c.num_attention_heads != 0)
+  if (!gemma && !j.contains("head_dim") && c.hidden_size % c.num_attention_heads != 0)
     AR_THROW(src, ": hidden_size (", c.hidden_size, ") is not divisible by num_attention_heads (",
              c.num_attention_heads, ") and no head_dim is given");
 
@@ -142,23 +228,51 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
   f32_bytes("the embedding (vocab_size x hidden_size)", {c.vocab_size, c.hidden_size});
   f32_bytes("a block (hidden_size x intermediate_size x 8)", {c.hidden_size, c.intermediate_size + c.num_attention_heads * c.head_dim, 8});
 
-  c.rms_norm_eps = get_num(j, "rms_norm_eps", src, 1e-6);
+  c.rms_norm_eps = get_num(j, "rms_norm_eps", src, c.arch == Arch::Phi3 ? 1e-5 : 1e-6);
   if (!(c.rms_norm_eps > 0)) AR_THROW(src, ": rms_norm_eps must be > 0, got ", c.rms_norm_eps);
-  c.rope_theta = get_num(j, "rope_theta", src, 10000.0);
-  if (!(c.rope_theta > 1)) AR_THROW(src, ": rope_theta must be > 1, got ", c.rope_theta);
-  c.rope_scaling = parse_rope_scaling(j, src);
-  c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", src, false);
+  parse_rope(c, j, src, gemma ? 1e6 : 1e4, gemma ? 1e4 : 0);
+  c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", src, gemma);
   c.attention_bias = c.arch == Arch::Qwen2 ? true : get_bool(j, "attention_bias", src, false);
-  c.qk_norm = c.arch == Arch::Qwen3;
+  c.qk_norm = c.arch == Arch::Qwen3 || gemma;
   c.mlp_bias = get_bool(j, "mlp_bias", src, false);
-
-  if (auto act = j.find("hidden_act"); act != j.end() && !act->is_null()) {
-    if (!act->is_string() || (*act != "silu" && *act != "swish"))
-      AR_THROW(src, ": unsupported hidden_act ", act->dump(), " (only silu)");
+  c.hidden_act = parse_activation(j, src, gemma ? Activation::GeluTanh : Activation::SiLU);
+  if (c.arch == Arch::Phi3) {
+    if (c.attention_bias || c.mlp_bias) AR_THROW(src, ": Phi3 has no attention or MLP bias");
+    c.fused_qkv = c.fused_gate_up = true;
   }
-  // Sliding-window attention only matters past the window; we evaluate shorter contexts.
-  if (get_bool(j, "use_sliding_window", src, false))
+
+  // Sliding windows. Mistral, Phi3: every layer when sliding_window is set. Gemma3: the layers
+  // layer_types marks. Qwen2/Qwen3 gate theirs behind use_sliding_window and max_window_layers,
+  // which their released checkpoints leave off.
+  if (c.arch == Arch::Mistral || c.arch == Arch::Phi3 || gemma) {
+    c.sliding_window = get_int(j, "sliding_window", src, false, gemma ? 4096 : 0);
+    if (c.sliding_window < 0) AR_THROW(src, ": sliding_window must be positive or null, got ", c.sliding_window);
+    if (gemma) c.layer_sliding = parse_layer_types(j, c.num_hidden_layers, src);
+  } else if (get_bool(j, "use_sliding_window", src, false)) {
     log_warn(src, ": use_sliding_window = true is ignored (full causal attention is used)");
+  }
+  if (gemma) {
+    if (get_bool(j, "use_bidirectional_attention", src, false))
+      AR_THROW(src, ": use_bidirectional_attention = true is not supported (causal decoders only)");
+    c.query_pre_attn_scalar = get_num(j, "query_pre_attn_scalar", src, 256);
+    if (!(c.query_pre_attn_scalar > 0))
+      AR_THROW(src, ": query_pre_attn_scalar must be > 0, got ", c.query_pre_attn_scalar);
+    c.norm_weight_offset = true;
+    c.sandwich_norms = true;
+    c.embed_scale = std::sqrt(double(c.hidden_size));
+  }
+  for (auto [key, dst] : {std::pair{"attn_logit_softcapping", &c.attn_logit_softcapping},
+                          {"final_logit_softcapping", &c.final_logit_softcapping}}) {
+    *dst = get_num(j, key, src, 0);
+    if (*dst < 0) AR_THROW(src, ": ", key, " must be positive or null, got ", *dst);
+  }
+  if (gemma && c.attn_logit_softcapping > 0) {
+    // Gemma3's attention never applies it (transformers' Gemma3Attention does not pass it on,
+    // llama.cpp's gemma3 graph has none): tuning with it would fit a function no runtime runs.
+    log_warn(src, ": attn_logit_softcapping = ", c.attn_logit_softcapping,
+             " is ignored, as transformers and llama.cpp ignore it for Gemma3");
+    c.attn_logit_softcapping = 0;
+  }
 
   c.bos_token_id = get_token_id(j, "bos_token_id", src);
   c.eos_token_id = get_token_id(j, "eos_token_id", src);
@@ -179,14 +293,16 @@ ModelConfig load_model_config(const std::filesystem::path& path) {
   return parse_model_config(j, file.string());
 }
 
-std::vector<float> rope_inv_freq(const ModelConfig& c) {
+std::vector<float> rope_inv_freq(const ModelConfig& c, bool local) {
   const int64_t half = c.head_dim / 2;
   std::vector<float> inv(half);
+  const double theta = local && c.rope_local_theta > 0 ? c.rope_local_theta : c.rope_theta;
   for (int64_t i = 0; i < half; ++i) {
     // HF: 1 / base^(2i/dim), evaluated in float32.
     float expo = float(2 * i) / float(c.head_dim);
-    inv[i] = 1.0f / std::pow(float(c.rope_theta), expo);
+    inv[i] = 1.0f / std::pow(float(theta), expo);
   }
+  if (local && c.rope_local_theta > 0) return inv;  // Gemma3's local RoPE is never scaled
   if (!c.rope_freq_factors.empty()) {
     AR_CHECK(int64_t(c.rope_freq_factors.size()) == half, "rope_freq_factors: ", c.rope_freq_factors.size());
     for (int64_t i = 0; i < half; ++i) inv[size_t(i)] /= c.rope_freq_factors[size_t(i)];
@@ -211,6 +327,25 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
     }
   }
   return inv;
+}
+
+bool layer_is_sliding(const ModelConfig& c, int64_t layer) {
+  if (c.sliding_window <= 0) return false;
+  if (c.layer_sliding.empty()) return true;
+  AR_CHECK(layer >= 0 && size_t(layer) < c.layer_sliding.size(), "layer ", layer);
+  return c.layer_sliding[size_t(layer)] != 0;
+}
+
+int64_t layer_window(const ModelConfig& c, int64_t layer) { return layer_is_sliding(c, layer) ? c.sliding_window : 0; }
+
+bool layer_uses_local_rope(const ModelConfig& c, int64_t layer) {
+  return c.rope_local_theta > 0 && !c.layer_sliding.empty() && c.layer_sliding[size_t(layer)] != 0;
+}
+
+float attention_scale(const ModelConfig& c) {
+  // HF evaluates query_pre_attn_scalar**-0.5 in double; head_dim's in float, as before.
+  if (c.query_pre_attn_scalar > 0) return float(1.0 / std::sqrt(c.query_pre_attn_scalar));
+  return 1.0f / std::sqrt(float(c.head_dim));
 }
 
 }  // namespace ar

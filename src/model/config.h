@@ -1,5 +1,6 @@
 // ModelConfig: the hyper-parameters of a decoder-only HF model, read from config.json.
-// Field names follow HF (LlamaConfig / Qwen2Config / Qwen3Config / MistralConfig).
+// Field names follow HF (LlamaConfig / Qwen2Config / Qwen3Config / MistralConfig /
+// Gemma3TextConfig / Phi3Config).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -10,7 +11,11 @@
 
 namespace ar {
 
-enum class Arch { Llama, Mistral, Qwen2, Qwen3 };
+enum class Arch { Llama, Mistral, Qwen2, Qwen3, Gemma3, Phi3 };
+
+// The MLP's gate activation: SiLU (SwiGLU) or GELU with the tanh approximation (Gemma's GeGLU,
+// HF "gelu_pytorch_tanh").
+enum class Activation { SiLU, GeluTanh };
 
 struct RopeScaling {
   enum class Type { None, Linear, Llama3 };
@@ -42,7 +47,30 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // bias on q/k/v/o; Qwen2: always on, q/k/v only (block_specs.h)
   bool mlp_bias = false;        // bias on gate/up/down (LlamaMLP)
-  bool qk_norm = false;         // per-head RMSNorm of q and k before RoPE (Qwen3)
+  bool qk_norm = false;         // per-head RMSNorm of q and k before RoPE (Qwen3, Gemma3)
+  Activation hidden_act = Activation::SiLU;
+  // Sliding-window attention: a token sees the `sliding_window` newest positions (itself
+  // included) on the layers layer_sliding marks; 0 = plain causal everywhere.
+  int64_t sliding_window = 0;
+  std::vector<uint8_t> layer_sliding;  // per layer; empty = every layer when sliding_window > 0
+  // Gemma3's sliding layers rotate with their own base (rope_local_base_freq) and no scaling;
+  // 0 = the same RoPE as every other layer.
+  double rope_local_theta = 0;
+  // Attention scores are scaled by 1/sqrt(query_pre_attn_scalar) (Gemma3); 0 = 1/sqrt(head_dim).
+  double query_pre_attn_scalar = 0;
+  double attn_logit_softcapping = 0;   // scores -> cap·tanh(scores/cap); 0 = off
+  double final_logit_softcapping = 0;  // logits likewise
+  // Gemma: every RMSNorm multiplies by (1 + w); the file stores w.
+  bool norm_weight_offset = false;
+  // Gemma's four norms per block: post_attention_layernorm normalizes the attention output before
+  // the residual add, pre_feedforward_layernorm feeds the MLP, post_feedforward_layernorm
+  // normalizes its output. Llama-style blocks have two (input, post_attention = pre-MLP).
+  bool sandwich_norms = false;
+  double embed_scale = 1.0;  // embeddings are multiplied by this (Gemma: sqrt(hidden_size))
+  // Phi-3 stores q/k/v as one qkv_proj (rows q | k | v) and gate/up as one gate_up_proj (rows
+  // gate | up); each is one linear to quantize, as AutoRound treats it (block_specs.h).
+  bool fused_qkv = false;
+  bool fused_gate_up = false;
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
   std::string torch_dtype;      // as declared; the weights' own dtypes are authoritative
@@ -53,7 +81,17 @@ struct ModelConfig {
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source);
 // Reads <dir>/config.json (or the file itself if `path` is a file).
 ModelConfig load_model_config(const std::filesystem::path& path);
-// Rotary inverse frequencies (head_dim/2 values) with rope_scaling applied, as HF computes them.
-std::vector<float> rope_inv_freq(const ModelConfig& c);
+// Rotary inverse frequencies (head_dim/2 values) with rope_scaling applied, as HF computes them;
+// `local`: for the layers with their own base (rope_local_theta), unscaled.
+std::vector<float> rope_inv_freq(const ModelConfig& c, bool local = false);
+
+// Whether layer `layer` attends through the sliding window.
+bool layer_is_sliding(const ModelConfig& c, int64_t layer);
+// The window layer `layer` attends through (0 = plain causal).
+int64_t layer_window(const ModelConfig& c, int64_t layer);
+// Whether layer `layer` uses the local RoPE tables (Gemma3's sliding layers).
+bool layer_uses_local_rope(const ModelConfig& c, int64_t layer);
+// The factor attention scores are scaled by.
+float attention_scale(const ModelConfig& c);
 
 }  // namespace ar

@@ -62,6 +62,10 @@ void Decoder::embed(float* x, std::span<const int32_t> ids) const {
                config_.vocab_size, ")");
     weights_->embedding_rows(ids[i], 1, x + int64_t(i) * C);
   }
+  if (config_.embed_scale != 1.0) {  // Gemma: embeddings times sqrt(hidden_size), in f32
+    const float s = float(config_.embed_scale);
+    for (size_t i = 0; i < ids.size() * size_t(C); ++i) x[i] *= s;
+  }
 }
 
 void Decoder::forward_hidden(float* x, int64_t n_seq, int64_t T, const ForwardOptions& opt) const {
@@ -101,8 +105,19 @@ void Decoder::forward_hidden(float* x, int64_t n_seq, int64_t T, const ForwardOp
   }
   Buffer norm(size_t(C) * sizeof(float), "final norm");
   weights_->final_norm(norm.as<float>());
+  if (c.norm_weight_offset)
+    for (int64_t i = 0; i < C; ++i) norm.as<float>()[i] += 1.0f;
   rms_norm_forward(x, nullptr, x, norm.as<float>(), n_seq * T, C, float(c.rms_norm_eps));
 }
+
+namespace {
+// cap·tanh(logit/cap) on n logits (final_logit_softcapping); nothing when cap is 0.
+void softcap_logits(float* l, int64_t n, double cap) {
+  if (cap <= 0) return;
+  const float cf = float(cap);
+  for (int64_t i = 0; i < n; ++i) l[i] = cf * std::tanh(l[i] / cf);
+}
+}  // namespace
 
 void Decoder::logits(float* out, const float* h, int64_t n, Precision p) const {
   const int64_t C = config_.hidden_size, V = config_.vocab_size;
@@ -112,6 +127,7 @@ void Decoder::logits(float* out, const float* h, int64_t n, Precision p) const {
     const int64_t nv = std::min(kVocabChunk, V - v0);
     weights_->lm_head_rows(v0, nv, w.as<float>());
     linear_forward(tmp.as<float>(), h, w.as<float>(), nullptr, n, C, nv, p);
+    softcap_logits(tmp.as<float>(), n * nv, config_.final_logit_softcapping);
     for (int64_t i = 0; i < n; ++i)
       std::copy_n(tmp.as<float>() + i * nv, nv, out + i * V + v0);
   }
@@ -135,6 +151,7 @@ void Decoder::next_token_nll(double* nll, const float* h, const int32_t* target,
     for (int64_t r0 = 0; r0 < n; r0 += row_slice) {
       const int64_t nr = std::min(row_slice, n - r0);
       linear_forward(lg.as<float>(), h + r0 * C, w.as<float>(), nullptr, nr, C, nv, p);
+      softcap_logits(lg.as<float>(), nr * nv, config_.final_logit_softcapping);
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < nr; ++i) {
         const float* l = lg.as<float>() + i * nv;

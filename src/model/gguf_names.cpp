@@ -11,7 +11,7 @@
 
 namespace ar {
 
-std::string gguf_tensor_name(const std::string& hf) {
+std::string gguf_tensor_name(const std::string& hf, const ModelConfig& c) {
   if (hf == "model.embed_tokens.weight") return "token_embd.weight";
   if (hf == "model.norm.weight") return "output_norm.weight";
   if (hf == "lm_head.weight") return "output.weight";
@@ -20,7 +20,7 @@ std::string gguf_tensor_name(const std::string& hf) {
   size_t i = prefix.size(), j = i;
   while (j < hf.size() && hf[j] >= '0' && hf[j] <= '9') ++j;
   if (j == i || j >= hf.size() || hf[j] != '.' || j - i > 9) return "";
-  const std::string suffix = gguf_block_suffix(std::string_view(hf).substr(j + 1));
+  const std::string suffix = gguf_block_suffix(std::string_view(hf).substr(j + 1), c);
   if (suffix.empty()) return "";
   return cat("blk.", hf.substr(i, j - i), ".", suffix);
 }

@@ -11,8 +11,9 @@ namespace ar {
 
 // "model.layers.3.self_attn.q_proj.weight" -> "blk.3.attn_q.weight", "model.embed_tokens.weight"
 // -> "token_embd.weight", "model.norm.weight" -> "output_norm.weight", "lm_head.weight" ->
-// "output.weight"; "" for a tensor llama.cpp has no name for.
-std::string gguf_tensor_name(const std::string& hf_name);
+// "output.weight"; "" for a tensor llama.cpp has no name for. Block names depend on the
+// architecture (c: e.g. Gemma3's post_attention_layernorm, Phi3's fused qkv_proj).
+std::string gguf_tensor_name(const std::string& hf_name, const ModelConfig& c);
 
 // llama.cpp runs `llama` models (Llama, Mistral) with RoPE on adjacent pairs, so the converter
 // reorders q/k rows from HF's rotate-half order; qwen2/qwen3 use the rotate-half (NEOX) mode and

@@ -101,7 +101,8 @@ const LinearWeights* block_linears(const BlockWeights& b, int i) {
 }
 
 size_t BlockWeights::size_bytes() const {
-  size_t n = input_norm.size_bytes() + post_norm.size_bytes() + q_norm.size_bytes() + k_norm.size_bytes();
+  size_t n = input_norm.size_bytes() + post_norm.size_bytes() + q_norm.size_bytes() + k_norm.size_bytes() +
+             pre_ffn_norm.size_bytes() + post_ffn_norm.size_bytes();
   for (const LinearWeights* l : {&q, &k, &v, &o, &gate, &up, &down}) n += l->w.size_bytes() + l->b.size_bytes();
   return n;
 }

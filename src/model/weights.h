@@ -20,6 +20,8 @@ struct LinearWeights {
   Buffer w;
   Buffer b;  // empty when the layer has no bias
   bool has_bias() const { return b.size_bytes() != 0; }
+  // False for the empty slots a fused block leaves (block_specs.h).
+  bool present() const { return out > 0; }
 };
 
 // Everything one decoder layer owns, converted to f32.
@@ -29,6 +31,10 @@ struct BlockWeights {
   Buffer post_norm;   // (C)
   Buffer q_norm;      // (D), Qwen3 only
   Buffer k_norm;      // (D), Qwen3 only
+  Buffer pre_ffn_norm;   // (C), Gemma3 only (sandwich_norms)
+  Buffer post_ffn_norm;  // (C), Gemma3 only
+  // Phi3 (fused_qkv / fused_gate_up): q holds qkv_proj, gate holds gate_up_proj, and k, v, up
+  // are empty (out = 0; see block_specs.h).
   LinearWeights q, k, v, o, gate, up, down;
   size_t size_bytes() const;
 };

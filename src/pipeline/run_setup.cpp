@@ -121,6 +121,10 @@ void shard_samples(RunSetup& s, Comm& comm, const std::function<void(const std::
 Schemes RunSetup::schemes(const BlockWeights& w) const {
   Schemes sch;
   for (int i = 0; i < kBlockLinears; ++i) {
+    if (!block_linears(w, i)->present()) {  // a slot a fused linear leaves empty: nothing to quantize
+      sch[size_t(i)].bits = 16;
+      continue;
+    }
     const std::string& name = block_linears(w, i)->name;
     sch[size_t(i)] = layers.scheme_for(name);
     if (!tune_gguf) continue;

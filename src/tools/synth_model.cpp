@@ -46,14 +46,15 @@ const char* torch_dtype_name(DType t) {
 }
 
 // Streams one tensor to the writer in chunks of rows (~4 MiB of f32 each).
-void write_tensor(ShardedSafetensorsWriter& w, const TensorSpec& s, uint64_t seed, float stddev,
+void write_tensor(ShardedSafetensorsWriter& w, const TensorSpec& s, uint64_t seed, float stddev, float norm_mean,
                   Buffer& f32_buf, Buffer& out_buf) {
   const int64_t rows = s.shape.size() >= 2 ? s.shape[0] : 1;
   const int64_t cols = s.shape.size() >= 2 ? int64_t(s.size_bytes() / dtype_size(s.dtype)) / std::max<int64_t>(rows, 1)
                                            : int64_t(s.size_bytes() / dtype_size(s.dtype));
   const bool norm = is_norm(s.name);
-  // Norm weights: 1 + small noise, so they are not trivially all-ones yet keep activations sane.
-  const float mean = norm ? 1.0f : 0.0f;
+  // Norm weights: 1 + small noise (as multipliers; Gemma stores them as offsets from one, so its
+  // mean is 0), so they are not trivially all-ones yet keep activations sane.
+  const float mean = norm ? norm_mean : 0.0f;
   const uint64_t key = mix64(seed ^ hash_name(s.name));
   const int64_t chunk_rows = std::max<int64_t>(1, (int64_t(4) << 20) / std::max<int64_t>(cols * 4, 1));
   const size_t esize = dtype_size(s.dtype);
@@ -154,7 +155,8 @@ void generate_synthetic_model(const SynthOptions& opt) {
   {
     ShardedSafetensorsWriter w(tmp.dir, specs, opt.max_shard_bytes, {{"format", "pt"}});
     Buffer f32_buf(0, "synth f32 rows"), out_buf(0, "synth converted rows");
-    for (const auto& s : specs) write_tensor(w, s, opt.seed, stddev, f32_buf, out_buf);
+    const float norm_mean = parse_model_config(opt.config, "model config").norm_weight_offset ? 0.0f : 1.0f;
+    for (const auto& s : specs) write_tensor(w, s, opt.seed, stddev, norm_mean, f32_buf, out_buf);
     w.finish();
   }
 

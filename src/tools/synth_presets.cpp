@@ -1,5 +1,6 @@
 // Built-in configs for synthetic models. Sizes follow the published HF config.json of each model
-// (Qwen/Qwen3-0.6B, Qwen/Qwen3-4B, Qwen/Qwen2.5-0.5B, meta-llama/Llama-3.2-1B); "tiny*" are ours.
+// (Qwen/Qwen3-0.6B, Qwen/Qwen3-4B, Qwen/Qwen2.5-0.5B, meta-llama/Llama-3.2-1B, google/gemma-3-4b-it's
+// text_config, microsoft/Phi-3-mini-4k-instruct); "tiny*" are ours.
 #include <algorithm>
 
 #include "core/error.h"
@@ -35,10 +36,47 @@ json llama_like(const char* arch, const char* model_type, int64_t hidden, int64_
               {"use_cache", true}};
 }
 
+// Gemma3ForCausalLM (Gemma3TextConfig): GeGLU, four norms per block stored as offsets from one,
+// q/k norms, scaled embeddings, sliding-window layers with their own RoPE base.
+json gemma3_like(int64_t hidden, int64_t inter, int64_t layers, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                 int64_t vocab, int64_t window, int64_t query_pre_attn_scalar, double rope_scaling_factor,
+                 int64_t max_pos) {
+  json types = json::array();
+  for (int64_t i = 0; i < layers; ++i) types.push_back((i + 1) % 6 ? "sliding_attention" : "full_attention");
+  json c = llama_like("Gemma3ForCausalLM", "gemma3_text", hidden, inter, layers, heads, kv_heads, head_dim, vocab,
+                      true, 1e-6, 1000000.0, max_pos);
+  c.erase("hidden_act");
+  c["hidden_activation"] = "gelu_pytorch_tanh";
+  c["rope_local_base_freq"] = 10000.0;
+  c["rope_scaling"] = rope_scaling_factor == 1.0 ? json(nullptr) : json{{"rope_type", "linear"}, {"factor", rope_scaling_factor}};
+  c["sliding_window"] = window;
+  c["layer_types"] = types;
+  c["query_pre_attn_scalar"] = query_pre_attn_scalar;
+  c["final_logit_softcapping"] = nullptr;
+  c["attn_logit_softcapping"] = nullptr;
+  return c;
+}
+
+// Phi3ForCausalLM: fused qkv_proj and gate_up_proj, a sliding window on every layer.
+json phi3_like(int64_t hidden, int64_t inter, int64_t layers, int64_t heads, int64_t kv_heads, int64_t vocab,
+               int64_t window, int64_t max_pos) {
+  json c = llama_like("Phi3ForCausalLM", "phi3", hidden, inter, layers, heads, kv_heads, hidden / heads, vocab,
+                      false, 1e-5, 10000.0, max_pos);
+  c.erase("head_dim");  // Phi3Config has none: hidden / heads
+  c.erase("attention_bias");
+  c["sliding_window"] = window;
+  c["original_max_position_embeddings"] = max_pos;
+  c["resid_pdrop"] = 0.0;
+  c["embd_pdrop"] = 0.0;
+  c["pad_token_id"] = vocab > 32000 ? json(32000) : json(nullptr);  // Phi3Config's default would be outside a small vocab
+  return c;
+}
+
 }  // namespace
 
 std::vector<std::string> synth_preset_names() {
-  return {"tiny", "tiny-qwen3", "tiny-qwen2", "qwen3-0.6b", "qwen3-4b", "qwen2.5-0.5b", "llama-3.2-1b"};
+  return {"tiny",     "tiny-qwen3",   "tiny-qwen2",   "tiny-gemma3", "tiny-phi3", "qwen3-0.6b",
+          "qwen3-4b", "qwen2.5-0.5b", "llama-3.2-1b", "gemma-3-4b",  "phi-3-mini"};
 }
 
 json synth_preset_config(const std::string& name) {
@@ -51,6 +89,16 @@ json synth_preset_config(const std::string& name) {
     return llama_like("Qwen3ForCausalLM", "qwen3", 128, 384, 4, 4, 2, 64, 1024, true, 1e-6, 1000000.0, 1024);
   if (name == "tiny-qwen2")  // q/k/v bias
     return llama_like("Qwen2ForCausalLM", "qwen2", 128, 320, 4, 4, 2, 32, 1024, true, 1e-6, 1000000.0, 1024);
+  // Small windows so that 64-token tests see them; 4 layers: 3 sliding, then (with 6) a global one
+  // would not come, so tiny-gemma3 marks its last layer global itself.
+  if (name == "tiny-gemma3") {
+    json c = gemma3_like(128, 384, 4, 4, 2, 32, 1024, 16, 32, 2.0, 1024);
+    c["layer_types"] = {"sliding_attention", "sliding_attention", "full_attention", "sliding_attention"};
+    return c;
+  }
+  if (name == "tiny-phi3") return phi3_like(128, 320, 4, 4, 2, 1024, 48, 1024);
+  if (name == "gemma-3-4b") return gemma3_like(2560, 10240, 34, 8, 4, 256, 262208, 1024, 256, 8.0, 131072);
+  if (name == "phi-3-mini") return phi3_like(3072, 8192, 32, 32, 32, 32064, 2047, 4096);
   if (name == "qwen3-0.6b")
     return llama_like("Qwen3ForCausalLM", "qwen3", 1024, 3072, 28, 16, 8, 128, 151936, true, 1e-6, 1000000.0,
                       40960);

@@ -64,7 +64,7 @@ TEST(GgufModelWriter, Qwen3StudentQ4KMReadsBackAsPlanned) {
   const SafetensorsReader st = SafetensorsReader::open(model);
   ASSERT_EQ(r.tensors().size(), ref.tensors().size());
   for (const TensorInfo& s : st.tensors()) {
-    const std::string name = gguf_tensor_name(s.name);
+    const std::string name = gguf_tensor_name(s.name, load_model_config(model));
     const GgufTensorInfo& t = r.require_tensor(name);
     const GgufTensorInfo& rt = ref.require_tensor(name);
     // Types: the mix as llama-quantize chose it; shapes: HF shape reversed.

@@ -17,11 +17,16 @@
 namespace ar {
 namespace {
 
+enum class Family { Llama, Gemma3, Phi3 };
+
 struct Variant {
   const char* name;
   int64_t H, Hkv;
   bool qk_norm, bias;
   bool mlp_bias = false;
+  Family family = Family::Llama;
+  int64_t window = 0;  // < T so that it masks
+  float softcap = 0;
 };
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
@@ -38,6 +43,20 @@ ModelConfig tiny_config(const Variant& v) {
   c.qk_norm = v.qk_norm;
   c.attention_bias = v.bias;  // Llama: q, k, v and o
   c.mlp_bias = v.mlp_bias;
+  c.sliding_window = v.window;
+  c.attn_logit_softcapping = v.softcap;
+  if (v.family == Family::Gemma3) {  // everything Gemma3 changes, on one sliding layer
+    c.arch = Arch::Gemma3;
+    c.hidden_act = Activation::GeluTanh;
+    c.norm_weight_offset = c.sandwich_norms = true;
+    c.query_pre_attn_scalar = 5;
+    c.rope_local_theta = 100.0;
+    c.layer_sliding = {1};
+  }
+  if (v.family == Family::Phi3) {
+    c.arch = Arch::Phi3;
+    c.fused_qkv = c.fused_gate_up = true;
+  }
   return c;
 }
 
@@ -53,7 +72,9 @@ BlockWeights random_block(const ModelConfig& c, std::mt19937& rng) {
   for (const BlockTensorSpec& s : block_tensor_specs(c, 0)) {
     // Large enough that attention is far from uniform and the MLP far from linear.
     const float sd = !s.is_linear() ? 0.2f : s.role == TensorRole::Bias ? 0.3f : 1.2f / std::sqrt(float(s.shape[1]));
-    fill(block_tensor_buffer(b, s), size_t(s.numel()), rng, s.is_linear() ? 0.f : 1.f, sd);
+    // Norms multiply by about one: w near 1, or near 0 where the config stores offsets (Gemma).
+    const float norm_mean = c.norm_weight_offset ? 0.f : 1.f;
+    fill(block_tensor_buffer(b, s), size_t(s.numel()), rng, s.is_linear() ? 0.f : norm_mean, sd);
   }
   return b;
 }
@@ -133,6 +154,7 @@ TEST_P(BlockGradFd, MatchesFiniteDifferences) {
   for (size_t i = 0; i < x.size(); ++i) compare(fd_at(&x[i]), dx[i], "dx[" + std::to_string(i) + "]");
   for (int li = 0; li < kBlockLinears; ++li) {
     LinearWeights* l = block_linears(b, li);
+    if (!l->present()) continue;  // slots a fused linear leaves empty
     std::uniform_int_distribution<int64_t> pick(0, l->out * l->in - 1);
     for (int k = 0; k < 24; ++k) {
       const int64_t e = pick(rng);
@@ -149,7 +171,11 @@ INSTANTIATE_TEST_SUITE_P(Tiny, BlockGradFd,
                          ::testing::Values(Variant{"gqa", 4, 2, false, false}, Variant{"mha", 2, 2, false, false},
                                            Variant{"qk_norm", 4, 2, true, false}, Variant{"qkv_bias", 4, 1, false, true},
                                            Variant{"qk_norm_bias", 4, 2, true, true},
-                                           Variant{"all_bias", 4, 2, false, true, true}),
+                                           Variant{"all_bias", 4, 2, false, true, true},
+                                           Variant{"window", 4, 2, false, false, false, Family::Llama, 3},
+                                           Variant{"softcap", 4, 2, false, false, false, Family::Llama, 0, 2.f},
+                                           Variant{"gemma3", 4, 2, true, false, false, Family::Gemma3, 3},
+                                           Variant{"phi3", 4, 2, false, false, false, Family::Phi3, 4}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(BlockGrad, WeightGradientsAccumulateAndIgnoreDx) {

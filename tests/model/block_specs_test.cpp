@@ -24,8 +24,10 @@ ModelConfig config(Arch arch) {
   c.num_attention_heads = 8;
   c.num_key_value_heads = 4;
   c.head_dim = 12;  // H*D = 96 != C: o_proj is not square
-  c.qk_norm = arch == Arch::Qwen3;
+  c.qk_norm = arch == Arch::Qwen3 || arch == Arch::Gemma3;
   c.attention_bias = arch == Arch::Qwen2;
+  c.sandwich_norms = c.norm_weight_offset = arch == Arch::Gemma3;
+  c.fused_qkv = c.fused_gate_up = arch == Arch::Phi3;
   return c;
 }
 
@@ -113,16 +115,16 @@ TEST(BlockSpecs, MlpBias) {
 // Every spec names one distinct buffer, the GGUF name agrees with gguf_tensor_name, and the shape
 // helpers agree with the list.
 TEST(BlockSpecs, HelpersAgreeWithTheList) {
-  for (Arch arch : {Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3}) {
+  for (Arch arch : {Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3, Arch::Gemma3, Arch::Phi3}) {
     ModelConfig c = config(arch);
-    c.attention_bias = true;
+    c.attention_bias = arch != Arch::Phi3;
     c.mlp_bias = arch == Arch::Llama;
     BlockWeights b = block_shapes(c, 1);
     std::set<const Buffer*> seen;
     uint64_t bytes = 0;
     for (const BlockTensorSpec& s : block_tensor_specs(c, 1)) {
       EXPECT_TRUE(seen.insert(&block_tensor_buffer(b, s)).second) << s.name;
-      EXPECT_EQ(gguf_tensor_name(s.name), s.gguf_name);
+      EXPECT_EQ(gguf_tensor_name(s.name, c), s.gguf_name);
       EXPECT_EQ(s.name, s.module + (s.role == TensorRole::Bias ? ".bias" : ".weight"));
       bytes += uint64_t(s.numel()) * 4;
       if (s.quantizable()) {
@@ -137,13 +139,48 @@ TEST(BlockSpecs, HelpersAgreeWithTheList) {
 }
 
 TEST(BlockSpecs, GgufSuffixes) {
-  EXPECT_EQ(gguf_block_suffix("self_attn.o_proj.bias"), "attn_output.bias");
-  EXPECT_EQ(gguf_block_suffix("mlp.gate_proj.weight"), "ffn_gate.weight");
-  EXPECT_EQ(gguf_block_suffix("input_layernorm.weight"), "attn_norm.weight");
-  EXPECT_EQ(gguf_block_suffix("input_layernorm.bias"), "");  // RMSNorm has no bias
-  EXPECT_EQ(gguf_block_suffix("self_attn.rotary_emb.inv_freq"), "");
-  EXPECT_EQ(gguf_block_suffix("mlp"), "");
-  EXPECT_EQ(gguf_tensor_name("model.layers.7.self_attn.o_proj.bias"), "blk.7.attn_output.bias");
+  const ModelConfig c = config(Arch::Llama);
+  EXPECT_EQ(gguf_block_suffix("self_attn.o_proj.bias", c), "attn_output.bias");
+  EXPECT_EQ(gguf_block_suffix("mlp.gate_proj.weight", c), "ffn_gate.weight");
+  EXPECT_EQ(gguf_block_suffix("input_layernorm.weight", c), "attn_norm.weight");
+  EXPECT_EQ(gguf_block_suffix("input_layernorm.bias", c), "");  // RMSNorm has no bias
+  EXPECT_EQ(gguf_block_suffix("self_attn.rotary_emb.inv_freq", c), "");
+  EXPECT_EQ(gguf_block_suffix("mlp", c), "");
+  EXPECT_EQ(gguf_tensor_name("model.layers.7.self_attn.o_proj.bias", c), "blk.7.attn_output.bias");
+}
+
+TEST(BlockSpecs, Gemma3HasFourNormsAndQkNorms) {
+  const ModelConfig c = config(Arch::Gemma3);
+  const auto specs = block_tensor_specs(c, 2);
+  auto m = shapes_of(specs);
+  const std::string p = "model.layers.2.";
+  for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                        "post_feedforward_layernorm"})
+    EXPECT_EQ(m.at(p + n + ".weight"), (Shape{64})) << n;
+  EXPECT_EQ(m.at(p + "self_attn.q_norm.weight"), (Shape{12}));
+  EXPECT_EQ(specs.size(), 7u + 4u + 2u);
+  for (const auto& s : specs)
+    if (s.name == p + "post_attention_layernorm.weight") EXPECT_EQ(s.gguf_name, "blk.2.post_attention_norm.weight");
+}
+
+TEST(BlockSpecs, Phi3FusedLinearsFillTheQAndGateSlots) {
+  const ModelConfig c = config(Arch::Phi3);
+  const auto specs = block_tensor_specs(c, 0);
+  auto m = shapes_of(specs);
+  // (H + 2 Hkv) * D = (8 + 8) * 12 rows; gate | up = 2 * 172 rows.
+  EXPECT_EQ(m.at("model.layers.0.self_attn.qkv_proj.weight"), (Shape{192, 64}));
+  EXPECT_EQ(m.at("model.layers.0.mlp.gate_up_proj.weight"), (Shape{344, 64}));
+  EXPECT_EQ(m.count("model.layers.0.self_attn.q_proj.weight"), 0u);
+  EXPECT_EQ(specs.size(), 4u + 2u);
+  const BlockWeights b = block_shapes(c, 0);
+  EXPECT_EQ(b.q.name, "model.layers.0.self_attn.qkv_proj");
+  EXPECT_EQ(b.gate.out, 344);
+  EXPECT_FALSE(b.k.present());
+  EXPECT_FALSE(b.v.present());
+  EXPECT_FALSE(b.up.present());
+  EXPECT_EQ(fused_rows(c, BlockPart::K).row0, 96);
+  EXPECT_EQ(fused_rows(c, BlockPart::V).row0, 144);
+  EXPECT_EQ(fused_rows(c, BlockPart::Up).row0, 172);
 }
 
 }  // namespace

@@ -42,6 +42,129 @@ TEST(ModelConfig, ParsesQwen3) {
   EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
 }
 
+TEST(ModelConfig, TransformersFiveRopeParameters) {
+  // transformers 5 writes RoPE as rope_parameters and no top-level rope_theta; reading the
+  // default 10000 there would silently change every rotation of a Qwen3 model.
+  json j = qwen3_like();
+  j.erase("rope_theta");
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {{"rope_theta", 1000000.0}, {"rope_type", "default"}};
+  ModelConfig c = parse_model_config(j, "cfg.json");
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::None);
+  j["rope_parameters"] = {{"rope_theta", 500000.0}, {"rope_type", "linear"}, {"factor", 4.0}};
+  c = parse_model_config(j, "cfg.json");
+  EXPECT_EQ(c.rope_theta, 5e5);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::Linear);
+  EXPECT_EQ(c.rope_scaling.factor, 4.0);
+  j["rope_parameters"]["partial_rotary_factor"] = 0.75;
+  EXPECT_NE(error_of(j).find("partial_rotary_factor 0.75 is not supported"), std::string::npos) << error_of(j);
+}
+
+json gemma3_like() {  // google/gemma-3-1b-it's config.json, shortened to 8 layers
+  return json::parse(R"({"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+    "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 8, "num_attention_heads": 4,
+    "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262144, "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000, "rope_local_base_freq": 10000, "rope_scaling": null, "sliding_window": 512,
+    "sliding_window_pattern": 6, "query_pre_attn_scalar": 256, "hidden_activation": "gelu_pytorch_tanh",
+    "final_logit_softcapping": null, "attn_logit_softcapping": null, "max_position_embeddings": 32768})");
+}
+
+TEST(ModelConfig, ParsesGemma3) {
+  ModelConfig c = parse_model_config(gemma3_like(), "cfg.json");
+  EXPECT_EQ(c.arch, Arch::Gemma3);
+  EXPECT_TRUE(c.qk_norm && c.sandwich_norms && c.norm_weight_offset);
+  EXPECT_TRUE(c.tie_word_embeddings);  // Gemma3TextConfig's default
+  EXPECT_EQ(c.hidden_act, Activation::GeluTanh);
+  EXPECT_NEAR(c.embed_scale, std::sqrt(1152.0), 1e-12);
+  EXPECT_EQ(c.sliding_window, 512);
+  EXPECT_EQ(c.rope_local_theta, 1e4);
+  EXPECT_EQ(c.rope_theta, 1e6);
+  // sliding_window_pattern 6: layers 5, 11, ... are global.
+  for (int64_t l = 0; l < 8; ++l) {
+    EXPECT_EQ(layer_is_sliding(c, l), l != 5) << l;
+    EXPECT_EQ(layer_window(c, l), l == 5 ? 0 : 512) << l;
+    EXPECT_EQ(layer_uses_local_rope(c, l), l != 5) << l;
+  }
+  EXPECT_FLOAT_EQ(attention_scale(c), 1.0f / 16.0f);
+  // The local tables rotate with base 1e4, unscaled; the global ones with 1e6 and the scaling.
+  json j = gemma3_like();
+  j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+  c = parse_model_config(j, "cfg.json");
+  EXPECT_FLOAT_EQ(rope_inv_freq(c, true)[1], 1.0f / std::pow(1e4f, 2.0f / 256));
+  EXPECT_FLOAT_EQ(rope_inv_freq(c)[1], float(1.0f / std::pow(1e6f, 2.0f / 256) / 8.0));
+}
+
+TEST(ModelConfig, Gemma3LayerTypesAndRopeParameters) {
+  json j = gemma3_like();
+  j["layer_types"] = {"full_attention", "sliding_attention", "full_attention", "sliding_attention",
+                      "sliding_attention", "sliding_attention", "sliding_attention", "full_attention"};
+  j.erase("rope_theta");
+  j.erase("rope_local_base_freq");
+  j["rope_parameters"] = {{"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}, {"rope_theta", 1e6}}},
+                          {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 2e4}}}};
+  ModelConfig c = parse_model_config(j, "cfg.json");
+  EXPECT_EQ(c.layer_sliding, (std::vector<uint8_t>{0, 1, 0, 1, 1, 1, 1, 0}));
+  EXPECT_EQ(c.rope_local_theta, 2e4);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::Linear);
+  j["layer_types"][3] = "chunked_attention";
+  EXPECT_NE(error_of(j).find("layer_types[3]"), std::string::npos) << error_of(j);
+  j["layer_types"] = {"full_attention"};
+  EXPECT_NE(error_of(j).find("layer_types must be a list of num_hidden_layers (8)"), std::string::npos);
+}
+
+TEST(ModelConfig, Gemma3RefusalsAndIgnoredAttentionSoftcap) {
+  json j = gemma3_like();
+  j["use_bidirectional_attention"] = true;
+  EXPECT_NE(error_of(j).find("use_bidirectional_attention"), std::string::npos);
+  j = gemma3_like();
+  j["architectures"] = {"Gemma3ForConditionalGeneration"};
+  EXPECT_NE(error_of(j).find("text_config"), std::string::npos) << error_of(j);
+  j = gemma3_like();
+  j["hidden_activation"] = "relu";
+  EXPECT_NE(error_of(j).find("unsupported hidden_activation \"relu\""), std::string::npos) << error_of(j);
+  j = gemma3_like();
+  j["attn_logit_softcapping"] = 50.0;
+  j["final_logit_softcapping"] = 30.0;
+  const ModelConfig c = parse_model_config(j, "cfg.json");
+  EXPECT_EQ(c.attn_logit_softcapping, 0);  // transformers' and llama.cpp's Gemma3 never apply it
+  EXPECT_EQ(c.final_logit_softcapping, 30.0);
+}
+
+TEST(ModelConfig, ParsesPhi3) {
+  json j = json::parse(R"({"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+    "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "num_key_value_heads": 32, "vocab_size": 32064, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+    "rope_scaling": null, "sliding_window": 2047, "hidden_act": "silu", "max_position_embeddings": 4096,
+    "original_max_position_embeddings": 4096, "tie_word_embeddings": false})");
+  ModelConfig c = parse_model_config(j, "cfg.json");
+  EXPECT_EQ(c.arch, Arch::Phi3);
+  EXPECT_TRUE(c.fused_qkv && c.fused_gate_up);
+  EXPECT_EQ(c.head_dim, 96);
+  EXPECT_EQ(c.sliding_window, 2047);
+  for (int64_t l : {0, 31}) EXPECT_EQ(layer_window(c, l), 2047);
+  EXPECT_FALSE(c.qk_norm || c.sandwich_norms || c.norm_weight_offset);
+  j["rope_scaling"] = {{"type", "longrope"}, {"long_factor", {1.0}}, {"short_factor", {1.0}}};
+  EXPECT_NE(error_of(j).find("unsupported rope_scaling type 'longrope'"), std::string::npos) << error_of(j);
+  j["rope_scaling"] = nullptr;
+  j["partial_rotary_factor"] = 0.75;  // Phi-4-mini
+  EXPECT_NE(error_of(j).find("partial_rotary_factor"), std::string::npos);
+}
+
+TEST(ModelConfig, MistralSlidingWindowApplies) {
+  json j = qwen3_like();
+  j["architectures"] = {"MistralForCausalLM"};
+  j["sliding_window"] = 4096;
+  ModelConfig c = parse_model_config(j, "cfg.json");
+  EXPECT_EQ(layer_window(c, 3), 4096);
+  j["sliding_window"] = nullptr;
+  EXPECT_EQ(layer_window(parse_model_config(j, "cfg.json"), 3), 0);
+  // Qwen3's window is behind use_sliding_window, which is ignored with a warning.
+  j = qwen3_like();
+  j["sliding_window"] = 4096;
+  EXPECT_EQ(layer_window(parse_model_config(j, "cfg.json"), 3), 0);
+}
+
 TEST(ModelConfig, Qwen2AlwaysHasQkvBias) {
   json j = qwen3_like();
   j["architectures"] = {"Qwen2ForCausalLM"};

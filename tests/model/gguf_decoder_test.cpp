@@ -110,6 +110,21 @@ TEST(GgufDecoder, LlamaCppQuantizedFilesStayCloseToF32) {
 }
 
 TEST(GgufNames, MapAndPermutationByHand) {
+  ModelConfig llama;
+  llama.arch = Arch::Llama;
+  ModelConfig gemma = llama, phi = llama;
+  gemma.arch = Arch::Gemma3;
+  gemma.sandwich_norms = gemma.qk_norm = true;
+  phi.arch = Arch::Phi3;
+  phi.fused_qkv = phi.fused_gate_up = true;
+  const auto gguf_tensor_name = [&llama](const std::string& hf) { return ar::gguf_tensor_name(hf, llama); };
+  // llama.cpp's gemma3 and phi3 names (its tensor_mapping.py).
+  EXPECT_EQ(ar::gguf_tensor_name("model.layers.3.post_attention_layernorm.weight", gemma), "blk.3.post_attention_norm.weight");
+  EXPECT_EQ(ar::gguf_tensor_name("model.layers.3.pre_feedforward_layernorm.weight", gemma), "blk.3.ffn_norm.weight");
+  EXPECT_EQ(ar::gguf_tensor_name("model.layers.3.post_feedforward_layernorm.weight", gemma), "blk.3.post_ffw_norm.weight");
+  EXPECT_EQ(ar::gguf_tensor_name("model.layers.1.self_attn.qkv_proj.weight", phi), "blk.1.attn_qkv.weight");
+  EXPECT_EQ(ar::gguf_tensor_name("model.layers.1.mlp.gate_up_proj.weight", phi), "blk.1.ffn_up.weight");
+  EXPECT_EQ(ar::gguf_tensor_name("model.layers.1.self_attn.qkv_proj.weight", llama), "");
   EXPECT_EQ(gguf_tensor_name("model.layers.12.self_attn.q_proj.weight"), "blk.12.attn_q.weight");
   EXPECT_EQ(gguf_tensor_name("model.layers.0.self_attn.k_proj.bias"), "blk.0.attn_k.bias");
   EXPECT_EQ(gguf_tensor_name("model.layers.3.post_attention_layernorm.weight"), "blk.3.ffn_norm.weight");

@@ -8,6 +8,10 @@ transformers (eager attention, float32, CPU) on the same windows, and prints the
 
 Run from the repo root with a venv that has torch and transformers (outside CI):
     /work/venv-eco/bin/python bench/ecosystem/arch_oracle.py [--seqlen 96] [--windows 3] [preset ...]
+
+--write-reference writes tests/data/arch_reference_logits.json instead: transformers' log-softmax
+for tiny-gemma3 and tiny-phi3 at a few positions (every 4th vocabulary entry), which
+tests/model/arch_reference_test.cpp compares with our forward in CI, where transformers is absent.
 """
 from __future__ import annotations
 
@@ -81,7 +85,36 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
 
 
+REFERENCE_PRESETS = ["tiny-gemma3", "tiny-phi3"]
+REF_SEQLEN, REF_POSITIONS, REF_VOCAB_STEP, REF_SEED = 64, [5, 20, 40, 63], 4, 7
+
+
+def write_reference() -> int:
+    """transformers' log-softmax of fixed windows, for the CI test (generated model: preset, f32,
+    seed REF_SEED; our generator writes the same bytes on every machine and thread count)."""
+    out = {"source": "transformers (eager, float32) via bench/ecosystem/arch_oracle.py --write-reference",
+           "seqlen": REF_SEQLEN, "positions": REF_POSITIONS, "vocab_step": REF_VOCAB_STEP, "seed": REF_SEED,
+           "models": []}
+    for preset in REFERENCE_PRESETS:
+        with tempfile.TemporaryDirectory() as td:
+            model = Path(td) / "model"
+            run([BIN, "generate", "--preset", preset, "--dtype", "f32", "--output_dir", model, "--seed", REF_SEED])
+            vocab = json.loads((model / "config.json").read_text())["vocab_size"]
+            # Deterministic ids with no RNG library in the loop: a multiplicative hash.
+            ids = [[(w * 7919 + t * 104729 + 13) % vocab for t in range(REF_SEQLEN)] for w in range(2)]
+            ls = log_softmax(theirs(model, ids))
+            rows = [[round(float(v), 6) for v in ls[w, p, ::REF_VOCAB_STEP]] for w in range(2) for p in REF_POSITIONS]
+            out["models"].append({"preset": preset, "ids": ids, "log_softmax": rows})
+    dst = REPO / "tests" / "data" / "arch_reference_logits.json"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(json.dumps(out, separators=(",", ":")) + "\n")
+    print(f"wrote {dst} ({dst.stat().st_size} bytes)")
+    return 0
+
+
 def main() -> int:
+    if "--write-reference" in sys.argv:
+        return write_reference()
     ap = argparse.ArgumentParser()
     ap.add_argument("--seqlen", type=int, default=96)
     ap.add_argument("--windows", type=int, default=3)

@@ -1,0 +1,123 @@
+// Gemma3 and Phi3 end to end: generate, tune with SignRound, write auto_round / auto_gptq / fake,
+// read every output back. Phi3's fused qkv_proj / gate_up_proj are quantized as one linear each
+// (as AutoRound does), so the packed folders hold qkv_proj.qweight and no q_proj; Gemma3's four
+// norms and q/k norms are copied as stored (offsets from one, not multipliers).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "model/decoder.h"
+#include "support/fixtures.h"
+#include "support/run.h"
+#include "tools/synth_model.h"
+
+namespace ar {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string cli() { return AR_CLI_PATH; }
+
+fs::path make_model(const std::string& preset, const fs::path& dir) {
+  nlohmann::json c = synth_preset_config(preset);
+  synth_set_num_layers(c, 2);
+  SynthOptions o;
+  o.config = c;
+  o.output_dir = dir;
+  o.dtype = DType::F32;  // so the fake folder holds the dequantized weights exactly
+  o.seed = 5;
+  generate_synthetic_model(o);
+  return dir;
+}
+
+std::vector<double> log_softmax_of(const fs::path& model, const std::vector<int32_t>& ids) {
+  const Decoder d(model);
+  const int64_t T = int64_t(ids.size()), C = d.config().hidden_size, V = d.config().vocab_size;
+  std::vector<float> x(size_t(T * C)), lg(size_t(T * V));
+  d.embed(x.data(), ids);
+  d.forward_hidden(x.data(), 1, T, ForwardOptions{});
+  d.logits(lg.data(), x.data(), T, Precision::F32);
+  std::vector<double> r(lg.size());
+  for (int64_t t = 0; t < T; ++t) {
+    const float* l = lg.data() + t * V;
+    const double m = *std::max_element(l, l + V);
+    double s = 0;
+    for (int64_t v = 0; v < V; ++v) s += std::exp(double(l[v]) - m);
+    for (int64_t v = 0; v < V; ++v) r[size_t(t * V + v)] = double(l[v]) - m - std::log(s);
+  }
+  return r;
+}
+
+double max_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+std::vector<float> tensor_f32(const fs::path& model, const std::string& name) {
+  const SafetensorsReader st = SafetensorsReader::open(model);
+  const TensorInfo& t = st.require(name);
+  std::vector<float> v(size_t(t.numel()));
+  st.read_f32(t, v.data());
+  return v;
+}
+
+class NewArch : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(NewArch, TunesWritesAndReadsBack) {
+  const std::string preset = GetParam();
+  const fs::path dir = test::make_temp_dir("newarch_" + preset);
+  const fs::path model = make_model(preset, dir / "model"), out = dir / "out";
+  const auto r = test::run_command(cli() + " quantize --model " + model.string() + " --output_dir " + out.string() +
+                                   " --iters 10 --nsamples 4 --seqlen 64 --dataset builtin --group_size 32"
+                                   " --format auto_round,auto_gptq,fake");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const bool phi = preset == "tiny-phi3";
+  const std::string log = r.out + r.err;
+  EXPECT_NE(log.find(phi ? "quantized 8 linear layers" : "quantized 14 linear layers"), std::string::npos) << log;
+
+  const std::string l0 = "model.layers.0.";
+  const SafetensorsReader ar = SafetensorsReader::open(out / "auto_round");
+  if (phi) {
+    const ModelConfig c = load_model_config(model);
+    const int64_t qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim;
+    const TensorInfo& q = ar.require(l0 + "self_attn.qkv_proj.qweight");
+    EXPECT_EQ(q.shape, (std::vector<int64_t>{c.hidden_size / 8, qkv}));  // 4-bit: 8 per int32 along in
+    EXPECT_EQ(ar.require(l0 + "mlp.gate_up_proj.scales").shape,
+              (std::vector<int64_t>{c.hidden_size / 32, 2 * c.intermediate_size}));
+    EXPECT_EQ(ar.find(l0 + "self_attn.q_proj.qweight"), nullptr);
+  } else {
+    for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                          "post_feedforward_layernorm", "self_attn.q_norm", "self_attn.k_norm"}) {
+      // Stored as the offsets the source holds (values near 0, written as f16), not as 1 + w.
+      const std::string t = l0 + n + ".weight";
+      const std::vector<float> got = tensor_f32(out / "auto_round", t), want = tensor_f32(model, t);
+      ASSERT_EQ(got.size(), want.size()) << t;
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4f) << t << " [" << i << "]";
+    }
+  }
+  // Every output reads back to the same model: the packed folders dequantize to the fake one
+  // (which keeps the f32 source's other tensors; the packed ones store them as f16, ~5e-4 here).
+  std::vector<int32_t> ids(80);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 131 + 7) % 1024);
+  const std::vector<double> fake = log_softmax_of(out / "fake", ids);
+  const double d_ar = max_diff(log_softmax_of(out / "auto_round", ids), fake);
+  const double d_gptq = max_diff(log_softmax_of(out / "auto_gptq", ids), fake);
+  const double d_q = max_diff(log_softmax_of(model, ids), fake);
+  std::printf("  %s: max |d log-softmax| auto_round %.2e, auto_gptq %.2e vs fake; source vs fake %.2e\n",
+              preset.c_str(), d_ar, d_gptq, d_q);
+  EXPECT_LT(d_ar, 3e-3);
+  EXPECT_LT(d_gptq, 3e-3);
+  EXPECT_GT(d_q, 10 * std::max(d_ar, d_gptq));  // quantizing changed the model far more
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, NewArch, ::testing::Values("tiny-gemma3", "tiny-phi3"),
+                         [](const auto& info) { return std::string(info.param).substr(5); });
+
+}  // namespace
+}  // namespace ar

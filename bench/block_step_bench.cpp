@@ -122,9 +122,9 @@ int main(int argc, char** argv) {
   w.post_norm = random_buffer(size_t(C), 0.01f, 1.f, rng);
   w.q_norm = random_buffer(size_t(D), 0.01f, 1.f, rng);
   w.k_norm = random_buffer(size_t(D), 0.01f, 1.f, rng);
-  const int64_t shapes[ar::kBlockLinears][2] = {{C, H * D}, {C, Hkv * D}, {C, Hkv * D}, {H * D, C}, {C, F}, {C, F}, {F, C}};
+  const int64_t shapes[ar::kDenseLinears][2] = {{C, H * D}, {C, Hkv * D}, {C, Hkv * D}, {H * D, C}, {C, F}, {C, F}, {F, C}};
   double params = 0;
-  for (int i = 0; i < ar::kBlockLinears; ++i) {
+  for (int i = 0; i < ar::kDenseLinears; ++i) {
     ar::LinearWeights& l = *ar::block_linears(w, i);
     l.name = "model.layers.0.linear" + std::to_string(i);
     l.in = shapes[i][0];
@@ -150,8 +150,7 @@ int main(int argc, char** argv) {
     }
   }
   const int64_t calib_samples = batch > 1 ? batch - 1 : 1;
-  std::array<ar::QuantScheme, ar::kBlockLinears> schemes;
-  schemes.fill(ar::QuantScheme{4, 128, true});
+  ar::LinearSchemes schemes(ar::kDenseLinears, ar::QuantScheme{4, 128, true});
   ar::SignRoundOptions o;
   o.iters = iters;
   o.batch_size = batch;

@@ -204,7 +204,7 @@ void GgufModelWriter::add_block(const std::vector<std::string>& tensors, const B
   for (const std::string& t : tensors) {
     if (!wants(t)) continue;
     const LinearWeights* lw = nullptr;
-    for (int i = 0; w && i < kBlockLinears && !lw; ++i)
+    for (int i = 0; w && i < block_linear_count(*w) && !lw; ++i)
       if (block_linears(*w, i)->name + ".weight" == t) lw = block_linears(*w, i);
     if (!lw) {
       AR_CHECK(w || !t.ends_with(".weight") || src_.require(t).shape.size() != 2,

@@ -2,7 +2,7 @@
 // Qwen2 / Qwen3 / Phi3 / Gemma3), one sample at a time, for SignRound tuning (SPEC §2): the forward saves what the
 // backward needs; the backward runs from dL/dy to dL/dW' of the seven linears (accumulated).
 #pragma once
-#include <array>
+#include <vector>
 #include <cstdint>
 #include <functional>
 
@@ -17,7 +17,7 @@ namespace ar {
 // The linear weights a trainable forward multiplies with, in block_linears() order (q, k, v, o,
 // gate, up, down), each (out, in) f32: typically the fake-quantized W'. Norm weights and biases
 // come from the BlockWeights (frozen).
-using BlockLinearWeights = std::array<const float*, kBlockLinears>;
+using BlockLinearWeights = std::vector<const float*>;
 // The same weights handed out one at a time: source(i) returns linear i's weight, and the pointer
 // may be invalidated by the next call. This lets a tuner materialize W' on demand into one buffer
 // sized for the largest linear instead of keeping a W' per linear (7 of them are ~0.4 GB for a
@@ -27,7 +27,7 @@ using BlockLinearWeights = std::array<const float*, kBlockLinears>;
 // the whole fused gradient.
 using LinearWeightSource = std::function<const float*(int i)>;
 // Their gradients, same order and shapes, accumulated (+=); a null entry is skipped.
-using BlockLinearGrads = std::array<float*, kBlockLinears>;
+using BlockLinearGrads = std::vector<float*>;
 
 // Saved activations and backward temporaries of up to `seqs` samples of T tokens each, sized once
 // from the config (STYLE §5). Several samples go through one forward/backward as one (seqs·T, C)

@@ -91,9 +91,9 @@ void check_finite_weights(const float* w, size_t n, const std::string& file, con
 std::string block_prefix(int64_t layer) { return cat("model.layers.", layer, "."); }
 
 LinearWeights* block_linears(BlockWeights& b, int i) {
-  LinearWeights* all[kBlockLinears] = {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down};
-  AR_CHECK(i >= 0 && i < kBlockLinears, "linear index ", i);
-  return all[i];
+  LinearWeights* dense[kDenseLinears] = {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down};
+  AR_CHECK(i >= 0 && i < block_linear_count(b), "linear index ", i, " of ", block_linear_count(b));
+  return i < kDenseLinears ? dense[i] : &b.experts[size_t(i - kDenseLinears)];
 }
 
 const LinearWeights* block_linears(const BlockWeights& b, int i) {
@@ -103,7 +103,8 @@ const LinearWeights* block_linears(const BlockWeights& b, int i) {
 size_t BlockWeights::size_bytes() const {
   size_t n = input_norm.size_bytes() + post_norm.size_bytes() + q_norm.size_bytes() + k_norm.size_bytes() +
              pre_ffn_norm.size_bytes() + post_ffn_norm.size_bytes();
-  for (const LinearWeights* l : {&q, &k, &v, &o, &gate, &up, &down}) n += l->w.size_bytes() + l->b.size_bytes();
+  for (const LinearWeights* l : {&q, &k, &v, &o, &gate, &up, &down, &router}) n += l->w.size_bytes() + l->b.size_bytes();
+  for (const LinearWeights& l : experts) n += l.w.size_bytes() + l.b.size_bytes();
   return n;
 }
 

@@ -34,16 +34,24 @@ struct BlockWeights {
   Buffer pre_ffn_norm;   // (C), Gemma3 only (sandwich_norms)
   Buffer post_ffn_norm;  // (C), Gemma3 only
   // Phi3 (fused_qkv / fused_gate_up): q holds qkv_proj, gate holds gate_up_proj, and k, v, up
-  // are empty (out = 0; see block_specs.h).
+  // are empty (out = 0; see block_specs.h). A mixture-of-experts layer leaves gate/up/down empty
+  // and has a router and experts instead.
   LinearWeights q, k, v, o, gate, up, down;
+  // MoE: the router (num_experts, C), kept in 16 bits (never quantized), and every expert's
+  // gate, up, down in that order (3 per expert); both empty on dense layers.
+  LinearWeights router;
+  std::vector<LinearWeights> experts;
   size_t size_bytes() const;
 };
 
 std::string block_prefix(int64_t layer);  // "model.layers.<layer>."
-// The seven linear layers of a block in a fixed order (q, k, v, o, gate, up, down).
+// The linear layers of a block, in a fixed order: the seven dense slots (q, k, v, o, gate, up,
+// down; some empty, see LinearWeights::present), then the experts' (expert e's gate, up, down at
+// kDenseLinears + 3e + 0/1/2). The router is not among them: it is never quantized.
 LinearWeights* block_linears(BlockWeights& b, int i);
 const LinearWeights* block_linears(const BlockWeights& b, int i);
-constexpr int kBlockLinears = 7;
+constexpr int kDenseLinears = 7;
+inline int block_linear_count(const BlockWeights& b) { return kDenseLinears + int(b.experts.size()); }
 
 // Throws ar::Error naming `file`, `tensor` and the first bad index when w[0, n) holds a NaN or an
 // infinity: quantizing such a checkpoint would silently write garbage scales.

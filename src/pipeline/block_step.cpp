@@ -66,7 +66,7 @@ BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& 
   BlockResult r;
   r.layer = l;
   r.tuned = true;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < block_linear_count(w); ++i) {
     LinearWeights& lw = *block_linears(w, i);
     if (!tr.gguf[size_t(i)].empty()) {  // tuned under its GGUF format: what the file stores
       LinearResult& lr = r.linears[lw.name];
@@ -92,8 +92,8 @@ BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& 
     // pass through the block; the outputs are the next block's inputs. A data-parallel run
     // passes the running sum from rank to rank (see ImportanceSums).
     Comm& comm = *ctx.setup.comm;
-    std::vector<int64_t> widths(kBlockLinears);
-    for (int i = 0; i < kBlockLinears; ++i) widths[size_t(i)] = block_linears(w, i)->in;
+    std::vector<int64_t> widths(static_cast<size_t>(block_linear_count(w)));
+    for (int i = 0; i < block_linear_count(w); ++i) widths[size_t(i)] = block_linears(w, i)->in;
     imp_sums.emplace(std::move(widths), comm.size() > 1);
     auto observe = [&](int li, const float* xin, int64_t rows, int64_t K) { imp_sums->add_sample(li, xin, rows, K); };
     if (cs->on_disk() && !ctx.last) cs->set_next_x(cs->new_store("X", l + 1));
@@ -102,9 +102,9 @@ BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& 
     imp_sums->finish(comm);
   }
   const double tokens = double(ctx.setup.samples_total * ctx.T);
-  const std::array<float, kBlockLinears> global_amax =
+  const std::vector<float> global_amax =
       block_nvfp4_global_amax(w, ctx.schemes, ctx.setup.tune_opts.nvfp4_fused_global_scale);
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < block_linear_count(w); ++i) {
     const LinearWeights& lw = *block_linears(w, i);
     const QuantScheme& s = ctx.schemes[size_t(i)];
     std::vector<float> imp;
@@ -126,7 +126,7 @@ BlockResult rtn_step(const BlockWeights& w, CalibStream* cs, const StepContext& 
 
 void apply_result(BlockWeights& w, const BlockResult& r) {
   if (!r.tuned) return;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < block_linear_count(w); ++i) {
     LinearWeights& lw = *block_linears(w, i);
     const LinearResult* lr = r.find(lw.name);
     if (!lr) continue;

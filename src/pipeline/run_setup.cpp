@@ -119,8 +119,8 @@ void shard_samples(RunSetup& s, Comm& comm, const std::function<void(const std::
 }  // namespace
 
 Schemes RunSetup::schemes(const BlockWeights& w) const {
-  Schemes sch;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  Schemes sch(static_cast<size_t>(block_linear_count(w)));
+  for (int i = 0; i < block_linear_count(w); ++i) {
     if (!block_linears(w, i)->present()) {  // a slot a fused linear leaves empty: nothing to quantize
       sch[size_t(i)].bits = 16;
       continue;
@@ -230,7 +230,7 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   const BlockWeights shapes0 = block_shapes(cfg, 0);
   const Schemes schemes0 = s.schemes(shapes0);
   uint64_t max_result = 0, bf16_saving = 0;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < block_linear_count(shapes0); ++i) {
     const LinearWeights& l = *block_linears(shapes0, i);
     max_result += uint64_t(l.in * l.out) + 64;
     // An owning tuner keeps a bf16 checkpoint's quantized linears as bf16 (BlockTuner).

@@ -19,7 +19,7 @@
 namespace ar {
 
 struct QuantizeOptions;
-using Schemes = std::array<QuantScheme, kBlockLinears>;
+using Schemes = LinearSchemes;
 
 struct RunSetup {
   LayerConfig layers;

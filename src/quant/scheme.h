@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "core/ggml_type.h"
@@ -43,6 +44,9 @@ struct QuantScheme {
   bool gguf_target() const { return ggml_is_quantized(gguf); }
   bool is_fp() const { return data_type != DataType::Int; }
 };
+
+// One scheme per linear of a block, in block_linears() order (model/weights.h).
+using LinearSchemes = std::vector<QuantScheme>;
 
 // The scheme of a floating-point format with its fixed bits / group size / symmetry. t != Int.
 QuantScheme fp_scheme(DataType t);

@@ -100,9 +100,9 @@ void clamp01(std::vector<float>& p) {
 }
 
 // Floats of the one weight-sized work buffer: the largest quantized linear.
-uint64_t work_floats(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes) {
+uint64_t work_floats(const BlockWeights& b, const LinearSchemes& schemes) {
   uint64_t n = 0;
-  for (int i = 0; i < kBlockLinears; ++i)
+  for (int i = 0; i < int(schemes.size()); ++i)
     if (schemes[size_t(i)].quantized())
       n = std::max(n, uint64_t(block_linears(b, i)->out) * uint64_t(block_linears(b, i)->in));
   return n;
@@ -131,9 +131,9 @@ uint64_t chunk_scratch_bytes(const ModelConfig& c, int64_t T, int64_t m) {
 }
 
 // Floats of every tuned linear's weight: the lanes' W' cache, and lane 1's gradients.
-uint64_t tuned_weight_floats(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes) {
+uint64_t tuned_weight_floats(const BlockWeights& b, const LinearSchemes& schemes) {
   uint64_t n = 0;
-  for (int i = 0; i < kBlockLinears; ++i)
+  for (int i = 0; i < int(schemes.size()); ++i)
     if (schemes[size_t(i)].quantized()) n += uint64_t(block_linears(b, i)->out) * uint64_t(block_linears(b, i)->in);
   return n;
 }
@@ -143,7 +143,7 @@ uint64_t plan_bytes(const ModelConfig& c, int64_t T, const StepPlan& p, uint64_t
          (p.lanes > 1 ? 2 * weight_floats * sizeof(float) : 0);
 }
 
-StepPlan plan_step(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes,
+StepPlan plan_step(const BlockWeights& b, const LinearSchemes& schemes,
                    const ModelConfig& c, int64_t T, const SignRoundOptions& o) {
   StepPlan p;
   if (o.iters == 0) return p;
@@ -166,13 +166,14 @@ struct BlockTuner::State {
   BlockWeights owned;  // the owning constructor's weights (empty when borrowing)
   const BlockWeights& b;
   const bool owns;
+  const int nl;  // linears of the block (block_linear_count)
   const ModelConfig& c;
   const int64_t T;
   const SignRoundOptions o;
   const StepPlan plan;  // lanes and samples per forward/backward while tuning
   // Read from the f32 weights before an owning tuner compacts them.
-  const std::array<float, kBlockLinears> global_amax;
-  std::array<LinearState, kBlockLinears> st;
+  const std::vector<float> global_amax;
+  std::vector<LinearState> st;
   RopeTables rope;
   BlockGradScratch scratch;
   std::vector<float> x, second, y, dy;  // plan.cap samples each, (cap·T, C): lane 0's
@@ -181,11 +182,11 @@ struct BlockTuner::State {
   struct Lane {
     BlockGradScratch scratch;
     std::vector<float> x, second, y, dy;
-    std::array<std::vector<float>, kBlockLinears> dw;
-    Lane(const ModelConfig& c, int64_t T, int64_t cap) : scratch(c, T, cap) {}
+    std::vector<std::vector<float>> dw;
+    Lane(const ModelConfig& c, int64_t T, int64_t cap, int nl) : scratch(c, T, cap), dw(static_cast<size_t>(nl)) {}
   };
   std::unique_ptr<Lane> lane1;
-  std::array<std::vector<float>, kBlockLinears> w_step;
+  std::vector<std::vector<float>> w_step;
   // One weight-sized buffer for all linears: W' of the linear the forward/backward asks for (made
   // on demand from v and min/max_scale), or a compacted linear's original W widened to f32
   // (`work_holds` says which: i, or kOriginal + i), or dL/dv of one linear during the signed step.
@@ -196,26 +197,27 @@ struct BlockTuner::State {
   bool want_importance = false, importance_frozen = false;
   std::optional<ImportanceSums> imp;
   int64_t imp_rows = 0;
-  static constexpr int kOriginal = kBlockLinears;
+  static constexpr int kOriginal = 1 << 24;  // work_holds: the original of linear i is kOriginal + i
 
-  State(const BlockWeights& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
+  State(const BlockWeights& b_, const ModelConfig& c_, const LinearSchemes& schemes,
         int64_t T_, const SignRoundOptions& o_)
-      : b(b_), owns(false), c(c_), T(T_), o(o_), plan(plan_step(b_, schemes, c_, T_, o_)),
-        global_amax(block_nvfp4_global_amax(b_, schemes, o_.nvfp4_fused_global_scale)),
-        rope(make_rope_tables(c_, T_)), scratch(c_, T_, plan.cap) {
+      : b(b_), owns(false), nl(block_linear_count(b_)), c(c_), T(T_), o(o_), plan(plan_step(b_, schemes, c_, T_, o_)),
+        global_amax(block_nvfp4_global_amax(b_, schemes, o_.nvfp4_fused_global_scale)), st(static_cast<size_t>(nl)),
+        rope(make_rope_tables(c_, T_)), scratch(c_, T_, plan.cap), w_step(static_cast<size_t>(nl)) {
     init(schemes);
   }
   // Compacts before anything else is allocated, so the f32 weights are gone before the peak.
-  State(BlockWeights&& b_, const ModelConfig& c_, const std::array<QuantScheme, kBlockLinears>& schemes,
+  State(BlockWeights&& b_, const ModelConfig& c_, const LinearSchemes& schemes,
         int64_t T_, const SignRoundOptions& o_)
-      : owned(std::move(b_)), b(owned), owns(true), c(c_), T(T_), o(o_), plan(plan_step(owned, schemes, c_, T_, o_)),
-        global_amax(block_nvfp4_global_amax(owned, schemes, o_.nvfp4_fused_global_scale)),
-        rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_, plan.cap) {
+      : owned(std::move(b_)), b(owned), owns(true), nl(block_linear_count(owned)), c(c_), T(T_), o(o_),
+        plan(plan_step(owned, schemes, c_, T_, o_)),
+        global_amax(block_nvfp4_global_amax(owned, schemes, o_.nvfp4_fused_global_scale)), st(static_cast<size_t>(nl)),
+        rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_, plan.cap), w_step(static_cast<size_t>(nl)) {
     init(schemes);
   }
 
-  void compact(const std::array<QuantScheme, kBlockLinears>& schemes) {
-    for (int i = 0; i < kBlockLinears; ++i) {
+  void compact(const LinearSchemes& schemes) {
+    for (int i = 0; i < nl; ++i) {
       LinearWeights& l = *block_linears(owned, i);
       if (!schemes[size_t(i)].quantized() || !bf16_exact(l)) continue;
       if (schemes[size_t(i)].gguf_target()) make_gguf_init(st[size_t(i)], schemes[size_t(i)], l);
@@ -233,17 +235,17 @@ struct BlockTuner::State {
     s.gg = gguf_tune_init(q.gguf, l.w.as<float>(), l.out, l.in);
   }
 
-  void init(const std::array<QuantScheme, kBlockLinears>& schemes) {
+  void init(const LinearSchemes& schemes) {
     AR_CHECK(T > 0, "BlockTuner with T=", T);
     AR_CHECK(o.iters >= 0 && o.batch_size > 0 && o.gradient_accumulate_steps > 0, "bad SignRound options");
     const size_t tc = size_t(plan.cap * T * c.hidden_size);
     for (auto* v : {&x, &second, &y, &dy}) v->resize(tc);
     if (plan.lanes > 1) {
-      lane1 = std::make_unique<Lane>(c, T, plan.cap);
+      lane1 = std::make_unique<Lane>(c, T, plan.cap, nl);
       for (auto* v : {&lane1->x, &lane1->second, &lane1->y, &lane1->dy}) v->resize(tc);
     }
     bool compacted = false;
-    for (int i = 0; i < kBlockLinears; ++i) {
+    for (int i = 0; i < nl; ++i) {
       LinearState& s = st[size_t(i)];
       s.l = block_linears(b, i);
       s.scheme = schemes[size_t(i)];
@@ -269,8 +271,8 @@ struct BlockTuner::State {
       }
     }
     if (o.iters > 0 || compacted) work.resize(size_t(work_floats(b, schemes)));
-    std::vector<int64_t> widths(kBlockLinears, 0);
-    for (int i = 0; i < kBlockLinears; ++i)
+    std::vector<int64_t> widths(size_t(nl), 0);
+    for (int i = 0; i < kDenseLinears; ++i)
       if (st[size_t(i)].gguf && o.iters > 0) {
         want_importance = true;
         widths[size_t(i)] = st[size_t(i)].l->in;
@@ -283,10 +285,11 @@ struct BlockTuner::State {
   // gate/up, act: down).
   void accumulate_importance() {
     const int64_t C = c.hidden_size, HD = c.num_attention_heads * c.head_dim, F = c.intermediate_size;
-    const float* in[kBlockLinears] = {scratch.xn1, scratch.xn1, scratch.xn1, scratch.attn,
+    // Experts see only their routed rows: they get no importance (widths 0, see init).
+    const float* in[kDenseLinears] = {scratch.xn1, scratch.xn1, scratch.xn1, scratch.attn,
                                       scratch.xn2, scratch.xn2, scratch.act};
-    const int64_t K[kBlockLinears] = {C, C, C, HD, C, C, F};
-    for (int i = 0; i < kBlockLinears; ++i) imp->add_sample(i, in[i], T, K[i]);
+    const int64_t K[kDenseLinears] = {C, C, C, HD, C, C, F};
+    for (int i = 0; i < kDenseLinears; ++i) imp->add_sample(i, in[i], T, K[i]);
     imp_rows += T;
   }
 
@@ -296,7 +299,7 @@ struct BlockTuner::State {
     if (!want_importance) return;
     imp->finish(comm);
     if (rows_total != 0)
-      for (int i = 0; i < kBlockLinears; ++i) {
+      for (int i = 0; i < nl; ++i) {
         LinearState& s = st[size_t(i)];
         if (!s.gguf) continue;
         const std::vector<float> m = imp->mean(i, double(rows_total));
@@ -349,20 +352,21 @@ struct BlockTuner::State {
 };
 
 BlockTuner::BlockTuner(const BlockWeights& b, const ModelConfig& c,
-                       const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T, const SignRoundOptions& o)
+                       const LinearSchemes& schemes, int64_t T, const SignRoundOptions& o)
     : s_(std::make_unique<State>(b, c, schemes, T, o)) {}
 
-BlockTuner::BlockTuner(BlockWeights&& b, const ModelConfig& c, const std::array<QuantScheme, kBlockLinears>& schemes,
+BlockTuner::BlockTuner(BlockWeights&& b, const ModelConfig& c, const LinearSchemes& schemes,
                        int64_t T, const SignRoundOptions& o)
     : s_(std::make_unique<State>(std::move(b), c, schemes, T, o)) {}
 
 BlockWeights BlockTuner::release_weights() {
   AR_CHECK(s_ && s_->owns, "release_weights on a tuner that borrows its weights (or was released)");
   BlockWeights b = std::move(s_->owned);
-  std::array<std::vector<uint16_t>, kBlockLinears> compacted;
-  for (int i = 0; i < kBlockLinears; ++i) compacted[size_t(i)] = std::move(s_->st[size_t(i)].w_bf16);
+  const int nl = block_linear_count(b);
+  std::vector<std::vector<uint16_t>> compacted(static_cast<size_t>(nl));
+  for (int i = 0; i < nl; ++i) compacted[size_t(i)] = std::move(s_->st[size_t(i)].w_bf16);
   s_.reset();  // the tuning state goes before the weights widen
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < nl; ++i) {
     std::vector<uint16_t>& h = compacted[size_t(i)];
     if (h.empty()) continue;
     LinearWeights& l = *block_linears(b, i);
@@ -376,7 +380,7 @@ BlockWeights BlockTuner::release_weights() {
 BlockTuner::~BlockTuner() = default;
 
 uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
-                                 const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T,
+                                 const LinearSchemes& schemes, int64_t T,
                                  const SignRoundOptions& o) {
   // Each lane's scratch and chunk (plus, with two lanes, the step's W' and lane 1's gradients),
   // the rope tables, the shared W'/dv buffer.
@@ -384,7 +388,8 @@ uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
                2ull * uint64_t(T) * uint64_t(c.head_dim / 2) * sizeof(float) +
                work_floats(b, schemes) * sizeof(float);
   uint64_t biggest_codes = 0;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  const int nl = block_linear_count(b);
+  for (int i = 0; i < nl; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     if (!schemes[size_t(i)].quantized()) continue;
     const QuantScheme& q = schemes[size_t(i)];
@@ -409,9 +414,9 @@ uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
   return n + biggest_codes;
 }
 
-uint64_t BlockTuner::owned_weight_bytes(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes) {
+uint64_t BlockTuner::owned_weight_bytes(const BlockWeights& b, const LinearSchemes& schemes) {
   uint64_t n = b.size_bytes();
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < block_linear_count(b); ++i) {
     const LinearWeights& l = *block_linears(b, i);
     if (schemes[size_t(i)].quantized() && bf16_exact(l)) n -= uint64_t(l.out) * uint64_t(l.in) * 2;
   }
@@ -431,9 +436,12 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   State& S = *s_;
   const SignRoundOptions& o = S.o;
   auto& st = S.st;
+  const int nl = S.nl;
   BlockTuneResult r;
+  r.q.resize(static_cast<size_t>(nl));
+  r.gguf.resize(static_cast<size_t>(nl));
   auto quantize_current = [&]() {
-    for (int i = 0; i < kBlockLinears; ++i) {
+    for (int i = 0; i < nl; ++i) {
       LinearState& s = st[size_t(i)];
       if (!s.tuned) continue;
       if (s.gguf) {
@@ -497,9 +505,9 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   const double mm_lr0 = o.minmax_lr > 0 ? o.minmax_lr : lr0;
   const LinearWeightSource w = [&S](int i) { return S.fake_quantized(i); };
   // The first partition accumulates into dw, each further one into `part`, added after it.
-  BlockLinearGrads dw, part;
-  std::array<std::vector<float>, kBlockLinears> part_bufs;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  BlockLinearGrads dw(static_cast<size_t>(nl)), part(static_cast<size_t>(nl));
+  std::vector<std::vector<float>> part_bufs(static_cast<size_t>(nl));
+  for (int i = 0; i < nl; ++i) {
     LinearState& s = st[size_t(i)];
     dw[i] = s.tuned ? s.dw.data() : nullptr;
     if (s.tuned && local > 1) part_bufs[size_t(i)].resize(s.dw.size());
@@ -542,7 +550,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   };
   // into[i] += from[i] for every linear that has both (each the size of that linear's dW).
   auto add_grads = [&](const BlockLinearGrads& into, const BlockLinearGrads& from) {
-    for (int i = 0; i < kBlockLinears; ++i) {
+    for (int i = 0; i < nl; ++i) {
       if (!into[i] || !from[i]) continue;
       float* d = into[i];
       const float* e = from[i];
@@ -555,12 +563,12 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   // are added to lane 0's at the end, so the sum is the same for 1 or 2 threads.
   auto run_lanes = [&](int q, const BlockLinearGrads& g) {
     State::Lane& L1 = *S.lane1;
-    BlockLinearWeights wl;
-    for (int i = 0; i < kBlockLinears; ++i)
+    BlockLinearWeights wl(static_cast<size_t>(nl));
+    for (int i = 0; i < nl; ++i)
       wl[i] = st[size_t(i)].tuned ? S.w_step[size_t(i)].data() : st[size_t(i)].l->w.as<float>();
     const LinearWeightSource src = [&wl](int i) { return wl[size_t(i)]; };
-    BlockLinearGrads g1{};
-    for (int i = 0; i < kBlockLinears; ++i)
+    BlockLinearGrads g1(static_cast<size_t>(nl), nullptr);
+    for (int i = 0; i < nl; ++i)
       if (g[i]) {
         std::fill(L1.dw[size_t(i)].begin(), L1.dw[size_t(i)].end(), 0.f);
         g1[i] = L1.dw[size_t(i)].data();
@@ -621,7 +629,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       std::fill(s.dw.begin(), s.dw.end(), 0.f);
     }
     if (S.plan.lanes > 1)  // both lanes read every W' at once: made up front, once per step
-      for (int i = 0; i < kBlockLinears; ++i)
+      for (int i = 0; i < nl; ++i)
         if (st[size_t(i)].tuned) S.make_fake_quantized(i, S.w_step[size_t(i)].data());
     // loss = mean over every element of the picked samples; each sample's share is 1/picks.
     double loss = 0;
@@ -691,16 +699,17 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   return r;
 }
 
-std::array<float, kBlockLinears> block_nvfp4_global_amax(const BlockWeights& b,
-                                                         const std::array<QuantScheme, kBlockLinears>& schemes,
+std::vector<float> block_nvfp4_global_amax(const BlockWeights& b,
+                                                         const LinearSchemes& schemes,
                                                          bool fused) {
-  std::array<float, kBlockLinears> r;
-  r.fill(-1.f);
-  std::vector<std::string> names(kBlockLinears);
-  std::vector<float> amax(kBlockLinears, 0.f);
-  std::vector<bool> nv(kBlockLinears, false);
+  const int nl = block_linear_count(b);
+  AR_CHECK(schemes.size() == size_t(nl), schemes.size(), " schemes for ", nl, " linears");
+  std::vector<float> r(static_cast<size_t>(nl), -1.f);
+  std::vector<std::string> names(static_cast<size_t>(nl));
+  std::vector<float> amax(static_cast<size_t>(nl), 0.f);
+  std::vector<bool> nv(static_cast<size_t>(nl), false);
   bool any = false;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < nl; ++i) {
     const QuantScheme& q = schemes[size_t(i)];
     nv[size_t(i)] = q.quantized() && !q.gguf_target() && q.data_type == DataType::NVFP4;
     if (!nv[size_t(i)]) continue;
@@ -714,13 +723,13 @@ std::array<float, kBlockLinears> block_nvfp4_global_amax(const BlockWeights& b,
   }
   if (!any) return r;
   const std::vector<float> g = nvfp4_global_amax(names, amax, nv, fused);
-  for (int i = 0; i < kBlockLinears; ++i)
+  for (int i = 0; i < nl; ++i)
     if (nv[size_t(i)]) r[size_t(i)] = g[size_t(i)];
   return r;
 }
 
 BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
-                           const std::array<QuantScheme, kBlockLinears>& schemes, const float* xq,
+                           const LinearSchemes& schemes, const float* xq,
                            const float* target, int64_t n, int64_t T, const SignRoundOptions& o) {
   AR_CHECK(n > 0 && T > 0, "tune_block with n=", n, " T=", T);
   BlockTuner tuner(b, c, schemes, T, o);

@@ -51,10 +51,10 @@ struct SignRoundOptions {
 struct BlockTuneResult {
   // One per linear in block_linears() order, quantized with the best parameters seen; a linear
   // whose scheme is not quantized (bits 16) has an empty QuantizedWeight (out == 0).
-  std::array<QuantizedWeight, kBlockLinears> q;
+  std::vector<QuantizedWeight> q;
   // For a linear whose scheme has a GGUF target (QuantScheme::gguf): its rows in that block
   // format, rows * ggml_row_bytes(type, in) bytes (and q[i] stays empty).
-  std::array<std::vector<uint8_t>, kBlockLinears> gguf;
+  std::vector<std::vector<uint8_t>> gguf;
   double loss_iter0 = 0;  // loss of the first step's batch with v = 0, min/max_scale = 1
   double best_loss = 0;   // lowest batch loss seen (measured before that step's update)
   int best_iter = 0;
@@ -86,13 +86,13 @@ struct TuneSamples {
 class BlockTuner {
  public:
   // Borrows the block's weights: they must outlive the tuner.
-  BlockTuner(const BlockWeights& b, const ModelConfig& c, const std::array<QuantScheme, kBlockLinears>& schemes,
+  BlockTuner(const BlockWeights& b, const ModelConfig& c, const LinearSchemes& schemes,
              int64_t T, const SignRoundOptions& o);
   // Takes them: each quantized linear whose values are all exactly bf16 (a bf16 checkpoint read as
   // f32) is kept as bf16 while tuning, half the bytes (0.2 GB less for a Qwen3-4B block), and
   // widened where used; every result is bit-identical to the borrowing tuner's. Get the weights
   // back with release_weights().
-  BlockTuner(BlockWeights&& b, const ModelConfig& c, const std::array<QuantScheme, kBlockLinears>& schemes,
+  BlockTuner(BlockWeights&& b, const ModelConfig& c, const LinearSchemes& schemes,
              int64_t T, const SignRoundOptions& o);
   ~BlockTuner();
   BlockTuner(const BlockTuner&) = delete;
@@ -111,12 +111,12 @@ class BlockTuner {
 
   // Bytes the tuner allocates besides the block's weights (for the memory plan): an upper bound.
   static uint64_t state_bytes(const BlockWeights& b, const ModelConfig& c,
-                              const std::array<QuantScheme, kBlockLinears>& schemes, int64_t T,
+                              const LinearSchemes& schemes, int64_t T,
                               const SignRoundOptions& o);
   // Bytes of the block's weights (as BlockWeights::size_bytes) while an owning tuner holds them:
   // 2 instead of 4 per weight of each quantized linear whose values are all bf16 (it reads the
   // values; for a plan made before loading: every quantized linear of a bf16 checkpoint).
-  static uint64_t owned_weight_bytes(const BlockWeights& b, const std::array<QuantScheme, kBlockLinears>& schemes);
+  static uint64_t owned_weight_bytes(const BlockWeights& b, const LinearSchemes& schemes);
 
  private:
   struct State;
@@ -126,14 +126,14 @@ class BlockTuner {
 // For each block linear, the amax its NVFP4 global scale comes from (quantize_fp's global_amax):
 // its own largest |w|, or its fusion group's when `fused` (quant/nvfp4_global.h); -1 for linears
 // not quantized as NVFP4. The weights must be f32.
-std::array<float, kBlockLinears> block_nvfp4_global_amax(const BlockWeights& b,
-                                                         const std::array<QuantScheme, kBlockLinears>& schemes,
+std::vector<float> block_nvfp4_global_amax(const BlockWeights& b,
+                                                         const LinearSchemes& schemes,
                                                          bool fused);
 
 // Convenience over in-memory activations: xq (n, T, C) the quantized-path inputs, target (n, T, C)
 // the fp block's outputs for the fp inputs.
 BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
-                           const std::array<QuantScheme, kBlockLinears>& schemes, const float* xq,
+                           const LinearSchemes& schemes, const float* xq,
                            const float* target, int64_t n, int64_t T, const SignRoundOptions& o);
 
 // The sampler: draws indices of [0, n) in seeded random order without replacement, reshuffling

@@ -36,7 +36,7 @@ int compare_with_fake(const fs::path& model, const fs::path& out, const std::str
   int n = 0;
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
     BlockWeights b = load_block(st, cfg, l);
-    for (int i = 0; i < kBlockLinears; ++i) {
+    for (int i = 0; i < kDenseLinears; ++i) {
       const LinearWeights& lw = *block_linears(b, i);
       if (!has_fp_packed_linear(st, lw.name) && !has_packed_linear(st, lw.name)) continue;  // kept 16-bit
       const TensorInfo& t = fake.require(lw.name + ".weight");

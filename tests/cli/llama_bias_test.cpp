@@ -125,8 +125,8 @@ TEST(LlamaBias, OProjBiasIsLoadedAndUsedByBothForwards) {
 
   // The trainable forward (SignRound's) agrees with the inference one, bias included.
   {
-    BlockLinearWeights w;
-    for (int i = 0; i < kBlockLinears; ++i) w[size_t(i)] = block_linears(b, i)->w.as<float>();
+    BlockLinearWeights w(kDenseLinears);
+    for (int i = 0; i < kDenseLinears; ++i) w[size_t(i)] = block_linears(b, i)->w.as<float>();
     BlockGradScratch s(c, T);
     std::vector<float> yt(x.size());
     block_forward_train(yt.data(), s, x.data(), b, w, c, make_rope_tables(c, T), Precision::F32);

@@ -84,7 +84,7 @@ class AwqFpWriterTest : public ::testing::Test {
     Decoder dec(out);
     for (int64_t l = 0; l < kLayers; ++l) {
       BlockWeights b = load_block(dec.reader(), dec.config(), l);
-      for (int i = 0; i < kBlockLinears; ++i) {
+      for (int i = 0; i < kDenseLinears; ++i) {
         const LinearWeights& lw = *block_linears(b, i);
         SCOPED_TRACE(lw.name);
         std::vector<float> expect(size_t(lw.in * lw.out));

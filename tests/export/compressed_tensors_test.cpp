@@ -443,7 +443,7 @@ class CtWriterTest : public ::testing::Test {
     const ModelConfig c = load_model_config(out);
     for (int64_t l = 0; l < kLayers; ++l) {
       BlockWeights b = load_block(st, c, l);
-      for (int i = 0; i < kBlockLinears; ++i) {
+      for (int i = 0; i < kDenseLinears; ++i) {
         const LinearWeights& lw = *block_linears(b, i);
         SCOPED_TRACE(lw.name);
         std::vector<float> expect(static_cast<size_t>(lw.in * lw.out));
@@ -518,7 +518,7 @@ TEST_F(CtWriterTest, ForwardOfTheExportEqualsInMemoryFakeQuantization) {
   src_dec.embed(h_ref.data(), ids);
   ForwardOptions fo;
   fo.transform_block = [&](BlockWeights& b) {
-    for (int i = 0; i < kBlockLinears; ++i) {
+    for (int i = 0; i < kDenseLinears; ++i) {
       LinearWeights& lw = *block_linears(b, i);
       auto it = fed.find(lw.name);
       if (it != fed.end()) ct_dequantize(it->second, lw.w.as<float>());

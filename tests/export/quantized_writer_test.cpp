@@ -126,7 +126,7 @@ TEST_F(WriterTest, AutoRoundRoundTripThroughDecoderIsBitExact) {
   EXPECT_EQ(st.find("model.layers.0.self_attn.q_proj.g_idx"), nullptr);
   for (int64_t l = 0; l < kLayers; ++l) {
     BlockWeights b = load_block(st, dec.config(), l);
-    for (int i = 0; i < kBlockLinears; ++i) {
+    for (int i = 0; i < kDenseLinears; ++i) {
       const LinearWeights& lw = *block_linears(b, i);
       SCOPED_TRACE(lw.name);
       std::vector<float> expect(size_t(lw.in * lw.out));
@@ -148,7 +148,7 @@ TEST_F(WriterTest, AutoRoundRoundTripThroughDecoderIsBitExact) {
   src_dec.embed(h_ref.data(), ids);
   ForwardOptions fo;
   fo.transform_block = [&](BlockWeights& b) {
-    for (int i = 0; i < kBlockLinears; ++i) {
+    for (int i = 0; i < kDenseLinears; ++i) {
       LinearWeights& lw = *block_linears(b, i);
       auto it = run.quantized.find(lw.name);
       if (it != run.quantized.end()) it->second.dequantize(lw.w.as<float>());
@@ -283,7 +283,7 @@ TEST(WriterFixture, Stories260KAutoRound) {
   Decoder dec(root / "out");
   EXPECT_EQ(dec.reader().require("model.layers.0.mlp.down_proj.weight").dtype, DType::F16);
   BlockWeights b = load_block(dec.reader(), dec.config(), 1);
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights& lw = *block_linears(b, i);
     auto it = done.find(lw.name);
     if (it == done.end()) continue;
@@ -327,7 +327,7 @@ TEST(WriterFixture, Stories260KFakeEvalMatchesInMemory) {
   Decoder ref(src_dir);
   ForwardOptions fo;
   fo.transform_block = [&](BlockWeights& b) {
-    for (int i = 0; i < kBlockLinears; ++i) {
+    for (int i = 0; i < kDenseLinears; ++i) {
       LinearWeights& lw = *block_linears(b, i);
       done.at(lw.name).dequantize(lw.w.as<float>());
     }

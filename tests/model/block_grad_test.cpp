@@ -105,8 +105,8 @@ TEST_P(BlockGradFd, MatchesFiniteDifferences) {
   for (auto& e : x) e = nd(rng);
   for (auto& e : G) e = nd(rng);
 
-  BlockLinearWeights w;
-  for (int i = 0; i < kBlockLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
+  BlockLinearWeights w(kDenseLinears);
+  for (int i = 0; i < kDenseLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
   BlockGradScratch s(c, T);
 
   // Forward equals the inference block.
@@ -118,9 +118,9 @@ TEST_P(BlockGradFd, MatchesFiniteDifferences) {
     for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << i;
   }
 
-  std::vector<std::vector<float>> dw(kBlockLinears);
-  BlockLinearGrads dwp;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  std::vector<std::vector<float>> dw(kDenseLinears);
+  BlockLinearGrads dwp(kDenseLinears);
+  for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights* l = block_linears(b, i);
     dw[size_t(i)].assign(size_t(l->out * l->in), 0.f);
     dwp[i] = dw[size_t(i)].data();
@@ -152,7 +152,7 @@ TEST_P(BlockGradFd, MatchesFiniteDifferences) {
     EXPECT_NEAR(got, fd, kAbsTol + kRelTol * std::fabs(fd)) << what;
   };
   for (size_t i = 0; i < x.size(); ++i) compare(fd_at(&x[i]), dx[i], "dx[" + std::to_string(i) + "]");
-  for (int li = 0; li < kBlockLinears; ++li) {
+  for (int li = 0; li < kDenseLinears; ++li) {
     LinearWeights* l = block_linears(b, li);
     if (!l->present()) continue;  // slots a fused linear leaves empty
     std::uniform_int_distribution<int64_t> pick(0, l->out * l->in - 1);
@@ -188,12 +188,12 @@ TEST(BlockGrad, WeightGradientsAccumulateAndIgnoreDx) {
   std::normal_distribution<float> nd(0.f, 1.f);
   for (auto& e : x) e = nd(rng);
   for (auto& e : G) e = nd(rng);
-  BlockLinearWeights w;
-  for (int i = 0; i < kBlockLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
+  BlockLinearWeights w(kDenseLinears);
+  for (int i = 0; i < kDenseLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
   BlockGradScratch s(c, T);
   const int64_t n_down = c.hidden_size * c.intermediate_size;
   std::vector<float> once(static_cast<size_t>(n_down), 0.f), twice(static_cast<size_t>(n_down), 0.f);
-  BlockLinearGrads g1{}, g2{};
+  BlockLinearGrads g1(kDenseLinears, nullptr), g2(kDenseLinears, nullptr);
   g1[6] = once.data();
   g2[6] = twice.data();
   // The backward consumes the saved activations (its gradients overwrite them): a forward each.
@@ -221,9 +221,9 @@ TEST(BlockGrad, OneAtATimeWeightSourceGivesSameBits) {
   std::normal_distribution<float> nd(0.f, 1.f);
   for (auto& e : x) e = nd(rng);
   for (auto& e : G) e = nd(rng);
-  BlockLinearWeights w;
+  BlockLinearWeights w(kDenseLinears);
   size_t biggest = 0;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < kDenseLinears; ++i) {
     w[i] = block_linears(b, i)->w.as<float>();
     biggest = std::max(biggest, block_linears(b, i)->w.size_bytes() / sizeof(float));
   }
@@ -237,9 +237,9 @@ TEST(BlockGrad, OneAtATimeWeightSourceGivesSameBits) {
     return static_cast<const float*>(one_buf.data());
   };
   for (bool want_dx : {true, false}) {
-    std::vector<std::vector<float>> g_ref(kBlockLinears), g_src(kBlockLinears);
-    BlockLinearGrads p_ref, p_src;
-    for (int i = 0; i < kBlockLinears; ++i) {
+    std::vector<std::vector<float>> g_ref(kDenseLinears), g_src(kDenseLinears);
+    BlockLinearGrads p_ref(kDenseLinears), p_src(kDenseLinears);
+    for (int i = 0; i < kDenseLinears; ++i) {
       const size_t n = block_linears(b, i)->w.size_bytes() / sizeof(float);
       g_ref[size_t(i)].assign(n, 0.f);
       g_src[size_t(i)].assign(n, 0.f);
@@ -263,7 +263,7 @@ TEST(BlockGrad, OneAtATimeWeightSourceGivesSameBits) {
     if (want_dx) {
       EXPECT_EQ(0, std::memcmp(dx_ref.data(), dx_src.data(), dx_ref.size() * sizeof(float)));
     }
-    for (int i = 0; i < kBlockLinears; ++i)
+    for (int i = 0; i < kDenseLinears; ++i)
       EXPECT_EQ(0, std::memcmp(g_ref[size_t(i)].data(), g_src[size_t(i)].data(), g_ref[size_t(i)].size() * sizeof(float)))
           << "linear " << i;
   }
@@ -283,12 +283,12 @@ TEST(BlockGrad, SeveralSamplesAtOnceEqualOneAtATime) {
   std::normal_distribution<float> nd(0.f, 1.f);
   for (auto& e : x) e = nd(rng);
   for (auto& e : G) e = nd(rng);
-  BlockLinearWeights w;
-  for (int i = 0; i < kBlockLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
+  BlockLinearWeights w(kDenseLinears);
+  for (int i = 0; i < kDenseLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
   auto grads = [&](std::vector<std::vector<float>>& store) {
-    BlockLinearGrads g;
-    store.resize(kBlockLinears);
-    for (int i = 0; i < kBlockLinears; ++i) {
+    BlockLinearGrads g(kDenseLinears);
+    store.resize(kDenseLinears);
+    for (int i = 0; i < kDenseLinears; ++i) {
       store[size_t(i)].assign(block_linears(b, i)->w.size_bytes() / sizeof(float), 0.f);
       g[i] = store[size_t(i)].data();
     }
@@ -314,7 +314,7 @@ TEST(BlockGrad, SeveralSamplesAtOnceEqualOneAtATime) {
   };
   near(y_all, y_one, "y");
   near(dx_all, dx_one, "dx");
-  for (int i = 0; i < kBlockLinears; ++i) near(g_all[size_t(i)], g_one[size_t(i)], "dW");
+  for (int i = 0; i < kDenseLinears; ++i) near(g_all[size_t(i)], g_one[size_t(i)], "dW");
   // Samples really are independent: changing the last sample leaves the first one's output.
   std::vector<float> x2 = x, y2(x.size());
   for (int64_t k = 2 * TC; k < 3 * TC; ++k) x2[size_t(k)] += 0.5f;

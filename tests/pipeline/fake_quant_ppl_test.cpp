@@ -55,7 +55,7 @@ class FakeQuantPpl : public ::testing::Test {
     s.sym = sym;
     EvalOptions opt;
     opt.transform_block = [&](BlockWeights& b) {
-      for (int i = 0; i < kBlockLinears; ++i) {
+      for (int i = 0; i < kDenseLinears; ++i) {
         LinearWeights* l = block_linears(b, i);
         fake_quantize(l->w.as<float>(), l->out, l->in, s, optimized);
       }

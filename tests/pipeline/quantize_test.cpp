@@ -32,7 +32,7 @@ QuantizeOptions base_options(const std::filesystem::path& model, const std::file
 }
 
 void fake_rtn(BlockWeights& b, const QuantScheme& s) {
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < kDenseLinears; ++i) {
     LinearWeights* l = block_linears(b, i);
     quantize_rtn(l->w.as<float>(), l->out, l->in, s).dequantize(l->w.as<float>());
   }
@@ -77,7 +77,7 @@ TEST(Quantize, AutoRoundReadsBackBitForBit) {
       BlockWeights a = load_block(src.reader(), src.config(), l);
       BlockWeights b = load_block(q.reader(), q.config(), l);
       fake_rtn(a, s);
-      for (int i = 0; i < kBlockLinears; ++i) {
+      for (int i = 0; i < kDenseLinears; ++i) {
         const LinearWeights *la = block_linears(a, i), *lb = block_linears(b, i);
         ASSERT_EQ(la->w.size_bytes(), lb->w.size_bytes());
         ASSERT_EQ(0, std::memcmp(la->w.data(), lb->w.data(), la->w.size_bytes()))

@@ -75,10 +75,10 @@ void check_file(const std::string& file) {
   // Fake-quantize every linear with the file's parameters, mapping v [out, n_groups, G] (last
   // group zero-padded) to our (out, in).
   const std::string prefix = block_prefix(layer);
-  std::vector<std::vector<float>> wq(kBlockLinears), v(kBlockLinears), mn(kBlockLinears), mx(kBlockLinears);
-  std::vector<std::string> names(kBlockLinears);
-  BlockLinearWeights w;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  std::vector<std::vector<float>> wq(kDenseLinears), v(kDenseLinears), mn(kDenseLinears), mx(kDenseLinears);
+  std::vector<std::string> names(kDenseLinears);
+  BlockLinearWeights w(kDenseLinears);
+  for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     names[size_t(i)] = l.name.substr(prefix.size());
     const std::string& nm = names[size_t(i)];
@@ -116,9 +116,9 @@ void check_file(const std::string& file) {
   // Forward and backward sample by sample, gradients accumulated: loss = mean over all B*T*C.
   const RopeTables rope = make_rope_tables(c, T);
   BlockGradScratch s(c, T);
-  std::vector<std::vector<float>> dw(kBlockLinears);
-  BlockLinearGrads dwp;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  std::vector<std::vector<float>> dw(kDenseLinears);
+  BlockLinearGrads dwp(kDenseLinears);
+  for (int i = 0; i < kDenseLinears; ++i) {
     dw[size_t(i)].assign(wq[size_t(i)].size(), 0.f);
     dwp[i] = dw[size_t(i)].data();
   }
@@ -138,7 +138,7 @@ void check_file(const std::string& file) {
   EXPECT_LT(y_rel, kOutRelNorm);
   EXPECT_NEAR(loss, loss_ref, 1e-4 * loss_ref);
 
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     const std::string& nm = names[size_t(i)];
     const int64_t G = effective_group_size(qs, l.in), ng = num_groups(qs, l.in);

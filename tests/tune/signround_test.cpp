@@ -78,10 +78,10 @@ bool load_stories(Stories& s, int64_t n) {
 }
 
 // Output MSE over all samples of the block with each linear replaced by its dequantized weight.
-double quantized_block_mse(const Stories& s, const std::array<QuantizedWeight, kBlockLinears>& q) {
+double quantized_block_mse(const Stories& s, const std::vector<QuantizedWeight>& q) {
   const ModelConfig& c = s.d->config();
   BlockWeights bq = load_block(s.d->reader(), c, 0);
-  for (int i = 0; i < kBlockLinears; ++i) q[size_t(i)].dequantize(block_linears(bq, i)->w.as<float>());
+  for (int i = 0; i < kDenseLinears; ++i) q[size_t(i)].dequantize(block_linears(bq, i)->w.as<float>());
   const RopeTables rope = make_rope_tables(c, s.T);
   BlockScratch bs(c, s.T);
   std::vector<float> y = s.x;
@@ -89,8 +89,8 @@ double quantized_block_mse(const Stories& s, const std::array<QuantizedWeight, k
   return mse_loss_forward(y.data(), s.target.data(), int64_t(y.size()));
 }
 
-std::array<QuantScheme, kBlockLinears> all(int bits, int64_t group, bool sym) {
-  std::array<QuantScheme, kBlockLinears> a;
+LinearSchemes all(int bits, int64_t group, bool sym) {
+  LinearSchemes a(kDenseLinears);
   for (auto& q : a) q = QuantScheme{bits, group, sym};
   return a;
 }
@@ -102,7 +102,7 @@ TEST(SignRound, ItersZeroIsRtn) {
   o.iters = 0;
   const auto sch = all(4, 32, true);
   const BlockTuneResult r = tune_block(s.b, s.d->config(), sch, s.x.data(), s.target.data(), s.n, s.T, o);
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights* l = block_linears(s.b, i);
     const QuantizedWeight q = quantize_rtn(l->w.as<float>(), l->out, l->in, sch[size_t(i)]);
     EXPECT_EQ(r.q[size_t(i)].codes, q.codes) << l->name;
@@ -114,8 +114,8 @@ TEST(SignRound, Stories260KBlock0BeatsRtn) {
   Stories s;
   if (!load_stories(s, 32)) GTEST_SKIP() << "stories260K fixture not found";
   const auto sch = all(4, 32, true);
-  std::array<QuantizedWeight, kBlockLinears> rtn;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  std::vector<QuantizedWeight> rtn(kDenseLinears);
+  for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights* l = block_linears(s.b, i);
     rtn[size_t(i)] = quantize_rtn(l->w.as<float>(), l->out, l->in, sch[size_t(i)]);
   }
@@ -144,7 +144,7 @@ TEST(SignRound, SameSeedSameResult) {
   EXPECT_EQ(a.best_iter, b.best_iter);
   EXPECT_EQ(a.best_loss, b.best_loss);
   EXPECT_EQ(a.loss_iter0, b.loss_iter0);
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < kDenseLinears; ++i) {
     EXPECT_EQ(a.q[size_t(i)].codes, b.q[size_t(i)].codes);
     EXPECT_EQ(a.q[size_t(i)].scales, b.q[size_t(i)].scales);
     EXPECT_EQ(a.q[size_t(i)].zeros, b.q[size_t(i)].zeros);
@@ -164,7 +164,7 @@ TEST(SignRound, WithoutMinmaxTuningScalesStayRtn) {
   o.lr = 0.005;  // 1/iters would be a huge step for 4 iters
   const BlockTuneResult r = tune_block(s.b, s.d->config(), sch, s.x.data(), s.target.data(), s.n, s.T, o);
   size_t codes_moved = 0;
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights* l = block_linears(s.b, i);
     const QuantizedWeight q = quantize_rtn(l->w.as<float>(), l->out, l->in, sch[size_t(i)]);
     EXPECT_EQ(r.q[size_t(i)].scales, q.scales) << l->name;
@@ -211,10 +211,10 @@ BlockWeights synthetic_block(const ModelConfig& c, uint64_t seed) {
   fill(b.post_norm, size_t(C), 1.f, 0.1f, "post");
   fill(b.q_norm, size_t(D), 1.f, 0.1f, "qn");
   fill(b.k_norm, size_t(D), 1.f, 0.1f, "kn");
-  const int64_t shapes[kBlockLinears][2] = {{c.num_attention_heads * D, C}, {c.num_key_value_heads * D, C},
+  const int64_t shapes[kDenseLinears][2] = {{c.num_attention_heads * D, C}, {c.num_key_value_heads * D, C},
                                             {c.num_key_value_heads * D, C}, {C, c.num_attention_heads * D},
                                             {F, C}, {F, C}, {C, F}};
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < kDenseLinears; ++i) {
     LinearWeights& l = *block_linears(b, i);
     l.name = "model.layers.0.linear" + std::to_string(i);
     l.out = shapes[i][0];
@@ -241,7 +241,7 @@ void expect_same(const BlockTuneResult& a, const BlockTuneResult& b) {
   EXPECT_EQ(a.best_iter, b.best_iter);
   EXPECT_EQ(a.best_loss, b.best_loss);
   EXPECT_EQ(a.loss_iter0, b.loss_iter0);
-  for (int i = 0; i < kBlockLinears; ++i) {
+  for (int i = 0; i < kDenseLinears; ++i) {
     EXPECT_EQ(a.q[size_t(i)].codes, b.q[size_t(i)].codes) << i;
     EXPECT_EQ(a.q[size_t(i)].scales, b.q[size_t(i)].scales) << i;
     EXPECT_EQ(a.q[size_t(i)].zeros, b.q[size_t(i)].zeros) << i;
@@ -293,7 +293,7 @@ TEST(SignRound, OwningTunerCompactsToBf16WithIdenticalResults) {
     };
     expect_same(tuner.tune(s), ref);
     const BlockWeights back = tuner.release_weights();
-    for (int i = 0; i < kBlockLinears; ++i) {
+    for (int i = 0; i < kDenseLinears; ++i) {
       const LinearWeights &l = *block_linears(back, i), &r = *block_linears(b, i);
       ASSERT_EQ(l.w.size_bytes(), r.w.size_bytes()) << i;
       EXPECT_EQ(0, std::memcmp(l.w.data(), r.w.data(), r.w.size_bytes())) << i;

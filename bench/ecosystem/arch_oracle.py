@@ -40,6 +40,10 @@ CASES = [
     ("tiny-gemma3 + final-logit soft-cap", "tiny-gemma3", {"final_logit_softcapping": 3.0}),
     ("tiny-gemma3 rope_parameters (transformers 5 layout)", "tiny-gemma3", "rope_parameters"),
     ("tiny-phi3", "tiny-phi3", {}),
+    ("tiny-qwen3-moe", "tiny-qwen3-moe", {}),
+    ("tiny-qwen3-moe norm_topk_prob false, sparse step 2", "tiny-qwen3-moe",
+     {"norm_topk_prob": False, "decoder_sparse_step": 2, "mlp_only_layers": []}),
+    ("tiny-mixtral", "tiny-mixtral", {}),
 ]
 
 
@@ -136,6 +140,11 @@ def main() -> int:
                 cfg = rewrite_rope_parameters(cfg)
             else:
                 cfg.update(override)
+            # Regenerated from the changed config, so that the tensors follow it (e.g. which layers
+            # have experts); then the config as changed, since generate rewrites some fields.
+            (work / "cfg.json").write_text(json.dumps(cfg, indent=2))
+            run([BIN, "generate", "--config", work / "cfg.json", "--dtype", "f32", "--output_dir", model, "--seed", "7",
+                 "--overwrite"])
             (model / "config.json").write_text(json.dumps(cfg, indent=2))
             ids = rng.integers(0, cfg["vocab_size"], size=(a.windows, a.seqlen)).tolist()
             lo, lt = log_softmax(ours(model, ids, a.seqlen, work)), log_softmax(theirs(model, ids))

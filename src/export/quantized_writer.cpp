@@ -3,11 +3,14 @@
 // the folder is built at "<parent>/.<name>.tmp" and renamed onto <out_dir> by finish().
 #include "export/quantized_writer.h"
 
+#include "model/block_specs.h"
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "core/buffer.h"
 #include "core/dtype.h"
@@ -104,6 +107,8 @@ struct QuantizedModelWriter::Impl {
   OutputFormat format;
   fs::path src_dir, out_dir, tmp_dir;
   const SafetensorsReader* src = nullptr;
+  // Block tensors shaped like a linear that are never quantized: MoE routers (block_specs.h).
+  std::set<std::string> not_quantizable;
   bool overwrite = false;
   std::vector<Entry> entries;
   std::map<std::string, size_t, std::less<>> entry_of;  // source tensor name -> entry
@@ -140,7 +145,7 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
   std::vector<StoredLinear> stored;
   for (const std::string& name : order) {
     const TensorInfo& t = src->require(name);
-    if (!is_block_linear_weight(name, t.shape)) continue;
+    if (!is_block_linear_weight(name, t.shape) || not_quantizable.count(name)) continue;
     const std::string linear = name.substr(0, name.size() - 7);
     QuantScheme s = scheme_for(linear);
     const int64_t out = t.shape[0], in = t.shape[1];
@@ -376,7 +381,12 @@ QuantizedModelWriter::QuantizedModelWriter(OutputFormat f, const fs::path& src_m
     AR_THROW(od.string(), " already exists; pass --overwrite to replace it");
   if (fs::exists(od) && !fs::is_directory(od)) AR_THROW(od.string(), " exists and is not a folder");
 
-  (void)cfg;  // the tensor shapes come from the files; config.json is copied from src_model_dir
+  // The tensor shapes come from the files and config.json is copied from src_model_dir; the config
+  // names the routers, which stay as stored (AutoRound keeps MoE gates in 16 bits).
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
+    if (layer_is_moe(cfg, l))
+      for (const BlockTensorSpec& s : block_tensor_specs(cfg, l))
+        if (s.part == BlockPart::Router) m.not_quantizable.insert(s.name);
   m.plan(scheme_for, quant_config_extra);
 
   m.tmp_dir = od.parent_path() / ("." + od.filename().string() + ".tmp");

@@ -13,6 +13,7 @@
 #include "kernels/geglu.h"
 #include "kernels/swiglu.h"
 #include "model/block_specs.h"
+#include "model/moe.h"
 
 namespace ar {
 
@@ -108,9 +109,17 @@ ScratchLayout layout(const ModelConfig& c, int64_t T) {
 }
 }  // namespace
 
-size_t BlockScratch::size_bytes(const ModelConfig& c, int64_t T) { return layout(c, T).total() * sizeof(float); }
+size_t BlockScratch::size_bytes(const ModelConfig& c, int64_t T) {
+  return layout(c, T).total() * sizeof(float) + (c.num_experts > 0 ? MoeScratch::size_bytes(c, T) : 0);
+}
 
-BlockScratch::BlockScratch(const ModelConfig& c, int64_t T) : T_(T), buf_(size_bytes(c, T), "block scratch") {
+BlockScratch::~BlockScratch() = default;
+BlockScratch::BlockScratch(BlockScratch&&) noexcept = default;
+BlockScratch& BlockScratch::operator=(BlockScratch&&) noexcept = default;
+
+BlockScratch::BlockScratch(const ModelConfig& c, int64_t T)
+    : T_(T), buf_(layout(c, T).total() * sizeof(float), "block scratch") {
+  if (c.num_experts > 0) moe = std::make_unique<MoeScratch>(c, T);
   ScratchLayout l = layout(c, T);
   float* p = buf_.as<float>();
   auto take = [&p](size_t n) {
@@ -136,14 +145,16 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const float eps = float(c.rms_norm_eps);
   AR_CHECK(rope.T >= T && rope.half_D == D / 2, "rope tables for T=", rope.T, " used with T=", T);
-  AR_CHECK(w.q.in == C && w.o.in == H * D && w.down.in == F, "block weights do not match config");
+  const bool moe = layer_is_moe(c, w.layer);
+  AR_CHECK(w.q.in == C && w.o.in == H * D && (moe ? !w.experts.empty() : w.down.in == F),
+           "block weights do not match config");
   auto bias = [](const LinearWeights& l) { return l.has_bias() ? l.b.as<float>() : nullptr; };
   const BlockNorms nw(w, c);
   const FusedOffsets fo = fused_offsets(c);
   // Fused (Phi3): k, v are row ranges of the Q slot's weight, up of the Gate slot's.
   const float* wk = c.fused_qkv ? w.q.w.as<float>() + fo.k : w.k.w.as<float>();
   const float* wv = c.fused_qkv ? w.q.w.as<float>() + fo.v : w.v.w.as<float>();
-  const float* wu = c.fused_gate_up ? w.gate.w.as<float>() + fo.up : w.up.w.as<float>();
+  const float* wu = c.fused_gate_up ? w.gate.w.as<float>() + fo.up : w.up.present() ? w.up.w.as<float>() : nullptr;
 
   // Attention half.
   rms_norm_forward(s.xn, nullptr, x, nw.input, T, C, eps);
@@ -169,6 +180,11 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
 
   // MLP half.
   rms_norm_forward(s.xn, nullptr, x, nw.mlp_in(), T, C, eps);
+  if (moe) {
+    moe_forward(s.proj, s.xn, w, c, T, *s.moe, p, observe);
+    residual_add(x, s.proj, T * C);
+    return;
+  }
   if (observe)
     for (int i : {4, 5})
       if (block_linears(w, i)->present()) observe(i, s.xn, T, C);

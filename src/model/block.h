@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "core/buffer.h"
@@ -59,14 +60,20 @@ void mlp_act_forward(float* out, const float* gate, const float* up, int64_t n, 
 void mlp_act_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
                       const ModelConfig& c);
 
+class MoeScratch;
+
 // Activations of one sample of T tokens, sized once from the config (STYLE §5: size, then allocate).
 class BlockScratch {
  public:
   BlockScratch(const ModelConfig& c, int64_t T);
+  ~BlockScratch();
+  BlockScratch(BlockScratch&&) noexcept;
+  BlockScratch& operator=(BlockScratch&&) noexcept;
   static size_t size_bytes(const ModelConfig& c, int64_t T);
   int64_t T() const { return T_; }
   float *xn, *q, *k, *v, *attn, *proj, *gate, *up, *att_scratch;
   size_t att_floats;  // size of att_scratch
+  std::unique_ptr<MoeScratch> moe;  // the MoE MLP's, when the config has experts
 
  private:
   int64_t T_;

@@ -69,12 +69,17 @@ const float* bias_of(const LinearWeights& l) { return l.has_bias() ? l.b.as<floa
 }  // namespace
 
 size_t BlockGradScratch::size_bytes(const ModelConfig& c, int64_t T, int64_t seqs) {
-  return total_floats(grad_layout(c, T, seqs)) * sizeof(float);
+  return total_floats(grad_layout(c, T, seqs)) * sizeof(float) +
+         (c.num_experts > 0 ? MoeTrainScratch::size_bytes(c, T * seqs) : 0);
 }
 
+BlockGradScratch::~BlockGradScratch() = default;
+BlockGradScratch::BlockGradScratch(BlockGradScratch&&) noexcept = default;
+
 BlockGradScratch::BlockGradScratch(const ModelConfig& c, int64_t T, int64_t seqs)
-    : T_(T), cap_(seqs), buf_(size_bytes(c, T, seqs), "block grad scratch") {
+    : T_(T), cap_(seqs), buf_(total_floats(grad_layout(c, T, seqs)) * sizeof(float), "block grad scratch") {
   AR_CHECK(T > 0 && seqs > 0, "BlockGradScratch T=", T, " seqs=", seqs);
+  if (c.num_experts > 0) moe = std::make_unique<MoeTrainScratch>(c, T * seqs);
   const GradLayout l = grad_layout(c, T, seqs);
   float* p = buf_.as<float>();
   auto take = [&p](size_t n) {
@@ -126,10 +131,11 @@ void check_shapes(const BlockGradScratch& s, const BlockWeights& b, const ModelC
   const int64_t T = s.T(), C = c.hidden_size, D = c.head_dim;
   AR_CHECK(rope.T >= T && rope.half_D == D / 2, "rope tables for T=", rope.T, " used with T=", T);
   const int64_t HD = c.num_attention_heads * D, KD = c.num_key_value_heads * D;
-  AR_CHECK(b.q.in == C && b.o.in == HD && b.down.in == c.intermediate_size &&
+  const bool moe = layer_is_moe(c, b.layer);
+  AR_CHECK(b.q.in == C && b.o.in == HD && (moe ? b.experts.size() == size_t(3 * c.num_experts) : b.down.in == c.intermediate_size) &&
                (c.fused_qkv ? b.q.out == HD + 2 * KD && !b.k.present() : b.q.out == HD && b.k.out == KD) &&
-               (c.fused_gate_up ? b.gate.out == 2 * c.intermediate_size && !b.up.present()
-                                : b.gate.out == c.intermediate_size),
+               (moe || (c.fused_gate_up ? b.gate.out == 2 * c.intermediate_size && !b.up.present()
+                                        : b.gate.out == c.intermediate_size)),
            "block weights do not match config");
   AR_CHECK(c.num_attention_heads % c.num_key_value_heads == 0, "H=", c.num_attention_heads, " Hkv=",
            c.num_key_value_heads);
@@ -198,6 +204,11 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   // MLP half: y = h + [norm](down(act(gate(norm(h))) * up(norm(h)))). gate/up now overwrite
   // att_scratch.
   profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn2, s.rstd2, s.h, nw.mlp_in(), T, C, eps); });
+  if (layer_is_moe(c, b.layer)) {
+    moe_forward_train(y, *s.moe, s.xn2, b, w, c, T, p);
+    profiled(Phase::Elementwise, [&] { residual_add(y, s.h, T * C); });
+    return;
+  }
   const float* wg = w(4);
   profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.gate, s.xn2, wg, bias_of(b.gate), T, C, F, p); });
   const float* wu = c.fused_gate_up ? wg + fo.up : w(5);
@@ -242,6 +253,15 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   // MLP half. y = h + [norm](down(act)): dL/dh gets dy directly (residual) plus the norm branch
   // below. As in the forward, W' is fetched outside the GEMM scopes.
   const float* d_m = dy;  // dL/d down's output
+  float* d_h = s.act;    // dL/dh (T, C), over act's slot once the MLP's backward has read it
+  if (layer_is_moe(c, b.layer)) {  // (no sandwich norms on MoE models)
+    std::fill(d_h, d_h + T * C, 0.f);
+    moe_backward(d_h, dw, *s.moe, dy, s.xn2, b, w, c, T, p);  // d xn2
+    profiled(Phase::Elementwise, [&] {
+      rms_norm_backward(d_h, nullptr, d_h, s.h, nw.mlp_in(), s.rstd2, T, C);
+      for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
+    });
+  } else {
   if (c.sandwich_norms) {
     profiled(Phase::Elementwise,
              [&] { rms_norm_backward(s.d_branch, nullptr, dy, s.m_out, nw.post_ffn, s.rstd_pf, T, C); });
@@ -259,11 +279,12 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, s.xn2, nullptr, T, C, F, p); });
   const float* wu = c.fused_gate_up ? wg + fo.up : w(5);
   profiled(Phase::GemmGateUpBwd, [&] { gemm(d_c, d_up, wu, T, C, F, false, false, /*accumulate=*/true, p); });  // + d xn2 (up)
-  float* d_h = d_c;
+  AR_CHECK(d_h == d_c, "d_h lives in act's slot");
   profiled(Phase::Elementwise, [&] {
     rms_norm_backward(d_c, nullptr, d_c, s.h, nw.mlp_in(), s.rstd2, T, C);
     for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
   });
+  }
 
   // Attention half (gate/up are dead: its temporaries live there). h = x + [norm](o(attn)): dL/dx
   // gets d_h directly plus the input-norm branch.

@@ -5,10 +5,12 @@
 #include <vector>
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 #include "core/buffer.h"
 #include "core/precision.h"
 #include "model/block.h"
+#include "model/moe.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -43,6 +45,8 @@ using BlockLinearGrads = std::vector<float*>;
 class BlockGradScratch {
  public:
   BlockGradScratch(const ModelConfig& c, int64_t T, int64_t seqs = 1);
+  ~BlockGradScratch();
+  BlockGradScratch(BlockGradScratch&&) noexcept;
   static size_t size_bytes(const ModelConfig& c, int64_t T, int64_t seqs = 1);
   int64_t T() const { return T_; }
   int64_t capacity() const { return cap_; }
@@ -82,6 +86,9 @@ class BlockGradScratch {
   float* d_xn1;        // (T, C), only when dx is wanted
   float* att_scratch;  // attention forward/backward scratch for one sample (also over gate/up)
   size_t att_floats;   // its size
+  // The MoE MLP's saved state (moe.h), when the config has experts; on MoE layers the dense MLP
+  // views above are unused, and act's slot holds d xn2.
+  std::unique_ptr<MoeTrainScratch> moe;
 
  private:
   int64_t T_, cap_, seqs_ = 1;

@@ -30,6 +30,17 @@ constexpr PartNames kParts[] = {
     {BlockPart::KNorm, "self_attn.k_norm", "attn_k_norm", false},
     {BlockPart::PreFfnNorm, "pre_feedforward_layernorm", "ffn_norm", false},
     {BlockPart::PostFfnNorm, "post_feedforward_layernorm", "post_ffw_norm", false},
+    {BlockPart::Router, "mlp.gate", "ffn_gate_inp", false},
+    {BlockPart::ExpertGate, "mlp.experts.{}.gate_proj", "ffn_gate_exps", false},
+    {BlockPart::ExpertUp, "mlp.experts.{}.up_proj", "ffn_up_exps", false},
+    {BlockPart::ExpertDown, "mlp.experts.{}.down_proj", "ffn_down_exps", false},
+};
+// Mixtral's names for the same modules ({} is the expert index).
+constexpr PartNames kMixtral[] = {
+    {BlockPart::Router, "block_sparse_moe.gate", "ffn_gate_inp", false},
+    {BlockPart::ExpertGate, "block_sparse_moe.experts.{}.w1", "ffn_gate_exps", false},
+    {BlockPart::ExpertUp, "block_sparse_moe.experts.{}.w3", "ffn_up_exps", false},
+    {BlockPart::ExpertDown, "block_sparse_moe.experts.{}.w2", "ffn_down_exps", false},
 };
 // Where a config renames a part (llama.cpp's phi3 and gemma3 tensors).
 constexpr PartNames kFusedQkv{BlockPart::Q, "self_attn.qkv_proj", "attn_qkv", false};
@@ -40,6 +51,7 @@ const PartNames& names_of(BlockPart p, const ModelConfig& c) {
   if (p == BlockPart::Q && c.fused_qkv) return kFusedQkv;
   if (p == BlockPart::Gate && c.fused_gate_up) return kFusedGateUp;
   if (p == BlockPart::PostNorm && c.sandwich_norms) return kGemmaPostAttnNorm;
+  if (c.arch == Arch::Mixtral && p >= BlockPart::Router) return kMixtral[size_t(p) - size_t(BlockPart::Router)];
   const PartNames& n = kParts[size_t(p)];
   AR_CHECK(n.part == p, "kParts is out of BlockPart order at ", int(p));
   return n;
@@ -47,7 +59,21 @@ const PartNames& names_of(BlockPart p, const ModelConfig& c) {
 
 const char* leaf_of(TensorRole r) { return r == TensorRole::Bias ? "bias" : "weight"; }
 
+// "mlp.experts.{}.w1" with expert 3 -> "mlp.experts.3.w1".
+std::string with_expert(std::string_view pattern, int64_t expert) {
+  const size_t at = pattern.find("{}");
+  if (at == std::string_view::npos) return std::string(pattern);
+  return cat(pattern.substr(0, at), expert, pattern.substr(at + 2));
+}
+
 }  // namespace
+
+int BlockTensorSpec::linear_index() const {
+  if (part <= BlockPart::Down) return int(part);
+  if (part >= BlockPart::ExpertGate)
+    return kDenseLinears + 3 * int(expert) + (int(part) - int(BlockPart::ExpertGate));
+  return -1;
+}
 
 int64_t BlockTensorSpec::numel() const {
   int64_t n = 1;
@@ -65,10 +91,11 @@ std::vector<BlockTensorSpec> block_tensor_specs(const ModelConfig& c, int64_t la
   const bool o_bias = c.attention_bias && c.arch != Arch::Qwen2;
 
   std::vector<BlockTensorSpec> s;
-  auto add = [&](BlockPart part, TensorRole role, std::vector<int64_t> shape) {
+  auto add = [&](BlockPart part, TensorRole role, std::vector<int64_t> shape, int64_t expert = -1) {
     const PartNames& n = names_of(part, c);
     BlockTensorSpec t;
-    t.module = cat("model.layers.", layer, ".", n.hf);
+    t.module = cat("model.layers.", layer, ".", with_expert(n.hf, expert));
+    t.expert = expert;
     t.name = cat(t.module, ".", leaf_of(role));
     t.gguf_name = cat("blk.", layer, ".", n.gguf, ".", leaf_of(role));
     t.shape = std::move(shape);
@@ -92,13 +119,21 @@ std::vector<BlockTensorSpec> block_tensor_specs(const ModelConfig& c, int64_t la
     add(BlockPart::QNorm, TensorRole::Weight, {D});
     add(BlockPart::KNorm, TensorRole::Weight, {D});
   }
-  if (c.fused_gate_up) {
+  if (layer_is_moe(c, layer)) {
+    const int64_t E = c.num_experts, Fe = c.moe_intermediate_size;
+    add(BlockPart::Router, TensorRole::Weight, {E, C});
+    for (int64_t e = 0; e < E; ++e) {
+      add(BlockPart::ExpertGate, TensorRole::Weight, {Fe, C}, e);
+      add(BlockPart::ExpertUp, TensorRole::Weight, {Fe, C}, e);
+      add(BlockPart::ExpertDown, TensorRole::Weight, {C, Fe}, e);
+    }
+  } else if (c.fused_gate_up) {
     linear(BlockPart::Gate, C, 2 * F, false);
   } else {
     linear(BlockPart::Gate, C, F, c.mlp_bias);
     linear(BlockPart::Up, C, F, c.mlp_bias);
   }
-  linear(BlockPart::Down, F, C, c.mlp_bias);
+  if (!layer_is_moe(c, layer)) linear(BlockPart::Down, F, C, c.mlp_bias);
   add(BlockPart::InputNorm, TensorRole::Weight, {C});
   add(BlockPart::PostNorm, TensorRole::Weight, {C});
   if (c.sandwich_norms) {
@@ -121,6 +156,7 @@ Buffer& block_tensor_buffer(BlockWeights& b, const BlockTensorSpec& s) {
     case BlockPart::KNorm: return b.k_norm;
     case BlockPart::PreFfnNorm: return b.pre_ffn_norm;
     case BlockPart::PostFfnNorm: return b.post_ffn_norm;
+    case BlockPart::Router: return b.router.w;
     default: AR_CHECK(false, "block part ", int(s.part));
   }
   return b.input_norm;  // not reached
@@ -129,7 +165,13 @@ Buffer& block_tensor_buffer(BlockWeights& b, const BlockTensorSpec& s) {
 BlockWeights block_shapes(const ModelConfig& c, int64_t layer) {
   BlockWeights b;
   b.layer = layer;
+  if (layer_is_moe(c, layer)) b.experts.resize(size_t(3 * c.num_experts));
   for (const BlockTensorSpec& s : block_tensor_specs(c, layer)) {
+    if (s.part == BlockPart::Router) {
+      b.router.name = s.module;
+      b.router.out = s.shape[0];
+      b.router.in = s.shape[1];
+    }
     if (!s.quantizable()) continue;
     LinearWeights& l = *block_linears(b, s.linear_index());
     l.name = s.module;
@@ -151,7 +193,9 @@ std::string gguf_block_suffix(std::string_view hf_suffix, const ModelConfig& c) 
   const std::string_view module = hf_suffix.substr(0, dot), leaf = hf_suffix.substr(dot + 1);
   for (const PartNames& p : kParts) {
     const PartNames& n = names_of(p.part, c);
-    if (n.hf == module && (leaf == "weight" || (leaf == "bias" && n.has_bias)))
+    // Experts have no tensor of their own in GGUF (llama.cpp stacks them): "".
+    if (n.hf == module && n.hf.find("{}") == std::string_view::npos &&
+        (leaf == "weight" || (leaf == "bias" && n.has_bias)))
       return cat(n.gguf, ".", leaf);
   }
   return "";

@@ -18,10 +18,13 @@
 // The list is in HF module order (the order HF registers the modules, and the order the synthetic
 // generator writes them).
 //
-// Growing it: a new dense layout (fused qkv, extra norms) adds parts and a branch in
-// block_tensor_specs. A MoE block would add an expert index to BlockTensorSpec (and per-expert
-// parts, e.g. a router): block_tensor_specs then returns one spec per expert tensor, and
-// block_tensor_buffer finds the expert's LinearWeights.
+//   moe        on layer_is_moe layers, instead of gate/up/down: the router (Qwen3Moe mlp.gate,
+//              Mixtral block_sparse_moe.gate; never quantized) and per expert e its gate/up/down
+//              (mlp.experts.e.gate_proj/up_proj/down_proj; Mixtral's experts.e.w1/w3/w2). llama.cpp
+//              stacks the experts into one tensor per projection (ffn_gate_exps, ...): gguf_name is
+//              that stacked tensor's, with `expert` its index.
+//
+// Growing it: a new layout adds parts and a branch in block_tensor_specs.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,7 +40,11 @@ namespace ar {
 // The module a block tensor belongs to. The seven projections come first, in block_linears order,
 // so a projection's value is its block_linears index.
 // Q and Gate hold the fused qkv_proj / gate_up_proj where the config has them.
-enum class BlockPart { Q, K, V, O, Gate, Up, Down, InputNorm, PostNorm, QNorm, KNorm, PreFfnNorm, PostFfnNorm };
+// Router, Expert*: a mixture-of-experts MLP (BlockTensorSpec::expert says whose).
+enum class BlockPart {
+  Q, K, V, O, Gate, Up, Down, InputNorm, PostNorm, QNorm, KNorm, PreFfnNorm, PostFfnNorm,
+  Router, ExpertGate, ExpertUp, ExpertDown
+};
 
 // What the tensor is to its module: the weight (a linear's matrix, a norm's scale) or a bias.
 enum class TensorRole { Weight, Bias };
@@ -49,10 +56,11 @@ struct BlockTensorSpec {
   std::vector<int64_t> shape;  // HF (row-major) shape: (out, in) for a linear's weight, (n) otherwise
   BlockPart part = BlockPart::Q;
   TensorRole role = TensorRole::Weight;
+  int64_t expert = -1;  // the expert of an Expert* part
 
   bool is_linear() const { return linear_index() >= 0; }
-  // Index into block_linears (0 q .. 6 down), -1 for a norm.
-  int linear_index() const { return part <= BlockPart::Down ? int(part) : -1; }
+  // Index into block_linears (0 q .. 6 down, then 3 per expert), -1 for a norm or the router.
+  int linear_index() const;
   // A linear's weight matrix: what the quantizers work on. Biases and norms are copied.
   bool quantizable() const { return is_linear() && role == TensorRole::Weight; }
   int64_t numel() const;

@@ -163,6 +163,36 @@ Activation parse_activation(const json& j, const std::string& src, Activation df
   return dflt;
 }
 
+// Qwen3MoeConfig: num_experts, moe_intermediate_size, norm_topk_prob, decoder_sparse_step,
+// mlp_only_layers. MixtralConfig: num_local_experts, every layer sparse, experts of
+// intermediate_size, top-k always renormalised.
+void parse_moe(ModelConfig& c, const json& j, const std::string& src) {
+  const bool mixtral = c.arch == Arch::Mixtral;
+  c.num_experts = get_int(j, mixtral ? "num_local_experts" : "num_experts", src, false, mixtral ? 8 : 128);
+  c.num_experts_per_tok = get_int(j, "num_experts_per_tok", src, false, mixtral ? 2 : 8);
+  c.moe_intermediate_size =
+      mixtral ? c.intermediate_size : get_int(j, "moe_intermediate_size", src, false, 768);
+  c.norm_topk_prob = mixtral || get_bool(j, "norm_topk_prob", src, false);
+  if (c.num_experts <= 0 || c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts)
+    AR_THROW(src, ": num_experts_per_tok (", c.num_experts_per_tok, ") must be in [1, number of experts (",
+             c.num_experts, ")]");
+  if (c.moe_intermediate_size <= 0) AR_THROW(src, ": moe_intermediate_size must be positive, got ", c.moe_intermediate_size);
+  if (get_num(j, "router_jitter_noise", src, 0) != 0) log_warn(src, ": router_jitter_noise is a training option; ignored");
+  c.layer_moe.assign(size_t(c.num_hidden_layers), 1);
+  if (mixtral) return;
+  const int64_t step = get_int(j, "decoder_sparse_step", src, false, 1);
+  if (step <= 0) AR_THROW(src, ": decoder_sparse_step must be positive, got ", step);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) c.layer_moe[size_t(l)] = (l + 1) % step == 0;
+  if (auto m = j.find("mlp_only_layers"); m != j.end() && !m->is_null()) {
+    if (!m->is_array()) AR_THROW(src, ": mlp_only_layers must be a list of layer indices");
+    for (const json& v : *m) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= c.num_hidden_layers)
+        AR_THROW(src, ": mlp_only_layers holds ", v.dump(), ", not a layer index below ", c.num_hidden_layers);
+      c.layer_moe[size_t(v.get<int64_t>())] = 0;
+    }
+  }
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const json& j, const std::string& src) {
@@ -178,13 +208,15 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
   else if (c.architecture == "Qwen3ForCausalLM") c.arch = Arch::Qwen3;
   else if (c.architecture == "Gemma3ForCausalLM") c.arch = Arch::Gemma3;
   else if (c.architecture == "Phi3ForCausalLM") c.arch = Arch::Phi3;
+  else if (c.architecture == "Qwen3MoeForCausalLM") c.arch = Arch::Qwen3Moe;
+  else if (c.architecture == "MixtralForCausalLM") c.arch = Arch::Mixtral;
   else if (c.architecture == "Gemma3ForConditionalGeneration")
     AR_THROW(src, ": Gemma3ForConditionalGeneration (text and vision) is not supported; its text model "
                   "(Gemma3ForCausalLM, config text_config) is");
   else
     AR_THROW(src, ": unsupported architecture ", c.architecture,
              " (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
-             "Gemma3ForCausalLM, Phi3ForCausalLM)");
+             "Gemma3ForCausalLM, Phi3ForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM)");
   const bool gemma = c.arch == Arch::Gemma3;
   if (auto mt = j.find("model_type"); mt != j.end() && mt->is_string()) c.model_type = *mt;
 
@@ -228,12 +260,13 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
   f32_bytes("the embedding (vocab_size x hidden_size)", {c.vocab_size, c.hidden_size});
   f32_bytes("a block (hidden_size x intermediate_size x 8)", {c.hidden_size, c.intermediate_size + c.num_attention_heads * c.head_dim, 8});
 
-  c.rms_norm_eps = get_num(j, "rms_norm_eps", src, c.arch == Arch::Phi3 ? 1e-5 : 1e-6);
+  const bool five = c.arch == Arch::Phi3 || c.arch == Arch::Mixtral;  // their configs' default eps is 1e-5
+  c.rms_norm_eps = get_num(j, "rms_norm_eps", src, five ? 1e-5 : 1e-6);
   if (!(c.rms_norm_eps > 0)) AR_THROW(src, ": rms_norm_eps must be > 0, got ", c.rms_norm_eps);
   parse_rope(c, j, src, gemma ? 1e6 : 1e4, gemma ? 1e4 : 0);
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", src, gemma);
   c.attention_bias = c.arch == Arch::Qwen2 ? true : get_bool(j, "attention_bias", src, false);
-  c.qk_norm = c.arch == Arch::Qwen3 || gemma;
+  c.qk_norm = c.arch == Arch::Qwen3 || c.arch == Arch::Qwen3Moe || gemma;
   c.mlp_bias = get_bool(j, "mlp_bias", src, false);
   c.hidden_act = parse_activation(j, src, gemma ? Activation::GeluTanh : Activation::SiLU);
   if (c.arch == Arch::Phi3) {
@@ -244,13 +277,14 @@ ModelConfig parse_model_config(const json& j, const std::string& src) {
   // Sliding windows. Mistral, Phi3: every layer when sliding_window is set. Gemma3: the layers
   // layer_types marks. Qwen2/Qwen3 gate theirs behind use_sliding_window and max_window_layers,
   // which their released checkpoints leave off.
-  if (c.arch == Arch::Mistral || c.arch == Arch::Phi3 || gemma) {
+  if (c.arch == Arch::Mistral || c.arch == Arch::Phi3 || c.arch == Arch::Mixtral || gemma) {
     c.sliding_window = get_int(j, "sliding_window", src, false, gemma ? 4096 : 0);
     if (c.sliding_window < 0) AR_THROW(src, ": sliding_window must be positive or null, got ", c.sliding_window);
     if (gemma) c.layer_sliding = parse_layer_types(j, c.num_hidden_layers, src);
   } else if (get_bool(j, "use_sliding_window", src, false)) {
     log_warn(src, ": use_sliding_window = true is ignored (full causal attention is used)");
   }
+  if (c.arch == Arch::Qwen3Moe || c.arch == Arch::Mixtral) parse_moe(c, j, src);
   if (gemma) {
     if (get_bool(j, "use_bidirectional_attention", src, false))
       AR_THROW(src, ": use_bidirectional_attention = true is not supported (causal decoders only)");
@@ -340,6 +374,12 @@ int64_t layer_window(const ModelConfig& c, int64_t layer) { return layer_is_slid
 
 bool layer_uses_local_rope(const ModelConfig& c, int64_t layer) {
   return c.rope_local_theta > 0 && !c.layer_sliding.empty() && c.layer_sliding[size_t(layer)] != 0;
+}
+
+bool layer_is_moe(const ModelConfig& c, int64_t layer) {
+  if (c.num_experts <= 0) return false;
+  AR_CHECK(layer >= 0 && size_t(layer) < c.layer_moe.size(), "layer ", layer);
+  return c.layer_moe[size_t(layer)] != 0;
 }
 
 float attention_scale(const ModelConfig& c) {

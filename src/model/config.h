@@ -11,7 +11,7 @@
 
 namespace ar {
 
-enum class Arch { Llama, Mistral, Qwen2, Qwen3, Gemma3, Phi3 };
+enum class Arch { Llama, Mistral, Qwen2, Qwen3, Gemma3, Phi3, Qwen3Moe, Mixtral };
 
 // The MLP's gate activation: SiLU (SwiGLU) or GELU with the tanh approximation (Gemma's GeGLU,
 // HF "gelu_pytorch_tanh").
@@ -71,6 +71,14 @@ struct ModelConfig {
   // gate | up); each is one linear to quantize, as AutoRound treats it (block_specs.h).
   bool fused_qkv = false;
   bool fused_gate_up = false;
+  // Mixture of experts (Qwen3Moe, Mixtral): on the layers layer_is_moe names, the MLP is a router
+  // (num_experts x hidden, softmax in f32, top num_experts_per_tok, renormalised when
+  // norm_topk_prob) over num_experts SwiGLU experts of moe_intermediate_size. 0 experts = dense.
+  int64_t num_experts = 0;
+  int64_t num_experts_per_tok = 0;
+  int64_t moe_intermediate_size = 0;
+  bool norm_topk_prob = false;
+  std::vector<uint8_t> layer_moe;  // per layer (Qwen3Moe: decoder_sparse_step, mlp_only_layers)
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
   std::string torch_dtype;      // as declared; the weights' own dtypes are authoritative
@@ -93,5 +101,7 @@ int64_t layer_window(const ModelConfig& c, int64_t layer);
 bool layer_uses_local_rope(const ModelConfig& c, int64_t layer);
 // The factor attention scores are scaled by.
 float attention_scale(const ModelConfig& c);
+// Whether layer `layer`'s MLP is a mixture of experts.
+bool layer_is_moe(const ModelConfig& c, int64_t layer);
 
 }  // namespace ar

@@ -72,11 +72,40 @@ json phi3_like(int64_t hidden, int64_t inter, int64_t layers, int64_t heads, int
   return c;
 }
 
+// Qwen3MoeForCausalLM: Qwen3 attention, a router over num_experts SwiGLU experts per layer.
+json qwen3_moe_like(int64_t hidden, int64_t inter, int64_t moe_inter, int64_t layers, int64_t heads, int64_t kv_heads,
+                    int64_t head_dim, int64_t vocab, int64_t experts, int64_t top_k, int64_t max_pos) {
+  json c = llama_like("Qwen3MoeForCausalLM", "qwen3_moe", hidden, inter, layers, heads, kv_heads, head_dim, vocab,
+                      false, 1e-6, 1000000.0, max_pos);
+  c["num_experts"] = experts;
+  c["num_experts_per_tok"] = top_k;
+  c["moe_intermediate_size"] = moe_inter;
+  c["norm_topk_prob"] = true;
+  c["decoder_sparse_step"] = 1;
+  c["mlp_only_layers"] = json::array();
+  c["use_sliding_window"] = false;
+  c["router_aux_loss_coef"] = 0.001;
+  return c;
+}
+
+// MixtralForCausalLM: Mistral attention, block_sparse_moe with top-2 of 8 experts.
+json mixtral_like(int64_t hidden, int64_t inter, int64_t layers, int64_t heads, int64_t kv_heads, int64_t vocab,
+                  int64_t experts, int64_t top_k, int64_t max_pos) {
+  json c = llama_like("MixtralForCausalLM", "mixtral", hidden, inter, layers, heads, kv_heads, hidden / heads, vocab,
+                      false, 1e-5, 1000000.0, max_pos);
+  c["num_local_experts"] = experts;
+  c["num_experts_per_tok"] = top_k;
+  c["sliding_window"] = nullptr;
+  c["router_jitter_noise"] = 0.0;
+  return c;
+}
+
 }  // namespace
 
 std::vector<std::string> synth_preset_names() {
-  return {"tiny",     "tiny-qwen3",   "tiny-qwen2",   "tiny-gemma3", "tiny-phi3", "qwen3-0.6b",
-          "qwen3-4b", "qwen2.5-0.5b", "llama-3.2-1b", "gemma-3-4b",  "phi-3-mini"};
+  return {"tiny",       "tiny-qwen3",  "tiny-qwen2",   "tiny-gemma3",  "tiny-phi3",     "tiny-qwen3-moe",
+          "tiny-mixtral", "qwen3-0.6b", "qwen3-4b",     "qwen2.5-0.5b", "llama-3.2-1b",  "gemma-3-4b",
+          "phi-3-mini", "qwen3-30b-a3b", "mixtral-8x7b"};
 }
 
 json synth_preset_config(const std::string& name) {
@@ -97,6 +126,14 @@ json synth_preset_config(const std::string& name) {
     return c;
   }
   if (name == "tiny-phi3") return phi3_like(128, 320, 4, 4, 2, 1024, 48, 1024);
+  if (name == "tiny-qwen3-moe") {  // layer 1 dense (mlp_only_layers), the others 8 experts, top 2
+    json c = qwen3_moe_like(128, 256, 64, 4, 4, 2, 32, 1024, 8, 2, 1024);
+    c["mlp_only_layers"] = {1};
+    return c;
+  }
+  if (name == "tiny-mixtral") return mixtral_like(128, 96, 4, 4, 2, 1024, 4, 2, 1024);
+  if (name == "qwen3-30b-a3b") return qwen3_moe_like(2048, 6144, 768, 48, 32, 4, 128, 151936, 128, 8, 40960);
+  if (name == "mixtral-8x7b") return mixtral_like(4096, 14336, 32, 32, 8, 32000, 8, 2, 32768);
   if (name == "gemma-3-4b") return gemma3_like(2560, 10240, 34, 8, 4, 256, 262208, 1024, 256, 8.0, 131072);
   if (name == "phi-3-mini") return phi3_like(3072, 8192, 32, 32, 32, 32064, 2047, 4096);
   if (name == "qwen3-0.6b")

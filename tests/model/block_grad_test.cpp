@@ -17,7 +17,7 @@
 namespace ar {
 namespace {
 
-enum class Family { Llama, Gemma3, Phi3 };
+enum class Family { Llama, Gemma3, Phi3, Moe, MoeUnnormalized };
 
 struct Variant {
   const char* name;
@@ -57,6 +57,14 @@ ModelConfig tiny_config(const Variant& v) {
     c.arch = Arch::Phi3;
     c.fused_qkv = c.fused_gate_up = true;
   }
+  if (v.family == Family::Moe || v.family == Family::MoeUnnormalized) {  // Qwen3Moe-like, 4 experts, top 2
+    c.arch = Arch::Qwen3Moe;
+    c.num_experts = 4;
+    c.num_experts_per_tok = 2;
+    c.moe_intermediate_size = 12;
+    c.norm_topk_prob = v.family == Family::Moe;
+    c.layer_moe = {1};
+  }
   return c;
 }
 
@@ -74,6 +82,10 @@ BlockWeights random_block(const ModelConfig& c, std::mt19937& rng) {
     const float sd = !s.is_linear() ? 0.2f : s.role == TensorRole::Bias ? 0.3f : 1.2f / std::sqrt(float(s.shape[1]));
     // Norms multiply by about one: w near 1, or near 0 where the config stores offsets (Gemma).
     const float norm_mean = c.norm_weight_offset ? 0.f : 1.f;
+    if (s.part == BlockPart::Router) {  // a decisive router: top-k choices far from ties
+      fill(block_tensor_buffer(b, s), size_t(s.numel()), rng, 0.f, 1.f);
+      continue;
+    }
     fill(block_tensor_buffer(b, s), size_t(s.numel()), rng, s.is_linear() ? 0.f : norm_mean, sd);
   }
   return b;
@@ -105,8 +117,9 @@ TEST_P(BlockGradFd, MatchesFiniteDifferences) {
   for (auto& e : x) e = nd(rng);
   for (auto& e : G) e = nd(rng);
 
-  BlockLinearWeights w(kDenseLinears);
-  for (int i = 0; i < kDenseLinears; ++i) w[i] = block_linears(b, i)->w.as<float>();
+  const int nl = block_linear_count(b);
+  BlockLinearWeights w(static_cast<size_t>(nl));
+  for (int i = 0; i < nl; ++i) w[i] = block_linears(b, i)->w.as<float>();
   BlockGradScratch s(c, T);
 
   // Forward equals the inference block.
@@ -118,9 +131,9 @@ TEST_P(BlockGradFd, MatchesFiniteDifferences) {
     for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << i;
   }
 
-  std::vector<std::vector<float>> dw(kDenseLinears);
-  BlockLinearGrads dwp(kDenseLinears);
-  for (int i = 0; i < kDenseLinears; ++i) {
+  std::vector<std::vector<float>> dw(static_cast<size_t>(nl));
+  BlockLinearGrads dwp(static_cast<size_t>(nl));
+  for (int i = 0; i < nl; ++i) {
     const LinearWeights* l = block_linears(b, i);
     dw[size_t(i)].assign(size_t(l->out * l->in), 0.f);
     dwp[i] = dw[size_t(i)].data();
@@ -152,9 +165,9 @@ TEST_P(BlockGradFd, MatchesFiniteDifferences) {
     EXPECT_NEAR(got, fd, kAbsTol + kRelTol * std::fabs(fd)) << what;
   };
   for (size_t i = 0; i < x.size(); ++i) compare(fd_at(&x[i]), dx[i], "dx[" + std::to_string(i) + "]");
-  for (int li = 0; li < kDenseLinears; ++li) {
+  for (int li = 0; li < nl; ++li) {
     LinearWeights* l = block_linears(b, li);
-    if (!l->present()) continue;  // slots a fused linear leaves empty
+    if (!l->present()) continue;  // slots a fused linear or a MoE layer leaves empty
     std::uniform_int_distribution<int64_t> pick(0, l->out * l->in - 1);
     for (int k = 0; k < 24; ++k) {
       const int64_t e = pick(rng);
@@ -175,7 +188,9 @@ INSTANTIATE_TEST_SUITE_P(Tiny, BlockGradFd,
                                            Variant{"window", 4, 2, false, false, false, Family::Llama, 3},
                                            Variant{"softcap", 4, 2, false, false, false, Family::Llama, 0, 2.f},
                                            Variant{"gemma3", 4, 2, true, false, false, Family::Gemma3, 3},
-                                           Variant{"phi3", 4, 2, false, false, false, Family::Phi3, 4}),
+                                           Variant{"phi3", 4, 2, false, false, false, Family::Phi3, 4},
+                                           Variant{"moe", 4, 2, true, false, false, Family::Moe},
+                                           Variant{"moe_unnormalized", 4, 2, false, false, false, Family::MoeUnnormalized}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(BlockGrad, WeightGradientsAccumulateAndIgnoreDx) {

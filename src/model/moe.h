@@ -1,0 +1,86 @@
+// Mixture-of-experts MLP (HF Qwen3MoeSparseMoeBlock / MixtralSparseMoeBlock), forward and
+// backward over the kernels in src/kernels:
+//   logits (R, E) = xn · routerᵀ (always f32: the router stays 16-bit and is never tuned)
+//   p = softmax(logits) in f32; the top k experts of each row, weights p_j (renormalised to sum 1
+//   when norm_topk_prob); out[r] = Σ_j w_j · expert_{e_j}(xn[r]), expert(x) = down(silu(gate x) ⊙ up x)
+// Each expert multiplies only the rows routed to it, gathered into one matrix; experts run in
+// ascending order and add into out in that order (as HF's index_add_), so results do not depend on
+// the thread count. An expert no row chose is never touched (its weight is not even asked for).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/precision.h"
+#include "model/block.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace ar {
+
+// Which experts each of `rows` rows goes to, and with what weight.
+struct MoeRouting {
+  int64_t rows = 0, E = 0, k = 0;
+  std::vector<float> prob;       // (rows, E) softmax of the router logits
+  std::vector<int32_t> expert;   // (rows, k) chosen experts, by decreasing probability
+  std::vector<float> weight;     // (rows, k) their weights
+  // The (row, j) pairs grouped by expert: expert e's are slot[offset[e] .. offset[e+1]), rows
+  // ascending; a slot is row * k + j.
+  std::vector<int64_t> offset;   // (E + 1)
+  std::vector<int64_t> slot;     // (rows * k)
+  int64_t count(int64_t e) const { return offset[size_t(e + 1)] - offset[size_t(e)]; }
+};
+
+// Routes rows of xn (rows, C) through router weight (E, C); logits: scratch of rows * E floats.
+void moe_route(MoeRouting& r, const float* xn, const float* router, int64_t rows, const ModelConfig& c, float* logits);
+
+// Scratch of one inference pass over up to `rows` rows.
+class MoeScratch {
+ public:
+  MoeScratch(const ModelConfig& c, int64_t rows);
+  static size_t size_bytes(const ModelConfig& c, int64_t rows);
+  int64_t rows() const { return rows_; }
+  MoeRouting routing;
+  float *logits, *x, *gate, *up, *y;  // (rows, E), (rows, C), (rows, F), (rows, F), (rows, C)
+
+ private:
+  int64_t rows_;
+  Buffer buf_;
+};
+
+// out (rows, C) overwritten = the MoE MLP of xn (rows, C), weights from w (router, experts). The
+// observer sees each expert's gathered input (its gate/up linear indices) and down input.
+void moe_forward(float* out, const float* xn, const BlockWeights& w, const ModelConfig& c, int64_t rows,
+                 MoeScratch& s, Precision p, const LinearInputObserver& observe = {});
+
+// What the trainable forward keeps for the backward, for up to `rows` rows: the routing and,
+// per routed (row, expert) pair in expert-grouped order, the expert's gate/up pre-activations,
+// its activation and its output.
+class MoeTrainScratch {
+ public:
+  MoeTrainScratch(const ModelConfig& c, int64_t rows);
+  static size_t size_bytes(const ModelConfig& c, int64_t rows);
+  MoeRouting routing;
+  float *logits;                 // (rows, E); the backward's d logits
+  float *gate, *up, *act, *y;    // (rows·k, F) x3, (rows·k, C)
+  float *x, *dx;                 // one expert's gathered input / its gradient (rows, C)
+  std::vector<float> dweight;    // (rows, k) dL/d routing weight
+
+ private:
+  Buffer buf_;
+};
+
+// Weight of block linear i, as block_grad.h's LinearWeightSource (W' while tuning).
+using MoeWeightSource = std::function<const float*(int i)>;
+
+// Trainable forward: out (rows, C) overwritten, s keeps what moe_backward needs.
+void moe_forward_train(float* out, MoeTrainScratch& s, const float* xn, const BlockWeights& b,
+                       const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p);
+
+// Backward of the last moe_forward_train: dxn (rows, C) += dL/dxn (through the experts and the
+// router's softmax and top-k weights); dw[i] (out, in) += dL/dW' for each expert linear i with a
+// non-null entry. dout (rows, C) = dL/dout.
+void moe_backward(float* dxn, const std::vector<float*>& dw, MoeTrainScratch& s, const float* dout, const float* xn,
+                  const BlockWeights& b, const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p);
+
+}  // namespace ar

@@ -12,7 +12,9 @@ window (see below), export F16 / Q8_0 / Q4_K_M GGUFs with `autoround quantize --
     when the vocabulary adds one (as llama-perplexity does); written as token-id JSON for our eval;
   * ours: `autoround eval --model FILE.gguf --dataset ids.json --seqlen n_ctx --dump_logits`, scored
     as llama-perplexity scores a chunk (only the second half: predictions from position n_ctx/2
-    on); our usual all-positions perplexity of the same windows is printed too;
+    on); our usual all-positions perplexity of the same windows is printed too, and the max / mean
+    |difference| of every scored log-probability (whole vocabulary) against llama-perplexity's
+    --kl-divergence-base file (stored to ~1e-4 there);
   * theirs: `llama-perplexity -m FILE.gguf -f text -c n_ctx -b n_ctx` with an f32 KV cache (its
     default f16 cache alone moves the numbers by ~1e-3 relative): its running perplexity after the
     same number of chunks. Weight repacking is off (-nr; LLAMA_REPACK=1 turns it on): on this
@@ -166,7 +168,13 @@ def second_half_ppl(logits: np.ndarray, wins: np.ndarray) -> float:
     return float(math.exp(nll.mean()))
 
 
-def ours(gguf: Path, wins: np.ndarray, tag: str) -> tuple[float, float]:
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def ours(gguf: Path, wins: np.ndarray, tag: str):
     ids_file = OUT / "ids" / f"{tag}.json"
     ids_file.parent.mkdir(parents=True, exist_ok=True)
     ids_file.write_text(json.dumps(wins.tolist()))
@@ -175,24 +183,46 @@ def ours(gguf: Path, wins: np.ndarray, tag: str) -> tuple[float, float]:
     p = run([BIN, "eval", "--model", gguf, "--dataset", ids_file, "--seqlen", wins.shape[1], "--dump_logits", dump],
             env={**os.environ, "OMP_NUM_THREADS": THREADS})
     full = float(re.search(r"perplexity: ([0-9.]+)", p.stdout).group(1))
-    return second_half_ppl(np.load(dump), wins), full
+    logits = np.load(dump)
+    first = wins.shape[1] // 2
+    return second_half_ppl(logits, wins), full, log_softmax(logits[:, first:wins.shape[1] - 1, :])
 
 
-def theirs(gguf: Path, text: Path, n_ctx: int, n_chunks: int) -> float:
-    """llama-perplexity's running perplexity after n_chunks chunks ("[n]value"). It is asked for two
-    chunks more and the value read from the log: llama.cpp's logger thread is not flushed at exit
-    (common/log.cpp), so the last lines, "Final estimate" included, are sometimes lost."""
+def theirs(gguf: Path, text: Path, n_ctx: int, n_chunks: int):
+    """llama-perplexity's running perplexity after n_chunks chunks ("[n]value"), its tokens and its
+    log-probabilities of the scored positions (--kl-divergence-base file: per position two f32,
+    scale and the smallest log-prob, then one u16 per vocabulary entry, log-prob = min + scale * q,
+    entries more than 16 below the top stored as 0). It is asked for two chunks more and the value
+    read from the log: llama.cpp's logger thread is not flushed at exit (common/log.cpp), so the last
+    lines, "Final estimate" included, are sometimes lost."""
     log = OUT / "logs" / f"{gguf.stem}-{n_ctx}.perplexity.log"
+    base = OUT / "logs" / f"{gguf.stem}-{n_ctx}.logprobs.bin"
     log.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(3):
         log.unlink(missing_ok=True)
         run([LLAMA / "llama-perplexity", "-m", gguf, "-f", text, "-c", n_ctx, "-b", n_ctx, "--chunks", n_chunks + 2,
              "-ctk", "f32", "-ctv", "f32", "-fa", "off", "-t", THREADS, "--no-warmup", "--log-file", log,
-             *(["-nr"] if os.environ.get("LLAMA_REPACK", "0") != "1" else [])])
+             "--kl-divergence-base", base, *(["-nr"] if os.environ.get("LLAMA_REPACK", "0") != "1" else [])])
         m = re.search(rf"\[{n_chunks}\]([0-9.]+),", log.read_text())
         if m:
-            return float(m.group(1))
-    raise RuntimeError(f"no '[{n_chunks}]' running perplexity in {log}")
+            break
+    else:
+        raise RuntimeError(f"no '[{n_chunks}]' running perplexity in {log}")
+    raw = base.read_bytes()
+    assert raw[:8] == b"_logits_"
+    ctx, n_vocab, n_chunk = np.frombuffer(raw, dtype=np.int32, count=3, offset=8)
+    assert ctx == n_ctx and n_chunk >= n_chunks
+    off = 20
+    toks = np.frombuffer(raw, dtype=np.int32, count=n_chunk * n_ctx, offset=off).reshape(n_chunk, n_ctx)
+    off += 4 * n_chunk * n_ctx
+    nv = 2 * ((n_vocab + 1) // 2) + 4
+    n_pos = n_ctx - 1 - n_ctx // 2
+    q = np.frombuffer(raw, dtype=np.uint16, count=n_chunks * n_pos * nv, offset=off).reshape(n_chunks, n_pos, nv)
+    head = q[..., :4].copy().view(np.float32)  # (scale, min log-prob) per position
+    vals = q[..., 4:4 + n_vocab].astype(np.float64)
+    logprobs = head[..., 1:2].astype(np.float64) + head[..., 0:1].astype(np.float64) * vals
+    logprobs[vals == 0] = np.nan  # at or below the 16-nat floor: not stored
+    return float(m.group(1)), toks[:n_chunks].astype(np.int64), logprobs
 
 
 def tensor_types(gguf: Path) -> dict[str, str]:
@@ -230,7 +260,7 @@ def main() -> int:
               ("tinyphi-nowindow-f32", "tiny-phi3", "f32", True, [(a.ctx, True)])]
     rows, bad = [], 0
     print(f"{'file':34} {'n_ctx':>5} {'chunks':>6} {'ours':>10} {'llama.cpp':>10} {'diff %':>8} "
-          f"{'ours(all)':>10}  must agree")
+          f"{'ours(all)':>10} {'max|dlp|':>9} {'mean|dlp|':>9}  must agree")
     for name, preset, dtype, no_window, ctxs in models:
         model = generate(name, preset, dtype, no_window)
         for mix in MIXES:
@@ -244,15 +274,21 @@ def main() -> int:
             for n_ctx, must in ctxs:
                 wins = windows(with_bos, n_ctx, a.chunks, bos)
                 assert len(with_bos) >= (a.chunks + 2) * n_ctx, "text too short for the chunks asked"
-                o, o_all = ours(gguf, wins, f"{name}-{mix}-{n_ctx}")
-                t = theirs(gguf, text, n_ctx, wins.shape[0])
+                o, o_all, o_lp = ours(gguf, wins, f"{name}-{mix}-{n_ctx}")
+                t, t_toks, t_lp = theirs(gguf, text, n_ctx, wins.shape[0])
+                if bos is None:
+                    assert (t_toks == wins).all(), "llama-perplexity evaluated other tokens"
                 d = 100 * (o / t - 1)
+                lp = np.abs(o_lp - t_lp)
+                lp_max, lp_mean = float(np.nanmax(lp)), float(np.nanmean(lp))
                 fail = must and abs(d) > 100 * TOLERANCE
                 bad += fail
-                print(f"{gguf.name:34} {n_ctx:>5} {wins.shape[0]:>6} {o:>10.4f} {t:>10.4f} {d:>+8.3f} {o_all:>10.4f}  "
+                print(f"{gguf.name:34} {n_ctx:>5} {wins.shape[0]:>6} {o:>10.4f} {t:>10.4f} {d:>+8.3f} {o_all:>10.4f} "
+                      f"{lp_max:>9.2e} {lp_mean:>9.2e}  "
                       f"{'yes' if must else 'no (llama.cpp drops phi3 window)'}{'  FAIL' if fail else ''}", flush=True)
                 rows.append(dict(file=gguf.name, model=name, mix=mix, n_ctx=n_ctx, chunks=int(wins.shape[0]),
-                                 ours=o, llama_perplexity=t, diff_pct=d, ours_all_positions=o_all, must_agree=must))
+                                 ours=o, llama_perplexity=t, diff_pct=d, ours_all_positions=o_all,
+                                 logprob_max_abs_diff=lp_max, logprob_mean_abs_diff=lp_mean, must_agree=must))
     # Mix types: ours vs llama-quantize run on our F16 file, per tensor. The tiny models' 128-wide
     # rows take k-quant fallbacks (Q5_0, Q8_0); 256-wide variants exercise the k-quant rules.
     type_rows = []

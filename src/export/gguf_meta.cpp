@@ -1,6 +1,7 @@
 // Model hyper-parameter KVs for GGUF export (llama.cpp's key names and types; u32 for counts,
 // f32 for rope base and RMS epsilon), and the llama3 rope_freqs values. Tokenizer keys are in
 // gguf_meta_vocab.cpp.
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -91,6 +92,27 @@ void add_gemma3_kvs(const ModelConfig& c, const std::string& src, Add&& add) {
     log_warn(src, ": query_pre_attn_scalar = ", c.query_pre_attn_scalar, " but llama.cpp's gemma3 scales attention "
              "scores by 1/sqrt(", llama_scalar, ") for a ", c.num_hidden_layers, "-layer model (it has no GGUF key "
              "for the scalar): llama.cpp will run this file as a different model");
+}
+
+// llama.cpp's vocabulary loader sets token attributes of "</s>", "<unk>", "<s>" and
+// "<|endoftext|>" for every model whose general.name contains "phi3" or "phi-3" (any
+// architecture) and fails to load the file ("unordered_map::at") when one of them is missing.
+void warn_phi3_name(const std::vector<GgufKV>& kv, const std::filesystem::path& model_dir) {
+  std::string name;
+  const std::vector<std::string>* tokens = nullptr;
+  for (const GgufKV& k : kv) {
+    if (k.key == "general.name") name = k.value.as_string();
+    if (k.key == "tokenizer.ggml.tokens") tokens = &k.value.as_string_array();
+  }
+  for (char& ch : name) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  if (!tokens || (name.find("phi3") == std::string::npos && name.find("phi-3") == std::string::npos)) return;
+  std::string missing;
+  for (const char* t : {"</s>", "<unk>", "<s>", "<|endoftext|>"})
+    if (std::find(tokens->begin(), tokens->end(), t) == tokens->end()) missing += cat(missing.empty() ? "" : ", ", t);
+  if (!missing.empty())
+    log_warn(model_dir.string(), ": general.name '", name, "' contains \"phi3\"/\"phi-3\" and the vocabulary has no ",
+             missing, ": llama.cpp's loader requires those tokens for such names and will refuse the file "
+             "(rename the model folder)");
 }
 
 }  // namespace
@@ -194,6 +216,7 @@ std::vector<GgufKV> gguf_metadata(const std::filesystem::path& model_dir, const 
   std::vector<GgufKV> kv = gguf_model_kvs(c, model_dir, o);
   std::vector<GgufKV> tok = gguf_tokenizer_kvs(model_dir, c.vocab_size, c.arch);
   for (GgufKV& t : tok) kv.push_back(std::move(t));
+  warn_phi3_name(kv, model_dir);
   return kv;
 }
 

@@ -143,6 +143,11 @@ TEST(GgufArch, Phi3MetadataKeysAndValues) {
   c["sliding_window"] = nullptr;
   const fs::path model2 = test::write_tiny_arch(dir / "nowin", c);
   EXPECT_EQ(u32(gguf_metadata(model2, {GgufFileType::ALL_F32, "", 32}), "phi3.attention.sliding_window"), 0u);
+  // A folder named like Phi-3 without Phi-3's special tokens: llama.cpp would refuse the file.
+  const fs::path named = test::write_tiny_arch(dir / "tiny-phi3", test::tiny_phi3_config());
+  testing::internal::CaptureStderr();
+  (void)gguf_metadata(named, {GgufFileType::ALL_F32, "", 32});
+  EXPECT_THAT(testing::internal::GetCapturedStderr(), testing::HasSubstr("no </s>, <unk>, <s>, <|endoftext|>"));
   fs::remove_all(dir);
 }
 

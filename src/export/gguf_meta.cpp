@@ -1,12 +1,18 @@
 // Model hyper-parameter KVs for GGUF export (llama.cpp's key names and types; u32 for counts,
 // f32 for rope base and RMS epsilon), and the llama3 rope_freqs values. Tokenizer keys are in
 // gguf_meta_vocab.cpp.
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <limits>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
+#include "core/log.h"
 #include "export/gguf_meta.h"
+#include "io/file.h"
+#include "model/gguf_names.h"
 
 namespace ar {
 
@@ -16,6 +22,8 @@ std::string gguf_arch_name(Arch arch) {
     case Arch::Mistral: return "llama";  // llama.cpp converts MistralForCausalLM as llama
     case Arch::Qwen2: return "qwen2";
     case Arch::Qwen3: return "qwen3";
+    case Arch::Gemma3: return "gemma3";
+    case Arch::Phi3: return "phi3";
   }
   AR_CHECK(false, "unknown Arch ", int(arch));
   return {};
@@ -39,6 +47,72 @@ GgufValue u32_value(int64_t v, const std::string& what, const std::string& src) 
   if (v < 0 || v > int64_t(std::numeric_limits<uint32_t>::max()))
     AR_THROW(src, ": ", what, " = ", v, " does not fit a GGUF u32");
   return GgufValue::scalar<uint32_t>(uint32_t(v));
+}
+
+// Phi3's original_max_position_embeddings (top level or in rope_scaling / rope_parameters), which
+// ModelConfig does not keep; max_position_embeddings when the folder states none, as Phi3Config.
+int64_t phi3_original_context(const ModelConfig& c, const std::filesystem::path& config_file) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(config_file, ec)) return c.max_position_embeddings;
+  const nlohmann::json j = nlohmann::json::parse(read_text_file(config_file), nullptr, false);
+  if (!j.is_object()) return c.max_position_embeddings;
+  for (const char* holder : {"", "rope_parameters", "rope_scaling"}) {
+    const nlohmann::json* o = &j;
+    if (*holder) {
+      auto it = j.find(holder);
+      if (it == j.end() || !it->is_object()) continue;
+      o = &*it;
+    }
+    auto v = o->find("original_max_position_embeddings");
+    if (v != o->end() && v->is_number_integer()) return v->get<int64_t>();
+  }
+  return c.max_position_embeddings;
+}
+
+
+// Gemma3Model's keys: the sliding window and which layers use it (one bool per layer, so any
+// layer_types pattern survives; llama.cpp reads the array before the period-6 default), the
+// sliding layers' RoPE base, the final soft-cap. Warns when llama.cpp will scale attention
+// scores differently from query_pre_attn_scalar.
+template <typename Add>
+void add_gemma3_kvs(const ModelConfig& c, const std::string& src, Add&& add) {
+  if (c.sliding_window > 0) {
+    add("gemma3.attention.sliding_window", u32_value(c.sliding_window, "sliding_window", src));
+    std::vector<bool> swa;
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) swa.push_back(layer_is_sliding(c, l));
+    add("gemma3.attention.sliding_window_pattern", GgufValue::array(swa));
+  }
+  if (c.rope_local_theta > 0)
+    add("gemma3.rope.freq_base_swa", GgufValue::scalar<float>(float(c.rope_local_theta)));
+  if (c.final_logit_softcapping > 0)
+    add("gemma3.final_logit_softcapping", GgufValue::scalar<float>(float(c.final_logit_softcapping)));
+  const double llama_scalar =
+      gguf_gemma3_query_scalar(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.head_dim);
+  if (c.query_pre_attn_scalar > 0 && c.query_pre_attn_scalar != llama_scalar)
+    log_warn(src, ": query_pre_attn_scalar = ", c.query_pre_attn_scalar, " but llama.cpp's gemma3 scales attention "
+             "scores by 1/sqrt(", llama_scalar, ") for a ", c.num_hidden_layers, "-layer model (it has no GGUF key "
+             "for the scalar): llama.cpp will run this file as a different model");
+}
+
+// llama.cpp's vocabulary loader sets token attributes of "</s>", "<unk>", "<s>" and
+// "<|endoftext|>" for every model whose general.name contains "phi3" or "phi-3" (any
+// architecture) and fails to load the file ("unordered_map::at") when one of them is missing.
+void warn_phi3_name(const std::vector<GgufKV>& kv, const std::filesystem::path& model_dir) {
+  std::string name;
+  const std::vector<std::string>* tokens = nullptr;
+  for (const GgufKV& k : kv) {
+    if (k.key == "general.name") name = k.value.as_string();
+    if (k.key == "tokenizer.ggml.tokens") tokens = &k.value.as_string_array();
+  }
+  for (char& ch : name) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  if (!tokens || (name.find("phi3") == std::string::npos && name.find("phi-3") == std::string::npos)) return;
+  std::string missing;
+  for (const char* t : {"</s>", "<unk>", "<s>", "<|endoftext|>"})
+    if (std::find(tokens->begin(), tokens->end(), t) == tokens->end()) missing += cat(missing.empty() ? "" : ", ", t);
+  if (!missing.empty())
+    log_warn(model_dir.string(), ": general.name '", name, "' contains \"phi3\"/\"phi-3\" and the vocabulary has no ",
+             missing, ": llama.cpp's loader requires those tokens for such names and will refuse the file "
+             "(rename the model folder)");
 }
 
 }  // namespace
@@ -93,6 +167,14 @@ std::vector<GgufKV> gguf_model_kvs(const ModelConfig& c, const std::filesystem::
     add(a + ".rope.scaling.type", GgufValue::string("linear"));
     add(a + ".rope.scaling.factor", GgufValue::scalar<float>(float(c.rope_scaling.factor)));
   }
+  if (c.arch == Arch::Gemma3) add_gemma3_kvs(c, src, add);
+  if (c.arch == Arch::Phi3) {
+    // Phi3MiniModel: the training context (LongRoPE's reference length) and the window, 0 when
+    // the config has none. llama.cpp's phi3 graph reads the window but runs full causal
+    // attention today (llama_model_phi3::load_arch_hparams), unlike transformers.
+    add_u32("rope.scaling.original_context_length", phi3_original_context(c, model_dir / "config.json"));
+    add_u32("attention.sliding_window", c.sliding_window);
+  }
   const bool quantized = o.file_type != GgufFileType::ALL_F32 && o.file_type != GgufFileType::MOSTLY_F16 &&
                          o.file_type != GgufFileType::MOSTLY_BF16;
   if (quantized) add("general.quantization_version", GgufValue::scalar<uint32_t>(kGgmlQuantizationVersion));
@@ -134,6 +216,7 @@ std::vector<GgufKV> gguf_metadata(const std::filesystem::path& model_dir, const 
   std::vector<GgufKV> kv = gguf_model_kvs(c, model_dir, o);
   std::vector<GgufKV> tok = gguf_tokenizer_kvs(model_dir, c.vocab_size, c.arch);
   for (GgufKV& t : tok) kv.push_back(std::move(t));
+  warn_phi3_name(kv, model_dir);
   return kv;
 }
 

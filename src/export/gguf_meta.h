@@ -46,13 +46,18 @@ struct GgufMetaOptions {
   uint32_t alignment = kGgufDefaultAlignment;  // general.alignment (power of two)
 };
 
-// llama.cpp's architecture name: Llama and Mistral -> "llama", Qwen2 -> "qwen2", Qwen3 -> "qwen3".
+// llama.cpp's architecture name: Llama and Mistral -> "llama", Qwen2 -> "qwen2", Qwen3 -> "qwen3",
+// Gemma3 -> "gemma3", Phi3 -> "phi3".
 std::string gguf_arch_name(Arch arch);
 
 // general.architecture, general.name, <arch>.{context_length, embedding_length, block_count,
 // feed_forward_length, attention.head_count, attention.head_count_kv, attention.key_length,
 // attention.value_length, rope.dimension_count, rope.freq_base, attention.layer_norm_rms_epsilon,
-// vocab_size}, rope.scaling.{type,factor} for linear scaling, general.quantization_version
+// vocab_size}, rope.scaling.{type,factor} for linear scaling; gemma3: attention.sliding_window,
+// attention.sliding_window_pattern (one bool per layer), rope.freq_base_swa,
+// final_logit_softcapping (and a warning when query_pre_attn_scalar is not what llama.cpp will
+// use); phi3: rope.scaling.original_context_length, attention.sliding_window (0 = none);
+// general.quantization_version
 // (quantized file types only, as llama-quantize writes it), general.file_type, general.alignment. `model_dir` gives the default name. Throws ar::Error for values that do not
 // fit the GGUF types (u32).
 std::vector<GgufKV> gguf_model_kvs(const ModelConfig& c, const std::filesystem::path& model_dir,

@@ -451,6 +451,8 @@ std::vector<GgufKV> gguf_tokenizer_kvs(const fs::path& dir, int64_t n_vocab, Arc
   if ((arch == Arch::Llama || arch == Arch::Mistral) && tok_config.contains("add_prefix_space") &&
       tok_config["add_prefix_space"].is_boolean())
     add("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(tok_config["add_prefix_space"].get<bool>()));
+  // Gemma3Model.set_vocab: a SentencePiece vocabulary never gets a space prefix.
+  if (arch == Arch::Gemma3 && spm) add("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(false));
   return kv;
 }
 

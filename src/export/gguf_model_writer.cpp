@@ -78,6 +78,8 @@ GgufModelWriter::GgufModelWriter(const fs::path& model_dir, const fs::path& outp
       if (e.qk_heads > 0 && e.rows * e.cols != e.qk_heads * cfg.head_dim * (t.shape.size() == 2 ? e.cols : 1))
         AR_THROW(src.source_path().string(), ": tensor '", hf, "' does not have ", e.qk_heads, " x ", cfg.head_dim, " rows");
     }
+    // Gemma3Model.modify_tensors: llama.cpp's RMSNorm multiplies by the stored weight.
+    e.norm_plus_one = cfg.norm_weight_offset && hf.ends_with("norm.weight");
     std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
     by_hf_[hf] = entries_.size();
     entries_.push_back(e);
@@ -142,6 +144,13 @@ std::vector<uint8_t> GgufModelWriter::encode_weight(const std::string& hf_name, 
     gguf_permute_qk_rows(permuted.data(), e.qk_heads, cfg_.head_dim, per_row, true);
     w = permuted.data();
   }
+  if (e.norm_plus_one) {
+    // In f32, as the decoder forms 1 + w: a reader subtracting 1 gets back a w whose 1 + w is
+    // this very value (the subtraction is exact for 1 + w in [0.5, 2]), so its forward is ours.
+    permuted.assign(w, w + rows * cols);
+    for (float& v : permuted) v += 1.0f;
+    w = permuted.data();
+  }
   std::vector<uint8_t> out(e.size_bytes);
   gguf_quantize_tensor(decls_[e.decl].type, w, e.rows, e.cols, out.data(), imp);
   return out;
@@ -179,7 +188,7 @@ void GgufModelWriter::add_copy(const std::string& hf_name) {
   const Entry& e = entry(hf_name);
   const uint64_t row_f32 = uint64_t(e.cols) * sizeof(float);
   // Out-of-turn tensors and permuted q/k are converted whole; the rest streams in row chunks.
-  if (e.decl != next_decl_ || e.qk_heads > 0 || uint64_t(e.rows) * row_f32 <= kCopyChunkBytes) {
+  if (e.decl != next_decl_ || e.qk_heads > 0 || e.norm_plus_one || uint64_t(e.rows) * row_f32 <= kCopyChunkBytes) {
     const std::vector<uint8_t> b = encode_copy(hf_name);
     add_bytes(hf_name, planned_type(hf_name), b.data(), b.size());
     return;

@@ -7,7 +7,10 @@
 //
 // Layout decisions (llama.cpp's convert_hf_to_gguf.py): q/k projection rows (and biases) of
 // `llama`-architecture models are permuted into llama.cpp's pair order (gguf_permute_qk_rows);
-// norms and biases stay F32; a tied lm_head is not written (llama.cpp reuses token_embd).
+// Gemma's norms (every "*norm.weight", the final one and q/k norms included) are written as the
+// multiplier 1 + w they apply, where HF stores w; Phi3's fused qkv_proj / gate_up_proj are
+// written whole as attn_qkv / ffn_up; norms and biases stay F32; a tied lm_head is not written
+// (llama.cpp reuses token_embd).
 // Tensor order in the file: rope_freqs (if any), block 0 ... block L-1 (each in HF name order),
 // then embedding / final norm / lm_head -- the order the pipeline produces them.
 #pragma once
@@ -91,6 +94,7 @@ class GgufModelWriter final : public ModelWriter {
     size_t decl = 0;       // index into decls_
     int64_t rows = 1, cols = 0;
     int64_t qk_heads = 0;  // > 0: permute rows in groups of head_dim (llama q/k)
+    bool norm_plus_one = false;  // Gemma norm: the file stores the multiplier 1 + w
     size_t size_bytes = 0;
   };
   const Entry& entry(const std::string& hf_name) const;

@@ -1,11 +1,13 @@
 // GGUF metadata -> ModelConfig: the keys are turned into the equivalent config.json object and
 // checked by the same parser as a HF folder's, so both paths share one set of validations.
+// Keys and defaults are llama.cpp's (llama-model.cpp and src/models/<arch>.cpp).
 #include "model/gguf_config.h"
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "model/gguf_names.h"
 #include <optional>
 
 namespace ar {
@@ -43,6 +45,48 @@ std::optional<double> find_float(const GgufReader& r, const std::string& key) {
   AR_THROW(r.path().string(), ": metadata key '", key, "' is ", v->type_str(), ", expected a float");
 }
 
+// gemma3's keys as Gemma3TextConfig fields, with llama.cpp's defaults and meanings
+// (llama_model_gemma3::load_arch_hparams): no sliding_window key means no window at all; the
+// sliding layers are the per-layer bool array attention.sliding_window_pattern, else every layer
+// but each pattern-th (u32 key, default 6); their RoPE base is rope.freq_base_swa (default
+// 10000); the score scale is the one llama.cpp derives from the model size (no key states it).
+void gemma3_keys(const GgufReader& r, nlohmann::json& j) {
+  const std::string file = r.path().string();
+  const int64_t layers = j["num_hidden_layers"].get<int64_t>();
+  const int64_t window = find_int(r, "gemma3.attention.sliding_window").value_or(0);
+  j["sliding_window"] = window;
+  nlohmann::json types = nlohmann::json::array();
+  const std::string pattern_key = "gemma3.attention.sliding_window_pattern";
+  const GgufValue* pv = r.find_kv(pattern_key);
+  if (pv && pv->is_array()) {
+    if (pv->elem_type != GgufType::Bool && pv->elem_type != GgufType::U32 && pv->elem_type != GgufType::I32)
+      AR_THROW(file, ": metadata key '", pattern_key, "' is ", pv->type_str(), ", expected an array of bool");
+    if (int64_t(pv->size()) != layers)
+      AR_THROW(file, ": metadata key '", pattern_key, "' has ", pv->size(), " entries for ", layers, " layers");
+    const size_t width = pv->elem_type == GgufType::Bool ? 1 : 4;
+    for (int64_t l = 0; l < layers; ++l) {
+      bool sliding = false;
+      for (size_t b = 0; b < width; ++b) sliding |= pv->bytes[size_t(l) * width + b] != 0;
+      types.push_back(sliding ? "sliding_attention" : "full_attention");
+    }
+  } else {
+    const int64_t n = find_int(r, pattern_key).value_or(6);
+    if (n < 0) AR_THROW(file, ": metadata key '", pattern_key, "' = ", n, " must not be negative");
+    for (int64_t l = 0; l < layers; ++l)
+      types.push_back(n == 0 || l % n < n - 1 ? "sliding_attention" : "full_attention");
+  }
+  j["layer_types"] = types;
+  j["rope_local_base_freq"] = find_float(r, "gemma3.rope.freq_base_swa").value_or(10000.0);
+  if (!j.contains("rope_theta")) j["rope_theta"] = 10000.0;  // llama.cpp's default, not Gemma3Config's
+  if (auto v = find_float(r, "gemma3.final_logit_softcapping")) j["final_logit_softcapping"] = *v;
+  const int64_t head_dim = j.contains("head_dim") ? j["head_dim"].get<int64_t>()
+                                                  : j["hidden_size"].get<int64_t>() / j["num_attention_heads"].get<int64_t>();
+  j["head_dim"] = head_dim;
+  j["query_pre_attn_scalar"] = gguf_gemma3_query_scalar(layers, j["hidden_size"].get<int64_t>(),
+                                                        j["num_attention_heads"].get<int64_t>(), head_dim);
+  j["hidden_activation"] = "gelu_pytorch_tanh";
+}
+
 }  // namespace
 
 ModelConfig gguf_model_config(const GgufReader& r) {
@@ -52,8 +96,10 @@ ModelConfig gguf_model_config(const GgufReader& r) {
   if (arch == "llama") j["architectures"] = {"LlamaForCausalLM"};
   else if (arch == "qwen2") j["architectures"] = {"Qwen2ForCausalLM"};
   else if (arch == "qwen3") j["architectures"] = {"Qwen3ForCausalLM"};
-  else AR_THROW(file, ": unsupported general.architecture '", arch, "' (supported: llama, qwen2, qwen3)");
-  j["model_type"] = arch;
+  else if (arch == "gemma3") j["architectures"] = {"Gemma3ForCausalLM"};
+  else if (arch == "phi3") j["architectures"] = {"Phi3ForCausalLM"};
+  else AR_THROW(file, ": unsupported general.architecture '", arch, "' (supported: llama, qwen2, qwen3, gemma3, phi3)");
+  j["model_type"] = arch == "gemma3" ? "gemma3_text" : arch;
   const std::string p = arch + ".";
   j["hidden_size"] = require_int(r, p + "embedding_length");
   j["intermediate_size"] = require_int(r, p + "feed_forward_length");
@@ -79,6 +125,12 @@ ModelConfig gguf_model_config(const GgufReader& r) {
   j["tie_word_embeddings"] = r.find_tensor("output.weight") == nullptr;
   j["attention_bias"] = r.find_tensor("blk.0.attn_q.bias") != nullptr;
   j["mlp_bias"] = r.find_tensor("blk.0.ffn_up.bias") != nullptr;
+  if (arch == "gemma3") gemma3_keys(r, j);
+  if (arch == "phi3") {
+    // llama.cpp runs phi3 without its window today; transformers (and so this tool) applies it.
+    j["sliding_window"] = find_int(r, p + "attention.sliding_window").value_or(0);
+    if (auto v = find_int(r, p + "rope.scaling.original_context_length")) j["original_max_position_embeddings"] = *v;
+  }
   if (auto v = find_int(r, "tokenizer.ggml.bos_token_id")) j["bos_token_id"] = *v;
   if (auto v = find_int(r, "tokenizer.ggml.eos_token_id")) j["eos_token_id"] = *v;
   ModelConfig c = parse_model_config(j, file);

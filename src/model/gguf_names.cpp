@@ -25,6 +25,10 @@ std::string gguf_tensor_name(const std::string& hf, const ModelConfig& c) {
   return cat("blk.", hf.substr(i, j - i), ".", suffix);
 }
 
+double gguf_gemma3_query_scalar(int64_t n_layer, int64_t hidden_size, int64_t n_head, int64_t head_dim) {
+  return n_layer == 62 ? double(hidden_size / n_head) : double(head_dim);
+}
+
 bool gguf_permutes_qk(Arch arch) { return arch == Arch::Llama || arch == Arch::Mistral; }
 
 void gguf_permute_qk_row_bytes(void* data, int64_t n_head, int64_t head_dim, size_t row_bytes, bool to_gguf) {

@@ -15,9 +15,14 @@ namespace ar {
 // architecture (c: e.g. Gemma3's post_attention_layernorm, Phi3's fused qkv_proj).
 std::string gguf_tensor_name(const std::string& hf_name, const ModelConfig& c);
 
+// The query_pre_attn_scalar llama.cpp's gemma3 graph implies (it has no GGUF key for it): scores
+// are scaled by 1/sqrt(hidden_size / heads) for its 62-layer model (Gemma 3 27B) and by
+// 1/sqrt(head_dim) for every other size.
+double gguf_gemma3_query_scalar(int64_t n_layer, int64_t hidden_size, int64_t n_head, int64_t head_dim);
+
 // llama.cpp runs `llama` models (Llama, Mistral) with RoPE on adjacent pairs, so the converter
-// reorders q/k rows from HF's rotate-half order; qwen2/qwen3 use the rotate-half (NEOX) mode and
-// keep HF's order.
+// reorders q/k rows from HF's rotate-half order; qwen2/qwen3, gemma3 and phi3 use the rotate-half
+// (NEOX) mode and keep HF's order.
 bool gguf_permutes_qk(Arch arch);
 
 // Reorders the rows of a q or k projection, (n_head * head_dim, cols) row-major, in place (a bias

@@ -40,8 +40,11 @@ class GgufSource final : public WeightSource {
     const int64_t D = c.head_dim, H = c.num_attention_heads, Hkv = c.num_key_value_heads;
     const int64_t C = c.hidden_size;
     BlockWeights b = block_shapes(c, layer);
-    for (const BlockTensorSpec& s : block_tensor_specs(c, layer))
-      block_tensor_buffer(b, s) = load(s.gguf_name, std::vector<int64_t>(s.shape.rbegin(), s.shape.rend()));
+    for (const BlockTensorSpec& s : block_tensor_specs(c, layer)) {
+      Buffer& dst = block_tensor_buffer(b, s);
+      dst = load(s.gguf_name, std::vector<int64_t>(s.shape.rbegin(), s.shape.rend()));
+      if (!s.is_linear()) undo_norm_offset(dst.as<float>(), s.numel());
+    }
     if (gguf_permutes_qk(c.arch)) {  // back to HF's rotate-half order
       gguf_permute_qk_rows(b.q.w.as<float>(), H, D, C, false);
       gguf_permute_qk_rows(b.k.w.as<float>(), Hkv, D, C, false);
@@ -59,9 +62,19 @@ class GgufSource final : public WeightSource {
 
   void embedding_rows(int64_t row0, int64_t n, float* dst) const override { rows(*embd_, row0, n, dst); }
   void lm_head_rows(int64_t row0, int64_t n, float* dst) const override { rows(*head_, row0, n, dst); }
-  void final_norm(float* dst) const override { dequantize(*norm_, dst); }
+  void final_norm(float* dst) const override {
+    dequantize(*norm_, dst);
+    undo_norm_offset(dst, c_.hidden_size);
+  }
 
  private:
+  // Gemma: the file holds the multiplier 1 + w (llama.cpp's converter adds the 1); the model
+  // keeps HF's w. Subtracting in f32 gives back exactly the w whose 1 + w the file states.
+  void undo_norm_offset(float* w, int64_t n) const {
+    if (!c_.norm_weight_offset) return;
+    for (int64_t i = 0; i < n; ++i) w[i] -= 1.0f;
+  }
+
   // The tensor, checked to have GGUF dims `dims` (the HF shape reversed: fastest first).
   const GgufTensorInfo& require(const std::string& name, const std::vector<int64_t>& dims) const {
     const GgufTensorInfo& t = r_->require_tensor(name);

@@ -1,6 +1,6 @@
 // A GGUF model file as a Decoder's weight source: each tensor is dequantized (any block format)
-// when a pass reaches it, and the llama q/k row permutation is undone, so the blocks come out in
-// HF layout exactly like a safetensors folder's.
+// when a pass reaches it, the llama q/k row permutation and Gemma's 1 + w norms are undone, so the
+// blocks come out in HF layout exactly like a safetensors folder's.
 #pragma once
 #include <filesystem>
 #include <memory>

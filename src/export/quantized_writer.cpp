@@ -145,9 +145,12 @@ void QuantizedModelWriter::Impl::plan(const std::function<QuantScheme(const std:
   std::vector<StoredLinear> stored;
   for (const std::string& name : order) {
     const TensorInfo& t = src->require(name);
-    if (!is_block_linear_weight(name, t.shape) || not_quantizable.count(name)) continue;
+    if (!is_block_linear_weight(name, t.shape)) continue;
     const std::string linear = name.substr(0, name.size() - 7);
     QuantScheme s = scheme_for(linear);
+    // A router stays as stored, and the quantization config says so (runtimes would otherwise
+    // expect it packed).
+    if (not_quantizable.count(name)) s.bits = 16;
     const int64_t out = t.shape[0], in = t.shape[1];
     if (s.quantized()) {
       if (const std::string why = format_scheme_problem(format, s); !why.empty())

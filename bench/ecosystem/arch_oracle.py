@@ -89,7 +89,7 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
 
 
-REFERENCE_PRESETS = ["tiny-gemma3", "tiny-phi3"]
+REFERENCE_PRESETS = ["tiny-gemma3", "tiny-phi3", "tiny-qwen3-moe", "tiny-mixtral"]
 REF_SEQLEN, REF_POSITIONS, REF_VOCAB_STEP, REF_SEED = 64, [5, 20, 40, 63], 4, 7
 
 

@@ -165,8 +165,10 @@ void moe_forward_train(float* out, MoeTrainScratch& s, const float* xn, const Bl
   MoeRouting& r = s.routing;
   moe_route(r, xn, b.router.w.as<float>(), rows, c, s.logits);
   std::fill(out, out + rows * C, 0.f);
+  s.routed.resize(size_t(c.num_experts), 0);
   for (int64_t e = 0; e < c.num_experts; ++e) {
     const int64_t n = r.count(e), o = r.offset[size_t(e)];
+    s.routed[size_t(e)] += n;
     if (n == 0) continue;
     const int64_t* slots = r.slot.data() + o;
     for (int64_t i = 0; i < n; ++i) std::memcpy(s.x + i * C, xn + (slots[i] / k) * C, size_t(C) * sizeof(float));

@@ -65,6 +65,9 @@ class MoeTrainScratch {
   float *gate, *up, *act, *y;    // (rows·k, F) x3, (rows·k, C)
   float *x, *dx;                 // one expert's gathered input / its gradient (rows, C)
   std::vector<float> dweight;    // (rows, k) dL/d routing weight
+  // Rows routed to each expert by every moe_forward_train since the last clear (a tuner's count
+  // of which experts its calibration data reaches).
+  std::vector<int64_t> routed;
 
  private:
   Buffer buf_;

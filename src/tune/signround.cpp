@@ -24,6 +24,7 @@
 #include "quant/gguf_tune.h"
 #include "quant/importance.h"
 #include "quant/nvfp4_global.h"
+#include "quant/opt_rtn.h"
 #include "quant/rtn.h"
 
 namespace ar {
@@ -514,6 +515,8 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     part[i] = s.tuned && local > 1 ? part_bufs[size_t(i)].data() : nullptr;
   }
   r.best_loss = INFINITY;
+  for (BlockGradScratch* sc : {&S.scratch, S.lane1 ? &S.lane1->scratch : nullptr})
+    if (sc && sc->moe) sc->moe->routed.clear();  // count what tuning routes, not the target pass
   const auto t0 = std::chrono::steady_clock::now();
   // Fetches sample `idx` into x / t (T, C): its input and its target, made now when streamed.
   auto fetch = [&](int64_t idx, float* x, float* t) {
@@ -691,6 +694,32 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       }
     }
   }
+  // Experts the calibration data never routed a token to got no gradient, so tuning left them at
+  // plain RTN: they get optimized RTN instead (integer schemes; GGUF targets start from their
+  // format's own scale search, floating-point schemes have plain RTN anyway), and are named once.
+  auto unrouted_experts_to_opt_rtn = [&]() {
+    if (S.b.experts.empty()) return;
+    const int64_t E = int64_t(S.b.experts.size() / 3);
+    std::vector<double> routed(size_t(E), 0.0);
+    for (BlockGradScratch* sc : {&S.scratch, S.lane1 ? &S.lane1->scratch : nullptr})
+      if (sc && sc->moe)
+        for (size_t e = 0; e < sc->moe->routed.size(); ++e) routed[e] += double(sc->moe->routed[e]);
+    if (comm.size() > 1) comm.sum_ordered(routed.data(), routed.size());
+    std::string none;
+    for (int64_t e = 0; e < E; ++e) {
+      if (routed[size_t(e)] > 0) continue;
+      none += (none.empty() ? "" : ", ") + std::to_string(e);
+      for (int j = 0; j < 3; ++j) {
+        const int i = kDenseLinears + 3 * int(e) + j;
+        LinearState& s = S.st[size_t(i)];
+        if (!s.tuned || s.gguf || s.scheme.is_fp()) continue;
+        r.q[size_t(i)] = quantize_opt_rtn(S.original(i), s.l->out, s.l->in, s.scheme);
+      }
+    }
+    if (!none.empty())
+      log_info("block ", S.b.layer, ": experts no calibration token reached (optimized RTN): ", none);
+  };
+  unrouted_experts_to_opt_rtn();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   char per_step[32];
   std::snprintf(per_step, sizeof per_step, "%.3f", secs / o.iters);

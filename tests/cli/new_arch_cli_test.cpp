@@ -6,9 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "io/file.h"
+#include "quant/opt_rtn.h"
+#include "quant/scheme.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "support/fixtures.h"
@@ -78,7 +82,11 @@ TEST_P(NewArch, TunesWritesAndReadsBack) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const bool phi = preset == "tiny-phi3";
   const std::string log = r.out + r.err;
-  EXPECT_NE(log.find(phi ? "quantized 8 linear layers" : "quantized 14 linear layers"), std::string::npos) << log;
+  // Per block: gemma3 7, phi3 4 (fused), qwen3-moe 4 + 8 experts x 3 (block 1 is dense: 7),
+  // mixtral 4 + 4 x 3.
+  const std::map<std::string, int> linears = {
+      {"tiny-gemma3", 14}, {"tiny-phi3", 8}, {"tiny-qwen3-moe", 28 + 7}, {"tiny-mixtral", 32}};
+  EXPECT_NE(log.find("quantized " + std::to_string(linears.at(preset)) + " linear layers"), std::string::npos) << log;
 
   const std::string l0 = "model.layers.0.";
   const SafetensorsReader ar = SafetensorsReader::open(out / "auto_round");
@@ -90,6 +98,15 @@ TEST_P(NewArch, TunesWritesAndReadsBack) {
     EXPECT_EQ(ar.require(l0 + "mlp.gate_up_proj.scales").shape,
               (std::vector<int64_t>{c.hidden_size / 32, 2 * c.intermediate_size}));
     EXPECT_EQ(ar.find(l0 + "self_attn.q_proj.qweight"), nullptr);
+  } else if (preset == "tiny-qwen3-moe" || preset == "tiny-mixtral") {
+    // The router stays as stored and the quantization config says so; the experts are packed.
+    const bool mixtral = preset == "tiny-mixtral";
+    const std::string moe = l0 + (mixtral ? "block_sparse_moe." : "mlp.");
+    EXPECT_EQ(ar.require(moe + "gate.weight").shape, (std::vector<int64_t>{mixtral ? 4 : 8, 128}));
+    EXPECT_EQ(ar.find(moe + "gate.qweight"), nullptr);
+    EXPECT_NE(ar.find(moe + (mixtral ? "experts.3.w2.qweight" : "experts.7.down_proj.qweight")), nullptr);
+    const auto cfg = nlohmann::json::parse(read_text_file(out / "auto_round" / "config.json"));
+    EXPECT_EQ(cfg["quantization_config"]["extra_config"][moe + "gate"]["bits"], 16);
   } else {
     for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
                           "post_feedforward_layernorm", "self_attn.q_norm", "self_attn.k_norm"}) {
@@ -116,8 +133,47 @@ TEST_P(NewArch, TunesWritesAndReadsBack) {
   fs::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, NewArch, ::testing::Values("tiny-gemma3", "tiny-phi3"),
-                         [](const auto& info) { return std::string(info.param).substr(5); });
+INSTANTIATE_TEST_SUITE_P(Tiny, NewArch, ::testing::Values("tiny-gemma3", "tiny-phi3", "tiny-qwen3-moe", "tiny-mixtral"),
+                         [](const auto& info) {
+                           std::string n = std::string(info.param).substr(5);
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+// With every router weight zero, each token's probabilities tie and the top 2 are experts 0 and
+// 1: experts 2..7 never see a calibration token. Tuning cannot move them (no gradient), so they
+// get optimized RTN, and the log names them once per block.
+TEST(NewArch, ExpertsWithoutTokensGetOptimizedRtn) {
+  const fs::path dir = test::make_temp_dir("moe_unrouted");
+  const fs::path model = make_model("tiny-qwen3-moe", dir / "model"), out = dir / "out";
+  const std::string router = "model.layers.0.mlp.gate.weight";
+  {
+    const SafetensorsReader st = SafetensorsReader::open(model);
+    const TensorInfo& t = st.require(router);
+    ASSERT_EQ(t.dtype, DType::F32);
+    const std::vector<char> zeros(t.size_bytes, 0);
+    std::fstream f(st.file_path(t.file_index), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(t.offset_bytes));
+    f.write(zeros.data(), std::streamsize(zeros.size()));
+  }
+  const auto r = test::run_command(cli() + " quantize --model " + model.string() + " --output_dir " + out.string() +
+                                   " --iters 5 --nsamples 4 --seqlen 64 --dataset builtin --group_size 32 --format fake");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string log = r.out + r.err;
+  EXPECT_NE(log.find("block 0: experts no calibration token reached (optimized RTN): 2, 3, 4, 5, 6, 7"),
+            std::string::npos) << log;
+  // Expert 7's fake weights are exactly optimized RTN of its source weights; expert 0's were tuned.
+  for (const char* e : {"7", "0"}) {
+    const std::string name = std::string("model.layers.0.mlp.experts.") + e + ".up_proj.weight";
+    const std::vector<float> w = tensor_f32(model, name), got = tensor_f32(out, name);
+    const SafetensorsReader st = SafetensorsReader::open(model);
+    const TensorInfo& t = st.require(name);
+    std::vector<float> rtn(w.size());
+    quantize_opt_rtn(w.data(), t.shape[0], t.shape[1], QuantScheme{4, 32, true}).dequantize(rtn.data());
+    EXPECT_EQ(got == rtn, std::string(e) == "7") << name;
+  }
+  fs::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace ar

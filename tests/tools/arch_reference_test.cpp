@@ -1,4 +1,4 @@
-// Gemma3 and Phi3 forwards against transformers, in CI where transformers is absent: the
+// Gemma3, Phi3, Qwen3-MoE and Mixtral forwards against transformers, in CI where transformers is absent: the
 // generator's tiny models (same preset, seed and dtype as the recording) run through our Decoder,
 // and their log-softmax must match what transformers computed for the same windows
 // (tests/data/arch_reference_logits.json, written by bench/ecosystem/arch_oracle.py
@@ -50,14 +50,14 @@ std::vector<double> log_softmax(const Decoder& d, const std::vector<int32_t>& id
   return r;
 }
 
-TEST(ArchReference, Gemma3AndPhi3MatchTransformers) {
+TEST(ArchReference, Gemma3Phi3AndMoeMatchTransformers) {
   const fs::path ref_file = fs::path(AR_SOURCE_DIR) / "tests" / "data" / "arch_reference_logits.json";
   std::ifstream f(ref_file);
   ASSERT_TRUE(f) << ref_file;
   const json ref = json::parse(f);
   const auto positions = ref.at("positions").get<std::vector<int64_t>>();
   const int64_t step = ref.at("vocab_step").get<int64_t>();
-  ASSERT_EQ(ref.at("models").size(), 2u);
+  ASSERT_EQ(ref.at("models").size(), 4u);
   for (const json& m : ref.at("models")) {
     const std::string preset = m.at("preset");
     const fs::path dir = test::make_temp_dir("arch_ref_" + preset);

@@ -181,11 +181,27 @@ BlockWeights block_shapes(const ModelConfig& c, int64_t layer) {
   return b;
 }
 
-uint64_t block_f32_bytes(const ModelConfig& c) {
+namespace {
+uint64_t layer_f32_bytes(const ModelConfig& c, int64_t layer) {
   uint64_t n = 0;
-  for (const BlockTensorSpec& s : block_tensor_specs(c, 0)) n += uint64_t(s.numel()) * sizeof(float);
+  for (const BlockTensorSpec& s : block_tensor_specs(c, layer)) n += uint64_t(s.numel()) * sizeof(float);
   return n;
 }
+}  // namespace
+
+int64_t largest_block_layer(const ModelConfig& c) {
+  if (c.num_experts <= 0) return 0;  // dense: every block alike
+  int64_t best = 0;
+  uint64_t best_bytes = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    if (const uint64_t b = layer_f32_bytes(c, l); b > best_bytes) {
+      best = l;
+      best_bytes = b;
+    }
+  return best;
+}
+
+uint64_t block_f32_bytes(const ModelConfig& c) { return layer_f32_bytes(c, largest_block_layer(c)); }
 
 std::string gguf_block_suffix(std::string_view hf_suffix, const ModelConfig& c) {
   const size_t dot = hf_suffix.rfind('.');

@@ -76,8 +76,10 @@ Buffer& block_tensor_buffer(BlockWeights& b, const BlockTensorSpec& s);
 // fill (through block_tensor_buffer), and what estimates made before any block is read look at.
 BlockWeights block_shapes(const ModelConfig& c, int64_t layer);
 
-// Bytes of one block's tensors as f32 (every block has the same shapes).
+// Bytes of the largest block's tensors as f32 (blocks differ where some are MoE and some dense).
 uint64_t block_f32_bytes(const ModelConfig& c);
+// The layer whose block has the most bytes (the first of equals): what memory estimates size for.
+int64_t largest_block_layer(const ModelConfig& c);
 
 // The GGUF suffix (after "blk.N.") of a block tensor's HF suffix (after "model.layers.N.") under
 // config c, e.g. "self_attn.o_proj.bias" -> "attn_output.bias"; "" when llama.cpp has no name

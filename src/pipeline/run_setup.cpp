@@ -227,7 +227,7 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   const SafetensorsReader& src = d.reader();
   const int64_t T = opt.seqlen, n_calib = int64_t(s.samples.samples.size());
   const size_t sample_floats = size_t(T * cfg.hidden_size);
-  const BlockWeights shapes0 = block_shapes(cfg, 0);
+  const BlockWeights shapes0 = block_shapes(cfg, largest_block_layer(cfg));  // MoE models: blocks differ
   const Schemes schemes0 = s.schemes(shapes0);
   uint64_t max_result = 0, bf16_saving = 0;
   for (int i = 0; i < block_linear_count(shapes0); ++i) {

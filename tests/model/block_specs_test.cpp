@@ -185,3 +185,63 @@ TEST(BlockSpecs, Phi3FusedLinearsFillTheQAndGateSlots) {
 
 }  // namespace
 }  // namespace ar
+
+namespace ar {
+namespace {
+
+ModelConfig moe_config(Arch arch) {
+  ModelConfig c = config(arch == Arch::Mixtral ? Arch::Mistral : Arch::Qwen3);
+  c.arch = arch;
+  c.num_experts = 16;  // 16 x 3 x 20 x 64 weights: more than the dense MLP's 3 x 172 x 64
+  c.num_experts_per_tok = 2;
+  c.moe_intermediate_size = 20;
+  c.layer_moe = {0, 1, 1, 0};  // layers 0 and 3 dense (mlp_only_layers)
+  return c;
+}
+
+TEST(BlockSpecs, MoeRouterAndExpertsAfterTheDenseSlots) {
+  const ModelConfig c = moe_config(Arch::Qwen3Moe);
+  const auto specs = block_tensor_specs(c, 1);
+  auto m = shapes_of(specs);
+  const std::string p = "model.layers.1.mlp.";
+  EXPECT_EQ(m.at(p + "gate.weight"), (Shape{16, 64}));
+  EXPECT_EQ(m.at(p + "experts.2.down_proj.weight"), (Shape{64, 20}));
+  EXPECT_EQ(m.count(p + "gate_proj.weight"), 0u);
+  for (const BlockTensorSpec& s : specs) {
+    if (s.part == BlockPart::Router) {
+      EXPECT_FALSE(s.quantizable());
+      EXPECT_EQ(s.gguf_name, "blk.1.ffn_gate_inp.weight");
+    }
+    if (s.name == p + "experts.2.up_proj.weight") {
+      EXPECT_EQ(s.linear_index(), kDenseLinears + 3 * 2 + 1);
+      EXPECT_EQ(s.gguf_name, "blk.1.ffn_up_exps.weight");  // llama.cpp's stacked tensor
+      EXPECT_EQ(gguf_tensor_name(s.name, c), "");          // no per-expert GGUF tensor
+    }
+  }
+  const BlockWeights b = block_shapes(c, 1);
+  EXPECT_EQ(block_linear_count(b), kDenseLinears + 48);
+  EXPECT_EQ(block_linears(b, kDenseLinears + 5)->name, p + "experts.1.down_proj");
+  EXPECT_EQ(b.router.out, 16);
+  EXPECT_FALSE(b.gate.present());
+  // Dense layers keep the ordinary MLP; estimates size for the largest block.
+  EXPECT_EQ(block_linear_count(block_shapes(c, 0)), kDenseLinears);
+  EXPECT_EQ(largest_block_layer(c), 1);
+  uint64_t bytes = 0;
+  for (const BlockTensorSpec& s : specs) bytes += uint64_t(s.numel()) * 4;
+  EXPECT_EQ(block_f32_bytes(c), bytes);
+}
+
+TEST(BlockSpecs, MixtralNames) {
+  const ModelConfig c = moe_config(Arch::Mixtral);
+  auto m = shapes_of(block_tensor_specs(c, 2));
+  const std::string p = "model.layers.2.block_sparse_moe.";
+  EXPECT_EQ(m.at(p + "gate.weight"), (Shape{16, 64}));
+  EXPECT_EQ(m.at(p + "experts.0.w1.weight"), (Shape{20, 64}));  // gate
+  EXPECT_EQ(m.at(p + "experts.0.w3.weight"), (Shape{20, 64}));  // up
+  EXPECT_EQ(m.at(p + "experts.0.w2.weight"), (Shape{64, 20}));  // down
+  const BlockWeights b = block_shapes(c, 2);
+  EXPECT_EQ(block_linears(b, kDenseLinears + 1)->name, p + "experts.0.w3");
+}
+
+}  // namespace
+}  // namespace ar

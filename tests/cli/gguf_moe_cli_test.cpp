@@ -54,7 +54,7 @@ TEST_P(GgufMoeCli, SignRoundGgufRunReadsBack) {
   EXPECT_EQ(down.dims.back(), E);
   EXPECT_EQ(r.require_tensor("blk.0.ffn_gate_inp.weight").type, GgmlType::F32);
 
-  const std::string eval_args = " --dataset builtin --seqlen 32 --nsamples 4";
+  const std::string eval_args = " --dataset builtin --seqlen 32 --limit 4";
   const double p_fp = ppl_of(test::run_command(cli() + " eval --model " + model.string() + eval_args));
   auto et = test::run_command(cli() + " eval --model " + tuned.string() + eval_args);
   ASSERT_EQ(et.exit_code, 0) << et.err;

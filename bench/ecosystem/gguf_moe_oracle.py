@@ -77,7 +77,15 @@ def our_eval_all(model: Path, wins: np.ndarray, tag: str) -> float:
 
 
 CONVERT = r'''
-import sys
+import importlib.machinery, sys, types
+# LlamaModel imports sentencepiece, absent from this venv; the synthetic tokenizer never needs it.
+try:
+    import sentencepiece  # noqa: F401
+except ImportError:
+    sp = types.ModuleType("sentencepiece")
+    sp.SentencePieceProcessor = object
+    sp.__spec__ = importlib.machinery.ModuleSpec("sentencepiece", None)
+    sys.modules["sentencepiece"] = sp
 sys.path.insert(0, "/work/llama.cpp")
 sys.path.insert(0, "/work/llama.cpp/gguf-py")
 import conversion.base as base
@@ -188,7 +196,7 @@ def main() -> int:
     p = subprocess.run([str(g.LLAMA / "llama-perplexity"), "-m", str(gguf), "-f", str(text), "-c", str(n_ctx),
                         "--chunks", "1", "-nr", "--no-warmup"], capture_output=True, text=True)
     refused = p.returncode != 0
-    why = next((l for l in (p.stdout + p.stderr).splitlines() if "missing tensor" in l or "error" in l.lower()), "")
+    why = next((l for l in (p.stdout + p.stderr).splitlines() if "not found" in l or "missing tensor" in l), "")
     print(f"tiny-qwen3-moe (dense layer 1): HF folder {folder:.6f}, our F16 file {ours_f16:.6f} "
           f"({100 * (ours_f16 / folder - 1):+.4f} %); llama.cpp {'refuses it: ' + why.strip() if refused else 'loads it'}")
     extra.append(dict(model="tiny-qwen3-moe-f32", folder=folder, ours_f16=ours_f16, llama_refuses=refused, why=why))

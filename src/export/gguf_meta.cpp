@@ -24,6 +24,8 @@ std::string gguf_arch_name(Arch arch) {
     case Arch::Qwen3: return "qwen3";
     case Arch::Gemma3: return "gemma3";
     case Arch::Phi3: return "phi3";
+    case Arch::Qwen3Moe: return "qwen3moe";
+    case Arch::Mixtral: return "llama";  // convert_hf_to_gguf: Mixtral is llama with ffn_*_exps
   }
   AR_CHECK(false, "unknown Arch ", int(arch));
   return {};
@@ -115,6 +117,27 @@ void warn_phi3_name(const std::vector<GgufKV>& kv, const std::filesystem::path& 
              "(rename the model folder)");
 }
 
+// Mixture-of-experts keys (TextModel / Qwen2MoeModel.set_gguf_parameters): expert_count,
+// expert_used_count, and for qwen3moe the experts' own FFN width. llama.cpp's qwen3moe graph
+// renormalises the top-k weights and builds every layer as MoE; a config that differs is written
+// anyway (our reader handles it) with a warning that llama.cpp will not run the same model.
+template <typename Add>
+void add_moe_kvs(const ModelConfig& c, const std::string& a, const std::string& src, Add&& add) {
+  add(a + ".expert_count", u32_value(c.num_experts, "num_experts", src));
+  add(a + ".expert_used_count", u32_value(c.num_experts_per_tok, "num_experts_per_tok", src));
+  if (c.arch != Arch::Qwen3Moe) return;
+  add(a + ".expert_feed_forward_length", u32_value(c.moe_intermediate_size, "moe_intermediate_size", src));
+  if (!c.norm_topk_prob)
+    log_warn(src, ": norm_topk_prob = false, but llama.cpp's qwen3moe always renormalises the top-",
+             c.num_experts_per_tok, " routing weights: llama.cpp will run this file as a different model");
+  std::string dense;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    if (!layer_is_moe(c, l)) dense += cat(dense.empty() ? "" : ", ", l);
+  if (!dense.empty())
+    log_warn(src, ": layer(s) ", dense, " have a dense MLP (mlp_only_layers / decoder_sparse_step); llama.cpp's "
+             "qwen3moe expects experts in every layer and will refuse the file (autoround eval reads it)");
+}
+
 }  // namespace
 
 std::optional<GgufFileType> parse_gguf_file_type(std::string_view name) {
@@ -167,6 +190,7 @@ std::vector<GgufKV> gguf_model_kvs(const ModelConfig& c, const std::filesystem::
     add(a + ".rope.scaling.type", GgufValue::string("linear"));
     add(a + ".rope.scaling.factor", GgufValue::scalar<float>(float(c.rope_scaling.factor)));
   }
+  if (c.num_experts > 0) add_moe_kvs(c, a, src, add);
   if (c.arch == Arch::Gemma3) add_gemma3_kvs(c, src, add);
   if (c.arch == Arch::Phi3) {
     // Phi3MiniModel: the training context (LongRoPE's reference length) and the window, 0 when

@@ -46,8 +46,8 @@ struct GgufMetaOptions {
   uint32_t alignment = kGgufDefaultAlignment;  // general.alignment (power of two)
 };
 
-// llama.cpp's architecture name: Llama and Mistral -> "llama", Qwen2 -> "qwen2", Qwen3 -> "qwen3",
-// Gemma3 -> "gemma3", Phi3 -> "phi3".
+// llama.cpp's architecture name: Llama, Mistral and Mixtral -> "llama", Qwen2 -> "qwen2",
+// Qwen3 -> "qwen3", Gemma3 -> "gemma3", Phi3 -> "phi3", Qwen3Moe -> "qwen3moe".
 std::string gguf_arch_name(Arch arch);
 
 // general.architecture, general.name, <arch>.{context_length, embedding_length, block_count,

@@ -448,7 +448,7 @@ std::vector<GgufKV> gguf_tokenizer_kvs(const fs::path& dir, int64_t n_vocab, Arc
   if (tok_config.contains("chat_template") && tok_config["chat_template"].is_string())
     add("tokenizer.chat_template", GgufValue::string(tok_config["chat_template"].get<std::string>()));
   // LlamaModel.set_vocab only.
-  if ((arch == Arch::Llama || arch == Arch::Mistral) && tok_config.contains("add_prefix_space") &&
+  if ((arch == Arch::Llama || arch == Arch::Mistral || arch == Arch::Mixtral) && tok_config.contains("add_prefix_space") &&
       tok_config["add_prefix_space"].is_boolean())
     add("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(tok_config["add_prefix_space"].get<bool>()));
   // Gemma3Model.set_vocab: a SentencePiece vocabulary never gets a space prefix.

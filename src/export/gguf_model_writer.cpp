@@ -10,6 +10,7 @@
 #include "io/atomic_output.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "model/block_specs.h"
 #include "model/gguf_names.h"
 #include "quant/gguf_blocks.h"
 
@@ -56,9 +57,23 @@ GgufModelWriter::GgufModelWriter(const fs::path& model_dir, const fs::path& outp
   const std::vector<float> rope_freqs = gguf_rope_freqs(cfg);
   if (!rope_freqs.empty()) decls_.push_back({"rope_freqs.weight", GgmlType::F32, {int64_t(rope_freqs.size())}});
 
+  // Experts are stacked by llama.cpp: each per-expert HF matrix (F, C) is one slice of a 3-D
+  // tensor whose GGUF dims are (C, F, n_expert); the block specs name the stacked tensor.
+  std::map<std::string, BlockTensorSpec> expert_specs;
+  for (int64_t l = 0; cfg.num_experts > 0 && l < cfg.num_hidden_layers; ++l)
+    for (BlockTensorSpec& s : block_tensor_specs(cfg, l))
+      if (s.expert >= 0) expert_specs.emplace(s.name, std::move(s));
+  std::map<std::string, std::pair<size_t, size_t>> stacked;  // stacked GGUF name -> (decls_, mt) index
+
   std::vector<GgufMixTensor> mt;
+  std::vector<size_t> mt_decl;  // mt index -> decls_ index
+  auto requested_type = [&](const std::string& hf) -> std::optional<GgmlType> {
+    auto it = requested.find(hf);
+    return it == requested.end() ? std::nullopt : std::optional<GgmlType>(it->second);
+  };
   for (const std::string& hf : output_tensor_order(src)) {
-    const std::string g = gguf_tensor_name(hf, cfg);
+    const auto ex = expert_specs.find(hf);
+    const std::string g = ex != expert_specs.end() ? ex->second.gguf_name : gguf_tensor_name(hf, cfg);
     if (g.empty()) {
       if (hf.ends_with("rotary_emb.inv_freq")) continue;  // recomputed by every loader
       AR_THROW(src.source_path().string(), ": tensor '", hf, "' has no GGUF name (not a ", cfg.architecture,
@@ -69,9 +84,35 @@ GgufModelWriter::GgufModelWriter(const fs::path& model_dir, const fs::path& outp
       AR_THROW(src.source_path().string(), ": tensor '", hf, "' has ", t.shape.size(), " dimensions, expected 1 or 2");
     Entry e;
     e.hf_name = hf;
-    e.decl = decls_.size();
     e.rows = t.shape.size() == 2 ? t.shape[0] : 1;
     e.cols = t.shape.back();
+    if (ex != expert_specs.end()) {
+      if (t.shape != ex->second.shape)
+        AR_THROW(src.source_path().string(), ": expert tensor '", hf, "' has shape [", t.shape[0], ", ",
+                 t.shape.back(), "], expected [", ex->second.shape[0], ", ", ex->second.shape[1], "]");
+      e.expert = ex->second.expert;
+      e.n_experts = cfg.num_experts;
+      auto [it, fresh] = stacked.emplace(g, std::pair{decls_.size(), mt.size()});
+      e.decl = it->second.first;
+      const size_t k = it->second.second;
+      if (fresh) {
+        const std::vector<int64_t> dims = {e.cols, e.rows, cfg.num_experts};
+        mt.push_back({g, dims, GgmlType::F32});
+        mt_decl.push_back(e.decl);
+        decls_.push_back({g, GgmlType::F32, dims});
+      }
+      // --layer_config asks per expert; the experts of one stacked tensor share its type.
+      if (const auto r = requested_type(hf)) {
+        if (mt[k].requested && *mt[k].requested != *r)
+          AR_THROW("GGUF export: the experts of '", g, "' are asked for different types (", ggml_info(*mt[k].requested).name,
+                   " and ", ggml_info(*r).name, " for '", hf, "'); llama.cpp stores them as one tensor of one type");
+        mt[k].requested = r;
+      }
+      by_hf_[hf] = entries_.size();
+      entries_.push_back(e);
+      continue;
+    }
+    e.decl = decls_.size();
     if (gguf_permutes_qk(cfg.arch)) {
       if (g.ends_with(".attn_q.weight") || g.ends_with(".attn_q.bias")) e.qk_heads = cfg.num_attention_heads;
       if (g.ends_with(".attn_k.weight") || g.ends_with(".attn_k.bias")) e.qk_heads = cfg.num_key_value_heads;
@@ -83,26 +124,34 @@ GgufModelWriter::GgufModelWriter(const fs::path& model_dir, const fs::path& outp
     std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
     by_hf_[hf] = entries_.size();
     entries_.push_back(e);
-    // The reference converter stores everything as F32 before llama-quantize: 1-D tensors stay so.
+    // The reference converter stores everything as F32 before llama-quantize: 1-D tensors stay so
+    // (and so does the MoE router, ffn_gate_inp, which llama.cpp never quantizes).
     mt.push_back({g, dims, GgmlType::F32});
-    if (auto it = requested.find(hf); it != requested.end()) mt.back().requested = it->second;
+    mt_decl.push_back(e.decl);
+    mt.back().requested = requested_type(hf);
     decls_.push_back({g, GgmlType::F32, dims});
   }
   for (const auto& [hf, type] : requested)
     if (!by_hf_.count(hf))
       AR_THROW(src.source_path().string(), ": a GGUF type was asked for tensor '", hf, "', which the export does not write");
+  std::map<size_t, int64_t> experts_of;  // decl -> experts seen
+  for (const Entry& e : entries_)
+    if (e.expert >= 0) ++experts_of[e.decl];
+  for (const auto& [g, dk] : stacked) {
+    const int64_t n = experts_of[dk.first];
+    if (n != cfg.num_experts)
+      AR_THROW(src.source_path().string(), ": '", g, "' gets ", n, " of ", cfg.num_experts, " experts' tensors");
+  }
   GgufMixModel mm;
   mm.arch = gguf_arch_name(cfg.arch);
   mm.n_layer = int(cfg.num_hidden_layers);
   mm.n_head = int(cfg.num_attention_heads);
   mm.n_head_kv = int(cfg.num_key_value_heads);
+  mm.n_expert = int(cfg.num_experts);
   mm.has_imatrix = has_importance;
   const std::vector<GgufTensorType> types = gguf_mix_types(mix, mm, mt);
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    Entry& e = entries_[i];
-    decls_[e.decl].type = types[i].type;
-    e.size_bytes = size_t(e.rows) * ggml_row_bytes(types[i].type, e.cols);
-  }
+  for (size_t k = 0; k < mt.size(); ++k) decls_[mt_decl[k]].type = types[k].type;
+  for (Entry& e : entries_) e.size_bytes = size_t(e.rows) * ggml_row_bytes(decls_[e.decl].type, e.cols);
 
   fs::create_directories(output_dir, ec);
   if (ec) AR_THROW(output_dir.string(), ": cannot create the output folder: ", ec.message());
@@ -175,10 +224,27 @@ void GgufModelWriter::add_bytes(const std::string& hf_name, GgmlType t, const vo
            ggml_info(t).name, " (", size, " bytes), planned ", ggml_info(decls_[e.decl].type).name, " (",
            e.size_bytes, " bytes)");
   AR_CHECK(e.decl >= next_decl_ && !pending_.count(e.decl), "GGUF export: '", hf_name, "' given twice");
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  if (e.expert >= 0) {
+    // An expert's rows are one slice of the stacked tensor: gathered until every expert is in.
+    Stack& st = stacks_[e.decl];
+    if (st.bytes.empty()) {
+      st.bytes.resize(size * size_t(e.n_experts));
+      st.seen.assign(size_t(e.n_experts), 0);
+    }
+    AR_CHECK(!st.seen[size_t(e.expert)], "GGUF export: '", hf_name, "' given twice");
+    std::copy(p, p + size, st.bytes.begin() + std::ptrdiff_t(size * size_t(e.expert)));
+    st.seen[size_t(e.expert)] = 1;
+    if (++st.count < e.n_experts) return;
+    std::vector<uint8_t> whole = std::move(st.bytes);
+    stacks_.erase(e.decl);
+    if (e.decl == next_decl_) write_ready(e.decl, whole.data(), whole.size());
+    else pending_.emplace(e.decl, std::move(whole));
+    return;
+  }
   if (e.decl == next_decl_) {
     write_ready(e.decl, data, size);
   } else {
-    const uint8_t* p = static_cast<const uint8_t*>(data);
     pending_.emplace(e.decl, std::vector<uint8_t>(p, p + size));
   }
 }
@@ -188,7 +254,8 @@ void GgufModelWriter::add_copy(const std::string& hf_name) {
   const Entry& e = entry(hf_name);
   const uint64_t row_f32 = uint64_t(e.cols) * sizeof(float);
   // Out-of-turn tensors and permuted q/k are converted whole; the rest streams in row chunks.
-  if (e.decl != next_decl_ || e.qk_heads > 0 || e.norm_plus_one || uint64_t(e.rows) * row_f32 <= kCopyChunkBytes) {
+  if (e.decl != next_decl_ || e.expert >= 0 || e.qk_heads > 0 || e.norm_plus_one ||
+      uint64_t(e.rows) * row_f32 <= kCopyChunkBytes) {
     const std::vector<uint8_t> b = encode_copy(hf_name);
     add_bytes(hf_name, planned_type(hf_name), b.data(), b.size());
     return;
@@ -210,11 +277,13 @@ void GgufModelWriter::add_copy(const std::string& hf_name) {
 
 void GgufModelWriter::add_block(const std::vector<std::string>& tensors, const BlockResult& r,
                                 const BlockWeights* w) {
+  std::map<std::string, const LinearWeights*> linears;  // HF weight name -> the block's linear
+  for (int i = 0; w && i < block_linear_count(*w); ++i)
+    if (block_linears(*w, i)->present()) linears.emplace(block_linears(*w, i)->name + ".weight", block_linears(*w, i));
   for (const std::string& t : tensors) {
     if (!wants(t)) continue;
-    const LinearWeights* lw = nullptr;
-    for (int i = 0; w && i < block_linear_count(*w) && !lw; ++i)
-      if (block_linears(*w, i)->name + ".weight" == t) lw = block_linears(*w, i);
+    const auto found = linears.find(t);
+    const LinearWeights* lw = found == linears.end() ? nullptr : found->second;
     if (!lw) {
       AR_CHECK(w || !t.ends_with(".weight") || src_.require(t).shape.size() != 2,
                "GGUF export: block weights not given for '", t, "'");
@@ -241,6 +310,10 @@ void GgufModelWriter::add_block(const std::vector<std::string>& tensors, const B
       }
     } else {
       const float* imp = lr && !lr->importance.empty() ? lr->importance.data() : nullptr;
+      // An expert no calibration token was routed to has no importance at all: plain RTN for it
+      // (all-zero weights would leave the importance-weighted scale search nothing to fit).
+      if (imp && std::all_of(lr->importance.begin(), lr->importance.end(), [](float v) { return v == 0.0f; }))
+        imp = nullptr;
       const std::vector<uint8_t> b = encode_weight(t, lw->w.as<float>(), lw->out, lw->in, imp);
       add_bytes(t, type, b.data(), b.size());
     }
@@ -273,7 +346,7 @@ void GgufModelWriter::finish() {
   if (next_decl_ != decls_.size()) {
     std::string missing;
     for (size_t i = next_decl_; i < decls_.size(); ++i)
-      if (!pending_.count(i)) missing += (missing.empty() ? "" : ", ") + decls_[i].name;
+      if (!pending_.count(i)) missing += (missing.empty() ? "" : ", ") + decls_[i].name + (stacks_.count(i) ? " (some experts)" : "");
     AR_CHECK(false, "GGUF export: tensors never given: ", missing);
   }
   // Side files first, so a .gguf that exists is always a complete export.

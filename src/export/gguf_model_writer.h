@@ -10,7 +10,12 @@
 // Gemma's norms (every "*norm.weight", the final one and q/k norms included) are written as the
 // multiplier 1 + w they apply, where HF stores w; Phi3's fused qkv_proj / gate_up_proj are
 // written whole as attn_qkv / ffn_up; norms and biases stay F32; a tied lm_head is not written
-// (llama.cpp reuses token_embd).
+// (llama.cpp reuses token_embd). Mixture of experts (Qwen3Moe -> qwen3moe, Mixtral -> llama): the
+// router is ffn_gate_inp (F32, never quantized) and each projection's experts are one 3-D tensor
+// ffn_{gate,up,down}_exps, GGUF dims (in, out, n_expert): every expert's rows are quantized on
+// their own (with that expert's importance) and the slices concatenated in expert order. The
+// per-expert HF names stay the unit of the interface (planned_type, add_bytes, ...); the stacked
+// tensor is written once its last expert arrives.
 // Tensor order in the file: rope_freqs (if any), block 0 ... block L-1 (each in HF name order),
 // then embedding / final norm / lm_head -- the order the pipeline produces them.
 #pragma once
@@ -95,7 +100,15 @@ class GgufModelWriter final : public ModelWriter {
     int64_t rows = 1, cols = 0;
     int64_t qk_heads = 0;  // > 0: permute rows in groups of head_dim (llama q/k)
     bool norm_plus_one = false;  // Gemma norm: the file stores the multiplier 1 + w
-    size_t size_bytes = 0;
+    int64_t expert = -1;         // >= 0: this expert's slice of a stacked tensor (decl)
+    int64_t n_experts = 0;
+    size_t size_bytes = 0;       // this tensor's bytes (one expert's slice for an expert)
+  };
+  // A stacked expert tensor being gathered: n_experts slices in expert order.
+  struct Stack {
+    std::vector<uint8_t> bytes;
+    std::vector<uint8_t> seen;
+    int64_t count = 0;
   };
   const Entry& entry(const std::string& hf_name) const;
   void write_ready(size_t decl, const void* data, size_t size);
@@ -112,6 +125,7 @@ class GgufModelWriter final : public ModelWriter {
   std::unique_ptr<GgufWriter> w_;
   size_t next_decl_ = 0;
   std::map<size_t, std::vector<uint8_t>> pending_;  // decl index -> bytes waiting for their turn
+  std::map<size_t, Stack> stacks_;                   // decl index -> experts gathered so far
   bool finished_ = false;
   QuantStats stats_;
 };

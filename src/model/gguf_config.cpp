@@ -87,6 +87,29 @@ void gemma3_keys(const GgufReader& r, nlohmann::json& j) {
   j["hidden_activation"] = "gelu_pytorch_tanh";
 }
 
+// Mixture-of-experts keys as Qwen3MoeConfig / MixtralConfig fields: expert_count,
+// expert_used_count, for qwen3moe expert_feed_forward_length (llama.cpp's default without it:
+// feed_forward_length / expert_used_count). llama.cpp always renormalises the top-k weights of
+// both. A layer without a router (blk.N.ffn_gate_inp) has a dense MLP: qwen3moe's
+// mlp_only_layers, which our exporter writes and llama.cpp cannot run; Mixtral has none.
+void moe_keys(const GgufReader& r, const std::string& arch, nlohmann::json& j) {
+  const std::string file = r.path().string(), p = arch + ".";
+  const int64_t experts = require_int(r, p + "expert_count"), used = require_int(r, p + "expert_used_count");
+  const bool mixtral = arch == "llama";
+  j[mixtral ? "num_local_experts" : "num_experts"] = experts;
+  j["num_experts_per_tok"] = used;
+  if (mixtral) return;
+  j["norm_topk_prob"] = true;
+  const int64_t ff = j["intermediate_size"].get<int64_t>();
+  j["moe_intermediate_size"] = find_int(r, p + "expert_feed_forward_length").value_or(used > 0 ? ff / used : ff);
+  j["decoder_sparse_step"] = 1;
+  nlohmann::json dense = nlohmann::json::array();
+  const int64_t layers = j["num_hidden_layers"].get<int64_t>();
+  for (int64_t l = 0; l < layers; ++l)
+    if (!r.find_tensor(cat("blk.", l, ".ffn_gate_inp.weight"))) dense.push_back(l);
+  j["mlp_only_layers"] = dense;
+}
+
 }  // namespace
 
 ModelConfig gguf_model_config(const GgufReader& r) {
@@ -98,9 +121,16 @@ ModelConfig gguf_model_config(const GgufReader& r) {
   else if (arch == "qwen3") j["architectures"] = {"Qwen3ForCausalLM"};
   else if (arch == "gemma3") j["architectures"] = {"Gemma3ForCausalLM"};
   else if (arch == "phi3") j["architectures"] = {"Phi3ForCausalLM"};
-  else AR_THROW(file, ": unsupported general.architecture '", arch, "' (supported: llama, qwen2, qwen3, gemma3, phi3)");
-  j["model_type"] = arch == "gemma3" ? "gemma3_text" : arch;
+  else if (arch == "qwen3moe") j["architectures"] = {"Qwen3MoeForCausalLM"};
+  else AR_THROW(file, ": unsupported general.architecture '", arch, "' (supported: llama, qwen2, qwen3, gemma3, phi3, qwen3moe)");
+  j["model_type"] = arch == "gemma3" ? "gemma3_text" : arch == "qwen3moe" ? "qwen3_moe" : arch;
   const std::string p = arch + ".";
+  // llama with experts is how llama.cpp's converter stores Mixtral.
+  const bool moe = arch == "qwen3moe" || find_int(r, p + "expert_count").value_or(0) > 0;
+  if (arch == "llama" && moe) {
+    j["architectures"] = {"MixtralForCausalLM"};
+    j["model_type"] = "mixtral";
+  }
   j["hidden_size"] = require_int(r, p + "embedding_length");
   j["intermediate_size"] = require_int(r, p + "feed_forward_length");
   j["num_hidden_layers"] = require_int(r, p + "block_count");
@@ -125,6 +155,8 @@ ModelConfig gguf_model_config(const GgufReader& r) {
   j["tie_word_embeddings"] = r.find_tensor("output.weight") == nullptr;
   j["attention_bias"] = r.find_tensor("blk.0.attn_q.bias") != nullptr;
   j["mlp_bias"] = r.find_tensor("blk.0.ffn_up.bias") != nullptr;
+  if (moe && j["mlp_bias"].get<bool>()) AR_THROW(file, ": MLP biases in a mixture-of-experts model are not supported");
+  if (moe) moe_keys(r, arch, j);
   if (arch == "gemma3") gemma3_keys(r, j);
   if (arch == "phi3") {
     // llama.cpp runs phi3 without its window today; transformers (and so this tool) applies it.

@@ -7,7 +7,8 @@ namespace ar {
 
 class GgufReader;
 
-// Architectures "llama", "qwen2", "qwen3". Hyper-parameters come from the <arch>.* keys (integers
+// Architectures "llama" (Mixtral when it has expert_count), "qwen2", "qwen3", "gemma3", "phi3",
+// "qwen3moe" (layers without ffn_gate_inp are mlp_only_layers). Hyper-parameters come from the <arch>.* keys (integers
 // of any GGUF integer type), the vocabulary size from token_embd's shape, tied embeddings from the
 // absence of output.weight, attention biases from blk.0.attn_q.bias, mlp biases from
 // blk.0.ffn_up.bias, llama3 rope scaling from the rope_freqs tensor. Throws ar::Error naming the file and the key for anything missing or invalid.

@@ -29,7 +29,7 @@ double gguf_gemma3_query_scalar(int64_t n_layer, int64_t hidden_size, int64_t n_
   return n_layer == 62 ? double(hidden_size / n_head) : double(head_dim);
 }
 
-bool gguf_permutes_qk(Arch arch) { return arch == Arch::Llama || arch == Arch::Mistral; }
+bool gguf_permutes_qk(Arch arch) { return arch == Arch::Llama || arch == Arch::Mistral || arch == Arch::Mixtral; }
 
 void gguf_permute_qk_row_bytes(void* data, int64_t n_head, int64_t head_dim, size_t row_bytes, bool to_gguf) {
   AR_CHECK(n_head > 0 && head_dim > 0 && head_dim % 2 == 0 && row_bytes > 0, "permute ", n_head, "x", head_dim);

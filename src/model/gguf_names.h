@@ -20,7 +20,7 @@ std::string gguf_tensor_name(const std::string& hf_name, const ModelConfig& c);
 // 1/sqrt(head_dim) for every other size.
 double gguf_gemma3_query_scalar(int64_t n_layer, int64_t hidden_size, int64_t n_head, int64_t head_dim);
 
-// llama.cpp runs `llama` models (Llama, Mistral) with RoPE on adjacent pairs, so the converter
+// llama.cpp runs `llama` models (Llama, Mistral, Mixtral) with RoPE on adjacent pairs, so the converter
 // reorders q/k rows from HF's rotate-half order; qwen2/qwen3, gemma3 and phi3 use the rotate-half
 // (NEOX) mode and keep HF's order.
 bool gguf_permutes_qk(Arch arch);

@@ -42,6 +42,10 @@ class GgufSource final : public WeightSource {
     BlockWeights b = block_shapes(c, layer);
     for (const BlockTensorSpec& s : block_tensor_specs(c, layer)) {
       Buffer& dst = block_tensor_buffer(b, s);
+      if (s.expert >= 0) {
+        dst = load_expert(s);
+        continue;
+      }
       dst = load(s.gguf_name, std::vector<int64_t>(s.shape.rbegin(), s.shape.rend()));
       if (!s.is_linear()) undo_norm_offset(dst.as<float>(), s.numel());
     }
@@ -110,6 +114,17 @@ class GgufSource final : public WeightSource {
     Buffer b(size_t(t.numel()) * sizeof(float), name);
     dequantize(t, b.as<float>());
     check_finite_weights(b.as<float>(), size_t(t.numel()), r_->path().string(), name);
+    return b;
+  }
+
+  // One expert's (out, in) matrix: rows [e * out, (e + 1) * out) of the stacked tensor, whose
+  // GGUF dims are (in, out, n_expert) (llama.cpp's ffn_*_exps).
+  Buffer load_expert(const BlockTensorSpec& s) const {
+    const int64_t out = s.shape[0], in = s.shape[1];
+    const GgufTensorInfo& t = require(s.gguf_name, {in, out, c_.num_experts});
+    Buffer b(size_t(out * in) * sizeof(float), s.name);
+    rows(t, s.expert * out, out, b.as<float>());
+    check_finite_weights(b.as<float>(), size_t(out * in), r_->path().string(), s.name);
     return b;
   }
 

@@ -1,5 +1,6 @@
-// Tiny Gemma3 / Phi3 HF folders for GGUF tests that need no fixture: a config.json shaped like the
-// generator's tiny-gemma3 / tiny-phi3 presets (written out here, since the export and model test
+// Tiny Gemma3 / Phi3 / Qwen3-MoE / Mixtral HF folders for GGUF tests that need no fixture: a
+// config.json shaped like the generator's tiny-gemma3 / tiny-phi3 / tiny-qwen3-moe / tiny-mixtral
+// presets (written out here, since the export and model test
 // binaries do not link the generator), one F32 model.safetensors with every tensor
 // block_tensor_specs lists (Gemma norms as small offsets from one, as HF stores them; other norms
 // near one), and a minimal byte-level BPE tokenizer.json that GGUF export accepts. Header-only.
@@ -65,6 +66,53 @@ inline nlohmann::json tiny_phi3_config() {
           {"max_position_embeddings", 1024},
           {"original_max_position_embeddings", 1024},
           {"sliding_window", 48},
+          {"torch_dtype", "float32"}};
+}
+
+// tiny-qwen3-moe: 4 layers, layer 1 dense (mlp_only_layers), the others 8 experts of 64, top 2,
+// renormalised; q/k norms, head_dim 32, tied embeddings.
+inline nlohmann::json tiny_qwen3_moe_config() {
+  return {{"architectures", {"Qwen3MoeForCausalLM"}},
+          {"model_type", "qwen3_moe"},
+          {"hidden_act", "silu"},
+          {"hidden_size", 128},
+          {"intermediate_size", 256},
+          {"moe_intermediate_size", 64},
+          {"num_experts", 8},
+          {"num_experts_per_tok", 2},
+          {"norm_topk_prob", true},
+          {"decoder_sparse_step", 1},
+          {"mlp_only_layers", {1}},
+          {"num_hidden_layers", 4},
+          {"num_attention_heads", 4},
+          {"num_key_value_heads", 2},
+          {"head_dim", 32},
+          {"vocab_size", 1024},
+          {"tie_word_embeddings", true},
+          {"rms_norm_eps", 1e-6},
+          {"rope_theta", 1000000.0},
+          {"max_position_embeddings", 1024},
+          {"torch_dtype", "float32"}};
+}
+
+// tiny-mixtral: 4 layers, 4 experts of 96 (intermediate_size), top 2; untied lm_head.
+inline nlohmann::json tiny_mixtral_config() {
+  return {{"architectures", {"MixtralForCausalLM"}},
+          {"model_type", "mixtral"},
+          {"hidden_act", "silu"},
+          {"hidden_size", 128},
+          {"intermediate_size", 96},
+          {"num_local_experts", 4},
+          {"num_experts_per_tok", 2},
+          {"num_hidden_layers", 4},
+          {"num_attention_heads", 4},
+          {"num_key_value_heads", 2},
+          {"vocab_size", 1024},
+          {"tie_word_embeddings", false},
+          {"rms_norm_eps", 1e-5},
+          {"rope_theta", 1000000.0},
+          {"max_position_embeddings", 1024},
+          {"sliding_window", nullptr},
           {"torch_dtype", "float32"}};
 }
 

@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "support/fixtures.h"
+#include "support/model_logits.h"
 #include "support/run.h"
 #include "tools/synth_model.h"
 
@@ -38,23 +39,6 @@ fs::path make_model(const std::string& preset, const fs::path& dir) {
   return dir;
 }
 
-std::vector<double> log_softmax_of(const fs::path& model, const std::vector<int32_t>& ids) {
-  const Decoder d(model);
-  const int64_t T = int64_t(ids.size()), C = d.config().hidden_size, V = d.config().vocab_size;
-  std::vector<float> x(size_t(T * C)), lg(size_t(T * V));
-  d.embed(x.data(), ids);
-  d.forward_hidden(x.data(), 1, T, ForwardOptions{});
-  d.logits(lg.data(), x.data(), T, Precision::F32);
-  std::vector<double> r(lg.size());
-  for (int64_t t = 0; t < T; ++t) {
-    const float* l = lg.data() + t * V;
-    const double m = *std::max_element(l, l + V);
-    double s = 0;
-    for (int64_t v = 0; v < V; ++v) s += std::exp(double(l[v]) - m);
-    for (int64_t v = 0; v < V; ++v) r[size_t(t * V + v)] = double(l[v]) - m - std::log(s);
-  }
-  return r;
-}
 
 double max_diff(const std::vector<double>& a, const std::vector<double>& b) {
   double m = 0;
@@ -121,10 +105,10 @@ TEST_P(NewArch, TunesWritesAndReadsBack) {
   // (which keeps the f32 source's other tensors; the packed ones store them as f16, ~5e-4 here).
   std::vector<int32_t> ids(80);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 131 + 7) % 1024);
-  const std::vector<double> fake = log_softmax_of(out / "fake", ids);
-  const double d_ar = max_diff(log_softmax_of(out / "auto_round", ids), fake);
-  const double d_gptq = max_diff(log_softmax_of(out / "auto_gptq", ids), fake);
-  const double d_q = max_diff(log_softmax_of(model, ids), fake);
+  const std::vector<double> fake = test::log_softmax_of(Decoder(out / "fake"), ids);
+  const double d_ar = max_diff(test::log_softmax_of(Decoder(out / "auto_round"), ids), fake);
+  const double d_gptq = max_diff(test::log_softmax_of(Decoder(out / "auto_gptq"), ids), fake);
+  const double d_q = max_diff(test::log_softmax_of(Decoder(model), ids), fake);
   std::printf("  %s: max |d log-softmax| auto_round %.2e, auto_gptq %.2e vs fake; source vs fake %.2e\n",
               preset.c_str(), d_ar, d_gptq, d_q);
   EXPECT_LT(d_ar, 3e-3);

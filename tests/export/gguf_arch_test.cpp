@@ -20,6 +20,8 @@
 #include "model/gguf_config.h"
 #include "model/gguf_names.h"
 #include "support/fixtures.h"
+#include "support/gguf_export.h"
+#include "support/model_logits.h"
 #include "support/tiny_arch.h"
 
 namespace ar {
@@ -43,25 +45,7 @@ bool has_key(const std::vector<GgufKV>& kvs, const std::string& key) {
 uint32_t u32(const std::vector<GgufKV>& kvs, const std::string& key) { return kv(kvs, key).as<uint32_t>(); }
 float f32(const std::vector<GgufKV>& kvs, const std::string& key) { return kv(kvs, key).as<float>(); }
 
-// The whole model through the writer, every tensor copied from the source.
-fs::path export_model(const fs::path& model, const fs::path& out, GgufMix mix) {
-  const ModelConfig cfg = load_model_config(model);
-  const SafetensorsReader st = SafetensorsReader::open(model);
-  GgufModelWriter w(model, out, mix, st, cfg, /*overwrite=*/true);
-  for (const std::string& n : w.hf_order()) w.add_copy(n);
-  w.finish();
-  return w.path();
-}
 
-// Logits of `ids` as one window.
-std::vector<float> logits_of(const Decoder& d, const std::vector<int32_t>& ids) {
-  const int64_t T = int64_t(ids.size()), C = d.config().hidden_size, V = d.config().vocab_size;
-  std::vector<float> x(size_t(T * C)), lg(size_t(T * V));
-  d.embed(x.data(), ids);
-  d.forward_hidden(x.data(), 1, T, ForwardOptions{});
-  d.logits(lg.data(), x.data(), T, Precision::F32);
-  return lg;
-}
 
 // Longer than both windows (16, 48), so the sliding layers see a cut.
 std::vector<int32_t> test_ids() {
@@ -161,8 +145,8 @@ std::map<std::string, std::vector<int64_t>> dims_of(const fs::path& path) {
 
 TEST(GgufArch, TensorNamesAndShapes) {
   const fs::path dir = test::make_temp_dir("gguf_arch_names");
-  const fs::path gemma = export_model(test::write_tiny_arch(dir / "g", test::tiny_gemma3_config()), dir / "g-out", GgufMix::F16);
-  const fs::path phi = export_model(test::write_tiny_arch(dir / "p", test::tiny_phi3_config()), dir / "p-out", GgufMix::F16);
+  const fs::path gemma = test::export_gguf(test::write_tiny_arch(dir / "g", test::tiny_gemma3_config()), dir / "g-out", GgufMix::F16);
+  const fs::path phi = test::export_gguf(test::write_tiny_arch(dir / "p", test::tiny_phi3_config()), dir / "p-out", GgufMix::F16);
   using D = std::vector<int64_t>;
   // llama_model_gemma3::load_arch_tensors: q/k/v apart, four norms, tied output.
   std::map<std::string, D> g{{"token_embd.weight", D{128, 1024}}, {"output_norm.weight", D{128}}};
@@ -204,7 +188,7 @@ TEST(GgufArch, TensorNamesAndShapes) {
 TEST(GgufArch, GemmaNormsWrittenAsOnePlusWAndUndoneOnRead) {
   const fs::path dir = test::make_temp_dir("gguf_gemma3_norms");
   const fs::path model = test::write_tiny_arch(dir / "g", test::tiny_gemma3_config());
-  const fs::path gguf = export_model(model, dir / "out", GgufMix::F32);
+  const fs::path gguf = test::export_gguf(model, dir / "out", GgufMix::F32);
   const GgufReader r = GgufReader::open(gguf);
   const SafetensorsReader st = SafetensorsReader::open(model);
   int n_norms = 0;
@@ -248,7 +232,7 @@ TEST_P(GgufArchRoundTrip, F32ExportGivesTheFoldersLogits) {
   const fs::path dir = test::make_temp_dir(std::string("gguf_roundtrip_") + GetParam());
   const fs::path model =
       test::write_tiny_arch(dir / "m", gemma ? test::tiny_gemma3_config() : test::tiny_phi3_config(), 11);
-  const fs::path gguf = export_model(model, dir / "out", GgufMix::F32);
+  const fs::path gguf = test::export_gguf(model, dir / "out", GgufMix::F32);
   const Decoder a(model), b(gguf);
   ASSERT_TRUE(b.is_gguf());
   const ModelConfig &ca = a.config(), &cb = b.config();
@@ -277,7 +261,7 @@ TEST_P(GgufArchRoundTrip, F32ExportGivesTheFoldersLogits) {
   EXPECT_FLOAT_EQ(float(cb.rms_norm_eps), float(ca.rms_norm_eps));
 
   const std::vector<int32_t> ids = test_ids();
-  const std::vector<float> la = logits_of(a, ids), lb = logits_of(b, ids);
+  const std::vector<float> la = test::logits_of(a, ids), lb = test::logits_of(b, ids);
   float max_d = 0;
   for (size_t i = 0; i < la.size(); ++i) max_d = std::max(max_d, std::fabs(la[i] - lb[i]));
   std::printf("  %s: max |logit diff| HF folder vs F32 GGUF %.2e\n", GetParam(), max_d);

@@ -23,6 +23,8 @@
 #include "model/gguf_config.h"
 #include "quant/gguf_blocks.h"
 #include "support/fixtures.h"
+#include "support/gguf_export.h"
+#include "support/model_logits.h"
 #include "support/tiny_arch.h"
 
 namespace ar {
@@ -47,23 +49,7 @@ uint32_t u32(const std::vector<GgufKV>& kvs, const std::string& key) {
   return v->as<uint32_t>();
 }
 
-fs::path export_model(const fs::path& model, const fs::path& out, GgufMix mix) {
-  const ModelConfig cfg = load_model_config(model);
-  const SafetensorsReader st = SafetensorsReader::open(model);
-  GgufModelWriter w(model, out, mix, st, cfg, /*overwrite=*/true);
-  for (const std::string& n : w.hf_order()) w.add_copy(n);
-  w.finish();
-  return w.path();
-}
 
-std::vector<float> logits_of(const Decoder& d, const std::vector<int32_t>& ids) {
-  const int64_t T = int64_t(ids.size()), C = d.config().hidden_size, V = d.config().vocab_size;
-  std::vector<float> x(size_t(T * C)), lg(size_t(T * V));
-  d.embed(x.data(), ids);
-  d.forward_hidden(x.data(), 1, T, ForwardOptions{});
-  d.logits(lg.data(), x.data(), T, Precision::F32);
-  return lg;
-}
 
 // An F32 file holds the folder's very weights and the forward is the same code: float rounding only.
 constexpr float kRoundTripTol = 1e-5f;
@@ -128,7 +114,7 @@ TEST(GgufMoe, StackedExpertTensors) {
     SCOPED_TRACE(arch);
     const bool qwen = arch == "qwen3moe";
     const fs::path model = test::write_tiny_arch(dir / arch, config_of(arch));
-    const fs::path gguf = export_model(model, dir / (arch + "-out"), GgufMix::F16);
+    const fs::path gguf = test::export_gguf(model, dir / (arch + "-out"), GgufMix::F16);
     const int64_t E = qwen ? 8 : 4, F = qwen ? 64 : 96;
     // llama_model_qwen3moe / llama_model_llama::load_arch_tensors: ffn_gate_inp {n_embd, n_expert},
     // gate/up exps {n_embd, n_ff_exp, n_expert}, down exps {n_ff_exp, n_embd, n_expert}.
@@ -311,7 +297,7 @@ TEST_P(GgufMoeRoundTrip, F32ExportGivesTheFoldersLogits) {
   const fs::path dir = test::make_temp_dir("gguf_moe_roundtrip_" + arch);
   const fs::path model = test::write_tiny_arch(dir / "m", config_of(arch), 13);
   testing::internal::CaptureStderr();
-  const fs::path gguf = export_model(model, dir / "out", GgufMix::F32);
+  const fs::path gguf = test::export_gguf(model, dir / "out", GgufMix::F32);
   testing::internal::GetCapturedStderr();
   const Decoder a(model), b(gguf);
   ASSERT_TRUE(b.is_gguf());
@@ -343,7 +329,7 @@ TEST_P(GgufMoeRoundTrip, F32ExportGivesTheFoldersLogits) {
 
   std::vector<int32_t> ids(80);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 131 + 7) % 1024);
-  const std::vector<float> la = logits_of(a, ids), lb = logits_of(b, ids);
+  const std::vector<float> la = test::logits_of(a, ids), lb = test::logits_of(b, ids);
   float max_d = 0;
   for (size_t i = 0; i < la.size(); ++i) max_d = std::max(max_d, std::fabs(la[i] - lb[i]));
   std::printf("  %s: max |logit diff| HF folder vs F32 GGUF %.2e\n", arch.c_str(), max_d);

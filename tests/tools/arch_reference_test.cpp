@@ -14,6 +14,7 @@
 #include "io/safetensors_writer.h"
 #include "model/decoder.h"
 #include "support/fixtures.h"
+#include "support/model_logits.h"
 #include "tools/synth_model.h"
 
 namespace ar {
@@ -32,23 +33,6 @@ fs::path generate(const std::string& preset, const fs::path& dir, uint64_t seed)
   return dir;
 }
 
-// log-softmax (T, V) of one window through the whole model.
-std::vector<double> log_softmax(const Decoder& d, const std::vector<int32_t>& ids) {
-  const int64_t T = int64_t(ids.size()), C = d.config().hidden_size, V = d.config().vocab_size;
-  std::vector<float> x(size_t(T * C)), lg(size_t(T * V));
-  d.embed(x.data(), ids);
-  d.forward_hidden(x.data(), 1, T, ForwardOptions{});
-  d.logits(lg.data(), x.data(), T, Precision::F32);
-  std::vector<double> r(lg.size());
-  for (int64_t t = 0; t < T; ++t) {
-    const float* l = lg.data() + t * V;
-    const double m = *std::max_element(l, l + V);
-    double s = 0;
-    for (int64_t v = 0; v < V; ++v) s += std::exp(double(l[v]) - m);
-    for (int64_t v = 0; v < V; ++v) r[size_t(t * V + v)] = double(l[v]) - m - std::log(s);
-  }
-  return r;
-}
 
 TEST(ArchReference, Gemma3Phi3AndMoeMatchTransformers) {
   const fs::path ref_file = fs::path(AR_SOURCE_DIR) / "tests" / "data" / "arch_reference_logits.json";
@@ -66,7 +50,7 @@ TEST(ArchReference, Gemma3Phi3AndMoeMatchTransformers) {
     double worst = 0;
     size_t row = 0;
     for (const json& w : m.at("ids")) {
-      const std::vector<double> ls = log_softmax(d, w.get<std::vector<int32_t>>());
+      const std::vector<double> ls = test::log_softmax_of(d, w.get<std::vector<int32_t>>());
       for (int64_t p : positions) {
         const auto& expect = m.at("log_softmax").at(row++);
         for (size_t k = 0; k < expect.size(); ++k)
@@ -132,7 +116,7 @@ TEST(ArchReference, Phi3EqualsItsSplitMistral) {
   EXPECT_EQ(b.config().sliding_window, 48);
   std::vector<int32_t> ids(100);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 7919 + 5) % size_t(c.vocab_size));
-  const std::vector<double> la = log_softmax(a, ids), lb = log_softmax(b, ids);
+  const std::vector<double> la = test::log_softmax_of(a, ids), lb = test::log_softmax_of(b, ids);
   ASSERT_EQ(la.size(), lb.size());
   EXPECT_TRUE(la == lb) << "the fused and the split model differ";
   fs::remove_all(dir);

@@ -262,28 +262,27 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
       for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
     });
   } else {
-  if (c.sandwich_norms) {
-    profiled(Phase::Elementwise,
-             [&] { rms_norm_backward(s.d_branch, nullptr, dy, s.m_out, nw.post_ffn, s.rstd_pf, T, C); });
-    d_m = s.d_branch;
-  }
-  profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, s.act, nullptr, T, F, C, p); });
-  float* d_act = s.act;  // act read last above
-  const float* wd = w(6);
-  profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, d_m, nullptr, wd, T, F, C, p); });
-  profiled(Phase::Elementwise, [&] { mlp_act_backward(s.gate, s.up, d_act, s.gate, s.up, T * F, c); });  // d gate, d up
-  const float *d_gate = s.gate, *d_up = s.up;
-  float* d_c = s.act;  // d act is dead: d xn2 (T, C)
-  const float* wg = w(4);
-  profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, s.xn2, wg, T, C, F, p); });  // d xn2 (gate)
-  profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, s.xn2, nullptr, T, C, F, p); });
-  const float* wu = c.fused_gate_up ? wg + fo.up : w(5);
-  profiled(Phase::GemmGateUpBwd, [&] { gemm(d_c, d_up, wu, T, C, F, false, false, /*accumulate=*/true, p); });  // + d xn2 (up)
-  AR_CHECK(d_h == d_c, "d_h lives in act's slot");
-  profiled(Phase::Elementwise, [&] {
-    rms_norm_backward(d_c, nullptr, d_c, s.h, nw.mlp_in(), s.rstd2, T, C);
-    for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
-  });
+    if (c.sandwich_norms) {
+      profiled(Phase::Elementwise,
+               [&] { rms_norm_backward(s.d_branch, nullptr, dy, s.m_out, nw.post_ffn, s.rstd_pf, T, C); });
+      d_m = s.d_branch;
+    }
+    profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, s.act, nullptr, T, F, C, p); });
+    float* d_act = s.act;  // act read last above
+    const float* wd = w(6);
+    profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, d_m, nullptr, wd, T, F, C, p); });
+    profiled(Phase::Elementwise, [&] { mlp_act_backward(s.gate, s.up, d_act, s.gate, s.up, T * F, c); });  // d gate, d up
+    const float *d_gate = s.gate, *d_up = s.up;
+    float* d_c = d_h;  // d act is dead: d xn2 (T, C), then dL/dh
+    const float* wg = w(4);
+    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, s.xn2, wg, T, C, F, p); });  // d xn2 (gate)
+    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, s.xn2, nullptr, T, C, F, p); });
+    const float* wu = c.fused_gate_up ? wg + fo.up : w(5);
+    profiled(Phase::GemmGateUpBwd, [&] { gemm(d_c, d_up, wu, T, C, F, false, false, /*accumulate=*/true, p); });  // + d xn2 (up)
+    profiled(Phase::Elementwise, [&] {
+      rms_norm_backward(d_c, nullptr, d_c, s.h, nw.mlp_in(), s.rstd2, T, C);
+      for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
+    });
   }
 
   // Attention half (gate/up are dead: its temporaries live there). h = x + [norm](o(attn)): dL/dx

@@ -102,8 +102,11 @@ TEST(GgufModelWriter, Qwen3StudentQ4_0AndQ8_0EqualLlamaCppFiles) {
       EXPECT_TRUE(*v == kv.value) << ref_name << ": " << kv.key << " = " << v->to_string() << ", llama.cpp "
                                   << kv.value.to_string();
     }
-    for (const GgufKV& kv : r.metadata())
-      if (kv.key != "general.alignment") EXPECT_NE(ref.find_kv(kv.key), nullptr) << "extra key " << kv.key;
+    for (const GgufKV& kv : r.metadata()) {
+      if (kv.key != "general.alignment") {
+        EXPECT_NE(ref.find_kv(kv.key), nullptr) << "extra key " << kv.key;
+      }
+    }
   }
 }
 

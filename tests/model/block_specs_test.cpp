@@ -160,7 +160,9 @@ TEST(BlockSpecs, Gemma3HasFourNormsAndQkNorms) {
   EXPECT_EQ(m.at(p + "self_attn.q_norm.weight"), (Shape{12}));
   EXPECT_EQ(specs.size(), 7u + 4u + 2u);
   for (const auto& s : specs)
-    if (s.name == p + "post_attention_layernorm.weight") EXPECT_EQ(s.gguf_name, "blk.2.post_attention_norm.weight");
+    if (s.name == p + "post_attention_layernorm.weight") {
+      EXPECT_EQ(s.gguf_name, "blk.2.post_attention_norm.weight");
+    }
 }
 
 TEST(BlockSpecs, Phi3FusedLinearsFillTheQAndGateSlots) {

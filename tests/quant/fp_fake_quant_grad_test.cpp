@@ -130,7 +130,9 @@ TEST(FpFakeQuantGrad, MatchesAutoRoundAutograd) {
         EXPECT_EQ(std::signbit(dms[i]), std::signbit(ref_dms[i])) << "dms " << i;
       }
     EXPECT_LT(rel_err(dms, ref_dms), 1e-5);
-    if (c.type == DataType::MXFP4 || c.type == DataType::NVFP4) EXPECT_GT(nan_blocks, 0) << "the zero block is in";
+    if (c.type == DataType::MXFP4 || c.type == DataType::NVFP4) {
+      EXPECT_GT(nan_blocks, 0) << "the zero block is in";
+    }
   }
 }
 
@@ -147,7 +149,9 @@ TEST(FpFakeQuantGrad, ForwardIsQuantizeFpDequantized) {
     const QuantizedWeight q = quantize_fp(x.w.data(), c.out, c.in, s, "w", x.v.data(), x.ms.data(), ga);
     q.dequantize(deq.data());
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(fake[size_t(i)], deq[size_t(i)]) << i;
-    if (ga >= 0.f) EXPECT_EQ(q.global_scale, nvfp4_global_scale(ga)) << "the stored global scale is the shared one";
+    if (ga >= 0.f) {
+      EXPECT_EQ(q.global_scale, nvfp4_global_scale(ga)) << "the stored global scale is the shared one";
+    }
   }
 }
 

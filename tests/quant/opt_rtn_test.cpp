@@ -68,8 +68,9 @@ TEST_P(OptRtn, NeverWorseThanRtnAndUsuallyBetter) {
     sum_opt += e_opt[g];
   }
   for (uint8_t z : q.zeros) EXPECT_LE(int(z), (1 << bits) - 1);
-  if (sym)
+  if (sym) {
     for (uint8_t z : q.zeros) EXPECT_EQ(int(z), 1 << (bits - 1));
+  }
   EXPECT_LT(sum_opt, 0.97 * sum_rtn) << "bits " << bits;  // the search should find something
 }
 

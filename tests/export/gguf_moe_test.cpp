@@ -323,6 +323,7 @@ TEST_P(GgufMoeRoundTrip, F32ExportGivesTheFoldersLogits) {
     const LinearWeights &x = *block_linears(wa, i), &y = *block_linears(wb, i);
     ASSERT_EQ(x.name, y.name);
     ASSERT_EQ(x.w.size_bytes(), y.w.size_bytes()) << x.name;
+    if (x.w.size_bytes() == 0) continue;  // a slot the MoE layer leaves empty (no data pointer)
     EXPECT_EQ(0, std::memcmp(x.w.data(), y.w.data(), x.w.size_bytes())) << x.name;
   }
   EXPECT_EQ(0, std::memcmp(wa.router.w.data(), wb.router.w.data(), wa.router.w.size_bytes()));

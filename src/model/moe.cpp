@@ -21,6 +21,22 @@ size_t pad(size_t n) { return (n + 15) / 16 * 16; }
 
 int gate_index(int64_t e) { return kDenseLinears + 3 * int(e); }
 
+// x (n, C) = the rows of xn (R, C) that `slots` (n of them, slot = row * k + j) name.
+void gather_routed(float* x, const float* xn, const int64_t* slots, int64_t n, int64_t k, int64_t C) {
+  for (int64_t i = 0; i < n; ++i) std::memcpy(x + i * C, xn + (slots[i] / k) * C, size_t(C) * sizeof(float));
+}
+
+// out[row of slot i] += weight[slot i] · y[i] for the n rows of one expert's output y (n, C).
+void add_routed(float* out, const float* y, const int64_t* slots, const float* weight, int64_t n, int64_t k,
+                int64_t C) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float wt = weight[slots[i]];
+    float* o = out + (slots[i] / k) * C;
+    const float* yr = y + i * C;
+    for (int64_t j = 0; j < C; ++j) o[j] += wt * yr[j];
+  }
+}
+
 }  // namespace
 
 void moe_route(MoeRouting& r, const float* xn, const float* router, int64_t rows, const ModelConfig& c, float* logits) {
@@ -34,25 +50,28 @@ void moe_route(MoeRouting& r, const float* xn, const float* router, int64_t rows
   r.weight.resize(size_t(rows * k));
   // The router is kept at its stored precision: f32 products, whatever the blocks' precision.
   linear_forward(logits, xn, router, nullptr, rows, C, E, Precision::F32);
-#pragma omp parallel for schedule(static) if (rows * E >= 4096)
-  for (int64_t t = 0; t < rows; ++t) {
-    const float* l = logits + t * E;
-    float* p = r.prob.data() + t * E;
-    const float m = *std::max_element(l, l + E);
-    float s = 0;
-    for (int64_t e = 0; e < E; ++e) s += (p[e] = std::exp(l[e] - m));
-    for (int64_t e = 0; e < E; ++e) p[e] /= s;
-    // Top k by probability; equal probabilities go to the lower index.
-    int32_t* ex = r.expert.data() + t * k;
-    std::vector<int32_t> order(static_cast<size_t>(E));
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-    float sum = 0;
-    for (int64_t j = 0; j < k; ++j) sum += p[order[size_t(j)]];
-    for (int64_t j = 0; j < k; ++j) {
-      ex[j] = order[size_t(j)];
-      r.weight[size_t(t * k + j)] = c.norm_topk_prob ? p[ex[j]] / sum : p[ex[j]];
+#pragma omp parallel if (rows * E >= 4096)
+  {
+    std::vector<int32_t> order(static_cast<size_t>(E));  // one per thread, not per row
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < rows; ++t) {
+      const float* l = logits + t * E;
+      float* p = r.prob.data() + t * E;
+      const float m = *std::max_element(l, l + E);
+      float s = 0;
+      for (int64_t e = 0; e < E; ++e) s += (p[e] = std::exp(l[e] - m));
+      for (int64_t e = 0; e < E; ++e) p[e] /= s;
+      // Top k by probability; equal probabilities go to the lower index.
+      int32_t* ex = r.expert.data() + t * k;
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                        [p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+      float sum = 0;
+      for (int64_t j = 0; j < k; ++j) sum += p[order[size_t(j)]];
+      for (int64_t j = 0; j < k; ++j) {
+        ex[j] = order[size_t(j)];
+        r.weight[size_t(t * k + j)] = c.norm_topk_prob ? p[ex[j]] / sum : p[ex[j]];
+      }
     }
   }
   // Group the (row, j) slots by expert, rows ascending (a counting sort).
@@ -101,7 +120,7 @@ void moe_forward(float* out, const float* xn, const BlockWeights& w, const Model
     const int64_t n = r.count(e);
     if (n == 0) continue;
     const int64_t* slots = r.slot.data() + r.offset[size_t(e)];
-    for (int64_t i = 0; i < n; ++i) std::memcpy(s.x + i * C, xn + (slots[i] / k) * C, size_t(C) * sizeof(float));
+    gather_routed(s.x, xn, slots, n, k, C);
     const int gi = gate_index(e);
     const LinearWeights &g = w.experts[size_t(3 * e)], &u = w.experts[size_t(3 * e + 1)],
                         &d = w.experts[size_t(3 * e + 2)];
@@ -114,12 +133,7 @@ void moe_forward(float* out, const float* xn, const BlockWeights& w, const Model
     mlp_act_forward(s.gate, s.gate, s.up, n * F, c);
     if (observe) observe(gi + 2, s.gate, n, F);
     linear_forward(s.y, s.gate, d.w.as<float>(), nullptr, n, F, C, p);
-    for (int64_t i = 0; i < n; ++i) {
-      const float wt = r.weight[size_t(slots[i])];
-      float* o = out + (slots[i] / k) * C;
-      const float* y = s.y + i * C;
-      for (int64_t j = 0; j < C; ++j) o[j] += wt * y[j];
-    }
+    add_routed(out, s.y, slots, r.weight.data(), n, k, C);
   }
 }
 
@@ -171,7 +185,7 @@ void moe_forward_train(float* out, MoeTrainScratch& s, const float* xn, const Bl
     s.routed[size_t(e)] += n;
     if (n == 0) continue;
     const int64_t* slots = r.slot.data() + o;
-    for (int64_t i = 0; i < n; ++i) std::memcpy(s.x + i * C, xn + (slots[i] / k) * C, size_t(C) * sizeof(float));
+    gather_routed(s.x, xn, slots, n, k, C);
     const int gi = gate_index(e);
     float *g = s.gate + o * F, *u = s.up + o * F, *a = s.act + o * F, *y = s.y + o * C;
     const float* wg = w(gi);
@@ -181,12 +195,7 @@ void moe_forward_train(float* out, MoeTrainScratch& s, const float* xn, const Bl
     mlp_act_forward(a, g, u, n * F, c);
     const float* wd = w(gi + 2);
     linear_forward(y, a, wd, nullptr, n, F, C, p);
-    for (int64_t i = 0; i < n; ++i) {
-      const float wt = r.weight[size_t(slots[i])];
-      float* orow = out + (slots[i] / k) * C;
-      const float* yrow = y + i * C;
-      for (int64_t j = 0; j < C; ++j) orow[j] += wt * yrow[j];
-    }
+    add_routed(out, y, slots, r.weight.data(), n, k, C);
   }
 }
 
@@ -220,7 +229,7 @@ void moe_backward(float* dxn, const std::vector<float*>& dw, MoeTrainScratch& s,
     const float* wd = w(gi + 2);
     linear_backward(a, nullptr, nullptr, s.dx, nullptr, wd, n, F, C, p);
     mlp_act_backward(g, u, a, g, u, n * F, c);  // d gate, d up over gate, up
-    for (int64_t i = 0; i < n; ++i) std::memcpy(s.x + i * C, xn + (slots[i] / k) * C, size_t(C) * sizeof(float));
+    gather_routed(s.x, xn, slots, n, k, C);
     const float* wg = w(gi);
     linear_backward(s.dx, dw[size_t(gi)], nullptr, g, s.x, wg, n, C, F, p);  // dx = d gate · Wg
     linear_backward(nullptr, dw[size_t(gi + 1)], nullptr, u, s.x, nullptr, n, C, F, p);

@@ -151,6 +151,46 @@ TEST(ModelConfig, ParsesPhi3) {
   EXPECT_NE(error_of(j).find("partial_rotary_factor"), std::string::npos);
 }
 
+TEST(ModelConfig, MoeFieldsAndTheirErrors) {
+  json j = qwen3_like();
+  j["architectures"] = {"Qwen3MoeForCausalLM"};
+  j["num_hidden_layers"] = 4;
+  j["num_experts"] = 16;
+  j["num_experts_per_tok"] = 4;
+  j["moe_intermediate_size"] = 96;
+  j["norm_topk_prob"] = true;
+  j["decoder_sparse_step"] = 2;
+  j["mlp_only_layers"] = {3};
+  ModelConfig c = parse_model_config(j, "cfg.json");
+  EXPECT_EQ(c.arch, Arch::Qwen3Moe);
+  EXPECT_TRUE(c.qk_norm && c.norm_topk_prob);
+  // Sparse where (layer + 1) % step == 0, minus mlp_only_layers: only layer 1.
+  for (int64_t l = 0; l < 4; ++l) EXPECT_EQ(layer_is_moe(c, l), l == 1) << l;
+  const auto error_with = [&](const char* key, json v) {
+    json k = j;
+    k[key] = std::move(v);
+    return error_of(k);
+  };
+  EXPECT_NE(error_with("num_experts_per_tok", 17).find("num_experts_per_tok (17) must be in [1, number of experts (16)]"),
+            std::string::npos);
+  EXPECT_NE(error_with("mlp_only_layers", json{4}).find("mlp_only_layers holds 4, not a layer index below 4"),
+            std::string::npos);
+  EXPECT_NE(error_with("mlp_only_layers", 3).find("mlp_only_layers must be a list"), std::string::npos);
+  EXPECT_NE(error_with("decoder_sparse_step", 0).find("decoder_sparse_step must be positive"), std::string::npos);
+  EXPECT_NE(error_with("moe_intermediate_size", 0).find("moe_intermediate_size must be positive"), std::string::npos);
+  EXPECT_NE(error_with("num_experts", "8").find("'num_experts' must be an integer"), std::string::npos);
+  // Mixtral: every layer sparse, top-k always renormalised, experts of intermediate_size.
+  json m = qwen3_like();
+  m["architectures"] = {"MixtralForCausalLM"};
+  m["num_local_experts"] = 8;
+  m["num_experts_per_tok"] = 2;
+  c = parse_model_config(m, "cfg.json");
+  EXPECT_EQ(c.num_experts, 8);
+  EXPECT_TRUE(c.norm_topk_prob);
+  EXPECT_EQ(c.moe_intermediate_size, c.intermediate_size);
+  EXPECT_TRUE(layer_is_moe(c, 0) && layer_is_moe(c, 35));
+}
+
 TEST(ModelConfig, MistralSlidingWindowApplies) {
   json j = qwen3_like();
   j["architectures"] = {"MistralForCausalLM"};

@@ -58,7 +58,7 @@ class AutoRound:
                  lr=None, minmax_lr=None, enable_minmax_tuning=None, enable_quanted_input=None, seed=None,
                  dataset=None, layer_config=None, disable_opt_rtn=None, recipe=None, amp=None,
                  max_ram=None, max_disk=None, cache=None, low_cpu_mem_usage=None, work_dir=None,
-                 resume=False, checkpoint=True, verbose=True, progress=True):
+                 expert_groups=None, resume=False, checkpoint=True, verbose=True, progress=True):
         if not isinstance(model, (str, os.PathLike)):
             raise TypeError("model: pass the HuggingFace model folder (a path); model objects are not read")
         if tokenizer is not None:
@@ -78,7 +78,7 @@ class AutoRound:
                 setattr(t, name, value)
         for name, value in (("nsamples", nsamples), ("seqlen", seqlen), ("disable_opt_rtn", disable_opt_rtn),
                             ("enable_quanted_input", enable_quanted_input), ("cache", cache),
-                            ("low_cpu_mem_usage", low_cpu_mem_usage)):
+                            ("low_cpu_mem_usage", low_cpu_mem_usage), ("expert_groups", expert_groups)):
             if value is not None:
                 setattr(o, name, value)
         if amp is not None:

@@ -15,6 +15,7 @@ class BlockStats:
     rss_bytes: int
     peak_rss_bytes: int
     resumed: bool                 # taken from the checkpoint of an interrupted run
+    expert_groups: int = 1        # MoE blocks: groups the experts were tuned in
 
 
 @dataclass
@@ -41,7 +42,7 @@ def _opt(x):
 def from_core(r, evaluated):
     blocks = [BlockStats(b.layer, _opt(b.loss_before), _opt(b.loss_after),
                          None if b.best_iter < 0 else b.best_iter, b.seconds, b.rss_bytes,
-                         b.peak_rss_bytes, b.resumed) for b in r.blocks]
+                         b.peak_rss_bytes, b.resumed, b.expert_groups) for b in r.blocks]
     return QuantizeReport(
         outputs=[str(p) for p in r.outputs], output_bytes=list(r.output_bytes), seconds=r.seconds,
         peak_rss_bytes=r.peak_rss_bytes, bits_per_weight=r.bits_per_weight,

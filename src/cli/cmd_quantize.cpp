@@ -189,6 +189,9 @@ void add_quantize_command(CLI::App& app) {
   def(s->add_option("--cache", o->cache, "where calibration activations live: auto (by the memory plan), ram, disk"));
   s->add_flag("--stream_loss", o->stream_loss, "recompute each batch's targets with the original block instead of caching them");
   add_bytes(s, "--max_ram", o->max_ram, "RAM budget, e.g. 2G (default: 80 % of available memory); the plan is printed");
+  s->add_option("--expert_groups", o->expert_groups,
+                "MoE: tune each block's experts in this many groups, one after another (0 = the fewest that fit --max_ram)")
+      ->check(CLI::NonNegativeNumber);
   s->add_flag("--low_cpu_mem_usage,!--disable_low_cpu_mem_usage", o->low_cpu_mem_usage, "allow spilling activation caches to the work dir (default on)");
   add_bytes(s, "--max_disk", o->max_disk, "cap on the work dir's disk use (default: its free space)");
   s->add_flag("--log_memory", o->log_memory, "print RSS after every phase of every block");

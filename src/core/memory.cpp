@@ -1,5 +1,7 @@
 #include "core/memory.h"
 
+#include <malloc.h>
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +22,14 @@ MemStats read_mem_stats() {
     if (std::sscanf(line.c_str(), "VmHWM: %llu kB", &kb) == 1) s.peak_bytes = kb * 1024;
   }
   return s;
+}
+
+void limit_heap_retention() {
+  // By default glibc raises its mmap threshold to the size of each mapped block freed (up to 32
+  // MiB). After the first MoE expert's tuning state is freed, the next ones (MBs each) come from
+  // the heap, whose freed middle is never returned: RSS then stays far above what is live. Setting
+  // the threshold turns that adjustment off.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 
 uint64_t available_memory_bytes() {

@@ -16,6 +16,9 @@ MemStats read_mem_stats();
 uint64_t available_memory_bytes();
 // Resets VmHWM to the current RSS (writes 5 to /proc/self/clear_refs); false if not permitted.
 bool reset_peak_rss();
+// Makes glibc hand every allocation of 1 MiB or more back to the kernel when it is freed (a fixed
+// mmap threshold), so resident memory follows what is live; process-wide, called by run_quantize.
+void limit_heap_retention();
 // "1.23 GiB", "512.0 MiB", "17 B"
 std::string format_bytes(uint64_t bytes);
 // Parses "2G", "512M", "1.5GiB", "1000000" (bytes); throws ar::Error naming `what` on bad text.

@@ -50,6 +50,7 @@ BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& 
   report.loss_before = tr.loss_iter0;
   report.loss_after = tr.best_loss;
   report.best_iter = tr.best_iter;
+  report.expert_groups = int(tr.groups.size());
   ctx.mem_log(cat("block ", l, " tuned"));
   if (ctx.stream_targets && !ctx.last) {  // the next block's X = block_fp(X)
     if (cs.on_disk()) cs.set_next_x(cs.new_store("X", l + 1));

@@ -17,24 +17,26 @@ struct Candidate {
   const char* what;
 };
 
-}  // namespace
-
-MemoryPlan choose_plan(const PlanInputs& in) {
+// The plan, or nothing with *why set to the error (ar::Error's text) when nothing fits.
+std::optional<MemoryPlan> choose(const PlanInputs& in, std::string* why) {
   const uint64_t fixed = in.base_bytes + in.block_bytes + in.work_bytes;
   std::string head = cat("memory plan (budget ", format_bytes(in.max_ram), ", work dir free ",
                          format_bytes(in.free_disk), "):\n", "  resident before the blocks  ", format_bytes(in.base_bytes),
                          "\n", "  one block's weights         ", format_bytes(in.block_bytes), "\n",
-                         "  tuning / pass working set   ", format_bytes(in.work_bytes), "\n");
+                         "  tuning / pass working set   ", format_bytes(in.work_bytes), "\n", in.note);
   if (in.caches == 0) {
     MemoryPlan p;
     p.peak_ram = fixed;
     p.checkpoint = in.checkpoint && in.free_disk >= in.result_bytes;
     p.disk_bytes = p.checkpoint ? in.result_bytes : 0;
     p.text = head + cat("  no calibration activations; predicted peak ", format_bytes(p.peak_ram));
-    if (p.peak_ram > in.max_ram)
-      AR_THROW("--max_ram ", format_bytes(in.max_ram), " is too small: one block and its working set need ",
-               format_bytes(p.peak_ram), " (", format_bytes(in.block_bytes), " weights + ", format_bytes(in.work_bytes),
-               " working set + ", format_bytes(in.base_bytes), " base); raise --max_ram");
+    if (p.peak_ram > in.max_ram) {
+      *why = cat("--max_ram ", format_bytes(in.max_ram), " is too small: one block and its working set need ",
+                 format_bytes(p.peak_ram), " (", format_bytes(in.block_bytes), " weights + ",
+                 format_bytes(in.work_bytes), " working set + ", format_bytes(in.base_bytes),
+                 " base); raise --max_ram");
+      return std::nullopt;
+    }
     return p;
   }
   head += cat("  one activation cache        ", format_bytes(in.cache_bytes), "\n");
@@ -75,7 +77,8 @@ MemoryPlan choose_plan(const PlanInputs& in) {
     else if (min_ram > in.max_ram) msg += cat("the smallest needs ", format_bytes(min_ram), " of RAM (raise --max_ram, or lower --seqlen)");
     else msg += cat("caches on disk need ", format_bytes(min_disk), " in the work directory, which has ",
                     format_bytes(in.free_disk), " free (free space, pass --work_dir on a larger disk, or lower --nsamples / --seqlen)");
-    AR_THROW(msg);
+    *why = msg;
+    return std::nullopt;
   }
   MemoryPlan p;
   p.mode = pick->mode;
@@ -96,6 +99,20 @@ MemoryPlan choose_plan(const PlanInputs& in) {
   p.text = head + lines + cat("  chosen: ", pick->what, "; predicted peak RAM ", format_bytes(p.peak_ram),
                               p.disk_bytes ? cat(", work dir up to ", format_bytes(p.disk_bytes)) : std::string());
   return p;
+}
+
+}  // namespace
+
+MemoryPlan choose_plan(const PlanInputs& in) {
+  std::string why;
+  std::optional<MemoryPlan> p = choose(in, &why);
+  if (!p) AR_THROW(why);
+  return *p;
+}
+
+std::optional<MemoryPlan> try_choose_plan(const PlanInputs& in) {
+  std::string why;
+  return choose(in, &why);
 }
 
 }  // namespace ar

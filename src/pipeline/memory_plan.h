@@ -4,6 +4,7 @@
 // fitting is an ar::Error that says what would.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace ar {
@@ -24,6 +25,7 @@ struct PlanInputs {
   bool allow_disk = true;      // --low_cpu_mem_usage (and not --cache ram)
   bool force_stream = false;   // --stream_loss
   bool checkpoint = true;      // keep a resumable checkpoint after each block
+  std::string note;            // further lines for the plan's head (e.g. the expert groups chosen)
 };
 
 struct MemoryPlan {
@@ -33,8 +35,11 @@ struct MemoryPlan {
   uint64_t peak_ram = 0;       // predicted
   uint64_t disk_bytes = 0;     // predicted peak use of the work directory
   std::string text;            // the plan, several lines, for the log
+  int expert_groups = 1;       // MoE blocks: experts tuned in this many groups (SignRoundOptions)
 };
 
 MemoryPlan choose_plan(const PlanInputs& in);
+// The same without throwing: nothing when no strategy fits.
+std::optional<MemoryPlan> try_choose_plan(const PlanInputs& in);
 
 }  // namespace ar

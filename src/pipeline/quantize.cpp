@@ -129,6 +129,7 @@ std::filesystem::path rank_work_dir(const std::filesystem::path& work_dir, const
 }
 
 QuantizeReport run_quantize(const QuantizeOptions& given) {
+  limit_heap_retention();
   const QuantizeOptions opt = checked_options(given);
   Comm& comm = opt.comm ? *opt.comm : single_process_comm();
   const bool lead = comm.rank() == 0;  // logs, writes the outputs
@@ -169,6 +170,8 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
   const MemoryPlan plan = plan_memory(opt, s, d, work_dir);
   rep.plan = plan.text;
   log(plan.text);
+  // Every process tunes the same groups (their gradients are summed group by group).
+  s.tune_opts.expert_groups = int(comm.max(int64_t(plan.expert_groups)));
   if (opt.resume && !plan.checkpoint && s.calib)
     AR_THROW("--resume: this run's plan keeps no checkpoint (not enough disk in ", work_dir.string(), ")");
 
@@ -212,7 +215,7 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
         mem_log(cat("block ", l, " quantized path propagated"));
       }
       if (outputs) outputs->add_block(l, r, &w);
-      if (s.tune) rep.tuning_steps += s.tune_opts.iters;
+      if (s.tune) rep.tuning_steps += int64_t(s.tune_opts.iters) * br.expert_groups;
       // Checkpoint: the block's result, then the next block's caches, then the manifest (last,
       // atomically); only then is the previous checkpoint's data removed (in a data-parallel run
       // once every process has written its manifest).

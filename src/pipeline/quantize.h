@@ -32,6 +32,7 @@ struct BlockReport {
   double loss_before = NAN;  // SignRound: the first step's batch loss (v = 0); NaN without tuning
   double loss_after = NAN;   // SignRound: the lowest batch loss, whose parameters were kept
   int best_iter = -1;
+  int expert_groups = 1;     // SignRound on a MoE block: groups its experts were tuned in
   double seconds = 0;
   uint64_t rss_bytes = 0, peak_rss_bytes = 0;  // after the block
   bool resumed = false;      // taken from the checkpoint (--resume): no losses, no time
@@ -77,6 +78,9 @@ struct QuantizeOptions {
   bool stream_loss = false;                // recompute targets per batch instead of caching them
   uint64_t max_ram = 0;                    // RAM budget; 0: 80 % of MemAvailable
   bool low_cpu_mem_usage = true;           // allow spilling activation caches to the work dir
+  // MoE blocks: tune the experts in this many groups (SignRoundOptions::expert_groups); 0: the
+  // fewest the RAM budget allows.
+  int expert_groups = 0;
   uint64_t max_disk = 0;                   // cap on the work dir's disk use; 0: its free space
   bool log_memory = false;                 // RSS after every phase of every block
   bool checkpoint = true;                  // resumable checkpoint after each block

@@ -241,18 +241,6 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   // + allocator, thread-stack and library slack: a 4B-shaped run with RAM caches predicted at 2.00 GiB
   // peaked 5 MiB above the prediction with 32 MiB of slack.
   pin.base_bytes = read_mem_stats().rss_bytes + (64ull << 20);
-  // The block's weights and the working set of the larger phase: tuning (weights compacted to
-  // bf16 where exact) or a calibration pass (f32 weights, inference scratch).
-  const uint64_t block_f32 = block_f32_bytes(cfg);
-  const uint64_t pass_bytes = s.calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0;
-  const uint64_t tune_bytes = s.tune ? BlockTuner::state_bytes(shapes0, cfg, schemes0, T, s.tune_opts) : 0;
-  if (s.tune && block_f32 - bf16_saving + tune_bytes > block_f32 + pass_bytes) {
-    pin.block_bytes = block_f32 - bf16_saving;
-    pin.work_bytes = tune_bytes;
-  } else {
-    pin.block_bytes = block_f32;
-    pin.work_bytes = pass_bytes;
-  }
   // Caches held at once: X (which becomes the targets in place) and Xq; without quantized inputs
   // the fp inputs and the targets are both needed, unless targets are streamed.
   pin.cache_bytes = uint64_t(n_calib) * sample_floats * sizeof(float);
@@ -267,7 +255,45 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   pin.force_stream = opt.stream_loss;
   pin.checkpoint = opt.checkpoint;
   pin.allow_ram = opt.cache != "disk";
-  return choose_plan(pin);
+
+  // The block's weights and the working set of the larger phase: tuning (weights compacted to
+  // bf16 where exact) or a calibration pass (f32 weights, inference scratch; after tuning also
+  // the block's results).
+  const uint64_t block_f32 = block_f32_bytes(cfg);
+  const uint64_t pass_bytes =
+      (s.calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0) + (s.tune ? max_result : 0);
+  auto with_groups = [&](int groups) {
+    SignRoundOptions o = s.tune_opts;
+    o.expert_groups = groups;
+    const uint64_t tune_bytes = s.tune ? BlockTuner::state_bytes(shapes0, cfg, schemes0, T, o) : 0;
+    PlanInputs p = pin;
+    if (s.tune && block_f32 - bf16_saving + tune_bytes > block_f32 + pass_bytes) {
+      p.block_bytes = block_f32 - bf16_saving;
+      p.work_bytes = tune_bytes;
+    } else {
+      p.block_bytes = block_f32;
+      p.work_bytes = pass_bytes;
+    }
+    return p;
+  };
+  // MoE tuning: the experts go in as few groups as fit the budget (SignRoundOptions::expert_groups).
+  const int experts = int(shapes0.experts.size() / 3);
+  if (!s.tune || experts == 0) return choose_plan(with_groups(1));
+  int groups = opt.expert_groups > 0 ? expert_group_count(shapes0, opt.expert_groups) : 1;
+  std::optional<MemoryPlan> plan;
+  if (opt.expert_groups == 0)
+    for (; groups < experts && !(plan = try_choose_plan(with_groups(groups))); ++groups) {
+    }
+  PlanInputs in = with_groups(groups);
+  const uint64_t one_group = with_groups(1).work_bytes;
+  in.note = groups == 1 ? cat("  experts tuned all at once (", experts, " per MoE block)\n")
+                        : cat("  experts tuned in ", groups, " groups of ~", (experts + groups - 1) / groups, " (",
+                              opt.expert_groups > 0 ? "--expert_groups" : "the fewest that fit the budget",
+                              "; all at once the working set is ", format_bytes(one_group), "); each group runs ",
+                              s.tune_opts.iters, " steps\n");
+  MemoryPlan p = choose_plan(in);
+  p.expert_groups = groups;
+  return p;
 }
 
 }  // namespace ar

@@ -21,6 +21,7 @@
 #include "model/block_grad.h"
 #include "quant/fake_quant_grad.h"
 #include "quant/fp_fake_quant_grad.h"
+#include "quant/gguf_blocks.h"
 #include "quant/gguf_tune.h"
 #include "quant/importance.h"
 #include "quant/nvfp4_global.h"
@@ -51,7 +52,12 @@ namespace {
 struct LinearState {
   const LinearWeights* l = nullptr;
   QuantScheme scheme;
-  bool tuned = false;  // false: kept in full precision (bits 16), no parameters
+  bool quantized = false;  // false: kept in full precision (bits 16), never tuned
+  int group = 0;           // its expert group (linear_expert_group)
+  bool tuned = false;      // in the group being tuned: its parameters below are allocated
+  // Its group is done: its result, which stands in for the weight while later groups tune.
+  const QuantizedWeight* held_q = nullptr;
+  const std::vector<uint8_t>* held_gguf = nullptr;
   std::vector<float> v, min_scale, max_scale, dmin, dmax, dw;
   // The original weight as bf16 bits when an owning tuner compacted it (then l->w is empty).
   std::vector<uint16_t> w_bf16;
@@ -132,6 +138,12 @@ uint64_t chunk_scratch_bytes(const ModelConfig& c, int64_t T, int64_t m) {
 }
 
 // Floats of every tuned linear's weight: the lanes' W' cache, and lane 1's gradients.
+// Result bytes of a quantized linear: codes, or GGUF blocks, plus per group scales / zero points.
+uint64_t result_bytes(const QuantScheme& q, const LinearWeights& l) {
+  if (q.gguf_target()) return uint64_t(l.out) * ggml_row_bytes(q.gguf, l.in);
+  return uint64_t(l.out) * uint64_t(l.in) + 3 * uint64_t(tunable_scales(q, false, l));
+}
+
 uint64_t tuned_weight_floats(const BlockWeights& b, const LinearSchemes& schemes) {
   uint64_t n = 0;
   for (int i = 0; i < int(schemes.size()); ++i)
@@ -172,6 +184,7 @@ struct BlockTuner::State {
   const int64_t T;
   const SignRoundOptions o;
   const StepPlan plan;  // lanes and samples per forward/backward while tuning
+  const int groups;     // expert groups, tuned one after another (expert_group_count)
   // Read from the f32 weights before an owning tuner compacts them.
   const std::vector<float> global_amax;
   std::vector<LinearState> st;
@@ -203,7 +216,7 @@ struct BlockTuner::State {
   State(const BlockWeights& b_, const ModelConfig& c_, const LinearSchemes& schemes,
         int64_t T_, const SignRoundOptions& o_)
       : b(b_), owns(false), nl(block_linear_count(b_)), c(c_), T(T_), o(o_), plan(plan_step(b_, schemes, c_, T_, o_)),
-        global_amax(block_nvfp4_global_amax(b_, schemes, o_.nvfp4_fused_global_scale)), st(static_cast<size_t>(nl)),
+        groups(expert_group_count(b_, o_.expert_groups)), global_amax(block_nvfp4_global_amax(b_, schemes, o_.nvfp4_fused_global_scale)), st(static_cast<size_t>(nl)),
         rope(make_rope_tables(c_, T_)), scratch(c_, T_, plan.cap), w_step(static_cast<size_t>(nl)) {
     init(schemes);
   }
@@ -211,7 +224,7 @@ struct BlockTuner::State {
   State(BlockWeights&& b_, const ModelConfig& c_, const LinearSchemes& schemes,
         int64_t T_, const SignRoundOptions& o_)
       : owned(std::move(b_)), b(owned), owns(true), nl(block_linear_count(owned)), c(c_), T(T_), o(o_),
-        plan(plan_step(owned, schemes, c_, T_, o_)),
+        plan(plan_step(owned, schemes, c_, T_, o_)), groups(expert_group_count(owned, o_.expert_groups)),
         global_amax(block_nvfp4_global_amax(owned, schemes, o_.nvfp4_fused_global_scale)), st(static_cast<size_t>(nl)),
         rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_, plan.cap), w_step(static_cast<size_t>(nl)) {
     init(schemes);
@@ -245,31 +258,20 @@ struct BlockTuner::State {
       lane1 = std::make_unique<Lane>(c, T, plan.cap, nl);
       for (auto* v : {&lane1->x, &lane1->second, &lane1->y, &lane1->dy}) v->resize(tc);
     }
+    AR_CHECK(o.expert_groups >= 1, "expert_groups ", o.expert_groups);
     bool compacted = false;
     for (int i = 0; i < nl; ++i) {
       LinearState& s = st[size_t(i)];
       s.l = block_linears(b, i);
       s.scheme = schemes[size_t(i)];
-      s.tuned = s.scheme.quantized();
+      s.quantized = s.scheme.quantized();
+      s.group = linear_expert_group(b, i, groups);
       s.global_amax = global_amax[size_t(i)];
       compacted |= !s.w_bf16.empty();
-      if (!s.tuned) continue;
+      if (!s.quantized) continue;
       if (s.scheme.gguf_target() && !s.gguf) make_gguf_init(s, s.scheme, *s.l);
       if (!s.gguf) check_quantizable(s.scheme);
-      const size_t nw = size_t(s.n_weights());
-      const size_t ng = size_t(tunable_scales(s.scheme, s.gguf, *s.l));
-      s.v.assign(nw, 0.f);
-      s.min_scale.assign(ng, 1.f);
-      s.max_scale.assign(ng, 1.f);
-      if (o.enable_minmax_tuning && o.iters > 0) {
-        s.dmin.assign(ng, 0.f);
-        s.dmax.assign(ng, 0.f);
-      }
-      if (o.iters > 0) s.dw.resize(nw);
-      if (lane1) {
-        lane1->dw[size_t(i)].resize(nw);
-        w_step[size_t(i)].resize(nw);
-      }
+      if (lane1) w_step[size_t(i)].resize(size_t(s.n_weights()));
     }
     if (o.iters > 0 || compacted) work.resize(size_t(work_floats(b, schemes)));
     std::vector<int64_t> widths(size_t(nl), 0);
@@ -280,6 +282,47 @@ struct BlockTuner::State {
       }
     // Several partitions: per-sample sums are held until importance_init chains them over the ranks.
     if (want_importance) imp.emplace(std::move(widths), o.partitions > 1);
+  }
+
+  // Allocates the parameters (v = 0, min/max_scale = 1) and gradients of group g's linears; with
+  // two lanes, the step's W' of every other quantized linear is its held value for the group.
+  void begin_group(int g) {
+    for (int i = 0; i < nl; ++i) {
+      LinearState& s = st[size_t(i)];
+      if (!s.quantized || s.group != g) continue;
+      s.tuned = true;
+      const size_t nw = size_t(s.n_weights());
+      const size_t ng = size_t(tunable_scales(s.scheme, s.gguf, *s.l));
+      s.v.assign(nw, 0.f);
+      s.min_scale.assign(ng, 1.f);
+      s.max_scale.assign(ng, 1.f);
+      if (o.enable_minmax_tuning && o.iters > 0) {
+        s.dmin.assign(ng, 0.f);
+        s.dmax.assign(ng, 0.f);
+      }
+      if (o.iters > 0) s.dw.resize(nw);
+      if (lane1) lane1->dw[size_t(i)].resize(nw);
+    }
+    work_holds = -1;
+    if (lane1)
+      for (int i = 0; i < nl; ++i) {
+        const LinearState& s = st[size_t(i)];
+        if (s.quantized && !s.tuned) std::copy_n(fake_quantized(i), s.n_weights(), w_step[size_t(i)].data());
+      }
+  }
+
+  // Group g is done: its results in r stand in for its weights from now on, its state goes.
+  void end_group(int g, const BlockTuneResult& r) {
+    for (int i = 0; i < nl; ++i) {
+      LinearState& s = st[size_t(i)];
+      if (!s.quantized || s.group != g) continue;
+      s.tuned = false;
+      if (s.gguf) s.held_gguf = &r.gguf[size_t(i)];
+      else s.held_q = &r.q[size_t(i)];
+      for (auto* v : {&s.v, &s.min_scale, &s.max_scale, &s.dmin, &s.dmax, &s.dw}) std::vector<float>().swap(*v);
+      if (lane1) std::vector<float>().swap(lane1->dw[size_t(i)]);
+    }
+    work_holds = -1;
   }
 
   // After a forward: the inputs of every linear are in the scratch (xn1: q/k/v, attn: o, xn2:
@@ -310,12 +353,16 @@ struct BlockTuner::State {
     work_holds = -1;
   }
 
-  // W' of linear i (the original weight when it is not tuned), valid until the next call.
+  // W' of linear i, valid until the next call: made from its parameters while its group tunes;
+  // its result dequantized once its group is done; its original weight otherwise (bits 16, or its
+  // group still to come).
   const float* fake_quantized(int i) {
     LinearState& s = st[size_t(i)];
-    if (!s.tuned) return s.l->w.as<float>();
+    if (!s.tuned && !s.held_q && !s.held_gguf) return original(i);
     if (work_holds != i) {
-      make_fake_quantized(i, work.data());
+      if (s.tuned) make_fake_quantized(i, work.data());
+      else if (s.held_q) s.held_q->dequantize(work.data());
+      else gguf_dequantize_tensor(s.scheme.gguf, s.held_gguf->data(), s.l->out, s.l->in, work.data());
       work_holds = i;
     }
     return work.data();
@@ -388,31 +435,28 @@ uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
   uint64_t n = plan_bytes(c, T, plan_step(b, schemes, c, T, o), tuned_weight_floats(b, schemes)) +
                2ull * uint64_t(T) * uint64_t(c.head_dim / 2) * sizeof(float) +
                work_floats(b, schemes) * sizeof(float);
-  uint64_t biggest_codes = 0;
+  const int groups = expert_group_count(b, o.expert_groups);
+  std::vector<uint64_t> group_state(size_t(groups), 0);
+  uint64_t results = 0, biggest_result = 0;
   const int nl = block_linear_count(b);
+  const bool training = o.iters > 0, minmax = training && o.enable_minmax_tuning;
   for (int i = 0; i < nl; ++i) {
     const LinearWeights& l = *block_linears(b, i);
-    if (!schemes[size_t(i)].quantized()) continue;
     const QuantScheme& q = schemes[size_t(i)];
+    if (!q.quantized()) continue;
     const uint64_t nw = uint64_t(l.out) * uint64_t(l.in);
-    const bool training = o.iters > 0, minmax = training && o.enable_minmax_tuning;
-    if (q.gguf_target()) {
-      // v and dW (f32), the best step's block bytes; per group min/max_scale (+ gradients) and
-      // the format's init constants (scale, offset, weight sum).
-      const uint64_t ng = uint64_t(l.out * gguf_tune_groups(q.gguf, l.in));
-      const uint64_t bytes = uint64_t(l.out) * ggml_row_bytes(q.gguf, l.in);
-      n += nw * (training ? 2 : 1) * sizeof(float) + bytes + ng * ((minmax ? 4 : 2) + 3) * sizeof(float);
-      biggest_codes = std::max(biggest_codes, bytes);
-      continue;
-    }
-    const uint64_t ng = uint64_t(tunable_scales(q, false, l));
-    // v and dW (f32), the best step's codes (1 byte); per group min/max_scale (and their
-    // gradients when tuned), the fp16 scale and the zero point.
-    n += nw * ((training ? 2 : 1) * sizeof(float) + 1) + ng * ((minmax ? 4 : 2) * sizeof(float) + 3);
-    biggest_codes = std::max(biggest_codes, nw + 3 * ng);
+    // v and dW (f32) while its group tunes; per tuned scale min/max_scale (+ gradients).
+    const uint64_t ng = uint64_t(tunable_scales(q, q.gguf_target(), l));
+    group_state[size_t(linear_expert_group(b, i, groups))] +=
+        nw * (training ? 2 : 1) * sizeof(float) + ng * (minmax ? 4 : 2) * sizeof(float);
+    // Held throughout: every linear's result (done groups stand in with theirs), and for GGUF
+    // targets the format's init constants (scale, offset, weight sum).
+    const uint64_t rb = result_bytes(q, l);
+    results += rb + (q.gguf_target() ? ng * 3 * sizeof(float) : 0);
+    biggest_result = std::max(biggest_result, rb);
   }
   // A new best result is built before the previous one of that linear is freed.
-  return n + biggest_codes;
+  return n + *std::max_element(group_state.begin(), group_state.end()) + results + biggest_result;
 }
 
 uint64_t BlockTuner::owned_weight_bytes(const BlockWeights& b, const LinearSchemes& schemes) {
@@ -461,6 +505,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     }
   };
   if (o.iters == 0) {  // RTN
+    for (int g = 0; g < S.groups; ++g) S.begin_group(g);
     quantize_current();
     return r;
   }
@@ -505,19 +550,19 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   const double lr0 = o.lr > 0 ? o.lr : 1.0 / o.iters;
   const double mm_lr0 = o.minmax_lr > 0 ? o.minmax_lr : lr0;
   const LinearWeightSource w = [&S](int i) { return S.fake_quantized(i); };
-  // The first partition accumulates into dw, each further one into `part`, added after it.
+  // The first partition accumulates into dw, each further one into `part`, added after it; both
+  // point at the tuned group's linears (set_grads).
   BlockLinearGrads dw(static_cast<size_t>(nl)), part(static_cast<size_t>(nl));
   std::vector<std::vector<float>> part_bufs(static_cast<size_t>(nl));
-  for (int i = 0; i < nl; ++i) {
-    LinearState& s = st[size_t(i)];
-    dw[i] = s.tuned ? s.dw.data() : nullptr;
-    if (s.tuned && local > 1) part_bufs[size_t(i)].resize(s.dw.size());
-    part[i] = s.tuned && local > 1 ? part_bufs[size_t(i)].data() : nullptr;
-  }
-  r.best_loss = INFINITY;
-  for (BlockGradScratch* sc : {&S.scratch, S.lane1 ? &S.lane1->scratch : nullptr})
-    if (sc && sc->moe) sc->moe->routed.clear();  // count what tuning routes, not the target pass
-  const auto t0 = std::chrono::steady_clock::now();
+  auto set_grads = [&]() {
+    for (int i = 0; i < nl; ++i) {
+      LinearState& s = st[size_t(i)];
+      dw[i] = s.tuned ? s.dw.data() : nullptr;
+      part_bufs[size_t(i)].assign(s.tuned && local > 1 ? s.dw.size() : 0, 0.f);
+      part_bufs[size_t(i)].shrink_to_fit();
+      part[i] = s.tuned && local > 1 ? part_bufs[size_t(i)].data() : nullptr;
+    }
+  };
   // Fetches sample `idx` into x / t (T, C): its input and its target, made now when streamed.
   auto fetch = [&](int64_t idx, float* x, float* t) {
     samples.fetch(idx, x, t);
@@ -568,7 +613,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     State::Lane& L1 = *S.lane1;
     BlockLinearWeights wl(static_cast<size_t>(nl));
     for (int i = 0; i < nl; ++i)
-      wl[i] = st[size_t(i)].tuned ? S.w_step[size_t(i)].data() : st[size_t(i)].l->w.as<float>();
+      wl[i] = st[size_t(i)].quantized ? S.w_step[size_t(i)].data() : st[size_t(i)].l->w.as<float>();
     const LinearWeightSource src = [&wl](int i) { return wl[size_t(i)]; };
     BlockLinearGrads g1(static_cast<size_t>(nl), nullptr);
     for (int i = 0; i < nl; ++i)
@@ -621,83 +666,12 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     return lane_loss[0] + lane_loss[1];
   };
 
-  for (int it = 0; it < o.iters; ++it) {
-    throw_if_interrupted("during SignRound tuning");
-    // This step's parameters: W' is made from them on demand from here on.
-    S.work_holds = -1;
-    for (LinearState& s : st) {
-      if (!s.tuned) continue;
-      clamp01(s.min_scale);  // a projection before use, not part of the gradient
-      clamp01(s.max_scale);
-      std::fill(s.dw.begin(), s.dw.end(), 0.f);
-    }
-    if (S.plan.lanes > 1)  // both lanes read every W' at once: made up front, once per step
-      for (int i = 0; i < nl; ++i)
-        if (st[size_t(i)].tuned) S.make_fake_quantized(i, S.w_step[size_t(i)].data());
-    // loss = mean over every element of the picked samples; each sample's share is 1/picks.
-    double loss = 0;
-    for (int q = 0; q < local; ++q) {
-      BlockLinearGrads& g = q == 0 ? dw : part;
-      if (q > 0)
-        for (auto& b : part_bufs) std::fill(b.begin(), b.end(), 0.f);
-      const double part_loss = S.plan.lanes > 1 ? run_lanes(q, g) : run_chunks(q, g);
-      if (q == 0) {
-        loss = part_loss;
-        continue;
-      }
-      loss += part_loss;
-      add_grads(dw, part);
-    }
-    if (procs > 1) {  // the other ranks' partitions, added in rank order
-      comm.sum_ordered(&loss, 1);
-      for (LinearState& s : st)
-        if (s.tuned) comm.sum_ordered(s.dw.data(), s.dw.size());
-    }
-    if (it == 0) r.loss_iter0 = loss;
-    if (loss < r.best_loss) {  // the parameters this loss was measured with
-      r.best_loss = loss;
-      r.best_iter = it;
-      quantize_current();
-    }
-    if (it + 1 == o.iters) break;  // a last update would never be evaluated
-    // LinearLR(start 1, end 0, total iters): step `it` uses lr * (1 - it / iters).
-    const float decay = float(1.0 - double(it) / o.iters);
-    const float lr = float(lr0) * decay, mm_lr = float(mm_lr0) * decay;
-    S.work_holds = -1;  // the work buffer now holds dL/dv, one linear at a time
-    for (LinearState& s : st) {
-      if (!s.tuned) continue;
-      float* dv = S.work.data();
-      const size_t nw = size_t(s.n_weights());
-      std::fill_n(dv, nw, 0.f);
-      std::fill(s.dmin.begin(), s.dmin.end(), 0.f);
-      std::fill(s.dmax.begin(), s.dmax.end(), 0.f);
-      float* dmin = o.enable_minmax_tuning ? s.dmin.data() : nullptr;
-      float* dmax = o.enable_minmax_tuning ? s.dmax.data() : nullptr;
-      std::optional<PhaseScope> scope(std::in_place, Phase::FakeQuantGrad);
-      if (s.gguf && s.w_bf16.empty())
-        gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.gg,
-                                 s.v.data(), s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
-      else if (s.gguf)
-        gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.gg, s.v.data(),
-                                 s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
-      else if (s.w_bf16.empty())
-        fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                            s.min_scale.data(), s.max_scale.data(), o.clamp_grad, s.global_amax);
-      else
-        fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(),
-                            s.min_scale.data(), s.max_scale.data(), o.clamp_grad, s.global_amax);
-      scope.emplace(Phase::Update);
-      signed_step(s.v.data(), dv, nw, lr);
-      if (o.enable_minmax_tuning) {
-        signed_step(s.min_scale, s.dmin, mm_lr);
-        signed_step(s.max_scale, s.dmax, mm_lr);
-      }
-    }
-  }
   // Experts the calibration data never routed a token to got no gradient, so tuning left them at
   // plain RTN: they get optimized RTN instead (integer schemes; GGUF targets start from their
-  // format's own scale search, floating-point schemes have plain RTN anyway), and are named once.
-  auto unrouted_experts_to_opt_rtn = [&]() {
+  // format's own scale search, floating-point schemes have plain RTN anyway), before later groups
+  // tune against them, and are named once at the end.
+  std::string unrouted;
+  auto unrouted_experts_to_opt_rtn = [&](int g) {
     if (S.b.experts.empty()) return;
     const int64_t E = int64_t(S.b.experts.size() / 3);
     std::vector<double> routed(size_t(E), 0.0);
@@ -705,10 +679,9 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       if (sc && sc->moe)
         for (size_t e = 0; e < sc->moe->routed.size(); ++e) routed[e] += double(sc->moe->routed[e]);
     if (comm.size() > 1) comm.sum_ordered(routed.data(), routed.size());
-    std::string none;
     for (int64_t e = 0; e < E; ++e) {
-      if (routed[size_t(e)] > 0) continue;
-      none += (none.empty() ? "" : ", ") + std::to_string(e);
+      if (routed[size_t(e)] > 0 || linear_expert_group(S.b, kDenseLinears + 3 * int(e), S.groups) != g) continue;
+      unrouted += (unrouted.empty() ? "" : ", ") + std::to_string(e);
       for (int j = 0; j < 3; ++j) {
         const int i = kDenseLinears + 3 * int(e) + j;
         LinearState& s = S.st[size_t(i)];
@@ -716,15 +689,107 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         r.q[size_t(i)] = quantize_opt_rtn(S.original(i), s.l->out, s.l->in, s.scheme);
       }
     }
-    if (!none.empty())
-      log_info("block ", S.b.layer, ": experts no calibration token reached (optimized RTN): ", none);
   };
-  unrouted_experts_to_opt_rtn();
+  for (BlockGradScratch* sc : {&S.scratch, S.lane1 ? &S.lane1->scratch : nullptr})
+    if (sc && sc->moe) sc->moe->routed.clear();  // count what tuning routes, not the target pass
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int g = 0; g < S.groups; ++g) {
+    S.begin_group(g);
+    set_grads();
+    BlockTuneResult::Group gr;
+    gr.best_loss = INFINITY;
+    for (int it = 0; it < o.iters; ++it) {
+      throw_if_interrupted("during SignRound tuning");
+      // This step's parameters: W' is made from them on demand from here on.
+      S.work_holds = -1;
+      for (LinearState& s : st) {
+        if (!s.tuned) continue;
+        clamp01(s.min_scale);  // a projection before use, not part of the gradient
+        clamp01(s.max_scale);
+        std::fill(s.dw.begin(), s.dw.end(), 0.f);
+      }
+      if (S.plan.lanes > 1)  // both lanes read every W' at once: made up front, once per step
+        for (int i = 0; i < nl; ++i)
+          if (st[size_t(i)].tuned) S.make_fake_quantized(i, S.w_step[size_t(i)].data());
+      // loss = mean over every element of the picked samples; each sample's share is 1/picks.
+      double loss = 0;
+      for (int q = 0; q < local; ++q) {
+        BlockLinearGrads& g = q == 0 ? dw : part;
+        if (q > 0)
+          for (auto& b : part_bufs) std::fill(b.begin(), b.end(), 0.f);
+        const double part_loss = S.plan.lanes > 1 ? run_lanes(q, g) : run_chunks(q, g);
+        if (q == 0) {
+          loss = part_loss;
+          continue;
+        }
+        loss += part_loss;
+        add_grads(dw, part);
+      }
+      if (procs > 1) {  // the other ranks' partitions, added in rank order
+        comm.sum_ordered(&loss, 1);
+        for (LinearState& s : st)
+          if (s.tuned) comm.sum_ordered(s.dw.data(), s.dw.size());
+      }
+      if (it == 0) gr.loss_iter0 = loss;
+      if (loss < gr.best_loss) {  // the parameters this loss was measured with
+        gr.best_loss = loss;
+        gr.best_iter = it;
+        quantize_current();
+      }
+      if (it + 1 == o.iters) break;  // a last update would never be evaluated
+      // LinearLR(start 1, end 0, total iters): step `it` uses lr * (1 - it / iters).
+      const float decay = float(1.0 - double(it) / o.iters);
+      const float lr = float(lr0) * decay, mm_lr = float(mm_lr0) * decay;
+      S.work_holds = -1;  // the work buffer now holds dL/dv, one linear at a time
+      for (LinearState& s : st) {
+        if (!s.tuned) continue;
+        float* dv = S.work.data();
+        const size_t nw = size_t(s.n_weights());
+        std::fill_n(dv, nw, 0.f);
+        std::fill(s.dmin.begin(), s.dmin.end(), 0.f);
+        std::fill(s.dmax.begin(), s.dmax.end(), 0.f);
+        float* dmin = o.enable_minmax_tuning ? s.dmin.data() : nullptr;
+        float* dmax = o.enable_minmax_tuning ? s.dmax.data() : nullptr;
+        std::optional<PhaseScope> scope(std::in_place, Phase::FakeQuantGrad);
+        if (s.gguf && s.w_bf16.empty())
+          gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.gg,
+                                   s.v.data(), s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
+        else if (s.gguf)
+          gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.gg, s.v.data(),
+                                   s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
+        else if (s.w_bf16.empty())
+          fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                              s.min_scale.data(), s.max_scale.data(), o.clamp_grad, s.global_amax);
+        else
+          fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                              s.min_scale.data(), s.max_scale.data(), o.clamp_grad, s.global_amax);
+        scope.emplace(Phase::Update);
+        signed_step(s.v.data(), dv, nw, lr);
+        if (o.enable_minmax_tuning) {
+          signed_step(s.min_scale, s.dmin, mm_lr);
+          signed_step(s.max_scale, s.dmax, mm_lr);
+        }
+      }
+    }
+    unrouted_experts_to_opt_rtn(g);
+    S.end_group(g, r);
+    r.groups.push_back(gr);
+    if (S.groups > 1)
+      log_info("block ", S.b.layer, " expert group ", g + 1, "/", S.groups, ": loss iter 0 ", gr.loss_iter0,
+               " -> best ", gr.best_loss, " (iter ", gr.best_iter, ")");
+  }
+  set_grads();  // no group is tuned any more: frees the partitions' buffers
+  r.loss_iter0 = r.groups.front().loss_iter0;
+  r.best_loss = r.groups.back().best_loss;
+  r.best_iter = r.groups.back().best_iter;
+  if (!unrouted.empty())
+    log_info("block ", S.b.layer, ": experts no calibration token reached (optimized RTN): ", unrouted);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   char per_step[32];
-  std::snprintf(per_step, sizeof per_step, "%.3f", secs / o.iters);
+  std::snprintf(per_step, sizeof per_step, "%.3f", secs / (double(o.iters) * S.groups));
   log_info("block ", S.b.layer, ": loss iter 0 ", r.loss_iter0, " -> best ", r.best_loss, " (iter ", r.best_iter,
-           "); ", o.iters, " steps, ", per_step, " s/step");
+           "); ", int64_t(o.iters) * S.groups, " steps", S.groups > 1 ? cat(" in ", S.groups, " expert groups") : "",
+           ", ", per_step, " s/step");
   return r;
 }
 
@@ -755,6 +820,17 @@ std::vector<float> block_nvfp4_global_amax(const BlockWeights& b,
   for (int i = 0; i < nl; ++i)
     if (nv[size_t(i)]) r[size_t(i)] = g[size_t(i)];
   return r;
+}
+
+int expert_group_count(const BlockWeights& b, int requested) {
+  const int experts = int(b.experts.size() / 3);
+  return experts == 0 ? 1 : std::clamp(requested, 1, experts);
+}
+
+int linear_expert_group(const BlockWeights& b, int i, int groups) {
+  if (i < kDenseLinears) return 0;
+  const int64_t experts = int64_t(b.experts.size() / 3);
+  return int(int64_t((i - kDenseLinears) / 3) * groups / experts);
 }
 
 BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,

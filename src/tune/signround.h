@@ -45,7 +45,19 @@ struct SignRoundOptions {
   // of them, or each MPI rank one: the same partitions give the same bytes either way. 1 is the
   // plain single sampler.
   int partitions = 1;
+  // Mixture-of-experts blocks: the experts are tuned in this many groups, one group after another,
+  // each for `iters` steps against the same targets, with the block's other experts held: groups
+  // already done at their quantized values, groups still to come at their original weights. The
+  // dense linears (attention) go with the first group. 1 tunes everything at once; G holds about
+  // 1/G of the experts' tuning state at a time (what the memory plan picks it for), at G times
+  // the steps, and a group cannot adapt to the rounding of the groups after it.
+  int expert_groups = 1;
 };
+
+// The expert groups a block is tuned in: `requested`, at most one per expert, 1 without experts.
+int expert_group_count(const BlockWeights& b, int requested);
+// The group block linear i belongs to (dense linears: 0; expert e of E: e * groups / E).
+int linear_expert_group(const BlockWeights& b, int i, int groups);
 
 // What tuning one block gives back.
 struct BlockTuneResult {
@@ -58,6 +70,14 @@ struct BlockTuneResult {
   double loss_iter0 = 0;  // loss of the first step's batch with v = 0, min/max_scale = 1
   double best_loss = 0;   // lowest batch loss seen (measured before that step's update)
   int best_iter = 0;
+  // Expert groups (SignRoundOptions::expert_groups): each group's first and best loss. The fields
+  // above are the first group's iter-0 loss (later groups' experts still at full precision) and
+  // the last group's best (every linear quantized). One entry when tuned at once.
+  struct Group {
+    double loss_iter0 = 0, best_loss = 0;
+    int best_iter = 0;
+  };
+  std::vector<Group> groups;
 };
 
 // Where the tuner reads its samples, one (T, C) activation pair at a time, so the caches can live
@@ -109,7 +129,8 @@ class BlockTuner {
   // (the same values). The tuner cannot be used afterwards.
   BlockWeights release_weights();
 
-  // Bytes the tuner allocates besides the block's weights (for the memory plan): an upper bound.
+  // Bytes the tuner allocates besides the block's weights (for the memory plan): an upper bound,
+  // for o.expert_groups groups (the largest group's state and every linear's result).
   static uint64_t state_bytes(const BlockWeights& b, const ModelConfig& c,
                               const LinearSchemes& schemes, int64_t T,
                               const SignRoundOptions& o);

@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "io/file.h"
 #include "quant/opt_rtn.h"
 #include "quant/scheme.h"
@@ -156,6 +159,111 @@ TEST(NewArch, ExpertsWithoutTokensGetOptimizedRtn) {
     quantize_opt_rtn(w.data(), t.shape[0], t.shape[1], QuantScheme{4, 32, true}).dequantize(rtn.data());
     EXPECT_EQ(got == rtn, std::string(e) == "7") << name;
   }
+  fs::remove_all(dir);
+}
+
+// Expert groups from the command line, on the tiny MoE with its router zeroed so that experts
+// 2..7 see no token: the plan names the groups, each group logs its losses, the unrouted experts
+// are still found (now group by group) and get optimized RTN, the tuned ones do not.
+TEST(NewArch, ExpertGroupsOnTheCommandLine) {
+  const fs::path dir = test::make_temp_dir("moe_groups");
+  const fs::path model = make_model("tiny-qwen3-moe", dir / "model"), out = dir / "out";
+  const std::string router = "model.layers.0.mlp.gate.weight";
+  {
+    const SafetensorsReader st = SafetensorsReader::open(model);
+    const TensorInfo& t = st.require(router);
+    const std::vector<char> zeros(t.size_bytes, 0);
+    std::fstream f(st.file_path(t.file_index), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(t.offset_bytes));
+    f.write(zeros.data(), std::streamsize(zeros.size()));
+  }
+  const auto r = test::run_command(cli() + " quantize --model " + model.string() + " --output_dir " + out.string() +
+                                   " --iters 5 --nsamples 4 --seqlen 64 --dataset builtin --group_size 32 --format fake" +
+                                   " --expert_groups 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string log = r.out + r.err;
+  EXPECT_NE(log.find("experts tuned in 3 groups of ~3 (--expert_groups"), std::string::npos) << log;
+  for (const char* g : {"block 0 expert group 1/3:", "block 0 expert group 3/3:", "15 steps in 3 expert groups"})
+    EXPECT_NE(log.find(g), std::string::npos) << g << "\n" << log;
+  EXPECT_EQ(log.find("block 1 expert group"), std::string::npos) << "block 1 is dense\n" << log;
+  EXPECT_NE(log.find("block 0: experts no calibration token reached (optimized RTN): 2, 3, 4, 5, 6, 7"),
+            std::string::npos) << log;
+  for (const char* e : {"7", "2", "0"}) {
+    const std::string name = std::string("model.layers.0.mlp.experts.") + e + ".gate_proj.weight";
+    const std::vector<float> w = tensor_f32(model, name), got = tensor_f32(out, name);
+    const SafetensorsReader st = SafetensorsReader::open(model);
+    const TensorInfo& t = st.require(name);
+    std::vector<float> rtn(w.size());
+    quantize_opt_rtn(w.data(), t.shape[0], t.shape[1], QuantScheme{4, 32, true}).dequantize(rtn.data());
+    EXPECT_EQ(got == rtn, std::string(e) != "0") << name;
+  }
+  fs::remove_all(dir);
+}
+
+// The number on a plan line after `key` ("... peak RAM 1.23 MiB"), in bytes; 0 when absent.
+double plan_bytes_after(const std::string& log, const std::string& key) {
+  const size_t at = log.find(key);
+  if (at == std::string::npos) return 0;
+  std::istringstream in(log.substr(at + key.size()));
+  double v = 0;
+  std::string unit;
+  in >> v >> unit;
+  while (!unit.empty() && !std::isalpha(static_cast<unsigned char>(unit.back()))) unit.pop_back();  // "MiB,"
+  const double scale = unit == "GiB" ? 1024.0 * 1024 * 1024 : unit == "MiB" ? 1024.0 * 1024 : unit == "KiB" ? 1024.0 : 1;
+  return v * scale;
+}
+
+// --max_ram below what tuning all experts at once needs: the plan picks the fewest groups that
+// fit and the run stays within the budget.
+TEST(NewArch, MaxRamChoosesExpertGroups) {
+  const fs::path dir = test::make_temp_dir("moe_groups_auto");
+  nlohmann::json c = synth_preset_config("tiny-qwen3-moe");
+  synth_set_num_layers(c, 1);
+  c["hidden_size"] = 256;
+  c["intermediate_size"] = 512;
+  c["moe_intermediate_size"] = 256;
+  c["num_experts"] = 64;
+  c["num_experts_per_tok"] = 4;
+  c["mlp_only_layers"] = nlohmann::json::array();
+  SynthOptions o;
+  o.config = c;
+  o.output_dir = dir / "model";
+  o.dtype = DType::BF16;
+  o.seed = 6;
+  generate_synthetic_model(o);
+  auto run = [&](const std::string& max_ram, const std::string& name) {
+    return test::run_command(cli() + " quantize --model " + (dir / "model").string() + " --output_dir " +
+                             (dir / name).string() + " --iters 1 --nsamples 2 --seqlen 64 --batch_size 2" +
+                             " --dataset builtin --format fake --cache disk --max_ram " + max_ram);
+  };
+  const auto wide = run("64G", "wide");
+  ASSERT_EQ(wide.exit_code, 0) << wide.err;
+  const std::string wlog = wide.out + wide.err;
+  EXPECT_NE(wlog.find("experts tuned all at once (64 per MoE block)"), std::string::npos) << wlog;
+  const double all_at_once = plan_bytes_after(wlog, "predicted peak RAM ");
+  const double state = plan_bytes_after(wlog, "tuning / pass working set ");
+  ASSERT_GT(all_at_once, 0) << wlog;
+  ASSERT_GT(state, 64 << 20) << "the experts' state should dominate\n" << wlog;
+  // Room for about half the state: two or three groups.
+  const uint64_t budget = uint64_t(all_at_once - state / 2);
+  const auto tight = run(std::to_string(budget), "tight");
+  ASSERT_EQ(tight.exit_code, 0) << tight.err;
+  const std::string tlog = tight.out + tight.err;
+  const size_t at = tlog.find("experts tuned in ");
+  ASSERT_NE(at, std::string::npos) << tlog;
+  const int groups = std::atoi(tlog.c_str() + at + std::string("experts tuned in ").size());
+  EXPECT_GE(groups, 2);
+  EXPECT_LE(groups, 4);
+  EXPECT_NE(tlog.find("(the fewest that fit the budget; all at once the working set is"), std::string::npos) << tlog;
+  EXPECT_NE(tlog.find(cat(groups, " steps in ", groups, " expert groups")), std::string::npos) << tlog;
+  EXPECT_LE(plan_bytes_after(tlog, "peak RSS (VmHWM): "), double(budget)) << tlog;
+  // One group fewer does not fit: the plan split no more than it had to.
+  const auto fewer = test::run_command(cli() + " quantize --model " + (dir / "model").string() + " --output_dir " +
+                                       (dir / "fewer").string() + " --iters 1 --nsamples 2 --seqlen 64 --batch_size 2" +
+                                       " --dataset builtin --format fake --cache disk --max_ram " + std::to_string(budget) +
+                                       " --expert_groups " + std::to_string(groups - 1));
+  EXPECT_EQ(fewer.exit_code, 1);
+  EXPECT_NE(fewer.err.find("no strategy fits"), std::string::npos) << fewer.err;
   fs::remove_all(dir);
 }
 

@@ -341,9 +341,11 @@ TEST(SignRound, StateBytesBoundsTheMeasuredAllocation) {
   std::printf("state_bytes %.2f MiB; RSS growth with the tuner alive %.2f MiB, peak growth %.2f MiB%s\n",
               double(bound) / 1048576, grown / 1048576, peak / 1048576, peak_ok ? "" : " (no VmHWM reset)");
   EXPECT_LE(peak, 1.05 * double(bound));  // a few pages of thread stacks and small allocations
-  EXPECT_GE(grown, 0.85 * double(bound));
   EXPECT_GT(r.best_loss, 0);
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);  // glibc's initial value (the dynamic adjustment stays off)
+  // The bound is not loose: the parameters and gradients go when tuning ends, so the peak shows it.
+  if (!peak_ok) GTEST_SKIP() << "VmHWM cannot be reset here: only the upper bound was checked";
+  EXPECT_GE(peak, 0.85 * double(bound));
 }
 
 

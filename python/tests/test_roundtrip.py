@@ -68,3 +68,16 @@ def test_fp_scheme_maps_to_the_cli_scheme_flag(tiny_model, tmp_path):
     out = tmp_path / "py"
     ar.AutoRound(tiny_model, scheme="MXFP4", iters=0, progress=False).quantize_and_save(out, format="fake")
     assert tree_bytes(out) == tree_bytes(tmp_path / "cli")
+
+
+def test_expert_groups_map_to_the_cli_flag(tmp_path):
+    # A mixture-of-experts model tuned in 2 expert groups: the CLI's bytes, and the report says so.
+    model = tmp_path / "moe"
+    run_cli("generate", "--preset", "tiny-qwen3-moe", "--output_dir", model, "--seed", 4)
+    run_cli("quantize", "--model", model, "--dataset", "builtin", "--output_dir", tmp_path / "cli", *CLI_FLAGS,
+            "--expert_groups", 2)
+    out = tmp_path / "py"
+    report = ar.AutoRound(model, dataset="builtin", expert_groups=2, progress=False, **SETTINGS).quantize_and_save(out)
+    assert tree_bytes(out) == tree_bytes(tmp_path / "cli")
+    moe_blocks = [b for b in report.blocks if b.expert_groups > 1]
+    assert [b.expert_groups for b in moe_blocks] == [2] * len(moe_blocks) and len(moe_blocks) >= 2

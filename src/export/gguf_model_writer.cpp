@@ -3,6 +3,7 @@
 #include "export/gguf_model_writer.h"
 
 #include <algorithm>
+#include <set>
 
 #include "core/error.h"
 #include "export/gguf_meta.h"
@@ -247,6 +248,17 @@ void GgufModelWriter::add_bytes(const std::string& hf_name, GgmlType t, const vo
   } else {
     pending_.emplace(e.decl, std::vector<uint8_t>(p, p + size));
   }
+}
+
+uint64_t GgufModelWriter::block_buffer_bytes(const std::vector<std::string>& tensors) const {
+  std::set<size_t> stacked;
+  uint64_t n = 0;
+  for (const std::string& t : tensors) {
+    if (!wants(t)) continue;
+    const Entry& e = entry(t);
+    if (e.expert >= 0 && stacked.insert(e.decl).second) n += uint64_t(e.size_bytes) * uint64_t(e.n_experts);
+  }
+  return n;
 }
 
 void GgufModelWriter::add_copy(const std::string& hf_name) {

@@ -79,6 +79,8 @@ class GgufModelWriter final : public ModelWriter {
   // other tensor of the block is converted from the source.
   void add_block(const std::vector<std::string>& tensors, const BlockResult& r, const BlockWeights* w) override;
   bool needs_block_weights() const override { return true; }
+  // Stacked expert tensors are gathered whole before they are written.
+  uint64_t block_buffer_bytes(const std::vector<std::string>& tensors) const override;
   const std::filesystem::path& output_path() const override { return out_dir_; }
   std::filesystem::path eval_path() const override { return path(); }
   bool is_gguf() const override { return true; }

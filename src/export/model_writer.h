@@ -31,6 +31,12 @@ class ModelWriter {
   virtual void add_block(const std::vector<std::string>& tensors, const BlockResult& r,
                          const BlockWeights* w) = 0;
   virtual bool needs_block_weights() const = 0;
+  // Bytes add_block holds at once beyond what it is given (for the memory plan), for a block
+  // with these source tensors.
+  virtual uint64_t block_buffer_bytes(const std::vector<std::string>& tensors) const {
+    (void)tensors;
+    return 0;
+  }
   // A source tensor outside the blocks (embedding, final norm, lm_head), converted as the
   // format stores it; tensors the format leaves out are skipped.
   virtual void add_copy(const std::string& tensor) = 0;

@@ -120,6 +120,14 @@ void OutputSet::add_block(int64_t layer, const BlockResult& r, const BlockWeight
   for (auto& wr : writers_) wr->add_block(tensors, r, w);
 }
 
+uint64_t OutputSet::block_buffer_bytes(int64_t layer) const {
+  const auto it = by_block_.find(layer);
+  if (it == by_block_.end()) return 0;
+  uint64_t n = 0;
+  for (const auto& wr : writers_) n += wr->block_buffer_bytes(it->second);
+  return n;
+}
+
 void OutputSet::finish() {
   for (auto& wr : writers_)
     for (const std::string& t : outside_) wr->add_copy(t);

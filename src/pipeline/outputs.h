@@ -35,6 +35,8 @@ class OutputSet {
   bool needs_block_weights() const;
 
   void add_block(int64_t layer, const BlockResult& r, const BlockWeights* w);
+  // What the writers hold at once while add_block(layer, ...) runs (ModelWriter::block_buffer_bytes).
+  uint64_t block_buffer_bytes(int64_t layer) const;
   // Tensors outside the blocks, then every writer's finish (the outputs appear only now).
   void finish();
 

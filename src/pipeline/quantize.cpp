@@ -214,7 +214,10 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
         cs->propagate_quantized(w, l, s.tune_opts.precision);
         mem_log(cat("block ", l, " quantized path propagated"));
       }
-      if (outputs) outputs->add_block(l, r, &w);
+      if (outputs) {
+        outputs->add_block(l, r, &w);
+        mem_log(cat("block ", l, " written"));
+      }
       if (s.tune) rep.tuning_steps += int64_t(s.tune_opts.iters) * br.expert_groups;
       // Checkpoint: the block's result, then the next block's caches, then the manifest (last,
       // atomically); only then is the previous checkpoint's data removed (in a data-parallel run

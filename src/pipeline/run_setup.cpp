@@ -260,8 +260,9 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   // bf16 where exact) or a calibration pass (f32 weights, inference scratch; after tuning also
   // the block's results).
   const uint64_t block_f32 = block_f32_bytes(cfg);
-  const uint64_t pass_bytes =
-      (s.calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0) + (s.tune ? max_result : 0);
+  const uint64_t writer_bytes = s.outputs ? s.outputs->block_buffer_bytes(largest_block_layer(cfg)) : 0;
+  const uint64_t pass_bytes = (s.calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0) +
+                              (s.tune ? max_result : 0) + writer_bytes;
   auto with_groups = [&](int groups) {
     SignRoundOptions o = s.tune_opts;
     o.expert_groups = groups;

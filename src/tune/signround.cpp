@@ -137,13 +137,13 @@ uint64_t chunk_scratch_bytes(const ModelConfig& c, int64_t T, int64_t m) {
   return BlockGradScratch::size_bytes(c, T, m) + 4ull * uint64_t(m * T * c.hidden_size) * sizeof(float);
 }
 
-// Floats of every tuned linear's weight: the lanes' W' cache, and lane 1's gradients.
 // Result bytes of a quantized linear: codes, or GGUF blocks, plus per group scales / zero points.
 uint64_t result_bytes(const QuantScheme& q, const LinearWeights& l) {
   if (q.gguf_target()) return uint64_t(l.out) * ggml_row_bytes(q.gguf, l.in);
   return uint64_t(l.out) * uint64_t(l.in) + 3 * uint64_t(tunable_scales(q, false, l));
 }
 
+// Floats of every quantized linear's weight: the lanes' W' cache, and lane 1's gradients.
 uint64_t tuned_weight_floats(const BlockWeights& b, const LinearSchemes& schemes) {
   uint64_t n = 0;
   for (int i = 0; i < int(schemes.size()); ++i)
@@ -216,7 +216,8 @@ struct BlockTuner::State {
   State(const BlockWeights& b_, const ModelConfig& c_, const LinearSchemes& schemes,
         int64_t T_, const SignRoundOptions& o_)
       : b(b_), owns(false), nl(block_linear_count(b_)), c(c_), T(T_), o(o_), plan(plan_step(b_, schemes, c_, T_, o_)),
-        groups(expert_group_count(b_, o_.expert_groups)), global_amax(block_nvfp4_global_amax(b_, schemes, o_.nvfp4_fused_global_scale)), st(static_cast<size_t>(nl)),
+        groups(expert_group_count(b_, o_.expert_groups)),
+        global_amax(block_nvfp4_global_amax(b_, schemes, o_.nvfp4_fused_global_scale)), st(static_cast<size_t>(nl)),
         rope(make_rope_tables(c_, T_)), scratch(c_, T_, plan.cap), w_step(static_cast<size_t>(nl)) {
     init(schemes);
   }
@@ -671,7 +672,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   // format's own scale search, floating-point schemes have plain RTN anyway), before later groups
   // tune against them, and are named once at the end.
   std::string unrouted;
-  auto unrouted_experts_to_opt_rtn = [&](int g) {
+  auto unrouted_experts_to_opt_rtn = [&](int group) {
     if (S.b.experts.empty()) return;
     const int64_t E = int64_t(S.b.experts.size() / 3);
     std::vector<double> routed(size_t(E), 0.0);
@@ -680,7 +681,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         for (size_t e = 0; e < sc->moe->routed.size(); ++e) routed[e] += double(sc->moe->routed[e]);
     if (comm.size() > 1) comm.sum_ordered(routed.data(), routed.size());
     for (int64_t e = 0; e < E; ++e) {
-      if (routed[size_t(e)] > 0 || linear_expert_group(S.b, kDenseLinears + 3 * int(e), S.groups) != g) continue;
+      if (routed[size_t(e)] > 0 || linear_expert_group(S.b, kDenseLinears + 3 * int(e), S.groups) != group) continue;
       unrouted += (unrouted.empty() ? "" : ", ") + std::to_string(e);
       for (int j = 0; j < 3; ++j) {
         const int i = kDenseLinears + 3 * int(e) + j;
@@ -693,8 +694,8 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   for (BlockGradScratch* sc : {&S.scratch, S.lane1 ? &S.lane1->scratch : nullptr})
     if (sc && sc->moe) sc->moe->routed.clear();  // count what tuning routes, not the target pass
   const auto t0 = std::chrono::steady_clock::now();
-  for (int g = 0; g < S.groups; ++g) {
-    S.begin_group(g);
+  for (int group = 0; group < S.groups; ++group) {
+    S.begin_group(group);
     set_grads();
     BlockTuneResult::Group gr;
     gr.best_loss = INFINITY;
@@ -771,11 +772,11 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         }
       }
     }
-    unrouted_experts_to_opt_rtn(g);
-    S.end_group(g, r);
+    unrouted_experts_to_opt_rtn(group);
+    S.end_group(group, r);
     r.groups.push_back(gr);
     if (S.groups > 1)
-      log_info("block ", S.b.layer, " expert group ", g + 1, "/", S.groups, ": loss iter 0 ", gr.loss_iter0,
+      log_info("block ", S.b.layer, " expert group ", group + 1, "/", S.groups, ": loss iter 0 ", gr.loss_iter0,
                " -> best ", gr.best_loss, " (iter ", gr.best_iter, ")");
   }
   set_grads();  // no group is tuned any more: frees the partitions' buffers

@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "core/memory.h"
 #include "model/block_specs.h"
+#include "quant/gguf_blocks.h"
 #include "quant/rtn.h"
 
 namespace ar {
@@ -265,6 +266,47 @@ TEST(ExpertGroups, StateBytesShrinkAndBoundThePeak) {
   }
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   omp_set_num_threads(saved);
+}
+
+// GGUF targets (tuned under Q4_K's block format): a done group stands in with its GGUF bytes, so
+// the last group's first loss is that of the block with every earlier linear dequantized from
+// its bytes.
+TEST(ExpertGroups, GgufTargetsHoldTheirBlocks) {
+  const ModelConfig c = moe_config(256, 4, 256);
+  const BlockWeights b = moe_block(c, 6);
+  const int64_t T = 16;
+  Samples s = make_samples(b, c, 1, T);
+  LinearSchemes sch(size_t(block_linear_count(b)));
+  for (int i = 0; i < block_linear_count(b); ++i) {
+    sch[size_t(i)].bits = 16;
+    if (block_linears(b, i)->present() && block_linears(b, i)->in % 256 == 0) sch[size_t(i)].gguf = GgmlType::Q4_K;
+  }
+  SignRoundOptions o;
+  o.iters = 3;
+  o.batch_size = 1;
+  o.expert_groups = 2;
+  BlockTuner tuner(b, c, sch, T, o);
+  const BlockTuneResult r = tuner.tune(s.view());
+  ASSERT_EQ(r.groups.size(), 2u);
+  // The block as group 1 first saw it: group 0 from its bytes, group 1 at its own first W'
+  // (v = 0), which for a group's first step is the same in both runs below.
+  BlockWeights seen = moe_block(c, 6);
+  SignRoundOptions one = o;
+  one.iters = 1;
+  one.expert_groups = 1;
+  for (int i = 0; i < block_linear_count(b); ++i) {
+    if (!sch[size_t(i)].quantized() || linear_expert_group(b, i, 2) != 0) continue;
+    LinearWeights& l = *block_linears(seen, i);
+    ASSERT_FALSE(r.gguf[size_t(i)].empty()) << i;
+    gguf_dequantize_tensor(GgmlType::Q4_K, r.gguf[size_t(i)].data(), l.out, l.in, l.w.as<float>());
+  }
+  // Tuning `seen` with group 0 left at 16 bits and group 1 as before: its first loss is group 1's.
+  LinearSchemes only1 = sch;
+  for (int i = 0; i < block_linear_count(b); ++i)
+    if (linear_expert_group(b, i, 2) == 0) only1[size_t(i)] = QuantScheme{16, 32, true};
+  BlockTuner check(seen, c, only1, T, one);
+  const BlockTuneResult rc = check.tune(s.view());
+  EXPECT_NEAR(r.groups[1].loss_iter0, rc.loss_iter0, 1e-6 * rc.loss_iter0);
 }
 
 }  // namespace

@@ -59,6 +59,18 @@ std::vector<float> tensor_f32(const fs::path& model, const std::string& name) {
 
 class NewArch : public ::testing::TestWithParam<const char*> {};
 
+// Every weight of an f32 router set to zero in the model's file: each token's probabilities tie,
+// so the top k are experts 0..k-1 and the others never see a token.
+void zero_router(const fs::path& model, const std::string& router) {
+  const SafetensorsReader st = SafetensorsReader::open(model);
+  const TensorInfo& t = st.require(router);
+  ASSERT_EQ(t.dtype, DType::F32);
+  const std::vector<char> zeros(t.size_bytes, 0);
+  std::fstream f(st.file_path(t.file_index), std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(std::streamoff(t.offset_bytes));
+  f.write(zeros.data(), std::streamsize(zeros.size()));
+}
+
 TEST_P(NewArch, TunesWritesAndReadsBack) {
   const std::string preset = GetParam();
   const fs::path dir = test::make_temp_dir("newarch_" + preset);
@@ -133,16 +145,7 @@ INSTANTIATE_TEST_SUITE_P(Tiny, NewArch, ::testing::Values("tiny-gemma3", "tiny-p
 TEST(NewArch, ExpertsWithoutTokensGetOptimizedRtn) {
   const fs::path dir = test::make_temp_dir("moe_unrouted");
   const fs::path model = make_model("tiny-qwen3-moe", dir / "model"), out = dir / "out";
-  const std::string router = "model.layers.0.mlp.gate.weight";
-  {
-    const SafetensorsReader st = SafetensorsReader::open(model);
-    const TensorInfo& t = st.require(router);
-    ASSERT_EQ(t.dtype, DType::F32);
-    const std::vector<char> zeros(t.size_bytes, 0);
-    std::fstream f(st.file_path(t.file_index), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(std::streamoff(t.offset_bytes));
-    f.write(zeros.data(), std::streamsize(zeros.size()));
-  }
+  zero_router(model, "model.layers.0.mlp.gate.weight");
   const auto r = test::run_command(cli() + " quantize --model " + model.string() + " --output_dir " + out.string() +
                                    " --iters 5 --nsamples 4 --seqlen 64 --dataset builtin --group_size 32 --format fake");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -168,15 +171,7 @@ TEST(NewArch, ExpertsWithoutTokensGetOptimizedRtn) {
 TEST(NewArch, ExpertGroupsOnTheCommandLine) {
   const fs::path dir = test::make_temp_dir("moe_groups");
   const fs::path model = make_model("tiny-qwen3-moe", dir / "model"), out = dir / "out";
-  const std::string router = "model.layers.0.mlp.gate.weight";
-  {
-    const SafetensorsReader st = SafetensorsReader::open(model);
-    const TensorInfo& t = st.require(router);
-    const std::vector<char> zeros(t.size_bytes, 0);
-    std::fstream f(st.file_path(t.file_index), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(std::streamoff(t.offset_bytes));
-    f.write(zeros.data(), std::streamsize(zeros.size()));
-  }
+  zero_router(model, "model.layers.0.mlp.gate.weight");
   const auto r = test::run_command(cli() + " quantize --model " + model.string() + " --output_dir " + out.string() +
                                    " --iters 5 --nsamples 4 --seqlen 64 --dataset builtin --group_size 32 --format fake" +
                                    " --expert_groups 3");

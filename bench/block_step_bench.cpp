@@ -1,10 +1,12 @@
 // One SignRound step (forward + backward of every sample of a batch, signed update) on a decoder
-// block with Qwen3-4B shapes (hidden 2560, ffn 9728, 32/8 heads, head_dim 128) and random weights:
-// ms/iter, achieved GFLOP/s, the f32/bf16 GEMM rate oneDNN reaches in the same process, and peak RSS.
+// block with a synthetic preset's shapes (default qwen3-4b: hidden 2560, ffn 9728, 32/8 heads,
+// head_dim 128; a mixture-of-experts preset such as qwen3-30b-a3b times an MoE block) and random
+// weights: ms/iter, achieved GFLOP/s, the f32/bf16 GEMM rate oneDNN reaches in the same process,
+// and peak RSS. FLOPs of an MoE block count the routed experts only (top-k per token).
 // Run it with --batch 1 and --batch 8 in separate processes to see that memory does not grow with
 // the batch. The weights are rounded to bf16 (as a bf16 checkpoint's are); --own hands them to the
 // tuner, which then keeps the quantized linears as bf16 while tuning (0.2 GB less).
-// Usage: block_step_bench [--batch 8] [--seqlen 2048] [--iters 2] [--f32|--bf16] [--own]
+// Usage: block_step_bench [--preset qwen3-4b] [--batch 8] [--seqlen 2048] [--iters 2] [--f32|--bf16] [--own]
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -23,6 +25,7 @@
 #include "core/timer.h"
 #include "kernels/gemm.h"
 #include "model/block.h"
+#include "model/block_specs.h"
 #include "model/config.h"
 #include "model/weights.h"
 #include "tune/signround.h"
@@ -51,10 +54,14 @@ double gemm_rate(ar::Precision p) {
 // The step's time by phase (core/profile.h), per step, with the FLOP rate of the GEMM phases and
 // attention (FLOPs executed: the backward GEMMs compute dW for every linear and dX for all but
 // q/k/v; attention's backward recomputes the probabilities, so 5 products against the forward's
-// 2, each over the causal half).
+// 2, each over the causal half). An MoE block's gate/up/down phases are its experts': each token
+// goes through k of them, so they count as one MLP k times as wide. Experts run concurrently, one
+// per thread, and concurrent scopes both count (core/profile.h): those phases sum thread time, so
+// their GFLOP/s is per thread and "untracked" can come out below its true share.
 void print_profile(const std::array<double, ar::kPhases>& prof, double sec, int iters, double batch, double T,
-                   const ar::ModelConfig& c) {
-  const double C = double(c.hidden_size), F = double(c.intermediate_size), D = double(c.head_dim);
+                   const ar::ModelConfig& c, bool moe) {
+  const double C = double(c.hidden_size), D = double(c.head_dim);
+  const double F = moe ? double(c.num_experts_per_tok * c.moe_intermediate_size) : double(c.intermediate_size);
   const double HD = double(c.num_attention_heads) * D, KV = double(c.num_key_value_heads) * D;
   const double tok = batch * T;
   const double qkv = 2 * tok * C * (HD + 2 * KV), o = 2 * tok * HD * C, gu = 2 * tok * C * 2 * F,
@@ -101,10 +108,12 @@ int main(int argc, char** argv) {
   int64_t batch = 8, T = 2048;
   int iters = 2;
   bool own = false;
+  std::string preset = "qwen3-4b";
   ar::Precision prec = ar::gemm_has_native_bf16() ? ar::Precision::BF16 : ar::Precision::F32;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--batch" && i + 1 < argc) batch = std::atoll(argv[++i]);
+    if (a == "--preset" && i + 1 < argc) preset = argv[++i];
+    else if (a == "--batch" && i + 1 < argc) batch = std::atoll(argv[++i]);
     else if (a == "--seqlen" && i + 1 < argc) T = std::atoll(argv[++i]);
     else if (a == "--iters" && i + 1 < argc) iters = std::atoi(argv[++i]);
     else if (a == "--f32") prec = ar::Precision::F32;
@@ -112,26 +121,24 @@ int main(int argc, char** argv) {
     else if (a == "--own") own = true;
     else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
   }
-  ar::ModelConfig c = ar::parse_model_config(ar::synth_preset_config("qwen3-4b"), "preset qwen3-4b");
-  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  ar::ModelConfig c = ar::parse_model_config(ar::synth_preset_config(preset), "preset " + preset);
+  const int64_t C = c.hidden_size, D = c.head_dim;
+  const int64_t H = c.num_attention_heads;
+  const bool moe = ar::layer_is_moe(c, 0);
   std::mt19937_64 rng(1);
-  ar::BlockWeights w;
-  w.layer = 0;
-  w.input_norm = random_buffer(size_t(C), 0.01f, 1.f, rng);
-  w.post_norm = random_buffer(size_t(C), 0.01f, 1.f, rng);
-  w.q_norm = random_buffer(size_t(D), 0.01f, 1.f, rng);
-  w.k_norm = random_buffer(size_t(D), 0.01f, 1.f, rng);
-  const int64_t shapes[ar::kDenseLinears][2] = {{C, H * D}, {C, Hkv * D}, {C, Hkv * D}, {H * D, C}, {C, F}, {C, F}, {F, C}};
-  double params = 0;
-  for (int i = 0; i < ar::kDenseLinears; ++i) {
-    ar::LinearWeights& l = *ar::block_linears(w, i);
-    l.name = "model.layers.0.linear" + std::to_string(i);
-    l.in = shapes[i][0];
-    l.out = shapes[i][1];
-    l.w = random_buffer(size_t(l.in * l.out), 0.02f, 0.f, rng);
-    params += double(l.in * l.out);
+  // Every tensor of layer 0 (block_specs.h): norms near 1, linears (and the router) N(0, 0.02).
+  ar::BlockWeights w = ar::block_shapes(c, 0);
+  for (const ar::BlockTensorSpec& s : ar::block_tensor_specs(c, 0)) {
+    const bool norm = !s.is_linear() && s.part != ar::BlockPart::Router;
+    ar::block_tensor_buffer(w, s) = random_buffer(size_t(s.numel()), norm ? 0.01f : 0.02f, norm ? 1.f : 0.f, rng);
   }
+  // Parameters one token multiplies with: every dense linear, k experts' and the router.
+  double params = 0;
+  for (int i = 0; i < ar::block_linear_count(w); ++i) {
+    const ar::LinearWeights& l = *ar::block_linears(w, i);
+    params += double(l.in * l.out) * (i < ar::kDenseLinears ? 1.0 : double(c.num_experts_per_tok) / double(c.num_experts));
+  }
+  params += double(w.router.in * w.router.out);
   // Inputs: random hidden states; targets: the fp block's outputs for them.
   ar::Buffer x = random_buffer(size_t(batch * T * C), 1.f, 0.f, rng);
   ar::Buffer target(x.size_bytes());
@@ -150,7 +157,9 @@ int main(int argc, char** argv) {
     }
   }
   const int64_t calib_samples = batch > 1 ? batch - 1 : 1;
-  ar::LinearSchemes schemes(ar::kDenseLinears, ar::QuantScheme{4, 128, true});
+  ar::LinearSchemes schemes(size_t(ar::block_linear_count(w)), ar::QuantScheme{4, 128, true});
+  for (int i = 0; i < ar::block_linear_count(w); ++i)
+    if (!ar::block_linears(w, i)->present()) schemes[size_t(i)].bits = 16;  // an MoE block's empty gate/up/down
   ar::SignRoundOptions o;
   o.iters = iters;
   o.batch_size = batch;
@@ -183,8 +192,8 @@ int main(int argc, char** argv) {
   const double attn = 2.0 * 2.0 * double(H) * double(D) * double(T) * double(T + 1) / 2.0;
   const double flops_per_sample = 3.0 * 2.0 * params * double(T) + 4.0 * attn;
   const double flops = flops_per_sample * double(batch) * iters;
-  std::printf("Qwen3-4B block, batch %lld x seqlen %lld, %d iters, %s matmuls (native bf16: %s)\n", (long long)batch,
-              (long long)T, iters, prec == ar::Precision::F32 ? "f32" : "bf16", ar::gemm_has_native_bf16() ? "yes" : "no");
+  std::printf("%s block%s, batch %lld x seqlen %lld, %d iters, %s matmuls (native bf16: %s)\n", preset.c_str(), moe ? " (MoE)" : "",
+              (long long)batch, (long long)T, iters, prec == ar::Precision::F32 ? "f32" : "bf16", ar::gemm_has_native_bf16() ? "yes" : "no");
   std::printf("tuning: %.1f ms/iter, %.1f GFLOP/s (loss %.5g -> %.5g)\n", 1e3 * sec / iters, flops / sec / 1e9,
               r.loss_iter0, r.best_loss);
   std::printf("gemm peak in this process (2048x9728x2560): f32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n",
@@ -196,7 +205,7 @@ int main(int argc, char** argv) {
                 (long long)calib_samples, 1e3 * calib_sec / double(calib_samples),
                 fwd * double(calib_samples) / calib_sec / 1e9);
   }
-  print_profile(prof, sec, iters, double(batch), double(T), c);
+  print_profile(prof, sec, iters, double(batch), double(T), c, moe);
   std::printf("peak RSS (VmHWM): %s (inputs + targets: %s; block weights %s as the tuner holds them%s; tuner "
               "state_bytes %s)\n",
               ar::format_bytes(ar::read_mem_stats().peak_bytes).c_str(), ar::format_bytes(2 * x.size_bytes()).c_str(),

@@ -52,7 +52,9 @@ struct PrimEntry {
 };
 
 // Too many distinct shapes means the caller is not reusing them; start over rather than grow.
-constexpr size_t kMaxCachedPrimitives = 256;
+// An MoE block adds 7 shapes per distinct (rounded) expert row count, ~40 counts at most for 2048
+// tokens (moe.cpp), on top of the dense layers' ~30: 1024 keeps them all across steps.
+constexpr size_t kMaxCachedPrimitives = 1024;
 
 struct Backend {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
@@ -446,6 +448,42 @@ void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_
   const Tiling whole{/*along_m=*/true, M, 1, M};
   multiply_tiles(be, lock, nested, whole, M, N, K, Operand{A, lda}, Operand{B, ldb}, trans_a, trans_b, accumulate,
                  /*native=*/true, C, ldc, nullptr);
+}
+
+void gemm_serial(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a,
+                 bool trans_b, bool accumulate, Precision p, int64_t lda, int64_t ldb, int64_t ldc) {
+  if (env_forces_ref()) {
+    gemm_ref(C, A, B, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+    return;
+  }
+  if (!prepare_call(C, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
+  const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
+  const int64_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
+  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  // Per-thread staging, whether nested or not (the shared buffers belong to top-level gemm calls).
+  thread_local Buffer local_a(0, "gemm.serial_a.thread"), local_b(0, "gemm.serial_b.thread");
+  Operand a{A, lda}, b{B, ldb};
+  if (p == Precision::BF16) {
+    const bool stage_a = native || !is_bf16_exact(A, a_rows, a_cols, lda);
+    const bool stage_b = native || !is_bf16_exact(B, b_rows, b_cols, ldb);
+    const size_t elem = native ? sizeof(uint16_t) : sizeof(float);
+    // Staged serially: this thread alone works on this product.
+    auto stage = [&](Operand& op, const float* X, int64_t rows, int64_t cols, int64_t ld, Buffer& buf) {
+      buf.reserve(size_t(rows * cols) * elem);
+      if (native) stage_bf16_serial(buf.as<uint16_t>(), X, rows, cols, ld);
+      else
+        for (int64_t r = 0; r < rows; ++r) round_to_bf16_values(buf.as<float>() + r * cols, X + r * ld, size_t(cols));
+      op = Operand{buf.data(), cols};
+    };
+    if (stage_a) stage(a, A, a_rows, a_cols, lda, local_a);
+    if (stage_b) stage(b, B, b_rows, b_cols, ldb, local_b);
+  }
+  const bool nested = omp_in_parallel();
+  Backend& be = backend();
+  std::unique_lock<std::mutex> lock(be.mu, std::defer_lock);  // as in gemm_bf16
+  if (!nested) lock.lock();
+  const Tiling whole{/*along_m=*/true, M, 1, M};
+  multiply_tiles(be, lock, nested, whole, M, N, K, a, b, trans_a, trans_b, accumulate, native, C, ldc, nullptr);
 }
 
 void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,

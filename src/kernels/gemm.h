@@ -33,6 +33,17 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
 void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
                bool trans_b, bool accumulate, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
 
+// gemm by the calling thread alone, as one primitive call (no tiles, no threads of its own): for
+// the many independent products of a parallel loop, e.g. an MoE block's experts, each run whole
+// by one thread. Inside or outside a parallel region it runs the same primitive, so the result
+// depends on the shape only, never on the thread count. BF16 inputs are staged into per-thread
+// buffers (bf16 when native, else rounded f32; operands already holding bf16 values are used in
+// place on the fallback), whole: unlike gemm's, these copies are not split into bounded panels, so
+// keep it to products of modest size. Callers that vary M (or K) should round it up to a few
+// sizes: every distinct shape is one more cached primitive (see gemm.cpp).
+void gemm_serial(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a,
+                 bool trans_b, bool accumulate, Precision p, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
+
 // Same contract as gemm, computed with plain loops and double accumulation (BF16 rounds each
 // input element to bf16 first). The oracle for tests; parallel over rows, deterministic.
 void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,

@@ -3,9 +3,12 @@
 //   logits (R, E) = xn · routerᵀ (always f32: the router stays 16-bit and is never tuned)
 //   p = softmax(logits) in f32; the top k experts of each row, weights p_j (renormalised to sum 1
 //   when norm_topk_prob); out[r] = Σ_j w_j · expert_{e_j}(xn[r]), expert(x) = down(silu(gate x) ⊙ up x)
-// Each expert multiplies only the rows routed to it, gathered into one matrix; experts run in
-// ascending order and add into out in that order (as HF's index_add_), so results do not depend on
-// the thread count. An expert no row chose is never touched (its weight is not even asked for).
+// Each expert multiplies only the rows routed to it, gathered into one matrix whose row count is
+// rounded up (expert_rows: zero rows, so a few shapes, hence a few GEMM primitives, serve every
+// routing). Experts run in parallel, each whole on one thread with single-threaded GEMMs
+// (gemm_serial), into its own rows of the scratch; then each output row adds its experts' rows in
+// ascending expert order (as HF's index_add_). Results do not depend on the thread count. An
+// expert no row chose is never touched (its weight is not even asked for).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -28,8 +31,20 @@ struct MoeRouting {
   // ascending; a slot is row * k + j.
   std::vector<int64_t> offset;   // (E + 1)
   std::vector<int64_t> slot;     // (rows * k)
+  // Expert e's gathered rows are rows padded[e] .. padded[e + 1) of the scratch views: its count
+  // rounded up by expert_rows, the real rows first (in slot order), then zero rows. at[slot] is
+  // the slot's row there.
+  std::vector<int64_t> padded;   // (E + 1)
+  std::vector<int64_t> at;       // (rows * k)
   int64_t count(int64_t e) const { return offset[size_t(e + 1)] - offset[size_t(e)]; }
 };
+
+// Rows an expert with n routed rows multiplies: n rounded up to a multiple of 16, or above 256
+// rows to a multiple of the power of two below n/8 (less than 1/8 more work, ~8 sizes per
+// doubling of n). 0 for 0.
+int64_t expert_rows(int64_t n);
+// Scratch rows for all experts' padded rows when `slots` (rows · k) rows are routed over E experts.
+int64_t moe_padded_slots(int64_t slots, int64_t E);
 
 // Routes rows of xn (rows, C) through router weight (E, C); logits: scratch of rows * E floats.
 void moe_route(MoeRouting& r, const float* xn, const float* router, int64_t rows, const ModelConfig& c, float* logits);
@@ -41,7 +56,9 @@ class MoeScratch {
   static size_t size_bytes(const ModelConfig& c, int64_t rows);
   int64_t rows() const { return rows_; }
   MoeRouting routing;
-  float *logits, *x, *gate, *up, *y;  // (rows, E), (rows, C), (rows, F), (rows, F), (rows, C)
+  float *logits;     // (rows, E)
+  float *gate, *up;  // (P, F) each, P = moe_padded_slots(rows · k, E): gate then act, up
+  float *y;          // (P, C): an expert's gathered input, then its output
 
  private:
   int64_t rows_;
@@ -62,8 +79,13 @@ class MoeTrainScratch {
   static size_t size_bytes(const ModelConfig& c, int64_t rows);
   MoeRouting routing;
   float *logits;                 // (rows, E); the backward's d logits
-  float *gate, *up, *act, *y;    // (rows·k, F) x3, (rows·k, C)
-  float *x, *dx;                 // one expert's gathered input / its gradient (rows, C)
+  // Per padded routed row (P = moe_padded_slots(rows · k, E) rows): gate, up, act (P, F) and
+  // y (P, C), which also holds an expert's gathered input before its output, and in the backward
+  // d y, the input again and d input.
+  float *gate, *up, *act, *y;
+  // The weights of a group of experts (kMoeGroup, 3 linears each), copied from the weight source
+  // (bf16 when the products are native bf16): the source's W' is valid only until its next call.
+  float* held;
   std::vector<float> dweight;    // (rows, k) dL/d routing weight
   // Rows routed to each expert by every moe_forward_train since the last clear (a tuner's count
   // of which experts its calibration data reaches).

@@ -42,9 +42,10 @@ struct Case {
   Precision p;
 };
 
-// Runs gemm and gemm_ref on the same random inputs and compares elementwise against a bound
-// scaled by Σ|a·b| (+|C| when accumulating); also checks padding in C is never written.
-void check_case(const Case& c, uint32_t seed) {
+// Runs gemm (gemm_serial when `serial`) and gemm_ref on the same random inputs and compares
+// elementwise against a bound scaled by Σ|a·b| (+|C| when accumulating); also checks padding in C
+// is never written.
+void check_case(const Case& c, uint32_t seed, bool serial = false) {
   const int64_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
   const int64_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
   const int64_t lda = a_cols + c.pad_a, ldb = b_cols + c.pad_b, ldc = c.N + c.pad_c;
@@ -52,8 +53,8 @@ void check_case(const Case& c, uint32_t seed) {
   auto B = random_vec(size_t(b_rows * ldb), seed + 1);
   auto C0 = random_vec(size_t(c.M * ldc), seed + 2);
   auto C = C0, R = C0;
-  gemm(C.data(), A.data(), B.data(), c.M, c.N, c.K, c.ta, c.tb, c.acc, c.p,
-       c.pad_a ? lda : 0, c.pad_b ? ldb : 0, c.pad_c ? ldc : 0);
+  (serial ? gemm_serial : gemm)(C.data(), A.data(), B.data(), c.M, c.N, c.K, c.ta, c.tb, c.acc, c.p,
+                                c.pad_a ? lda : 0, c.pad_b ? ldb : 0, c.pad_c ? ldc : 0);
   gemm_ref(R.data(), A.data(), B.data(), c.M, c.N, c.K, c.ta, c.tb, c.acc, c.p, lda, ldb, ldc);
   // Σ|a·b| per output via the reference on absolute values.
   std::vector<float> Aabs(A.size()), Babs(B.size()), S(size_t(c.M * ldc), 0.0f);
@@ -445,6 +446,57 @@ TEST(Gemm, ResultDoesNotDependOnThreadCount) {
       }
     }
   }
+}
+}  // namespace
+}  // namespace ar
+
+namespace ar {
+namespace {
+// gemm_serial (one primitive call on the calling thread; what MoE experts use, with row counts
+// that vary per call) against the reference: M (the expert's rows) and K (its rows again, in the
+// weight gradients) from 0 and 1 up, every transpose, accumulate and strided views, f32 and bf16.
+TEST(GemmSerial, MatchesReference) {
+  uint32_t seed = 900;
+  for (Precision p : {Precision::F32, Precision::BF16})
+    for (int64_t M : {0, 1, 5, 16, 33, 130})
+      for (int64_t K : {0, 1, 17, 64})
+        for (int flags = 0; flags < 8; ++flags) {
+          const bool ta = flags & 1, tb = flags & 2, acc = flags & 4;
+          check_case(Case{M, 48, K, ta, tb, acc, 0, 0, 0, p}, seed++, /*serial=*/true);
+          check_case(Case{M, 7, K, ta, tb, acc, 3, 5, 2, p}, seed++, /*serial=*/true);
+        }
+}
+
+// The same bits from 1 thread, from all threads, and from inside a parallel region where every
+// thread multiplies its own products at once (as MoE experts run); an expert's shapes at small scale.
+TEST(GemmSerial, SameBitsAtTopLevelAndNested) {
+  const int before = std::max(2, omp_get_max_threads());
+  struct Shape {
+    int64_t M, N, K;
+    bool ta, tb, acc;
+  };
+  const std::vector<Shape> shapes = {{48, 96, 64, false, true, false},  // gate/up forward
+                                     {48, 64, 96, false, false, true},  // d x (+=)
+                                     {96, 64, 48, true, false, true},   // weight gradient over the rows
+                                     {1, 96, 64, false, true, false}};
+  for (Precision p : {Precision::F32, Precision::BF16})
+    for (size_t j = 0; j < shapes.size(); ++j) {
+      const Shape& g = shapes[j];
+      const auto A = random_vec(size_t(g.M * g.K), 950 + uint32_t(3 * j));
+      const auto B = random_vec(size_t(g.N * g.K), 951 + uint32_t(3 * j));
+      const auto C0 = random_vec(size_t(g.M * g.N), 952 + uint32_t(3 * j));
+      std::vector<std::vector<float>> C(2 + 4, C0);
+      for (int run = 0; run < 2; ++run) {
+        omp_set_num_threads(run == 0 ? 1 : before);
+        gemm_serial(C[size_t(run)].data(), A.data(), B.data(), g.M, g.N, g.K, g.ta, g.tb, g.acc, p);
+      }
+      omp_set_num_threads(before);
+#pragma omp parallel for num_threads(2) schedule(dynamic, 1)
+      for (int r = 0; r < 4; ++r)
+        gemm_serial(C[size_t(2 + r)].data(), A.data(), B.data(), g.M, g.N, g.K, g.ta, g.tb, g.acc, p);
+      for (size_t r = 1; r < C.size(); ++r)
+        for (size_t i = 0; i < C0.size(); ++i) ASSERT_EQ(C[0][i], C[r][i]) << "shape " << j << " run " << r << " @" << i;
+    }
 }
 }  // namespace
 }  // namespace ar

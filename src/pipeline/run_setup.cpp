@@ -291,7 +291,7 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
                         : cat("  experts tuned in ", groups, " groups of ~", (experts + groups - 1) / groups, " (",
                               opt.expert_groups > 0 ? "--expert_groups" : "the fewest that fit the budget",
                               "; all at once the working set is ", format_bytes(one_group), "); each group runs ",
-                              s.tune_opts.iters, " steps\n");
+                              s.tune_opts.iters, s.tune_opts.iters == 1 ? " step\n" : " steps\n");
   MemoryPlan p = choose_plan(in);
   p.expert_groups = groups;
   return p;

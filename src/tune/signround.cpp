@@ -788,9 +788,13 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   char per_step[32];
   std::snprintf(per_step, sizeof per_step, "%.3f", secs / (double(o.iters) * S.groups));
-  log_info("block ", S.b.layer, ": loss iter 0 ", r.loss_iter0, " -> best ", r.best_loss, " (iter ", r.best_iter,
-           "); ", int64_t(o.iters) * S.groups, " steps", S.groups > 1 ? cat(" in ", S.groups, " expert groups") : "",
-           ", ", per_step, " s/step");
+  if (S.groups == 1)
+    log_info("block ", S.b.layer, ": loss iter 0 ", r.loss_iter0, " -> best ", r.best_loss, " (iter ", r.best_iter,
+             "); ", o.iters, " steps, ", per_step, " s/step");
+  else  // the first group starts next to full-precision experts: its first loss is not the RTN block's
+    log_info("block ", S.b.layer, ": loss iter 0 ", r.loss_iter0, " (first group) -> best ", r.best_loss,
+             " (last group, iter ", r.best_iter, "); ", int64_t(o.iters) * S.groups, " steps in ", S.groups,
+             " expert groups, ", per_step, " s/step");
   return r;
 }
 

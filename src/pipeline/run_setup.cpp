@@ -287,9 +287,11 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
     }
   PlanInputs in = with_groups(groups);
   const uint64_t one_group = with_groups(1).work_bytes;
+  const char* why = opt.expert_groups > 0           ? "--expert_groups"
+                    : plan || try_choose_plan(in)   ? "the fewest that fit the budget"
+                                                    : "one expert per group, the most there can be, and still over the budget";
   in.note = groups == 1 ? cat("  experts tuned all at once (", experts, " per MoE block)\n")
-                        : cat("  experts tuned in ", groups, " groups of ~", (experts + groups - 1) / groups, " (",
-                              opt.expert_groups > 0 ? "--expert_groups" : "the fewest that fit the budget",
+                        : cat("  experts tuned in ", groups, " groups of ~", (experts + groups - 1) / groups, " (", why,
                               "; all at once the working set is ", format_bytes(one_group), "); each group runs ",
                               s.tune_opts.iters, s.tune_opts.iters == 1 ? " step\n" : " steps\n");
   MemoryPlan p = choose_plan(in);

@@ -259,6 +259,15 @@ TEST(NewArch, MaxRamChoosesExpertGroups) {
                                        " --expert_groups " + std::to_string(groups - 1));
   EXPECT_EQ(fewer.exit_code, 1);
   EXPECT_NE(fewer.err.find("no strategy fits"), std::string::npos) << fewer.err;
+  // No room for any tuning state: even one expert per group does not fit, and the error says so.
+  const auto none = run(std::to_string(uint64_t(all_at_once - state)), "none");
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("experts tuned in 64 groups of ~1 (one expert per group, the most there can be, and still "
+                          "over the budget"),
+            std::string::npos)
+      << none.err;
+  EXPECT_NE(none.err.find("no strategy fits"), std::string::npos) << none.err;
+  EXPECT_FALSE(fs::exists(dir / "none")) << "nothing is written when the plan fails";
   fs::remove_all(dir);
 }
 

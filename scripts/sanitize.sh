@@ -26,6 +26,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 SLOW='^(Perplexity\.(Stories260KWikiText2|Qwen3StudentHeldOutIds|Qwen3StudentTinyStories256)|FakeQuantPpl\.'
 SLOW+='|StreamingMemory\.|Engine\.DiskCachesKeepPeakFlat|Buffer\.ReleasedLargeBlocksLeaveNoResidentPages'
 SLOW+='|SignRound\.StateBytesBoundsTheMeasuredAllocation|Memory\.ReadsRssAndPeak'
+SLOW+='|ExpertGroups\.StateBytesShrinkAndBoundThePeak|NewArch\.MaxRamChoosesExpertGroups'
 SLOW+='|GgufTune\.StepsLowerTheLossInEveryMode|Engine\.ExternalKillNineThenResume|GgufCli\.KilledRunResumesToIdenticalFile'
 SLOW+='|RunControl\.SecondRunRefusedThenSigint)'
 echo "sanitize: ctest (ASan + UBSan) excluding $SLOW"

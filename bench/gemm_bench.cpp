@@ -53,6 +53,24 @@ void bench_linear(int64_t M, int64_t N, int64_t K, ar::Precision p, bool bf16_we
               s * 1e3, 2.0 * M * N * K / s * 1e-9);
 }
 
+// The two backward products of a Linear with T tokens, in K, out N: the input gradient
+// dX (T,K) = dY (T,N) · W (N,K) and the weight gradient dW (N,K) += dYᵀ · X (T,K).
+void bench_linear_backward(int64_t T, int64_t N, int64_t K, ar::Precision p, int repeats) {
+  auto dY = random_vec(size_t(T * N), 6), W = random_vec(size_t(N * K), 7), X = random_vec(size_t(T * K), 8);
+  std::vector<float> dX(size_t(T * K)), dW(size_t(N * K));
+  const double sx = best_seconds(repeats, [&] {
+    ar::gemm(dX.data(), dY.data(), W.data(), T, K, N, false, false, false, p);
+  });
+  const double sw = best_seconds(repeats, [&] {
+    ar::gemm(dW.data(), dY.data(), X.data(), N, K, T, true, false, true, p);
+  });
+  const double flops = 2.0 * double(T) * double(N) * double(K);
+  std::printf("gemm  %s dX  T=%5lld N=%5lld K=%5lld  %8.1f ms  %7.1f GFLOP/s\n", name(p), (long long)T,
+              (long long)N, (long long)K, sx * 1e3, flops / sx * 1e-9);
+  std::printf("gemm  %s dW  T=%5lld N=%5lld K=%5lld  %8.1f ms  %7.1f GFLOP/s\n", name(p), (long long)T,
+              (long long)N, (long long)K, sw * 1e3, flops / sw * 1e-9);
+}
+
 void bench_attention(int64_t T, int64_t H, int64_t Hkv, int64_t D, ar::Precision p, int repeats) {
   auto q = random_vec(size_t(T * H * D), 3), k = random_vec(size_t(T * Hkv * D), 4);
   auto v = random_vec(size_t(T * Hkv * D), 5);
@@ -89,6 +107,9 @@ int main(int argc, char** argv) {
   for (auto p : {ar::Precision::F32, ar::Precision::BF16})
     for (auto& s : shapes) bench_linear(s[0], s[1], s[2], p, false, repeats);
   for (auto& s : shapes) bench_linear(s[0], s[1], s[2], ar::Precision::BF16, true, repeats);
+  // Backward of the same linears (T, out, in): q/o, gate/up, down.
+  for (auto p : {ar::Precision::F32, ar::Precision::BF16})
+    for (auto& s : shapes) bench_linear_backward(s[0], s[1], s[2], p, repeats);
   for (auto p : {ar::Precision::F32, ar::Precision::BF16}) bench_attention(2048, 32, 8, 128, p, repeats);
   return 0;
 }

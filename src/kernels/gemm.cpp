@@ -216,8 +216,12 @@ void zero_rows(float* C, int64_t M, int64_t N, int64_t ldc) {
 
 // Tiles of one product: C split along its longer side into at most kMaxTiles pieces of at least
 // kMinTile rows (or columns), a multiple of 16. A function of the shape only, never of the thread
-// count. Splitting the longer side re-reads the smaller operand once per tile.
-constexpr int64_t kMaxTiles = 32, kMinTile = 64;
+// count. Splitting the longer side re-reads the smaller operand once per tile, and a thin tile
+// leaves the single-threaded kernel little to block over: on a 4B block's shapes (2 threads,
+// AVX-512 + AMX) 8 tiles ran bf16 products at 960-1150 GFLOP/s where 32 gave 560-1000 (the
+// backward layouts lost most), f32 at 200-340 vs 190-300 (bench/gemm_bench). The price: a single
+// product keeps at most 8 threads busy.
+constexpr int64_t kMaxTiles = 8, kMinTile = 64;
 
 struct Tiling {
   bool along_m;

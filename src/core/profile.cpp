@@ -14,7 +14,8 @@ const char* phase_name(Phase p) {
       "fake quant W'",       "fake quant backward", "GEMM q/k/v fwd",   "GEMM o fwd",
       "GEMM gate/up fwd",    "GEMM down fwd",       "GEMM q/k/v bwd",   "GEMM o bwd",
       "GEMM gate/up bwd",    "GEMM down bwd",       "attention fwd",    "attention bwd",
-      "norms/rope/act/add",  "loss",                "signed update"};
+      "norms/rope/act/add",  "loss",                "signed update",
+      "quantize at best"};
   static_assert(std::size(kNames) == kPhases, "one name per Phase");
   return kNames[int(p)];
 }

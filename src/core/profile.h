@@ -19,6 +19,7 @@ enum class Phase : int {
   Elementwise,  // norms, RoPE, SwiGLU, residual adds, forward and backward
   Loss,
   Update,  // signed steps
+  QuantizeBest,  // the codes of the parameters at a new best loss
   kCount
 };
 constexpr int kPhases = int(Phase::kCount);

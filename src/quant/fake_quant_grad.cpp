@@ -67,31 +67,25 @@ void fake_quant_forward_rows(float* w_dq, const Rows& rows, int64_t out, int64_t
     std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0);
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < out; ++o) {
-      uint8_t codes[256];
       const float* wr = rows.row(o, row_buf.data());
       for (int64_t g = 0; g < ng; ++g) {
         const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
         const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
         const GroupQuant p = s.sym ? sym_group_params(wr + i0, n, s.bits, lo_s, hi_s)
                                    : asym_group_params(wr + i0, n, s.bits, lo_s, hi_s);
-        // Codes in chunks of 256 so a whole-row group needs no allocation.
-        for (int64_t c0 = 0; c0 < n; c0 += 256) {
-          const int64_t m = std::min<int64_t>(256, n - c0);
-          quantize_group_codes(codes, wr + i0 + c0, v ? v + at + c0 : nullptr, m, p.scale, p.zero, s.bits);
-          for (int64_t j = 0; j < m; ++j) w_dq[at + c0 + j] = p.scale * float(int(codes[j]) - p.zero);
-        }
+        group_fake_quant(w_dq + at, wr + i0, v ? v + at : nullptr, n, p.scale, p.zero, s.bits);
       }
     }
   }
 }
 
+// dv given: dv += dL/dv. v_out given instead: the signed step on v in place (group_grad).
 template <typename Rows>
-void fake_quant_backward_rows(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
-                              const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
+void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_scale, float* dmax_scale,
+                              const float* dw_dq, const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
                               const float* v, const float* min_scale, const float* max_scale, ClampGrad cg,
                               float global_amax) {
   if (s.is_fp()) return fp_fake_quant_backward(dv, dmax_scale, dw_dq, rows, out, s, v, max_scale, cg, global_amax);
-  const bool strict = cg == ClampGrad::Strict;
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
   const bool want_scales = dmin_scale || dmax_scale;
@@ -110,20 +104,10 @@ void fake_quant_backward_rows(float* dv, float* dmin_scale, float* dmax_scale, c
         const GroupGradInfo info = group_info(wr + i0, n, s, lo_s, hi_s);
         const float sc = info.scale, zp = s.sym ? 0.f : info.zero;
         // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
-        float ds = 0, dzp = 0;
-        for (int64_t j = 0; j < n; ++j) {
-          const float gw = dw_dq[at + j], wj = wr[i0 + j];
-          float x = wj / sc;
-          if (v) x += v[at + j];
-          const float t = std::nearbyint(x) + zp;  // the integer clamp sees
-          const bool inside = strict ? t > qlo && t < qhi : t >= qlo && t <= qhi;
-          const float q = std::min(std::max(t, qlo), qhi);
-          const float g_int = inside ? gw * sc : 0.f;  // dL/d round(w/s + v)
-          if (dv) dv[at + j] += g_int;
-          if (!want_scales) continue;
-          ds += gw * (q - zp) - g_int * wj / (sc * sc);
-          if (!s.sym) dzp += inside ? 0.f : -gw * sc;  // w' = s*(clamp(r + zp) - zp)
-        }
+        const GroupGradSums sums =
+            group_grad(dw_dq + at, wr + i0, v ? v + at : nullptr, n, GroupGradConsts{sc, zp, qlo, qhi, cg == ClampGrad::Strict},
+                       dv ? dv + at : nullptr, v_out ? v_out + at : nullptr, lr);
+        const float ds = sums.ds, dzp = s.sym ? 0.f : sums.dzp;  // w' = s*(clamp(r + zp) - zp)
         if (!want_scales) continue;
         float dwmin = 0, dwmax = 0;  // dL/d(wmin*min_scale), dL/d(wmax*max_scale)
         if (s.sym) {
@@ -169,16 +153,32 @@ void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const 
                          const float* w, int64_t out, int64_t in, const QuantScheme& s,
                          const float* v, const float* min_scale, const float* max_scale, ClampGrad cg,
                          float global_amax) {
-  fake_quant_backward_rows(dv, dmin_scale, dmax_scale, dw_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale,
-                           cg, global_amax);
+  fake_quant_backward_rows(dv, nullptr, 0.f, dmin_scale, dmax_scale, dw_dq, F32Rows{w, in}, out, in, s, v, min_scale,
+                           max_scale, cg, global_amax);
+}
+
+void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                              const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* min_scale,
+                              const float* max_scale, ClampGrad cg) {
+  AR_CHECK(!s.is_fp() && v, "fake_quant_backward_step: integer schemes with a v only");
+  fake_quant_backward_rows(nullptr, v, lr, dmin_scale, dmax_scale, dw_dq, F32Rows{w, in}, out, in, s, v, min_scale,
+                           max_scale, cg, -1.f);
+}
+
+void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                              const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                              const float* min_scale, const float* max_scale, ClampGrad cg) {
+  AR_CHECK(!s.is_fp() && v, "fake_quant_backward_step: integer schemes with a v only");
+  fake_quant_backward_rows(nullptr, v, lr, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, in}, out, in, s, v,
+                           min_scale, max_scale, cg, -1.f);
 }
 
 void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                          const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
                          const float* v, const float* min_scale, const float* max_scale, ClampGrad cg,
                          float global_amax) {
-  fake_quant_backward_rows(dv, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale,
-                           max_scale, cg, global_amax);
+  fake_quant_backward_rows(dv, nullptr, 0.f, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, in}, out, in, s, v,
+                           min_scale, max_scale, cg, global_amax);
 }
 
 }  // namespace ar

@@ -52,4 +52,15 @@ void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const 
                          const float* v, const float* min_scale, const float* max_scale,
                          ClampGrad cg = ClampGrad::Inclusive, float global_amax = -1.f);
 
+// fake_quant_backward and SignRound's signed step on v in one pass, for integer schemes (not
+// is_fp()): v (out, in) becomes v - lr*sign(dL/dv) in place, the bits signed_step gives with the dv
+// fake_quant_backward accumulates into zeros; dmin_scale / dmax_scale accumulate as there. The
+// tuner's step without a weight-sized dL/dv buffer and two more passes over it.
+void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                              const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* min_scale,
+                              const float* max_scale, ClampGrad cg = ClampGrad::Inclusive);
+void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+                              const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                              const float* min_scale, const float* max_scale, ClampGrad cg = ClampGrad::Inclusive);
+
 }  // namespace ar

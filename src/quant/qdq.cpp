@@ -57,6 +57,21 @@ __attribute__((target("avx2"))) void quantize_group_codes_avx2(uint8_t* codes, c
   if (i < n) quantize_group_codes_ref(codes + i, w + i, v ? v + i : nullptr, n - i, scale, zero, bits);
 }
 
+__attribute__((target("avx2"))) void group_fake_quant_avx2(float* out, const float* w, const float* v, int64_t n,
+                                                            float scale, int zero, int bits) {
+  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(float(zero));
+  const __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_set1_ps(float((1 << bits) - 1));
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_div_ps(_mm256_loadu_ps(w + i), vs);
+    if (v) x = _mm256_add_ps(x, _mm256_loadu_ps(v + i));
+    __m256 r = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vz), vlo), vhi);  // the code, exact in f32
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(vs, _mm256_sub_ps(r, vz)));
+  }
+  if (i < n) group_fake_quant_ref(out + i, w + i, v ? v + i : nullptr, n - i, scale, zero, bits);
+}
+
 template <bool IMP>
 __attribute__((target("avx2"))) void group_errors_avx2(float* err, const float* w, const float* imp, int64_t n,
                                                         const float* scales, const int* zeros, int count, int qmax) {
@@ -118,7 +133,87 @@ __attribute__((target("avx2,f16c"))) void candidate_scales_avx2(float* out, floa
   if (j < n) candidate_scales_ref(out + j, num, den + j, n - j);
 }
 
+__attribute__((target("avx2"))) GroupGradSums group_grad_avx2(const float* g, const float* w, const float* v,
+                                                               int64_t n, const GroupGradConsts& k, float* dv,
+                                                               float* v_out, float lr) {
+  const __m256 vs = _mm256_set1_ps(k.scale), vs2 = _mm256_set1_ps(k.scale * k.scale);
+  const __m256 vz = _mm256_set1_ps(k.zero), vlo = _mm256_set1_ps(k.qlo), vhi = _mm256_set1_ps(k.qhi);
+  const __m256 vlr = _mm256_set1_ps(lr), zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.f);
+  __m256 ds = zero, dzp = zero;
+  for (int64_t i = 0; i < n; i += 8) {
+    // Lanes past n read as 0 and add +0 to the sums (the reference pads the same way).
+    const bool full = i + 8 <= n;
+    const __m256i m = full ? _mm256_set1_epi32(-1) : tail_mask(n - i);
+    const __m256 gv = full ? _mm256_loadu_ps(g + i) : _mm256_maskload_ps(g + i, m);
+    const __m256 wv = full ? _mm256_loadu_ps(w + i) : _mm256_maskload_ps(w + i, m);
+    __m256 x = _mm256_div_ps(wv, vs);
+    __m256 vv = zero;
+    if (v) {
+      vv = full ? _mm256_loadu_ps(v + i) : _mm256_maskload_ps(v + i, m);
+      x = _mm256_add_ps(x, vv);
+    }
+    const __m256 t = _mm256_add_ps(_mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+    const __m256 inside = k.strict ? _mm256_and_ps(_mm256_cmp_ps(t, vlo, _CMP_GT_OQ), _mm256_cmp_ps(t, vhi, _CMP_LT_OQ))
+                                   : _mm256_and_ps(_mm256_cmp_ps(t, vlo, _CMP_GE_OQ), _mm256_cmp_ps(t, vhi, _CMP_LE_OQ));
+    const __m256 q = _mm256_min_ps(_mm256_max_ps(t, vlo), vhi);
+    const __m256 gs = _mm256_mul_ps(gv, vs);
+    const __m256 g_int = _mm256_and_ps(inside, gs);
+    ds = _mm256_add_ps(ds, _mm256_sub_ps(_mm256_mul_ps(gv, _mm256_sub_ps(q, vz)),
+                                         _mm256_div_ps(_mm256_mul_ps(g_int, wv), vs2)));
+    dzp = _mm256_add_ps(dzp, _mm256_andnot_ps(inside, _mm256_xor_ps(gs, sign)));
+    if (dv) {
+      const __m256 d = _mm256_add_ps(full ? _mm256_loadu_ps(dv + i) : _mm256_maskload_ps(dv + i, m), g_int);
+      if (full) _mm256_storeu_ps(dv + i, d);
+      else _mm256_maskstore_ps(dv + i, m, d);
+    }
+    if (v_out) {
+      const __m256 up = _mm256_and_ps(_mm256_cmp_ps(g_int, zero, _CMP_GT_OQ), vlr);
+      const __m256 down = _mm256_and_ps(_mm256_cmp_ps(g_int, zero, _CMP_LT_OQ), vlr);
+      const __m256 nv = _mm256_sub_ps(vv, _mm256_sub_ps(up, down));
+      if (full) _mm256_storeu_ps(v_out + i, nv);
+      else _mm256_maskstore_ps(v_out + i, m, nv);
+    }
+  }
+  alignas(32) float l[8];
+  GroupGradSums r;
+  _mm256_store_ps(l, ds);
+  r.ds = sum8(l);
+  _mm256_store_ps(l, dzp);
+  r.dzp = sum8(l);
+  return r;
+}
+
 }  // namespace
+
+GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                             float* dv, float* v_out, float lr) {
+  float ds[8] = {}, dzp[8] = {};
+  const float s2 = k.scale * k.scale;
+  // Padded to a multiple of 8 with zeros, as the vector version's masked lanes.
+  for (int64_t i = 0, end = (n + 7) / 8 * 8; i < end; ++i) {
+    const bool real = i < n;
+    const float gi = real ? g[i] : 0.f, wi = real ? w[i] : 0.f, vi = real && v ? v[i] : 0.f;
+    float x = wi / k.scale;
+    if (v) x += vi;
+    const float t = std::nearbyint(x) + k.zero;
+    const bool inside = k.strict ? t > k.qlo && t < k.qhi : t >= k.qlo && t <= k.qhi;
+    const float q = min_like_simd(max_like_simd(t, k.qlo), k.qhi);
+    const float gs = gi * k.scale;
+    const float g_int = inside ? gs : 0.f;
+    ds[i % 8] += gi * (q - k.zero) - g_int * wi / s2;
+    dzp[i % 8] += inside ? 0.f : -gs;
+    if (!real) continue;
+    if (dv) dv[i] += g_int;
+    if (v_out) v_out[i] = vi - ((g_int > 0 ? lr : 0.f) - (g_int < 0 ? lr : 0.f));
+  }
+  return {sum8(ds), sum8(dzp)};
+}
+
+GroupGradSums group_grad(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                         float* dv, float* v_out, float lr) {
+  if (qdq_simd_available()) return group_grad_avx2(g, w, v, n, k, dv, v_out, lr);
+  return group_grad_ref(g, w, v, n, k, dv, v_out, lr);
+}
 
 bool qdq_simd_available() {
   // F16C through cpuid (leaf 1, ecx): clang's __builtin_cpu_supports does not know "f16c".
@@ -196,6 +291,23 @@ void quantize_group_codes(uint8_t* codes, const float* w, const float* v, int64_
     quantize_group_codes_avx2(codes, w, v, n, scale, zero, bits);
   else
     quantize_group_codes_ref(codes, w, v, n, scale, zero, bits);
+}
+
+void group_fake_quant_ref(float* out, const float* w, const float* v, int64_t n, float scale, int zero, int bits) {
+  const float hi = float((1 << bits) - 1), z = float(zero);
+  for (int64_t i = 0; i < n; ++i) {
+    float x = w[i] / scale;
+    if (v) x += v[i];
+    const float code = min_like_simd(max_like_simd(std::nearbyint(x) + z, 0.f), hi);
+    out[i] = scale * (code - z);
+  }
+}
+
+void group_fake_quant(float* out, const float* w, const float* v, int64_t n, float scale, int zero, int bits) {
+  if (qdq_simd_available())
+    group_fake_quant_avx2(out, w, v, n, scale, zero, bits);
+  else
+    group_fake_quant_ref(out, w, v, n, scale, zero, bits);
 }
 
 void group_errors_ref(float* err, const float* w, const float* imp, int64_t n, const float* scales,

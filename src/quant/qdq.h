@@ -34,6 +34,11 @@ void quantize_group_codes(uint8_t* codes, const float* w, const float* v, int64_
 void quantize_group_codes_ref(uint8_t* codes, const float* w, const float* v, int64_t n, float scale, int zero,
                               int bits);
 
+// The dequantized group in one pass: out[i] = scale * (code_i - zero) with code_i as
+// quantize_group_codes computes it (the fake-quantized weight W' of tuning, without the codes).
+void group_fake_quant(float* out, const float* w, const float* v, int64_t n, float scale, int zero, int bits);
+void group_fake_quant_ref(float* out, const float* w, const float* v, int64_t n, float scale, int zero, int bits);
+
 // Weighted squared rounding error of `count` (scale, zero) candidates on one group, evaluated in one
 // pass over the weights (count <= kErrorBatch):
 //   err[c] = sum_i imp[i] * (scale[c] * (q_ic - zero[c]) - w[i])^2,
@@ -52,6 +57,26 @@ void group_errors_ref(float* err, const float* w, const float* imp, int64_t n, c
 // Candidate scales of a search: out[j] = the f32 value of round_scale_f16(num / den[j]), j < n.
 void candidate_scales(float* out, float num, const float* den, int n);
 void candidate_scales_ref(float* out, float num, const float* den, int n);
+
+// One group's part of the fake quantizer's backward (quant/fake_quant_grad.h), element by element:
+//   x = w/scale + v (v null: 0), t = round(x) + zero, q = clamp(t, qlo, qhi),
+//   inside = qlo <= t <= qhi (strict: qlo < t < qhi), g_int = inside ? g*scale : 0 (= dL/d round).
+// dv[i] += g_int when dv is given. When v_out is given, SignRound's signed step instead of keeping
+// dL/dv: v_out[i] = v[i] - ((g_int > 0 ? lr : 0) - (g_int < 0 ? lr : 0)), the bits signed_step
+// gives from a zeroed dv (v_out may be v: each element is read before it is written).
+// Returns ds = Σ g*(q - zero) - g_int*w/(scale*scale) and dzp = Σ (inside ? 0 : -g*scale) in f32
+// over 8 interleaved partial sums added pairwise (as group_errors), so both versions agree bit for bit.
+struct GroupGradConsts {
+  float scale, zero, qlo, qhi;
+  bool strict;
+};
+struct GroupGradSums {
+  float ds = 0, dzp = 0;
+};
+GroupGradSums group_grad(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                         float* dv, float* v_out, float lr);
+GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                             float* dv, float* v_out, float lr);
 
 // True when the AVX2 (+F16C) paths are in use on this CPU (else the _ref versions run).
 bool qdq_simd_available();

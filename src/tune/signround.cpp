@@ -487,6 +487,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   r.q.resize(static_cast<size_t>(nl));
   r.gguf.resize(static_cast<size_t>(nl));
   auto quantize_current = [&]() {
+    PhaseScope scope(Phase::QuantizeBest);
     for (int i = 0; i < nl; ++i) {
       LinearState& s = st[size_t(i)];
       if (!s.tuned) continue;
@@ -744,14 +745,30 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       S.work_holds = -1;  // the work buffer now holds dL/dv, one linear at a time
       for (LinearState& s : st) {
         if (!s.tuned) continue;
-        float* dv = S.work.data();
-        const size_t nw = size_t(s.n_weights());
-        std::fill_n(dv, nw, 0.f);
         std::fill(s.dmin.begin(), s.dmin.end(), 0.f);
         std::fill(s.dmax.begin(), s.dmax.end(), 0.f);
         float* dmin = o.enable_minmax_tuning ? s.dmin.data() : nullptr;
         float* dmax = o.enable_minmax_tuning ? s.dmax.data() : nullptr;
         std::optional<PhaseScope> scope(std::in_place, Phase::FakeQuantGrad);
+        // Integer schemes: v's signed step in the same pass (no dL/dv buffer).
+        const bool fused = !s.gguf && !s.scheme.is_fp();
+        if (fused && s.w_bf16.empty())
+          fake_quant_backward_step(s.v.data(), lr, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in,
+                                   s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
+        else if (fused)
+          fake_quant_backward_step(s.v.data(), lr, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in,
+                                   s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
+        if (fused) {
+          scope.emplace(Phase::Update);
+          if (o.enable_minmax_tuning) {
+            signed_step(s.min_scale, s.dmin, mm_lr);
+            signed_step(s.max_scale, s.dmax, mm_lr);
+          }
+          continue;
+        }
+        float* dv = S.work.data();
+        const size_t nw = size_t(s.n_weights());
+        std::fill_n(dv, nw, 0.f);
         if (s.gguf && s.w_bf16.empty())
           gguf_fake_quant_backward(dv, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in, s.gg,
                                    s.v.data(), s.min_scale.data(), s.max_scale.data(), o.clamp_grad);

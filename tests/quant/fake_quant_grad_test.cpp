@@ -319,5 +319,64 @@ TEST(FakeQuantGrad, Bf16WeightsGiveTheSameBitsAsTheirF32Values) {
   }
 }
 
+// The tuner's fused pass (dL/dv never stored, v stepped in place) gives the bits of the backward
+// into a zeroed dv followed by the signed step v -= lr*sign(dv), and the same scale gradients; for
+// the f32 and the bf16 weights, sym and asym, both clamp conventions, a layer that runs threaded.
+TEST(FakeQuantGrad, FusedStepEqualsBackwardThenSignedStep) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.f, 0.05f);
+  std::uniform_real_distribution<float> ud(-0.5f, 0.5f), sd(0.6f, 1.f);
+  const float lr = 0.005f;
+  for (const auto& [qs, out, in] : {std::tuple{scheme(4, 32, true), int64_t(300), int64_t(270)},
+                                     std::tuple{scheme(3, 64, false), int64_t(7), int64_t(100)},
+                                     std::tuple{scheme(2, -1, false), int64_t(5), int64_t(33)}})
+    for (ClampGrad cg : {ClampGrad::Inclusive, ClampGrad::Strict}) {
+      const int64_t ng = num_groups(qs, in);
+      std::vector<uint16_t> wb(size_t(out * in));
+      std::vector<float> w(wb.size()), v(wb.size()), g(wb.size()), mn(size_t(out * ng)), mx(mn.size());
+      for (size_t i = 0; i < wb.size(); ++i) {
+        wb[i] = f32_to_bf16(nd(rng));
+        w[i] = bf16_to_f32(wb[i]);
+        v[i] = ud(rng);
+        g[i] = nd(rng);
+      }
+      for (auto& e : mn) e = sd(rng);
+      for (auto& e : mx) e = sd(rng);
+      std::vector<float> dv(wb.size(), 0.f), dmn(mn.size(), 0.f), dmx(mn.size(), 0.f);
+      fake_quant_backward(dv.data(), dmn.data(), dmx.data(), g.data(), w.data(), out, in, qs, v.data(), mn.data(),
+                          mx.data(), cg);
+      std::vector<float> want(v);
+      int moved = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        want[i] -= (dv[i] > 0 ? lr : 0.f) - (dv[i] < 0 ? lr : 0.f);
+        moved += dv[i] != 0;
+      }
+      EXPECT_GT(moved, 0);
+      for (bool bf16 : {false, true}) {
+        std::vector<float> got(v), gmn(mn.size(), 0.f), gmx(mn.size(), 0.f);
+        if (bf16)
+          fake_quant_backward_step(got.data(), lr, gmn.data(), gmx.data(), g.data(), wb.data(), out, in, qs,
+                                   mn.data(), mx.data(), cg);
+        else
+          fake_quant_backward_step(got.data(), lr, gmn.data(), gmx.data(), g.data(), w.data(), out, in, qs, mn.data(),
+                                   mx.data(), cg);
+        EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << "bf16 " << bf16;
+        EXPECT_EQ(0, std::memcmp(dmn.data(), gmn.data(), dmn.size() * sizeof(float))) << "bf16 " << bf16;
+        EXPECT_EQ(0, std::memcmp(dmx.data(), gmx.data(), dmx.size() * sizeof(float))) << "bf16 " << bf16;
+      }
+    }
+}
+
+TEST(FakeQuantGrad, FusedStepRefusesFloatingPointSchemes) {
+  QuantScheme fp;
+  fp.data_type = DataType::MXFP4;
+  fp.bits = 4;
+  fp.group_size = 32;
+  std::vector<float> w(32, 0.1f), v(32, 0.f), g(32, 1.f), mx(1, 1.f);
+  EXPECT_THROW(fake_quant_backward_step(v.data(), 0.01f, nullptr, mx.data(), g.data(), w.data(), 1, 32, fp, nullptr,
+                                        mx.data()),
+               std::exception);
+}
+
 }  // namespace
 }  // namespace ar

@@ -58,6 +58,26 @@ TEST(Qdq, FastCodesEqualReference) {
   }
 }
 
+// W' of a group: the vector version against the reference, and both against the codes.
+TEST(Qdq, GroupFakeQuantIsTheDequantizedCodes) {
+  for (int64_t n : {1, 3, 7, 8, 9, 17, 32, 33, 129}) {
+    const auto w = random_vec(size_t(n), uint32_t(n), 0.3f), v = random_vec(size_t(n), 99, 0.3f);
+    for (int bits : {2, 3, 4, 8})
+      for (int zero : {0, 1 << (bits - 1)})
+        for (float scale : {0.0371f, -0.05f})
+          for (const float* vp : {(const float*)nullptr, v.data()}) {
+            std::vector<uint8_t> codes(static_cast<size_t>(n));
+            quantize_group_codes_ref(codes.data(), w.data(), vp, n, scale, zero, bits);
+            std::vector<float> want(static_cast<size_t>(n)), a(want), b(want);
+            for (int64_t i = 0; i < n; ++i) want[size_t(i)] = scale * float(int(codes[size_t(i)]) - zero);
+            group_fake_quant(a.data(), w.data(), vp, n, scale, zero, bits);
+            group_fake_quant_ref(b.data(), w.data(), vp, n, scale, zero, bits);
+            EXPECT_EQ(a, want) << "n " << n << " bits " << bits;
+            EXPECT_EQ(b, want) << "n " << n << " bits " << bits;
+          }
+  }
+}
+
 TEST(Qdq, FastErrorsEqualReference) {
   if (!qdq_simd_available()) GTEST_SKIP() << "no AVX2: only the reference path exists here";
   const float scales[kErrorBatch] = {0.05f, -0.05f, 0.031f, -0.2f, 1e-5f, 0.07f, -0.013f, 0.5f};
@@ -72,6 +92,35 @@ TEST(Qdq, FastErrorsEqualReference) {
         group_errors(a, w.data(), ip, n, scales, zeros, count, 15);
         group_errors_ref(b, w.data(), ip, n, scales, zeros, count, 15);
         for (int k = 0; k < count; ++k) EXPECT_EQ(a[k], b[k]) << "n " << n << " candidate " << k;
+      }
+  }
+}
+
+// The fake quantizer's per-group backward: the AVX2 version against the reference, bit for bit,
+// in both modes (dv accumulated, or v stepped in place), for groups whose codes hit the clamp.
+TEST(Qdq, FastGroupGradEqualsReference) {
+  if (!qdq_simd_available()) GTEST_SKIP() << "no AVX2: only the reference path exists here";
+  const GroupGradConsts consts[] = {{0.0371f, 0.f, -8.f, 7.f, false}, {0.0371f, 0.f, -8.f, 7.f, true},
+                                    {-0.05f, 0.f, -2.f, 1.f, false}, {0.0213f, 9.f, 0.f, 15.f, false},
+                                    {0.0213f, 9.f, 0.f, 15.f, true}};
+  for (int64_t n : {1, 3, 7, 8, 9, 17, 32, 33, 128, 129}) {
+    const auto w = random_vec(size_t(n), uint32_t(n), 0.3f), v = random_vec(size_t(n), 99, 0.3f);
+    const auto g = random_vec(size_t(n), 7, 1.f);
+    for (const GroupGradConsts& k : consts)
+      for (const float* vp : {(const float*)nullptr, v.data()}) {
+        std::vector<float> dva(size_t(n), 0.25f), dvb(dva);
+        const GroupGradSums a = group_grad(g.data(), w.data(), vp, n, k, dva.data(), nullptr, 0.f);
+        const GroupGradSums b = group_grad_ref(g.data(), w.data(), vp, n, k, dvb.data(), nullptr, 0.f);
+        EXPECT_EQ(a.ds, b.ds) << "n " << n;
+        EXPECT_EQ(a.dzp, b.dzp) << "n " << n;
+        EXPECT_EQ(dva, dvb) << "n " << n;
+        std::vector<float> va(v), vb(v);
+        const GroupGradSums c = group_grad(g.data(), w.data(), va.data(), n, k, nullptr, va.data(), 0.01f);
+        const GroupGradSums d = group_grad_ref(g.data(), w.data(), vb.data(), n, k, nullptr, vb.data(), 0.01f);
+        EXPECT_EQ(c.ds, d.ds) << "n " << n;
+        EXPECT_EQ(c.dzp, d.dzp) << "n " << n;
+        EXPECT_EQ(va, vb) << "n " << n;
+        EXPECT_NE(va, v) << "n " << n;  // the step moved v
       }
   }
 }

@@ -31,10 +31,7 @@ struct GroupGradInfo {
 
 GroupGradInfo group_info(const float* w, int64_t n, const QuantScheme& qs, float lo_s, float hi_s) {
   GroupGradInfo g;
-  for (int64_t i = 0; i < n; ++i) {
-    g.wmin = w[i] < g.wmin ? w[i] : g.wmin;
-    g.wmax = w[i] > g.wmax ? w[i] : g.wmax;
-  }
+  group_range(w, n, &g.wmin, &g.wmax);
   // Same expressions as sym_group_params / asym_group_params, so the raw scale (before fp16 and
   // the floor) is the one they rounded; the floor changed it iff the stored bits differ.
   float raw;

@@ -24,6 +24,9 @@ struct GroupQuant {
   int zero = 0;
 };
 
+// min(0, min w) and max(0, max w) over a group of n weights (a NaN is skipped).
+void group_range(const float* w, int64_t n, float* mn, float* mx);
+
 // SPEC §2 parameters of a group of n weights (the real ones only: zero padding cannot change
 // min(0, .) / max(0, .)). min_scale / max_scale as given (the tuner clamps them to [0, 1]).
 GroupQuant sym_group_params(const float* w, int64_t n, int bits, float min_scale = 1.f, float max_scale = 1.f);

@@ -6,6 +6,7 @@
 
 #include "core/dtype.h"
 
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -75,6 +76,31 @@ TEST(Qdq, GroupFakeQuantIsTheDequantizedCodes) {
             EXPECT_EQ(a, want) << "n " << n << " bits " << bits;
             EXPECT_EQ(b, want) << "n " << n << " bits " << bits;
           }
+  }
+}
+
+TEST(Qdq, GroupRangeIsMinAndMaxWithZero) {
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 128, 129}) {
+    auto w = random_vec(size_t(n), uint32_t(n) + 5, 0.3f);
+    for (int variant = 0; variant < 3; ++variant) {
+      if (variant == 1)
+        for (auto& x : w) x = std::fabs(x);  // all positive: the minimum is 0
+      if (variant == 2) {
+        w[size_t(n / 2)] = std::nanf("");  // skipped
+        w[0] = -0.f;
+      }
+      float want_mn = 0, want_mx = 0;
+      for (float x : w) {
+        if (std::isnan(x)) continue;
+        want_mn = std::min(want_mn, x);
+        want_mx = std::max(want_mx, x);
+      }
+      float mn = 1, mx = -1;
+      group_range(w.data(), n, &mn, &mx);
+      EXPECT_EQ(mn, want_mn) << "n " << n << " variant " << variant;
+      EXPECT_EQ(mx, want_mx) << "n " << n << " variant " << variant;
+      EXPECT_FALSE(std::signbit(mn) && mn == 0) << "a zero minimum is +0";
+    }
   }
 }
 

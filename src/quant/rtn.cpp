@@ -3,10 +3,12 @@
 #include "quant/rtn.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "core/error.h"
 #include "quant/fp_quantize.h"
 #include "quant/qdq.h"
+#include "quant/weight_rows.h"
 
 namespace ar {
 
@@ -20,26 +22,64 @@ void check_quantizable(const QuantScheme& s) {
   AR_CHECK(s.group_size == -1 || s.group_size > 0, "group_size ", s.group_size);
 }
 
+namespace {
+
+// The integer schemes' codes and scales into q (allocated for s, out, in), rows in parallel.
+template <typename Rows>
+void quantize_int_rows(QuantizedWeight& q, const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
+                       const float* v, const float* min_scale, const float* max_scale) {
+  const int64_t G = q.group, ng = q.n_groups;
+#pragma omp parallel if (out * in >= (int64_t(1) << 16))
+  {
+    std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < out; ++o) {
+      const float* wr = rows.row(o, row_buf.data());
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
+        const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
+        const GroupQuant p = s.sym ? sym_group_params(wr + i0, n, s.bits, lo_s, hi_s)
+                                   : asym_group_params(wr + i0, n, s.bits, lo_s, hi_s);
+        quantize_group_codes(q.codes.data() + at, wr + i0, v ? v + at : nullptr, n, p.scale, p.zero, s.bits);
+        q.scales[size_t(gi)] = p.scale_f16;
+        q.zeros[size_t(gi)] = uint8_t(p.zero);
+      }
+    }
+  }
+}
+
+// q as allocate(s, out, in) would give it, keeping its storage when it already has that shape.
+void reuse_or_allocate(QuantizedWeight& q, const QuantScheme& s, int64_t out, int64_t in) {
+  if (q.scheme == s && q.out == out && q.in == in && q.sizes_match()) return;
+  q = QuantizedWeight::allocate(s, out, in);
+}
+
+}  // namespace
+
 QuantizedWeight quantize_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* v,
                              const float* min_scale, const float* max_scale, const std::string& name,
                              float global_amax) {
   check_quantizable(s);
   if (s.is_fp()) return quantize_fp(w, out, in, s, name, v, max_scale, global_amax);
   QuantizedWeight q = QuantizedWeight::allocate(s, out, in);
-  const int64_t G = q.group, ng = q.n_groups;
-#pragma omp parallel for schedule(static) if (out * in >= (int64_t(1) << 16))
-  for (int64_t o = 0; o < out; ++o) {
-    for (int64_t g = 0; g < ng; ++g) {
-      const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
-      const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
-      const GroupQuant p = s.sym ? sym_group_params(w + at, n, s.bits, lo_s, hi_s)
-                                 : asym_group_params(w + at, n, s.bits, lo_s, hi_s);
-      quantize_group_codes(q.codes.data() + at, w + at, v ? v + at : nullptr, n, p.scale, p.zero, s.bits);
-      q.scales[size_t(gi)] = p.scale_f16;
-      q.zeros[size_t(gi)] = uint8_t(p.zero);
-    }
-  }
+  quantize_int_rows(q, F32Rows{w, in}, out, in, s, v, min_scale, max_scale);
   return q;
+}
+
+void quantize_rtn_into(QuantizedWeight& q, const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                       const float* v, const float* min_scale, const float* max_scale) {
+  check_quantizable(s);
+  AR_CHECK(!s.is_fp(), "quantize_rtn_into: integer schemes only, not ", scheme_label(s));
+  reuse_or_allocate(q, s, out, in);
+  quantize_int_rows(q, F32Rows{w, in}, out, in, s, v, min_scale, max_scale);
+}
+
+void quantize_rtn_into(QuantizedWeight& q, const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                       const float* v, const float* min_scale, const float* max_scale) {
+  check_quantizable(s);
+  AR_CHECK(!s.is_fp(), "quantize_rtn_into: integer schemes only, not ", scheme_label(s));
+  reuse_or_allocate(q, s, out, in);
+  quantize_int_rows(q, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale, max_scale);
 }
 
 }  // namespace ar

@@ -25,6 +25,14 @@ QuantizedWeight quantize_rtn(const float* w, int64_t out, int64_t in, const Quan
                              const float* max_scale = nullptr, const std::string& name = "weight",
                              float global_amax = -1.f);
 
+// quantize_rtn of an integer scheme into q, keeping q's storage when it already holds a layer of
+// this scheme and shape (a tuner quantizing at every new best loss allocates once); the weight as
+// f32, or as bf16 bits (the same result as their f32 values).
+void quantize_rtn_into(QuantizedWeight& q, const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                       const float* v = nullptr, const float* min_scale = nullptr, const float* max_scale = nullptr);
+void quantize_rtn_into(QuantizedWeight& q, const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                       const float* v = nullptr, const float* min_scale = nullptr, const float* max_scale = nullptr);
+
 // AR_CHECK that a scheme can be quantized here: bits 2..8 (16 = keep the layer, never passed in)
 // and group_size -1 or > 0, or a floating-point format with its own fixed values. User input is
 // validated earlier (LayerConfig, the CLI).

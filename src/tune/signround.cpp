@@ -502,8 +502,15 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
                                   s.min_scale.data(), s.max_scale.data());
         continue;
       }
-      r.q[size_t(i)] = quantize_rtn(S.original(i), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
-                                    s.max_scale.data(), s.l->name + ".weight", s.global_amax);
+      if (s.scheme.is_fp())
+        r.q[size_t(i)] = quantize_rtn(S.original(i), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
+                                      s.max_scale.data(), s.l->name + ".weight", s.global_amax);
+      else if (s.w_bf16.empty())
+        quantize_rtn_into(r.q[size_t(i)], s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                          s.min_scale.data(), s.max_scale.data());
+      else  // the compacted weight read as it is, not widened first
+        quantize_rtn_into(r.q[size_t(i)], s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(),
+                          s.min_scale.data(), s.max_scale.data());
     }
   };
   if (o.iters == 0) {  // RTN

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "core/dtype.h"
@@ -207,6 +208,47 @@ TEST(Rtn, SixteenBitsLeavesWeightsAlone) {
   std::vector<float> w = {0.123f, -4.5f};
   fake_quantize(w.data(), 1, 2, scheme(16, 128, true), true);
   EXPECT_EQ(w, (std::vector<float>{0.123f, -4.5f}));
+}
+
+// The tuner's form: into an existing result (its storage kept when the shape matches, replaced
+// when not), from f32 or bf16 weights, equal to quantize_rtn.
+TEST(Rtn, IntoReusesStorageAndEqualsQuantizeRtn) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.f, 0.05f);
+  std::uniform_real_distribution<float> ud(-0.5f, 0.5f), sd(0.6f, 1.f);
+  QuantizedWeight q;
+  for (const auto& [bits, group, sym, out, in] : {std::tuple{4, int64_t(32), true, int64_t(200), int64_t(96)},
+                                                  std::tuple{4, int64_t(32), true, int64_t(200), int64_t(96)},
+                                                  std::tuple{3, int64_t(-1), false, int64_t(9), int64_t(40)}}) {
+    QuantScheme s;
+    s.bits = bits;
+    s.group_size = group;
+    s.sym = sym;
+    const int64_t ng = num_groups(s, in);
+    std::vector<uint16_t> wb(size_t(out * in));
+    std::vector<float> w(wb.size()), v(wb.size()), mn(size_t(out * ng)), mx(mn.size());
+    for (size_t i = 0; i < wb.size(); ++i) {
+      wb[i] = f32_to_bf16(nd(rng));
+      w[i] = bf16_to_f32(wb[i]);
+      v[i] = ud(rng);
+    }
+    for (auto& e : mn) e = sd(rng);
+    for (auto& e : mx) e = sd(rng);
+    const QuantizedWeight want = quantize_rtn(w.data(), out, in, s, v.data(), mn.data(), mx.data());
+    const bool same_shape = q.out == out && q.in == in && q.scheme == s;
+    const uint8_t* before = q.codes.data();
+    quantize_rtn_into(q, w.data(), out, in, s, v.data(), mn.data(), mx.data());
+    if (same_shape) EXPECT_EQ(q.codes.data(), before);  // reused, not reallocated
+    EXPECT_EQ(q.codes, want.codes);
+    EXPECT_EQ(q.scales, want.scales);
+    EXPECT_EQ(q.zeros, want.zeros);
+    std::fill(q.codes.begin(), q.codes.end(), uint8_t(0));
+    quantize_rtn_into(q, wb.data(), out, in, s, v.data(), mn.data(), mx.data());
+    EXPECT_EQ(q.codes, want.codes);
+    EXPECT_EQ(q.scales, want.scales);
+    EXPECT_EQ(q.zeros, want.zeros);
+    EXPECT_TRUE(q.sizes_match());
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include <omp.h>
 
@@ -490,13 +491,11 @@ void gemm_serial(float* C, const float* A, const float* B, int64_t M, int64_t N,
   multiply_tiles(be, lock, nested, whole, M, N, K, a, b, trans_a, trans_b, accumulate, native, C, ldc, nullptr);
 }
 
-void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
-          bool trans_a, bool trans_b, bool accumulate, Precision p, int64_t lda, int64_t ldb,
-          int64_t ldc) {
-  if (env_forces_ref()) {
-    gemm_ref(C, A, B, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
-    return;
-  }
+namespace {
+
+// gemm, with B given either as f32 (B) or, native bf16 only, as bf16 bits (B16; B null).
+void gemm_impl(float* C, const float* A, const float* B, const uint16_t* B16, int64_t M, int64_t N, int64_t K,
+               bool trans_a, bool trans_b, bool accumulate, Precision p, int64_t lda, int64_t ldb, int64_t ldc) {
   if (!prepare_call(C, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
   // Stored shapes: A is (M,K) or (K,M); B is (K,N) or (N,K).
   const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
@@ -518,16 +517,18 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
   const bool native = bf16 && gemm_has_native_bf16();
   // The fallback uses operands already holding bf16 values (weights from bf16 checkpoints) in
   // place; everything else in BF16 mode is staged.
+  AR_CHECK(!B16 || native, "gemm: a bf16 operand without native bf16 products");
   const bool stage_a = bf16 && (native || !is_bf16_exact(A, a_rows, a_cols, lda));
-  const bool stage_b = bf16 && (native || !is_bf16_exact(B, b_rows, b_cols, ldb));
+  const bool stage_b = bf16 && !B16 && (native || !is_bf16_exact(B, b_rows, b_cols, ldb));
   // Tiles run along the longer side of C. With native bf16, the operand the tiles split (A along
   // M, B along N) is converted tile by tile by the thread that multiplies it, while it is hot in
   // its cache: no separate pass over it, and no panels of it (a big weight is never staged whole).
   const bool along_m = M >= N;
-  const bool tile_a = native && along_m, tile_b = native && !along_m;
+  // A bf16 B is read in place, whole: its tiles are slices of it, nothing to convert.
+  const bool tile_a = native && along_m, tile_b = native && !along_m && !B16;
   const int64_t stage_elem = native ? int64_t(sizeof(uint16_t)) : int64_t(sizeof(float));
   const int64_t pm = tile_a ? M : panel_len(M, K, stage_a, stage_elem);
-  const int64_t pn = tile_b ? N : panel_len(N, K, stage_b, stage_elem);
+  const int64_t pn = tile_b || B16 ? N : panel_len(N, K, stage_b, stage_elem);
   Operand b_whole{nullptr, 0};
   for (int64_t m0 = 0; m0 < M; m0 += pm) {
     const int64_t mm = std::min(pm, M - m0);
@@ -540,8 +541,9 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
       const int64_t nn = std::min(pn, N - n0);
       // A whole-B staging (pn == N) is done once, on the first row panel, and then reused.
       const bool restage_b = pn < N || m0 == 0;
-      const float* b_src = trans_b ? B + n0 * ldb : B + n0;
-      const Operand b = tile_b      ? Operand{b_src, ldb}
+      const float* b_src = B16 ? nullptr : trans_b ? B + n0 * ldb : B + n0;
+      const Operand b = B16         ? Operand{B16, ldb}
+                        : tile_b      ? Operand{b_src, ldb}
                         : !restage_b ? b_whole
                         : trans_b    ? stage_operand(b_src, nn, K, ldb, stage_b, native, buf_b)
                                      : stage_operand(b_src, K, nn, ldb, stage_b, native, buf_b);
@@ -557,6 +559,31 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
                      trans_b, accumulate, native, c, ldc, ts ? &*ts : nullptr);
     }
   }
+}
+
+}  // namespace
+
+void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,
+          bool trans_a, bool trans_b, bool accumulate, Precision p, int64_t lda, int64_t ldb,
+          int64_t ldc) {
+  if (env_forces_ref()) {
+    gemm_ref(C, A, B, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+    return;
+  }
+  gemm_impl(C, A, B, nullptr, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+}
+
+void gemm_b16(float* C, const float* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
+              bool trans_b, bool accumulate, int64_t lda, int64_t ldb, int64_t ldc) {
+  if (gemm_has_native_bf16() && !env_forces_ref()) {
+    gemm_impl(C, A, nullptr, B, M, N, K, trans_a, trans_b, accumulate, Precision::BF16, lda, ldb, ldc);
+    return;
+  }
+  // Widened: bf16 values are exact in f32, which the fallback then uses in place.
+  const int64_t rows = trans_b ? N : K, cols = trans_b ? K : N, ld = ldb == 0 ? cols : ldb;
+  std::vector<float> wide(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) bf16_to_f32(wide.data() + r * cols, B + r * ld, size_t(cols));
+  gemm(C, A, wide.data(), M, N, K, trans_a, trans_b, accumulate, Precision::BF16, lda, cols, ldc);
 }
 
 void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,

@@ -33,6 +33,14 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
 void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
                bool trans_b, bool accumulate, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
 
+// gemm in Precision::BF16 with op(B) already bf16 (B, stored as in gemm, in bf16 elements), A and C
+// f32: for a weight made in bf16 once and multiplied many times (a tuning step's W'), so no product
+// converts it again. For a tight B, the same bits as gemm(..., Precision::BF16) on B's values widened
+// to f32 (a strided B runs a primitive of its own stride, where gemm's staged copy is tight). Without
+// native bf16 products, B is widened into a temporary f32 copy first.
+void gemm_b16(float* C, const float* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
+              bool trans_b, bool accumulate, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
+
 // gemm by the calling thread alone, as one primitive call (no tiles, no threads of its own): for
 // the many independent products of a parallel loop, e.g. an MoE block's experts, each run whole
 // by one thread. Inside or outside a parallel region it runs the same primitive, so the result

@@ -140,6 +140,16 @@ void check_shapes(const BlockGradScratch& s, const BlockWeights& b, const ModelC
   AR_CHECK(c.num_attention_heads % c.num_key_value_heads == 0, "H=", c.num_attention_heads, " Hkv=",
            c.num_key_value_heads);
 }
+// The experts' weights (moe.h reads them as f32): a source handing out bf16 W' does so for the
+// dense linears only.
+MoeWeightSource f32_source(const LinearWeightSource& w) {
+  return [&w](int i) {
+    const WeightView v = w(i);
+    AR_CHECK(v.f32, "linear ", i, " given as bf16 to the MoE products, which take f32");
+    return v.f32;
+  };
+}
+
 // Runs f as one scope of phase ph (core/profile.h).
 template <typename F>
 void profiled(Phase ph, F&& f) {
@@ -172,11 +182,11 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn1, s.rstd1, x, nw.input, T, C, eps); });
   float* q_lin = c.qk_norm ? s.q_raw : s.q;
   float* k_lin = c.qk_norm ? s.k_raw : s.k;
-  const float* wq = w(0);
+  const WeightView wq = w(0);
   profiled(Phase::GemmQkvFwd, [&] { linear_forward(q_lin, s.xn1, wq, bias_of(b.q), T, C, H * D, p); });
-  const float* wk = c.fused_qkv ? wq + fo.k : w(1);
+  const WeightView wk = c.fused_qkv ? wq.offset(fo.k) : w(1);
   profiled(Phase::GemmQkvFwd, [&] { linear_forward(k_lin, s.xn1, wk, bias_of(b.k), T, C, Hkv * D, p); });
-  const float* wv = c.fused_qkv ? wq + fo.v : w(2);
+  const WeightView wv = c.fused_qkv ? wq.offset(fo.v) : w(2);
   profiled(Phase::GemmQkvFwd, [&] { linear_forward(s.v, s.xn1, wv, bias_of(b.v), T, C, Hkv * D, p); });
   if (c.qk_norm) {  // Qwen3, Gemma3: per-head RMSNorm before RoPE; the pre-norm values are kept for backward
     PhaseScope ps(Phase::Elementwise);
@@ -193,7 +203,7 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
     attention_forward(s.attn + j * S * H * D, s.att_scratch, s.att_floats, q, k, s.v + j * S * Hkv * D, S, H, Hkv,
                       D, scale, p, window, softcap);
   }
-  const float* wo = w(3);
+  const WeightView wo = w(3);
   float* o_out = c.sandwich_norms ? s.o_out : s.h;
   profiled(Phase::GemmOFwd, [&] { linear_forward(o_out, s.attn, wo, bias_of(b.o), T, H * D, C, p); });
   profiled(Phase::Elementwise, [&] {
@@ -205,16 +215,16 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   // att_scratch.
   profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn2, s.rstd2, s.h, nw.mlp_in(), T, C, eps); });
   if (layer_is_moe(c, b.layer)) {
-    moe_forward_train(y, *s.moe, s.xn2, b, w, c, T, p);
+    moe_forward_train(y, *s.moe, s.xn2, b, f32_source(w), c, T, p);
     profiled(Phase::Elementwise, [&] { residual_add(y, s.h, T * C); });
     return;
   }
-  const float* wg = w(4);
+  const WeightView wg = w(4);
   profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.gate, s.xn2, wg, bias_of(b.gate), T, C, F, p); });
-  const float* wu = c.fused_gate_up ? wg + fo.up : w(5);
+  const WeightView wu = c.fused_gate_up ? wg.offset(fo.up) : w(5);
   profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.up, s.xn2, wu, bias_of(b.up), T, C, F, p); });
   profiled(Phase::Elementwise, [&] { mlp_act_forward(s.act, s.gate, s.up, T * F, c); });
-  const float* wd = w(6);
+  const WeightView wd = w(6);
   float* m_out = c.sandwich_norms ? s.m_out : y;
   profiled(Phase::GemmDownFwd, [&] { linear_forward(m_out, s.act, wd, bias_of(b.down), T, F, C, p); });
   profiled(Phase::Elementwise, [&] {
@@ -226,7 +236,7 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
                          const BlockLinearWeights& w, const ModelConfig& c, const RopeTables& rope,
                          Precision p, int64_t n) {
-  block_forward_train(y, s, x, b, [&w](int i) { return w[size_t(i)]; }, c, rope, p, n);
+  block_forward_train(y, s, x, b, [&w](int i) { return WeightView(w[size_t(i)]); }, c, rope, p, n);
 }
 
 // Each gradient is written only once everything that occupied its storage has been read: the
@@ -256,7 +266,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   float* d_h = s.act;    // dL/dh (T, C), over act's slot once the MLP's backward has read it
   if (layer_is_moe(c, b.layer)) {  // (no sandwich norms on MoE models)
     std::fill(d_h, d_h + T * C, 0.f);
-    moe_backward(d_h, dw, *s.moe, dy, s.xn2, b, w, c, T, p);  // d xn2
+    moe_backward(d_h, dw, *s.moe, dy, s.xn2, b, f32_source(w), c, T, p);  // d xn2
     profiled(Phase::Elementwise, [&] {
       rms_norm_backward(d_h, nullptr, d_h, s.h, nw.mlp_in(), s.rstd2, T, C);
       for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
@@ -269,16 +279,16 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
     }
     profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, s.act, nullptr, T, F, C, p); });
     float* d_act = s.act;  // act read last above
-    const float* wd = w(6);
+    const WeightView wd = w(6);
     profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, d_m, nullptr, wd, T, F, C, p); });
     profiled(Phase::Elementwise, [&] { mlp_act_backward(s.gate, s.up, d_act, s.gate, s.up, T * F, c); });  // d gate, d up
     const float *d_gate = s.gate, *d_up = s.up;
     float* d_c = d_h;  // d act is dead: d xn2 (T, C), then dL/dh
-    const float* wg = w(4);
+    const WeightView wg = w(4);
     profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, s.xn2, wg, T, C, F, p); });  // d xn2 (gate)
     profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, s.xn2, nullptr, T, C, F, p); });
-    const float* wu = c.fused_gate_up ? wg + fo.up : w(5);
-    profiled(Phase::GemmGateUpBwd, [&] { gemm(d_c, d_up, wu, T, C, F, false, false, /*accumulate=*/true, p); });  // + d xn2 (up)
+    const WeightView wu = c.fused_gate_up ? wg.offset(fo.up) : w(5);
+    profiled(Phase::GemmGateUpBwd, [&] { linear_input_grad(d_c, d_up, wu, T, C, F, /*accumulate=*/true, p); });  // + d xn2 (up)
     profiled(Phase::Elementwise, [&] {
       rms_norm_backward(d_c, nullptr, d_c, s.h, nw.mlp_in(), s.rstd2, T, C);
       for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
@@ -293,7 +303,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
              [&] { rms_norm_backward(s.d_branch, nullptr, d_h, s.o_out, nw.post, s.rstd_pa, T, C); });
     d_o = s.d_branch;
   }
-  const float* wo = w(3);
+  const WeightView wo = w(3);
   profiled(Phase::GemmOBwd, [&] { linear_backward(s.d_attn, dw[3], nullptr, d_o, s.attn, wo, T, H * D, C, p); });
   for (int64_t j = 0; j < n; ++j) {
     const int64_t oq = j * S * H * D, okv = j * S * Hkv * D;
@@ -311,17 +321,17 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
     rms_norm_backward(s.dk, nullptr, s.dk, s.k_raw, nw.k, s.rstd_k, T * Hkv, D);
   }
   // Weight gradients need only the projections' input; d xn1 only when dx is wanted.
-  const float* wq = dx ? w(0) : nullptr;
+  const WeightView wq = dx ? w(0) : WeightView();
   profiled(Phase::GemmQkvBwd, [&] {
     linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, s.dq, s.xn1, wq, T, C, H * D, p);
     linear_backward(nullptr, dw_k, nullptr, s.dk, s.xn1, nullptr, T, C, Hkv * D, p);
     linear_backward(nullptr, dw_v, nullptr, s.dv, s.xn1, nullptr, T, C, Hkv * D, p);
   });
   if (!dx) return;
-  const float* wk = c.fused_qkv ? wq + fo.k : w(1);
-  gemm(s.d_xn1, s.dk, wk, T, C, Hkv * D, false, false, true, p);
-  const float* wv = c.fused_qkv ? wq + fo.v : w(2);
-  gemm(s.d_xn1, s.dv, wv, T, C, Hkv * D, false, false, true, p);
+  const WeightView wk = c.fused_qkv ? wq.offset(fo.k) : w(1);
+  linear_input_grad(s.d_xn1, s.dk, wk, T, C, Hkv * D, /*accumulate=*/true, p);
+  const WeightView wv = c.fused_qkv ? wq.offset(fo.v) : w(2);
+  linear_input_grad(s.d_xn1, s.dv, wv, T, C, Hkv * D, /*accumulate=*/true, p);
   rms_norm_backward(s.d_xn1, nullptr, s.d_xn1, x, nw.input, s.rstd1, T, C);
   for (int64_t i = 0; i < T * C; ++i) dx[i] = d_h[i] + s.d_xn1[i];  // residual: both branches
 }
@@ -329,7 +339,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const BlockLinearWeights& w,
                     const ModelConfig& c, const RopeTables& rope, Precision p) {
-  block_backward(dx, dw, s, dy, x, b, [&w](int i) { return w[size_t(i)]; }, c, rope, p);
+  block_backward(dx, dw, s, dy, x, b, [&w](int i) { return WeightView(w[size_t(i)]); }, c, rope, p);
 }
 
 }  // namespace ar

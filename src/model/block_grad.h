@@ -9,6 +9,7 @@
 
 #include "core/buffer.h"
 #include "core/precision.h"
+#include "kernels/linear.h"
 #include "model/block.h"
 #include "model/moe.h"
 #include "model/config.h"
@@ -27,7 +28,9 @@ using BlockLinearWeights = std::vector<const float*>;
 // when dx is wanted); no call ever holds two of them. With fused linears (Phi3) slots 1, 2 and 5
 // are never asked for: slot 0's and 4's weights hold them as row ranges, and dw[0] / dw[4] get
 // the whole fused gradient.
-using LinearWeightSource = std::function<const float*(int i)>;
+// A source may hand out a dense linear's W' as bf16 (WeightView) when the products run in bf16 on a
+// CPU with native bf16; experts' weights (MoE) always come as f32.
+using LinearWeightSource = std::function<WeightView(int i)>;
 // Their gradients, same order and shapes, accumulated (+=); a null entry is skipped.
 using BlockLinearGrads = std::vector<float*>;
 

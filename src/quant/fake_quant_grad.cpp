@@ -52,26 +52,33 @@ GroupGradInfo group_info(const float* w, int64_t n, const QuantScheme& qs, float
   return g;
 }
 
+// W' into w_dq (f32), or into w_dq16 as bf16 bits (integer schemes; w_dq null then).
 template <typename Rows>
-void fake_quant_forward_rows(float* w_dq, const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
-                             const float* v, const float* min_scale, const float* max_scale, float global_amax) {
+void fake_quant_forward_rows(float* w_dq, uint16_t* w_dq16, const Rows& rows, int64_t out, int64_t in,
+                             const QuantScheme& s, const float* v, const float* min_scale, const float* max_scale,
+                             float global_amax) {
   // Floating-point formats are symmetric: no min_scale.
-  if (s.is_fp()) return fp_fake_quant_forward(w_dq, rows, out, s, v, max_scale, global_amax);
+  if (s.is_fp()) {
+    AR_CHECK(w_dq, "fake_quant_forward: no bf16 output for ", scheme_label(s));
+    return fp_fake_quant_forward(w_dq, rows, out, s, v, max_scale, global_amax);
+  }
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
 #pragma omp parallel if (out * in >= (int64_t(1) << 16))
   {
-    std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0);
+    std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0), row_out(w_dq16 ? size_t(in) : 0);
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < out; ++o) {
       const float* wr = rows.row(o, row_buf.data());
+      float* dst = w_dq16 ? row_out.data() : w_dq + o * in;
       for (int64_t g = 0; g < ng; ++g) {
         const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
         const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
         const GroupQuant p = s.sym ? sym_group_params(wr + i0, n, s.bits, lo_s, hi_s)
                                    : asym_group_params(wr + i0, n, s.bits, lo_s, hi_s);
-        group_fake_quant(w_dq + at, wr + i0, v ? v + at : nullptr, n, p.scale, p.zero, s.bits);
+        group_fake_quant(dst + i0, wr + i0, v ? v + at : nullptr, n, p.scale, p.zero, s.bits);
       }
+      if (w_dq16) f32_to_bf16(w_dq16 + o * in, dst, size_t(in));
     }
   }
 }
@@ -138,12 +145,22 @@ void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_sca
 
 void fake_quant_forward(float* w_dq, const float* w, int64_t out, int64_t in, const QuantScheme& s,
                         const float* v, const float* min_scale, const float* max_scale, float global_amax) {
-  fake_quant_forward_rows(w_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale, global_amax);
+  fake_quant_forward_rows(w_dq, nullptr, F32Rows{w, in}, out, in, s, v, min_scale, max_scale, global_amax);
 }
 
 void fake_quant_forward(float* w_dq, const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
                         const float* v, const float* min_scale, const float* max_scale, float global_amax) {
-  fake_quant_forward_rows(w_dq, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale, max_scale, global_amax);
+  fake_quant_forward_rows(w_dq, nullptr, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale, max_scale, global_amax);
+}
+
+void fake_quant_forward_bf16(uint16_t* w_dq, const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                             const float* v, const float* min_scale, const float* max_scale) {
+  fake_quant_forward_rows(nullptr, w_dq, F32Rows{w, in}, out, in, s, v, min_scale, max_scale, -1.f);
+}
+
+void fake_quant_forward_bf16(uint16_t* w_dq, const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                             const float* v, const float* min_scale, const float* max_scale) {
+  fake_quant_forward_rows(nullptr, w_dq, Bf16Rows{w_bf16, in}, out, in, s, v, min_scale, max_scale, -1.f);
 }
 
 void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,

@@ -52,6 +52,13 @@ void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const 
                          const float* v, const float* min_scale, const float* max_scale,
                          ClampGrad cg = ClampGrad::Inclusive, float global_amax = -1.f);
 
+// fake_quant_forward rounded to bf16 bits (round to nearest even, as the bf16 products round their
+// inputs), integer schemes only: the W' a tuner hands to native bf16 products.
+void fake_quant_forward_bf16(uint16_t* w_dq, const float* w, int64_t out, int64_t in, const QuantScheme& s,
+                             const float* v, const float* min_scale, const float* max_scale);
+void fake_quant_forward_bf16(uint16_t* w_dq, const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
+                             const float* v, const float* min_scale, const float* max_scale);
+
 // fake_quant_backward and SignRound's signed step on v in one pass, for integer schemes (not
 // is_fp()): v (out, in) becomes v - lr*sign(dL/dv) in place, the bits signed_step gives with the dv
 // fake_quant_backward accumulates into zeros; dmin_scale / dmax_scale accumulate as there. The

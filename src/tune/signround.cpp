@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/profile.h"
+#include "kernels/gemm.h"
 #include "kernels/mse_loss.h"
 #include "model/block_grad.h"
 #include "quant/fake_quant_grad.h"
@@ -308,7 +309,7 @@ struct BlockTuner::State {
     if (lane1)
       for (int i = 0; i < nl; ++i) {
         const LinearState& s = st[size_t(i)];
-        if (s.quantized && !s.tuned) std::copy_n(fake_quantized(i), s.n_weights(), w_step[size_t(i)].data());
+        if (s.quantized && !s.tuned) std::copy_n(held_f32(i), s.n_weights(), w_step[size_t(i)].data());
       }
   }
 
@@ -357,12 +358,55 @@ struct BlockTuner::State {
   // W' of linear i, valid until the next call: made from its parameters while its group tunes;
   // its result dequantized once its group is done; its original weight otherwise (bits 16, or its
   // group still to come).
-  const float* fake_quantized(int i) {
+  WeightView fake_quantized(int i) {
     LinearState& s = st[size_t(i)];
-    if (!s.tuned && !s.held_q && !s.held_gguf) return original(i);
+    if (!s.tuned) return s.held_q || s.held_gguf ? WeightView(held_f32(i)) : original_view(i);
+    const bool b16 = bf16_wprime(i);
     if (work_holds != i) {
-      if (s.tuned) make_fake_quantized(i, work.data());
-      else if (s.held_q) s.held_q->dequantize(work.data());
+      if (b16) make_fake_quantized_bf16(i, reinterpret_cast<uint16_t*>(work.data()));
+      else make_fake_quantized(i, work.data());
+      work_holds = i;
+    }
+    if (b16) return WeightView(reinterpret_cast<const uint16_t*>(work.data()));
+    return work.data();
+  }
+
+  // The products run in bf16 on native bf16 hardware, so a dense linear can hand them bf16 bits,
+  // which they would round an f32 weight to anyway: made so once, not converted by every product.
+  // Experts stay f32 (moe.h), and so do GGUF and floating-point targets (their W' makers are f32).
+  bool bf16_products() const { return o.precision == Precision::BF16 && gemm_has_native_bf16(); }
+  bool bf16_wprime(int i) const {
+    const LinearState& s = st[size_t(i)];
+    return bf16_products() && i < kDenseLinears && !s.gguf && !s.scheme.is_fp();
+  }
+
+  // W' of tuned linear i as bf16 (bf16_wprime(i)).
+  void make_fake_quantized_bf16(int i, uint16_t* dst) {
+    PhaseScope scope(Phase::FakeQuant);
+    LinearState& s = st[size_t(i)];
+    if (s.w_bf16.empty())
+      fake_quant_forward_bf16(dst, s.l->w.as<float>(), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
+                              s.max_scale.data());
+    else
+      fake_quant_forward_bf16(dst, s.w_bf16.data(), s.l->out, s.l->in, s.scheme, s.v.data(), s.min_scale.data(),
+                              s.max_scale.data());
+  }
+
+  // The original weight of linear i for the products: a compacted dense one as its bf16 bits when
+  // the products take them (no widening), else original(i).
+  WeightView original_view(int i) {
+    const LinearState& s = st[size_t(i)];
+    if (!s.w_bf16.empty() && bf16_products() && i < kDenseLinears) return WeightView(s.w_bf16.data());
+    return original(i);
+  }
+
+  // An untuned linear's weight as f32 (its held result dequantized, or its original).
+  const float* held_f32(int i) {
+    LinearState& s = st[size_t(i)];
+    AR_CHECK(!s.tuned, "held_f32 of tuned linear ", i);
+    if (!s.held_q && !s.held_gguf) return original(i);
+    if (work_holds != i) {
+      if (s.held_q) s.held_q->dequantize(work.data());
       else gguf_dequantize_tensor(s.scheme.gguf, s.held_gguf->data(), s.l->out, s.l->in, work.data());
       work_holds = i;
     }
@@ -473,7 +517,7 @@ void BlockTuner::fp_forward(float* y, const float* x) {
   AR_CHECK(s_, "fp_forward after release_weights");
   State& S = *s_;
   AR_CHECK(y != x, "fp_forward: y aliases x");
-  block_forward_train(y, S.scratch, x, S.b, [&S](int i) { return S.original(i); }, S.c, S.rope, S.o.precision);
+  block_forward_train(y, S.scratch, x, S.b, [&S](int i) { return S.original_view(i); }, S.c, S.rope, S.o.precision);
   if (S.want_importance && !S.importance_frozen) S.accumulate_importance();
 }
 

@@ -209,6 +209,39 @@ TEST(Gemm, Bf16StagesLargeOperandsInPanels) {
   }
 }
 
+// gemm_b16 (B already bf16, as a tuner's W'): the bits of gemm in BF16 on B's widened values (a
+// tight B; a strided one within rounding), with
+// tiles along M or N, both transposes of B, accumulate, a strided B, and a B in more than one tile.
+TEST(Gemm, Bf16OperandGivesTheBitsOfItsWidenedValues) {
+  struct Shape {
+    int64_t M, N, K;
+  };
+  uint32_t seed = 4000;
+  for (const Shape& g : {Shape{300, 70, 33}, Shape{70, 300, 33}, Shape{2, 700, 129}, Shape{513, 17, 64}, Shape{64, 128, 384}, Shape{64, 384, 128}, Shape{96, 128, 128}})
+    for (int flags = 0; flags < 8; ++flags) {
+      const bool ta = flags & 1, tb = flags & 2, acc = flags & 4;
+      const int64_t b_rows = tb ? g.N : g.K, b_cols = tb ? g.K : g.N, ldb = b_cols + (flags == 5 ? 3 : 0);
+      const auto A = random_vec(size_t(g.M * g.K), seed++);
+      const auto Bf = random_vec(size_t(b_rows * ldb), seed++);
+      std::vector<uint16_t> B16(Bf.size());
+      std::vector<float> Bw(Bf.size());
+      for (size_t i = 0; i < Bf.size(); ++i) {
+        B16[i] = f32_to_bf16(Bf[i]);
+        Bw[i] = bf16_to_f32(B16[i]);
+      }
+      const auto C0 = random_vec(size_t(g.M * g.N), seed++);
+      auto want = C0, got = C0;
+      gemm(want.data(), A.data(), Bw.data(), g.M, g.N, g.K, ta, tb, acc, Precision::BF16, 0, ldb);
+      gemm_b16(got.data(), A.data(), B16.data(), g.M, g.N, g.K, ta, tb, acc, 0, ldb);
+      if (ldb == b_cols) {
+        ASSERT_EQ(got, want) << "M=" << g.M << " N=" << g.N << " K=" << g.K << " ta=" << ta << " tb=" << tb
+                             << " acc=" << acc;
+      } else {  // a strided B is a different primitive from gemm's tight staged copy: same values, not bits
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i])));
+      }
+    }
+}
+
 TEST(Gemm, EmptyDimensions) {
   std::vector<float> C(6, 7.0f);
   const float A[1] = {1}, B[1] = {1};

@@ -5,6 +5,8 @@
 #include "model/block_specs.h"
 
 #include <gtest/gtest.h>
+
+#include "core/dtype.h"
 #include <omp.h>
 
 #include <algorithm>
@@ -281,6 +283,53 @@ TEST(BlockGrad, OneAtATimeWeightSourceGivesSameBits) {
     for (int i = 0; i < kDenseLinears; ++i)
       EXPECT_EQ(0, std::memcmp(g_ref[size_t(i)].data(), g_src[size_t(i)].data(), g_ref[size_t(i)].size() * sizeof(float)))
           << "linear " << i;
+  }
+}
+
+// A source handing out bf16 W' (what a tuner does when the products run in bf16 on native bf16
+// hardware) gives the bits of the same weights' values as f32 in BF16 products: the products round
+// f32 to those bits anyway. Also for the fused linears (Phi3), whose parts are offsets into one W'.
+TEST(BlockGrad, Bf16WeightViewsGiveTheBitsOfTheirF32Values) {
+  for (const Variant& v : {Variant{"qk_norm_bias", 4, 2, true, true},
+                           Variant{"phi3", 4, 2, false, false, false, Family::Phi3, 4}}) {
+    const ModelConfig c = tiny_config(v);
+    const int64_t T = 6, C = c.hidden_size;
+    std::mt19937 rng(17);
+    BlockWeights b = random_block(c, rng);
+    const RopeTables rope = make_rope_tables(c, T);
+    std::vector<float> x(static_cast<size_t>(T * C)), G(x.size());
+    std::normal_distribution<float> nd(0.f, 1.f);
+    for (auto& e : x) e = nd(rng);
+    for (auto& e : G) e = nd(rng);
+    std::vector<std::vector<float>> wf(kDenseLinears);
+    std::vector<std::vector<uint16_t>> wb(kDenseLinears);
+    for (int i = 0; i < kDenseLinears; ++i) {
+      const LinearWeights* l = block_linears(b, i);
+      if (!l->present()) continue;
+      const float* src = l->w.as<float>();
+      for (int64_t k = 0; k < l->out * l->in; ++k) {
+        wb[size_t(i)].push_back(f32_to_bf16(src[k]));
+        wf[size_t(i)].push_back(bf16_to_f32(wb[size_t(i)].back()));
+      }
+    }
+    const LinearWeightSource as_f32 = [&](int i) { return WeightView(wf[size_t(i)].data()); };
+    const LinearWeightSource as_bf16 = [&](int i) { return WeightView(wb[size_t(i)].data()); };
+    std::vector<std::vector<float>> y(2, std::vector<float>(x.size())), dx(y);
+    std::vector<std::vector<std::vector<float>>> g(2, std::vector<std::vector<float>>(kDenseLinears));
+    for (int run = 0; run < 2; ++run) {
+      BlockLinearGrads dw(kDenseLinears, nullptr);
+      for (int i = 0; i < kDenseLinears; ++i) {
+        g[size_t(run)][size_t(i)].assign(wf[size_t(i)].size(), 0.f);
+        if (!wf[size_t(i)].empty()) dw[i] = g[size_t(run)][size_t(i)].data();
+      }
+      BlockGradScratch s(c, T);
+      const LinearWeightSource& src = run == 0 ? as_f32 : as_bf16;
+      block_forward_train(y[size_t(run)].data(), s, x.data(), b, src, c, rope, Precision::BF16);
+      block_backward(dx[size_t(run)].data(), dw, s, G.data(), x.data(), b, src, c, rope, Precision::BF16);
+    }
+    EXPECT_EQ(y[0], y[1]) << v.name;
+    EXPECT_EQ(dx[0], dx[1]) << v.name;
+    for (int i = 0; i < kDenseLinears; ++i) EXPECT_EQ(g[0][size_t(i)], g[1][size_t(i)]) << v.name << " linear " << i;
   }
 }
 

@@ -40,10 +40,10 @@ GroupGradInfo group_info(const float* w, int64_t n, const QuantScheme& qs, float
     const float lo = -(g.wmin * lo_s), hi = g.wmax * hi_s;
     g.hi_side = hi >= lo;
     raw = (g.hi_side ? -hi : lo) / float(1 << (qs.bits - 1));
-    p = sym_group_params(w, n, qs.bits, lo_s, hi_s);
+    p = sym_range_params(g.wmin, g.wmax, qs.bits, lo_s, hi_s);
   } else {
     raw = (g.wmax * hi_s - g.wmin * lo_s) / float((1 << qs.bits) - 1);
-    p = asym_group_params(w, n, qs.bits, lo_s, hi_s);
+    p = asym_range_params(g.wmin, g.wmax, qs.bits, lo_s, hi_s);
   }
   g.scale = p.scale;
   g.zero = float(p.zero);

@@ -273,9 +273,13 @@ void group_range(const float* w, int64_t n, float* mn, float* mx) {
 }
 
 GroupQuant sym_group_params(const float* w, int64_t n, int bits, float min_scale, float max_scale) {
-  AR_DCHECK(bits >= 2 && bits <= 8, "bits ", bits);
   float mn, mx;
   group_range(w, n, &mn, &mx);
+  return sym_range_params(mn, mx, bits, min_scale, max_scale);
+}
+
+GroupQuant sym_range_params(float mn, float mx, int bits, float min_scale, float max_scale) {
+  AR_DCHECK(bits >= 2 && bits <= 8, "bits ", bits);
   const float lo = -(mn * min_scale), hi = mx * max_scale;
   // The larger side lands on code -2^(b-1): a negative scale when the positive side is larger.
   const float max_v = hi >= lo ? -hi : lo;
@@ -287,9 +291,13 @@ GroupQuant sym_group_params(const float* w, int64_t n, int bits, float min_scale
 }
 
 GroupQuant asym_group_params(const float* w, int64_t n, int bits, float min_scale, float max_scale) {
-  AR_DCHECK(bits >= 2 && bits <= 8, "bits ", bits);
   float mn, mx;
   group_range(w, n, &mn, &mx);
+  return asym_range_params(mn, mx, bits, min_scale, max_scale);
+}
+
+GroupQuant asym_range_params(float mn, float mx, int bits, float min_scale, float max_scale) {
+  AR_DCHECK(bits >= 2 && bits <= 8, "bits ", bits);
   const int qmax = (1 << bits) - 1;
   const float wmin = mn * min_scale, wmax = mx * max_scale;
   GroupQuant g;

@@ -31,6 +31,9 @@ void group_range(const float* w, int64_t n, float* mn, float* mx);
 // min(0, .) / max(0, .)). min_scale / max_scale as given (the tuner clamps them to [0, 1]).
 GroupQuant sym_group_params(const float* w, int64_t n, int bits, float min_scale = 1.f, float max_scale = 1.f);
 GroupQuant asym_group_params(const float* w, int64_t n, int bits, float min_scale = 1.f, float max_scale = 1.f);
+// The same from the group's range (group_range's mn, mx), for callers that already have it.
+GroupQuant sym_range_params(float mn, float mx, int bits, float min_scale = 1.f, float max_scale = 1.f);
+GroupQuant asym_range_params(float mn, float mx, int bits, float min_scale = 1.f, float max_scale = 1.f);
 
 // codes[i] = clamp(round(w[i] / scale + v[i]) + zero, 0, 2^bits - 1), round half to even; v may be null.
 void quantize_group_codes(uint8_t* codes, const float* w, const float* v, int64_t n, float scale, int zero, int bits);

@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include "core/vector_clones.h"
+
 #include "core/error.h"
 
 namespace ar {
@@ -92,12 +94,7 @@ uint16_t f32_to_f16(float f) {
 }
 
 // The bf16 conversions stage every BF16 GEMM operand (kernels/gemm.cpp), so they are compiled
-// for each vector width and picked at run time (the binary itself targets baseline x86-64).
-#if defined(__x86_64__) && defined(__GNUC__)
-#define AR_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define AR_VECTOR_CLONES
-#endif
+// for each vector width and picked at run time (core/vector_clones.h).
 
 AR_VECTOR_CLONES void bf16_to_f32(float* out, const uint16_t* in, size_t n) {
 #pragma omp simd

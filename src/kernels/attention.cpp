@@ -19,8 +19,52 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/fast_exp.h"
+#include "core/vector_clones.h"
 
 namespace ar {
+
+// The visible columns of one score row, in place: scores -> probabilities, as masked_softmax
+// describes (cap > 0: the soft-cap, its derivative into sr when given). Compiled per vector width
+// (core/vector_clones.h): the max and the sum reduce in the width's order.
+AR_VECTOR_CLONES void attention_softmax_visible(float* vis, int64_t m, float s_scale, float cap, float cap_scale,
+                                                float* sr) {
+  if (cap > 0.0f) {
+    if (sr) {  // from tanh's argument, not as 1 − t²: that cancels where the cap saturates
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j) sr[j] = fast_sech2(vis[j] * cap_scale);
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < m; ++j) vis[j] = cap * fast_tanh(vis[j] * cap_scale);
+  }
+  float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < m; ++j) mx = std::max(mx, vis[j] * s_scale);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < m; ++j) {
+    vis[j] = fast_exp(vis[j] * s_scale - mx);
+    sum += vis[j];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < m; ++j) vis[j] *= inv;
+}
+
+// The visible columns of one row of the softmax backward, in place: d = scale·p·(d − Σ d·p) [·sr].
+AR_VECTOR_CLONES void attention_softmax_backward_visible(float* d, const float* pr, int64_t m, float scale,
+                                                         const float* sr) {
+  float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+  for (int64_t j = 0; j < m; ++j) dot += d[j] * pr[j];
+  if (sr) {
+#pragma omp simd
+    for (int64_t j = 0; j < m; ++j) d[j] = scale * pr[j] * (d[j] - dot) * sr[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < m; ++j) d[j] = scale * pr[j] * (d[j] - dot);
+  }
+}
+
 namespace {
 
 // Row-block height for the causal split: large enough that each GEMM stays efficient, small
@@ -71,27 +115,7 @@ void masked_softmax(float* Pb, int64_t r0, int64_t r1, BlockCols bc, float scale
     const int64_t n = r0 + li + 1 - bc.c0;
     float* vis = row + a;
     const int64_t m = n - a;
-    if (capped) {
-      if (sech2) {  // from tanh's argument, not as 1 − t²: that cancels where the cap saturates
-        float* sr = sech2 + li * w + a;
-#pragma omp simd
-        for (int64_t j = 0; j < m; ++j) sr[j] = fast_sech2(vis[j] * cap_scale);
-      }
-#pragma omp simd
-      for (int64_t j = 0; j < m; ++j) vis[j] = cap * fast_tanh(vis[j] * cap_scale);
-    }
-    float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-    for (int64_t j = 0; j < m; ++j) mx = std::max(mx, vis[j] * s_scale);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < m; ++j) {
-      vis[j] = fast_exp(vis[j] * s_scale - mx);
-      sum += vis[j];
-    }
-    const float inv = 1.0f / sum;
-#pragma omp simd
-    for (int64_t j = 0; j < m; ++j) vis[j] *= inv;
+    attention_softmax_visible(vis, m, s_scale, capped ? cap : 0.0f, cap_scale, sech2 ? sech2 + li * w + a : nullptr);
     if (round_bf16) round_to_bf16(vis, vis, m);
     for (int64_t j = 0; j < a; ++j) row[j] = 0.0f;
     for (int64_t j = n; j < w; ++j) row[j] = 0.0f;
@@ -123,17 +147,7 @@ void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, 
     float* d = row + a;
     const float* pr = Pb + li * w + a;
     const int64_t m = n - a;
-    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-    for (int64_t j = 0; j < m; ++j) dot += d[j] * pr[j];
-    if (sech2) {
-      const float* sr = sech2 + li * w + a;
-#pragma omp simd
-      for (int64_t j = 0; j < m; ++j) d[j] = scale * pr[j] * (d[j] - dot) * sr[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < m; ++j) d[j] = scale * pr[j] * (d[j] - dot);
-    }
+    attention_softmax_backward_visible(d, pr, m, scale, sech2 ? sech2 + li * w + a : nullptr);
     if (round_bf16) round_to_bf16(d, d, m);
     for (int64_t j = 0; j < a; ++j) row[j] = 0.0f;
     for (int64_t j = n; j < w; ++j) row[j] = 0.0f;

@@ -4,16 +4,13 @@
 
 #include <algorithm>
 
+#include "core/vector_clones.h"
 #include "kernels/fast_exp.h"
 
 namespace ar {
 
-namespace {
-
-// Elements per parallel chunk: big enough to amortise the fork, small enough to balance.
-constexpr int64_t kChunk = 1 << 14;
-
-void swiglu_chunk(float* out, const float* gate, const float* up, int64_t n) {
+// The chunks, compiled per vector width (core/vector_clones.h; elementwise: the same bits in each).
+AR_VECTOR_CLONES void swiglu_chunk(float* out, const float* gate, const float* up, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
@@ -22,7 +19,7 @@ void swiglu_chunk(float* out, const float* gate, const float* up, int64_t n) {
   }
 }
 
-void swiglu_backward_chunk(float* dgate, float* dup, const float* dout, const float* gate,
+AR_VECTOR_CLONES void swiglu_backward_chunk(float* dgate, float* dup, const float* dout, const float* gate,
                            const float* up, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
@@ -32,6 +29,11 @@ void swiglu_backward_chunk(float* dgate, float* dup, const float* dout, const fl
     dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
   }
 }
+
+namespace {
+
+// Elements per parallel chunk: big enough to amortise the fork, small enough to balance.
+constexpr int64_t kChunk = 1 << 14;
 
 }  // namespace
 

@@ -36,6 +36,7 @@ struct MemoryPlan {
   uint64_t disk_bytes = 0;     // predicted peak use of the work directory
   std::string text;            // the plan, several lines, for the log
   int expert_groups = 1;       // MoE blocks: experts tuned in this many groups (SignRoundOptions)
+  bool hold_step_weights = true;  // SignRoundOptions::hold_step_weights: dropped when it does not fit
 };
 
 MemoryPlan choose_plan(const PlanInputs& in);

@@ -172,6 +172,7 @@ QuantizeReport run_quantize(const QuantizeOptions& given) {
   log(plan.text);
   // Every process tunes the same groups (their gradients are summed group by group).
   s.tune_opts.expert_groups = int(comm.max(int64_t(plan.expert_groups)));
+  s.tune_opts.hold_step_weights = plan.hold_step_weights;  // the same bits either way: no agreement needed
   if (opt.resume && !plan.checkpoint && s.calib)
     AR_THROW("--resume: this run's plan keeps no checkpoint (not enough disk in ", work_dir.string(), ")");
 

@@ -263,11 +263,14 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   const uint64_t writer_bytes = s.outputs ? s.outputs->block_buffer_bytes(largest_block_layer(cfg)) : 0;
   const uint64_t pass_bytes = (s.calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0) +
                               (s.tune ? max_result : 0) + writer_bytes;
-  auto with_groups = [&](int groups) {
+  auto with_groups = [&](int groups, bool hold = false) {
     SignRoundOptions o = s.tune_opts;
     o.expert_groups = groups;
+    o.hold_step_weights = hold;
     const uint64_t tune_bytes = s.tune ? BlockTuner::state_bytes(shapes0, cfg, schemes0, T, o) : 0;
     PlanInputs p = pin;
+    const uint64_t held = s.tune ? BlockTuner::held_step_bytes(shapes0, cfg, schemes0, T, o) : 0;
+    if (held > 0) p.note += cat("  each step's dense W' made once and held, in bf16 (", format_bytes(held), ")\n");
     if (s.tune && block_f32 - bf16_saving + tune_bytes > block_f32 + pass_bytes) {
       p.block_bytes = block_f32 - bf16_saving;
       p.work_bytes = tune_bytes;
@@ -277,9 +280,31 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
     }
     return p;
   };
+  // Holding the step's W' (SignRoundOptions::hold_step_weights) is a speed-up, never worth a
+  // worse strategy: kept when the plan with it is the plan without it, else dropped.
+  auto maybe_hold = [&](int groups, const std::string& groups_note, MemoryPlan without) {
+    const bool wanted = s.tune && s.tune_opts.hold_step_weights &&
+                        BlockTuner::held_step_bytes(shapes0, cfg, schemes0, T, [&] {
+                          SignRoundOptions o = s.tune_opts;
+                          o.expert_groups = groups;
+                          return o;
+                        }()) > 0;
+    if (wanted) {
+      PlanInputs in = with_groups(groups, true);
+      in.note = groups_note + in.note;
+      std::optional<MemoryPlan> with = try_choose_plan(in);
+      if (with && with->mode == without.mode && with->stream_targets == without.stream_targets &&
+          with->checkpoint == without.checkpoint) {
+        with->expert_groups = without.expert_groups;
+        return *with;
+      }
+    }
+    without.hold_step_weights = false;
+    return without;
+  };
   // MoE tuning: the experts go in as few groups as fit the budget (SignRoundOptions::expert_groups).
   const int experts = int(shapes0.experts.size() / 3);
-  if (!s.tune || experts == 0) return choose_plan(with_groups(1));
+  if (!s.tune || experts == 0) return maybe_hold(1, "", choose_plan(with_groups(1)));
   int groups = opt.expert_groups > 0 ? expert_group_count(shapes0, opt.expert_groups) : 1;
   std::optional<MemoryPlan> plan;
   if (opt.expert_groups == 0)
@@ -290,13 +315,14 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   const char* why = opt.expert_groups > 0           ? "--expert_groups"
                     : plan || try_choose_plan(in)   ? "the fewest that fit the budget"
                                                     : "one expert per group, the most there can be, and still over the budget";
-  in.note = groups == 1 ? cat("  experts tuned all at once (", experts, " per MoE block)\n")
+  const std::string groups_note = groups == 1 ? cat("  experts tuned all at once (", experts, " per MoE block)\n")
                         : cat("  experts tuned in ", groups, " groups of ~", (experts + groups - 1) / groups, " (", why,
                               "; all at once the working set is ", format_bytes(one_group), "); each group runs ",
                               s.tune_opts.iters, s.tune_opts.iters == 1 ? " step\n" : " steps\n");
+  in.note = groups_note + in.note;
   MemoryPlan p = choose_plan(in);
   p.expert_groups = groups;
-  return p;
+  return maybe_hold(groups, groups_note, p);
 }
 
 }  // namespace ar

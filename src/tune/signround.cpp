@@ -174,6 +174,24 @@ StepPlan plan_step(const BlockWeights& b, const LinearSchemes& schemes,
   return p;
 }
 
+// Whether a tuner with this plan holds its dense W' for the step (hold_step_weights), and the
+// bytes that takes: bf16 W' only (native bf16 products), dense integer linears only (the ones
+// bf16 W' is made for), and only when a step runs more than one pass in its lane.
+bool dense_wprime_bf16(const QuantScheme& q, int i) {
+  return i < kDenseLinears && q.quantized() && !q.gguf_target() && !q.is_fp();
+}
+bool holds_step_wprime(const StepPlan& p, const SignRoundOptions& o) {
+  return o.iters > 0 && o.hold_step_weights && p.lanes == 1 && o.batch_size * o.gradient_accumulate_steps > p.cap &&
+         o.precision == Precision::BF16 && gemm_has_native_bf16();
+}
+uint64_t held_wprime_bytes(const BlockWeights& b, const LinearSchemes& schemes) {
+  uint64_t n = 0;
+  for (int i = 0; i < int(schemes.size()); ++i)
+    if (dense_wprime_bf16(schemes[size_t(i)], i))
+      n += uint64_t(block_linears(b, i)->out) * uint64_t(block_linears(b, i)->in) * sizeof(uint16_t);
+  return n;
+}
+
 }  // namespace
 
 struct BlockTuner::State {
@@ -207,6 +225,12 @@ struct BlockTuner::State {
   // (`work_holds` says which: i, or kOriginal + i), or dL/dv of one linear during the signed step.
   std::vector<float> work;
   int work_holds = -1;
+  // hold_step_weights: the dense linears' bf16 W' of this step (held_at[i]: linear i's offset),
+  // made on first use in the step (held_ok), while group 0 (the dense linears') tunes.
+  const bool hold;
+  std::vector<uint16_t> held;
+  std::vector<int64_t> held_at;
+  std::vector<char> held_ok;
   // GGUF targets start from the format's importance-weighted RTN (as llama.cpp's imatrix path):
   // per input column of each linear, the sum of squared fp inputs seen by fp_forward before tuning.
   bool want_importance = false, importance_frozen = false;
@@ -219,7 +243,8 @@ struct BlockTuner::State {
       : b(b_), owns(false), nl(block_linear_count(b_)), c(c_), T(T_), o(o_), plan(plan_step(b_, schemes, c_, T_, o_)),
         groups(expert_group_count(b_, o_.expert_groups)),
         global_amax(block_nvfp4_global_amax(b_, schemes, o_.nvfp4_fused_global_scale)), st(static_cast<size_t>(nl)),
-        rope(make_rope_tables(c_, T_)), scratch(c_, T_, plan.cap), w_step(static_cast<size_t>(nl)) {
+        rope(make_rope_tables(c_, T_)), scratch(c_, T_, plan.cap), w_step(static_cast<size_t>(nl)),
+        hold(holds_step_wprime(plan, o_)) {
     init(schemes);
   }
   // Compacts before anything else is allocated, so the f32 weights are gone before the peak.
@@ -228,7 +253,8 @@ struct BlockTuner::State {
       : owned(std::move(b_)), b(owned), owns(true), nl(block_linear_count(owned)), c(c_), T(T_), o(o_),
         plan(plan_step(owned, schemes, c_, T_, o_)), groups(expert_group_count(owned, o_.expert_groups)),
         global_amax(block_nvfp4_global_amax(owned, schemes, o_.nvfp4_fused_global_scale)), st(static_cast<size_t>(nl)),
-        rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_, plan.cap), w_step(static_cast<size_t>(nl)) {
+        rope((compact(schemes), make_rope_tables(c_, T_))), scratch(c_, T_, plan.cap), w_step(static_cast<size_t>(nl)),
+        hold(holds_step_wprime(plan, o_)) {
     init(schemes);
   }
 
@@ -306,6 +332,16 @@ struct BlockTuner::State {
       if (lane1) lane1->dw[size_t(i)].resize(nw);
     }
     work_holds = -1;
+    held_at.assign(size_t(nl), -1);
+    held_ok.assign(size_t(nl), 0);
+    int64_t at = 0;
+    for (int i = 0; i < nl && hold; ++i)
+      if (st[size_t(i)].tuned && bf16_wprime(i)) {
+        held_at[size_t(i)] = at;
+        at += st[size_t(i)].n_weights();
+      }
+    held.resize(size_t(at));
+    held.shrink_to_fit();
     if (lane1)
       for (int i = 0; i < nl; ++i) {
         const LinearState& s = st[size_t(i)];
@@ -325,6 +361,8 @@ struct BlockTuner::State {
       if (lane1) std::vector<float>().swap(lane1->dw[size_t(i)]);
     }
     work_holds = -1;
+    std::vector<uint16_t>().swap(held);
+    held_at.assign(size_t(nl), -1);
   }
 
   // After a forward: the inputs of every linear are in the scratch (xn1: q/k/v, attn: o, xn2:
@@ -361,6 +399,12 @@ struct BlockTuner::State {
   WeightView fake_quantized(int i) {
     LinearState& s = st[size_t(i)];
     if (!s.tuned) return s.held_q || s.held_gguf ? WeightView(held_f32(i)) : original_view(i);
+    if (held_at.size() == size_t(nl) && held_at[size_t(i)] >= 0) {  // held for the step
+      uint16_t* d = held.data() + held_at[size_t(i)];
+      if (!held_ok[size_t(i)]) make_fake_quantized_bf16(i, d);
+      held_ok[size_t(i)] = 1;
+      return WeightView(d);
+    }
     const bool b16 = bf16_wprime(i);
     if (work_holds != i) {
       if (b16) make_fake_quantized_bf16(i, reinterpret_cast<uint16_t*>(work.data()));
@@ -375,10 +419,7 @@ struct BlockTuner::State {
   // which they would round an f32 weight to anyway: made so once, not converted by every product.
   // Experts stay f32 (moe.h), and so do GGUF and floating-point targets (their W' makers are f32).
   bool bf16_products() const { return o.precision == Precision::BF16 && gemm_has_native_bf16(); }
-  bool bf16_wprime(int i) const {
-    const LinearState& s = st[size_t(i)];
-    return bf16_products() && i < kDenseLinears && !s.gguf && !s.scheme.is_fp();
-  }
+  bool bf16_wprime(int i) const { return bf16_products() && dense_wprime_bf16(st[size_t(i)].scheme, i); }
 
   // W' of tuned linear i as bf16 (bf16_wprime(i)).
   void make_fake_quantized_bf16(int i, uint16_t* dst) {
@@ -500,8 +541,15 @@ uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
     results += rb + (q.gguf_target() ? ng * 3 * sizeof(float) : 0);
     biggest_result = std::max(biggest_result, rb);
   }
-  // A new best result is built before the previous one of that linear is freed.
+  // A new best result is built before the previous one of that linear is freed. The dense
+  // linears' held W' (hold_step_weights) belongs to group 0's state.
+  group_state[0] += held_step_bytes(b, c, schemes, T, o);
   return n + *std::max_element(group_state.begin(), group_state.end()) + results + biggest_result;
+}
+
+uint64_t BlockTuner::held_step_bytes(const BlockWeights& b, const ModelConfig& c, const LinearSchemes& schemes,
+                                     int64_t T, const SignRoundOptions& o) {
+  return holds_step_wprime(plan_step(b, schemes, c, T, o), o) ? held_wprime_bytes(b, schemes) : 0;
 }
 
 uint64_t BlockTuner::owned_weight_bytes(const BlockWeights& b, const LinearSchemes& schemes) {
@@ -755,6 +803,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       throw_if_interrupted("during SignRound tuning");
       // This step's parameters: W' is made from them on demand from here on.
       S.work_holds = -1;
+      std::fill(S.held_ok.begin(), S.held_ok.end(), 0);
       for (LinearState& s : st) {
         if (!s.tuned) continue;
         clamp01(s.min_scale);  // a projection before use, not part of the gradient

@@ -271,6 +271,48 @@ TEST(Engine, CorruptedOrMismatchedCheckpointIsReported) {
   EXPECT_EQ(r.r.exit_code, 0) << r.r.err;
 }
 
+// The number after `key` on the first line of `text` that has it (e.g. a plan's byte count in MiB).
+double number_after(const std::string& text, const std::string& key) {
+  const size_t at = text.find(key);
+  return at == std::string::npos ? -1.0 : std::atof(text.c_str() + at + key.size());
+}
+
+// SignRoundOptions::hold_step_weights through the plan: a block whose batch of 2 at seqlen 2048
+// runs in two passes holds its dense W' for the step when the budget allows; a budget that fits
+// RAM caches only without it drops the holding (never a worse strategy for it); same bytes.
+TEST(Engine, HeldStepWeightsDroppedWhenTheyDoNotFit) {
+  const fs::path root = test::make_temp_dir("engine-hold");
+  Cleanup cleanup{root};
+  {
+    std::ofstream cfg(root / "config.json");
+    cfg << R"({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 1024,
+      "intermediate_size": 2048, "num_hidden_layers": 1, "num_attention_heads": 16, "num_key_value_heads": 4,
+      "head_dim": 64, "vocab_size": 1024, "tie_word_embeddings": true, "rms_norm_eps": 1e-6,
+      "rope_theta": 1000000.0, "max_position_embeddings": 4096, "hidden_act": "silu", "torch_dtype": "bfloat16"})";
+  }
+  auto g = test::run_command(cli() + " generate --config " + (root / "config.json").string() + " --output_dir " +
+                             (root / "m").string() + " --seed 1");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  const std::string calib = "--dataset builtin --nsamples 2 --seqlen 2048";
+  QRun roomy = quantize(root / "m", root, "roomy", "", calib, 2);
+  ASSERT_EQ(roomy.r.exit_code, 0) << roomy.r.err;
+  const std::string log = roomy.r.out + roomy.r.err;
+  if (log.find("native bf16: yes") == std::string::npos) GTEST_SKIP() << "no native bf16 products: W' is never held";
+  const double held = number_after(log, "held, in bf16 (");
+  ASSERT_GT(held, 10.0) << log;  // MiB: q, k, v, o, gate, up, down at 2 bytes each (17 MiB)
+  EXPECT_NE(log.find("chosen: caches in RAM"), std::string::npos) << log;
+  const double ram = number_after(log, "caches in RAM (2 caches): peak RAM ");
+  ASSERT_GT(ram, held) << log;
+  // RAM caches fit without the held W' but not with it: the plan keeps RAM caches and drops it.
+  QRun tight = quantize(root / "m", root, "tight",
+                        "--max_ram " + std::to_string(int64_t((ram - held / 2) * 1024)) + "K", calib, 2);
+  ASSERT_EQ(tight.r.exit_code, 0) << tight.r.err;
+  const std::string tlog = tight.r.out + tight.r.err;
+  EXPECT_EQ(tlog.find("held, in bf16"), std::string::npos) << tlog;
+  EXPECT_NE(tlog.find("chosen: caches in RAM"), std::string::npos) << tlog;
+  expect_same_tree(roomy.out, tight.out);
+}
+
 TEST(Engine, WorkDirWithoutSpaceStopsCleanly) {
   const fs::path model = synth_model("qwen3", 3);
   const fs::path root = test::make_temp_dir("engine-nospace");

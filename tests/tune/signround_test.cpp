@@ -2,6 +2,8 @@
 // block (stories260K block 0, 32 calibration sequences) a tuned block that beats RTN's output MSE.
 #include "tune/signround.h"
 
+#include "kernels/gemm.h"
+
 #include <gtest/gtest.h>
 
 #include <malloc.h>
@@ -321,6 +323,37 @@ TEST(SignRound, OwningTunerCompactsToBf16WithIdenticalResults) {
 TEST(SignRound, OwningTunerCompactsToBf16WithIdenticalResultsInBf16Products) {
   owning_tuner_equals_borrowing(Precision::BF16, 2);
   owning_tuner_equals_borrowing(Precision::BF16, 1);
+}
+
+// hold_step_weights: a block whose step runs its batch in several passes (one sample per pass at
+// seqlen 2048 here, too big for two lanes) makes each dense W' once per step and keeps it. The same
+// bits as making it per pass, and the state it adds is counted.
+TEST(SignRound, HoldingTheStepsWprimeGivesTheSameBits) {
+  if (!gemm_has_native_bf16()) GTEST_SKIP() << "no native bf16 products here: W' is f32 and never held";
+  const ModelConfig c = synthetic_config(512, 1536, 8, 2, 64);
+  const int64_t T = 2048, n = 3;
+  const BlockWeights b = synthetic_block(c, 2);
+  std::vector<float> x, target;
+  synthetic_samples(b, c, n, T, x, target);
+  const auto sch = all(4, 128, true);
+  SignRoundOptions o;
+  o.iters = 3;
+  o.batch_size = 2;
+  o.lr = 0.01;
+  o.precision = Precision::BF16;
+  SignRoundOptions off = o;
+  off.hold_step_weights = false;
+  const uint64_t held = BlockTuner::held_step_bytes(b, c, sch, T, o);
+  uint64_t dense = 0;
+  for (int i = 0; i < kDenseLinears; ++i) dense += uint64_t(block_linears(b, i)->out * block_linears(b, i)->in) * 2;
+  EXPECT_EQ(held, dense);
+  EXPECT_EQ(BlockTuner::held_step_bytes(b, c, sch, T, off), 0u);
+  EXPECT_EQ(BlockTuner::state_bytes(b, c, sch, T, o), BlockTuner::state_bytes(b, c, sch, T, off) + held);
+  SignRoundOptions one = o;  // a batch one pass holds: nothing to hold
+  one.batch_size = 1;
+  EXPECT_EQ(BlockTuner::held_step_bytes(b, c, sch, T, one), 0u);
+  expect_same(tune_block(b, c, sch, x.data(), target.data(), n, T, o),
+              tune_block(b, c, sch, x.data(), target.data(), n, T, off));
 }
 
 // state_bytes is what the memory planner trusts: an upper bound of what constructing a tuner and

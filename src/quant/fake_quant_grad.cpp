@@ -91,54 +91,46 @@ void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_sca
                               float global_amax) {
   if (s.is_fp()) return fp_fake_quant_backward(dv, dmax_scale, dw_dq, rows, out, s, v, max_scale, cg, global_amax);
   check_quantizable(s);
-  const int64_t G = effective_group_size(s, in), ng = num_groups(s, in);
+  const int64_t G = effective_group_size(s, in);
   const bool want_scales = dmin_scale || dmax_scale;
   // Integer range of round(w/s + v) [+ zp] that clamp lets through.
   const float qlo = s.sym ? -float(1 << (s.bits - 1)) : 0.f;
   const float qhi = s.sym ? float((1 << (s.bits - 1)) - 1) : float((1 << s.bits) - 1);
-#pragma omp parallel if (out * in >= (int64_t(1) << 16))
-  {
-    std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0);
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < out; ++o) {
-      const float* wr = rows.row(o, row_buf.data());
-      for (int64_t g = 0; g < ng; ++g) {
-        const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
-        const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
-        const GroupGradInfo info = group_info(wr + i0, n, s, lo_s, hi_s);
-        const float sc = info.scale, zp = s.sym ? 0.f : info.zero;
-        // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
-        const GroupGradSums sums =
-            group_grad(dw_dq + at, wr + i0, v ? v + at : nullptr, n, GroupGradConsts{sc, zp, qlo, qhi, cg == ClampGrad::Strict},
-                       dv ? dv + at : nullptr, v_out ? v_out + at : nullptr, lr);
-        const float ds = sums.ds, dzp = s.sym ? 0.f : sums.dzp;  // w' = s*(clamp(r + zp) - zp)
-        if (!want_scales) continue;
-        float dwmin = 0, dwmax = 0;  // dL/d(wmin*min_scale), dL/d(wmax*max_scale)
-        if (s.sym) {
-          if (!info.floored) {
-            const float dmax_v = ds / float(1 << (s.bits - 1));
-            // max_v = -hi (hi = wmax*max_scale) or lo (lo = -wmin*min_scale).
-            if (info.hi_side)
-              dwmax = -dmax_v;
-            else
-              dwmin = -dmax_v;
-          }
-        } else {
-          // zp = round(-wmin'/s) with wmin' = wmin*min_scale: STE gives dzp/dwmin' = -1/s and
-          // dzp/ds = wmin'/s^2; s = (wmax' - wmin') / qmax.
-          const float wmin_c = info.wmin * lo_s;
-          dwmin += -dzp / sc;
-          if (!info.floored) {
-            const float ds_all = (ds + dzp * wmin_c / (sc * sc)) / qhi;
-            dwmax += ds_all;
-            dwmin -= ds_all;
-          }
-        }
-        if (dmin_scale) dmin_scale[gi] += dwmin * info.wmin;
-        if (dmax_scale) dmax_scale[gi] += dwmax * info.wmax;
+for_each_row_group(rows, out, in, G, [&](const RowGroup& r) {
+    const int64_t n = r.n, at = r.at, gi = r.index;
+    const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
+    const GroupGradInfo info = group_info(r.w, n, s, lo_s, hi_s);
+    const float sc = info.scale, zp = s.sym ? 0.f : info.zero;
+    // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
+    const GroupGradSums sums =
+        group_grad(dw_dq + at, r.w, v ? v + at : nullptr, n, GroupGradConsts{sc, zp, qlo, qhi, cg == ClampGrad::Strict},
+                   dv ? dv + at : nullptr, v_out ? v_out + at : nullptr, lr);
+    const float ds = sums.ds, dzp = s.sym ? 0.f : sums.dzp;  // w' = s*(clamp(r + zp) - zp)
+    if (!want_scales) return;
+    float dwmin = 0, dwmax = 0;  // dL/d(wmin*min_scale), dL/d(wmax*max_scale)
+    if (s.sym) {
+      if (!info.floored) {
+        const float dmax_v = ds / float(1 << (s.bits - 1));
+        // max_v = -hi (hi = wmax*max_scale) or lo (lo = -wmin*min_scale).
+        if (info.hi_side)
+          dwmax = -dmax_v;
+        else
+          dwmin = -dmax_v;
+      }
+    } else {
+      // zp = round(-wmin'/s) with wmin' = wmin*min_scale: STE gives dzp/dwmin' = -1/s and
+      // dzp/ds = wmin'/s^2; s = (wmax' - wmin') / qmax.
+      const float wmin_c = info.wmin * lo_s;
+      dwmin += -dzp / sc;
+      if (!info.floored) {
+        const float ds_all = (ds + dzp * wmin_c / (sc * sc)) / qhi;
+        dwmax += ds_all;
+        dwmin -= ds_all;
       }
     }
-  }
+    if (dmin_scale) dmin_scale[gi] += dwmin * info.wmin;
+    if (dmax_scale) dmax_scale[gi] += dwmax * info.wmax;
+  });
 }
 
 }  // namespace

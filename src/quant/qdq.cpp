@@ -40,18 +40,28 @@ __attribute__((target("avx2"))) __m256i tail_mask(int64_t r) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(r)), idx);
 }
 
+// The codes of 8 weights, clamp(round(w/scale + v) + zero, 0, 2^bits - 1), as exact f32.
+struct CodeConsts {
+  __m256 scale, zero, lo, hi;
+};
+__attribute__((target("avx2"))) CodeConsts code_consts(float scale, int zero, int bits) {
+  return {_mm256_set1_ps(scale), _mm256_set1_ps(float(zero)), _mm256_setzero_ps(),
+          _mm256_set1_ps(float((1 << bits) - 1))};
+}
+__attribute__((target("avx2"))) inline __m256 codes8(const float* w, const float* v, const CodeConsts& k) {
+  __m256 x = _mm256_div_ps(_mm256_loadu_ps(w), k.scale);
+  if (v) x = _mm256_add_ps(x, _mm256_loadu_ps(v));
+  const __m256 r = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, k.zero), k.lo), k.hi);
+}
+
 __attribute__((target("avx2"))) void quantize_group_codes_avx2(uint8_t* codes, const float* w, const float* v,
                                                                 int64_t n, float scale, int zero, int bits) {
-  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(float(zero));
-  const __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_set1_ps(float((1 << bits) - 1));
+  const CodeConsts k = code_consts(scale, zero, bits);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 x = _mm256_div_ps(_mm256_loadu_ps(w + i), vs);
-    if (v) x = _mm256_add_ps(x, _mm256_loadu_ps(v + i));
-    __m256 r = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vz), vlo), vhi);
     // 8 codes in [0, 255] as int32 -> 8 bytes, in order (the packs saturate nothing here).
-    const __m256i q = _mm256_cvttps_epi32(r);
+    const __m256i q = _mm256_cvttps_epi32(codes8(w + i, v ? v + i : nullptr, k));
     const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(w16, w16));
   }
@@ -60,16 +70,10 @@ __attribute__((target("avx2"))) void quantize_group_codes_avx2(uint8_t* codes, c
 
 __attribute__((target("avx2"))) void group_fake_quant_avx2(float* out, const float* w, const float* v, int64_t n,
                                                             float scale, int zero, int bits) {
-  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(float(zero));
-  const __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_set1_ps(float((1 << bits) - 1));
+  const CodeConsts k = code_consts(scale, zero, bits);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 x = _mm256_div_ps(_mm256_loadu_ps(w + i), vs);
-    if (v) x = _mm256_add_ps(x, _mm256_loadu_ps(v + i));
-    __m256 r = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vz), vlo), vhi);  // the code, exact in f32
-    _mm256_storeu_ps(out + i, _mm256_mul_ps(vs, _mm256_sub_ps(r, vz)));
-  }
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(k.scale, _mm256_sub_ps(codes8(w + i, v ? v + i : nullptr, k), k.zero)));
   if (i < n) group_fake_quant_ref(out + i, w + i, v ? v + i : nullptr, n - i, scale, zero, bits);
 }
 

@@ -28,24 +28,14 @@ namespace {
 template <typename Rows>
 void quantize_int_rows(QuantizedWeight& q, const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
                        const float* v, const float* min_scale, const float* max_scale) {
-  const int64_t G = q.group, ng = q.n_groups;
-#pragma omp parallel if (out * in >= (int64_t(1) << 16))
-  {
-    std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0);
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < out; ++o) {
-      const float* wr = rows.row(o, row_buf.data());
-      for (int64_t g = 0; g < ng; ++g) {
-        const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
-        const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
-        const GroupQuant p = s.sym ? sym_group_params(wr + i0, n, s.bits, lo_s, hi_s)
-                                   : asym_group_params(wr + i0, n, s.bits, lo_s, hi_s);
-        quantize_group_codes(q.codes.data() + at, wr + i0, v ? v + at : nullptr, n, p.scale, p.zero, s.bits);
-        q.scales[size_t(gi)] = p.scale_f16;
-        q.zeros[size_t(gi)] = uint8_t(p.zero);
-      }
-    }
-  }
+  for_each_row_group(rows, out, in, q.group, [&](const RowGroup& r) {
+    const float lo_s = min_scale ? min_scale[r.index] : 1.f, hi_s = max_scale ? max_scale[r.index] : 1.f;
+    const GroupQuant p = s.sym ? sym_group_params(r.w, r.n, s.bits, lo_s, hi_s)
+                               : asym_group_params(r.w, r.n, s.bits, lo_s, hi_s);
+    quantize_group_codes(q.codes.data() + r.at, r.w, v ? v + r.at : nullptr, r.n, p.scale, p.zero, s.bits);
+    q.scales[size_t(r.index)] = p.scale_f16;
+    q.zeros[size_t(r.index)] = uint8_t(p.zero);
+  });
 }
 
 // q as allocate(s, out, in) would give it, keeping its storage when it already has that shape.

@@ -279,27 +279,38 @@ TEST(FakeQuantGrad, Accumulates) {
   EXPECT_FLOAT_EQ(m2[0], m1[0] + 1.f);
 }
 
+// A layer of bf16-valued weights (wb, and w = their f32 values), v, a gradient g and the scales
+// min/max, all random; and the shapes the bf16 and fused tests run: sym/asym, a padded last group,
+// a whole-row group, and a layer big enough to run on several threads.
+struct RandomLayer {
+  std::vector<uint16_t> wb;
+  std::vector<float> w, v, g, mn, mx;
+  RandomLayer(const QuantScheme& qs, int64_t out, int64_t in, std::mt19937& rng) {
+    std::normal_distribution<float> nd(0.f, 0.05f);
+    std::uniform_real_distribution<float> ud(-0.5f, 0.5f), sd(0.6f, 1.f);
+    const size_t n = size_t(out * in), ng = size_t(out * num_groups(qs, in));
+    for (size_t i = 0; i < n; ++i) {
+      wb.push_back(f32_to_bf16(nd(rng)));
+      w.push_back(bf16_to_f32(wb.back()));
+      v.push_back(ud(rng));
+      g.push_back(nd(rng));
+    }
+    for (size_t i = 0; i < ng; ++i) mn.push_back(sd(rng));
+    for (size_t i = 0; i < ng; ++i) mx.push_back(sd(rng));
+  }
+};
+const std::tuple<QuantScheme, int64_t, int64_t> kLayers[] = {
+    {scheme(4, 32, true), 300, 270}, {scheme(3, 64, false), 7, 100}, {scheme(2, -1, false), 5, 33}};
+
 // The bf16 overloads (a tuner keeping a bf16 checkpoint's weights at 2 bytes each) give the same
 // bits as the f32 ones on the widened values, for sym/asym, a padded last group and a layer big
 // enough to run on several threads.
 TEST(FakeQuantGrad, Bf16WeightsGiveTheSameBitsAsTheirF32Values) {
   std::mt19937 rng(3);
-  std::normal_distribution<float> nd(0.f, 0.05f);
-  std::uniform_real_distribution<float> ud(-0.5f, 0.5f), sd(0.6f, 1.f);
-  for (const auto& [qs, out, in] : {std::tuple{scheme(4, 32, true), int64_t(300), int64_t(270)},
-                                     std::tuple{scheme(3, 64, false), int64_t(7), int64_t(100)},
-                                     std::tuple{scheme(2, -1, false), int64_t(5), int64_t(33)}}) {
-    const int64_t ng = num_groups(qs, in);
-    std::vector<uint16_t> wb(size_t(out * in));
-    std::vector<float> w(wb.size()), v(wb.size()), g(wb.size()), mn(size_t(out * ng)), mx(mn.size());
-    for (size_t i = 0; i < wb.size(); ++i) {
-      wb[i] = f32_to_bf16(nd(rng));
-      w[i] = bf16_to_f32(wb[i]);
-      v[i] = ud(rng);
-      g[i] = nd(rng);
-    }
-    for (auto& e : mn) e = sd(rng);
-    for (auto& e : mx) e = sd(rng);
+  for (const auto& [qs, out, in] : kLayers) {
+    const RandomLayer L(qs, out, in, rng);
+    const auto& wb = L.wb;
+    const auto &w = L.w, &v = L.v, &g = L.g, &mn = L.mn, &mx = L.mx;
     std::vector<float> a(wb.size()), b(wb.size());
     fake_quant_forward(a.data(), w.data(), out, in, qs, v.data(), mn.data(), mx.data());
     fake_quant_forward(b.data(), wb.data(), out, in, qs, v.data(), mn.data(), mx.data());
@@ -324,24 +335,12 @@ TEST(FakeQuantGrad, Bf16WeightsGiveTheSameBitsAsTheirF32Values) {
 // the f32 and the bf16 weights, sym and asym, both clamp conventions, a layer that runs threaded.
 TEST(FakeQuantGrad, FusedStepEqualsBackwardThenSignedStep) {
   std::mt19937 rng(11);
-  std::normal_distribution<float> nd(0.f, 0.05f);
-  std::uniform_real_distribution<float> ud(-0.5f, 0.5f), sd(0.6f, 1.f);
   const float lr = 0.005f;
-  for (const auto& [qs, out, in] : {std::tuple{scheme(4, 32, true), int64_t(300), int64_t(270)},
-                                     std::tuple{scheme(3, 64, false), int64_t(7), int64_t(100)},
-                                     std::tuple{scheme(2, -1, false), int64_t(5), int64_t(33)}})
+  for (const auto& [qs, out, in] : kLayers)
     for (ClampGrad cg : {ClampGrad::Inclusive, ClampGrad::Strict}) {
-      const int64_t ng = num_groups(qs, in);
-      std::vector<uint16_t> wb(size_t(out * in));
-      std::vector<float> w(wb.size()), v(wb.size()), g(wb.size()), mn(size_t(out * ng)), mx(mn.size());
-      for (size_t i = 0; i < wb.size(); ++i) {
-        wb[i] = f32_to_bf16(nd(rng));
-        w[i] = bf16_to_f32(wb[i]);
-        v[i] = ud(rng);
-        g[i] = nd(rng);
-      }
-      for (auto& e : mn) e = sd(rng);
-      for (auto& e : mx) e = sd(rng);
+      const RandomLayer L(qs, out, in, rng);
+      const auto& wb = L.wb;
+    const auto &w = L.w, &v = L.v, &g = L.g, &mn = L.mn, &mx = L.mx;
       std::vector<float> dv(wb.size(), 0.f), dmn(mn.size(), 0.f), dmx(mn.size(), 0.f);
       fake_quant_backward(dv.data(), dmn.data(), dmx.data(), g.data(), w.data(), out, in, qs, v.data(), mn.data(),
                           mx.data(), cg);

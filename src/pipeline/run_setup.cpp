@@ -239,8 +239,10 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   }
   PlanInputs pin;
   // + allocator, thread-stack and library slack: a 4B-shaped run with RAM caches predicted at 2.00 GiB
-  // peaked 5 MiB above the prediction with 32 MiB of slack.
-  pin.base_bytes = read_mem_stats().rss_bytes + (64ull << 20);
+  // peaked 5 MiB above the prediction with 32 MiB of slack. The GEMM's per-thread tile staging
+  // grew with fatter tiles (8 per product, session 15): a 4B-shaped run at --max_ram 1800M peaked
+  // 10 MiB above its 1.76 GiB prediction with 64 MiB, so 96.
+  pin.base_bytes = read_mem_stats().rss_bytes + (96ull << 20);
   // Caches held at once: X (which becomes the targets in place) and Xq; without quantized inputs
   // the fp inputs and the targets are both needed, unless targets are streamed.
   pin.cache_bytes = uint64_t(n_calib) * sample_floats * sizeof(float);
@@ -263,9 +265,15 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   const uint64_t writer_bytes = s.outputs ? s.outputs->block_buffer_bytes(largest_block_layer(cfg)) : 0;
   const uint64_t pass_bytes = (s.calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0) +
                               (s.tune ? max_result : 0) + writer_bytes;
-  auto with_groups = [&](int groups, bool hold = false) {
+  // The tuner's options as it will see them; a batch above the sample count draws each sample once.
+  auto tune_options = [&](int groups) {
     SignRoundOptions o = s.tune_opts;
     o.expert_groups = groups;
+    if (s.samples_total > 0) o.batch_size = int(std::min<int64_t>(o.batch_size, s.samples_total));
+    return o;
+  };
+  auto with_groups = [&](int groups, bool hold = false) {
+    SignRoundOptions o = tune_options(groups);
     o.hold_step_weights = hold;
     const uint64_t tune_bytes = s.tune ? BlockTuner::state_bytes(shapes0, cfg, schemes0, T, o) : 0;
     PlanInputs p = pin;
@@ -284,11 +292,7 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
   // worse strategy: kept when the plan with it is the plan without it, else dropped.
   auto maybe_hold = [&](int groups, const std::string& groups_note, MemoryPlan without) {
     const bool wanted = s.tune && s.tune_opts.hold_step_weights &&
-                        BlockTuner::held_step_bytes(shapes0, cfg, schemes0, T, [&] {
-                          SignRoundOptions o = s.tune_opts;
-                          o.expert_groups = groups;
-                          return o;
-                        }()) > 0;
+                        BlockTuner::held_step_bytes(shapes0, cfg, schemes0, T, tune_options(groups)) > 0;
     if (wanted) {
       PlanInputs in = with_groups(groups, true);
       in.note = groups_note + in.note;

@@ -293,7 +293,15 @@ TEST(Engine, HeldStepWeightsDroppedWhenTheyDoNotFit) {
   auto g = test::run_command(cli() + " generate --config " + (root / "config.json").string() + " --output_dir " +
                              (root / "m").string() + " --seed 1");
   ASSERT_EQ(g.exit_code, 0) << g.err;
-  const std::string calib = "--dataset builtin --nsamples 2 --seqlen 2048";
+  {  // text enough for two windows of 2048 tokens
+    std::ofstream txt(root / "calib.txt");
+    uint32_t x = 1;
+    for (int i = 0; i < 20000; ++i) {
+      x = x * 1664525u + 1013904223u;
+      txt << "word" << (x >> 22) << (i % 17 == 16 ? ".\n" : " ");
+    }
+  }
+  const std::string calib = "--dataset " + (root / "calib.txt").string() + " --nsamples 2 --seqlen 2048";
   QRun roomy = quantize(root / "m", root, "roomy", "", calib, 2);
   ASSERT_EQ(roomy.r.exit_code, 0) << roomy.r.err;
   const std::string log = roomy.r.out + roomy.r.err;

@@ -238,7 +238,9 @@ TEST(Rtn, IntoReusesStorageAndEqualsQuantizeRtn) {
     const bool same_shape = q.out == out && q.in == in && q.scheme == s;
     const uint8_t* before = q.codes.data();
     quantize_rtn_into(q, w.data(), out, in, s, v.data(), mn.data(), mx.data());
-    if (same_shape) EXPECT_EQ(q.codes.data(), before);  // reused, not reallocated
+    if (same_shape) {
+      EXPECT_EQ(q.codes.data(), before);  // reused, not reallocated
+    }
     EXPECT_EQ(q.codes, want.codes);
     EXPECT_EQ(q.scales, want.scales);
     EXPECT_EQ(q.zeros, want.zeros);

@@ -311,6 +311,34 @@ MoeTrainScratch::MoeTrainScratch(const ModelConfig& c, int64_t rows) {
   dweight.reserve(R * K);
 }
 
+// One routed expert as the trainable passes see it: its rows (n routed, np padded), their slots, its
+// views of the scratch (gate, up, act: (np, F); y: (np, C)) and its three weights.
+struct ExpertPass {
+  int64_t e, n, np;
+  const int64_t* slots;
+  float *g, *u, *a, *y;
+  const ExpertWeight* w;  // gate, up, down
+};
+
+// task(ExpertPass) for every expert the routing sent rows to, kMoeGroup at a time: the group's
+// weights are held (hold_group), then its experts run in parallel (for_each_expert).
+template <class Task>
+void for_each_routed_expert(MoeTrainScratch& s, const MoeWeightSource& w, int64_t C, int64_t F, Precision p,
+                            Task&& task) {
+  const MoeRouting& r = s.routing;
+  const std::vector<int64_t> active = active_experts(r);
+  for (size_t g0 = 0; g0 < active.size(); g0 += size_t(kMoeGroup)) {
+    const int64_t ng = std::min<int64_t>(kMoeGroup, int64_t(active.size() - g0));
+    HeldGroup h;
+    hold_group(h, s.held, active.data() + g0, ng, w, F * C, p);
+    for_each_expert(ng, false, [&](int64_t i) {
+      const int64_t e = active[g0 + size_t(i)], o = r.padded[size_t(e)], n = r.count(e);
+      task(ExpertPass{e, n, expert_rows(n), r.slot.data() + r.offset[size_t(e)], s.gate + o * F, s.up + o * F,
+                      s.act + o * F, s.y + o * C, h.w[i]});
+    });
+  }
+}
+
 void moe_forward_train(float* out, MoeTrainScratch& s, const float* xn, const BlockWeights& b,
                        const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p) {
   const int64_t C = c.hidden_size, F = c.moe_intermediate_size, k = c.num_experts_per_tok;
@@ -318,33 +346,26 @@ void moe_forward_train(float* out, MoeTrainScratch& s, const float* xn, const Bl
   moe_route(r, xn, b.router.w.as<float>(), rows, c, s.logits);
   s.routed.resize(size_t(c.num_experts), 0);
   for (int64_t e = 0; e < c.num_experts; ++e) s.routed[size_t(e)] += r.count(e);
-  const std::vector<int64_t> active = active_experts(r);
-  for (size_t g0 = 0; g0 < active.size(); g0 += size_t(kMoeGroup)) {
-    const int64_t ng = std::min<int64_t>(kMoeGroup, int64_t(active.size() - g0));
-    HeldGroup h;
-    hold_group(h, s.held, active.data() + g0, ng, w, F * C, p);
-    for_each_expert(ng, false, [&](int64_t i) {
-      const int64_t e = active[g0 + size_t(i)], n = r.count(e), np = expert_rows(n), o = r.padded[size_t(e)];
-      const int64_t* slots = r.slot.data() + r.offset[size_t(e)];
-      float *g = s.gate + o * F, *u = s.up + o * F, *a = s.act + o * F, *y = s.y + o * C;
-      {
-        PhaseScope ps(Phase::Elementwise);
-        gather_routed(y, xn, slots, n, np, k, C);  // x, in y's rows until the down product
-      }
-      {
-        PhaseScope ps(Phase::GemmGateUpFwd);
-        mul_weight(g, y, h.w[i][0], np, F, C, true, false, p);
-        mul_weight(u, y, h.w[i][1], np, F, C, true, false, p);
-      }
-      {
-        PhaseScope ps(Phase::Elementwise);
-        mlp_act_forward(a, g, u, n * F, c);
-        std::fill(a + n * F, a + np * F, 0.f);
-      }
-      PhaseScope ps(Phase::GemmDownFwd);
-      mul_weight(y, a, h.w[i][2], np, C, F, true, false, p);
-    });
-  }
+  for_each_routed_expert(s, w, C, F, p, [&](const ExpertPass& x) {
+    const int64_t n = x.n, np = x.np;
+    float *g = x.g, *u = x.u, *a = x.a, *y = x.y;
+    {
+      PhaseScope ps(Phase::Elementwise);
+      gather_routed(y, xn, x.slots, n, np, k, C);  // x, in y's rows until the down product
+    }
+    {
+      PhaseScope ps(Phase::GemmGateUpFwd);
+      mul_weight(g, y, x.w[0], np, F, C, true, false, p);
+      mul_weight(u, y, x.w[1], np, F, C, true, false, p);
+    }
+    {
+      PhaseScope ps(Phase::Elementwise);
+      mlp_act_forward(a, g, u, n * F, c);
+      std::fill(a + n * F, a + np * F, 0.f);
+    }
+    PhaseScope ps(Phase::GemmDownFwd);
+    mul_weight(y, a, x.w[2], np, C, F, true, false, p);
+  });
   PhaseScope ps(Phase::Elementwise);
   combine_routed(out, /*add=*/false, s.y, r, r.weight.data(), C);
 }
@@ -355,52 +376,46 @@ void moe_backward(float* dxn, const std::vector<float*>& dw, MoeTrainScratch& s,
   MoeRouting& r = s.routing;
   AR_CHECK(r.rows == rows, "moe_backward: routing of ", r.rows, " rows, called with ", rows);
   s.dweight.assign(size_t(rows * k), 0.f);
-  const std::vector<int64_t> active = active_experts(r);
-  for (size_t g0 = 0; g0 < active.size(); g0 += size_t(kMoeGroup)) {
-    const int64_t ng = std::min<int64_t>(kMoeGroup, int64_t(active.size() - g0));
-    HeldGroup h;
-    hold_group(h, s.held, active.data() + g0, ng, w, F * C, p);
-    for_each_expert(ng, false, [&](int64_t i) {
-      const int64_t e = active[g0 + size_t(i)], n = r.count(e), np = expert_rows(n), o = r.padded[size_t(e)];
-      const int64_t* slots = r.slot.data() + r.offset[size_t(e)];
-      float *g = s.gate + o * F, *u = s.up + o * F, *a = s.act + o * F, *y = s.y + o * C;
-      const int gi = gate_index(e);
-      {
-        // d y_i = w_i · dout[row] over y_i (read first): dL/dw_i = dout[row] · y_i.
-        PhaseScope ps(Phase::Elementwise);
-        for (int64_t i2 = 0; i2 < n; ++i2) {
-          const float* d = dout + (slots[i2] / k) * C;
-          float* yr = y + i2 * C;
-          const float wt = r.weight[size_t(slots[i2])];
-          double dot = 0;
-          for (int64_t j = 0; j < C; ++j) {
-            dot += double(d[j]) * yr[j];
-            yr[j] = wt * d[j];
-          }
-          s.dweight[size_t(slots[i2])] = float(dot);
+  for_each_routed_expert(s, w, C, F, p, [&](const ExpertPass& x) {
+    const int64_t n = x.n, np = x.np;
+    const int64_t* slots = x.slots;
+    float *g = x.g, *u = x.u, *a = x.a, *y = x.y;
+    const int gi = gate_index(x.e);
+    {
+      // d y_i = w_i · dout[row] over y_i (read first): dL/dw_i = dout[row] · y_i.
+      PhaseScope ps(Phase::Elementwise);
+      for (int64_t i2 = 0; i2 < n; ++i2) {
+        const float* d = dout + (slots[i2] / k) * C;
+        float* yr = y + i2 * C;
+        const float wt = r.weight[size_t(slots[i2])];
+        double dot = 0;
+        for (int64_t j = 0; j < C; ++j) {
+          dot += double(d[j]) * yr[j];
+          yr[j] = wt * d[j];
         }
-        std::fill(y + n * C, y + np * C, 0.f);
+        s.dweight[size_t(slots[i2])] = float(dot);
       }
-      {
-        // down: dW += dyᵀ·act; d act = dy·W (over act, which is read first).
-        PhaseScope ps(Phase::GemmDownBwd);
-        mul_grad(dw[size_t(gi + 2)], y, a, np, C, F, p);
-        mul_weight(a, y, h.w[i][2], np, F, C, false, false, p);
-      }
-      {
-        PhaseScope ps(Phase::Elementwise);
-        mlp_act_backward(g, u, a, g, u, n * F, c);  // d gate, d up over gate, up
-        std::fill(g + n * F, g + np * F, 0.f);
-        std::fill(u + n * F, u + np * F, 0.f);
-        gather_routed(y, xn, slots, n, np, k, C);  // x again, over d y (dead)
-      }
-      PhaseScope ps(Phase::GemmGateUpBwd);
-      mul_grad(dw[size_t(gi)], g, y, np, F, C, p);
-      mul_grad(dw[size_t(gi + 1)], u, y, np, F, C, p);
-      mul_weight(y, g, h.w[i][0], np, C, F, false, false, p);  // d x = d gate · Wg, over x (dead)
-      mul_weight(y, u, h.w[i][1], np, C, F, false, true, p);   //     + d up · Wu
-    });
-  }
+      std::fill(y + n * C, y + np * C, 0.f);
+    }
+    {
+      // down: dW += dyᵀ·act; d act = dy·W (over act, which is read first).
+      PhaseScope ps(Phase::GemmDownBwd);
+      mul_grad(dw[size_t(gi + 2)], y, a, np, C, F, p);
+      mul_weight(a, y, x.w[2], np, F, C, false, false, p);
+    }
+    {
+      PhaseScope ps(Phase::Elementwise);
+      mlp_act_backward(g, u, a, g, u, n * F, c);  // d gate, d up over gate, up
+      std::fill(g + n * F, g + np * F, 0.f);
+      std::fill(u + n * F, u + np * F, 0.f);
+      gather_routed(y, xn, slots, n, np, k, C);  // x again, over d y (dead)
+    }
+    PhaseScope ps(Phase::GemmGateUpBwd);
+    mul_grad(dw[size_t(gi)], g, y, np, F, C, p);
+    mul_grad(dw[size_t(gi + 1)], u, y, np, F, C, p);
+    mul_weight(y, g, x.w[0], np, C, F, false, false, p);  // d x = d gate · Wg, over x (dead)
+    mul_weight(y, u, x.w[1], np, C, F, false, true, p);   //     + d up · Wu
+  });
   {
     PhaseScope ps(Phase::Elementwise);
     combine_routed(dxn, /*add=*/true, s.y, r, nullptr, C);

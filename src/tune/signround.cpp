@@ -287,6 +287,8 @@ struct BlockTuner::State {
       for (auto* v : {&lane1->x, &lane1->second, &lane1->y, &lane1->dy}) v->resize(tc);
     }
     AR_CHECK(o.expert_groups >= 1, "expert_groups ", o.expert_groups);
+    held_at.assign(size_t(nl), -1);  // nothing held until a group begins
+    held_ok.assign(size_t(nl), 0);
     bool compacted = false;
     for (int i = 0; i < nl; ++i) {
       LinearState& s = st[size_t(i)];
@@ -399,7 +401,7 @@ struct BlockTuner::State {
   WeightView fake_quantized(int i) {
     LinearState& s = st[size_t(i)];
     if (!s.tuned) return s.held_q || s.held_gguf ? WeightView(held_f32(i)) : original_view(i);
-    if (held_at.size() == size_t(nl) && held_at[size_t(i)] >= 0) {  // held for the step
+    if (held_at[size_t(i)] >= 0) {  // held for the step
       uint16_t* d = held.data() + held_at[size_t(i)];
       if (!held_ok[size_t(i)]) make_fake_quantized_bf16(i, d);
       held_ok[size_t(i)] = 1;

@@ -2,6 +2,8 @@
 # Small models when another process takes a core (issue #18): the same stories260K W4G32
 # SignRound run quiet, then next to one busy-looping process; prints both wall times and the
 # ratio (goal <= 1.5x: with 3 runnable threads on 2 cores a fair share is 2/3 of the machine).
+# The run pins its threads (one per CPU, core/thread_pinning.h); OMP_PROC_BIND=false in the
+# environment measures it unpinned.
 #   bench/shared_core.sh [BUILD_DIR]      (ITERS=200 NSAMPLES=64 SEQLEN=256 BATCH=8 THREADS=2)
 # Run it on an otherwise idle machine; it starts and stops the competing loop itself.
 set -euo pipefail

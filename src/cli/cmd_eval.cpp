@@ -49,7 +49,7 @@ void run_eval(const EvalArgs& a) {
   if (windows.empty())
     AR_THROW(a.dataset, ": ", n_tokens, " tokens do not fill one window of --seqlen ", a.seqlen);
   if (a.limit > 0 && int64_t(windows.size()) > a.limit) windows.resize(size_t(a.limit));
-  print_run_header();
+  start_run();
   log_info("eval: ", d.is_gguf() ? d.gguf_file().filename().string() + " (GGUF, " + d.config().architecture + ")"
                                  : d.config().architecture, ", ", d.config().num_hidden_layers, " blocks; ", a.dataset, ": ",
            n_tokens, " tokens -> ", windows.size(), " windows of ", a.seqlen);

@@ -55,7 +55,7 @@ void log_start(const QuantizeOptions& o, const CliExtras& x) {
                              : o.disable_opt_rtn ? std::string("RTN")
                              : q.is_fp()         ? std::string("RTN (the optimized-RTN search is for integer schemes)")
                                                  : std::string("optimized RTN");
-  print_run_header();
+  start_run();
   log_info("quantize: ", o.model_dir.string(), " -> ", o.output_dir.string(), "  ", scheme, method, "  format ",
            x.format);
 }

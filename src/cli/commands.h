@@ -16,9 +16,10 @@ void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 
-// Logs the version, the GEMM backend's library, ISA, native bf16 and thread count: the first
-// line of every quantize and eval run, so a result can be tied to the kernels that made it.
-void print_run_header();
+// Pins the threads one per CPU when the run takes the whole machine (core/thread_pinning.h), then
+// logs the version, the GEMM backend's library, ISA, native bf16, thread count and pinning: the
+// first line of every quantize and eval run, so a result can be tied to the kernels that made it.
+void start_run();
 
 // Prints "peak RSS <VmHWM>" to stderr: every command ends with it.
 void print_peak_memory();

@@ -16,6 +16,7 @@
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "core/thread_pinning.h"
 #include "pipeline/backend.h"
 #ifdef AR_HAVE_MPI
 #include "dist/mpi_comm.h"
@@ -43,7 +44,10 @@ void print_peak_memory() {
 
 std::string version_text() { return std::string("autoround ") + AR_VERSION + "\n" + compute_backend_summary(); }
 
-void print_run_header() { log_info("autoround ", AR_VERSION, " | ", compute_backend_summary()); }
+void start_run() {
+  const std::string pinning = pin_threads_one_per_cpu();
+  log_info("autoround ", AR_VERSION, " | ", compute_backend_summary(), " | ", pinning);
+}
 }  // namespace ar::cli
 
 int main(int argc, char** argv) {

@@ -4,6 +4,7 @@
 #include "tune/signround.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <cstdio>
@@ -120,17 +121,22 @@ uint64_t work_floats(const BlockWeights& b, const LinearSchemes& schemes) {
 //  - Chunks: up to `cap` samples per forward/backward, as many as make about kChunkRows rows while
 //    their scratch stays small, no more than a partition's share of a step. Large blocks get 1
 //    (their GEMMs are big enough, and memory is what counts).
-//  - Lanes: a small block's share of a step is split between two lanes, each with its own scratch
-//    and gradient buffer, run on their own threads with single-threaded kernels inside: one join
-//    per round of chunks instead of a fork/join per kernel call, which is what stalls small models
-//    when another process takes a core (issue 18). Always 2 lanes, whatever the thread count,
-//    and their gradients are added lane 0 then lane 1: the same bits with 1 or 2 threads.
+//  - Units (lanes == 2): a small block's share of a step is cut into `units` chunks of up to `cap`
+//    samples, each with its own gradient buffer. Two threads, each with its own scratch and
+//    single-threaded kernels inside, take the next unit as they come free: one join per step
+//    instead of a fork/join per kernel call, and a thread that another process slows down takes
+//    fewer units instead of holding the other one up (issue 18). The units' gradients are added
+//    in unit order afterwards, so the bits do not depend on which thread ran which unit, nor on
+//    the thread count.
 constexpr int64_t kChunkRows = 2048;
 constexpr uint64_t kChunkBytes = 64ull << 20;
+constexpr int64_t kUnitsPerStep = 8;  // enough for a thread at half speed to cost about 1.5x
 
 struct StepPlan {
   int lanes = 1;
-  int64_t cap = 1;  // samples per lane per forward/backward
+  int64_t cap = 1;    // samples per forward/backward
+  int64_t share = 1;  // lanes == 2: the most picks a partition takes per step (all fetched up front)
+  int64_t units = 1;  // lanes == 2: units of the largest share
 };
 
 uint64_t chunk_scratch_bytes(const ModelConfig& c, int64_t T, int64_t m) {
@@ -144,7 +150,7 @@ uint64_t result_bytes(const QuantScheme& q, const LinearWeights& l) {
   return uint64_t(l.out) * uint64_t(l.in) + 3 * uint64_t(tunable_scales(q, false, l));
 }
 
-// Floats of every quantized linear's weight: the lanes' W' cache, and lane 1's gradients.
+// Floats of every quantized linear's weight: the step's W' cache, and each unit's gradients.
 uint64_t tuned_weight_floats(const BlockWeights& b, const LinearSchemes& schemes) {
   uint64_t n = 0;
   for (int i = 0; i < int(schemes.size()); ++i)
@@ -153,8 +159,12 @@ uint64_t tuned_weight_floats(const BlockWeights& b, const LinearSchemes& schemes
 }
 
 uint64_t plan_bytes(const ModelConfig& c, int64_t T, const StepPlan& p, uint64_t weight_floats) {
-  return uint64_t(p.lanes) * chunk_scratch_bytes(c, T, p.cap) +
-         (p.lanes > 1 ? 2 * weight_floats * sizeof(float) : 0);
+  if (p.lanes == 1) return chunk_scratch_bytes(c, T, p.cap);
+  // Per thread: a scratch and a chunk's y and dy; the share's inputs and targets; the step's W'
+  // and the gradients of units 1.. (unit 0 adds into the step's own).
+  const uint64_t tc = uint64_t(T * c.hidden_size) * sizeof(float);
+  return 2 * (BlockGradScratch::size_bytes(c, T, p.cap) + 2 * uint64_t(p.cap) * tc) + 2 * uint64_t(p.share) * tc +
+         uint64_t(p.units) * weight_floats * sizeof(float);
 }
 
 StepPlan plan_step(const BlockWeights& b, const LinearSchemes& schemes,
@@ -163,14 +173,18 @@ StepPlan plan_step(const BlockWeights& b, const LinearSchemes& schemes,
   if (o.iters == 0) return p;
   const int64_t picks = o.batch_size * o.gradient_accumulate_steps;
   const int64_t share = (picks + o.partitions - 1) / o.partitions;
+  const int64_t rows_cap = std::max<int64_t>(1, kChunkRows / T);
   const uint64_t wf = tuned_weight_floats(b, schemes);
-  for (int lanes : {2, 1}) {
-    if (lanes > share) continue;
-    p.lanes = lanes;
-    p.cap = std::min<int64_t>(std::max<int64_t>(1, kChunkRows / T), (share + lanes - 1) / lanes);
-    while (p.cap > 1 && plan_bytes(c, T, p, wf) > kChunkBytes) --p.cap;
-    if (lanes == 1 || plan_bytes(c, T, p, wf) <= kChunkBytes) return p;
+  StepPlan u;
+  u.lanes = 2;
+  u.share = share;
+  for (u.cap = std::min((share + kUnitsPerStep - 1) / kUnitsPerStep, rows_cap);; ++u.cap) {
+    u.units = (share + u.cap - 1) / u.cap;
+    if (u.units < 2) break;
+    if (plan_bytes(c, T, u, wf) <= kChunkBytes) return u;
   }
+  p.cap = std::min(rows_cap, share);
+  while (p.cap > 1 && plan_bytes(c, T, p, wf) > kChunkBytes) --p.cap;
   return p;
 }
 
@@ -209,16 +223,18 @@ struct BlockTuner::State {
   std::vector<LinearState> st;
   RopeTables rope;
   BlockGradScratch scratch;
-  std::vector<float> x, second, y, dy;  // plan.cap samples each, (cap·T, C): lane 0's
-  // Lane 1 (plan.lanes == 2): its own scratch and chunk, its gradients (per tuned linear), and the
-  // step's W' of every linear, made once per step and read by both lanes.
+  // (n·T, C) each: inputs and targets of plan.cap samples, or with units of the whole share; the
+  // y and dy of one chunk (thread 0's with units).
+  std::vector<float> x, second, y, dy;
+  // Units (plan.lanes == 2): thread 1's scratch and chunk; the gradients of units 1.. ([unit - 1]
+  // [linear], tuned linears only); the step's W' of every linear, made once per step for both.
   struct Lane {
     BlockGradScratch scratch;
-    std::vector<float> x, second, y, dy;
-    std::vector<std::vector<float>> dw;
-    Lane(const ModelConfig& c, int64_t T, int64_t cap, int nl) : scratch(c, T, cap), dw(static_cast<size_t>(nl)) {}
+    std::vector<float> y, dy;
+    Lane(const ModelConfig& c, int64_t T, int64_t cap) : scratch(c, T, cap) {}
   };
   std::unique_ptr<Lane> lane1;
+  std::vector<std::vector<std::vector<float>>> unit_dw;
   std::vector<std::vector<float>> w_step;
   // One weight-sized buffer for all linears: W' of the linear the forward/backward asks for (made
   // on demand from v and min/max_scale), or a compacted linear's original W widened to f32
@@ -281,10 +297,12 @@ struct BlockTuner::State {
     AR_CHECK(T > 0, "BlockTuner with T=", T);
     AR_CHECK(o.iters >= 0 && o.batch_size > 0 && o.gradient_accumulate_steps > 0, "bad SignRound options");
     const size_t tc = size_t(plan.cap * T * c.hidden_size);
-    for (auto* v : {&x, &second, &y, &dy}) v->resize(tc);
+    for (auto* v : {&y, &dy}) v->resize(tc);
+    for (auto* v : {&x, &second}) v->resize(plan.lanes > 1 ? size_t(plan.share * T * c.hidden_size) : tc);
     if (plan.lanes > 1) {
-      lane1 = std::make_unique<Lane>(c, T, plan.cap, nl);
-      for (auto* v : {&lane1->x, &lane1->second, &lane1->y, &lane1->dy}) v->resize(tc);
+      lane1 = std::make_unique<Lane>(c, T, plan.cap);
+      for (auto* v : {&lane1->y, &lane1->dy}) v->resize(tc);
+      unit_dw.assign(size_t(plan.units - 1), std::vector<std::vector<float>>(size_t(nl)));
     }
     AR_CHECK(o.expert_groups >= 1, "expert_groups ", o.expert_groups);
     held_at.assign(size_t(nl), -1);  // nothing held until a group begins
@@ -315,7 +333,7 @@ struct BlockTuner::State {
   }
 
   // Allocates the parameters (v = 0, min/max_scale = 1) and gradients of group g's linears; with
-  // two lanes, the step's W' of every other quantized linear is its held value for the group.
+  // units, the step's W' of every other quantized linear is its held value for the group.
   void begin_group(int g) {
     for (int i = 0; i < nl; ++i) {
       LinearState& s = st[size_t(i)];
@@ -331,7 +349,7 @@ struct BlockTuner::State {
         s.dmax.assign(ng, 0.f);
       }
       if (o.iters > 0) s.dw.resize(nw);
-      if (lane1) lane1->dw[size_t(i)].resize(nw);
+      for (auto& u : unit_dw) u[size_t(i)].resize(nw);
     }
     work_holds = -1;
     held_at.assign(size_t(nl), -1);
@@ -360,7 +378,7 @@ struct BlockTuner::State {
       if (s.gguf) s.held_gguf = &r.gguf[size_t(i)];
       else s.held_q = &r.q[size_t(i)];
       for (auto* v : {&s.v, &s.min_scale, &s.max_scale, &s.dmin, &s.dmax, &s.dw}) std::vector<float>().swap(*v);
-      if (lane1) std::vector<float>().swap(lane1->dw[size_t(i)]);
+      for (auto& u : unit_dw) std::vector<float>().swap(u[size_t(i)]);
     }
     work_holds = -1;
     std::vector<uint16_t>().swap(held);
@@ -518,7 +536,7 @@ BlockTuner::~BlockTuner() = default;
 uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
                                  const LinearSchemes& schemes, int64_t T,
                                  const SignRoundOptions& o) {
-  // Each lane's scratch and chunk (plus, with two lanes, the step's W' and lane 1's gradients),
+  // The step's scratches and chunks (plus, with units, the step's W' and the units' gradients),
   // the rope tables, the shared W'/dv buffer.
   uint64_t n = plan_bytes(c, T, plan_step(b, schemes, c, T, o), tuned_weight_floats(b, schemes)) +
                2ull * uint64_t(T) * uint64_t(c.head_dim / 2) * sizeof(float) +
@@ -708,65 +726,60 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       for (size_t j = 0, nw = st[size_t(i)].dw.size(); j < nw; ++j) d[j] += e[j];
     }
   };
-  // Two lanes (small blocks): lane 0 takes the first half of partition q's picks, lane 1 the rest,
-  // in rounds of up to `cap` samples each: the round's samples are fetched here (streamed targets
-  // use the tuner's scratch), then both lanes run at once on the step's W'. Lane 1's gradients
-  // are added to lane 0's at the end, so the sum is the same for 1 or 2 threads.
-  auto run_lanes = [&](int q, const BlockLinearGrads& g) {
+  // Units (small blocks): partition q's picks are fetched here (streamed targets use the tuner's
+  // scratch), cut into units of up to `cap` samples, and run by two threads on the step's W', each
+  // taking the next unit when it comes free. Unit 0 adds into g, unit u > 0 into its own buffer,
+  // added to g in unit order afterwards: the same sum whoever ran which unit.
+  auto run_units = [&](int q, const BlockLinearGrads& g) {
     State::Lane& L1 = *S.lane1;
     BlockLinearWeights wl(static_cast<size_t>(nl));
     for (int i = 0; i < nl; ++i)
       wl[i] = st[size_t(i)].quantized ? S.w_step[size_t(i)].data() : st[size_t(i)].l->w.as<float>();
     const LinearWeightSource src = [&wl](int i) { return wl[size_t(i)]; };
-    BlockLinearGrads g1(static_cast<size_t>(nl), nullptr);
-    for (int i = 0; i < nl; ++i)
-      if (g[i]) {
-        std::fill(L1.dw[size_t(i)].begin(), L1.dw[size_t(i)].end(), 0.f);
-        g1[i] = L1.dw[size_t(i)].data();
-      }
-    const int64_t n = share[size_t(q)], split = (n + 1) / 2;
-    std::vector<int64_t> picked(static_cast<size_t>(n));
-    for (int64_t& idx : picked) idx = offset[size_t(q)] + samplers[size_t(q)].next();
-    // Each lane's buffers, its picks [first, first + count) and its gradients.
-    struct View {
-      BlockGradScratch& scr;
-      float *x, *t, *y, *dy;
-      int64_t first, count;
-      const BlockLinearGrads& g;
-    };
-    const View lanes[2] = {{S.scratch, S.x.data(), S.second.data(), S.y.data(), S.dy.data(), 0, split, g},
-                           {L1.scratch, L1.x.data(), L1.second.data(), L1.y.data(), L1.dy.data(), split, n - split, g1}};
-    double lane_loss[2] = {0, 0};
-    for (int64_t k = 0;; k += S.plan.cap) {
-      int64_t m[2];
-      for (int l = 0; l < 2; ++l) {
-        const View& v = lanes[l];
-        m[l] = std::clamp<int64_t>(v.count - k, 0, S.plan.cap);
-        for (int64_t j = 0; j < m[l]; ++j) fetch(picked[size_t(v.first + k + j)], v.x + j * TC, v.t + j * TC);
-      }
-      if (m[0] == 0 && m[1] == 0) break;
-      std::exception_ptr err[2];
-      auto lane = [&](int l) {
-        if (m[l] == 0) return;
-        const View& v = lanes[l];
-        try {
-          lane_loss[l] += chunk_step(v.scr, v.x, v.t, v.y, v.dy, m[l], v.g, src);
-        } catch (...) {
-          err[l] = std::current_exception();
+    const int64_t n = share[size_t(q)], cap = S.plan.cap, units = (n + cap - 1) / cap;
+    AR_CHECK(n <= S.plan.share && units <= S.plan.units, n, " picks in ", units, " units, planned ", S.plan.share,
+             " in ", S.plan.units);
+    for (int64_t k = 0; k < n; ++k)
+      fetch(offset[size_t(q)] + samplers[size_t(q)].next(), S.x.data() + k * TC, S.second.data() + k * TC);
+    std::vector<BlockLinearGrads> ug(size_t(units), g);
+    for (int64_t u = 1; u < units; ++u)
+      for (int i = 0; i < nl; ++i)
+        if (g[i]) ug[size_t(u)][i] = S.unit_dw[size_t(u - 1)][size_t(i)].data();
+    std::vector<double> unit_loss(size_t(units), 0.0);
+    std::atomic<int64_t> next{0};
+    std::exception_ptr err[2];
+    auto worker = [&](int t) {
+      BlockGradScratch& scr = t == 0 ? S.scratch : L1.scratch;
+      float* y = t == 0 ? S.y.data() : L1.y.data();
+      float* dy = t == 0 ? S.dy.data() : L1.dy.data();
+      try {
+        for (int64_t u; (u = next.fetch_add(1)) < units;) {
+          const BlockLinearGrads& gu = ug[size_t(u)];
+          if (u > 0)
+            for (int i = 0; i < nl; ++i)
+              if (gu[i]) std::fill(S.unit_dw[size_t(u - 1)][size_t(i)].begin(), S.unit_dw[size_t(u - 1)][size_t(i)].end(), 0.f);
+          const int64_t first = u * cap, m = std::min(cap, n - first);
+          unit_loss[size_t(u)] = chunk_step(scr, S.x.data() + first * TC, S.second.data() + first * TC, y, dy, m, gu, src);
         }
-      };
-      if (omp_get_max_threads() > 1) {
-#pragma omp parallel num_threads(2)
-        lane(omp_get_thread_num());
-      } else {
-        lane(0);
-        lane(1);
+      } catch (...) {
+        err[t] = std::current_exception();
+        next.store(units);  // the other thread stops after its unit
       }
-      for (auto& e : err)
-        if (e) std::rethrow_exception(e);
+    };
+    if (omp_get_max_threads() > 1) {
+#pragma omp parallel num_threads(2)
+      worker(omp_get_thread_num());
+    } else {
+      worker(0);
     }
-    add_grads(g, g1);
-    return lane_loss[0] + lane_loss[1];
+    for (auto& e : err)
+      if (e) std::rethrow_exception(e);
+    double l = 0;
+    for (int64_t u = 0; u < units; ++u) {
+      if (u > 0) add_grads(g, ug[size_t(u)]);
+      l += unit_loss[size_t(u)];
+    }
+    return l;
   };
 
   // Experts the calibration data never routed a token to got no gradient, so tuning left them at
@@ -812,7 +825,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         clamp01(s.max_scale);
         std::fill(s.dw.begin(), s.dw.end(), 0.f);
       }
-      if (S.plan.lanes > 1)  // both lanes read every W' at once: made up front, once per step
+      if (S.plan.lanes > 1)  // both threads read every W' at once: made up front, once per step
         for (int i = 0; i < nl; ++i)
           if (st[size_t(i)].tuned) S.make_fake_quantized(i, S.w_step[size_t(i)].data());
       // loss = mean over every element of the picked samples; each sample's share is 1/picks.
@@ -821,7 +834,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         BlockLinearGrads& g = q == 0 ? dw : part;
         if (q > 0)
           for (auto& b : part_bufs) std::fill(b.begin(), b.end(), 0.f);
-        const double part_loss = S.plan.lanes > 1 ? run_lanes(q, g) : run_chunks(q, g);
+        const double part_loss = S.plan.lanes > 1 ? run_units(q, g) : run_chunks(q, g);
         if (q == 0) {
           loss = part_loss;
           continue;

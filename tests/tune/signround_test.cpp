@@ -255,7 +255,7 @@ void expect_same(const BlockTuneResult& a, const BlockTuneResult& b) {
 // 16, kept f32) and one has non-bf16 values (kept f32): both paths run next to compacted ones.
 // In BF16 products on native bf16 hardware the owning tuner also hands its compacted originals
 // to the products as bf16 bits, and every tuner its W': the same bits as the borrowing tuner's f32.
-// batch 2 runs two lanes (W' made in f32 once per step), batch 1 one lane (W' on demand: bf16 in
+// batch 2 runs in units (W' made in f32 once per step), batch 1 in chunks (W' on demand: bf16 in
 // BF16 products on native bf16 hardware).
 void owning_tuner_equals_borrowing(Precision precision, int64_t batch) {
   SingleThread one;
@@ -490,6 +490,34 @@ TEST(SignRound, TwoPartitionsInOneProcessEqualOnePerProcess) {
   single.partitions = 1;
   const BlockTuneResult one_part = tune_block(b, c, sch, x.data(), target.data(), n, T, single);
   EXPECT_NE(one_part.loss_iter0, whole.loss_iter0) << "one and two partitions drew the same first batch";
+}
+
+// Units (small blocks, issue 18): the threads take a step's units as they come free, and the
+// units' gradients are added in unit order, so 1 and 2 threads give the same bits: one partition
+// of 5 picks (5 units), and two partitions of 2 and 3.
+TEST(SignRound, UnitsGiveTheSameBitsForOneAndTwoThreads) {
+  const int saved = omp_get_max_threads();
+  const ModelConfig c = synthetic_config(64, 192, 4, 2, 16);
+  const int64_t T = 16, n = 11;
+  const BlockWeights b = synthetic_block(c, 4);
+  std::vector<float> x, target;
+  synthetic_samples(b, c, n, T, x, target);
+  const auto sch = all(4, 32, false);
+  for (int partitions : {1, 2}) {
+    SignRoundOptions o;
+    o.iters = 6;
+    o.batch_size = 5;
+    o.lr = 0.02;
+    o.partitions = partitions;
+    BlockTuneResult r[2];
+    for (int t : {1, 2}) {
+      omp_set_num_threads(t);
+      r[t - 1] = tune_block(b, c, sch, x.data(), target.data(), n, T, o);
+    }
+    omp_set_num_threads(saved);
+    EXPECT_GT(r[0].best_iter, 0);
+    expect_same(r[0], r[1]);
+  }
 }
 
 }  // namespace

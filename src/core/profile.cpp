@@ -15,7 +15,7 @@ const char* phase_name(Phase p) {
       "GEMM gate/up fwd",    "GEMM down fwd",       "GEMM q/k/v bwd",   "GEMM o bwd",
       "GEMM gate/up bwd",    "GEMM down bwd",       "attention fwd",    "attention bwd",
       "norms/rope/act/add",  "loss",                "signed update",
-      "quantize at best"};
+      "quantize at best",    "tuner setup"};
   static_assert(std::size(kNames) == kPhases, "one name per Phase");
   return kNames[int(p)];
 }

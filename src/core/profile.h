@@ -20,6 +20,7 @@ enum class Phase : int {
   Loss,
   Update,  // signed steps
   QuantizeBest,  // the codes of the parameters at a new best loss
+  Setup,  // once per block, not per step: a group's parameters and gradients allocated and freed
   kCount
 };
 constexpr int kPhases = int(Phase::kCount);

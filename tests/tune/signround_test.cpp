@@ -326,7 +326,7 @@ TEST(SignRound, OwningTunerCompactsToBf16WithIdenticalResultsInBf16Products) {
 }
 
 // hold_step_weights: a block whose step runs its batch in several passes (one sample per pass at
-// seqlen 2048 here, too big for two lanes) makes each dense W' once per step and keeps it. The same
+// seqlen 2048 here, too big for units) makes each dense W' once per step and keeps it. The same
 // bits as making it per pass, and the state it adds is counted.
 TEST(SignRound, HoldingTheStepsWprimeGivesTheSameBits) {
   if (!gemm_has_native_bf16()) GTEST_SKIP() << "no native bf16 products here: W' is f32 and never held";

@@ -5,7 +5,8 @@
 # ratio torch_time / our_time. Not part of CI. What is compared and measured numbers: VS_TORCH.md.
 #   bench/vs_torch.sh [BUILD_DIR]        (default: build; needs BUILD_DIR/block_step_bench)
 # Settings (environment, defaults in brackets):
-#   BATCH [1] SEQLEN [2048] ITERS [3] (ours: steps averaged, first included; torch: timed steps
+#   BATCH [1] SEQLEN [2048] ITERS [3] (ours: steps averaged, first included, the block's one-time
+#   tuner setup not, as block_step_bench prints it apart; torch: timed steps
 #   after one warm-up step) THREADS [number of cores] PRECISIONS ["f32 bf16"] VENV [/work/venv-eco]
 #   BF16_SEQLEN, BF16_ITERS: the bf16 row's sequence length (both sides) and torch's timed steps.
 #     On a CPU without avx512_bf16/amx_bf16, torch's bf16 matmuls fall back to kernels of
@@ -100,7 +101,7 @@ for r in "${rows[@]}"; do
     printf "%-5s %11s %6s %12.2f %12.2f %12s %10.1f %10.1f %11.1f %12.2f %15s\n", p, b "x" T, K, ts, os,
       (otu == "nan" ? "-" : sprintf("%.2f", otu)), f / ts / 1e9, f / os / 1e9, g, ts / os, l }'
 done
-echo "steps: ours/torch. ours s/st: block_step_bench's ms/iter (tuner construction and first step"
-echo "included); tuner s/st: the tuner's own per-step log; torch s/st: mean after one warm-up step."
+echo "steps: ours/torch. ours s/st: block_step_bench's ms/iter (first step included; the block's one-time"
+echo "tuner setup not); tuner s/st: the tuner's own per-step log; torch s/st: mean after one warm-up step."
 echo "ours GEMM: the f32/bf16 GEMM rate (2048x9728x2560) block_step_bench measures in the same process."
 echo "load: 1-min load average before ours / between / after torch. Total time: $((SECONDS - start)) s"

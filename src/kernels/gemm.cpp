@@ -501,6 +501,24 @@ void gemm_impl(float* C, const float* A, const float* B, const uint16_t* B16, in
   const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
   const int64_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
 
+  const bool bf16 = p == Precision::BF16;
+  const bool native = bf16 && gemm_has_native_bf16();
+  // Native, C wider than tall (tiles along N) and an A too big to stage whole: panels along K, not
+  // M. Panels of M would have each tile's kernel pack its slice of B again for every panel (a
+  // (2048, 9728) input gradient times a 9728-row weight: 3 panels, B packed 3 times, 714
+  // GFLOP/s); panels of K pack every part of B once and add the panels' products into C instead,
+  // in K order: a function of the shape, as the tiles are.
+  if (native && M < N && M * K * int64_t(sizeof(uint16_t)) > kStageMaxBytes) {
+    const int64_t pk = std::max<int64_t>(kStageMaxBytes / (M * int64_t(sizeof(uint16_t))), 16) / 16 * 16;
+    for (int64_t k0 = 0; k0 < K; k0 += pk) {
+      const int64_t kk = std::min(pk, K - k0);
+      const float* a_k = trans_a ? A + k0 * lda : A + k0;
+      const float* b_k = B ? (trans_b ? B + k0 : B + k0 * ldb) : nullptr;
+      const uint16_t* b16_k = B16 ? (trans_b ? B16 + k0 : B16 + k0 * ldb) : nullptr;
+      gemm_impl(C, a_k, b_k, b16_k, M, N, kk, trans_a, trans_b, accumulate || k0 > 0, p, lda, ldb, ldc);
+    }
+    return;
+  }
   const bool nested = omp_in_parallel();
   Backend& be = backend();
   // Top level: one call at a time, shared staging and cached memory objects. Inside a parallel
@@ -513,8 +531,6 @@ void gemm_impl(float* C, const float* A, const float* B, const uint16_t* B16, in
   thread_local Buffer local_a(0, "gemm.stage_a.thread"), local_b(0, "gemm.stage_b.thread");
   Buffer& buf_a = nested ? local_a : be.stage_a;
   Buffer& buf_b = nested ? local_b : be.stage_b;
-  const bool bf16 = p == Precision::BF16;
-  const bool native = bf16 && gemm_has_native_bf16();
   // The fallback uses operands already holding bf16 values (weights from bf16 checkpoints) in
   // place; everything else in BF16 mode is staged.
   AR_CHECK(!B16 || native, "gemm: a bf16 operand without native bf16 products");

@@ -242,6 +242,34 @@ TEST(Gemm, Bf16OperandGivesTheBitsOfItsWidenedValues) {
     }
 }
 
+// Native bf16, C wider than tall and an A too big to stage whole (16 MiB of bf16): the product
+// runs in panels along K, added into C. Against the reference, in the forward (A·Bᵀ) and the
+// transposed, strided, accumulating layouts; then A·B: the same bits with 1 and 2 threads and with B as bf16.
+TEST(Gemm, LongReductionRunsInPanelsOfK) {
+  if (!gemm_has_native_bf16()) GTEST_SKIP() << "no native bf16 here: the K panels are a native-bf16 path";
+  const int64_t M = 8, N = 16, K = (int64_t(16) << 20) / (M * 2) + 40;  // two panels, the last 40 long
+  check_case({M, N, K, false, true, false, 0, 0, 0, Precision::BF16}, 7100);
+  check_case({M, N, K, true, false, true, 0, 3, 0, Precision::BF16}, 7300);
+  const auto A = random_vec(size_t(M * K), 7400);
+  const auto Bf = random_vec(size_t(K * N), 7401);
+  std::vector<uint16_t> B16(Bf.size());
+  std::vector<float> Bw(Bf.size());
+  for (size_t i = 0; i < Bf.size(); ++i) {
+    B16[i] = f32_to_bf16(Bf[i]);
+    Bw[i] = bf16_to_f32(B16[i]);
+  }
+  const int before = omp_get_max_threads();
+  std::vector<float> c1(size_t(M * N)), c2(c1.size()), c16(c1.size());
+  omp_set_num_threads(1);
+  gemm(c1.data(), A.data(), Bw.data(), M, N, K, false, false, false, Precision::BF16);
+  omp_set_num_threads(std::max(2, before));
+  gemm(c2.data(), A.data(), Bw.data(), M, N, K, false, false, false, Precision::BF16);
+  gemm_b16(c16.data(), A.data(), B16.data(), M, N, K, false, false, false);
+  omp_set_num_threads(before);
+  EXPECT_EQ(c1, c2);
+  EXPECT_EQ(c16, c2);
+}
+
 TEST(Gemm, EmptyDimensions) {
   std::vector<float> C(6, 7.0f);
   const float A[1] = {1}, B[1] = {1};

@@ -4,8 +4,10 @@
 
 #include <cmath>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/attention.h"
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/residual.h"
 #include "kernels/rms_norm.h"
@@ -139,8 +141,29 @@ BlockScratch::BlockScratch(const ModelConfig& c, int64_t T)
   att_floats = l.att;
 }
 
+DenseBf16Weights DenseBf16Weights::make(const BlockWeights& b, Precision p) {
+  DenseBf16Weights d;
+  if (p != Precision::BF16 || !gemm_has_native_bf16()) return d;
+  for (int i = 0; i < kDenseLinears; ++i) {
+    const LinearWeights& l = *block_linears(b, i);
+    if (!l.present()) continue;
+    d.w[size_t(i)].resize(size_t(l.out * l.in));
+    f32_to_bf16(d.w[size_t(i)].data(), l.w.as<float>(), d.w[size_t(i)].size());
+  }
+  return d;
+}
+
+uint64_t DenseBf16Weights::bytes(const BlockWeights& b) {
+  uint64_t n = 0;
+  for (int i = 0; i < kDenseLinears; ++i) {
+    const LinearWeights& l = *block_linears(b, i);
+    if (l.present()) n += uint64_t(l.out) * uint64_t(l.in) * sizeof(uint16_t);
+  }
+  return n;
+}
+
 void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const RopeTables& rope,
-                   BlockScratch& s, Precision p, const LinearInputObserver& observe) {
+                   BlockScratch& s, Precision p, const LinearInputObserver& observe, const DenseBf16Weights* w16) {
   const int64_t T = s.T(), C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const float eps = float(c.rms_norm_eps);
@@ -151,17 +174,22 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
   auto bias = [](const LinearWeights& l) { return l.has_bias() ? l.b.as<float>() : nullptr; };
   const BlockNorms nw(w, c);
   const FusedOffsets fo = fused_offsets(c);
+  // Linear `slot`'s weight from element `off` on: its bf16 copy when the caller made one.
+  auto weight = [&](int slot, int64_t off) -> WeightView {
+    if (const uint16_t* h = w16 ? w16->get(slot) : nullptr) return WeightView(h + off);
+    return block_linears(w, slot)->w.as<float>() + off;
+  };
   // Fused (Phi3): k, v are row ranges of the Q slot's weight, up of the Gate slot's.
-  const float* wk = c.fused_qkv ? w.q.w.as<float>() + fo.k : w.k.w.as<float>();
-  const float* wv = c.fused_qkv ? w.q.w.as<float>() + fo.v : w.v.w.as<float>();
-  const float* wu = c.fused_gate_up ? w.gate.w.as<float>() + fo.up : w.up.present() ? w.up.w.as<float>() : nullptr;
+  const WeightView wk = c.fused_qkv ? weight(0, fo.k) : weight(1, 0);
+  const WeightView wv = c.fused_qkv ? weight(0, fo.v) : weight(2, 0);
+  const WeightView wu = c.fused_gate_up ? weight(4, fo.up) : w.up.present() ? weight(5, 0) : WeightView();
 
   // Attention half.
   rms_norm_forward(s.xn, nullptr, x, nw.input, T, C, eps);
   if (observe)
     for (int i : {0, 1, 2})
       if (block_linears(w, i)->present()) observe(i, s.xn, T, C);
-  linear_forward(s.q, s.xn, w.q.w.as<float>(), bias(w.q), T, C, H * D, p);
+  linear_forward(s.q, s.xn, weight(0, 0), bias(w.q), T, C, H * D, p);
   linear_forward(s.k, s.xn, wk, bias(w.k), T, C, Hkv * D, p);
   linear_forward(s.v, s.xn, wv, bias(w.v), T, C, Hkv * D, p);
   if (c.qk_norm) {  // Qwen3, Gemma3: RMSNorm over each head's D values, before RoPE
@@ -174,7 +202,7 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
   attention_forward(s.attn, s.att_scratch, s.att_floats, s.q, s.k, s.v, T, H, Hkv, D, attention_scale(c), p,
                     layer_window(c, w.layer), float(c.attn_logit_softcapping));
   if (observe) observe(3, s.attn, T, H * D);
-  linear_forward(s.proj, s.attn, w.o.w.as<float>(), bias(w.o), T, H * D, C, p);
+  linear_forward(s.proj, s.attn, weight(3, 0), bias(w.o), T, H * D, C, p);
   if (c.sandwich_norms) rms_norm_forward(s.proj, nullptr, s.proj, nw.post, T, C, eps);
   residual_add(x, s.proj, T * C);
 
@@ -188,11 +216,12 @@ void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const 
   if (observe)
     for (int i : {4, 5})
       if (block_linears(w, i)->present()) observe(i, s.xn, T, C);
-  linear_forward(s.gate, s.xn, w.gate.w.as<float>(), bias(w.gate), T, C, F, p);
+  linear_forward(s.gate, s.xn, weight(4, 0), bias(w.gate), T, C, F, p);
+  AR_CHECK(wu, "block ", w.layer, ": a dense MLP without an up projection");
   linear_forward(s.up, s.xn, wu, bias(w.up), T, C, F, p);
   mlp_act_forward(s.gate, s.gate, s.up, T * F, c);
   if (observe) observe(6, s.gate, T, F);
-  linear_forward(s.proj, s.gate, w.down.w.as<float>(), bias(w.down), T, F, C, p);
+  linear_forward(s.proj, s.gate, weight(6, 0), bias(w.down), T, F, C, p);
   if (c.sandwich_norms) rms_norm_forward(s.proj, nullptr, s.proj, nw.post_ffn, T, C, eps);
   residual_add(x, s.proj, T * C);
 }

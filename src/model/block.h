@@ -6,6 +6,7 @@
 // Every linear adds its bias when it has one (which ones do is decided in block_specs.h); fused
 // linears (Phi3) are multiplied by row ranges.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -85,8 +86,22 @@ class BlockScratch {
 // Inputs of q/k/v (and of gate/up) are the same buffer, reported once per linear.
 using LinearInputObserver = std::function<void(int linear, const float* x, int64_t T, int64_t K)>;
 
-// x (T, C): the residual stream of one sample, updated in place to the block's output.
+// The dense linears' weights (index as block_linears) rounded to bf16 once, for a pass of many
+// samples in native bf16 products, which would otherwise round every f32 weight again in every
+// product: the same bits. Null entries (and the experts) use their f32 weights.
+struct DenseBf16Weights {
+  std::array<std::vector<uint16_t>, kDenseLinears> w;
+  // Copies of every present dense linear; empty (all null) unless p is BF16 and products are native.
+  static DenseBf16Weights make(const BlockWeights& b, Precision p);
+  // Bytes make would hold for blocks shaped as b.
+  static uint64_t bytes(const BlockWeights& b);
+  const uint16_t* get(int i) const { return w[size_t(i)].empty() ? nullptr : w[size_t(i)].data(); }
+};
+
+// x (T, C): the residual stream of one sample, updated in place to the block's output. w16: the
+// dense weights already in bf16 (see DenseBf16Weights), or null.
 void block_forward(float* x, const BlockWeights& w, const ModelConfig& c, const RopeTables& rope,
-                   BlockScratch& s, Precision p, const LinearInputObserver& observe = {});
+                   BlockScratch& s, Precision p, const LinearInputObserver& observe = {},
+                   const DenseBf16Weights* w16 = nullptr);
 
 }  // namespace ar

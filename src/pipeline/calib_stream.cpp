@@ -1,5 +1,7 @@
 #include "pipeline/calib_stream.h"
 
+#include "kernels/gemm.h"
+
 #include "core/interrupt.h"
 #include "core/error.h"
 #include "pipeline/work_dir.h"
@@ -44,22 +46,27 @@ void CalibStream::resume(const CheckpointManifest& m) {
 }
 
 void CalibStream::pass(const BlockWeights& w, ActivationStore& in, ActivationStore& out, Precision p,
-                       const LinearInputObserver& observe, bool write) {
+                       const LinearInputObserver& observe, bool write, const DenseBf16Weights* w16) {
   // The inference scratch lives only during a pass, never beside the tuner's (the memory plan
   // counts the larger of the two).
   BlockScratch scratch(cfg_, T_);
   for (int64_t s = 0; s < n_; ++s) {
     throw_if_interrupted("during a calibration pass");
     in.read(s, a_.data());
-    block_forward(a_.data(), w, cfg_, *rope_, scratch, p, observe);
+    block_forward(a_.data(), w, cfg_, *rope_, scratch, p, observe, w16);
     if (write) out.write(s, a_.data());
   }
 }
 
 void CalibStream::propagate_quantized(const BlockWeights& w, int64_t layer, Precision p) {
   xq_next_ = on_disk_ ? new_store("Xq", layer + 1) : nullptr;
-  pass(w, *xq_, xq_next_ ? *xq_next_ : *xq_, p);
+  const DenseBf16Weights w16 = DenseBf16Weights::make(w, p);
+  pass(w, *xq_, xq_next_ ? *xq_next_ : *xq_, p, {}, true, &w16);
   if (!xq_next_) xq_next_ = std::move(xq_);
+}
+
+uint64_t CalibStream::propagate_bytes(const BlockWeights& shapes, Precision p) {
+  return p == Precision::BF16 && gemm_has_native_bf16() ? DenseBf16Weights::bytes(shapes) : 0;
 }
 
 void CalibStream::checkpoint(CheckpointManifest& m, int64_t layer, bool last) {

@@ -44,11 +44,15 @@ class CalibStream {
   ActivationStore& next_x() { return *x_next_; }
 
   // Runs every sample of `in` through the block (y = block(x)), writing `out` (may be `in`).
-  // observe: see block_forward (importance statistics); write false: only observe.
+  // observe: see block_forward (importance statistics); write false: only observe; w16: the
+  // dense weights already rounded to bf16 (block_forward), or null.
   void pass(const BlockWeights& w, ActivationStore& in, ActivationStore& out, Precision p,
-            const LinearInputObserver& observe = {}, bool write = true);
-  // Xq <- block_q(Xq) into the next generation (step 5 on the quantized path).
+            const LinearInputObserver& observe = {}, bool write = true, const DenseBf16Weights* w16 = nullptr);
+  // Xq <- block_q(Xq) into the next generation (step 5 on the quantized path). With native bf16
+  // products the dense weights are rounded to bf16 once for the pass (propagate_bytes).
   void propagate_quantized(const BlockWeights& w, int64_t layer, Precision p);
+  // Bytes propagate_quantized holds beside the block's weights and the pass's scratch.
+  static uint64_t propagate_bytes(const BlockWeights& shapes, Precision p);
 
   // Persists the next generation for a checkpoint of `layer` (files and checksums into m; none
   // after the last block).

@@ -14,6 +14,7 @@
 #include "kernels/gemm.h"
 #include "export/output_format.h"
 #include "model/block_specs.h"
+#include "pipeline/calib_stream.h"
 #include "pipeline/quantize.h"
 #include "quant/gguf_tune.h"
 
@@ -260,11 +261,17 @@ MemoryPlan plan_memory(const QuantizeOptions& opt, const RunSetup& s, const Deco
 
   // The block's weights and the working set of the larger phase: tuning (weights compacted to
   // bf16 where exact) or a calibration pass (f32 weights, inference scratch; after tuning also
-  // the block's results).
+  // the block's results and, on the quantized path, its dense weights in bf16).
   const uint64_t block_f32 = block_f32_bytes(cfg);
   const uint64_t writer_bytes = s.outputs ? s.outputs->block_buffer_bytes(largest_block_layer(cfg)) : 0;
+  // With the quantized path, its pass after tuning also holds the dense weights in bf16: the most
+  // any block has (a mixed model's dense blocks can have wider MLPs than its largest block).
+  uint64_t propagate_bytes = 0;
+  for (int64_t l = 0; s.with_xq && l < cfg.num_hidden_layers; ++l)
+    propagate_bytes = std::max(propagate_bytes, CalibStream::propagate_bytes(block_shapes(cfg, l), s.tune_opts.precision));
   const uint64_t pass_bytes = (s.calib ? BlockScratch::size_bytes(cfg, T) + 2 * sample_floats * sizeof(float) : 0) +
-                              (s.tune ? max_result : 0) + writer_bytes;
+                              (s.tune ? max_result : 0) + writer_bytes +
+                              propagate_bytes;
   // The tuner's options as it will see them; a batch above the sample count draws each sample once.
   auto tune_options = [&](int groups) {
     SignRoundOptions o = s.tune_opts;

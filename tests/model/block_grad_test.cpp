@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "core/dtype.h"
+#include "kernels/gemm.h"
 #include <omp.h>
 
 #include <algorithm>
@@ -330,6 +331,34 @@ TEST(BlockGrad, Bf16WeightViewsGiveTheBitsOfTheirF32Values) {
     EXPECT_EQ(y[0], y[1]) << v.name;
     EXPECT_EQ(dx[0], dx[1]) << v.name;
     for (int i = 0; i < kDenseLinears; ++i) EXPECT_EQ(g[0][size_t(i)], g[1][size_t(i)]) << v.name << " linear " << i;
+  }
+}
+
+// The inference block with its dense weights rounded to bf16 once (DenseBf16Weights, the quantized
+// path's pass) gives the bits of rounding them in every product; fused (Phi3) slots and an MoE
+// block's experts (left f32) included.
+TEST(BlockGrad, InferenceForwardWithBf16CopiesGivesTheSameBits) {
+  if (!gemm_has_native_bf16()) GTEST_SKIP() << "no native bf16 products here: no copies are made";
+  for (const Variant& v : {Variant{"qk_norm_bias", 4, 2, true, true},
+                           Variant{"phi3", 4, 2, false, false, false, Family::Phi3, 4},
+                           Variant{"moe", 4, 2, true, false, false, Family::Moe}}) {
+    const ModelConfig c = tiny_config(v);
+    const int64_t T = 6, C = c.hidden_size;
+    std::mt19937 rng(23);
+    const BlockWeights b = random_block(c, rng);
+    const RopeTables rope = make_rope_tables(c, T);
+    std::vector<float> x(static_cast<size_t>(T * C));
+    std::normal_distribution<float> nd(0.f, 1.f);
+    for (auto& e : x) e = nd(rng);
+    const DenseBf16Weights w16 = DenseBf16Weights::make(b, Precision::BF16);
+    for (int i = 0; i < kDenseLinears; ++i)
+      EXPECT_EQ(w16.get(i) != nullptr, block_linears(b, i)->present()) << v.name << " linear " << i;
+    EXPECT_EQ(DenseBf16Weights::make(b, Precision::F32).get(0), nullptr);
+    std::vector<float> y0 = x, y1 = x;
+    BlockScratch s(c, T);
+    block_forward(y0.data(), b, c, rope, s, Precision::BF16);
+    block_forward(y1.data(), b, c, rope, s, Precision::BF16, {}, &w16);
+    EXPECT_EQ(y0, y1) << v.name;
   }
 }
 

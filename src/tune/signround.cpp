@@ -199,13 +199,15 @@ StepPlan plan_step(const BlockWeights& b, const LinearSchemes& schemes,
 
 // Whether a tuner with this plan holds its dense W' for the step (hold_step_weights), and the
 // bytes that takes: bf16 W' only (native bf16 products), dense integer linears only (the ones
-// bf16 W' is made for), and only when a step runs more than one pass in its lane.
+// bf16 W' is made for), and only in chunks (units make every W' once per step anyway). One pass
+// per step gains too: the backward would make o's, gate's and up's W' again (the one work buffer
+// holds the last linear the forward used), 60 % of the block's weights.
 bool dense_wprime_bf16(const QuantScheme& q, int i) {
   return i < kDenseLinears && q.quantized() && !q.gguf_target() && !q.is_fp();
 }
 bool holds_step_wprime(const StepPlan& p, const SignRoundOptions& o) {
-  return o.iters > 0 && o.hold_step_weights && p.lanes == 1 && o.batch_size * o.gradient_accumulate_steps > p.cap &&
-         o.precision == Precision::BF16 && gemm_has_native_bf16();
+  return o.iters > 0 && o.hold_step_weights && p.lanes == 1 && o.precision == Precision::BF16 &&
+         gemm_has_native_bf16();
 }
 uint64_t held_wprime_bytes(const BlockWeights& b, const LinearSchemes& schemes) {
   uint64_t n = 0;

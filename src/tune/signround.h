@@ -52,9 +52,9 @@ struct SignRoundOptions {
   // 1/G of the experts' tuning state at a time (what the memory plan picks it for), at G times
   // the steps, and a group cannot adapt to the rounding of the groups after it.
   int expert_groups = 1;
-  // A step that runs its samples in several forward/backward passes (batch above what one pass
-  // holds, e.g. a 4B block's batch of 8 at seqlen 2048) makes each dense linear's W' once and keeps
-  // it for the step, instead of once per pass and once more in each backward. Only where W' is
+  // A step makes each dense linear's W' once and keeps it for the step, instead of once per
+  // forward/backward pass (a 4B block's batch of 8 at seqlen 2048 runs 8) and again for most
+  // linears in each backward. Chunked steps only (units make W' once per step). Only where W' is
   // bf16 (bf16 products on a CPU with native bf16): 2 bytes per tuned dense weight of state, which
   // the memory plan drops again when it does not fit. The same bits either way.
   bool hold_step_weights = true;
@@ -141,7 +141,7 @@ class BlockTuner {
                               const LinearSchemes& schemes, int64_t T,
                               const SignRoundOptions& o);
   // The part of state_bytes that hold_step_weights adds with these options: the dense linears'
-  // bf16 W' for the step, or 0 where it does not apply (no native bf16 products, one pass per step).
+  // bf16 W' for the step, or 0 where it does not apply (no native bf16 products, small blocks' units).
   static uint64_t held_step_bytes(const BlockWeights& b, const ModelConfig& c, const LinearSchemes& schemes,
                                   int64_t T, const SignRoundOptions& o);
   // Bytes of the block's weights (as BlockWeights::size_bytes) while an owning tuner holds them:

@@ -325,9 +325,9 @@ TEST(SignRound, OwningTunerCompactsToBf16WithIdenticalResultsInBf16Products) {
   owning_tuner_equals_borrowing(Precision::BF16, 1);
 }
 
-// hold_step_weights: a block whose step runs its batch in several passes (one sample per pass at
-// seqlen 2048 here, too big for units) makes each dense W' once per step and keeps it. The same
-// bits as making it per pass, and the state it adds is counted.
+// hold_step_weights: a block tuned in chunks (one sample per pass at seqlen 2048 here, too big for
+// units) makes each dense W' once per step and keeps it, with a batch of several passes or of one.
+// The same bits as making it per use, and the state it adds is counted.
 TEST(SignRound, HoldingTheStepsWprimeGivesTheSameBits) {
   if (!gemm_has_native_bf16()) GTEST_SKIP() << "no native bf16 products here: W' is f32 and never held";
   const ModelConfig c = synthetic_config(512, 1536, 8, 2, 64);
@@ -349,11 +349,14 @@ TEST(SignRound, HoldingTheStepsWprimeGivesTheSameBits) {
   EXPECT_EQ(held, dense);
   EXPECT_EQ(BlockTuner::held_step_bytes(b, c, sch, T, off), 0u);
   EXPECT_EQ(BlockTuner::state_bytes(b, c, sch, T, o), BlockTuner::state_bytes(b, c, sch, T, off) + held);
-  SignRoundOptions one = o;  // a batch one pass holds: nothing to hold
-  one.batch_size = 1;
-  EXPECT_EQ(BlockTuner::held_step_bytes(b, c, sch, T, one), 0u);
   expect_same(tune_block(b, c, sch, x.data(), target.data(), n, T, o),
               tune_block(b, c, sch, x.data(), target.data(), n, T, off));
+  // One pass per step holds too (its backward would make most W' again), with the same bits.
+  SignRoundOptions one = o, one_off = off;
+  one.batch_size = one_off.batch_size = 1;
+  EXPECT_EQ(BlockTuner::held_step_bytes(b, c, sch, T, one), dense);
+  expect_same(tune_block(b, c, sch, x.data(), target.data(), n, T, one),
+              tune_block(b, c, sch, x.data(), target.data(), n, T, one_off));
 }
 
 // state_bytes is what the memory planner trusts: an upper bound of what constructing a tuner and

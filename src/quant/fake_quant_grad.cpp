@@ -83,12 +83,15 @@ void fake_quant_forward_rows(float* w_dq, uint16_t* w_dq16, const Rows& rows, in
   }
 }
 
-// dv given: dv += dL/dv. v_out given instead: the signed step on v in place (group_grad).
+// dv given: dv += dL/dv. v_out given instead: the signed step on v in place (group_grad), and
+// with `next` the group's scale steps into scales_out[0/1] (min/max) and its next W' (see
+// fake_quant_backward_step).
 template <typename Rows>
 void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_scale, float* dmax_scale,
                               const float* dw_dq, const Rows& rows, int64_t out, int64_t in, const QuantScheme& s,
                               const float* v, const float* min_scale, const float* max_scale, ClampGrad cg,
-                              float global_amax) {
+                              float global_amax, const NextStepWprime* next = nullptr,
+                              float* const* scales_out = nullptr) {
   if (s.is_fp()) return fp_fake_quant_backward(dv, dmax_scale, dw_dq, rows, out, s, v, max_scale, cg, global_amax);
   check_quantizable(s);
   const int64_t G = effective_group_size(s, in);
@@ -106,7 +109,19 @@ for_each_row_group(rows, out, in, G, [&](const RowGroup& r) {
         group_grad(dw_dq + at, r.w, v ? v + at : nullptr, n, GroupGradConsts{sc, zp, qlo, qhi, cg == ClampGrad::Strict},
                    dv ? dv + at : nullptr, v_out ? v_out + at : nullptr, lr);
     const float ds = sums.ds, dzp = s.sym ? 0.f : sums.dzp;  // w' = s*(clamp(r + zp) - zp)
-    if (!want_scales) return;
+    // This group's scales and v are final once its gradients are: the next step's W' from them.
+    auto next_wprime = [&]() {
+      if (!next) return;
+      float lo = lo_s, hi = hi_s;
+      if (dmin_scale) scales_out[0][gi] = lo = clamp01_value(signed_step_value(lo_s, dmin_scale[gi], next->mm_lr));
+      if (dmax_scale) scales_out[1][gi] = hi = clamp01_value(signed_step_value(hi_s, dmax_scale[gi], next->mm_lr));
+      thread_local std::vector<float> wq;
+      wq.resize(size_t(n));
+      const GroupQuant p = s.sym ? sym_group_params(r.w, n, s.bits, lo, hi) : asym_group_params(r.w, n, s.bits, lo, hi);
+      group_fake_quant(wq.data(), r.w, v_out + at, n, p.scale, p.zero, s.bits);
+      f32_to_bf16(next->w_dq16 + at, wq.data(), size_t(n));
+    };
+    if (!want_scales) return next_wprime();
     float dwmin = 0, dwmax = 0;  // dL/d(wmin*min_scale), dL/d(wmax*max_scale)
     if (s.sym) {
       if (!info.floored) {
@@ -130,6 +145,7 @@ for_each_row_group(rows, out, in, G, [&](const RowGroup& r) {
     }
     if (dmin_scale) dmin_scale[gi] += dwmin * info.wmin;
     if (dmax_scale) dmax_scale[gi] += dwmax * info.wmax;
+    next_wprime();
   });
 }
 
@@ -163,20 +179,33 @@ void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const 
                            max_scale, cg, global_amax);
 }
 
+namespace {
+template <typename Rows>
+void backward_step_rows(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq, const Rows& rows,
+                        int64_t out, int64_t in, const QuantScheme& s, const float* min_scale, const float* max_scale,
+                        ClampGrad cg, const NextStepWprime* next) {
+  AR_CHECK(!s.is_fp() && v, "fake_quant_backward_step: integer schemes with a v only");
+  AR_CHECK(!next || (next->w_dq16 && (!dmin_scale || (min_scale && next->min_scale == min_scale)) &&
+                     (!dmax_scale || (max_scale && next->max_scale == max_scale))),
+           "fake_quant_backward_step: the next W' needs its output, and steps the scales it reads in place");
+  float* const scales_out[2] = {next ? next->min_scale : nullptr, next ? next->max_scale : nullptr};
+  fake_quant_backward_rows(nullptr, v, lr, dmin_scale, dmax_scale, dw_dq, rows, out, in, s, v, min_scale, max_scale,
+                           cg, -1.f, next, scales_out);
+}
+}  // namespace
+
 void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* min_scale,
-                              const float* max_scale, ClampGrad cg) {
-  AR_CHECK(!s.is_fp() && v, "fake_quant_backward_step: integer schemes with a v only");
-  fake_quant_backward_rows(nullptr, v, lr, dmin_scale, dmax_scale, dw_dq, F32Rows{w, in}, out, in, s, v, min_scale,
-                           max_scale, cg, -1.f);
+                              const float* max_scale, ClampGrad cg, const NextStepWprime* next) {
+  backward_step_rows(v, lr, dmin_scale, dmax_scale, dw_dq, F32Rows{w, in}, out, in, s, min_scale, max_scale, cg, next);
 }
 
 void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
-                              const float* min_scale, const float* max_scale, ClampGrad cg) {
-  AR_CHECK(!s.is_fp() && v, "fake_quant_backward_step: integer schemes with a v only");
-  fake_quant_backward_rows(nullptr, v, lr, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, in}, out, in, s, v,
-                           min_scale, max_scale, cg, -1.f);
+                              const float* min_scale, const float* max_scale, ClampGrad cg,
+                              const NextStepWprime* next) {
+  backward_step_rows(v, lr, dmin_scale, dmax_scale, dw_dq, Bf16Rows{w_bf16, in}, out, in, s, min_scale, max_scale, cg,
+                     next);
 }
 
 void fake_quant_backward(float* dv, float* dmin_scale, float* dmax_scale, const float* dw_dq,

@@ -63,11 +63,31 @@ void fake_quant_forward_bf16(uint16_t* w_dq, const uint16_t* w_bf16, int64_t out
 // is_fp()): v (out, in) becomes v - lr*sign(dL/dv) in place, the bits signed_step gives with the dv
 // fake_quant_backward accumulates into zeros; dmin_scale / dmax_scale accumulate as there. The
 // tuner's step without a weight-sized dL/dv buffer and two more passes over it.
+//
+// With `next`, the same pass also takes each group's min/max_scale step (lr next->mm_lr, only
+// where dmin_scale / dmax_scale are given, then clamped to [0, 1] as the tuner does before every
+// step) in next->min_scale / max_scale (the min_scale / max_scale arrays, stepped in place), and
+// writes the next step's W' from the updated parameters as bf16 bits into next->w_dq16 (out, in):
+// the bits of signed_step and clamp01 on the scales followed by fake_quant_forward_bf16, without
+// reading v and the weight again.
+struct NextStepWprime {
+  float mm_lr = 0.f;
+  float* min_scale = nullptr;
+  float* max_scale = nullptr;
+  uint16_t* w_dq16 = nullptr;
+};
 void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* min_scale,
-                              const float* max_scale, ClampGrad cg = ClampGrad::Inclusive);
+                              const float* max_scale, ClampGrad cg = ClampGrad::Inclusive,
+                              const NextStepWprime* next = nullptr);
 void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
-                              const float* min_scale, const float* max_scale, ClampGrad cg = ClampGrad::Inclusive);
+                              const float* min_scale, const float* max_scale, ClampGrad cg = ClampGrad::Inclusive,
+                              const NextStepWprime* next = nullptr);
+
+// One element of SignRound's signed step, p - lr·sign(g) (sign(0) = 0, as torch.sign), and the
+// projection of a min/max_scale to [0, 1]: shared by the tuner and the fused step above.
+inline float signed_step_value(float p, float g, float lr) { return p - ((g > 0 ? lr : 0.f) - (g < 0 ? lr : 0.f)); }
+inline float clamp01_value(float x) { return x < 0.f ? 0.f : x > 1.f ? 1.f : x; }
 
 }  // namespace ar

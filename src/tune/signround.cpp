@@ -97,7 +97,7 @@ void signed_step(float* p, const float* g, size_t n, float lr) {
   for (size_t c = 0; c < n; c += kChunk) {
     const size_t end = std::min(n, c + kChunk);
 #pragma omp simd
-    for (size_t i = c; i < end; ++i) p[i] -= (g[i] > 0 ? lr : 0.f) - (g[i] < 0 ? lr : 0.f);
+    for (size_t i = c; i < end; ++i) p[i] = signed_step_value(p[i], g[i], lr);
   }
 }
 void signed_step(std::vector<float>& p, const std::vector<float>& g, float lr) {
@@ -114,7 +114,7 @@ void zero_fill(std::vector<float>& p) {
 }
 
 void clamp01(std::vector<float>& p) {
-  for (float& x : p) x = std::min(std::max(x, 0.f), 1.f);
+  for (float& x : p) x = clamp01_value(x);
 }
 
 // Floats of the one weight-sized work buffer: the largest quantized linear.
@@ -258,6 +258,8 @@ struct BlockTuner::State {
   std::vector<uint16_t> held;
   std::vector<int64_t> held_at;
   std::vector<char> held_ok;
+  // Held W' the last update already wrote for the next step (the fused step's NextStepWprime).
+  std::vector<char> held_next;
   // GGUF targets start from the format's importance-weighted RTN (as llama.cpp's imatrix path):
   // per input column of each linear, the sum of squared fp inputs seen by fp_forward before tuning.
   bool want_importance = false, importance_frozen = false;
@@ -318,6 +320,7 @@ struct BlockTuner::State {
     AR_CHECK(o.expert_groups >= 1, "expert_groups ", o.expert_groups);
     held_at.assign(size_t(nl), -1);  // nothing held until a group begins
     held_ok.assign(size_t(nl), 0);
+    held_next.assign(size_t(nl), 0);
     bool compacted = false;
     for (int i = 0; i < nl; ++i) {
       LinearState& s = st[size_t(i)];
@@ -366,6 +369,7 @@ struct BlockTuner::State {
     work_holds = -1;
     held_at.assign(size_t(nl), -1);
     held_ok.assign(size_t(nl), 0);
+    held_next.assign(size_t(nl), 0);
     int64_t at = 0;
     for (int i = 0; i < nl && hold; ++i)
       if (st[size_t(i)].tuned && bf16_wprime(i)) {
@@ -831,7 +835,8 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       throw_if_interrupted("during SignRound tuning");
       // This step's parameters: W' is made from them on demand from here on.
       S.work_holds = -1;
-      std::fill(S.held_ok.begin(), S.held_ok.end(), 0);
+      S.held_ok.swap(S.held_next);  // what the last update made for this step is ready
+      std::fill(S.held_next.begin(), S.held_next.end(), 0);
       for (LinearState& s : st) {
         if (!s.tuned) continue;
         clamp01(s.min_scale);  // a projection before use, not part of the gradient
@@ -878,14 +883,23 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         float* dmin = o.enable_minmax_tuning ? s.dmin.data() : nullptr;
         float* dmax = o.enable_minmax_tuning ? s.dmax.data() : nullptr;
         std::optional<PhaseScope> scope(std::in_place, Phase::FakeQuantGrad);
-        // Integer schemes: v's signed step in the same pass (no dL/dv buffer).
+        // Integer schemes: v's signed step in the same pass (no dL/dv buffer); a held W' is made
+        // for the next step there too, with the scales' steps (the pass has v and w at hand).
         const bool fused = !s.gguf && !s.scheme.is_fp();
+        const size_t i = size_t(&s - st.data());
+        const NextStepWprime next{mm_lr, dmin ? s.min_scale.data() : nullptr, dmax ? s.max_scale.data() : nullptr,
+                                  S.held_at[i] >= 0 ? S.held.data() + S.held_at[i] : nullptr};
+        const NextStepWprime* nx = fused && next.w_dq16 ? &next : nullptr;
         if (fused && s.w_bf16.empty())
           fake_quant_backward_step(s.v.data(), lr, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in,
-                                   s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
+                                   s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad, nx);
         else if (fused)
           fake_quant_backward_step(s.v.data(), lr, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in,
-                                   s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad);
+                                   s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad, nx);
+        if (nx) {
+          S.held_next[i] = 1;
+          continue;
+        }
         if (fused) {
           scope.emplace(Phase::Update);
           if (o.enable_minmax_tuning) {

@@ -366,6 +366,59 @@ TEST(FakeQuantGrad, FusedStepEqualsBackwardThenSignedStep) {
     }
 }
 
+// With a NextStepWprime, the fused pass also steps each group's min/max_scale (clamped to [0, 1])
+// and writes the next step's W': the bits of the fused step, then signed_step_value and
+// clamp01_value on the scales, then fake_quant_forward_bf16 of the new parameters. With and
+// without min/max tuning, f32 and bf16 weights; mm_lr big enough that some scales clamp at 1.
+TEST(FakeQuantGrad, FusedStepWritesTheNextStepsWprime) {
+  std::mt19937 rng(12);
+  const float lr = 0.005f, mm_lr = 0.3f;
+  for (const auto& [qs, out, in] : kLayers)
+    for (bool minmax : {true, false})
+      for (bool bf16 : {false, true}) {
+        const RandomLayer L(qs, out, in, rng);
+        const size_t ng = L.mn.size();
+        std::vector<float> v1(L.v), dmn1(ng, 0.f), dmx1(ng, 0.f), mn1(L.mn), mx1(L.mx);
+        float* dmn = minmax ? dmn1.data() : nullptr;
+        float* dmx = minmax ? dmx1.data() : nullptr;
+        if (bf16)
+          fake_quant_backward_step(v1.data(), lr, dmn, dmx, L.g.data(), L.wb.data(), out, in, qs, L.mn.data(),
+                                   L.mx.data());
+        else
+          fake_quant_backward_step(v1.data(), lr, dmn, dmx, L.g.data(), L.w.data(), out, in, qs, L.mn.data(),
+                                   L.mx.data());
+        int clamped = 0;
+        for (size_t i = 0; minmax && i < ng; ++i) {
+          mn1[i] = clamp01_value(signed_step_value(mn1[i], dmn1[i], mm_lr));
+          mx1[i] = clamp01_value(signed_step_value(mx1[i], dmx1[i], mm_lr));
+          clamped += mn1[i] == 1.f || mx1[i] == 1.f;
+        }
+        if (minmax) {
+          EXPECT_GT(clamped, 0);
+        }
+        std::vector<uint16_t> want(L.w.size());
+        fake_quant_forward_bf16(want.data(), L.w.data(), out, in, qs, v1.data(), mn1.data(), mx1.data());
+
+        std::vector<float> v2(L.v), dmn2(ng, 0.f), dmx2(ng, 0.f), mn2(L.mn), mx2(L.mx);
+        std::vector<uint16_t> got(L.w.size(), 0xffff);
+        const NextStepWprime next{mm_lr, minmax ? mn2.data() : nullptr, minmax ? mx2.data() : nullptr, got.data()};
+        float* gmn = minmax ? dmn2.data() : nullptr;
+        float* gmx = minmax ? dmx2.data() : nullptr;
+        if (bf16)
+          fake_quant_backward_step(v2.data(), lr, gmn, gmx, L.g.data(), L.wb.data(), out, in, qs, mn2.data(), mx2.data(),
+                                   ClampGrad::Inclusive, &next);
+        else
+          fake_quant_backward_step(v2.data(), lr, gmn, gmx, L.g.data(), L.w.data(), out, in, qs, mn2.data(), mx2.data(),
+                                   ClampGrad::Inclusive, &next);
+        const std::string tag = "minmax " + std::to_string(minmax) + " bf16 " + std::to_string(bf16);
+        EXPECT_EQ(0, std::memcmp(v1.data(), v2.data(), v1.size() * sizeof(float))) << tag;
+        EXPECT_EQ(0, std::memcmp(dmn1.data(), dmn2.data(), ng * sizeof(float))) << tag;
+        EXPECT_EQ(0, std::memcmp(mn1.data(), mn2.data(), ng * sizeof(float))) << tag;
+        EXPECT_EQ(0, std::memcmp(mx1.data(), mx2.data(), ng * sizeof(float))) << tag;
+        EXPECT_EQ(want, got) << tag;
+      }
+}
+
 TEST(FakeQuantGrad, FusedStepRefusesFloatingPointSchemes) {
   QuantScheme fp;
   fp.data_type = DataType::MXFP4;

@@ -104,6 +104,13 @@ for_each_row_group(rows, out, in, G, [&](const RowGroup& r) {
     const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
     const GroupGradInfo info = group_info(r.w, n, s, lo_s, hi_s);
     const float sc = info.scale, zp = s.sym ? 0.f : info.zero;
+    if (next && next->codes) {  // the codes of the parameters as they are, before v's step below
+      const GroupQuant p = s.sym ? sym_group_params(r.w, n, s.bits, lo_s, hi_s)
+                                 : asym_group_params(r.w, n, s.bits, lo_s, hi_s);
+      quantize_group_codes(next->codes->codes.data() + at, r.w, v + at, n, p.scale, p.zero, s.bits);
+      next->codes->scales[size_t(gi)] = p.scale_f16;
+      next->codes->zeros[size_t(gi)] = uint8_t(p.zero);
+    }
     // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
     const GroupGradSums sums =
         group_grad(dw_dq + at, r.w, v ? v + at : nullptr, n, GroupGradConsts{sc, zp, qlo, qhi, cg == ClampGrad::Strict},
@@ -111,7 +118,7 @@ for_each_row_group(rows, out, in, G, [&](const RowGroup& r) {
     const float ds = sums.ds, dzp = s.sym ? 0.f : sums.dzp;  // w' = s*(clamp(r + zp) - zp)
     // This group's scales and v are final once its gradients are: the next step's W' from them.
     auto next_wprime = [&]() {
-      if (!next) return;
+      if (!next || !next->w_dq16) return;
       float lo = lo_s, hi = hi_s;
       if (dmin_scale) scales_out[0][gi] = lo = clamp01_value(signed_step_value(lo_s, dmin_scale[gi], next->mm_lr));
       if (dmax_scale) scales_out[1][gi] = hi = clamp01_value(signed_step_value(hi_s, dmax_scale[gi], next->mm_lr));
@@ -185,9 +192,14 @@ void backward_step_rows(float* v, float lr, float* dmin_scale, float* dmax_scale
                         int64_t out, int64_t in, const QuantScheme& s, const float* min_scale, const float* max_scale,
                         ClampGrad cg, const NextStepWprime* next) {
   AR_CHECK(!s.is_fp() && v, "fake_quant_backward_step: integer schemes with a v only");
-  AR_CHECK(!next || (next->w_dq16 && (!dmin_scale || (min_scale && next->min_scale == min_scale)) &&
-                     (!dmax_scale || (max_scale && next->max_scale == max_scale))),
-           "fake_quant_backward_step: the next W' needs its output, and steps the scales it reads in place");
+  AR_CHECK(!next || !next->w_dq16 ||
+               ((!dmin_scale || (min_scale && next->min_scale == min_scale)) &&
+                (!dmax_scale || (max_scale && next->max_scale == max_scale))),
+           "fake_quant_backward_step: the next W' steps the scales it reads, in place");
+  AR_CHECK(!next || !next->codes ||
+               (next->codes->scheme == s && next->codes->out == out && next->codes->in == in &&
+                next->codes->group == effective_group_size(s, in) && next->codes->sizes_match()),
+           "fake_quant_backward_step: codes not allocated for this scheme and shape");
   float* const scales_out[2] = {next ? next->min_scale : nullptr, next ? next->max_scale : nullptr};
   fake_quant_backward_rows(nullptr, v, lr, dmin_scale, dmax_scale, dw_dq, rows, out, in, s, v, min_scale, max_scale,
                            cg, -1.f, next, scales_out);

@@ -64,17 +64,22 @@ void fake_quant_forward_bf16(uint16_t* w_dq, const uint16_t* w_bf16, int64_t out
 // fake_quant_backward accumulates into zeros; dmin_scale / dmax_scale accumulate as there. The
 // tuner's step without a weight-sized dL/dv buffer and two more passes over it.
 //
-// With `next`, the same pass also takes each group's min/max_scale step (lr next->mm_lr, only
-// where dmin_scale / dmax_scale are given, then clamped to [0, 1] as the tuner does before every
-// step) in next->min_scale / max_scale (the min_scale / max_scale arrays, stepped in place), and
-// writes the next step's W' from the updated parameters as bf16 bits into next->w_dq16 (out, in):
-// the bits of signed_step and clamp01 on the scales followed by fake_quant_forward_bf16, without
-// reading v and the weight again.
+// With `next`, the same pass can also (each where its pointer is given):
+//  - codes: write the RTN codes, scales and zero points of the parameters before the step into
+//    *codes (already allocated for this scheme and shape): the bits quantize_rtn_into gives, for
+//    a tuner whose loss just reached a new best;
+//  - w_dq16: take each group's min/max_scale step (lr mm_lr, only where dmin_scale / dmax_scale
+//    are given, then clamped to [0, 1] as the tuner does before every step) in min_scale /
+//    max_scale (the min_scale / max_scale arrays, stepped in place), and write the next step's W'
+//    from the updated parameters as bf16 bits into w_dq16 (out, in): the bits of signed_step and
+//    clamp01 on the scales followed by fake_quant_forward_bf16.
+// Both without reading v and the weight again.
 struct NextStepWprime {
   float mm_lr = 0.f;
   float* min_scale = nullptr;
   float* max_scale = nullptr;
   uint16_t* w_dq16 = nullptr;
+  QuantizedWeight* codes = nullptr;
 };
 void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
                               const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* min_scale,

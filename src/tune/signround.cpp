@@ -615,11 +615,22 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   BlockTuneResult r;
   r.q.resize(static_cast<size_t>(nl));
   r.gguf.resize(static_cast<size_t>(nl));
-  auto quantize_current = [&]() {
+  // The step's fused pass (integer schemes) can write the codes of a new best itself, once the
+  // result has been allocated for the linear's scheme and shape (by a first quantize_current).
+  auto codes_in_update = [&](int i) {
+    const LinearState& s = st[size_t(i)];
+    const QuantizedWeight& q = r.q[size_t(i)];
+    return o.fuse_step_outputs && !s.gguf && !s.scheme.is_fp() && q.scheme == s.scheme && q.out == s.l->out &&
+           q.in == s.l->in && q.sizes_match();
+  };
+  // The codes of the current parameters of every tuned linear but those `skip` marks (the update's
+  // pass writes theirs).
+  std::vector<char> codes_later(static_cast<size_t>(nl), 0);
+  auto quantize_current = [&](const std::vector<char>* skip = nullptr) {
     PhaseScope scope(Phase::QuantizeBest);
     for (int i = 0; i < nl; ++i) {
       LinearState& s = st[size_t(i)];
-      if (!s.tuned) continue;
+      if (!s.tuned || (skip && (*skip)[size_t(i)])) continue;
       if (s.gguf) {
         std::vector<uint8_t>& bytes = r.gguf[size_t(i)];
         bytes.resize(size_t(s.l->out) * ggml_row_bytes(s.scheme.gguf, s.l->in));
@@ -866,12 +877,20 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
           if (s.tuned) comm.sum_ordered(s.dw.data(), s.dw.size());
       }
       if (it == 0) gr.loss_iter0 = loss;
-      if (loss < gr.best_loss) {  // the parameters this loss was measured with
+      const bool new_best = loss < gr.best_loss;  // the parameters this loss was measured with
+      if (new_best) {
         gr.best_loss = loss;
         gr.best_iter = it;
-        quantize_current();
       }
-      if (it + 1 == o.iters) break;  // a last update would never be evaluated
+      if (it + 1 == o.iters) {  // a last update would never be evaluated
+        if (new_best) quantize_current();
+        break;
+      }
+      std::fill(codes_later.begin(), codes_later.end(), 0);
+      if (new_best) {  // the update's pass writes the codes it can, the others are made now
+        for (int i = 0; i < nl; ++i) codes_later[size_t(i)] = st[size_t(i)].tuned && codes_in_update(i);
+        quantize_current(&codes_later);
+      }
       // LinearLR(start 1, end 0, total iters): step `it` uses lr * (1 - it / iters).
       const float decay = float(1.0 - double(it) / o.iters);
       const float lr = float(lr0) * decay, mm_lr = float(mm_lr0) * decay;
@@ -888,15 +907,16 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
         const bool fused = !s.gguf && !s.scheme.is_fp();
         const size_t i = size_t(&s - st.data());
         const NextStepWprime next{mm_lr, dmin ? s.min_scale.data() : nullptr, dmax ? s.max_scale.data() : nullptr,
-                                  S.held_at[i] >= 0 ? S.held.data() + S.held_at[i] : nullptr};
-        const NextStepWprime* nx = fused && next.w_dq16 ? &next : nullptr;
+                                  o.fuse_step_outputs && S.held_at[i] >= 0 ? S.held.data() + S.held_at[i] : nullptr,
+                                  codes_later[i] ? &r.q[i] : nullptr};
+        const NextStepWprime* nx = fused && (next.w_dq16 || next.codes) ? &next : nullptr;
         if (fused && s.w_bf16.empty())
           fake_quant_backward_step(s.v.data(), lr, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in,
                                    s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad, nx);
         else if (fused)
           fake_quant_backward_step(s.v.data(), lr, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in,
                                    s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad, nx);
-        if (nx) {
+        if (nx && next.w_dq16) {  // the scales' steps were taken in the pass
           S.held_next[i] = 1;
           continue;
         }

@@ -58,6 +58,10 @@ struct SignRoundOptions {
   // bf16 (bf16 products on a CPU with native bf16): 2 bytes per tuned dense weight of state, which
   // the memory plan drops again when it does not fit. The same bits either way.
   bool hold_step_weights = true;
+  // The update's fused pass over v and w (integer schemes) also writes what the next step needs
+  // from them: the held W' for the next step, and the codes of a new best loss. The same bits as
+  // separate passes (false, kept to test that).
+  bool fuse_step_outputs = true;
 };
 
 // The expert groups a block is tuned in: `requested`, at most one per expert, 1 without experts.

@@ -366,10 +366,11 @@ TEST(FakeQuantGrad, FusedStepEqualsBackwardThenSignedStep) {
     }
 }
 
-// With a NextStepWprime, the fused pass also steps each group's min/max_scale (clamped to [0, 1])
-// and writes the next step's W': the bits of the fused step, then signed_step_value and
-// clamp01_value on the scales, then fake_quant_forward_bf16 of the new parameters. With and
-// without min/max tuning, f32 and bf16 weights; mm_lr big enough that some scales clamp at 1.
+// With a NextStepWprime, the fused pass also writes the codes of the parameters before the step
+// (quantize_rtn_into's bits), steps each group's min/max_scale (clamped to [0, 1]) and writes the
+// next step's W': the bits of the fused step, then signed_step_value and clamp01_value on the
+// scales, then fake_quant_forward_bf16 of the new parameters. With and without min/max tuning, f32
+// and bf16 weights, the codes alone; mm_lr big enough that some scales clamp at 1.
 TEST(FakeQuantGrad, FusedStepWritesTheNextStepsWprime) {
   std::mt19937 rng(12);
   const float lr = 0.005f, mm_lr = 0.3f;
@@ -398,10 +399,17 @@ TEST(FakeQuantGrad, FusedStepWritesTheNextStepsWprime) {
         }
         std::vector<uint16_t> want(L.w.size());
         fake_quant_forward_bf16(want.data(), L.w.data(), out, in, qs, v1.data(), mn1.data(), mx1.data());
+        QuantizedWeight want_q;
+        quantize_rtn_into(want_q, L.w.data(), out, in, qs, L.v.data(), L.mn.data(), L.mx.data());
 
         std::vector<float> v2(L.v), dmn2(ng, 0.f), dmx2(ng, 0.f), mn2(L.mn), mx2(L.mx);
         std::vector<uint16_t> got(L.w.size(), 0xffff);
-        const NextStepWprime next{mm_lr, minmax ? mn2.data() : nullptr, minmax ? mx2.data() : nullptr, got.data()};
+        QuantizedWeight got_q = QuantizedWeight::allocate(qs, out, in);
+        std::fill(got_q.codes.begin(), got_q.codes.end(), uint8_t(0xee));
+        std::fill(got_q.scales.begin(), got_q.scales.end(), uint16_t(0xeeee));
+        std::fill(got_q.zeros.begin(), got_q.zeros.end(), uint8_t(0xee));
+        const NextStepWprime next{mm_lr, minmax ? mn2.data() : nullptr, minmax ? mx2.data() : nullptr, got.data(),
+                                  &got_q};
         float* gmn = minmax ? dmn2.data() : nullptr;
         float* gmx = minmax ? dmx2.data() : nullptr;
         if (bf16)
@@ -416,6 +424,20 @@ TEST(FakeQuantGrad, FusedStepWritesTheNextStepsWprime) {
         EXPECT_EQ(0, std::memcmp(mn1.data(), mn2.data(), ng * sizeof(float))) << tag;
         EXPECT_EQ(0, std::memcmp(mx1.data(), mx2.data(), ng * sizeof(float))) << tag;
         EXPECT_EQ(want, got) << tag;
+        EXPECT_EQ(want_q.codes, got_q.codes) << tag;
+        EXPECT_EQ(want_q.scales, got_q.scales) << tag;
+        EXPECT_EQ(want_q.zeros, got_q.zeros) << tag;
+        // The codes alone: v stepped as before, the scales and W' untouched.
+        std::vector<float> v3(L.v), mn3(L.mn);
+        QuantizedWeight q3 = QuantizedWeight::allocate(qs, out, in);
+        const NextStepWprime codes_only{mm_lr, nullptr, nullptr, nullptr, &q3};
+        fake_quant_backward_step(v3.data(), lr, nullptr, nullptr, L.g.data(), L.w.data(), out, in, qs, mn3.data(),
+                                 L.mx.data(), ClampGrad::Inclusive, &codes_only);
+        EXPECT_EQ(want_q.codes, q3.codes) << tag;
+        EXPECT_EQ(mn3, L.mn) << tag;
+        if (!minmax) {
+          EXPECT_EQ(0, std::memcmp(v1.data(), v3.data(), v1.size() * sizeof(float))) << tag;
+        }
       }
 }
 

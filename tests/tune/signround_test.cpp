@@ -495,6 +495,34 @@ TEST(SignRound, TwoPartitionsInOneProcessEqualOnePerProcess) {
   EXPECT_NE(one_part.loss_iter0, whole.loss_iter0) << "one and two partitions drew the same first batch";
 }
 
+// fuse_step_outputs: the update's pass also writes the next step's held W' and a new best's codes;
+// the same bits as separate passes, with min/max tuning on and off, held W' (seqlen 2048, chunks)
+// and not (units, where only the codes come from the pass).
+TEST(SignRound, FusedStepOutputsGiveTheSameBits) {
+  SingleThread one;
+  const ModelConfig big = synthetic_config(256, 768, 4, 2, 64), small = synthetic_config(64, 192, 4, 2, 16);
+  for (const auto& [c, T] : {std::pair{big, int64_t(2048)}, std::pair{small, int64_t(16)}}) {
+    const int64_t n = 3;
+    const BlockWeights b = synthetic_block(c, 5);
+    std::vector<float> x, target;
+    synthetic_samples(b, c, n, T, x, target);
+    const auto sch = all(4, 64, false);
+    for (bool minmax : {true, false}) {
+      SignRoundOptions o;
+      o.iters = 5;
+      o.batch_size = 2;
+      o.lr = 0.01;
+      o.enable_minmax_tuning = minmax;
+      o.precision = Precision::BF16;
+      SignRoundOptions off = o;
+      off.fuse_step_outputs = false;
+      const BlockTuneResult a = tune_block(b, c, sch, x.data(), target.data(), n, T, o);
+      EXPECT_GT(a.best_iter, 1) << "T " << T << " minmax " << minmax;  // a best after the first reaches the pass
+      expect_same(a, tune_block(b, c, sch, x.data(), target.data(), n, T, off));
+    }
+  }
+}
+
 // Units (small blocks, issue 18): the threads take a step's units as they come free, and the
 // units' gradients are added in unit order, so 1 and 2 threads give the same bits: one partition
 // of 5 picks (5 units), and two partitions of 2 and 3.

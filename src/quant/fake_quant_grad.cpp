@@ -74,8 +74,7 @@ void fake_quant_forward_rows(float* w_dq, uint16_t* w_dq16, const Rows& rows, in
       for (int64_t g = 0; g < ng; ++g) {
         const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
         const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
-        const GroupQuant p = s.sym ? sym_group_params(wr + i0, n, s.bits, lo_s, hi_s)
-                                   : asym_group_params(wr + i0, n, s.bits, lo_s, hi_s);
+        const GroupQuant p = group_params(wr + i0, n, s.sym, s.bits, lo_s, hi_s);
         group_fake_quant(dst + i0, wr + i0, v ? v + at : nullptr, n, p.scale, p.zero, s.bits);
       }
       if (w_dq16) f32_to_bf16(w_dq16 + o * in, dst, size_t(in));
@@ -104,13 +103,8 @@ for_each_row_group(rows, out, in, G, [&](const RowGroup& r) {
     const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
     const GroupGradInfo info = group_info(r.w, n, s, lo_s, hi_s);
     const float sc = info.scale, zp = s.sym ? 0.f : info.zero;
-    if (next && next->codes) {  // the codes of the parameters as they are, before v's step below
-      const GroupQuant p = s.sym ? sym_group_params(r.w, n, s.bits, lo_s, hi_s)
-                                 : asym_group_params(r.w, n, s.bits, lo_s, hi_s);
-      quantize_group_codes(next->codes->codes.data() + at, r.w, v + at, n, p.scale, p.zero, s.bits);
-      next->codes->scales[size_t(gi)] = p.scale_f16;
-      next->codes->zeros[size_t(gi)] = uint8_t(p.zero);
-    }
+    if (next && next->codes)  // the codes of the parameters as they are, before v's step below
+      write_group_rtn(*next->codes, at, gi, r.w, v + at, n, group_params(r.w, n, s.sym, s.bits, lo_s, hi_s), s.bits);
     // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
     const GroupGradSums sums =
         group_grad(dw_dq + at, r.w, v ? v + at : nullptr, n, GroupGradConsts{sc, zp, qlo, qhi, cg == ClampGrad::Strict},
@@ -124,7 +118,7 @@ for_each_row_group(rows, out, in, G, [&](const RowGroup& r) {
       if (dmax_scale) scales_out[1][gi] = hi = clamp01_value(signed_step_value(hi_s, dmax_scale[gi], next->mm_lr));
       thread_local std::vector<float> wq;
       wq.resize(size_t(n));
-      const GroupQuant p = s.sym ? sym_group_params(r.w, n, s.bits, lo, hi) : asym_group_params(r.w, n, s.bits, lo, hi);
+      const GroupQuant p = group_params(r.w, n, s.sym, s.bits, lo, hi);
       group_fake_quant(wq.data(), r.w, v_out + at, n, p.scale, p.zero, s.bits);
       f32_to_bf16(next->w_dq16 + at, wq.data(), size_t(n));
     };

@@ -31,6 +31,10 @@ void group_range(const float* w, int64_t n, float* mn, float* mx);
 // min(0, .) / max(0, .)). min_scale / max_scale as given (the tuner clamps them to [0, 1]).
 GroupQuant sym_group_params(const float* w, int64_t n, int bits, float min_scale = 1.f, float max_scale = 1.f);
 GroupQuant asym_group_params(const float* w, int64_t n, int bits, float min_scale = 1.f, float max_scale = 1.f);
+// The scheme's own of the two.
+inline GroupQuant group_params(const float* w, int64_t n, bool sym, int bits, float min_scale, float max_scale) {
+  return sym ? sym_group_params(w, n, bits, min_scale, max_scale) : asym_group_params(w, n, bits, min_scale, max_scale);
+}
 // The same from the group's range (group_range's mn, mx), for callers that already have it.
 GroupQuant sym_range_params(float mn, float mx, int bits, float min_scale = 1.f, float max_scale = 1.f);
 GroupQuant asym_range_params(float mn, float mx, int bits, float min_scale = 1.f, float max_scale = 1.f);

@@ -30,11 +30,8 @@ void quantize_int_rows(QuantizedWeight& q, const Rows& rows, int64_t out, int64_
                        const float* v, const float* min_scale, const float* max_scale) {
   for_each_row_group(rows, out, in, q.group, [&](const RowGroup& r) {
     const float lo_s = min_scale ? min_scale[r.index] : 1.f, hi_s = max_scale ? max_scale[r.index] : 1.f;
-    const GroupQuant p = s.sym ? sym_group_params(r.w, r.n, s.bits, lo_s, hi_s)
-                               : asym_group_params(r.w, r.n, s.bits, lo_s, hi_s);
-    quantize_group_codes(q.codes.data() + r.at, r.w, v ? v + r.at : nullptr, r.n, p.scale, p.zero, s.bits);
-    q.scales[size_t(r.index)] = p.scale_f16;
-    q.zeros[size_t(r.index)] = uint8_t(p.zero);
+    write_group_rtn(q, r.at, r.index, r.w, v ? v + r.at : nullptr, r.n,
+                    group_params(r.w, r.n, s.sym, s.bits, lo_s, hi_s), s.bits);
   });
 }
 
@@ -45,6 +42,13 @@ void reuse_or_allocate(QuantizedWeight& q, const QuantScheme& s, int64_t out, in
 }
 
 }  // namespace
+
+void write_group_rtn(QuantizedWeight& q, int64_t at, int64_t index, const float* w, const float* v, int64_t n,
+                     const GroupQuant& p, int bits) {
+  quantize_group_codes(q.codes.data() + at, w, v, n, p.scale, p.zero, bits);
+  q.scales[size_t(index)] = p.scale_f16;
+  q.zeros[size_t(index)] = uint8_t(p.zero);
+}
 
 QuantizedWeight quantize_rtn(const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* v,
                              const float* min_scale, const float* max_scale, const std::string& name,

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "quant/qdq.h"
 #include "quant/quantized.h"
 
 namespace ar {
@@ -37,5 +38,11 @@ void quantize_rtn_into(QuantizedWeight& q, const uint16_t* w_bf16, int64_t out, 
 // and group_size -1 or > 0, or a floating-point format with its own fixed values. User input is
 // validated earlier (LayerConfig, the CLI).
 void check_quantizable(const QuantScheme& s);
+
+// One group's RTN codes, fp16 scale and zero point into q (an integer scheme's, allocated):
+// codes from `at` on, scale and zero point at `index` (RowGroup's fields). What quantize_rtn
+// writes per group, for passes that compute the group's parameters anyway.
+void write_group_rtn(QuantizedWeight& q, int64_t at, int64_t index, const float* w, const float* v, int64_t n,
+                     const GroupQuant& p, int bits);
 
 }  // namespace ar

@@ -785,7 +785,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
           const BlockLinearGrads& gu = ug[size_t(u)];
           if (u > 0)
             for (int i = 0; i < nl; ++i)
-              if (gu[i]) std::fill(S.unit_dw[size_t(u - 1)][size_t(i)].begin(), S.unit_dw[size_t(u - 1)][size_t(i)].end(), 0.f);
+              if (gu[i]) zero_fill(S.unit_dw[size_t(u - 1)][size_t(i)]);
           const int64_t first = u * cap, m = std::min(cap, n - first);
           unit_loss[size_t(u)] = chunk_step(scr, S.x.data() + first * TC, S.second.data() + first * TC, y, dy, m, gu, src);
         }

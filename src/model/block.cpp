@@ -141,9 +141,14 @@ BlockScratch::BlockScratch(const ModelConfig& c, int64_t T)
   att_floats = l.att;
 }
 
+namespace {
+// Only native bf16 products would round the weights; elsewhere make copies nothing.
+bool rounds_weights(Precision p) { return p == Precision::BF16 && gemm_has_native_bf16(); }
+}  // namespace
+
 DenseBf16Weights DenseBf16Weights::make(const BlockWeights& b, Precision p) {
   DenseBf16Weights d;
-  if (p != Precision::BF16 || !gemm_has_native_bf16()) return d;
+  if (!rounds_weights(p)) return d;
   for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     if (!l.present()) continue;
@@ -153,8 +158,9 @@ DenseBf16Weights DenseBf16Weights::make(const BlockWeights& b, Precision p) {
   return d;
 }
 
-uint64_t DenseBf16Weights::bytes(const BlockWeights& b) {
+uint64_t DenseBf16Weights::bytes(const BlockWeights& b, Precision p) {
   uint64_t n = 0;
+  if (!rounds_weights(p)) return n;
   for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     if (l.present()) n += uint64_t(l.out) * uint64_t(l.in) * sizeof(uint16_t);

@@ -93,8 +93,8 @@ struct DenseBf16Weights {
   std::array<std::vector<uint16_t>, kDenseLinears> w;
   // Copies of every present dense linear; empty (all null) unless p is BF16 and products are native.
   static DenseBf16Weights make(const BlockWeights& b, Precision p);
-  // Bytes make would hold for blocks shaped as b.
-  static uint64_t bytes(const BlockWeights& b);
+  // Bytes make(b, p) holds: for blocks shaped as b.
+  static uint64_t bytes(const BlockWeights& b, Precision p);
   const uint16_t* get(int i) const { return w[size_t(i)].empty() ? nullptr : w[size_t(i)].data(); }
 };
 

@@ -1,7 +1,5 @@
 #include "pipeline/calib_stream.h"
 
-#include "kernels/gemm.h"
-
 #include "core/interrupt.h"
 #include "core/error.h"
 #include "pipeline/work_dir.h"
@@ -66,7 +64,7 @@ void CalibStream::propagate_quantized(const BlockWeights& w, int64_t layer, Prec
 }
 
 uint64_t CalibStream::propagate_bytes(const BlockWeights& shapes, Precision p) {
-  return p == Precision::BF16 && gemm_has_native_bf16() ? DenseBf16Weights::bytes(shapes) : 0;
+  return DenseBf16Weights::bytes(shapes, p);
 }
 
 void CalibStream::checkpoint(CheckpointManifest& m, int64_t layer, bool last) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/dtype.h"
@@ -74,7 +75,7 @@ void bench_linear_backward(int64_t T, int64_t N, int64_t K, ar::Precision p, int
 void bench_attention(int64_t T, int64_t H, int64_t Hkv, int64_t D, ar::Precision p, int repeats) {
   auto q = random_vec(size_t(T * H * D), 3), k = random_vec(size_t(T * Hkv * D), 4);
   auto v = random_vec(size_t(T * Hkv * D), 5);
-  std::vector<float> out(q.size()), scratch(ar::attention_scratch_floats(T));
+  std::vector<float> out(q.size()), scratch(ar::attention_scratch_floats(T, H, Hkv, D));
   const float scale = 1.0f / std::sqrt(float(D));
   const double s = best_seconds(repeats, [&] {
     ar::attention_forward(out.data(), scratch.data(), scratch.size(), q.data(), k.data(), v.data(), T, H, Hkv, D,
@@ -86,7 +87,7 @@ void bench_attention(int64_t T, int64_t H, int64_t Hkv, int64_t D, ar::Precision
               name(p), (long long)T, (long long)H, (long long)Hkv, (long long)D, s * 1e3,
               flops / s * 1e-9);
   std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
-  std::vector<float> bscratch(ar::attention_backward_scratch_floats(T));
+  std::vector<float> bscratch(ar::attention_backward_scratch_floats(T, H, Hkv, D));
   const double sb = best_seconds(repeats, [&] {
     ar::attention_backward(dq.data(), dk.data(), dv.data(), bscratch.data(), bscratch.size(), out.data(), q.data(),
                            k.data(), v.data(), T, H, Hkv, D, scale, p);
@@ -101,9 +102,15 @@ void bench_attention(int64_t T, int64_t H, int64_t Hkv, int64_t D, ar::Precision
 
 int main(int argc, char** argv) {
   const int repeats = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
+  // A second argument "attn" runs the attention shapes only (for profiling them alone).
+  const bool attention_only = argc > 2 && std::string(argv[2]) == "attn";
   std::printf("threads %d, native bf16 matmul: %s, best of %d\n", omp_get_max_threads(),
               ar::gemm_has_native_bf16() ? "yes" : "no (rounded f32 copies)", repeats);
   const int64_t shapes[][3] = {{2048, 2560, 2560}, {2048, 9728, 2560}, {2048, 2560, 9728}};
+  if (attention_only) {
+    bench_attention(2048, 32, 8, 128, ar::Precision::BF16, repeats);
+    return 0;
+  }
   for (auto p : {ar::Precision::F32, ar::Precision::BF16})
     for (auto& s : shapes) bench_linear(s[0], s[1], s[2], p, false, repeats);
   for (auto& s : shapes) bench_linear(s[0], s[1], s[2], ar::Precision::BF16, true, repeats);

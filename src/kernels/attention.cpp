@@ -24,10 +24,11 @@
 namespace ar {
 
 // The visible columns of one score row, in place: scores -> probabilities, as masked_softmax
-// describes (cap > 0: the soft-cap, its derivative into sr when given). Compiled per vector width
+// describes (cap > 0: the soft-cap, its derivative into sr when given; out16, if given, receives
+// the probabilities as bf16). Compiled per vector width
 // (core/vector_clones.h): the max and the sum reduce in the width's order.
 AR_VECTOR_CLONES void attention_softmax_visible(float* vis, int64_t m, float s_scale, float cap, float cap_scale,
-                                                float* sr) {
+                                                float* sr, uint16_t* out16) {
   if (cap > 0.0f) {
     if (sr) {  // from tanh's argument, not as 1 − t²: that cancels where the cap saturates
 #pragma omp simd
@@ -46,13 +47,22 @@ AR_VECTOR_CLONES void attention_softmax_visible(float* vis, int64_t m, float s_s
     sum += vis[j];
   }
   const float inv = 1.0f / sum;
+  if (!out16) {
 #pragma omp simd
-  for (int64_t j = 0; j < m; ++j) vis[j] *= inv;
+    for (int64_t j = 0; j < m; ++j) vis[j] *= inv;
+    return;
+  }
+#pragma omp simd
+  for (int64_t j = 0; j < m; ++j) {  // the bf16 copy in this pass, not in a second one over the row
+    vis[j] *= inv;
+    out16[j] = f32_to_bf16(vis[j]);
+  }
 }
 
-// The visible columns of one row of the softmax backward, in place: d = scale·p·(d − Σ d·p) [·sr].
+// The visible columns of one row of the softmax backward, in place: d = scale·p·(d − Σ d·p) [·sr];
+// out16, if given, receives d as bf16 in the same pass.
 AR_VECTOR_CLONES void attention_softmax_backward_visible(float* d, const float* pr, int64_t m, float scale,
-                                                         const float* sr) {
+                                                         const float* sr, uint16_t* out16) {
   float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
   for (int64_t j = 0; j < m; ++j) dot += d[j] * pr[j];
@@ -63,6 +73,7 @@ AR_VECTOR_CLONES void attention_softmax_backward_visible(float* d, const float* 
 #pragma omp simd
     for (int64_t j = 0; j < m; ++j) d[j] = scale * pr[j] * (d[j] - dot);
   }
+  if (out16) f32_to_bf16(out16, d, size_t(m));
 }
 
 namespace {
@@ -115,11 +126,16 @@ void masked_softmax(float* Pb, int64_t r0, int64_t r1, BlockCols bc, float scale
     const int64_t n = r0 + li + 1 - bc.c0;
     float* vis = row + a;
     const int64_t m = n - a;
-    attention_softmax_visible(vis, m, s_scale, capped ? cap : 0.0f, cap_scale, sech2 ? sech2 + li * w + a : nullptr);
+    uint16_t* p16_row = p16 ? p16 + li * w : nullptr;
+    attention_softmax_visible(vis, m, s_scale, capped ? cap : 0.0f, cap_scale, sech2 ? sech2 + li * w + a : nullptr,
+                              p16_row ? p16_row + a : nullptr);
     if (round_bf16) round_to_bf16(vis, vis, m);
     for (int64_t j = 0; j < a; ++j) row[j] = 0.0f;
     for (int64_t j = n; j < w; ++j) row[j] = 0.0f;
-    if (p16) f32_to_bf16(p16 + li * w, row, size_t(w));
+    if (p16_row) {  // bf16 zero is all-zero bits
+      std::memset(p16_row, 0, size_t(a) * sizeof(uint16_t));
+      std::memset(p16_row + n, 0, size_t(w - n) * sizeof(uint16_t));
+    }
   }
 }
 
@@ -147,11 +163,16 @@ void block_softmax_backward(float* dP, const float* Pb, int64_t r0, int64_t r1, 
     float* d = row + a;
     const float* pr = Pb + li * w + a;
     const int64_t m = n - a;
-    attention_softmax_backward_visible(d, pr, m, scale, sech2 ? sech2 + li * w + a : nullptr);
+    uint16_t* ds16_row = ds16 ? ds16 + li * w : nullptr;
+    attention_softmax_backward_visible(d, pr, m, scale, sech2 ? sech2 + li * w + a : nullptr,
+                                       ds16_row ? ds16_row + a : nullptr);
     if (round_bf16) round_to_bf16(d, d, m);
     for (int64_t j = 0; j < a; ++j) row[j] = 0.0f;
     for (int64_t j = n; j < w; ++j) row[j] = 0.0f;
-    if (ds16) f32_to_bf16(ds16 + li * w, row, size_t(w));
+    if (ds16_row) {  // bf16 zero is all-zero bits
+      std::memset(ds16_row, 0, size_t(a) * sizeof(uint16_t));
+      std::memset(ds16_row + n, 0, size_t(w - n) * sizeof(uint16_t));
+    }
   }
 }
 
@@ -203,13 +224,12 @@ void head_backward(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, co
   }
 }
 
-// Native bf16 (AVX512-BF16 / AMX; gemm_bf16): q_h, k_g, v_g (and dO_h) are converted to bf16 once
-// per head, P and dS written as bf16 by the softmax passes, instead of gemm staging every operand
-// of every row block again (on AMX that conversion took a third of the attention time). Same
-// values as the staged path: the rounding points are the same. Per-thread bf16 buffers, grow-only.
+// Native bf16 (AVX512-BF16 / AMX; gemm_bf16): q, k, v (and dO) are converted to bf16 once per
+// call, P and dS written as bf16 by the softmax passes, instead of gemm staging every operand of
+// every row block again (on AMX that conversion took a third of the attention time). Same values
+// as the staged path: the rounding points are the same. Per-thread bf16 blocks, grow-only.
 struct HeadBf16 {
-  Buffer q{0, "attention.q_bf16"}, k{0, "attention.k_bf16"}, v{0, "attention.v_bf16"};
-  Buffer dout{0, "attention.dout_bf16"}, p{0, "attention.p_bf16"}, ds{0, "attention.ds_bf16"};
+  Buffer p{0, "attention.p_bf16"}, ds{0, "attention.ds_bf16"};
 };
 
 HeadBf16& thread_head_bf16() {
@@ -217,12 +237,35 @@ HeadBf16& thread_head_bf16() {
   return h;
 }
 
-// Tight (T, D) bf16 copy of a head view with stride ld.
-uint16_t* head_to_bf16(Buffer& buf, const float* x, int64_t T, int64_t D, int64_t ld) {
-  buf.reserve(size_t(T * D) * sizeof(uint16_t));
-  uint16_t* out = buf.as<uint16_t>();
-  for (int64_t t = 0; t < T; ++t) f32_to_bf16(out + t * D, x + t * ld, size_t(D));
-  return out;
+// Floats that hold n bf16 values, rounded up to 64 bytes so that every copy starts aligned.
+size_t bf16_floats(int64_t n) { return (size_t(n) + 31) / 32 * 16; }
+
+// The front of the scratch: one sample's q, k, v (and, for the backward, dO) as bf16, each head
+// tight (T, D) ([h][t][d]), for the native bf16 path; the per-thread row blocks follow.
+struct SampleBf16 {
+  uint16_t *q, *k, *v, *dout;
+};
+
+size_t sample_bf16_floats(int64_t T, int64_t H, int64_t Hkv, int64_t D, bool with_dout) {
+  return (with_dout ? 2 : 1) * bf16_floats(T * H * D) + 2 * bf16_floats(T * Hkv * D);
+}
+
+SampleBf16 carve_sample_bf16(float* scratch, int64_t T, int64_t H, int64_t Hkv, int64_t D, bool with_dout) {
+  SampleBf16 s{};
+  s.q = reinterpret_cast<uint16_t*>(scratch);
+  s.k = reinterpret_cast<uint16_t*>(scratch + bf16_floats(T * H * D));
+  s.v = reinterpret_cast<uint16_t*>(scratch + bf16_floats(T * H * D) + bf16_floats(T * Hkv * D));
+  if (with_dout) s.dout = reinterpret_cast<uint16_t*>(scratch + bf16_floats(T * H * D) + 2 * bf16_floats(T * Hkv * D));
+  return s;
+}
+
+// (T, H, D) f32 (row stride H·D) -> H tight (T, D) bf16 heads in one pass over the rows. Reading
+// the rows in order streams; converting one head at a time read 512 bytes out of every 16 KiB
+// (4B shapes) and took a fifth of the attention forward.
+void heads_to_bf16(uint16_t* out, const float* x, int64_t T, int64_t H, int64_t D) {
+#pragma omp parallel for schedule(static) if (T * H * D > (1 << 16))
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h) f32_to_bf16(out + (h * T + t) * D, x + (t * H + h) * D, size_t(D));
 }
 
 uint16_t* block_bf16(Buffer& buf, int64_t T) {
@@ -230,12 +273,9 @@ uint16_t* block_bf16(Buffer& buf, int64_t T) {
   return buf.as<uint16_t>();
 }
 
-void head_forward_native(float* oh, float* Pb, const float* qh, const float* kh, const float* vh, int64_t T,
-                         int64_t D, int64_t ldq, int64_t ldkv, float scale, ScoreRule rule) {
+void head_forward_native(float* oh, float* Pb, const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t T,
+                         int64_t D, int64_t ldq, float scale, ScoreRule rule) {
   HeadBf16& hb = thread_head_bf16();
-  const uint16_t* q = head_to_bf16(hb.q, qh, T, D, ldq);
-  const uint16_t* k = head_to_bf16(hb.k, kh, T, D, ldkv);
-  const uint16_t* v = head_to_bf16(hb.v, vh, T, D, ldkv);
   uint16_t* p16 = block_bf16(hb.p, T);
   for (int64_t r0 = 0; r0 < T; r0 += kCausalBlockRows) {
     const int64_t r1 = std::min(T, r0 + kCausalBlockRows), rows = r1 - r0;
@@ -247,11 +287,10 @@ void head_forward_native(float* oh, float* Pb, const float* qh, const float* kh,
 }
 
 // q, k, v: the head's bf16 copies, tight (T, D) (q per head, k/v per group, made by the caller).
-void head_backward_native(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, const float* doh,
+void head_backward_native(float* dqh, float* dkh, float* dvh, float* Pb, float* dPb, const uint16_t* dout,
                           const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t T, int64_t D,
                           int64_t ldq, int64_t ldkv, float scale, ScoreRule rule) {
   HeadBf16& hb = thread_head_bf16();
-  const uint16_t* dout = head_to_bf16(hb.dout, doh, T, D, ldq);
   uint16_t* p16 = block_bf16(hb.p, T);
   uint16_t* ds16 = block_bf16(hb.ds, T);
   float* sech2 = rule.softcap > 0.0f ? thread_sech2(T) : nullptr;
@@ -281,11 +320,13 @@ int thread_slots(size_t scratch_floats, size_t slot_floats, int64_t items) {
 
 }  // namespace
 
-size_t attention_scratch_floats(int64_t T) {
-  return size_t(std::max(1, omp_get_max_threads())) * block_floats(T);
+size_t attention_scratch_floats(int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+  return sample_bf16_floats(T, H, Hkv, D, false) + size_t(std::max(1, omp_get_max_threads())) * block_floats(T);
 }
 
-size_t attention_backward_scratch_floats(int64_t T) { return 2 * attention_scratch_floats(T); }
+size_t attention_backward_scratch_floats(int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+  return sample_bf16_floats(T, H, Hkv, D, true) + 2 * size_t(std::max(1, omp_get_max_threads())) * block_floats(T);
+}
 
 // Heads run in parallel, one per thread with single-threaded GEMMs inside: one fork/join per
 // call instead of three per head and row block, which matters when cores are shared.
@@ -298,14 +339,23 @@ void attention_forward(float* out, float* scratch, size_t scratch_floats, const 
   const ScoreRule rule{window, softcap};
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  const int nthr = thread_slots(scratch_floats, block_floats(T), H);
+  const size_t front = sample_bf16_floats(T, H, Hkv, D, false);
+  AR_CHECK(scratch_floats >= front, "attention: scratch of ", scratch_floats, " floats is below the ", front,
+           " of the bf16 copies");
+  const int nthr = thread_slots(scratch_floats - front, block_floats(T), H);
   const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  const SampleBf16 sb = carve_sample_bf16(scratch, T, H, Hkv, D, false);
+  if (native) {
+    heads_to_bf16(sb.q, q, T, H, D);
+    heads_to_bf16(sb.k, k, T, Hkv, D);
+    heads_to_bf16(sb.v, v, T, Hkv, D);
+  }
 #pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
   for (int64_t h = 0; h < H; ++h) {
-    float* Pb = scratch + size_t(omp_get_thread_num()) * block_floats(T);
+    float* Pb = scratch + front + size_t(omp_get_thread_num()) * block_floats(T);
     if (native)
-      head_forward_native(out + h * D, Pb, q + h * D, k + (h / group) * D, v + (h / group) * D, T, D, ldq, ldkv,
-                          scale, rule);
+      head_forward_native(out + h * D, Pb, sb.q + h * T * D, sb.k + (h / group) * T * D, sb.v + (h / group) * T * D,
+                          T, D, ldq, scale, rule);
     else
       head_forward(out + h * D, Pb, q + h * D, k + (h / group) * D, v + (h / group) * D, T, D, ldq, ldkv, scale,
                    rule, p);
@@ -324,11 +374,21 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t 
   const ScoreRule rule{window, softcap};
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  const int nthr = thread_slots(scratch_floats, 2 * block_floats(T), Hkv);
+  const size_t front = sample_bf16_floats(T, H, Hkv, D, true);
+  AR_CHECK(scratch_floats >= front, "attention: scratch of ", scratch_floats, " floats is below the ", front,
+           " of the bf16 copies");
+  const int nthr = thread_slots(scratch_floats - front, 2 * block_floats(T), Hkv);
   const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  const SampleBf16 sb = carve_sample_bf16(scratch, T, H, Hkv, D, true);
+  if (native) {
+    heads_to_bf16(sb.q, q, T, H, D);
+    heads_to_bf16(sb.k, k, T, Hkv, D);
+    heads_to_bf16(sb.v, v, T, Hkv, D);
+    heads_to_bf16(sb.dout, dout, T, H, D);
+  }
 #pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
   for (int64_t g = 0; g < Hkv; ++g) {
-    float* Pb = scratch + size_t(omp_get_thread_num()) * 2 * block_floats(T);
+    float* Pb = scratch + front + size_t(omp_get_thread_num()) * 2 * block_floats(T);
     float* dPb = Pb + block_floats(T);
     float* dkg = dk + g * D;
     float* dvg = dv + g * D;
@@ -336,13 +396,10 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t 
       std::memset(dkg + t * ldkv, 0, size_t(D) * sizeof(float));
       std::memset(dvg + t * ldkv, 0, size_t(D) * sizeof(float));
     }
-    if (native) {  // k_g, v_g converted once for the whole group
-      HeadBf16& hb = thread_head_bf16();
-      const uint16_t* k16 = head_to_bf16(hb.k, k + g * D, T, D, ldkv);
-      const uint16_t* v16 = head_to_bf16(hb.v, v + g * D, T, D, ldkv);
+    if (native) {
       for (int64_t h = g * group; h < (g + 1) * group; ++h)
-        head_backward_native(dq + h * D, dkg, dvg, Pb, dPb, dout + h * D, head_to_bf16(hb.q, q + h * D, T, D, ldq),
-                             k16, v16, T, D, ldq, ldkv, scale, rule);
+        head_backward_native(dq + h * D, dkg, dvg, Pb, dPb, sb.dout + h * T * D, sb.q + h * T * D, sb.k + g * T * D,
+                             sb.v + g * T * D, T, D, ldq, ldkv, scale, rule);
       continue;
     }
     for (int64_t h = g * group; h < (g + 1) * group; ++h)

@@ -10,16 +10,20 @@
 
 namespace ar {
 
-// Floats of scratch attention_forward needs: one row block of one head's probabilities,
+// Floats of scratch attention_forward needs: one sample's q, k, v as bf16 (T·(H + 2·Hkv)·D
+// values, each head tight, for the native bf16 path; reserved whatever the precision, so that the
+// size does not depend on the CPU), then one row block of one head's probabilities,
 // (min(T, 256), T), per OpenMP thread (heads run in parallel), sized for omp_get_max_threads()
-// now. For T >= 256·threads that is at most one head's (T, T). The kernels take the size they
-// were given and never use more threads than it has slots, so a thread count raised between
+// now. For T >= 256·threads a row block is at most one head's (T, T). The kernels take the size
+// they were given and never use more threads than it has slots, so a thread count raised between
 // allocation and call costs parallelism, not memory safety.
-size_t attention_scratch_floats(int64_t T);
-// Floats of scratch attention_backward needs: probabilities and their gradient per block/thread.
-size_t attention_backward_scratch_floats(int64_t T);
+size_t attention_scratch_floats(int64_t T, int64_t H, int64_t Hkv, int64_t D);
+// Floats of scratch attention_backward needs: the bf16 copies (with dO's), then probabilities
+// and their gradient per block and thread.
+size_t attention_backward_scratch_floats(int64_t T, int64_t H, int64_t Hkv, int64_t D);
 
-// out (T, H, D) overwritten; scratch: scratch_floats >= one slot (block of T) floats, clobbered;
+// out (T, H, D) overwritten; scratch: scratch_floats >= the bf16 copies and one slot (block of T)
+// floats, clobbered;
 // q (T, H, D) (already RoPE'd, and q-normed where the model has it); k, v (T, Hkv, D).
 // scale = 1/sqrt(D) typically. H must be a multiple of Hkv. Q·Kᵀ and P·V run through gemm with
 // precision p (BF16: q, k, v and the probabilities rounded to bf16 for the products, as a bf16
@@ -35,7 +39,7 @@ void attention_forward(float* out, float* scratch, size_t scratch_floats, const 
 
 // Gradients of attention_forward, recomputing the probabilities from q, k, v one head and one
 // row block at a time (nothing saved from forward). dq (T, H, D), dk, dv (T, Hkv, D): input
-// gradients, overwritten; scratch >= attention_backward_scratch_floats(T) floats; dout (T, H, D);
+// gradients, overwritten; scratch >= attention_backward_scratch_floats(T, H, Hkv, D) floats; dout (T, H, D);
 // q, k, v, T, H, Hkv, D, scale, p, window, softcap as in forward (the soft-cap's derivative
 // sech²(s/softcap) multiplies dS). No output may alias an input. softcap > 0 additionally keeps
 // one row block of that derivative, block_floats(T), in a per-thread grow-only buffer outside

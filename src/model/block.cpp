@@ -106,7 +106,7 @@ ScratchLayout layout(const ModelConfig& c, int64_t T) {
   l.attn = l.q;
   l.proj = t * c.hidden_size;
   l.ffn = t * c.intermediate_size;
-  l.att = attention_scratch_floats(T);
+  l.att = attention_scratch_floats(T, c.num_attention_heads, c.num_key_value_heads, c.head_dim);
   return l;
 }
 }  // namespace

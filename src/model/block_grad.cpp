@@ -45,7 +45,8 @@ GradLayout grad_layout(const ModelConfig& c, int64_t T, int64_t seqs) {
   l.raw_kv = c.qk_norm ? l.tkv : 0;
   l.rq = c.qk_norm ? l.t * size_t(c.num_attention_heads) : 0;
   l.rk = c.qk_norm ? l.t * size_t(c.num_key_value_heads) : 0;
-  l.att = std::max(attention_scratch_floats(T), attention_backward_scratch_floats(T));
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
+  l.att = std::max(attention_scratch_floats(T, H, Hkv, D), attention_backward_scratch_floats(T, H, Hkv, D));
   l.sw_t = c.sandwich_norms ? l.t : 0;
   l.sw_tc = c.sandwich_norms ? l.tc : 0;
   // Every view starts on a 64-byte boundary, whatever T: the SIMD reductions in the kernels then

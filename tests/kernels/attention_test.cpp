@@ -51,7 +51,7 @@ void compare_to_ref(int64_t T, int64_t H, int64_t Hkv, int64_t D, Precision p, d
                     uint32_t seed, int64_t window = 0, float softcap = 0.0f) {
   auto in = make_inputs(T, H, Hkv, D, seed);
   const float scale = 1.0f / std::sqrt(float(D));
-  std::vector<float> out(size_t(T * H * D)), ref(out.size()), scratch(attention_scratch_floats(T));
+  std::vector<float> out(size_t(T * H * D)), ref(out.size()), scratch(attention_scratch_floats(T, H, Hkv, D));
   attention_forward(out.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv,
                     D, scale, p, window, softcap);
   attention_ref(ref.data(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv, D, scale, p, window, softcap);
@@ -61,21 +61,21 @@ void compare_to_ref(int64_t T, int64_t H, int64_t Hkv, int64_t D, Precision p, d
                           << " softcap=" << softcap;
 }
 
-TEST(Attention, ScratchIsOneRowBlockPerThread) {
+TEST(Attention, ScratchIsTheBf16CopiesThenOneRowBlockPerThread) {
   const size_t threads = size_t(omp_get_max_threads());
-  EXPECT_EQ(attention_scratch_floats(33), threads * 33u * 33u);    // T below one block
-  EXPECT_EQ(attention_scratch_floats(2048), threads * 256u * 2048u);
-  if (threads <= 8) {
-    EXPECT_LE(attention_scratch_floats(2048), 2048u * 2048u);
-  }
-  EXPECT_EQ(attention_backward_scratch_floats(2048), 2 * attention_scratch_floats(2048));
+  // 4B shapes: q (2048·32·128 bf16), k and v (2048·8·128 each), two bf16 per float; dO as q.
+  const size_t q = 2048u * 32u * 128u / 2u, kv = 2048u * 8u * 128u / 2u;
+  EXPECT_EQ(attention_scratch_floats(2048, 32, 8, 128), q + 2 * kv + threads * 256u * 2048u);
+  EXPECT_EQ(attention_backward_scratch_floats(2048, 32, 8, 128), 2 * q + 2 * kv + 2 * threads * 256u * 2048u);
+  // T below one block; each copy starts on 64 bytes: 33·4·3 = 396 bf16 -> 208 floats, 33·2·3 = 198 -> 112.
+  EXPECT_EQ(attention_scratch_floats(33, 4, 2, 3), 208u + 2 * 112u + threads * 33u * 33u);
 }
 
 TEST(Attention, RepeatedCallsAreBitIdentical) {
   // Heads run on different threads; the result must not depend on scheduling.
   const int64_t T = 129, H = 8, Hkv = 2, D = 16;
   auto in = make_inputs(T, H, Hkv, D, 31);
-  std::vector<float> a(size_t(T * H * D)), b(a.size()), scratch(attention_scratch_floats(T));
+  std::vector<float> a(size_t(T * H * D)), b(a.size()), scratch(attention_scratch_floats(T, H, Hkv, D));
   for (int rep = 0; rep < 3; ++rep) {
     attention_forward(rep == 0 ? a.data() : b.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(),
                       in.v.data(), T, H, Hkv, D, 0.25f, Precision::F32);
@@ -92,7 +92,7 @@ TEST(Attention, ScratchSizedForFewerThreadsThanTheCallHas) {
   auto in = make_inputs(T, H, Hkv, D, 5);
   const int before = omp_get_max_threads();
   omp_set_num_threads(1);
-  std::vector<float> fwd(attention_scratch_floats(T)), bwd(attention_backward_scratch_floats(T));
+  std::vector<float> fwd(attention_scratch_floats(T, H, Hkv, D)), bwd(attention_backward_scratch_floats(T, H, Hkv, D));
   omp_set_num_threads(std::max(2, before));
   std::vector<float> out(size_t(T * H * D)), ref(out.size());
   attention_forward(out.data(), fwd.data(), fwd.size(), in.q.data(), in.k.data(), in.v.data(), T, H,
@@ -113,7 +113,7 @@ TEST(Attention, SingleTokenReturnsItsValue) {
   // T = 1: softmax over one score is exactly 1, so each q head outputs its kv head's v.
   const int64_t H = 8, Hkv = 2, D = 5;
   auto in = make_inputs(1, H, Hkv, D, 1);
-  std::vector<float> out(size_t(H * D)), scratch(attention_scratch_floats(1));
+  std::vector<float> out(size_t(H * D)), scratch(attention_scratch_floats(1, H, Hkv, D));
   attention_forward(out.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(), in.v.data(), 1, H, Hkv, D,
                     0.5f, Precision::F32);
   for (int64_t h = 0; h < H; ++h)
@@ -148,7 +148,7 @@ TEST(Attention, CausalFutureDoesNotLeak) {
       k2[i] += 0.75f;
       v2[i] = -v2[i] * 2.0f;
     }
-    std::vector<float> a(size_t(T * H * D)), b(a.size()), scratch(attention_scratch_floats(T));
+    std::vector<float> a(size_t(T * H * D)), b(a.size()), scratch(attention_scratch_floats(T, H, Hkv, D));
     attention_forward(a.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv, D,
                       0.35f, Precision::F32);
     attention_forward(b.data(), scratch.data(), scratch.size(), in.q.data(), k2.data(), v2.data(), T, H, Hkv, D,
@@ -204,7 +204,7 @@ void check_backward(int64_t T, int64_t H, int64_t Hkv, int64_t D, int probes, ui
   auto R = random_vec(size_t(T * H * D), rng);
   const float scale = 1.0f / std::sqrt(float(D));
   std::vector<float> dq(in.q.size(), 7.0f), dk(in.k.size(), 7.0f), dv(in.v.size(), 7.0f);
-  std::vector<float> scratch(attention_backward_scratch_floats(T));
+  std::vector<float> scratch(attention_backward_scratch_floats(T, H, Hkv, D));
   attention_backward(dq.data(), dk.data(), dv.data(), scratch.data(), scratch.size(), R.data(), in.q.data(),
                      in.k.data(), in.v.data(), T, H, Hkv, D, scale, Precision::F32, window, softcap);
 
@@ -257,7 +257,7 @@ TEST(Attention, BackwardBf16CloseToF32) {
   auto in = make_inputs(T, H, Hkv, D, 55);
   std::mt19937 rng(56);
   auto R = random_vec(size_t(T * H * D), rng);
-  std::vector<float> scratch(attention_backward_scratch_floats(T));
+  std::vector<float> scratch(attention_backward_scratch_floats(T, H, Hkv, D));
   std::vector<float> dq[2], dk[2], dv[2];
   for (int i = 0; i < 2; ++i) {
     dq[i].resize(in.q.size()), dk[i].resize(in.k.size()), dv[i].resize(in.v.size());
@@ -348,7 +348,7 @@ void check_backward_bf16(int64_t T, int64_t H, int64_t Hkv, int64_t D, uint32_t 
   auto R = random_vec(size_t(T * H * D), rng);
   const float scale = 0.25f;
   std::vector<float> dq(in.q.size()), dk(in.k.size()), dv(in.v.size()),
-      scratch(attention_backward_scratch_floats(T));
+      scratch(attention_backward_scratch_floats(T, H, Hkv, D));
   attention_backward(dq.data(), dk.data(), dv.data(), scratch.data(), scratch.size(), R.data(), in.q.data(),
                      in.k.data(), in.v.data(), T, H, Hkv, D, scale, Precision::BF16, window, softcap);
   std::vector<double> rq, rk, rv;
@@ -428,7 +428,7 @@ AllOutputs run_all(const Inputs& in, const std::vector<float>& R, int64_t T, int
                    Precision p, const int64_t* window, const float* softcap) {
   AllOutputs o{std::vector<float>(in.q.size()), std::vector<float>(in.q.size()), std::vector<float>(in.k.size()),
                std::vector<float>(in.v.size())};
-  std::vector<float> fs(attention_scratch_floats(T)), bs(attention_backward_scratch_floats(T));
+  std::vector<float> fs(attention_scratch_floats(T, H, Hkv, D)), bs(attention_backward_scratch_floats(T, H, Hkv, D));
   const float scale = 0.3f;
   if (window) {  // the new arguments given explicitly
     attention_forward(o.out.data(), fs.data(), fs.size(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv, D,
@@ -501,7 +501,7 @@ TEST(AttentionWindow, KeysOutsideTheWindowDoNotLeak) {
         k2[i] += 0.75f;
         v2[i] = -v2[i] * 2.0f;
       }
-      std::vector<float> a(size_t(T * H * D)), b(a.size()), scratch(attention_scratch_floats(T));
+      std::vector<float> a(size_t(T * H * D)), b(a.size()), scratch(attention_scratch_floats(T, H, Hkv, D));
       attention_forward(a.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv,
                         D, 0.35f, p, c.window);
       attention_forward(b.data(), scratch.data(), scratch.size(), in.q.data(), k2.data(), v2.data(), T, H, Hkv, D,
@@ -519,7 +519,7 @@ TEST(AttentionWindow, WindowOneReturnsOwnValue) {
   // window = 1: each row attends only to itself, so out = v of the row's kv head (exactly: P = 1).
   const int64_t T = 300, H = 4, Hkv = 2, D = 5;
   auto in = make_inputs(T, H, Hkv, D, 3);
-  std::vector<float> out(size_t(T * H * D)), scratch(attention_scratch_floats(T));
+  std::vector<float> out(size_t(T * H * D)), scratch(attention_scratch_floats(T, H, Hkv, D));
   for (float cap : {0.0f, 2.0f}) {
     attention_forward(out.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(), in.v.data(), T, H, Hkv,
                       D, 0.5f, Precision::F32, 1, cap);
@@ -565,7 +565,7 @@ TEST(AttentionWindow, BackwardBf16MatchesRoundedReference) {
 TEST(AttentionWindow, RejectsNegativeOptions) {
   const int64_t T = 4, H = 2, Hkv = 1, D = 2;
   auto in = make_inputs(T, H, Hkv, D, 1);
-  std::vector<float> out(in.q.size()), scratch(attention_scratch_floats(T));
+  std::vector<float> out(in.q.size()), scratch(attention_scratch_floats(T, H, Hkv, D));
   EXPECT_THROW(attention_forward(out.data(), scratch.data(), scratch.size(), in.q.data(), in.k.data(), in.v.data(),
                                  T, H, Hkv, D, 0.5f, Precision::F32, -1),
                std::exception);

@@ -493,9 +493,11 @@ void gemm_serial(float* C, const float* A, const float* B, int64_t M, int64_t N,
 
 namespace {
 
-// gemm, with B given either as f32 (B) or, native bf16 only, as bf16 bits (B16; B null).
-void gemm_impl(float* C, const float* A, const float* B, const uint16_t* B16, int64_t M, int64_t N, int64_t K,
-               bool trans_a, bool trans_b, bool accumulate, Precision p, int64_t lda, int64_t ldb, int64_t ldc) {
+// gemm, with each operand given either as f32 (A, B) or, native bf16 only, as bf16 bits (A16, B16;
+// the f32 pointer null).
+void gemm_impl(float* C, const float* A, const uint16_t* A16, const float* B, const uint16_t* B16, int64_t M,
+               int64_t N, int64_t K, bool trans_a, bool trans_b, bool accumulate, Precision p, int64_t lda,
+               int64_t ldb, int64_t ldc) {
   if (!prepare_call(C, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
   // Stored shapes: A is (M,K) or (K,M); B is (K,N) or (N,K).
   const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
@@ -512,10 +514,9 @@ void gemm_impl(float* C, const float* A, const float* B, const uint16_t* B16, in
     const int64_t pk = std::max<int64_t>(kStageMaxBytes / (M * int64_t(sizeof(uint16_t))), 16) / 16 * 16;
     for (int64_t k0 = 0; k0 < K; k0 += pk) {
       const int64_t kk = std::min(pk, K - k0);
-      const float* a_k = trans_a ? A + k0 * lda : A + k0;
-      const float* b_k = B ? (trans_b ? B + k0 : B + k0 * ldb) : nullptr;
-      const uint16_t* b16_k = B16 ? (trans_b ? B16 + k0 : B16 + k0 * ldb) : nullptr;
-      gemm_impl(C, a_k, b_k, b16_k, M, N, kk, trans_a, trans_b, accumulate || k0 > 0, p, lda, ldb, ldc);
+      const int64_t a_off = trans_a ? k0 * lda : k0, b_off = trans_b ? k0 : k0 * ldb;
+      gemm_impl(C, A ? A + a_off : nullptr, A16 ? A16 + a_off : nullptr, B ? B + b_off : nullptr,
+                B16 ? B16 + b_off : nullptr, M, N, kk, trans_a, trans_b, accumulate || k0 > 0, p, lda, ldb, ldc);
     }
     return;
   }
@@ -533,24 +534,25 @@ void gemm_impl(float* C, const float* A, const float* B, const uint16_t* B16, in
   Buffer& buf_b = nested ? local_b : be.stage_b;
   // The fallback uses operands already holding bf16 values (weights from bf16 checkpoints) in
   // place; everything else in BF16 mode is staged.
-  AR_CHECK(!B16 || native, "gemm: a bf16 operand without native bf16 products");
-  const bool stage_a = bf16 && (native || !is_bf16_exact(A, a_rows, a_cols, lda));
+  AR_CHECK((!A16 && !B16) || native, "gemm: a bf16 operand without native bf16 products");
+  const bool stage_a = bf16 && !A16 && (native || !is_bf16_exact(A, a_rows, a_cols, lda));
   const bool stage_b = bf16 && !B16 && (native || !is_bf16_exact(B, b_rows, b_cols, ldb));
   // Tiles run along the longer side of C. With native bf16, the operand the tiles split (A along
   // M, B along N) is converted tile by tile by the thread that multiplies it, while it is hot in
   // its cache: no separate pass over it, and no panels of it (a big weight is never staged whole).
   const bool along_m = M >= N;
-  // A bf16 B is read in place, whole: its tiles are slices of it, nothing to convert.
-  const bool tile_a = native && along_m, tile_b = native && !along_m && !B16;
+  // A bf16 operand is read in place, whole: its tiles are slices of it, nothing to convert.
+  const bool tile_a = native && along_m && !A16, tile_b = native && !along_m && !B16;
   const int64_t stage_elem = native ? int64_t(sizeof(uint16_t)) : int64_t(sizeof(float));
-  const int64_t pm = tile_a ? M : panel_len(M, K, stage_a, stage_elem);
+  const int64_t pm = tile_a || A16 ? M : panel_len(M, K, stage_a, stage_elem);
   const int64_t pn = tile_b || B16 ? N : panel_len(N, K, stage_b, stage_elem);
   Operand b_whole{nullptr, 0};
   for (int64_t m0 = 0; m0 < M; m0 += pm) {
     const int64_t mm = std::min(pm, M - m0);
     // Rows m0.. of op(A): stored rows when not transposed, stored columns when transposed.
-    const float* a_src = trans_a ? A + m0 : A + m0 * lda;
-    const Operand a = tile_a   ? Operand{a_src, lda}
+    const float* a_src = A16 ? nullptr : trans_a ? A + m0 : A + m0 * lda;
+    const Operand a = A16      ? Operand{A16, lda}
+                      : tile_a  ? Operand{a_src, lda}
                       : trans_a ? stage_operand(a_src, K, mm, lda, stage_a, native, buf_a)
                                 : stage_operand(a_src, mm, K, lda, stage_a, native, buf_a);
     for (int64_t n0 = 0; n0 < N; n0 += pn) {
@@ -586,20 +588,36 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
     gemm_ref(C, A, B, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
     return;
   }
-  gemm_impl(C, A, B, nullptr, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+  gemm_impl(C, A, nullptr, B, nullptr, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+}
+
+void gemm_view(float* C, MatrixView A, MatrixView B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+               bool accumulate, Precision p, int64_t lda, int64_t ldb, int64_t ldc) {
+  AR_CHECK(A && B, "gemm_view: an operand without data");
+  if (!A.bf16 && !B.bf16) return gemm(C, A.f32, B.f32, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+  AR_CHECK(p == Precision::BF16, "gemm_view: a bf16 operand needs BF16 products");
+  if (gemm_has_native_bf16() && !env_forces_ref()) {
+    gemm_impl(C, A.f32, A.bf16, B.f32, B.bf16, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+    return;
+  }
+  // Widened: bf16 values are exact in f32, which the fallback then uses in place.
+  auto widen = [](const uint16_t* X, int64_t rows, int64_t cols, int64_t& ld) {
+    if (ld == 0) ld = cols;
+    std::vector<float> wide(size_t(rows * cols));
+    for (int64_t r = 0; r < rows; ++r) bf16_to_f32(wide.data() + r * cols, X + r * ld, size_t(cols));
+    ld = cols;
+    return wide;
+  };
+  std::vector<float> wide_a, wide_b;
+  if (A.bf16) wide_a = widen(A.bf16, trans_a ? K : M, trans_a ? M : K, lda);
+  if (B.bf16) wide_b = widen(B.bf16, trans_b ? N : K, trans_b ? K : N, ldb);
+  gemm(C, A.bf16 ? wide_a.data() : A.f32, B.bf16 ? wide_b.data() : B.f32, M, N, K, trans_a, trans_b, accumulate, p,
+       lda, ldb, ldc);
 }
 
 void gemm_b16(float* C, const float* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
               bool trans_b, bool accumulate, int64_t lda, int64_t ldb, int64_t ldc) {
-  if (gemm_has_native_bf16() && !env_forces_ref()) {
-    gemm_impl(C, A, nullptr, B, M, N, K, trans_a, trans_b, accumulate, Precision::BF16, lda, ldb, ldc);
-    return;
-  }
-  // Widened: bf16 values are exact in f32, which the fallback then uses in place.
-  const int64_t rows = trans_b ? N : K, cols = trans_b ? K : N, ld = ldb == 0 ? cols : ldb;
-  std::vector<float> wide(size_t(rows * cols));
-  for (int64_t r = 0; r < rows; ++r) bf16_to_f32(wide.data() + r * cols, B + r * ld, size_t(cols));
-  gemm(C, A, wide.data(), M, N, K, trans_a, trans_b, accumulate, Precision::BF16, lda, cols, ldc);
+  gemm_view(C, A, MatrixView(B), M, N, K, trans_a, trans_b, accumulate, Precision::BF16, lda, ldb, ldc);
 }
 
 void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,

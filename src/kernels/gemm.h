@@ -33,6 +33,27 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
 void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
                bool trans_b, bool accumulate, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
 
+// A matrix operand as the products read it: f32, or bf16 bits when the products run in bf16 (what
+// they would round f32 values to anyway). Exactly one of the two is set.
+struct MatrixView {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+  MatrixView() = default;
+  MatrixView(const float* m) : f32(m) {}  // NOLINT: f32 is the common case
+  explicit MatrixView(const uint16_t* m) : bf16(m) {}
+  // The view from element `elems` on (e.g. a fused weight's part).
+  MatrixView offset(int64_t elems) const { return f32 ? MatrixView(f32 + elems) : MatrixView(bf16 + elems); }
+  explicit operator bool() const { return f32 || bf16; }
+};
+
+// gemm with either operand (or both) given as bf16 bits, which requires Precision::BF16: for an
+// operand made in bf16 once and read by several products (a tuning step's W', an activation whose
+// producer wrote it as bf16). With native bf16 products nothing bf16 is converted again, and tight
+// operands give the same bits as gemm on their values widened to f32; without, the bf16 operands
+// are widened into temporary f32 copies first.
+void gemm_view(float* C, MatrixView A, MatrixView B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+               bool accumulate, Precision p, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
+
 // gemm in Precision::BF16 with op(B) already bf16 (B, stored as in gemm, in bf16 elements), A and C
 // f32: for a weight made in bf16 once and multiplied many times (a tuning step's W'), so no product
 // converts it again. For a tight B, the same bits as gemm(..., Precision::BF16) on B's values widened

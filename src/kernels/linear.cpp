@@ -22,44 +22,39 @@ void add_bias(float* y, const float* bias, int64_t T, int64_t N) {
 
 void linear_forward(float* y, const float* x, const float* w, const float* bias, int64_t T,
                     int64_t K, int64_t N, Precision p) {
-  gemm(y, x, w, T, N, K, /*trans_a=*/false, /*trans_b=*/true, /*accumulate=*/false, p);
-  add_bias(y, bias, T, N);
+  linear_forward(y, MatrixView(x), WeightView(w), bias, T, K, N, p);
 }
 
 void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
                      const float* w, int64_t T, int64_t K, int64_t N, Precision p) {
-  if (dx) gemm(dx, dy, w, T, K, N, false, false, false, p);
-  if (dw) gemm(dw, dy, x, N, K, T, /*trans_a=*/true, false, /*accumulate=*/true, p);
+  linear_backward(dx, dw, dbias, MatrixView(dy), MatrixView(x), WeightView(w), T, K, N, p);
+}
+
+void linear_forward(float* y, MatrixView x, WeightView w, const float* bias, int64_t T, int64_t K, int64_t N,
+                    Precision p) {
+  gemm_view(y, x, w, T, N, K, /*trans_a=*/false, /*trans_b=*/true, /*accumulate=*/false, p);
+  add_bias(y, bias, T, N);
+}
+
+void linear_input_grad(float* dx, MatrixView dy, WeightView w, int64_t T, int64_t K, int64_t N, bool accumulate,
+                       Precision p) {
+  gemm_view(dx, dy, w, T, K, N, false, false, accumulate, p);
+}
+
+void linear_backward(float* dx, float* dw, float* dbias, MatrixView dy, MatrixView x, WeightView w, int64_t T,
+                     int64_t K, int64_t N, Precision p) {
+  if (dx) linear_input_grad(dx, dy, w, T, K, N, /*accumulate=*/false, p);
+  if (dw) gemm_view(dw, dy, x, N, K, T, /*trans_a=*/true, false, /*accumulate=*/true, p);
   if (!dbias) return;
+  AR_CHECK(dy.f32, "linear_backward: the bias gradient needs an f32 dy");
+  const float* g = dy.f32;
   // Column sums in a fixed order (rows outer) so the result is the same for any thread count.
 #pragma omp parallel for if (T * N > (1 << 16))
   for (int64_t n = 0; n < N; ++n) {
     double s = 0.0;
-    for (int64_t t = 0; t < T; ++t) s += dy[t * N + n];
+    for (int64_t t = 0; t < T; ++t) s += g[t * N + n];
     dbias[n] += float(s);
   }
-}
-
-void linear_forward(float* y, const float* x, WeightView w, const float* bias, int64_t T, int64_t K, int64_t N,
-                    Precision p) {
-  if (w.f32) return linear_forward(y, x, w.f32, bias, T, K, N, p);
-  AR_CHECK(w.bf16 && p == Precision::BF16, "linear_forward: a bf16 weight needs BF16 products");
-  gemm_b16(y, x, w.bf16, T, N, K, /*trans_a=*/false, /*trans_b=*/true, /*accumulate=*/false);
-  add_bias(y, bias, T, N);
-}
-
-void linear_input_grad(float* dx, const float* dy, WeightView w, int64_t T, int64_t K, int64_t N, bool accumulate,
-                       Precision p) {
-  if (w.f32) return gemm(dx, dy, w.f32, T, K, N, false, false, accumulate, p);
-  AR_CHECK(w.bf16 && p == Precision::BF16, "linear_input_grad: a bf16 weight needs BF16 products");
-  gemm_b16(dx, dy, w.bf16, T, K, N, false, false, accumulate);
-}
-
-void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, WeightView w, int64_t T,
-                     int64_t K, int64_t N, Precision p) {
-  if (w.f32 || !dx) return linear_backward(dx, dw, dbias, dy, x, w.f32, T, K, N, p);
-  linear_input_grad(dx, dy, w, T, K, N, false, p);
-  linear_backward(nullptr, dw, dbias, dy, x, nullptr, T, K, N, p);
 }
 
 }  // namespace ar

@@ -60,6 +60,13 @@ FusedOffsets fused_offsets(const ModelConfig& c);
 void mlp_act_forward(float* out, const float* gate, const float* up, int64_t n, const ModelConfig& c);
 void mlp_act_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
                       const ModelConfig& c);
+// The same with bf16 outputs, for an MLP whose products run natively in bf16 (they would round the
+// f32 results to the same bits): act written once as bf16 instead of converted by each product that
+// reads it. Forward: out16 (n) = bf16(act(gate) * up). Backward: d gate and d up as bf16 over
+// gate's and up's own storage (element i at bf16 index i of reinterpret_cast<uint16_t*>(gate)),
+// which their (T, F) f32 buffers have room for, so the step needs no more memory.
+void mlp_act_forward_bf16(uint16_t* out16, const float* gate, const float* up, int64_t n, const ModelConfig& c);
+void mlp_act_backward_bf16_in_place(float* gate, float* up, const float* dout, int64_t n, const ModelConfig& c);
 
 class MoeScratch;
 

@@ -224,10 +224,15 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.gate, s.xn2, wg, bias_of(b.gate), T, C, F, p); });
   const WeightView wu = c.fused_gate_up ? wg.offset(fo.up) : w(5);
   profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.up, s.xn2, wu, bias_of(b.up), T, C, F, p); });
-  profiled(Phase::Elementwise, [&] { mlp_act_forward(s.act, s.gate, s.up, T * F, c); });
+  s.mlp_bf16 = s.allow_bf16_mlp && p == Precision::BF16 && gemm_has_native_bf16();
+  const MatrixView act = s.mlp_bf16 ? MatrixView(reinterpret_cast<const uint16_t*>(s.act)) : MatrixView(s.act);
+  profiled(Phase::Elementwise, [&] {
+    if (s.mlp_bf16) mlp_act_forward_bf16(reinterpret_cast<uint16_t*>(s.act), s.gate, s.up, T * F, c);
+    else mlp_act_forward(s.act, s.gate, s.up, T * F, c);
+  });
   const WeightView wd = w(6);
   float* m_out = c.sandwich_norms ? s.m_out : y;
-  profiled(Phase::GemmDownFwd, [&] { linear_forward(m_out, s.act, wd, bias_of(b.down), T, F, C, p); });
+  profiled(Phase::GemmDownFwd, [&] { linear_forward(m_out, act, wd, bias_of(b.down), T, F, C, p); });
   profiled(Phase::Elementwise, [&] {
     if (c.sandwich_norms) rms_norm_forward(y, s.rstd_pf, s.m_out, nw.post_ffn, T, C, eps);
     residual_add(y, s.h, T * C);
@@ -278,12 +283,19 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
                [&] { rms_norm_backward(s.d_branch, nullptr, dy, s.m_out, nw.post_ffn, s.rstd_pf, T, C); });
       d_m = s.d_branch;
     }
-    profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, s.act, nullptr, T, F, C, p); });
+    const MatrixView act = s.mlp_bf16 ? MatrixView(reinterpret_cast<const uint16_t*>(s.act)) : MatrixView(s.act);
+    profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, act, nullptr, T, F, C, p); });
     float* d_act = s.act;  // act read last above
     const WeightView wd = w(6);
     profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, d_m, nullptr, wd, T, F, C, p); });
-    profiled(Phase::Elementwise, [&] { mlp_act_backward(s.gate, s.up, d_act, s.gate, s.up, T * F, c); });  // d gate, d up
-    const float *d_gate = s.gate, *d_up = s.up;
+    profiled(Phase::Elementwise, [&] {  // d gate, d up
+      if (s.mlp_bf16) mlp_act_backward_bf16_in_place(s.gate, s.up, d_act, T * F, c);
+      else mlp_act_backward(s.gate, s.up, d_act, s.gate, s.up, T * F, c);
+    });
+    auto mlp_grad = [&s](const float* g) {
+      return s.mlp_bf16 ? MatrixView(reinterpret_cast<const uint16_t*>(g)) : MatrixView(g);
+    };
+    const MatrixView d_gate = mlp_grad(s.gate), d_up = mlp_grad(s.up);
     float* d_c = d_h;  // d act is dead: d xn2 (T, C), then dL/dh
     const WeightView wg = w(4);
     profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, s.xn2, wg, T, C, F, p); });  // d xn2 (gate)

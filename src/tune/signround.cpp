@@ -602,8 +602,10 @@ void BlockTuner::fp_forward(float* y, const float* x) {
   AR_CHECK(s_, "fp_forward after release_weights");
   State& S = *s_;
   AR_CHECK(y != x, "fp_forward: y aliases x");
+  const bool importance = S.want_importance && !S.importance_frozen;
+  S.scratch.allow_bf16_mlp = !importance;  // the importance matrix reads act as f32
   block_forward_train(y, S.scratch, x, S.b, [&S](int i) { return S.original_view(i); }, S.c, S.rope, S.o.precision);
-  if (S.want_importance && !S.importance_frozen) S.accumulate_importance();
+  if (importance) S.accumulate_importance();
 }
 
 BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {

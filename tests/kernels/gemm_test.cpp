@@ -242,6 +242,69 @@ TEST(Gemm, Bf16OperandGivesTheBitsOfItsWidenedValues) {
     }
 }
 
+// gemm_view with A, or A and B, as bf16 bits (an activation its producer wrote as bf16): the values
+// of gemm in BF16 on the widened operands, within f32 rounding (a bf16 A is sliced in place, with
+// its own stride, where gemm converts tight per-tile copies: the kernels may sum in another order),
+// and the same bits with 1 and 2 threads. Tiles along M and N, both transposes, accumulate, a
+// strided A, and the K-panel shape of a (2048, 9728) activation times a 9728-row weight, scaled down.
+TEST(GemmView, Bf16OperandsGiveTheValuesOfTheirWidenedCopies) {
+  struct Shape {
+    int64_t M, N, K;
+  };
+  auto to16 = [](const std::vector<float>& x, std::vector<uint16_t>& x16, std::vector<float>& wide) {
+    x16.resize(x.size());
+    wide.resize(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      x16[i] = f32_to_bf16(x[i]);
+      wide[i] = bf16_to_f32(x16[i]);
+    }
+  };
+  const int64_t big_k = (int64_t(16) << 20) / (8 * 2) + 40;
+  uint32_t seed = 4500;
+  const int before = omp_get_max_threads();
+  for (const Shape& g : {Shape{300, 70, 33}, Shape{70, 300, 33}, Shape{513, 17, 64}, Shape{64, 384, 128},
+                         Shape{8, 16, big_k}})
+    for (int flags = 0; flags < 16; ++flags) {
+      const bool ta = flags & 1, tb = flags & 2, acc = flags & 4, both = flags & 8;
+      if (g.K == big_k && (ta || tb)) continue;  // the panel shape once per operand mix is enough
+      const int64_t a_rows = ta ? g.K : g.M, a_cols = ta ? g.M : g.K, lda = a_cols + (flags == 5 ? 3 : 0);
+      const int64_t b_rows = tb ? g.N : g.K, b_cols = tb ? g.K : g.N;
+      std::vector<uint16_t> A16, B16;
+      std::vector<float> Aw, Bw;
+      to16(random_vec(size_t(a_rows * lda), seed++), A16, Aw);
+      to16(random_vec(size_t(b_rows * b_cols), seed++), B16, Bw);
+      const auto C0 = random_vec(size_t(g.M * g.N), seed++);
+      auto want = C0, got1 = C0, got2 = C0;
+      gemm(want.data(), Aw.data(), Bw.data(), g.M, g.N, g.K, ta, tb, acc, Precision::BF16, lda);
+      const MatrixView b = both ? MatrixView(B16.data()) : MatrixView(Bw.data());
+      omp_set_num_threads(1);
+      gemm_view(got1.data(), MatrixView(A16.data()), b, g.M, g.N, g.K, ta, tb, acc, Precision::BF16, lda);
+      omp_set_num_threads(std::max(2, before));
+      gemm_view(got2.data(), MatrixView(A16.data()), b, g.M, g.N, g.K, ta, tb, acc, Precision::BF16, lda);
+      omp_set_num_threads(before);
+      const std::string where = "M=" + std::to_string(g.M) + " N=" + std::to_string(g.N) + " K=" +
+                                std::to_string(g.K) + " flags=" + std::to_string(flags);
+      ASSERT_EQ(got1, got2) << where;
+      // Σ|a·b| bounds the f32 summation error; |C0| the accumulated part.
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_NEAR(got2[i], want[i], 2e-6 * double(g.K) + 1e-6 * std::fabs(C0[i])) << where << " at " << i;
+      }
+    }
+}
+
+TEST(GemmView, RejectsBf16OperandsInF32Products) {
+  const uint16_t a16[4] = {0x3f80, 0x3f80, 0x3f80, 0x3f80};
+  const float b[4] = {1, 2, 3, 4};
+  float c[4] = {};
+  EXPECT_THROW(gemm_view(c, MatrixView(a16), MatrixView(b), 2, 2, 2, false, false, false, Precision::F32),
+               std::exception);
+  EXPECT_THROW(gemm_view(c, MatrixView(), MatrixView(b), 2, 2, 2, false, false, false, Precision::BF16),
+               std::exception);
+  gemm_view(c, MatrixView(a16), MatrixView(b), 2, 2, 2, false, false, false, Precision::BF16);
+  EXPECT_EQ(c[0], 4.0f);  // (1, 1)·(1, 3)
+  EXPECT_EQ(c[3], 6.0f);  // (1, 1)·(2, 4)
+}
+
 // Native bf16, C wider than tall and an A too big to stage whole (16 MiB of bf16): the product
 // runs in panels along K, added into C. Against the reference, in the forward (A·Bᵀ) and the
 // transposed, strided, accumulating layouts; then A·B: the same bits with 1 and 2 threads and with B as bf16.

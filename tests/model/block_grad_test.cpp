@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace ar {
@@ -331,6 +332,85 @@ TEST(BlockGrad, Bf16WeightViewsGiveTheBitsOfTheirF32Values) {
     EXPECT_EQ(y[0], y[1]) << v.name;
     EXPECT_EQ(dx[0], dx[1]) << v.name;
     for (int i = 0; i < kDenseLinears; ++i) EXPECT_EQ(g[0][size_t(i)], g[1][size_t(i)]) << v.name << " linear " << i;
+  }
+}
+
+// The MLP activations with bf16 outputs are the f32 ones rounded, bit for bit, for SiLU and GELU:
+// the forward into its own buffer, the backward over gate's and up's storage, at sizes below one
+// chunk (16384), over a few chunks, and over several of the in-place ranges [m, 2m).
+TEST(MlpActBf16, GivesTheRoundedF32ResultsAlsoInPlace) {
+  for (Activation act : {Activation::SiLU, Activation::GeluTanh}) {
+    ModelConfig c;
+    c.hidden_act = act;
+    for (int64_t n : {int64_t(5), int64_t(16384), int64_t(3 * 16384 + 7), int64_t((1 << 18) + 123)}) {
+      std::mt19937 rng(static_cast<uint32_t>(n));
+      std::normal_distribution<float> nd(0.f, 2.f);
+      std::vector<float> gate(static_cast<size_t>(n)), up(gate.size()), dout(gate.size());
+      for (auto* v : {&gate, &up, &dout})
+        for (float& e : *v) e = nd(rng);
+      std::vector<float> act32(gate.size()), dg(gate.size()), du(gate.size());
+      mlp_act_forward(act32.data(), gate.data(), up.data(), n, c);
+      mlp_act_backward(dg.data(), du.data(), dout.data(), gate.data(), up.data(), n, c);
+      std::vector<uint16_t> act16(gate.size());
+      mlp_act_forward_bf16(act16.data(), gate.data(), up.data(), n, c);
+      auto g2 = gate, u2 = up;
+      mlp_act_backward_bf16_in_place(g2.data(), u2.data(), dout.data(), n, c);
+      const uint16_t* dg16 = reinterpret_cast<const uint16_t*>(g2.data());
+      const uint16_t* du16 = reinterpret_cast<const uint16_t*>(u2.data());
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(act16[size_t(i)], f32_to_bf16(act32[size_t(i)])) << "n=" << n << " i=" << i;
+        ASSERT_EQ(dg16[i], f32_to_bf16(dg[size_t(i)])) << "d gate, n=" << n << " i=" << i;
+        ASSERT_EQ(du16[i], f32_to_bf16(du[size_t(i)])) << "d up, n=" << n << " i=" << i;
+      }
+    }
+  }
+}
+
+// The block with the MLP's activations kept as bf16 (native bf16 products) against the same block
+// with them in f32: the products see the same bf16 values, so the results agree to f32 summation
+// order (the bf16 operands are read in place, with their own strides). Turning it off (as the
+// tuner does while it collects an importance matrix) leaves act in f32.
+TEST(BlockGrad, Bf16MlpActivationsGiveTheValuesOfF32Ones) {
+  if (!gemm_has_native_bf16()) GTEST_SKIP() << "no native bf16 products here: the MLP stays f32";
+  for (const Variant& v : {Variant{"llama", 4, 2, false, false}, Variant{"mlp_bias", 4, 2, false, true, true},
+                           Variant{"gemma3", 4, 2, true, false, false, Family::Gemma3, 4}}) {
+    const ModelConfig c = tiny_config(v);
+    const int64_t T = 40, C = c.hidden_size;
+    std::mt19937 rng(23);
+    BlockWeights b = random_block(c, rng);
+    const RopeTables rope = make_rope_tables(c, T);
+    std::vector<float> x(static_cast<size_t>(T * C)), G(x.size());
+    std::normal_distribution<float> nd(0.f, 1.f);
+    for (auto& e : x) e = nd(rng);
+    for (auto& e : G) e = nd(rng);
+    BlockLinearWeights w(kDenseLinears, nullptr);
+    for (int i = 0; i < kDenseLinears; ++i) w[size_t(i)] = block_linears(b, i)->w.as<float>();
+    std::vector<std::vector<float>> y(2, std::vector<float>(x.size())), dx(y);
+    std::vector<std::vector<std::vector<float>>> g(2, std::vector<std::vector<float>>(kDenseLinears));
+    for (int run = 0; run < 2; ++run) {
+      BlockLinearGrads dw(kDenseLinears, nullptr);
+      for (int i = 0; i < kDenseLinears; ++i) {
+        const LinearWeights* l = block_linears(b, i);
+        if (!l->present()) continue;
+        g[size_t(run)][size_t(i)].assign(size_t(l->out * l->in), 0.f);
+        dw[i] = g[size_t(run)][size_t(i)].data();
+      }
+      BlockGradScratch s(c, T);
+      s.allow_bf16_mlp = run == 1;
+      block_forward_train(y[size_t(run)].data(), s, x.data(), b, w, c, rope, Precision::BF16);
+      EXPECT_EQ(s.mlp_bf16, run == 1) << v.name;
+      block_backward(dx[size_t(run)].data(), dw, s, G.data(), x.data(), b, w, c, rope, Precision::BF16);
+    }
+    auto expect_close = [&](const std::vector<float>& want, const std::vector<float>& got, const std::string& what) {
+      double scale = 0.0;
+      for (float e : want) scale = std::max(scale, double(std::fabs(e)));
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_NEAR(got[i], want[i], 1e-5 * (scale + 1.0)) << v.name << " " << what << " at " << i;
+      }
+    };
+    expect_close(y[0], y[1], "y");
+    expect_close(dx[0], dx[1], "dx");
+    for (int i = 0; i < kDenseLinears; ++i) expect_close(g[0][size_t(i)], g[1][size_t(i)], "dW " + std::to_string(i));
   }
 }
 

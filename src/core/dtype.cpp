@@ -1,5 +1,9 @@
 #include "core/dtype.h"
 
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
 #include "core/vector_clones.h"
 
 #include "core/error.h"
@@ -103,6 +107,28 @@ AR_VECTOR_CLONES void bf16_to_f32(float* out, const uint16_t* in, size_t n) {
 AR_VECTOR_CLONES void f32_to_bf16(uint16_t* out, const float* in, size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
+}
+void f32_to_bf16_in_place(float* x, size_t n) {
+  constexpr size_t kChunk = size_t(1) << 14;
+  uint16_t* out = reinterpret_cast<uint16_t*>(x);
+  // Element i lands on float i/2. The first chunk goes through a copy (its output overlaps its own
+  // input), then ranges [m, 2m) in parallel: they write [m/2, m), read by an earlier range, and
+  // no thread writes what another still reads.
+  const size_t m0 = std::min(n, kChunk);
+  if (m0 > 0) {
+    thread_local std::vector<float> tmp;
+    tmp.assign(x, x + m0);
+    f32_to_bf16(out, tmp.data(), m0);
+  }
+  for (size_t m = m0; m < n; m *= 2) {
+    const size_t end = std::min(n, 2 * m);
+    const int64_t chunks = int64_t((end - m + kChunk - 1) / kChunk);
+#pragma omp parallel for if (chunks > 1)
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const size_t i0 = m + size_t(ch) * kChunk;
+      f32_to_bf16(out + i0, x + i0, std::min(kChunk, end - i0));
+    }
+  }
 }
 AR_VECTOR_CLONES void round_to_bf16_values(float* out, const float* in, size_t n) {
 #pragma omp simd

@@ -42,6 +42,10 @@ uint16_t f32_to_f16(float f);  // round to nearest even, overflow -> inf
 // Bulk conversions of n elements.
 void bf16_to_f32(float* out, const uint16_t* in, size_t n);
 void f32_to_bf16(uint16_t* out, const float* in, size_t n);
+// x's n floats become n bf16 values packed at its start (element i at bf16 index i of
+// reinterpret_cast<uint16_t*>(x)), in parallel and without a second buffer: for a buffer whose f32
+// values are dead once they only feed bf16 products.
+void f32_to_bf16_in_place(float* x, size_t n);
 // out[i] = in[i] rounded to the nearest bf16 value, kept as f32 (out may equal in).
 void round_to_bf16_values(float* out, const float* in, size_t n);
 void f16_to_f32(float* out, const uint16_t* in, size_t n);

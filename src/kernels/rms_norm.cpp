@@ -3,24 +3,47 @@
 // the result then no longer depends on summation order.
 #include "kernels/rms_norm.h"
 
+#include "core/dtype.h"
+
 #include <algorithm>
 #include <cmath>
 
 namespace ar {
+
+namespace {
+
+// 1/sqrt(mean(x²) + eps) of one row: the sum in double, mean and rsqrt in f32 as HF does (variance
+// is an f32 tensor there).
+float row_rstd(const float* xr, int64_t C, float eps) {
+  double ss = 0.0;
+  for (int64_t c = 0; c < C; ++c) ss += double(xr[c]) * double(xr[c]);
+  const float var = float(ss / double(C));
+  return 1.0f / std::sqrt(var + eps);
+}
+
+}  // namespace
 
 void rms_norm_forward(float* out, float* rstd, const float* x, const float* w, int64_t rows,
                       int64_t C, float eps) {
 #pragma omp parallel for if (rows * C > (1 << 15))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * C;
-    double ss = 0.0;
-    for (int64_t c = 0; c < C; ++c) ss += double(xr[c]) * double(xr[c]);
-    // mean and rsqrt in f32 as HF does (variance is an f32 tensor there).
-    const float var = float(ss / double(C));
-    const float rs = 1.0f / std::sqrt(var + eps);
+    const float rs = row_rstd(xr, C, eps);
     if (rstd) rstd[r] = rs;
     float* yr = out + r * C;
     for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] * rs) * w[c];
+  }
+}
+
+void rms_norm_forward_bf16(uint16_t* out16, float* rstd, const float* x, const float* w, int64_t rows, int64_t C,
+                           float eps) {
+#pragma omp parallel for if (rows * C > (1 << 15))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * C;
+    const float rs = row_rstd(xr, C, eps);
+    if (rstd) rstd[r] = rs;
+    uint16_t* yr = out16 + r * C;
+    for (int64_t c = 0; c < C; ++c) yr[c] = f32_to_bf16((xr[c] * rs) * w[c]);
   }
 }
 

@@ -11,6 +11,11 @@ namespace ar {
 void rms_norm_forward(float* out, float* rstd, const float* x, const float* w, int64_t rows,
                       int64_t C, float eps);
 
+// The same with the output as bf16 bits (the f32 result rounded), for a normed input that only
+// feeds bf16 products. out16 must not overlap x.
+void rms_norm_forward_bf16(uint16_t* out16, float* rstd, const float* x, const float* w, int64_t rows, int64_t C,
+                           float eps);
+
 // Gradients of rms_norm_forward. dx (rows, C) overwritten; dw (C) accumulated (+=), skipped if
 // null (norm weights are frozen while tuning); dout (rows, C); x, w, rstd as given to / saved
 // by forward. dx may alias dout.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/profile.h"
 #include "kernels/attention.h"
@@ -151,6 +152,13 @@ MoeWeightSource f32_source(const LinearWeightSource& w) {
   };
 }
 
+// A saved (T, ·) activation as the products read it: its f32 values, or the bf16 bits kept over
+// its storage (BlockGradScratch::bf16_activations).
+MatrixView as_input(const float* buf, bool bf16) {
+  return bf16 ? MatrixView(reinterpret_cast<const uint16_t*>(buf)) : MatrixView(buf);
+}
+uint16_t* bf16_over(float* buf) { return reinterpret_cast<uint16_t*>(buf); }
+
 // Runs f as one scope of phase ph (core/profile.h).
 template <typename F>
 void profiled(Phase ph, F&& f) {
@@ -180,15 +188,20 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   // Attention half: h = x + [norm](o(attention(rope(norm(q)), rope(norm(k)), v))). The weight
   // source (which may make W' now) is called outside the GEMM scopes: it is fake quantization's
   // time. A fused qkv (Phi3) is one W' whose row ranges give q, k, v.
-  profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn1, s.rstd1, x, nw.input, T, C, eps); });
+  const bool b16 = s.bf16_activations = s.allow_bf16_activations && p == Precision::BF16 && gemm_has_native_bf16();
+  profiled(Phase::Elementwise, [&] {
+    if (b16) rms_norm_forward_bf16(bf16_over(s.xn1), s.rstd1, x, nw.input, T, C, eps);
+    else rms_norm_forward(s.xn1, s.rstd1, x, nw.input, T, C, eps);
+  });
+  const MatrixView xn1 = as_input(s.xn1, b16);
   float* q_lin = c.qk_norm ? s.q_raw : s.q;
   float* k_lin = c.qk_norm ? s.k_raw : s.k;
   const WeightView wq = w(0);
-  profiled(Phase::GemmQkvFwd, [&] { linear_forward(q_lin, s.xn1, wq, bias_of(b.q), T, C, H * D, p); });
+  profiled(Phase::GemmQkvFwd, [&] { linear_forward(q_lin, xn1, wq, bias_of(b.q), T, C, H * D, p); });
   const WeightView wk = c.fused_qkv ? wq.offset(fo.k) : w(1);
-  profiled(Phase::GemmQkvFwd, [&] { linear_forward(k_lin, s.xn1, wk, bias_of(b.k), T, C, Hkv * D, p); });
+  profiled(Phase::GemmQkvFwd, [&] { linear_forward(k_lin, xn1, wk, bias_of(b.k), T, C, Hkv * D, p); });
   const WeightView wv = c.fused_qkv ? wq.offset(fo.v) : w(2);
-  profiled(Phase::GemmQkvFwd, [&] { linear_forward(s.v, s.xn1, wv, bias_of(b.v), T, C, Hkv * D, p); });
+  profiled(Phase::GemmQkvFwd, [&] { linear_forward(s.v, xn1, wv, bias_of(b.v), T, C, Hkv * D, p); });
   if (c.qk_norm) {  // Qwen3, Gemma3: per-head RMSNorm before RoPE; the pre-norm values are kept for backward
     PhaseScope ps(Phase::Elementwise);
     rms_norm_forward(s.q, s.rstd_q, s.q_raw, nw.q, T * H, D, eps);
@@ -206,7 +219,8 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   }
   const WeightView wo = w(3);
   float* o_out = c.sandwich_norms ? s.o_out : s.h;
-  profiled(Phase::GemmOFwd, [&] { linear_forward(o_out, s.attn, wo, bias_of(b.o), T, H * D, C, p); });
+  if (b16) profiled(Phase::Elementwise, [&] { f32_to_bf16_in_place(s.attn, size_t(T * H * D)); });
+  profiled(Phase::GemmOFwd, [&] { linear_forward(o_out, as_input(s.attn, b16), wo, bias_of(b.o), T, H * D, C, p); });
   profiled(Phase::Elementwise, [&] {
     if (c.sandwich_norms) rms_norm_forward(s.h, s.rstd_pa, s.o_out, nw.post, T, C, eps);
     residual_add(s.h, x, T * C);
@@ -214,22 +228,26 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
 
   // MLP half: y = h + [norm](down(act(gate(norm(h))) * up(norm(h)))). gate/up now overwrite
   // att_scratch.
-  profiled(Phase::Elementwise, [&] { rms_norm_forward(s.xn2, s.rstd2, s.h, nw.mlp_in(), T, C, eps); });
-  if (layer_is_moe(c, b.layer)) {
+  const bool moe = layer_is_moe(c, b.layer);  // the experts read xn2 as f32
+  profiled(Phase::Elementwise, [&] {
+    if (b16 && !moe) rms_norm_forward_bf16(bf16_over(s.xn2), s.rstd2, s.h, nw.mlp_in(), T, C, eps);
+    else rms_norm_forward(s.xn2, s.rstd2, s.h, nw.mlp_in(), T, C, eps);
+  });
+  const MatrixView xn2 = as_input(s.xn2, b16 && !moe);
+  if (moe) {
     moe_forward_train(y, *s.moe, s.xn2, b, f32_source(w), c, T, p);
     profiled(Phase::Elementwise, [&] { residual_add(y, s.h, T * C); });
     return;
   }
   const WeightView wg = w(4);
-  profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.gate, s.xn2, wg, bias_of(b.gate), T, C, F, p); });
+  profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.gate, xn2, wg, bias_of(b.gate), T, C, F, p); });
   const WeightView wu = c.fused_gate_up ? wg.offset(fo.up) : w(5);
-  profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.up, s.xn2, wu, bias_of(b.up), T, C, F, p); });
-  s.mlp_bf16 = s.allow_bf16_mlp && p == Precision::BF16 && gemm_has_native_bf16();
-  const MatrixView act = s.mlp_bf16 ? MatrixView(reinterpret_cast<const uint16_t*>(s.act)) : MatrixView(s.act);
+  profiled(Phase::GemmGateUpFwd, [&] { linear_forward(s.up, xn2, wu, bias_of(b.up), T, C, F, p); });
   profiled(Phase::Elementwise, [&] {
-    if (s.mlp_bf16) mlp_act_forward_bf16(reinterpret_cast<uint16_t*>(s.act), s.gate, s.up, T * F, c);
+    if (b16) mlp_act_forward_bf16(bf16_over(s.act), s.gate, s.up, T * F, c);
     else mlp_act_forward(s.act, s.gate, s.up, T * F, c);
   });
+  const MatrixView act = as_input(s.act, b16);
   const WeightView wd = w(6);
   float* m_out = c.sandwich_norms ? s.m_out : y;
   profiled(Phase::GemmDownFwd, [&] { linear_forward(m_out, act, wd, bias_of(b.down), T, F, C, p); });
@@ -254,6 +272,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   check_shapes(s, b, c, rope);
   const int64_t n = s.seqs(), S = s.T(), T = S * n, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  const bool b16 = s.bf16_activations;  // as the forward left them
 
   const BlockNorms nw(b, c);
   const FusedOffsets fo = fused_offsets(c);
@@ -283,23 +302,20 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
                [&] { rms_norm_backward(s.d_branch, nullptr, dy, s.m_out, nw.post_ffn, s.rstd_pf, T, C); });
       d_m = s.d_branch;
     }
-    const MatrixView act = s.mlp_bf16 ? MatrixView(reinterpret_cast<const uint16_t*>(s.act)) : MatrixView(s.act);
+    const MatrixView act = as_input(s.act, b16);
     profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, act, nullptr, T, F, C, p); });
     float* d_act = s.act;  // act read last above
     const WeightView wd = w(6);
     profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, d_m, nullptr, wd, T, F, C, p); });
     profiled(Phase::Elementwise, [&] {  // d gate, d up
-      if (s.mlp_bf16) mlp_act_backward_bf16_in_place(s.gate, s.up, d_act, T * F, c);
+      if (b16) mlp_act_backward_bf16_in_place(s.gate, s.up, d_act, T * F, c);
       else mlp_act_backward(s.gate, s.up, d_act, s.gate, s.up, T * F, c);
     });
-    auto mlp_grad = [&s](const float* g) {
-      return s.mlp_bf16 ? MatrixView(reinterpret_cast<const uint16_t*>(g)) : MatrixView(g);
-    };
-    const MatrixView d_gate = mlp_grad(s.gate), d_up = mlp_grad(s.up);
+    const MatrixView d_gate = as_input(s.gate, b16), d_up = as_input(s.up, b16), xn2 = as_input(s.xn2, b16);
     float* d_c = d_h;  // d act is dead: d xn2 (T, C), then dL/dh
     const WeightView wg = w(4);
-    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, s.xn2, wg, T, C, F, p); });  // d xn2 (gate)
-    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, s.xn2, nullptr, T, C, F, p); });
+    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, xn2, wg, T, C, F, p); });  // d xn2 (gate)
+    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, xn2, nullptr, T, C, F, p); });
     const WeightView wu = c.fused_gate_up ? wg.offset(fo.up) : w(5);
     profiled(Phase::GemmGateUpBwd, [&] { linear_input_grad(d_c, d_up, wu, T, C, F, /*accumulate=*/true, p); });  // + d xn2 (up)
     profiled(Phase::Elementwise, [&] {
@@ -317,7 +333,8 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
     d_o = s.d_branch;
   }
   const WeightView wo = w(3);
-  profiled(Phase::GemmOBwd, [&] { linear_backward(s.d_attn, dw[3], nullptr, d_o, s.attn, wo, T, H * D, C, p); });
+  profiled(Phase::GemmOBwd,
+           [&] { linear_backward(s.d_attn, dw[3], nullptr, d_o, as_input(s.attn, b16), wo, T, H * D, C, p); });
   for (int64_t j = 0; j < n; ++j) {
     const int64_t oq = j * S * H * D, okv = j * S * Hkv * D;
     profiled(Phase::AttentionBwd, [&] {
@@ -333,18 +350,28 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
     rms_norm_backward(s.dq, nullptr, s.dq, s.q_raw, nw.q, s.rstd_q, T * H, D);
     rms_norm_backward(s.dk, nullptr, s.dk, s.k_raw, nw.k, s.rstd_k, T * Hkv, D);
   }
+  // dq, dk, dv feed only bf16 products from here (two each when dx is wanted): converted once.
+  const bool dqkv16 = b16 && dx;
+  if (dqkv16) {
+    PhaseScope ps(Phase::Elementwise);
+    f32_to_bf16_in_place(s.dq, size_t(T * H * D));
+    f32_to_bf16_in_place(s.dk, size_t(T * Hkv * D));
+    f32_to_bf16_in_place(s.dv, size_t(T * Hkv * D));
+  }
+  const MatrixView dq = as_input(s.dq, dqkv16), dk = as_input(s.dk, dqkv16), dv = as_input(s.dv, dqkv16);
+  const MatrixView xn1 = as_input(s.xn1, b16);
   // Weight gradients need only the projections' input; d xn1 only when dx is wanted.
   const WeightView wq = dx ? w(0) : WeightView();
   profiled(Phase::GemmQkvBwd, [&] {
-    linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, s.dq, s.xn1, wq, T, C, H * D, p);
-    linear_backward(nullptr, dw_k, nullptr, s.dk, s.xn1, nullptr, T, C, Hkv * D, p);
-    linear_backward(nullptr, dw_v, nullptr, s.dv, s.xn1, nullptr, T, C, Hkv * D, p);
+    linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, dq, xn1, wq, T, C, H * D, p);
+    linear_backward(nullptr, dw_k, nullptr, dk, xn1, nullptr, T, C, Hkv * D, p);
+    linear_backward(nullptr, dw_v, nullptr, dv, xn1, nullptr, T, C, Hkv * D, p);
   });
   if (!dx) return;
   const WeightView wk = c.fused_qkv ? wq.offset(fo.k) : w(1);
-  linear_input_grad(s.d_xn1, s.dk, wk, T, C, Hkv * D, /*accumulate=*/true, p);
+  linear_input_grad(s.d_xn1, dk, wk, T, C, Hkv * D, /*accumulate=*/true, p);
   const WeightView wv = c.fused_qkv ? wq.offset(fo.v) : w(2);
-  linear_input_grad(s.d_xn1, s.dv, wv, T, C, Hkv * D, /*accumulate=*/true, p);
+  linear_input_grad(s.d_xn1, dv, wv, T, C, Hkv * D, /*accumulate=*/true, p);
   rms_norm_backward(s.d_xn1, nullptr, s.d_xn1, x, nw.input, s.rstd1, T, C);
   for (int64_t i = 0; i < T * C; ++i) dx[i] = d_h[i] + s.d_xn1[i];  // residual: both branches
 }

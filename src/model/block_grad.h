@@ -89,13 +89,14 @@ class BlockGradScratch {
   float* d_xn1;        // (T, C), only when dx is wanted
   float* att_scratch;  // attention forward/backward scratch for one sample (also over gate/up)
   size_t att_floats;   // its size
-  // With native bf16 products (and BF16 precision) the forward writes act as bf16 bits over act's
-  // own storage, and the backward d gate and d up over gate's and up's: they only feed bf16
-  // products, which then read them in place instead of converting them again each. The owner
-  // turns this off while it reads act as f32 after a forward (an importance matrix).
-  bool allow_bf16_mlp = true;
-  // Set by block_forward_train: act (then d gate, d up) hold bf16 bits; block_backward follows it.
-  bool mlp_bf16 = false;
+  // With native bf16 products (and BF16 precision), activations that only feed bf16 products are
+  // kept as bf16 bits over their own f32 storage (element i at bf16 index i): the forward's xn1,
+  // attn, xn2 and act, the backward's d gate, d up and dq, dk, dv. The products then read them in
+  // place instead of each converting them again. The owner turns this off while it reads those
+  // inputs as f32 after a forward (an importance matrix).
+  bool allow_bf16_activations = true;
+  // Set by block_forward_train from the above and the precision; block_backward follows it.
+  bool bf16_activations = false;
   // The MoE MLP's saved state (moe.h), when the config has experts; on MoE layers the dense MLP
   // views above are unused, and act's slot holds d xn2.
   std::unique_ptr<MoeTrainScratch> moe;

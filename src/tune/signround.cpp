@@ -603,7 +603,7 @@ void BlockTuner::fp_forward(float* y, const float* x) {
   State& S = *s_;
   AR_CHECK(y != x, "fp_forward: y aliases x");
   const bool importance = S.want_importance && !S.importance_frozen;
-  S.scratch.allow_bf16_mlp = !importance;  // the importance matrix reads act as f32
+  S.scratch.allow_bf16_activations = !importance;  // the importance matrix reads the inputs as f32
   block_forward_train(y, S.scratch, x, S.b, [&S](int i) { return S.original_view(i); }, S.c, S.rope, S.o.precision);
   if (importance) S.accumulate_importance();
 }

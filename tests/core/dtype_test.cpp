@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
+#include <cstdint>
 
 namespace ar {
 namespace {
@@ -41,6 +43,20 @@ TEST(DType, BF16RoundsToNearestEven) {
   EXPECT_EQ(f32_to_bf16(tie_high), 0x3f82);
   EXPECT_EQ(bf16_to_f32(0xc040), -3.0f);
   EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+}
+
+// In place: n floats become n packed bf16 values, each the rounded float, for sizes below one chunk
+// (16384), at one chunk and across several of the ranges [m, 2m) that run in parallel.
+TEST(DType, F32ToBf16InPlacePacksTheRoundedValues) {
+  for (size_t n : {size_t(1), size_t(7), size_t(16384), size_t(16385), size_t(3 * 16384 + 5), size_t((1 << 19) + 3)}) {
+    std::vector<float> x(n);
+    for (size_t i = 0; i < n; ++i) x[i] = std::sin(float(i) * 0.37f) * float(1 + i % 97);
+    std::vector<uint16_t> want(n);
+    f32_to_bf16(want.data(), x.data(), n);
+    f32_to_bf16_in_place(x.data(), n);
+    const uint16_t* got = reinterpret_cast<const uint16_t*>(x.data());
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(got[i], want[i]) << "n=" << n << " i=" << i;
+  }
 }
 
 TEST(DType, NamesParse) {

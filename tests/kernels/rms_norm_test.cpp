@@ -2,6 +2,8 @@
 // odd shapes, and backward against central differences of a double forward written here.
 #include "kernels/rms_norm.h"
 
+#include "core/dtype.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -51,6 +53,23 @@ TEST(RmsNorm, MatchesReferenceOddSizes) {
         ASSERT_NEAR(rstd[r], rstd_ref[r], kRel * std::fabs(rstd_ref[r])) << rows << "x" << C;
       for (size_t i = 0; i < out.size(); ++i)
         ASSERT_NEAR(out[i], ref[i], kRel * (std::fabs(ref[i]) + 1.0f)) << rows << "x" << C << " @" << i;
+    }
+}
+
+// The bf16 variant: the f32 kernel's outputs rounded, bit for bit, and the same rstd; 300 x 129 is
+// large enough to run rows in parallel.
+TEST(RmsNorm, Bf16OutputIsTheF32OutputRounded) {
+  uint32_t seed = 70;
+  for (int64_t rows : {1, 17, 300})
+    for (int64_t C : {3, 129}) {
+      auto x = random_vec(size_t(rows * C), seed++, -3.0f, 3.0f);
+      auto w = random_vec(size_t(C), seed++, 0.5f, 1.5f);
+      std::vector<float> out(x.size()), rstd(static_cast<size_t>(rows)), rstd16(rstd.size());
+      std::vector<uint16_t> out16(x.size());
+      rms_norm_forward(out.data(), rstd.data(), x.data(), w.data(), rows, C, 1e-5f);
+      rms_norm_forward_bf16(out16.data(), rstd16.data(), x.data(), w.data(), rows, C, 1e-5f);
+      EXPECT_EQ(rstd16, rstd) << rows << "x" << C;
+      for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out16[i], f32_to_bf16(out[i])) << rows << "x" << C << " @" << i;
     }
 }
 

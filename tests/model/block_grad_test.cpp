@@ -366,14 +366,17 @@ TEST(MlpActBf16, GivesTheRoundedF32ResultsAlsoInPlace) {
   }
 }
 
-// The block with the MLP's activations kept as bf16 (native bf16 products) against the same block
-// with them in f32: the products see the same bf16 values, so the results agree to f32 summation
-// order (the bf16 operands are read in place, with their own strides). Turning it off (as the
-// tuner does while it collects an importance matrix) leaves act in f32.
-TEST(BlockGrad, Bf16MlpActivationsGiveTheValuesOfF32Ones) {
-  if (!gemm_has_native_bf16()) GTEST_SKIP() << "no native bf16 products here: the MLP stays f32";
+// The block with the linears' inputs and the MLP's and q/k/v's gradients kept as bf16 (native bf16
+// products) against the same block with them in f32: the products see the same bf16 values, so the
+// results agree to f32 summation order (the bf16 operands are read in place, with their own
+// strides). Turning it off (as the tuner does while it collects an importance matrix) leaves them
+// in f32. Llama, biases, Gemma3 (GELU, sandwich norms, q/k norms), and MoE (xn2 stays f32 for the
+// experts).
+TEST(BlockGrad, Bf16ActivationsGiveTheValuesOfF32Ones) {
+  if (!gemm_has_native_bf16()) GTEST_SKIP() << "no native bf16 products here: activations stay f32";
   for (const Variant& v : {Variant{"llama", 4, 2, false, false}, Variant{"mlp_bias", 4, 2, false, true, true},
-                           Variant{"gemma3", 4, 2, true, false, false, Family::Gemma3, 4}}) {
+                           Variant{"gemma3", 4, 2, true, false, false, Family::Gemma3, 4},
+                           Variant{"moe", 4, 2, true, false, false, Family::Moe}}) {
     const ModelConfig c = tiny_config(v);
     const int64_t T = 40, C = c.hidden_size;
     std::mt19937 rng(23);
@@ -383,22 +386,23 @@ TEST(BlockGrad, Bf16MlpActivationsGiveTheValuesOfF32Ones) {
     std::normal_distribution<float> nd(0.f, 1.f);
     for (auto& e : x) e = nd(rng);
     for (auto& e : G) e = nd(rng);
-    BlockLinearWeights w(kDenseLinears, nullptr);
-    for (int i = 0; i < kDenseLinears; ++i) w[size_t(i)] = block_linears(b, i)->w.as<float>();
+    const int nl = block_linear_count(b);  // with an MoE block's experts
+    BlockLinearWeights w(size_t(nl), nullptr);
+    for (int i = 0; i < nl; ++i) w[size_t(i)] = block_linears(b, i)->w.as<float>();
     std::vector<std::vector<float>> y(2, std::vector<float>(x.size())), dx(y);
-    std::vector<std::vector<std::vector<float>>> g(2, std::vector<std::vector<float>>(kDenseLinears));
+    std::vector<std::vector<std::vector<float>>> g(2, std::vector<std::vector<float>>(size_t(nl)));
     for (int run = 0; run < 2; ++run) {
-      BlockLinearGrads dw(kDenseLinears, nullptr);
-      for (int i = 0; i < kDenseLinears; ++i) {
+      BlockLinearGrads dw(size_t(nl), nullptr);
+      for (int i = 0; i < nl; ++i) {
         const LinearWeights* l = block_linears(b, i);
         if (!l->present()) continue;
         g[size_t(run)][size_t(i)].assign(size_t(l->out * l->in), 0.f);
         dw[i] = g[size_t(run)][size_t(i)].data();
       }
       BlockGradScratch s(c, T);
-      s.allow_bf16_mlp = run == 1;
+      s.allow_bf16_activations = run == 1;
       block_forward_train(y[size_t(run)].data(), s, x.data(), b, w, c, rope, Precision::BF16);
-      EXPECT_EQ(s.mlp_bf16, run == 1) << v.name;
+      EXPECT_EQ(s.bf16_activations, run == 1) << v.name;
       block_backward(dx[size_t(run)].data(), dw, s, G.data(), x.data(), b, w, c, rope, Precision::BF16);
     }
     auto expect_close = [&](const std::vector<float>& want, const std::vector<float>& got, const std::string& what) {
@@ -410,7 +414,7 @@ TEST(BlockGrad, Bf16MlpActivationsGiveTheValuesOfF32Ones) {
     };
     expect_close(y[0], y[1], "y");
     expect_close(dx[0], dx[1], "dx");
-    for (int i = 0; i < kDenseLinears; ++i) expect_close(g[0][size_t(i)], g[1][size_t(i)], "dW " + std::to_string(i));
+    for (int i = 0; i < nl; ++i) expect_close(g[0][size_t(i)], g[1][size_t(i)], "dW " + std::to_string(i));
   }
 }
 

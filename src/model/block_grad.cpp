@@ -294,7 +294,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
     moe_backward(d_h, dw, *s.moe, dy, s.xn2, b, f32_source(w), c, T, p);  // d xn2
     profiled(Phase::Elementwise, [&] {
       rms_norm_backward(d_h, nullptr, d_h, s.h, nw.mlp_in(), s.rstd2, T, C);
-      for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
+      residual_add(d_h, dy, T * C);  // residual: both branches
     });
   } else {
     if (c.sandwich_norms) {
@@ -320,7 +320,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
     profiled(Phase::GemmGateUpBwd, [&] { linear_input_grad(d_c, d_up, wu, T, C, F, /*accumulate=*/true, p); });  // + d xn2 (up)
     profiled(Phase::Elementwise, [&] {
       rms_norm_backward(d_c, nullptr, d_c, s.h, nw.mlp_in(), s.rstd2, T, C);
-      for (int64_t i = 0; i < T * C; ++i) d_h[i] += dy[i];  // residual: both branches
+      residual_add(d_h, dy, T * C);  // residual: both branches
     });
   }
 
@@ -373,7 +373,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   const WeightView wv = c.fused_qkv ? wq.offset(fo.v) : w(2);
   linear_input_grad(s.d_xn1, dv, wv, T, C, Hkv * D, /*accumulate=*/true, p);
   rms_norm_backward(s.d_xn1, nullptr, s.d_xn1, x, nw.input, s.rstd1, T, C);
-  for (int64_t i = 0; i < T * C; ++i) dx[i] = d_h[i] + s.d_xn1[i];  // residual: both branches
+  residual_sum(dx, d_h, s.d_xn1, T * C);  // residual: both branches
 }
 
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,

@@ -108,5 +108,17 @@ TEST(Residual, AddsInPlace) {
   }
 }
 
+TEST(Residual, SumWritesBothBranches) {
+  for (int64_t n : {1, 17, 100003}) {
+    std::vector<float> a(static_cast<size_t>(n)), b(a.size()), out(a.size(), -1.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      a[i] = float(i);
+      b[i] = 0.25f * float(i % 7);
+    }
+    residual_sum(out.data(), a.data(), b.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(out[i], float(i) + 0.25f * float(i % 7));
+  }
+}
+
 }  // namespace
 }  // namespace ar

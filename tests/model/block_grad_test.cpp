@@ -95,6 +95,25 @@ BlockWeights random_block(const ModelConfig& c, std::mt19937& rng) {
   return b;
 }
 
+// What several tests start from: a random block of config c, its RoPE tables, an input x of T
+// tokens and an output gradient G, drawn in that order from one generator seeded with `seed`.
+struct RandomCase {
+  BlockWeights b;
+  RopeTables rope;
+  std::vector<float> x, G;
+};
+
+RandomCase random_case(const ModelConfig& c, int64_t T, uint32_t seed) {
+  std::mt19937 rng(seed);
+  RandomCase r{random_block(c, rng), make_rope_tables(c, T), {}, {}};
+  r.x.resize(static_cast<size_t>(T * c.hidden_size));
+  r.G.resize(r.x.size());
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (auto& e : r.x) e = nd(rng);
+  for (auto& e : r.G) e = nd(rng);
+  return r;
+}
+
 // Central differences of a float computation: h = 1e-2 keeps f32 rounding noise in L (~1e-6) below
 // 1e-4 in the quotient, while the truncation error (h^2 * L''' / 6) stays near 1e-5 for these sizes.
 constexpr float kH = 1e-2f;
@@ -295,14 +314,11 @@ TEST(BlockGrad, Bf16WeightViewsGiveTheBitsOfTheirF32Values) {
   for (const Variant& v : {Variant{"qk_norm_bias", 4, 2, true, true},
                            Variant{"phi3", 4, 2, false, false, false, Family::Phi3, 4}}) {
     const ModelConfig c = tiny_config(v);
-    const int64_t T = 6, C = c.hidden_size;
-    std::mt19937 rng(17);
-    BlockWeights b = random_block(c, rng);
-    const RopeTables rope = make_rope_tables(c, T);
-    std::vector<float> x(static_cast<size_t>(T * C)), G(x.size());
-    std::normal_distribution<float> nd(0.f, 1.f);
-    for (auto& e : x) e = nd(rng);
-    for (auto& e : G) e = nd(rng);
+    const int64_t T = 6;
+    const RandomCase rc = random_case(c, T, 17);
+    const BlockWeights& b = rc.b;
+    const RopeTables& rope = rc.rope;
+    const std::vector<float>&x = rc.x, &G = rc.G;
     std::vector<std::vector<float>> wf(kDenseLinears);
     std::vector<std::vector<uint16_t>> wb(kDenseLinears);
     for (int i = 0; i < kDenseLinears; ++i) {
@@ -378,32 +394,26 @@ TEST(BlockGrad, Bf16ActivationsGiveTheValuesOfF32Ones) {
                            Variant{"gemma3", 4, 2, true, false, false, Family::Gemma3, 4},
                            Variant{"moe", 4, 2, true, false, false, Family::Moe}}) {
     const ModelConfig c = tiny_config(v);
-    const int64_t T = 40, C = c.hidden_size;
-    std::mt19937 rng(23);
-    BlockWeights b = random_block(c, rng);
-    const RopeTables rope = make_rope_tables(c, T);
-    std::vector<float> x(static_cast<size_t>(T * C)), G(x.size());
-    std::normal_distribution<float> nd(0.f, 1.f);
-    for (auto& e : x) e = nd(rng);
-    for (auto& e : G) e = nd(rng);
-    const int nl = block_linear_count(b);  // with an MoE block's experts
+    const int64_t T = 40;
+    const RandomCase in = random_case(c, T, 23);
+    const int nl = block_linear_count(in.b);  // with an MoE block's experts
     BlockLinearWeights w(size_t(nl), nullptr);
-    for (int i = 0; i < nl; ++i) w[size_t(i)] = block_linears(b, i)->w.as<float>();
-    std::vector<std::vector<float>> y(2, std::vector<float>(x.size())), dx(y);
+    for (int i = 0; i < nl; ++i) w[size_t(i)] = block_linears(in.b, i)->w.as<float>();
+    std::vector<std::vector<float>> y(2, std::vector<float>(in.x.size())), dx(y);
     std::vector<std::vector<std::vector<float>>> g(2, std::vector<std::vector<float>>(size_t(nl)));
     for (int run = 0; run < 2; ++run) {
       BlockLinearGrads dw(size_t(nl), nullptr);
       for (int i = 0; i < nl; ++i) {
-        const LinearWeights* l = block_linears(b, i);
+        const LinearWeights* l = block_linears(in.b, i);
         if (!l->present()) continue;
         g[size_t(run)][size_t(i)].assign(size_t(l->out * l->in), 0.f);
         dw[i] = g[size_t(run)][size_t(i)].data();
       }
       BlockGradScratch s(c, T);
       s.allow_bf16_activations = run == 1;
-      block_forward_train(y[size_t(run)].data(), s, x.data(), b, w, c, rope, Precision::BF16);
+      block_forward_train(y[size_t(run)].data(), s, in.x.data(), in.b, w, c, in.rope, Precision::BF16);
       EXPECT_EQ(s.bf16_activations, run == 1) << v.name;
-      block_backward(dx[size_t(run)].data(), dw, s, G.data(), x.data(), b, w, c, rope, Precision::BF16);
+      block_backward(dx[size_t(run)].data(), dw, s, in.G.data(), in.x.data(), in.b, w, c, in.rope, Precision::BF16);
     }
     auto expect_close = [&](const std::vector<float>& want, const std::vector<float>& got, const std::string& what) {
       double scale = 0.0;

@@ -60,7 +60,7 @@ AR_VECTOR_CLONES void attention_softmax_visible(float* vis, int64_t m, float s_s
 }
 
 // The visible columns of one row of the softmax backward, in place: d = scale·p·(d − Σ d·p) [·sr];
-// out16, if given, receives d as bf16 in the same pass.
+// out16, if given, then receives d as bf16 while the row is in cache.
 AR_VECTOR_CLONES void attention_softmax_backward_visible(float* d, const float* pr, int64_t m, float scale,
                                                          const float* sr, uint16_t* out16) {
   float dot = 0.0f;
@@ -240,25 +240,6 @@ HeadBf16& thread_head_bf16() {
 // Floats that hold n bf16 values, rounded up to 64 bytes so that every copy starts aligned.
 size_t bf16_floats(int64_t n) { return (size_t(n) + 31) / 32 * 16; }
 
-// The front of the scratch: one sample's q, k, v (and, for the backward, dO) as bf16, each head
-// tight (T, D) ([h][t][d]), for the native bf16 path; the per-thread row blocks follow.
-struct SampleBf16 {
-  uint16_t *q, *k, *v, *dout;
-};
-
-size_t sample_bf16_floats(int64_t T, int64_t H, int64_t Hkv, int64_t D, bool with_dout) {
-  return (with_dout ? 2 : 1) * bf16_floats(T * H * D) + 2 * bf16_floats(T * Hkv * D);
-}
-
-SampleBf16 carve_sample_bf16(float* scratch, int64_t T, int64_t H, int64_t Hkv, int64_t D, bool with_dout) {
-  SampleBf16 s{};
-  s.q = reinterpret_cast<uint16_t*>(scratch);
-  s.k = reinterpret_cast<uint16_t*>(scratch + bf16_floats(T * H * D));
-  s.v = reinterpret_cast<uint16_t*>(scratch + bf16_floats(T * H * D) + bf16_floats(T * Hkv * D));
-  if (with_dout) s.dout = reinterpret_cast<uint16_t*>(scratch + bf16_floats(T * H * D) + 2 * bf16_floats(T * Hkv * D));
-  return s;
-}
-
 // (T, H, D) f32 (row stride H·D) -> H tight (T, D) bf16 heads in one pass over the rows. Reading
 // the rows in order streams; converting one head at a time read 512 bytes out of every 16 KiB
 // (4B shapes) and took a fifth of the attention forward.
@@ -266,6 +247,43 @@ void heads_to_bf16(uint16_t* out, const float* x, int64_t T, int64_t H, int64_t 
 #pragma omp parallel for schedule(static) if (T * H * D > (1 << 16))
   for (int64_t t = 0; t < T; ++t)
     for (int64_t h = 0; h < H; ++h) f32_to_bf16(out + (h * T + t) * D, x + (t * H + h) * D, size_t(D));
+}
+
+// The front of the scratch: one sample's q, k, v (and, for the backward, dO) as bf16, each head
+// tight (T, D) ([h][t][d]), for the native bf16 path; the per-thread row blocks follow.
+struct SampleBf16 {
+  uint16_t *q = nullptr, *k = nullptr, *v = nullptr, *dout = nullptr;
+  size_t floats = 0;  // what they take of the scratch
+};
+
+size_t sample_bf16_floats(int64_t T, int64_t H, int64_t Hkv, int64_t D, bool with_dout) {
+  return (with_dout ? 2 : 1) * bf16_floats(T * H * D) + 2 * bf16_floats(T * Hkv * D);
+}
+
+// Lays the copies out at the front of the scratch (dout null: the forward's, without dO) and, when
+// the products are native bf16, fills them.
+SampleBf16 sample_bf16(float* scratch, size_t scratch_floats, const float* q, const float* k, const float* v,
+                       const float* dout, int64_t T, int64_t H, int64_t Hkv, int64_t D, bool native) {
+  SampleBf16 s;
+  s.floats = sample_bf16_floats(T, H, Hkv, D, dout != nullptr);
+  AR_CHECK(scratch_floats >= s.floats, "attention: scratch of ", scratch_floats, " floats is below the ", s.floats,
+           " of the bf16 copies");
+  float* at = scratch;
+  auto take = [&at](int64_t n) {
+    uint16_t* p = reinterpret_cast<uint16_t*>(at);
+    at += bf16_floats(n);
+    return p;
+  };
+  s.q = take(T * H * D);
+  s.k = take(T * Hkv * D);
+  s.v = take(T * Hkv * D);
+  if (dout) s.dout = take(T * H * D);
+  if (!native) return s;
+  heads_to_bf16(s.q, q, T, H, D);
+  heads_to_bf16(s.k, k, T, Hkv, D);
+  heads_to_bf16(s.v, v, T, Hkv, D);
+  if (dout) heads_to_bf16(s.dout, dout, T, H, D);
+  return s;
 }
 
 uint16_t* block_bf16(Buffer& buf, int64_t T) {
@@ -339,17 +357,10 @@ void attention_forward(float* out, float* scratch, size_t scratch_floats, const 
   const ScoreRule rule{window, softcap};
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  const size_t front = sample_bf16_floats(T, H, Hkv, D, false);
-  AR_CHECK(scratch_floats >= front, "attention: scratch of ", scratch_floats, " floats is below the ", front,
-           " of the bf16 copies");
-  const int nthr = thread_slots(scratch_floats - front, block_floats(T), H);
   const bool native = p == Precision::BF16 && gemm_has_native_bf16();
-  const SampleBf16 sb = carve_sample_bf16(scratch, T, H, Hkv, D, false);
-  if (native) {
-    heads_to_bf16(sb.q, q, T, H, D);
-    heads_to_bf16(sb.k, k, T, Hkv, D);
-    heads_to_bf16(sb.v, v, T, Hkv, D);
-  }
+  const SampleBf16 sb = sample_bf16(scratch, scratch_floats, q, k, v, nullptr, T, H, Hkv, D, native);
+  const size_t front = sb.floats;
+  const int nthr = thread_slots(scratch_floats - front, block_floats(T), H);
 #pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
   for (int64_t h = 0; h < H; ++h) {
     float* Pb = scratch + front + size_t(omp_get_thread_num()) * block_floats(T);
@@ -374,18 +385,10 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t 
   const ScoreRule rule{window, softcap};
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  const size_t front = sample_bf16_floats(T, H, Hkv, D, true);
-  AR_CHECK(scratch_floats >= front, "attention: scratch of ", scratch_floats, " floats is below the ", front,
-           " of the bf16 copies");
-  const int nthr = thread_slots(scratch_floats - front, 2 * block_floats(T), Hkv);
   const bool native = p == Precision::BF16 && gemm_has_native_bf16();
-  const SampleBf16 sb = carve_sample_bf16(scratch, T, H, Hkv, D, true);
-  if (native) {
-    heads_to_bf16(sb.q, q, T, H, D);
-    heads_to_bf16(sb.k, k, T, Hkv, D);
-    heads_to_bf16(sb.v, v, T, Hkv, D);
-    heads_to_bf16(sb.dout, dout, T, H, D);
-  }
+  const SampleBf16 sb = sample_bf16(scratch, scratch_floats, q, k, v, dout, T, H, Hkv, D, native);
+  const size_t front = sb.floats;
+  const int nthr = thread_slots(scratch_floats - front, 2 * block_floats(T), Hkv);
 #pragma omp parallel for num_threads(nthr) schedule(static) if (nthr > 1)
   for (int64_t g = 0; g < Hkv; ++g) {
     float* Pb = scratch + front + size_t(omp_get_thread_num()) * 2 * block_floats(T);

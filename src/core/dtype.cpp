@@ -108,27 +108,28 @@ AR_VECTOR_CLONES void f32_to_bf16(uint16_t* out, const float* in, size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
 }
-void f32_to_bf16_in_place(float* x, size_t n) {
-  constexpr size_t kChunk = size_t(1) << 14;
-  uint16_t* out = reinterpret_cast<uint16_t*>(x);
-  // Element i lands on float i/2. The first chunk goes through a copy (its output overlaps its own
-  // input), then ranges [m, 2m) in parallel: they write [m/2, m), read by an earlier range, and
-  // no thread writes what another still reads.
-  const size_t m0 = std::min(n, kChunk);
-  if (m0 > 0) {
-    thread_local std::vector<float> tmp;
-    tmp.assign(x, x + m0);
-    f32_to_bf16(out, tmp.data(), m0);
-  }
+void for_each_packing_range(size_t n, const std::function<void(size_t i0, size_t len)>& step) {
+  const size_t m0 = std::min(n, kPackingRange);
+  if (m0 > 0) step(0, m0);
   for (size_t m = m0; m < n; m *= 2) {
     const size_t end = std::min(n, 2 * m);
-    const int64_t chunks = int64_t((end - m + kChunk - 1) / kChunk);
-#pragma omp parallel for if (chunks > 1)
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const size_t i0 = m + size_t(ch) * kChunk;
-      f32_to_bf16(out + i0, x + i0, std::min(kChunk, end - i0));
+    const int64_t ranges = int64_t((end - m + kPackingRange - 1) / kPackingRange);
+#pragma omp parallel for if (ranges > 1)
+    for (int64_t r = 0; r < ranges; ++r) {
+      const size_t i0 = m + size_t(r) * kPackingRange;
+      step(i0, std::min(kPackingRange, end - i0));
     }
   }
+}
+
+void f32_to_bf16_in_place(float* x, size_t n) {
+  uint16_t* out = reinterpret_cast<uint16_t*>(x);
+  for_each_packing_range(n, [x, out](size_t i0, size_t len) {
+    if (i0 > 0) return f32_to_bf16(out + i0, x + i0, len);  // writes below what it reads
+    thread_local std::vector<float> tmp;  // the first range's output overlaps its own input
+    tmp.assign(x, x + len);
+    f32_to_bf16(out, tmp.data(), len);
+  });
 }
 AR_VECTOR_CLONES void round_to_bf16_values(float* out, const float* in, size_t n) {
 #pragma omp simd

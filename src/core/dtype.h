@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -42,6 +43,13 @@ uint16_t f32_to_f16(float f);  // round to nearest even, overflow -> inf
 // Bulk conversions of n elements.
 void bf16_to_f32(float* out, const uint16_t* in, size_t n);
 void f32_to_bf16(uint16_t* out, const float* in, size_t n);
+// Packing n f32 values into n 16-bit values in the same storage (element i to 16-bit index i, on
+// float i/2), in parallel: calls step(i0, len) over consecutive ranges of at most kPackingRange
+// elements. The first range runs alone and its step must read all of it before writing any;
+// then ranges [m, 2m) run in parallel: they write [m/2, m), read by an earlier range, so no
+// thread overwrites what another still reads.
+constexpr size_t kPackingRange = size_t(1) << 14;
+void for_each_packing_range(size_t n, const std::function<void(size_t i0, size_t len)>& step);
 // x's n floats become n bf16 values packed at its start (element i at bf16 index i of
 // reinterpret_cast<uint16_t*>(x)), in parallel and without a second buffer: for a buffer whose f32
 // values are dead once they only feed bf16 products.

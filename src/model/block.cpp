@@ -97,7 +97,7 @@ void mlp_act_backward(float* dgate, float* dup, const float* dout, const float* 
 namespace {
 // Elements of one chunk of the bf16 MLP activations: computed in f32 into a per-thread buffer that
 // stays in cache (64 KiB), then converted.
-constexpr int64_t kActChunk = 1 << 14;
+constexpr int64_t kActChunk = int64_t(kPackingRange);
 }  // namespace
 
 void mlp_act_forward_bf16(uint16_t* out16, const float* gate, const float* up, int64_t n, const ModelConfig& c) {
@@ -114,26 +114,14 @@ void mlp_act_forward_bf16(uint16_t* out16, const float* gate, const float* up, i
 void mlp_act_backward_bf16_in_place(float* gate, float* up, const float* dout, int64_t n, const ModelConfig& c) {
   uint16_t* dgate16 = reinterpret_cast<uint16_t*>(gate);
   uint16_t* dup16 = reinterpret_cast<uint16_t*>(up);
-  // Elements [i0, i0 + len): read whole into the per-thread buffers, then written as bf16.
-  auto run = [&](int64_t i0, int64_t len) {
+  // Each range is read whole into the per-thread buffers, then written as bf16 over its own
+  // buffers' storage, as for_each_packing_range asks.
+  for_each_packing_range(size_t(n), [&](size_t i0, size_t len) {
     thread_local std::vector<float> dg = std::vector<float>(size_t(kActChunk)), du = dg;
-    mlp_act_backward(dg.data(), du.data(), dout + i0, gate + i0, up + i0, len, c);
-    f32_to_bf16(dgate16 + i0, dg.data(), size_t(len));
-    f32_to_bf16(dup16 + i0, du.data(), size_t(len));
-  };
-  // Element i's bf16 lands on f32 element i/2 of its own buffer. So the first chunk goes alone
-  // (all of it read before any of it is written), then ranges [m, 2m) in parallel: their writes
-  // land in [m/2, m), read by an earlier range, and no thread writes what another still reads.
-  const int64_t m0 = std::min(n, kActChunk);
-  if (m0 > 0) run(0, m0);
-  for (int64_t m = m0; m < n; m *= 2) {
-    const int64_t end = std::min(n, 2 * m), chunks = (end - m + kActChunk - 1) / kActChunk;
-#pragma omp parallel for if (chunks > 1)
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const int64_t i0 = m + ch * kActChunk;
-      run(i0, std::min(kActChunk, end - i0));
-    }
-  }
+    mlp_act_backward(dg.data(), du.data(), dout + i0, gate + i0, up + i0, int64_t(len), c);
+    f32_to_bf16(dgate16 + i0, dg.data(), len);
+    f32_to_bf16(dup16 + i0, du.data(), len);
+  });
 }
 
 namespace {

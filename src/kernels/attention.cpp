@@ -357,7 +357,7 @@ void attention_forward(float* out, float* scratch, size_t scratch_floats, const 
   const ScoreRule rule{window, softcap};
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  const bool native = native_bf16_products(p);
   const SampleBf16 sb = sample_bf16(scratch, scratch_floats, q, k, v, nullptr, T, H, Hkv, D, native);
   const size_t front = sb.floats;
   const int nthr = thread_slots(scratch_floats - front, block_floats(T), H);
@@ -385,7 +385,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, size_t 
   const ScoreRule rule{window, softcap};
   const int64_t group = H / Hkv;
   const int64_t ldq = H * D, ldkv = Hkv * D;
-  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  const bool native = native_bf16_products(p);
   const SampleBf16 sb = sample_bf16(scratch, scratch_floats, q, k, v, dout, T, H, Hkv, D, native);
   const size_t front = sb.floats;
   const int nthr = thread_slots(scratch_floats - front, 2 * block_floats(T), Hkv);

@@ -394,7 +394,7 @@ std::string gemm_backend_summary() {
 size_t gemm_scratchpad_bytes(int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
                              bool accumulate, Precision p) {
   Backend& be = backend();
-  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  const bool native = native_bf16_products(p);
   const PrimKey key{M, N, K, trans_a ? M : K, trans_b ? K : N, N, trans_a, trans_b, accumulate,
                     native};
   return make_entry(be, key).scratch.get_size();
@@ -404,6 +404,8 @@ bool gemm_has_native_bf16() {
   static const bool native = detect_native_bf16();
   return native;
 }
+
+bool native_bf16_products(Precision p) { return p == Precision::BF16 && gemm_has_native_bf16(); }
 
 void round_to_bf16(float* out, const float* in, int64_t n) {
   constexpr int64_t kChunk = 1 << 16;
@@ -464,7 +466,7 @@ void gemm_serial(float* C, const float* A, const float* B, int64_t M, int64_t N,
   if (!prepare_call(C, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
   const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
   const int64_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
-  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  const bool native = native_bf16_products(p);
   // Per-thread staging, whether nested or not (the shared buffers belong to top-level gemm calls).
   thread_local Buffer local_a(0, "gemm.serial_a.thread"), local_b(0, "gemm.serial_b.thread");
   Operand a{A, lda}, b{B, ldb};

@@ -82,6 +82,9 @@ void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, in
 // True when this CPU runs a native oneDNN bf16 matmul (AVX-512-BF16 / AMX); false means BF16
 // goes through rounded f32 copies. Detected on first use and cached.
 bool gemm_has_native_bf16();
+// True when products in precision p run as native bf16 products (p is BF16 and the CPU has them):
+// where bf16 operands made once pay off.
+bool native_bf16_products(Precision p);
 
 // What the GEMM backend runs on, for the header of every run and `--version`: the oneDNN
 // version, the instruction set its kernels dispatch to on this CPU (after ONEDNN_MAX_CPU_ISA),

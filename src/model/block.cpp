@@ -173,14 +173,9 @@ BlockScratch::BlockScratch(const ModelConfig& c, int64_t T)
   att_floats = l.att;
 }
 
-namespace {
-// Only native bf16 products would round the weights; elsewhere make copies nothing.
-bool rounds_weights(Precision p) { return p == Precision::BF16 && gemm_has_native_bf16(); }
-}  // namespace
-
 DenseBf16Weights DenseBf16Weights::make(const BlockWeights& b, Precision p) {
   DenseBf16Weights d;
-  if (!rounds_weights(p)) return d;
+  if (!native_bf16_products(p)) return d;  // only those would round the weights
   for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     if (!l.present()) continue;
@@ -192,7 +187,7 @@ DenseBf16Weights DenseBf16Weights::make(const BlockWeights& b, Precision p) {
 
 uint64_t DenseBf16Weights::bytes(const BlockWeights& b, Precision p) {
   uint64_t n = 0;
-  if (!rounds_weights(p)) return n;
+  if (!native_bf16_products(p)) return n;
   for (int i = 0; i < kDenseLinears; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     if (l.present()) n += uint64_t(l.out) * uint64_t(l.in) * sizeof(uint16_t);

@@ -188,7 +188,7 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   // Attention half: h = x + [norm](o(attention(rope(norm(q)), rope(norm(k)), v))). The weight
   // source (which may make W' now) is called outside the GEMM scopes: it is fake quantization's
   // time. A fused qkv (Phi3) is one W' whose row ranges give q, k, v.
-  const bool b16 = s.bf16_activations = s.allow_bf16_activations && p == Precision::BF16 && gemm_has_native_bf16();
+  const bool b16 = s.bf16_activations = s.allow_bf16_activations && native_bf16_products(p);
   profiled(Phase::Elementwise, [&] {
     if (b16) rms_norm_forward_bf16(bf16_over(s.xn1), s.rstd1, x, nw.input, T, C, eps);
     else rms_norm_forward(s.xn1, s.rstd1, x, nw.input, T, C, eps);

@@ -126,7 +126,7 @@ struct HeldGroup {
 
 void hold_group(HeldGroup& h, float* held, const int64_t* experts, int64_t n, const MoeWeightSource& src,
                 int64_t FC, Precision p) {
-  const bool native = p == Precision::BF16 && gemm_has_native_bf16();
+  const bool native = native_bf16_products(p);
   for (int64_t g = 0; g < n; ++g)
     for (int j = 0; j < 3; ++j) {
       const float* wp = src(gate_index(experts[g]) + j);

@@ -455,7 +455,7 @@ struct BlockTuner::State {
   // The products run in bf16 on native bf16 hardware, so a dense linear can hand them bf16 bits,
   // which they would round an f32 weight to anyway: made so once, not converted by every product.
   // Experts stay f32 (moe.h), and so do GGUF and floating-point targets (their W' makers are f32).
-  bool bf16_products() const { return o.precision == Precision::BF16 && gemm_has_native_bf16(); }
+  bool bf16_products() const { return native_bf16_products(o.precision); }
   bool bf16_wprime(int i) const { return bf16_products() && dense_wprime_bf16(st[size_t(i)].scheme, i); }
 
   // W' of tuned linear i as bf16 (bf16_wprime(i)).

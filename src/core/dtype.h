@@ -38,7 +38,10 @@ inline uint16_t f32_to_bf16(float f) {
 }
 
 float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);  // round to nearest even, overflow -> inf
+uint16_t f32_to_f16(float f);  // round to nearest even, overflow -> inf, a NaN -> sign | 0x7e00
+// The portable versions the two above give the bits of (they use F16C where the CPU has it).
+float f16_to_f32_ref(uint16_t h);
+uint16_t f32_to_f16_ref(float f);
 
 // Bulk conversions of n elements.
 void bf16_to_f32(float* out, const uint16_t* in, size_t n);

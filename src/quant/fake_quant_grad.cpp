@@ -116,11 +116,10 @@ for_each_row_group(rows, out, in, G, [&](const RowGroup& r) {
       float lo = lo_s, hi = hi_s;
       if (dmin_scale) scales_out[0][gi] = lo = clamp01_value(signed_step_value(lo_s, dmin_scale[gi], next->mm_lr));
       if (dmax_scale) scales_out[1][gi] = hi = clamp01_value(signed_step_value(hi_s, dmax_scale[gi], next->mm_lr));
-      thread_local std::vector<float> wq;
-      wq.resize(size_t(n));
-      const GroupQuant p = group_params(r.w, n, s.sym, s.bits, lo, hi);
-      group_fake_quant(wq.data(), r.w, v_out + at, n, p.scale, p.zero, s.bits);
-      f32_to_bf16(next->w_dq16 + at, wq.data(), size_t(n));
+      // The weights did not change, so neither did their range (group_params would find it again).
+      const GroupQuant p = s.sym ? sym_range_params(info.wmin, info.wmax, s.bits, lo, hi)
+                                 : asym_range_params(info.wmin, info.wmax, s.bits, lo, hi);
+      group_fake_quant_bf16(next->w_dq16 + at, r.w, v_out + at, n, p.scale, p.zero, s.bits);
     };
     if (!want_scales) return next_wprime();
     float dwmin = 0, dwmax = 0;  // dL/d(wmin*min_scale), dL/d(wmax*max_scale)

@@ -77,6 +77,30 @@ __attribute__((target("avx2"))) void group_fake_quant_avx2(float* out, const flo
   if (i < n) group_fake_quant_ref(out + i, w + i, v ? v + i : nullptr, n - i, scale, zero, bits);
 }
 
+// f32_to_bf16 on 8 lanes, packed to 8 uint16 in order: round to nearest even, a NaN quieted.
+__attribute__((target("avx2"))) inline __m128i bf16x8(__m256 f) {
+  const __m256i u = _mm256_castps_si256(f);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  const __m256i is_nan =
+      _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+  const __m256i h = _mm256_blendv_epi8(rounded, quiet, is_nan);  // each lane < 2^16: no saturation below
+  return _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+__attribute__((target("avx2"))) void group_fake_quant_bf16_avx2(uint16_t* out, const float* w, const float* v,
+                                                                 int64_t n, float scale, int zero, int bits) {
+  const CodeConsts k = code_consts(scale, zero, bits);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 q = _mm256_mul_ps(k.scale, _mm256_sub_ps(codes8(w + i, v ? v + i : nullptr, k), k.zero));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), bf16x8(q));
+  }
+  if (i < n) group_fake_quant_bf16_ref(out + i, w + i, v ? v + i : nullptr, n - i, scale, zero, bits);
+}
+
+
 template <bool IMP>
 __attribute__((target("avx2"))) void group_errors_avx2(float* err, const float* w, const float* imp, int64_t n,
                                                         const float* scales, const int* zeros, int count, int qmax) {
@@ -342,6 +366,23 @@ void group_fake_quant_ref(float* out, const float* w, const float* v, int64_t n,
     const float code = min_like_simd(max_like_simd(std::nearbyint(x) + z, 0.f), hi);
     out[i] = scale * (code - z);
   }
+}
+
+void group_fake_quant_bf16_ref(uint16_t* out, const float* w, const float* v, int64_t n, float scale, int zero,
+                               int bits) {
+  float q[8];
+  for (int64_t i = 0; i < n; i += 8) {
+    const int64_t m = std::min<int64_t>(8, n - i);
+    group_fake_quant_ref(q, w + i, v ? v + i : nullptr, m, scale, zero, bits);
+    for (int64_t j = 0; j < m; ++j) out[i + j] = f32_to_bf16(q[j]);
+  }
+}
+
+void group_fake_quant_bf16(uint16_t* out, const float* w, const float* v, int64_t n, float scale, int zero, int bits) {
+  if (qdq_simd_available())
+    group_fake_quant_bf16_avx2(out, w, v, n, scale, zero, bits);
+  else
+    group_fake_quant_bf16_ref(out, w, v, n, scale, zero, bits);
 }
 
 void group_fake_quant(float* out, const float* w, const float* v, int64_t n, float scale, int zero, int bits) {

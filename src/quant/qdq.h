@@ -48,6 +48,11 @@ void quantize_group_codes_ref(uint8_t* codes, const float* w, const float* v, in
 // quantize_group_codes computes it (the fake-quantized weight W' of tuning, without the codes).
 void group_fake_quant(float* out, const float* w, const float* v, int64_t n, float scale, int zero, int bits);
 void group_fake_quant_ref(float* out, const float* w, const float* v, int64_t n, float scale, int zero, int bits);
+// The same rounded to bf16 bits (f32_to_bf16 of each), written without an f32 copy: the W' a tuner
+// hands to native bf16 products.
+void group_fake_quant_bf16(uint16_t* out, const float* w, const float* v, int64_t n, float scale, int zero, int bits);
+void group_fake_quant_bf16_ref(uint16_t* out, const float* w, const float* v, int64_t n, float scale, int zero,
+                               int bits);
 
 // Weighted squared rounding error of `count` (scale, zero) candidates on one group, evaluated in one
 // pass over the weights (count <= kErrorBatch):

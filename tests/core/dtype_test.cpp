@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -32,6 +34,29 @@ TEST(DType, F16RoundTripAllFinite) {
     if ((h & 0x7c00) == 0x7c00) continue;  // inf/nan
     EXPECT_EQ(f32_to_f16(f16_to_f32(uint16_t(h))), h) << std::hex << h;
   }
+}
+
+// f32_to_f16 / f16_to_f32 use F16C where the CPU has it: the bits of the portable versions for
+// every half, and for floats across the whole range (a stride through all bit patterns, plus
+// each exponent's ties and neighbours of the rounding point), NaNs and infinities included.
+TEST(DType, F16ConversionsGiveThePortableBits) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float a = f16_to_f32(uint16_t(h)), b = f16_to_f32_ref(uint16_t(h));
+    uint32_t ua, ub;
+    std::memcpy(&ua, &a, 4);
+    std::memcpy(&ub, &b, 4);
+    ASSERT_EQ(ua, ub) << std::hex << h;
+  }
+  auto check = [](uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    ASSERT_EQ(f32_to_f16(f), f32_to_f16_ref(f)) << std::hex << u;
+  };
+  for (uint64_t u = 0; u <= 0xffffffffull; u += 4099) check(uint32_t(u));
+  for (uint32_t sign : {0u, 0x80000000u})
+    for (uint32_t e = 0; e < 256; ++e)
+      for (uint32_t low : {0x0u, 0x0fffu, 0x1000u, 0x1001u, 0x2fffu, 0x3000u, 0x3001u, 0x7fffffu})
+        check(sign | e << 23 | low);
 }
 
 TEST(DType, BF16RoundsToNearestEven) {

@@ -79,6 +79,29 @@ TEST(Qdq, GroupFakeQuantIsTheDequantizedCodes) {
   }
 }
 
+// The bf16 W' of a group: f32_to_bf16 of the f32 W', on both paths (a NaN weight, and an
+// infinite scale, whose W' holds NaNs, included).
+TEST(Qdq, GroupFakeQuantBf16IsTheRoundedF32) {
+  for (int64_t n : {1, 7, 8, 9, 17, 128, 129}) {
+    auto w = random_vec(size_t(n), uint32_t(n) + 7, 0.3f);
+    const auto v = random_vec(size_t(n), 5, 0.3f);
+    if (n > 8) w[3] = NAN;
+    for (int bits : {2, 4, 8})
+      for (int zero : {0, 1 << (bits - 1)})
+        for (float scale : {0.0371f, -0.05f, 1e-5f, float(INFINITY)})  // inf: W' has NaNs and infs
+          for (const float* vp : {(const float*)nullptr, v.data()}) {
+            std::vector<float> f(static_cast<size_t>(n));
+            group_fake_quant_ref(f.data(), w.data(), vp, n, scale, zero, bits);
+            std::vector<uint16_t> want(static_cast<size_t>(n)), a(want), b(want);
+            for (int64_t i = 0; i < n; ++i) want[size_t(i)] = f32_to_bf16(f[size_t(i)]);
+            group_fake_quant_bf16(a.data(), w.data(), vp, n, scale, zero, bits);
+            group_fake_quant_bf16_ref(b.data(), w.data(), vp, n, scale, zero, bits);
+            EXPECT_EQ(a, want) << "n " << n << " bits " << bits << " scale " << scale;
+            EXPECT_EQ(b, want) << "n " << n << " bits " << bits << " scale " << scale;
+          }
+  }
+}
+
 TEST(Qdq, GroupRangeIsMinAndMaxWithZero) {
   for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 128, 129}) {
     auto w = random_vec(size_t(n), uint32_t(n) + 5, 0.3f);

@@ -35,24 +35,29 @@ struct RowGroup {
   int64_t index;   // row * groups_per_row + group: its scale's index
 };
 
-// f(RowGroup) for every group of G weights of every row of an (out, in) weight read through
-// `rows`, the rows split over the threads (each with its own row buffer when rows widens). f must
-// not throw; the result does not depend on the thread count when each call writes only its group.
+// f(o, w) for every row o of an (out, in) weight read through `rows` (w: its in weights as f32),
+// the rows split over the threads (each with its own row buffer when rows widens). f must not
+// throw; the result does not depend on the thread count when each call writes only its row.
 template <typename Rows, typename F>
-void for_each_row_group(const Rows& rows, int64_t out, int64_t in, int64_t G, F&& f) {
-  const int64_t ng = (in + G - 1) / G;
+void for_each_row(const Rows& rows, int64_t out, int64_t in, F&& f) {
 #pragma omp parallel if (out * in >= (int64_t(1) << 16))
   {
     std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0);
 #pragma omp for schedule(static)
-    for (int64_t o = 0; o < out; ++o) {
-      const float* wr = rows.row(o, row_buf.data());
-      for (int64_t g = 0; g < ng; ++g) {
-        const int64_t i0 = g * G;
-        f(RowGroup{wr + i0, std::min(G, in - i0), o * in + i0, o * ng + g});
-      }
-    }
+    for (int64_t o = 0; o < out; ++o) f(o, rows.row(o, row_buf.data()));
   }
+}
+
+// f(RowGroup) for every group of G weights of every row, as for_each_row splits them.
+template <typename Rows, typename F>
+void for_each_row_group(const Rows& rows, int64_t out, int64_t in, int64_t G, F&& f) {
+  const int64_t ng = (in + G - 1) / G;
+  for_each_row(rows, out, in, [&](int64_t o, const float* wr) {
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t i0 = g * G;
+      f(RowGroup{wr + i0, std::min(G, in - i0), o * in + i0, o * ng + g});
+    }
+  });
 }
 
 }  // namespace ar

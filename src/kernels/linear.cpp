@@ -26,8 +26,8 @@ void linear_forward(float* y, const float* x, const float* w, const float* bias,
 }
 
 void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, int64_t T, int64_t K, int64_t N, Precision p) {
-  linear_backward(dx, dw, dbias, MatrixView(dy), MatrixView(x), WeightView(w), T, K, N, p);
+                     const float* w, int64_t T, int64_t K, int64_t N, Precision p, bool dw_accumulate) {
+  linear_backward(dx, dw, dbias, MatrixView(dy), MatrixView(x), WeightView(w), T, K, N, p, dw_accumulate);
 }
 
 void linear_forward(float* y, MatrixView x, WeightView w, const float* bias, int64_t T, int64_t K, int64_t N,
@@ -42,9 +42,9 @@ void linear_input_grad(float* dx, MatrixView dy, WeightView w, int64_t T, int64_
 }
 
 void linear_backward(float* dx, float* dw, float* dbias, MatrixView dy, MatrixView x, WeightView w, int64_t T,
-                     int64_t K, int64_t N, Precision p) {
+                     int64_t K, int64_t N, Precision p, bool dw_accumulate) {
   if (dx) linear_input_grad(dx, dy, w, T, K, N, /*accumulate=*/false, p);
-  if (dw) gemm_view(dw, dy, x, N, K, T, /*trans_a=*/true, false, /*accumulate=*/true, p);
+  if (dw) gemm_view(dw, dy, x, N, K, T, /*trans_a=*/true, false, dw_accumulate, p);
   if (!dbias) return;
   AR_CHECK(dy.f32, "linear_backward: the bias gradient needs an f32 dy");
   const float* g = dy.f32;

@@ -22,14 +22,15 @@ void linear_forward(float* y, const float* x, const float* w, const float* bias,
 // dw (N, K) accumulated (+=) dyᵀ · x (skipped if null); dbias (N) accumulated Σ_t dy (skipped
 // if null). dy (T, N), x (T, K), w (N, K) as in forward; p rounds GEMM inputs as in forward.
 void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, int64_t T, int64_t K, int64_t N, Precision p);
+                     const float* w, int64_t T, int64_t K, int64_t N, Precision p, bool dw_accumulate = true);
 
 // All three with the input (x, or dy) and the weight as views: a bf16 one requires Precision::BF16
 // (an activation its producer wrote as bf16 for the products that read it). dbias needs an f32 dy.
 void linear_forward(float* y, MatrixView x, WeightView w, const float* bias, int64_t T, int64_t K, int64_t N,
                     Precision p);
+// dw_accumulate false: dw overwritten (=) instead, for a caller whose dw would start from zeros.
 void linear_backward(float* dx, float* dw, float* dbias, MatrixView dy, MatrixView x, WeightView w, int64_t T,
-                     int64_t K, int64_t N, Precision p);
+                     int64_t K, int64_t N, Precision p, bool dw_accumulate = true);
 // dx (T, K) [+]= dy (T, N) · w (N, K): the input-gradient product alone.
 void linear_input_grad(float* dx, MatrixView dy, WeightView w, int64_t T, int64_t K, int64_t N, bool accumulate,
                        Precision p);

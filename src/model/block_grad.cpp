@@ -268,8 +268,9 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
 // dW and dX are separate GEMMs, so splitting one call in two gives the same bits.
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const LinearWeightSource& w,
-                    const ModelConfig& c, const RopeTables& rope, Precision p) {
+                    const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense) {
   check_shapes(s, b, c, rope);
+  const bool add = dense == DenseGrads::Add;
   const int64_t n = s.seqs(), S = s.T(), T = S * n, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
   const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const bool b16 = s.bf16_activations;  // as the forward left them
@@ -303,7 +304,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
       d_m = s.d_branch;
     }
     const MatrixView act = as_input(s.act, b16);
-    profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, act, nullptr, T, F, C, p); });
+    profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, act, nullptr, T, F, C, p, add); });
     float* d_act = s.act;  // act read last above
     const WeightView wd = w(6);
     profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, d_m, nullptr, wd, T, F, C, p); });
@@ -314,8 +315,8 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
     const MatrixView d_gate = as_input(s.gate, b16), d_up = as_input(s.up, b16), xn2 = as_input(s.xn2, b16);
     float* d_c = d_h;  // d act is dead: d xn2 (T, C), then dL/dh
     const WeightView wg = w(4);
-    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, xn2, wg, T, C, F, p); });  // d xn2 (gate)
-    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, xn2, nullptr, T, C, F, p); });
+    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, xn2, wg, T, C, F, p, add); });  // d xn2 (gate)
+    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, xn2, nullptr, T, C, F, p, add); });
     const WeightView wu = c.fused_gate_up ? wg.offset(fo.up) : w(5);
     profiled(Phase::GemmGateUpBwd, [&] { linear_input_grad(d_c, d_up, wu, T, C, F, /*accumulate=*/true, p); });  // + d xn2 (up)
     profiled(Phase::Elementwise, [&] {
@@ -334,7 +335,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   }
   const WeightView wo = w(3);
   profiled(Phase::GemmOBwd,
-           [&] { linear_backward(s.d_attn, dw[3], nullptr, d_o, as_input(s.attn, b16), wo, T, H * D, C, p); });
+           [&] { linear_backward(s.d_attn, dw[3], nullptr, d_o, as_input(s.attn, b16), wo, T, H * D, C, p, add); });
   for (int64_t j = 0; j < n; ++j) {
     const int64_t oq = j * S * H * D, okv = j * S * Hkv * D;
     profiled(Phase::AttentionBwd, [&] {
@@ -363,9 +364,9 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   // Weight gradients need only the projections' input; d xn1 only when dx is wanted.
   const WeightView wq = dx ? w(0) : WeightView();
   profiled(Phase::GemmQkvBwd, [&] {
-    linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, dq, xn1, wq, T, C, H * D, p);
-    linear_backward(nullptr, dw_k, nullptr, dk, xn1, nullptr, T, C, Hkv * D, p);
-    linear_backward(nullptr, dw_v, nullptr, dv, xn1, nullptr, T, C, Hkv * D, p);
+    linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, dq, xn1, wq, T, C, H * D, p, add);
+    linear_backward(nullptr, dw_k, nullptr, dk, xn1, nullptr, T, C, Hkv * D, p, add);
+    linear_backward(nullptr, dw_v, nullptr, dv, xn1, nullptr, T, C, Hkv * D, p, add);
   });
   if (!dx) return;
   const WeightView wk = c.fused_qkv ? wq.offset(fo.k) : w(1);
@@ -378,8 +379,8 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
 
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const BlockLinearWeights& w,
-                    const ModelConfig& c, const RopeTables& rope, Precision p) {
-  block_backward(dx, dw, s, dy, x, b, [&w](int i) { return WeightView(w[size_t(i)]); }, c, rope, p);
+                    const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense) {
+  block_backward(dx, dw, s, dy, x, b, [&w](int i) { return WeightView(w[size_t(i)]); }, c, rope, p, dense);
 }
 
 }  // namespace ar

@@ -122,11 +122,16 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
 // skipped if null (tuning does not need it, which saves the q/k/v input-gradient GEMMs). x, b, w,
 // c, rope, p as given to the forward (w giving the same values). Norm weights and biases are
 // frozen: no gradient for them.
+// DenseGrads::Overwrite: the dense linears' dw[i] (i < kDenseLinears, every part of a fused one)
+// are written (=) rather than added to, for the first backward into zero gradients, which then
+// need no clearing. The experts' (MoE) are added to either way: an expert no token reached is not
+// written at all.
+enum class DenseGrads : uint8_t { Add, Overwrite };
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const LinearWeightSource& w,
-                    const ModelConfig& c, const RopeTables& rope, Precision p);
+                    const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense = DenseGrads::Add);
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const BlockLinearWeights& w,
-                    const ModelConfig& c, const RopeTables& rope, Precision p);
+                    const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense = DenseGrads::Add);
 
 }  // namespace ar

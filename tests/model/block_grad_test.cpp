@@ -244,6 +244,49 @@ TEST(BlockGrad, WeightGradientsAccumulateAndIgnoreDx) {
   for (int64_t i = 0; i < n_down; ++i) EXPECT_FLOAT_EQ(twice[size_t(i)], 2.f * once[size_t(i)]) << i;
 }
 
+// DenseGrads::Overwrite writes the dense linears' gradients over whatever their buffers held (NaN
+// here): the bits of adding into zeros. Fused parts (Phi3) included; an MoE block's experts are
+// still added to (their buffers start at 1 and end at 1 + the gradient), for f32 and bf16 products.
+TEST(BlockGrad, OverwritingDenseGradientsGivesTheBitsOfAddingToZeros) {
+  SingleThread one;
+  for (const Variant& v : {Variant{"llama", 4, 2, false, false}, Variant{"phi3", 4, 4, false, false, false, Family::Phi3},
+                           Variant{"moe", 4, 2, true, false, false, Family::Moe}})
+    for (Precision p : {Precision::F32, Precision::BF16}) {
+      const ModelConfig c = tiny_config(v);
+      const int64_t T = 12;
+      const RandomCase in = random_case(c, T, 29);
+      const int nl = block_linear_count(in.b);
+      BlockLinearWeights w(size_t(nl), nullptr);
+      for (int i = 0; i < nl; ++i) w[size_t(i)] = block_linears(in.b, i)->w.as<float>();
+      std::vector<std::vector<float>> add(static_cast<size_t>(nl)), over(static_cast<size_t>(nl));
+      BlockLinearGrads ga(static_cast<size_t>(nl), nullptr), go(static_cast<size_t>(nl), nullptr);
+      for (int i = 0; i < nl; ++i) {
+        const LinearWeights* l = block_linears(in.b, i);
+        if (!l->present()) continue;
+        const bool expert = i >= kDenseLinears;
+        add[size_t(i)].assign(size_t(l->out * l->in), expert ? 1.f : 0.f);
+        over[size_t(i)].assign(size_t(l->out * l->in), expert ? 1.f : NAN);
+        ga[i] = add[size_t(i)].data();
+        go[i] = over[size_t(i)].data();
+      }
+      std::vector<float> y(in.x.size());
+      BlockGradScratch s(c, T);
+      block_forward_train(y.data(), s, in.x.data(), in.b, w, c, in.rope, p);
+      block_backward(nullptr, ga, s, in.G.data(), in.x.data(), in.b, w, c, in.rope, p);
+      block_forward_train(y.data(), s, in.x.data(), in.b, w, c, in.rope, p);
+      block_backward(nullptr, go, s, in.G.data(), in.x.data(), in.b, w, c, in.rope, p, DenseGrads::Overwrite);
+      for (int i = 0; i < nl; ++i) {
+        if (!ga[i]) continue;
+        const size_t n = add[size_t(i)].size();
+        EXPECT_EQ(0, std::memcmp(add[size_t(i)].data(), over[size_t(i)].data(), n * sizeof(float)))
+            << v.name << " linear " << i << " precision " << int(p);
+        bool changed = false;
+        for (float e : add[size_t(i)]) changed |= e != (i >= kDenseLinears ? 1.f : 0.f);
+        EXPECT_TRUE(changed) << v.name << " linear " << i << ": no gradient reached it";
+      }
+    }
+}
+
 // A weight source that hands out one linear at a time through a single buffer (as the tuner does)
 // gives the same bits as the array of pointers, provided forward/backward never hold a pointer
 // across the next request: the previous contents are poisoned with NaN on every switch. It also

@@ -211,6 +211,32 @@ TEST(ExpertGroups, SameBytesForOneAndTwoThreads) {
   }
 }
 
+// An MoE block's experts' gradients are still cleared and added to when the dense ones (attention)
+// are overwritten (an expert no token reaches gets no write): the bits of clearing all of them.
+TEST(ExpertGroups, OverwritingDenseGradientsGivesTheBitsOfClearingThem) {
+  const ModelConfig c = moe_config();
+  const BlockWeights b = moe_block(c, 5);
+  const int64_t T = 24;
+  Samples s = make_samples(b, c, 4, T);
+  for (int groups : {1, 2}) {
+    SignRoundOptions o;
+    o.iters = 6;
+    o.batch_size = 2;
+    o.lr = 0.05;
+    o.expert_groups = groups;
+    SignRoundOptions off = o;
+    off.overwrite_dense_grads = false;
+    BlockTuner ta(b, c, w4g32(b), T, o), tb(b, c, w4g32(b), T, off);
+    const BlockTuneResult a = ta.tune(s.view()), z = tb.tune(s.view());
+    for (const auto& g : a.groups) EXPECT_GT(g.best_iter, 1) << groups;  // later steps' gradients count
+    EXPECT_EQ(a.best_loss, z.best_loss) << groups;
+    for (int i = 0; i < block_linear_count(b); ++i) {
+      EXPECT_EQ(a.q[size_t(i)].codes, z.q[size_t(i)].codes) << groups << " " << i;
+      EXPECT_EQ(a.q[size_t(i)].scales, z.q[size_t(i)].scales) << groups << " " << i;
+    }
+  }
+}
+
 // The owning tuner (weights compacted to bf16) in groups: its results equal the borrowing one's.
 TEST(ExpertGroups, OwningTunerGivesTheSameResults) {
   const ModelConfig c = moe_config();

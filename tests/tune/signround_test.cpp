@@ -523,6 +523,38 @@ TEST(SignRound, FusedStepOutputsGiveTheSameBits) {
   }
 }
 
+// overwrite_dense_grads: the first backward of a step into a gradient buffer writes the dense
+// linears' gradients instead of adding to cleared ones; the same bits as clearing and adding, for
+// chunked steps (seqlen 2048: a chunk per sample, the first overwrites, the next add) and units
+// (small blocks: each unit's buffer written once), in one and two partitions, 1 and 2 threads.
+TEST(SignRound, OverwritingDenseGradientsGivesTheBitsOfClearingThem) {
+  const int saved = omp_get_max_threads();
+  const ModelConfig big = synthetic_config(256, 768, 4, 2, 64), small = synthetic_config(64, 192, 4, 2, 16);
+  for (const auto& [c, T, threads] : {std::tuple{big, int64_t(2048), 1}, std::tuple{small, int64_t(16), 1},
+                                      std::tuple{small, int64_t(16), 2}}) {
+    omp_set_num_threads(threads);
+    const int64_t n = 5;
+    const BlockWeights b = synthetic_block(c, 7);
+    std::vector<float> x, target;
+    synthetic_samples(b, c, n, T, x, target);
+    const auto sch = all(4, 64, true);
+    for (int partitions : {1, 2}) {
+      SignRoundOptions o;
+      o.iters = 4;
+      o.batch_size = 3;
+      o.lr = 0.02;
+      o.partitions = partitions;
+      o.precision = Precision::BF16;
+      SignRoundOptions off = o;
+      off.overwrite_dense_grads = false;
+      const BlockTuneResult a = tune_block(b, c, sch, x.data(), target.data(), n, T, o);
+      EXPECT_GT(a.best_iter, 0) << "T " << T << " partitions " << partitions;
+      expect_same(a, tune_block(b, c, sch, x.data(), target.data(), n, T, off));
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
 // Units (small blocks, issue 18): the threads take a step's units as they come free, and the
 // units' gradients are added in unit order, so 1 and 2 threads give the same bits: one partition
 // of 5 picks (5 units), and two partitions of 2 and 3.

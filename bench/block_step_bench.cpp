@@ -101,6 +101,15 @@ void print_profile(const std::array<double, ar::kPhases>& prof, double sec, int 
   std::printf("  %-22s %9.1f %6.1f%%\n", "untracked", 1e3 * (step - tracked), 100 * (step - tracked) / step);
   std::printf("  linear GEMMs %.1f%%, attention %.1f%%, everything else %.1f%% of the step\n", 100 * gemm / step,
               100 * attn / step, 100 * (step - gemm - attn) / step);
+  // "quantize at best" is the codes of the first best (which allocates the result) and of the last
+  // step: once per block for integer schemes, as here (the bests between come out of the update's
+  // pass, inside "fake quant backward"). A run spreads it over its iterations, not over this
+  // bench's few: the step of a default run.
+  const double once = prof[size_t(P::QuantizeBest)];
+  const double step200 = step - once / iters + once / 200;
+  std::printf("  over the default 200 iters (quantize at best once per block): %.1f ms/step, linear GEMMs %.1f%%, "
+              "attention %.1f%%, everything else %.1f%%\n",
+              1e3 * step200, 100 * gemm / step200, 100 * attn / step200, 100 * (step200 - gemm - attn) / step200);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The tuner's once-per-step work on the weights of a Qwen3-4B decoder block (~101M weights,
 // W4G128 sym, bf16 weights): the fused fake-quant backward + signed steps + next W'
 // (fake_quant_backward_step), against a plain pass that reads and writes the same bytes (its
-// memory-bandwidth floor). Prints ms per step; asserts nothing.
+// memory-bandwidth floor), and W' alone (fake_quant_forward_bf16, what a step runs when the memory
+// plan holds no W'). Prints ms per step; asserts nothing.
 // Usage: fake_quant_step_bench [reps=5]
 #include <omp.h>
 
@@ -86,13 +87,18 @@ int main(int argc, char** argv) {
                                    &next);
     }
     const double fused = t.seconds() * 1e3;
+    ar::Timer tw;  // W' alone, as a step makes it when the memory plan holds none
+    for (Layer& L : layers)
+      ar::fake_quant_forward_bf16(L.wq.data(), L.w.data(), L.sh.out, L.sh.in, s, L.v.data(), L.min_s.data(),
+                                  L.max_s.data());
+    const double wprime = tw.seconds() * 1e3;
     ar::Timer t2;
     for (Layer& L : layers)
       bandwidth_floor(L.v.data(), L.wq.data(), L.dw.data(), L.w.data(), L.sh.out * L.sh.in);
     const double floor_ms = t2.seconds() * 1e3;
     const double gb = double(total) * (4 + 4 + 2 + 4 + 2) / 1e9;
-    std::printf("  fused step %7.1f ms (%5.1f GB/s)   bandwidth floor %7.1f ms (%5.1f GB/s)\n", fused, gb / fused * 1e3,
-                floor_ms, gb / floor_ms * 1e3);
+    std::printf("  fused step %7.1f ms (%5.1f GB/s)   bandwidth floor %7.1f ms (%5.1f GB/s)   W' alone %6.1f ms\n", fused,
+                gb / fused * 1e3, floor_ms, gb / floor_ms * 1e3, wprime);
     std::fflush(stdout);
   }
   return 0;

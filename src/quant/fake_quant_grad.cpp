@@ -52,6 +52,21 @@ GroupGradInfo group_info(const float* w, int64_t n, const QuantScheme& qs, float
   return g;
 }
 
+// The n floats of a group's dL/dW' and of its v (null: none) into the caches, one line at a time.
+inline void prefetch_group(const float* dw, const float* v, int64_t n) {
+  for (int64_t k = 0; k < n; k += 16) {
+    __builtin_prefetch(dw + k, 0, 2);
+    if (v) __builtin_prefetch(v + k, 1, 2);
+  }
+}
+
+// The n weights (f32 or bf16) from offset `at` into the caches.
+template <typename Rows>
+void prefetch_weights(const Rows& rows, int64_t at, int64_t n) {
+  const char* w = reinterpret_cast<const char*>(rows.w + at);
+  for (size_t b = 0; b < size_t(n) * sizeof(*rows.w); b += 64) __builtin_prefetch(w + b, 0, 2);
+}
+
 // W' into w_dq (f32), or into w_dq16 as bf16 bits (integer schemes; w_dq null then).
 template <typename Rows>
 void fake_quant_forward_rows(float* w_dq, uint16_t* w_dq16, const Rows& rows, int64_t out, int64_t in,
@@ -109,14 +124,6 @@ RangeGrads range_grads(const GroupGradInfo& info, const QuantScheme& s, float lo
     }
   }
   return r;
-}
-
-// The n floats of a group's dL/dW' and of its v (null: none) into the caches, one line at a time.
-inline void prefetch_group(const float* dw, const float* v, int64_t n) {
-  for (int64_t k = 0; k < n; k += 16) {
-    __builtin_prefetch(dw + k, 0, 2);
-    if (v) __builtin_prefetch(v + k, 1, 2);
-  }
 }
 
 // dv given: dv += dL/dv. v_out given instead: the signed step on v in place (group_grad), and
@@ -183,10 +190,7 @@ void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_sca
     // computed: left to the hardware prefetchers, the next row's gradient phase waits on memory
     // (a 4B block's step: 140 -> 106 ms on 2 threads, bench/fake_quant_step_bench).
     const bool fetch_next = o + 1 < out;
-    if (fetch_next) {
-      const char* nw = reinterpret_cast<const char*>(rows.w + (o + 1) * in);
-      for (size_t b = 0; b < size_t(in) * sizeof(*rows.w); b += 64) __builtin_prefetch(nw + b, 0, 2);
-    }
+    if (fetch_next) prefetch_weights(rows, (o + 1) * in, in);
     for (int64_t g = 0; g < ng; ++g) {
       Group& q = groups[size_t(g)];
       const int64_t gi = o * ng + g;

@@ -19,8 +19,9 @@ void linear_forward(float* y, const float* x, const float* w, const float* bias,
                     int64_t K, int64_t N, Precision p);
 
 // Gradients of linear_forward. dx (T, K) overwritten = dy (T, N) · w (N, K) (skipped if null);
-// dw (N, K) accumulated (+=) dyᵀ · x (skipped if null); dbias (N) accumulated Σ_t dy (skipped
-// if null). dy (T, N), x (T, K), w (N, K) as in forward; p rounds GEMM inputs as in forward.
+// dw (N, K) accumulated (+=) dyᵀ · x, or overwritten with dw_accumulate false (skipped if null);
+// dbias (N) accumulated Σ_t dy (skipped if null). dy (T, N), x (T, K), w (N, K) as in forward; p
+// rounds GEMM inputs as in forward.
 void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
                      const float* w, int64_t T, int64_t K, int64_t N, Precision p, bool dw_accumulate = true);
 
@@ -28,7 +29,6 @@ void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const 
 // (an activation its producer wrote as bf16 for the products that read it). dbias needs an f32 dy.
 void linear_forward(float* y, MatrixView x, WeightView w, const float* bias, int64_t T, int64_t K, int64_t N,
                     Precision p);
-// dw_accumulate false: dw overwritten (=) instead, for a caller whose dw would start from zeros.
 void linear_backward(float* dx, float* dw, float* dbias, MatrixView dy, MatrixView x, WeightView w, int64_t T,
                      int64_t K, int64_t N, Precision p, bool dw_accumulate = true);
 // dx (T, K) [+]= dy (T, N) · w (N, K): the input-gradient product alone.

@@ -740,7 +740,8 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   // writes them (DenseGrads::Overwrite), which saves writing 400 MB of zeros per step for a 4B
   // block. The experts' are cleared (an expert no token reached gets no write), and so are the
   // dense ones of a buffer no backward reaches (a partition without picks).
-  // Without o.overwrite_dense_grads, every gradient is cleared and added to.
+  // clears(i, dense): whether a clearing of the dense gradients (dense) or of the experts' (not)
+  // clears linear i's. Without o.overwrite_dense_grads every one is cleared and added to.
   const DenseGrads first_write = o.overwrite_dense_grads ? DenseGrads::Overwrite : DenseGrads::Add;
   auto clears = [&](int i, bool dense) { return (i >= kDenseLinears) != dense || !o.overwrite_dense_grads; };
   auto clear_grads = [&](const BlockLinearGrads& g, bool dense) {

@@ -154,9 +154,24 @@ void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_sca
     GroupGradSums sums;
     GroupQuant next;  // the next step's parameters
   };
+  // A symmetric scheme's scales come from sym_range_params_n, a row's groups at once (8 at a time
+  // in vector registers, the bits of sym_range_params).
+  struct SymParams {
+    std::vector<float> wmin, wmax, lo, hi;
+    std::vector<GroupQuant> p;
+    std::vector<uint8_t> hi_side, floored;
+    void resize(size_t n) {
+      for (auto* v : {&wmin, &wmax, &lo, &hi}) v->resize(n);
+      p.resize(n);
+      hi_side.resize(n);
+      floored.resize(n);
+    }
+  };
   for_each_row(rows, out, in, [&](int64_t o, const float* wr) {
     thread_local std::vector<Group> groups;
+    thread_local SymParams sp;
     groups.resize(size_t(ng));
+    if (s.sym) sp.resize(size_t(ng));
     auto span = [&](int64_t g, int64_t* n, int64_t* at) {
       *n = std::min(G, in - g * G);
       *at = o * in + g * G;
@@ -169,7 +184,27 @@ void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_sca
       const float* w = span(g, &n, &at);
       q.lo_s = min_scale ? min_scale[gi] : 1.f;
       q.hi_s = max_scale ? max_scale[gi] : 1.f;
-      q.info = group_info(w, n, s, q.lo_s, q.hi_s);
+      if (!s.sym) {
+        q.info = group_info(w, n, s, q.lo_s, q.hi_s);
+        continue;
+      }
+      group_range(w, n, &sp.wmin[size_t(g)], &sp.wmax[size_t(g)]);
+      sp.lo[size_t(g)] = q.lo_s;
+      sp.hi[size_t(g)] = q.hi_s;
+    }
+    if (s.sym) {
+      sym_range_params_n(sp.p.data(), ng, sp.wmin.data(), sp.wmax.data(), s.bits, sp.lo.data(), sp.hi.data(),
+                         sp.hi_side.data(), sp.floored.data());
+      for (int64_t g = 0; g < ng; ++g) {
+        const size_t k = size_t(g);
+        GroupGradInfo& info = groups[k].info;  // as group_info gives it
+        info.wmin = sp.wmin[k];
+        info.wmax = sp.wmax[k];
+        info.scale = sp.p[k].scale;
+        info.zero = float(sp.p[k].zero);
+        info.hi_side = sp.hi_side[k] != 0;
+        info.floored = sp.floored[k] != 0;
+      }
     }
     for (int64_t g = 0; g < ng; ++g) {
       Group& q = groups[size_t(g)];
@@ -211,8 +246,16 @@ void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_sca
       if (dmin_scale) scales_out[0][gi] = lo = clamp01_value(signed_step_value(q.lo_s, dmin_scale[gi], next->mm_lr));
       if (dmax_scale) scales_out[1][gi] = hi = clamp01_value(signed_step_value(q.hi_s, dmax_scale[gi], next->mm_lr));
       // The weights did not change, so neither did their range (group_params would find it again).
-      q.next = s.sym ? sym_range_params(q.info.wmin, q.info.wmax, s.bits, lo, hi)
-                     : asym_range_params(q.info.wmin, q.info.wmax, s.bits, lo, hi);
+      if (s.sym) {
+        sp.lo[size_t(g)] = lo;
+        sp.hi[size_t(g)] = hi;
+      } else {
+        q.next = asym_range_params(q.info.wmin, q.info.wmax, s.bits, lo, hi);
+      }
+    }
+    if (next_w && s.sym) {
+      sym_range_params_n(sp.p.data(), ng, sp.wmin.data(), sp.wmax.data(), s.bits, sp.lo.data(), sp.hi.data());
+      for (int64_t g = 0; g < ng; ++g) groups[size_t(g)].next = sp.p[size_t(g)];
     }
     if (next_w)
       for (int64_t g = 0; g < ng; ++g) {

@@ -162,6 +162,43 @@ __attribute__((target("avx2,f16c"))) void candidate_scales_avx2(float* out, floa
   if (j < n) candidate_scales_ref(out + j, num, den + j, n - j);
 }
 
+// sym_range_params on 8 groups: the same f32 products, negation, comparison and division by a
+// power of two, then the fp16 round trip and the floor as candidate_scales_avx2. A lane whose
+// scale comes out NaN or infinite (an infinite weight, a NaN min/max_scale) leaves the 8 to the
+// scalar version: F16C keeps a NaN's payload where f32_to_f16 writes one quiet NaN.
+__attribute__((target("avx2,f16c"))) bool sym_range_params8(GroupQuant* out, const float* mn, const float* mx,
+                                                             int bits, const float* min_scale,
+                                                             const float* max_scale, uint8_t* hi_side,
+                                                             uint8_t* floored) {
+  const __m256 lo = _mm256_xor_ps(_mm256_mul_ps(_mm256_loadu_ps(mn), _mm256_loadu_ps(min_scale)),
+                                  _mm256_set1_ps(-0.f));
+  const __m256 hi = _mm256_mul_ps(_mm256_loadu_ps(mx), _mm256_loadu_ps(max_scale));
+  const __m256 hi_wins = _mm256_cmp_ps(hi, lo, _CMP_GE_OQ);
+  const __m256 max_v = _mm256_blendv_ps(lo, _mm256_xor_ps(hi, _mm256_set1_ps(-0.f)), hi_wins);
+  const __m256 raw = _mm256_div_ps(max_v, _mm256_set1_ps(float(1 << (bits - 1))));
+  const __m256 inf = _mm256_set1_ps(INFINITY), sign = _mm256_set1_ps(-0.f);
+  if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, raw), inf, _CMP_NLT_UQ)) != 0) return false;
+  const __m256 f = _mm256_cvtph_ps(_mm256_cvtps_ph(raw, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const float fl = f16_to_f32(f32_to_f16(kScaleFloor));
+  const __m256 is_neg = _mm256_cmp_ps(f, _mm256_setzero_ps(), _CMP_LT_OQ);
+  const __m256 small = _mm256_cmp_ps(_mm256_andnot_ps(sign, f), _mm256_set1_ps(kScaleFloor), _CMP_LT_OQ);
+  const __m256 scale = _mm256_blendv_ps(f, _mm256_blendv_ps(_mm256_set1_ps(fl), _mm256_set1_ps(-fl), is_neg), small);
+  alignas(32) float sc[8];
+  alignas(16) uint16_t h16[8];
+  _mm256_store_ps(sc, scale);
+  _mm_store_si128(reinterpret_cast<__m128i*>(h16), _mm256_cvtps_ph(scale, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const int hw = _mm256_movemask_ps(hi_wins), sm = _mm256_movemask_ps(small);
+  for (int i = 0; i < 8; ++i) {
+    out[i].scale_f16 = h16[i];
+    out[i].scale = sc[i];
+    out[i].zero = 1 << (bits - 1);
+    if (hi_side) hi_side[i] = uint8_t(hw >> i & 1);
+    // Below 1e-5 the floor always replaces the scale: fp16(1e-5) itself is not below it.
+    if (floored) floored[i] = uint8_t(sm >> i & 1);
+  }
+  return true;
+}
+
 __attribute__((target("avx2"))) GroupGradSums group_grad_avx2(const float* g, const float* w, const float* v,
                                                                int64_t n, const GroupGradConsts& k, float* dv,
                                                                float* v_out, float lr) {
@@ -317,6 +354,29 @@ GroupQuant sym_range_params(float mn, float mx, int bits, float min_scale, float
   g.scale = f16_to_f32(g.scale_f16);
   g.zero = 1 << (bits - 1);
   return g;
+}
+
+void sym_range_params_n_ref(GroupQuant* out, int64_t n, const float* mn, const float* mx, int bits,
+                            const float* min_scale, const float* max_scale, uint8_t* hi_side, uint8_t* floored) {
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = sym_range_params(mn[i], mx[i], bits, min_scale[i], max_scale[i]);
+    const float lo = -(mn[i] * min_scale[i]), hi = mx[i] * max_scale[i];
+    if (hi_side) hi_side[i] = uint8_t(hi >= lo);
+    if (floored) floored[i] = uint8_t(out[i].scale_f16 != f32_to_f16((hi >= lo ? -hi : lo) / float(1 << (bits - 1))));
+  }
+}
+
+void sym_range_params_n(GroupQuant* out, int64_t n, const float* mn, const float* mx, int bits, const float* min_scale,
+                        const float* max_scale, uint8_t* hi_side, uint8_t* floored) {
+  int64_t i = 0;
+  if (qdq_simd_available())
+    for (; i + 8 <= n; i += 8)
+      if (!sym_range_params8(out + i, mn + i, mx + i, bits, min_scale + i, max_scale + i, hi_side ? hi_side + i : nullptr,
+                             floored ? floored + i : nullptr))
+        sym_range_params_n_ref(out + i, 8, mn + i, mx + i, bits, min_scale + i, max_scale + i,
+                               hi_side ? hi_side + i : nullptr, floored ? floored + i : nullptr);
+  sym_range_params_n_ref(out + i, n - i, mn + i, mx + i, bits, min_scale + i, max_scale + i,
+                         hi_side ? hi_side + i : nullptr, floored ? floored + i : nullptr);
 }
 
 GroupQuant asym_group_params(const float* w, int64_t n, int bits, float min_scale, float max_scale) {

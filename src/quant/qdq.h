@@ -38,6 +38,15 @@ inline GroupQuant group_params(const float* w, int64_t n, bool sym, int bits, fl
 // The same from the group's range (group_range's mn, mx), for callers that already have it.
 GroupQuant sym_range_params(float mn, float mx, int bits, float min_scale = 1.f, float max_scale = 1.f);
 GroupQuant asym_range_params(float mn, float mx, int bits, float min_scale = 1.f, float max_scale = 1.f);
+// sym_range_params of n groups at once (mn, mx, min_scale, max_scale: n each), 8 at a time where
+// AVX2 + F16C are there: out[i] the bits sym_range_params gives. hi_side[i] (if not null): the
+// positive side set the scale (max·max_scale >= -min·min_scale); floored[i] (if not null): the
+// 1e-5 floor replaced the fp16-rounded scale.
+void sym_range_params_n(GroupQuant* out, int64_t n, const float* mn, const float* mx, int bits, const float* min_scale,
+                        const float* max_scale, uint8_t* hi_side = nullptr, uint8_t* floored = nullptr);
+void sym_range_params_n_ref(GroupQuant* out, int64_t n, const float* mn, const float* mx, int bits,
+                            const float* min_scale, const float* max_scale, uint8_t* hi_side = nullptr,
+                            uint8_t* floored = nullptr);
 
 // codes[i] = clamp(round(w[i] / scale + v[i]) + zero, 0, 2^bits - 1), round half to even; v may be null.
 void quantize_group_codes(uint8_t* codes, const float* w, const float* v, int64_t n, float scale, int zero, int bits);

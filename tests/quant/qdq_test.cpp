@@ -7,6 +7,7 @@
 #include "core/dtype.h"
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -100,6 +101,67 @@ TEST(Qdq, GroupFakeQuantBf16IsTheRoundedF32) {
             EXPECT_EQ(b, want) << "n " << n << " bits " << bits << " scale " << scale;
           }
   }
+}
+
+// Many groups' symmetric scales at once: the bits of sym_range_params, with which side won and
+// whether the floor applied, for ranges that hit every branch: zero and -0 ranges, tiny ones
+// (the floor, both signs), ties between the sides, scales at 0 and 1, fp16 overflow, infinite
+// weights and NaN scales (which go to the scalar version), and counts that leave a tail.
+TEST(Qdq, SymRangeParamsForManyGroupsGiveTheScalarBits) {
+  std::mt19937 rng(31);
+  std::normal_distribution<float> nd(0.f, 0.05f);
+  std::uniform_real_distribution<float> ud(0.f, 1.f);
+  const int64_t n = 203;
+  std::vector<float> mn(static_cast<size_t>(n)), mx(mn), lo(mn), hi(mn);
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t k = size_t(i);
+    mn[k] = -std::fabs(nd(rng));
+    mx[k] = std::fabs(nd(rng));
+    lo[k] = ud(rng);
+    hi[k] = ud(rng);
+    switch (i % 13) {
+      case 0: mn[k] = mx[k] = 0.f; break;
+      case 1: mn[k] = -0.f; mx[k] = 0.f; break;
+      case 2: mn[k] *= 1e-4f; mx[k] *= 1e-4f; break;   // below the floor
+      case 3: mn[k] = -mx[k]; lo[k] = hi[k]; break;      // the sides tie
+      case 4: lo[k] = 0.f; break;
+      case 5: hi[k] = 1.f; lo[k] = 1.f; break;
+      case 6: mx[k] = 1e6f; break;                        // the fp16 scale overflows
+      case 7: if (i % 2) mx[k] = INFINITY; else mn[k] = -INFINITY; break;
+      case 8: mn[k] = -INFINITY; lo[k] = 0.f; break;      // inf * 0: NaN
+      case 9: {                                           // a NaN with a payload (a corrupt state)
+        const uint32_t bits_nan = 0x7fd12345u;
+        std::memcpy(&lo[k], &bits_nan, 4);
+        break;
+      }
+      default: break;
+    }
+  }
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t count : {n, int64_t(8), int64_t(13)}) {
+      std::vector<GroupQuant> a(static_cast<size_t>(count)), b(a);
+      std::vector<uint8_t> ha(static_cast<size_t>(count)), hb(ha), fa(ha), fb(ha);
+      sym_range_params_n(a.data(), count, mn.data(), mx.data(), bits, lo.data(), hi.data(), ha.data(), fa.data());
+      sym_range_params_n_ref(b.data(), count, mn.data(), mx.data(), bits, lo.data(), hi.data(), hb.data(), fb.data());
+      for (int64_t i = 0; i < count; ++i) {
+        const size_t k = size_t(i);
+        const GroupQuant want = sym_range_params(mn[k], mx[k], bits, lo[k], hi[k]);
+        EXPECT_EQ(a[k].scale_f16, want.scale_f16) << "group " << i << " bits " << bits;
+        EXPECT_EQ(b[k].scale_f16, want.scale_f16) << "group " << i << " bits " << bits;
+        uint32_t ua, uw;
+        std::memcpy(&ua, &a[k].scale, 4);
+        std::memcpy(&uw, &want.scale, 4);
+        EXPECT_EQ(ua, uw) << "group " << i << " bits " << bits;
+        EXPECT_EQ(a[k].zero, want.zero);
+        EXPECT_EQ(ha[k], hb[k]) << "group " << i;
+        EXPECT_EQ(fa[k], fb[k]) << "group " << i << " bits " << bits;
+      }
+      int floored = 0;
+      for (uint8_t f : fb) floored += f;
+      if (count == n) {
+        EXPECT_GT(floored, 0) << "no group reached the floor";
+      }
+    }
 }
 
 TEST(Qdq, GroupRangeIsMinAndMaxWithZero) {

@@ -100,7 +100,6 @@ __attribute__((target("avx2"))) void group_fake_quant_bf16_avx2(uint16_t* out, c
   if (i < n) group_fake_quant_bf16_ref(out + i, w + i, v ? v + i : nullptr, n - i, scale, zero, bits);
 }
 
-
 template <bool IMP>
 __attribute__((target("avx2"))) void group_errors_avx2(float* err, const float* w, const float* imp, int64_t n,
                                                         const float* scales, const int* zeros, int count, int qmax) {
@@ -143,27 +142,30 @@ __attribute__((target("avx2"))) void group_errors_avx2(float* err, const float* 
   for (int c = 0; c < count; ++c) err[c] = hsum_avx(acc[c]);
 }
 
-// Same arithmetic as round_scale_f16 on 8 lanes: f32 division, F16C round trip (round to nearest
-// even, like f32_to_f16), then the +-fp16(1e-5) floor with -0 going to the + side.
-__attribute__((target("avx2,f16c"))) void candidate_scales_avx2(float* out, float num, const float* den, int n) {
-  const __m256 vn = _mm256_set1_ps(num), zero = _mm256_setzero_ps();
-  const __m256 thr = _mm256_set1_ps(kScaleFloor), sign = _mm256_set1_ps(-0.f);
+// The value of round_scale_f16 on 8 lanes: F16C round trip (round to nearest even, like
+// f32_to_f16), then the +-fp16(1e-5) floor with -0 going to the + side. *small: the lanes the
+// floor replaced.
+__attribute__((target("avx2,f16c"))) inline __m256 round_scale_f16x8(__m256 s, __m256* small) {
   const float fl = f16_to_f32(f32_to_f16(kScaleFloor));
-  const __m256 pos = _mm256_set1_ps(fl), neg = _mm256_set1_ps(-fl);
+  const __m256 h = _mm256_cvtph_ps(_mm256_cvtps_ph(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const __m256 is_neg = _mm256_cmp_ps(h, _mm256_setzero_ps(), _CMP_LT_OQ);
+  *small = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), h), _mm256_set1_ps(kScaleFloor), _CMP_LT_OQ);
+  return _mm256_blendv_ps(h, _mm256_blendv_ps(_mm256_set1_ps(fl), _mm256_set1_ps(-fl), is_neg), *small);
+}
+
+// Same arithmetic as round_scale_f16 on 8 lanes: f32 division, then round_scale_f16x8.
+__attribute__((target("avx2,f16c"))) void candidate_scales_avx2(float* out, float num, const float* den, int n) {
+  const __m256 vn = _mm256_set1_ps(num);
   int j = 0;
   for (; j + 8 <= n; j += 8) {
-    const __m256 s = _mm256_div_ps(vn, _mm256_loadu_ps(den + j));
-    const __m256 h = _mm256_cvtph_ps(_mm256_cvtps_ph(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    const __m256 is_neg = _mm256_cmp_ps(h, zero, _CMP_LT_OQ);
-    const __m256 small = _mm256_cmp_ps(_mm256_andnot_ps(sign, h), thr, _CMP_LT_OQ);
-    const __m256 floored = _mm256_blendv_ps(pos, neg, is_neg);
-    _mm256_storeu_ps(out + j, _mm256_blendv_ps(h, floored, small));
+    __m256 small;
+    _mm256_storeu_ps(out + j, round_scale_f16x8(_mm256_div_ps(vn, _mm256_loadu_ps(den + j)), &small));
   }
   if (j < n) candidate_scales_ref(out + j, num, den + j, n - j);
 }
 
 // sym_range_params on 8 groups: the same f32 products, negation, comparison and division by a
-// power of two, then the fp16 round trip and the floor as candidate_scales_avx2. A lane whose
+// power of two, then round_scale_f16x8. A lane whose
 // scale comes out NaN or infinite (an infinite weight, a NaN min/max_scale) leaves the 8 to the
 // scalar version: F16C keeps a NaN's payload where f32_to_f16 writes one quiet NaN.
 __attribute__((target("avx2,f16c"))) bool sym_range_params8(GroupQuant* out, const float* mn, const float* mx,
@@ -178,11 +180,8 @@ __attribute__((target("avx2,f16c"))) bool sym_range_params8(GroupQuant* out, con
   const __m256 raw = _mm256_div_ps(max_v, _mm256_set1_ps(float(1 << (bits - 1))));
   const __m256 inf = _mm256_set1_ps(INFINITY), sign = _mm256_set1_ps(-0.f);
   if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, raw), inf, _CMP_NLT_UQ)) != 0) return false;
-  const __m256 f = _mm256_cvtph_ps(_mm256_cvtps_ph(raw, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  const float fl = f16_to_f32(f32_to_f16(kScaleFloor));
-  const __m256 is_neg = _mm256_cmp_ps(f, _mm256_setzero_ps(), _CMP_LT_OQ);
-  const __m256 small = _mm256_cmp_ps(_mm256_andnot_ps(sign, f), _mm256_set1_ps(kScaleFloor), _CMP_LT_OQ);
-  const __m256 scale = _mm256_blendv_ps(f, _mm256_blendv_ps(_mm256_set1_ps(fl), _mm256_set1_ps(-fl), is_neg), small);
+  __m256 small;
+  const __m256 scale = round_scale_f16x8(raw, &small);
   alignas(32) float sc[8];
   alignas(16) uint16_t h16[8];
   _mm256_store_ps(sc, scale);

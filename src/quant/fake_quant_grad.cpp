@@ -24,31 +24,23 @@ namespace {
 struct GroupGradInfo {
   float wmin = 0, wmax = 0;  // min(0, min w), max(0, max w)
   float scale = 0;           // f32 value of the stored fp16 scale
-  float zero = 0;            // sym: 2^(b-1); asym: round(-wmin*min_scale / scale)
+  float zero = 0;            // sym: 2^(b-1) (unused); asym: round(-wmin*min_scale / scale)
   bool hi_side = false;      // sym: s = -hi / 2^(b-1) (else s = lo / 2^(b-1))
   bool floored = false;
 };
 
-GroupGradInfo group_info(const float* w, int64_t n, const QuantScheme& qs, float lo_s, float hi_s) {
+// An asymmetric scheme's group (a symmetric one's come from sym_range_params_n, which gives
+// hi_side and floored too).
+GroupGradInfo asym_group_info(const float* w, int64_t n, int bits, float lo_s, float hi_s) {
   GroupGradInfo g;
   group_range(w, n, &g.wmin, &g.wmax);
-  // Same expressions as sym_group_params / asym_group_params, so the raw scale (before fp16 and
-  // the floor) is the one they rounded; the floor changed it iff the stored bits differ.
-  float raw;
-  GroupQuant p;
-  if (qs.sym) {
-    const float lo = -(g.wmin * lo_s), hi = g.wmax * hi_s;
-    g.hi_side = hi >= lo;
-    raw = (g.hi_side ? -hi : lo) / float(1 << (qs.bits - 1));
-    p = sym_range_params(g.wmin, g.wmax, qs.bits, lo_s, hi_s);
-  } else {
-    raw = (g.wmax * hi_s - g.wmin * lo_s) / float((1 << qs.bits) - 1);
-    p = asym_range_params(g.wmin, g.wmax, qs.bits, lo_s, hi_s);
-  }
+  // Same expression as asym_range_params, so the raw scale (before fp16 and the floor) is the one
+  // it rounded; the floor changed it iff the stored bits differ.
+  const float raw = (g.wmax * hi_s - g.wmin * lo_s) / float((1 << bits) - 1);
+  const GroupQuant p = asym_range_params(g.wmin, g.wmax, bits, lo_s, hi_s);
   g.scale = p.scale;
-  g.zero = float(p.zero);
   g.floored = p.scale_f16 != f32_to_f16(raw);
-  if (!qs.sym) g.zero = std::nearbyint(-(g.wmin * lo_s) / p.scale);  // unclamped, as autograd sees it
+  g.zero = std::nearbyint(-(g.wmin * lo_s) / p.scale);  // unclamped, as autograd sees it
   return g;
 }
 
@@ -185,7 +177,7 @@ void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_sca
       q.lo_s = min_scale ? min_scale[gi] : 1.f;
       q.hi_s = max_scale ? max_scale[gi] : 1.f;
       if (!s.sym) {
-        q.info = group_info(w, n, s, q.lo_s, q.hi_s);
+        q.info = asym_group_info(w, n, s.bits, q.lo_s, q.hi_s);
         continue;
       }
       group_range(w, n, &sp.wmin[size_t(g)], &sp.wmax[size_t(g)]);
@@ -212,8 +204,7 @@ void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_sca
       const float* w = span(g, &n, &at);
       if (next && next->codes)  // the codes of the parameters as they are, before v's step below
         write_group_rtn(*next->codes, at, o * ng + g, w, v + at, n,
-                        s.sym ? sym_range_params(q.info.wmin, q.info.wmax, s.bits, q.lo_s, q.hi_s)
-                              : asym_range_params(q.info.wmin, q.info.wmax, s.bits, q.lo_s, q.hi_s),
+                        s.sym ? sp.p[size_t(g)] : asym_range_params(q.info.wmin, q.info.wmax, s.bits, q.lo_s, q.hi_s),
                         s.bits);
       // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
       const float zp = s.sym ? 0.f : q.info.zero;

@@ -45,7 +45,12 @@ uint16_t f32_to_f16_ref(float f);
 
 // Bulk conversions of n elements.
 void bf16_to_f32(float* out, const uint16_t* in, size_t n);
-void f32_to_bf16(uint16_t* out, const float* in, size_t n);
+void f32_to_bf16(uint16_t* out, const float* in, size_t n);  // the bits of the scalar one, each value
+// The array conversion's implementations, which f32_to_bf16 picks from once (the fastest the CPU
+// has): the portable loop compiled per vector width, AVX-512F integer rounding, AVX512-BF16's
+// conversion instruction. For tests, which run each the CPU has: false when it has not this one.
+enum class Bf16Path { Auto, Portable, Avx512, Avx512Bf16 };
+bool f32_to_bf16_path(Bf16Path p, uint16_t* out, const float* in, size_t n);
 // Packing n f32 values into n 16-bit values in the same storage (element i to 16-bit index i, on
 // float i/2), in parallel: calls step(i0, len) over consecutive ranges of at most kPackingRange
 // elements. The first range runs alone and its step must read all of it before writing any;

@@ -70,6 +70,49 @@ TEST(DType, BF16RoundsToNearestEven) {
   EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
 }
 
+// Every implementation of the array conversion the CPU has gives the scalar f32_to_bf16's bits:
+// for each of the 65 536 upper halves with the lower halves around the rounding point (ties
+// both ways, NaN payloads, infinities, subnormals, zeros), at every length 0..40 (the 16-wide
+// loops' tails) and with a subnormal among normal values (the AVX512-BF16 instruction reads
+// one as zero; that block must go the integer way).
+TEST(DType, Bf16ArrayConversionsGiveTheScalarBits) {
+  std::vector<float> x;
+  for (uint32_t hi = 0; hi < 0x10000; ++hi)
+    for (uint32_t lo : {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xc000u, 0xffffu}) {
+      const uint32_t u = hi << 16 | lo;
+      float f;
+      std::memcpy(&f, &u, 4);
+      x.push_back(f);
+    }
+  const std::vector<float> small = {1.5f, std::ldexp(1.0f, -140), -2.f, std::ldexp(-1.0f, -127), 0.f, -0.f, 3.f};
+  int ran = 0;
+  for (Bf16Path p : {Bf16Path::Auto, Bf16Path::Portable, Bf16Path::Avx512, Bf16Path::Avx512Bf16}) {
+    std::vector<uint16_t> got(x.size());
+    if (!f32_to_bf16_path(p, got.data(), x.data(), x.size())) continue;
+    ++ran;
+    for (size_t i = 0; i < x.size(); ++i) {
+      uint32_t u;
+      std::memcpy(&u, &x[i], 4);
+      ASSERT_EQ(got[i], f32_to_bf16(x[i])) << "path " << int(p) << " bits " << std::hex << u;
+    }
+    for (size_t n = 0; n <= 40; ++n) {
+      std::vector<float> y(n);
+      for (size_t i = 0; i < n; ++i) y[i] = n % 3 == 0 && i == n / 2 ? small[i % small.size()] : x[(n * 7919 + i * 104729) % x.size()];
+      std::vector<uint16_t> out(n + 1, 0xabcd);
+      ASSERT_TRUE(f32_to_bf16_path(p, out.data(), y.data(), n));
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(out[i], f32_to_bf16(y[i])) << "path " << int(p) << " n=" << n << " i=" << i;
+      EXPECT_EQ(out[n], 0xabcd) << "path " << int(p) << " wrote past n=" << n;
+    }
+    std::vector<float> z(64, 1.25f);
+    z[37] = std::ldexp(1.0f, -130);  // subnormal: rounds to a bf16 subnormal, not to zero
+    std::vector<uint16_t> zo(64);
+    ASSERT_TRUE(f32_to_bf16_path(p, zo.data(), z.data(), z.size()));
+    for (size_t i = 0; i < z.size(); ++i) ASSERT_EQ(zo[i], f32_to_bf16(z[i])) << "path " << int(p) << " i=" << i;
+    EXPECT_NE(zo[37], 0) << "path " << int(p);
+  }
+  EXPECT_GE(ran, 2);  // Auto and Portable run everywhere
+}
+
 // In place: n floats become n packed bf16 values, each the rounded float, for sizes below one chunk
 // (16384), at one chunk and across several of the ranges [m, 2m) that run in parallel.
 TEST(DType, F32ToBf16InPlacePacksTheRoundedValues) {

@@ -15,4 +15,8 @@ double mse_loss_forward(const float* y, const float* target, int64_t n);
 void mse_loss_backward(float* dy, const float* y, const float* target, int64_t n,
                        float grad_scale);
 
+// Both in one pass over y and target (the tuner's step): writes mse_loss_backward's dy and
+// returns mse_loss_forward's value. dy may alias y.
+double mse_loss_forward_backward(float* dy, const float* y, const float* target, int64_t n, float grad_scale);
+
 }  // namespace ar

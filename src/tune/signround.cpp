@@ -730,8 +730,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     double l;
     {
       PhaseScope scope(Phase::Loss);
-      l = mse_loss_forward(y, t, m * TC) * double(m) / double(picks);
-      mse_loss_backward(dy, y, t, m * TC, float(m) / float(picks));
+      l = mse_loss_forward_backward(dy, y, t, m * TC, float(m) / float(picks)) * double(m) / double(picks);
     }
     block_backward(nullptr, g, scr, dy, x, S.b, src, S.c, S.rope, o.precision, dense);
     return l;

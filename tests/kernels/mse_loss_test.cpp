@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include <omp.h>
+
 namespace ar {
 namespace {
 
@@ -60,6 +62,35 @@ TEST(MseLoss, BackwardMatchesFiniteDifferences) {
     }
     const double g = (lp - lm) / n / (2 * h);
     ASSERT_NEAR(dy[i], g, kRel * (std::fabs(g) + 1e-3)) << i;
+  }
+}
+
+// The one-pass version: mse_loss_backward's dy bit for bit and mse_loss_forward's value, at
+// lengths that end inside a chunk's 8-wide loop, at a chunk's end and across chunks; dy may be y.
+// And the value is the same for 1 and 2 threads.
+TEST(MseLoss, OnePassGivesTheBitsOfTheTwo) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  for (int64_t n : {int64_t(1), int64_t(7), int64_t(8), int64_t(13), int64_t(16384), int64_t(16389), int64_t(70001)}) {
+    const size_t len = static_cast<size_t>(n);
+    std::vector<float> y(len), t(len), want(len), got(len);
+    for (auto& v : y) v = dist(rng);
+    for (auto& v : t) v = dist(rng);
+    const double loss = mse_loss_forward(y.data(), t.data(), n);
+    mse_loss_backward(want.data(), y.data(), t.data(), n, 0.25f);
+    EXPECT_EQ(mse_loss_forward_backward(got.data(), y.data(), t.data(), n, 0.25f), loss) << n;
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[size_t(i)], want[size_t(i)]) << "n=" << n << " i=" << i;
+    std::vector<float> in_place = y;
+    EXPECT_EQ(mse_loss_forward_backward(in_place.data(), in_place.data(), t.data(), n, 0.25f), loss) << n;
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(in_place[size_t(i)], want[size_t(i)]) << "in place n=" << n << " i=" << i;
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const double one = mse_loss_forward(y.data(), t.data(), n);
+    omp_set_num_threads(2);
+    const double two = mse_loss_forward(y.data(), t.data(), n);
+    omp_set_num_threads(threads);
+    EXPECT_EQ(one, two) << n;
+    EXPECT_EQ(one, loss) << n;
   }
 }
 

@@ -19,25 +19,41 @@ void rope_tables(float* cos, float* sin, const float* inv_freq, int64_t pos0, in
 }
 
 namespace {
-// Rotates each (x1[j], x2[j]) pair of every head by the angle whose cosine/sine are c[j], sin_sign*s[j]:
-// +1 is RoPE itself; -1 is the inverse rotation, i.e. the transpose of RoPE, which is its backward.
+// AVX2 and baseline clones only: AVX2 without FMA keeps a·c − b·s two roundings, as the scalar
+// code has them, so the vector loop gives the same bits (GCC's AVX-512 clone would contract them
+// into fused multiply-adds).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define AR_ROPE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define AR_ROPE_CLONES
+#endif
+
+}  // namespace
+
+// Rotates each (x1[j], x2[j]) pair of the H heads of one token by the angle whose cosine/sine
+// are c[j], sin_sign*s[j]: +1 is RoPE itself; -1 is the inverse rotation, i.e. the transpose of
+// RoPE, which is its backward.
+AR_ROPE_CLONES void rope_rotate_token(float* x, const float* c, const float* s, float sin_sign, int64_t H,
+                                      int64_t D) {
+  const int64_t half = D / 2;
+  for (int64_t h = 0; h < H; ++h) {
+    float* __restrict x1 = x + h * D;
+    float* __restrict x2 = x1 + half;
+#pragma omp simd
+    for (int64_t j = 0; j < half; ++j) {
+      const float a = x1[j], b = x2[j], sj = sin_sign * s[j];
+      x1[j] = a * c[j] - b * sj;
+      x2[j] = b * c[j] + a * sj;
+    }
+  }
+}
+
+namespace {
 void rotate_pairs(float* x, const float* cos, const float* sin, float sin_sign, int64_t T, int64_t H,
                   int64_t D) {
   const int64_t half = D / 2;
 #pragma omp parallel for if (T * H * D > (1 << 15))
-  for (int64_t t = 0; t < T; ++t) {
-    const float* c = cos + t * half;
-    const float* s = sin + t * half;
-    for (int64_t h = 0; h < H; ++h) {
-      float* x1 = x + (t * H + h) * D;
-      float* x2 = x1 + half;
-      for (int64_t j = 0; j < half; ++j) {
-        const float a = x1[j], b = x2[j], sj = sin_sign * s[j];
-        x1[j] = a * c[j] - b * sj;
-        x2[j] = b * c[j] + a * sj;
-      }
-    }
-  }
+  for (int64_t t = 0; t < T; ++t) rope_rotate_token(x + t * H * D, cos + t * half, sin + t * half, sin_sign, H, D);
 }
 }  // namespace
 

@@ -108,5 +108,33 @@ TEST(Rope, BackwardIsAdjointOfForward) {
       }
 }
 
+// The vector loop gives the bits of the plain one, products rounded before the sum (no fused
+// multiply-add), forward and backward, over enough tokens to run in parallel.
+TEST(Rope, VectorLoopGivesThePlainLoopsBits) {
+  const int64_t T = 64, H = 3, D = 128, half = D / 2;
+  std::vector<float> cos(T * half), sin(T * half), x(T * H * D);
+  for (size_t i = 0; i < cos.size(); ++i) {
+    cos[i] = std::cos(0.37f * float(i));
+    sin[i] = std::sin(0.37f * float(i));
+  }
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(1.3f * float(i)) * float(1 + i % 7);
+  for (float sign : {1.0f, -1.0f}) {
+    std::vector<float> got = x, want = x;
+    if (sign > 0) rope_forward(got.data(), cos.data(), sin.data(), T, H, D);
+    else rope_backward(got.data(), cos.data(), sin.data(), T, H, D);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t j = 0; j < half; ++j) {
+          float* x1 = want.data() + (t * H + h) * D;
+          const volatile float c = cos[size_t(t * half + j)], s = sign * sin[size_t(t * half + j)];
+          const volatile float a = x1[j], b = x1[j + half];
+          const volatile float ac = a * c, bs = b * s, bc = b * c, as = a * s;
+          x1[j] = ac - bs;
+          x1[j + half] = bc + as;
+        }
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(got[i], want[i]) << "sign " << sign << " i=" << i;
+  }
+}
+
 }  // namespace
 }  // namespace ar

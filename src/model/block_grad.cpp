@@ -170,7 +170,7 @@ void profiled(Phase ph, F&& f) {
 
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
                          const LinearWeightSource& w, const ModelConfig& c, const RopeTables& rope,
-                         Precision p, int64_t n) {
+                         Precision p, int64_t n, const MoeWeightMaker* experts) {
   check_shapes(s, b, c, rope);
   AR_CHECK(y != x, "block_forward_train: y aliases x");
   s.set_seqs(n);
@@ -235,7 +235,7 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
   });
   const MatrixView xn2 = as_input(s.xn2, b16 && !moe);
   if (moe) {
-    moe_forward_train(y, *s.moe, s.xn2, b, f32_source(w), c, T, p);
+    moe_forward_train(y, *s.moe, s.xn2, b, f32_source(w), c, T, p, experts);
     profiled(Phase::Elementwise, [&] { residual_add(y, s.h, T * C); });
     return;
   }
@@ -268,7 +268,8 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
 // dW and dX are separate GEMMs, so splitting one call in two gives the same bits.
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const LinearWeightSource& w,
-                    const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense) {
+                    const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense,
+                    const MoeWeightMaker* experts) {
   check_shapes(s, b, c, rope);
   const bool add = dense == DenseGrads::Add;
   const int64_t n = s.seqs(), S = s.T(), T = S * n, C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
@@ -292,7 +293,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   float* d_h = s.act;    // dL/dh (T, C), over act's slot once the MLP's backward has read it
   if (layer_is_moe(c, b.layer)) {  // (no sandwich norms on MoE models)
     std::fill(d_h, d_h + T * C, 0.f);
-    moe_backward(d_h, dw, *s.moe, dy, s.xn2, b, f32_source(w), c, T, p);  // d xn2
+    moe_backward(d_h, dw, *s.moe, dy, s.xn2, b, f32_source(w), c, T, p, experts);  // d xn2
     profiled(Phase::Elementwise, [&] {
       rms_norm_backward(d_h, nullptr, d_h, s.h, nw.mlp_in(), s.rstd2, T, C);
       residual_add(d_h, dy, T * C);  // residual: both branches

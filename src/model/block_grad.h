@@ -108,10 +108,11 @@ class BlockGradScratch {
 
 // y (n·T, C) overwritten = the block applied to each of the n samples in x (n·T, C), one after
 // another, with linear weights w; n ≤ s.capacity(). s keeps what block_backward needs; x must stay
-// unchanged until then. y must not alias x.
+// unchanged until then. y must not alias x. experts, if given, makes an MoE layer's expert
+// weights in place of w (moe.h's MoeWeightMaker; backward the same).
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
                          const LinearWeightSource& w, const ModelConfig& c, const RopeTables& rope,
-                         Precision p, int64_t n = 1);
+                         Precision p, int64_t n = 1, const MoeWeightMaker* experts = nullptr);
 void block_forward_train(float* y, BlockGradScratch& s, const float* x, const BlockWeights& b,
                          const BlockLinearWeights& w, const ModelConfig& c, const RopeTables& rope,
                          Precision p, int64_t n = 1);
@@ -129,7 +130,8 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
 enum class DenseGrads : uint8_t { Add, Overwrite };
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const LinearWeightSource& w,
-                    const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense = DenseGrads::Add);
+                    const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense = DenseGrads::Add,
+                    const MoeWeightMaker* experts = nullptr);
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const BlockLinearWeights& w,
                     const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense = DenseGrads::Add);

@@ -125,12 +125,17 @@ struct HeldGroup {
 };
 
 void hold_group(HeldGroup& h, float* held, const int64_t* experts, int64_t n, const MoeWeightSource& src,
-                int64_t FC, Precision p) {
+                const MoeWeightMaker* make, int64_t FC, Precision p) {
   const bool native = native_bf16_products(p);
   for (int64_t g = 0; g < n; ++g)
     for (int j = 0; j < 3; ++j) {
-      const float* wp = src(gate_index(experts[g]) + j);
       float* dst = held + (g * 3 + j) * FC;
+      if (make) {
+        (*make)(gate_index(experts[g]) + j, dst, native);
+        h.w[g][j] = native ? ExpertWeight{nullptr, reinterpret_cast<const uint16_t*>(dst)} : ExpertWeight{dst, nullptr};
+        continue;
+      }
+      const float* wp = src(gate_index(experts[g]) + j);
       if (native) {
         uint16_t* d16 = reinterpret_cast<uint16_t*>(dst);
         f32_to_bf16(d16, wp, size_t(FC));
@@ -323,14 +328,14 @@ struct ExpertPass {
 // task(ExpertPass) for every expert the routing sent rows to, kMoeGroup at a time: the group's
 // weights are held (hold_group), then its experts run in parallel (for_each_expert).
 template <class Task>
-void for_each_routed_expert(MoeTrainScratch& s, const MoeWeightSource& w, int64_t C, int64_t F, Precision p,
-                            Task&& task) {
+void for_each_routed_expert(MoeTrainScratch& s, const MoeWeightSource& w, const MoeWeightMaker* make, int64_t C,
+                            int64_t F, Precision p, Task&& task) {
   const MoeRouting& r = s.routing;
   const std::vector<int64_t> active = active_experts(r);
   for (size_t g0 = 0; g0 < active.size(); g0 += size_t(kMoeGroup)) {
     const int64_t ng = std::min<int64_t>(kMoeGroup, int64_t(active.size() - g0));
     HeldGroup h;
-    hold_group(h, s.held, active.data() + g0, ng, w, F * C, p);
+    hold_group(h, s.held, active.data() + g0, ng, w, make, F * C, p);
     for_each_expert(ng, false, [&](int64_t i) {
       const int64_t e = active[g0 + size_t(i)], o = r.padded[size_t(e)], n = r.count(e);
       task(ExpertPass{e, n, expert_rows(n), r.slot.data() + r.offset[size_t(e)], s.gate + o * F, s.up + o * F,
@@ -340,13 +345,14 @@ void for_each_routed_expert(MoeTrainScratch& s, const MoeWeightSource& w, int64_
 }
 
 void moe_forward_train(float* out, MoeTrainScratch& s, const float* xn, const BlockWeights& b,
-                       const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p) {
+                       const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p,
+                       const MoeWeightMaker* make) {
   const int64_t C = c.hidden_size, F = c.moe_intermediate_size, k = c.num_experts_per_tok;
   MoeRouting& r = s.routing;
   moe_route(r, xn, b.router.w.as<float>(), rows, c, s.logits);
   s.routed.resize(size_t(c.num_experts), 0);
   for (int64_t e = 0; e < c.num_experts; ++e) s.routed[size_t(e)] += r.count(e);
-  for_each_routed_expert(s, w, C, F, p, [&](const ExpertPass& x) {
+  for_each_routed_expert(s, w, make, C, F, p, [&](const ExpertPass& x) {
     const int64_t n = x.n, np = x.np;
     float *g = x.g, *u = x.u, *a = x.a, *y = x.y;
     {
@@ -371,12 +377,13 @@ void moe_forward_train(float* out, MoeTrainScratch& s, const float* xn, const Bl
 }
 
 void moe_backward(float* dxn, const std::vector<float*>& dw, MoeTrainScratch& s, const float* dout, const float* xn,
-                  const BlockWeights& b, const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p) {
+                  const BlockWeights& b, const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p,
+                  const MoeWeightMaker* make) {
   const int64_t C = c.hidden_size, F = c.moe_intermediate_size, k = c.num_experts_per_tok, E = c.num_experts;
   MoeRouting& r = s.routing;
   AR_CHECK(r.rows == rows, "moe_backward: routing of ", r.rows, " rows, called with ", rows);
   s.dweight.assign(size_t(rows * k), 0.f);
-  for_each_routed_expert(s, w, C, F, p, [&](const ExpertPass& x) {
+  for_each_routed_expert(s, w, make, C, F, p, [&](const ExpertPass& x) {
     const int64_t n = x.n, np = x.np;
     const int64_t* slots = x.slots;
     float *g = x.g, *u = x.u, *a = x.a, *y = x.y;

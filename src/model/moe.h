@@ -97,15 +97,23 @@ class MoeTrainScratch {
 
 // Weight of block linear i, as block_grad.h's LinearWeightSource (W' while tuning).
 using MoeWeightSource = std::function<const float*(int i)>;
+// Optional, for a source that makes its weights anyway (a tuner's W'): expert linear i's weight
+// made straight into `slot` (room for its out·in floats) as the products read it, bf16 bits
+// (element j at bf16 index j) when `bf16`, else f32. The experts' groups copy every weight into
+// such slots; making it there saves an f32 W' and its conversion on one thread.
+using MoeWeightMaker = std::function<void(int i, float* slot, bool bf16)>;
 
-// Trainable forward: out (rows, C) overwritten, s keeps what moe_backward needs.
+// Trainable forward: out (rows, C) overwritten, s keeps what moe_backward needs. With `make`,
+// the experts' weights come from it instead of w.
 void moe_forward_train(float* out, MoeTrainScratch& s, const float* xn, const BlockWeights& b,
-                       const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p);
+                       const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p,
+                       const MoeWeightMaker* make = nullptr);
 
 // Backward of the last moe_forward_train: dxn (rows, C) += dL/dxn (through the experts and the
 // router's softmax and top-k weights); dw[i] (out, in) += dL/dW' for each expert linear i with a
 // non-null entry. dout (rows, C) = dL/dout.
 void moe_backward(float* dxn, const std::vector<float*>& dw, MoeTrainScratch& s, const float* dout, const float* xn,
-                  const BlockWeights& b, const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p);
+                  const BlockWeights& b, const MoeWeightSource& w, const ModelConfig& c, int64_t rows, Precision p,
+                  const MoeWeightMaker* make = nullptr);
 
 }  // namespace ar

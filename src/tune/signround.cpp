@@ -452,6 +452,23 @@ struct BlockTuner::State {
     return work.data();
   }
 
+  // Expert linear i's weight into an MoE held-group slot (moe.h's MoeWeightMaker): a tuned
+  // integer scheme's W' made there directly, bf16 when the products are; anything else as
+  // fake_quantized gives it, copied or converted.
+  void make_expert_weight(int i, float* slot, bool b16) {
+    LinearState& s = st[size_t(i)];
+    const size_t nw = size_t(s.l->out) * size_t(s.l->in);
+    if (s.tuned && !s.gguf && !s.scheme.is_fp()) {
+      if (b16) make_fake_quantized_bf16(i, reinterpret_cast<uint16_t*>(slot));
+      else make_fake_quantized(i, slot);
+      return;
+    }
+    const WeightView v = fake_quantized(i);
+    AR_CHECK(v.f32, "expert linear ", i, " handed out as bf16");
+    if (b16) f32_to_bf16(reinterpret_cast<uint16_t*>(slot), v.f32, nw);
+    else std::copy_n(v.f32, nw, slot);
+  }
+
   // The products run in bf16 on native bf16 hardware, so a dense linear can hand them bf16 bits,
   // which they would round an f32 weight to anyway: made so once, not converted by every product.
   // Experts stay f32 (moe.h), and so do GGUF and floating-point targets (their W' makers are f32).
@@ -701,6 +718,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   const double lr0 = o.lr > 0 ? o.lr : 1.0 / o.iters;
   const double mm_lr0 = o.minmax_lr > 0 ? o.minmax_lr : lr0;
   const LinearWeightSource w = [&S](int i) { return S.fake_quantized(i); };
+  const MoeWeightMaker make_expert = [&S](int i, float* slot, bool b16) { S.make_expert_weight(i, slot, b16); };
   // The first partition accumulates into dw, each further one into `part`, added after it; both
   // point at the tuned group's linears (set_grads).
   BlockLinearGrads dw(static_cast<size_t>(nl)), part(static_cast<size_t>(nl));
@@ -725,14 +743,15 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   // One chunk of m samples in x/t through forward, loss and backward into g; returns its share of
   // the step's loss (the mean over its elements, weighted by m / picks).
   auto chunk_step = [&](BlockGradScratch& scr, float* x, const float* t, float* y, float* dy, int64_t m,
-                        const BlockLinearGrads& g, const LinearWeightSource& src, DenseGrads dense) {
-    block_forward_train(y, scr, x, S.b, src, S.c, S.rope, o.precision, m);
+                        const BlockLinearGrads& g, const LinearWeightSource& src, DenseGrads dense,
+                        const MoeWeightMaker* experts) {
+    block_forward_train(y, scr, x, S.b, src, S.c, S.rope, o.precision, m, experts);
     double l;
     {
       PhaseScope scope(Phase::Loss);
       l = mse_loss_forward_backward(dy, y, t, m * TC, float(m) / float(picks)) * double(m) / double(picks);
     }
-    block_backward(nullptr, g, scr, dy, x, S.b, src, S.c, S.rope, o.precision, dense);
+    block_backward(nullptr, g, scr, dy, x, S.b, src, S.c, S.rope, o.precision, dense, experts);
     return l;
   };
   // The dense linears' gradients are not cleared before a step: the first backward into a buffer
@@ -756,7 +775,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
       for (int64_t j = 0; j < m; ++j)
         fetch(offset[size_t(q)] + samplers[size_t(q)].next(), S.x.data() + j * TC, S.second.data() + j * TC);
       l += chunk_step(S.scratch, S.x.data(), S.second.data(), S.y.data(), S.dy.data(), m, g, w,
-                      k == 0 ? first_write : DenseGrads::Add);
+                      k == 0 ? first_write : DenseGrads::Add, &make_expert);
     }
     return l;
   };
@@ -802,7 +821,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
           if (u > 0) clear_grads(gu, /*dense=*/false);  // unit 0's g: cleared by the step
           const int64_t first = u * cap, m = std::min(cap, n - first);
           unit_loss[size_t(u)] = chunk_step(scr, S.x.data() + first * TC, S.second.data() + first * TC, y, dy, m, gu,
-                                            src, first_write);  // one backward per unit
+                                            src, first_write, nullptr);  // one backward per unit
         }
       } catch (...) {
         err[t] = std::current_exception();

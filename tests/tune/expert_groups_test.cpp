@@ -16,6 +16,7 @@
 
 #include "core/dtype.h"
 #include "core/memory.h"
+#include "kernels/gemm.h"
 #include "model/block_specs.h"
 #include "quant/gguf_blocks.h"
 #include "quant/rtn.h"
@@ -98,14 +99,15 @@ Samples make_samples(const BlockWeights& b, const ModelConfig& c, int64_t n, int
 }
 
 // The mean squared error over all samples of the block with weights w.
-double block_loss(const BlockWeights& w, const ModelConfig& c, const Samples& s, int64_t T) {
+double block_loss(const BlockWeights& w, const ModelConfig& c, const Samples& s, int64_t T,
+                  Precision p = Precision::F32) {
   const RopeTables rope = make_rope_tables(c, T);
   BlockScratch scr(c, T);
   std::vector<float> y(size_t(s.TC));
   double sum = 0;
   for (int64_t i = 0; i < s.n; ++i) {
     std::copy_n(s.x.data() + i * s.TC, s.TC, y.data());
-    block_forward(y.data(), w, c, rope, scr, Precision::F32);
+    block_forward(y.data(), w, c, rope, scr, p);
     for (int64_t k = 0; k < s.TC; ++k) {
       const double d = double(y[size_t(k)]) - double(s.target[size_t(i * s.TC + k)]);
       sum += d * d;
@@ -185,6 +187,33 @@ TEST_P(ExpertGroupsLoss, EachGroupStartsFromTheWeightsItMustSee) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Lanes, ExpertGroupsLoss, ::testing::Values(int64_t(1), int64_t(4)));
+
+// The same in bf16 products, where the tuner makes the experts' W' as bf16 straight into the
+// products' held slots (one lane) or converts the step's f32 W' (two lanes): each group's first
+// loss is the bf16 inference forward's with the weights it must see, up to the loss sum's order
+// (1e-14 seen; zeros for the experts' bf16 W' move it by more than 100 %).
+TEST(ExpertGroups, Bf16FirstLossesAreTheBf16ForwardsLosses) {
+  if (!gemm_has_native_bf16()) GTEST_SKIP() << "no native bf16 products on this CPU: the f32 path is the one above";
+  const ModelConfig c = moe_config();
+  const BlockWeights b = moe_block(c, 2);
+  const int64_t T = 24;
+  for (int64_t n : {int64_t(1), int64_t(4)}) {
+    Samples s = make_samples(b, c, n, T);
+    const LinearSchemes sch = w4g32(b);
+    SignRoundOptions o;
+    o.iters = 4;
+    o.batch_size = n;
+    o.expert_groups = 3;
+    o.precision = Precision::BF16;
+    BlockTuner tuner(b, c, sch, T, o);
+    const BlockTuneResult r = tuner.tune(s.view());
+    ASSERT_EQ(r.groups.size(), 3u);
+    for (int g = 0; g < 3; ++g) {
+      const double want = block_loss(weights_seen_by_group(b, c, sch, r, g, 3), c, s, T, Precision::BF16);
+      EXPECT_NEAR(r.groups[size_t(g)].loss_iter0, want, 1e-9 * want) << "n " << n << " group " << g;
+    }
+  }
+}
 
 TEST(ExpertGroups, SameBytesForOneAndTwoThreads) {
   const ModelConfig c = moe_config();

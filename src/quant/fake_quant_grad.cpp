@@ -74,14 +74,23 @@ void fake_quant_forward_rows(float* w_dq, uint16_t* w_dq16, const Rows& rows, in
 #pragma omp parallel if (out * in >= (int64_t(1) << 16))
   {
     std::vector<float> row_buf(Rows::kWidens ? size_t(in) : 0), row_out(w_dq16 ? size_t(in) : 0);
+    // A symmetric scheme's row: every group's range, then their scales 8 groups at a time
+    // (sym_range_params_n, the bits of sym_group_params), then W'.
+    std::vector<float> mn(s.sym ? size_t(ng) : 0), mx(mn.size()), ones(min_scale && max_scale ? 0 : mn.size(), 1.f);
+    std::vector<GroupQuant> params(mn.size());
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < out; ++o) {
       const float* wr = rows.row(o, row_buf.data());
       float* dst = w_dq16 ? row_out.data() : w_dq + o * in;
+      if (s.sym) {
+        for (int64_t g = 0; g < ng; ++g) group_range(wr + g * G, std::min(G, in - g * G), &mn[size_t(g)], &mx[size_t(g)]);
+        sym_range_params_n(params.data(), ng, mn.data(), mx.data(), s.bits,
+                           min_scale ? min_scale + o * ng : ones.data(), max_scale ? max_scale + o * ng : ones.data());
+      }
       for (int64_t g = 0; g < ng; ++g) {
         const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
         const float lo_s = min_scale ? min_scale[gi] : 1.f, hi_s = max_scale ? max_scale[gi] : 1.f;
-        const GroupQuant p = group_params(wr + i0, n, s.sym, s.bits, lo_s, hi_s);
+        const GroupQuant p = s.sym ? params[size_t(g)] : group_params(wr + i0, n, false, s.bits, lo_s, hi_s);
         group_fake_quant(dst + i0, wr + i0, v ? v + at : nullptr, n, p.scale, p.zero, s.bits);
       }
       if (w_dq16) f32_to_bf16(w_dq16 + o * in, dst, size_t(in));

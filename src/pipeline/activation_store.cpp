@@ -40,6 +40,10 @@ class RamStore final : public ActivationStore {
     f.commit();
   }
   bool on_disk() const override { return false; }
+  const float* resident(int64_t i) const override {
+    check_index(i);
+    return buf_.as<float>() + size_t(i) * sample_floats();
+  }
 
  protected:
   void store(int64_t i, const float* src) override {

@@ -28,6 +28,9 @@ class ActivationStore {
 
   // dst / src: sample_floats() floats. A sample never written reads as unspecified data.
   virtual void read(int64_t i, float* dst) const = 0;
+  // Sample i where it lives, when the store keeps it in RAM (else null): valid until the store is
+  // written or destroyed, for readers that need no copy of their own.
+  virtual const float* resident(int64_t i) const { return nullptr; }
   void write(int64_t i, const float* src);
   // Checksums of what was last written to each sample (0 before the first write).
   const std::vector<uint64_t>& checksums() const { return sums_; }

@@ -38,6 +38,11 @@ BlockResult signround_step(BlockWeights& w, CalibStream& cs, const StepContext& 
       in.read(idx, x);
       targets.read(idx, t);
     };
+    ts.view = [&](int64_t idx, const float** x, const float** t) {
+      *x = in.resident(idx);
+      *t = targets.resident(idx);
+      return *x && *t;
+    };
     if (in_place) cs.keep_x_as_next();
   } else {
     ts.fp_inputs = true;

@@ -742,7 +742,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   };
   // One chunk of m samples in x/t through forward, loss and backward into g; returns its share of
   // the step's loss (the mean over its elements, weighted by m / picks).
-  auto chunk_step = [&](BlockGradScratch& scr, float* x, const float* t, float* y, float* dy, int64_t m,
+  auto chunk_step = [&](BlockGradScratch& scr, const float* x, const float* t, float* y, float* dy, int64_t m,
                         const BlockLinearGrads& g, const LinearWeightSource& src, DenseGrads dense,
                         const MoeWeightMaker* experts) {
     block_forward_train(y, scr, x, S.b, src, S.c, S.rope, o.precision, m, experts);
@@ -772,10 +772,17 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
     if (share[size_t(q)] == 0) clear_grads(g, /*dense=*/true);
     for (int64_t k = 0; k < share[size_t(q)]; k += S.plan.cap) {
       const int64_t m = std::min(S.plan.cap, share[size_t(q)] - k);
-      for (int64_t j = 0; j < m; ++j)
-        fetch(offset[size_t(q)] + samplers[size_t(q)].next(), S.x.data() + j * TC, S.second.data() + j * TC);
-      l += chunk_step(S.scratch, S.x.data(), S.second.data(), S.y.data(), S.dy.data(), m, g, w,
-                      k == 0 ? first_write : DenseGrads::Add, &make_expert);
+      const float *x = S.x.data(), *t = S.second.data();
+      for (int64_t j = 0; j < m; ++j) {
+        const int64_t idx = offset[size_t(q)] + samplers[size_t(q)].next();
+        // One sample whose cached target is resident: read in place, not copied.
+        if (m == 1 && !samples.fp_inputs && samples.view && samples.view(idx, &x, &t)) continue;
+        x = S.x.data();
+        t = S.second.data();
+        fetch(idx, S.x.data() + j * TC, S.second.data() + j * TC);
+      }
+      l += chunk_step(S.scratch, x, t, S.y.data(), S.dy.data(), m, g, w, k == 0 ? first_write : DenseGrads::Add,
+                      &make_expert);
     }
     return l;
   };
@@ -1061,6 +1068,11 @@ BlockTuneResult tune_block(const BlockWeights& b, const ModelConfig& c,
   s.fetch = [&](int64_t idx, float* x, float* t) {
     std::copy_n(xq + idx * TC, TC, x);
     std::copy_n(target + idx * TC, TC, t);
+  };
+  s.view = [&](int64_t idx, const float** x, const float** t) {
+    *x = xq + idx * TC;
+    *t = target + idx * TC;
+    return true;
   };
   return tuner.tune(s);
 }

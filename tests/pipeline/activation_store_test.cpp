@@ -43,6 +43,13 @@ TEST(ActivationStore, RamAndFileHoldTheSameDataAndChecksums) {
   EXPECT_NE(ram->checksums()[0], ram->checksums()[1]);
   EXPECT_FALSE(ram->on_disk());
   EXPECT_TRUE(file->on_disk());
+  // A RAM store hands out each sample where it lives (the tuner reads it in place); a file store
+  // has none resident.
+  for (int64_t i = 0; i < 5; ++i) {
+    ASSERT_NE(ram->resident(i), nullptr);
+    EXPECT_EQ(std::vector<float>(ram->resident(i), ram->resident(i) + 37), sample(i, 37)) << i;
+    EXPECT_EQ(file->resident(i), nullptr);
+  }
   // Overwriting a sample in place updates data and checksum.
   const auto before = file->checksums()[2];
   file->write(2, sample(9, 37).data());

@@ -555,6 +555,45 @@ TEST(SignRound, OverwritingDenseGradientsGivesTheBitsOfClearingThem) {
   omp_set_num_threads(saved);
 }
 
+// A sample read in place (TuneSamples::view, one sample per forward/backward) gives the bits of
+// the copied one: a block whose chunks hold one sample (T = 2048) and a small one (chunks of
+// several samples and units, where the view is not used), in bf16 and f32.
+TEST(SignRound, SamplesReadInPlaceGiveTheBitsOfCopiedOnes) {
+  const ModelConfig big = synthetic_config(256, 768, 4, 2, 64), small = synthetic_config(64, 192, 4, 2, 16);
+  for (const auto& [c, T] : {std::pair{big, int64_t(2048)}, std::pair{small, int64_t(16)}}) {
+    const int64_t n = 5, TC = T * c.hidden_size;
+    const BlockWeights b = synthetic_block(c, 9);
+    std::vector<float> x, target;
+    synthetic_samples(b, c, n, T, x, target);
+    for (Precision p : {Precision::BF16, Precision::F32}) {
+      SignRoundOptions o;
+      o.iters = 3;
+      o.batch_size = 3;
+      o.lr = 0.02;
+      o.precision = p;
+      TuneSamples copied;
+      copied.n = n;
+      copied.fetch = [&](int64_t idx, float* xi, float* t) {
+        std::copy_n(x.data() + idx * TC, TC, xi);
+        std::copy_n(target.data() + idx * TC, TC, t);
+      };
+      TuneSamples in_place = copied;
+      int64_t views = 0;
+      in_place.view = [&](int64_t idx, const float** xi, const float** t) {
+        *xi = x.data() + idx * TC;
+        *t = target.data() + idx * TC;
+        ++views;
+        return true;
+      };
+      BlockTuner a(b, c, all(4, 64, true), T, o), z(b, c, all(4, 64, true), T, o);
+      expect_same(a.tune(copied), z.tune(in_place));
+      if (T == 2048) {
+        EXPECT_EQ(views, o.iters * o.batch_size) << "every pick read in place";
+      }
+    }
+  }
+}
+
 // Units (small blocks, issue 18): the threads take a step's units as they come free, and the
 // units' gradients are added in unit order, so 1 and 2 threads give the same bits: one partition
 // of 5 picks (5 units), and two partitions of 2 and 3.

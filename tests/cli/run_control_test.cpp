@@ -80,13 +80,15 @@ using test::Child;
 
 // One run is locked against a second on the same output; SIGINT stops the first at its next
 // safe point with the checkpoint kept; --resume finishes it to the bytes of an uninterrupted run.
+// 200 iterations (60 until session 19): the first run must outlast the second's start and refusal
+// under a loaded -j2 suite, and the steps got faster.
 TEST(RunControl, SecondRunRefusedThenSigintKeepsCheckpointAndResumeMatches) {
   const fs::path root = test::make_temp_dir("run-control");
   auto g = test::run_command(cli() + " generate --preset tiny-qwen3 --num_layers 6 --seed 3 --output_dir " +
                              (root / "m").string());
   ASSERT_EQ(g.exit_code, 0) << g.err;
   const std::string base = cli() + " quantize --model " + (root / "m").string() +
-                           " --bits 4 --group_size 32 --iters 60 --batch_size 2 --dataset builtin --nsamples 6 --seqlen 32";
+                           " --bits 4 --group_size 32 --iters 200 --batch_size 2 --dataset builtin --nsamples 6 --seqlen 32";
   const fs::path out = root / "out", work = root / "work";
   const std::string args = " --output_dir " + out.string() + " --work_dir " + work.string();
   Child a;

@@ -556,8 +556,8 @@ TEST(SignRound, OverwritingDenseGradientsGivesTheBitsOfClearingThem) {
 }
 
 // A sample read in place (TuneSamples::view, one sample per forward/backward) gives the bits of
-// the copied one: a block whose chunks hold one sample (T = 2048) and a small one (chunks of
-// several samples and units, where the view is not used), in bf16 and f32.
+// the copied one: a block whose chunks hold one sample (T = 2048, bf16) and a small one (chunks of
+// several samples and units, where the view is not used; bf16 and f32).
 TEST(SignRound, SamplesReadInPlaceGiveTheBitsOfCopiedOnes) {
   const ModelConfig big = synthetic_config(256, 768, 4, 2, 64), small = synthetic_config(64, 192, 4, 2, 16);
   for (const auto& [c, T] : {std::pair{big, int64_t(2048)}, std::pair{small, int64_t(16)}}) {
@@ -566,8 +566,9 @@ TEST(SignRound, SamplesReadInPlaceGiveTheBitsOfCopiedOnes) {
     std::vector<float> x, target;
     synthetic_samples(b, c, n, T, x, target);
     for (Precision p : {Precision::BF16, Precision::F32}) {
+      if (T == 2048 && p == Precision::F32) continue;  // the in-place reads are the same in f32; 4 s less
       SignRoundOptions o;
-      o.iters = 3;
+      o.iters = T == 2048 ? 2 : 3;
       o.batch_size = 3;
       o.lr = 0.02;
       o.precision = p;

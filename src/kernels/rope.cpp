@@ -18,7 +18,6 @@ void rope_tables(float* cos, float* sin, const float* inv_freq, int64_t pos0, in
   }
 }
 
-namespace {
 // AVX2 and baseline clones only: AVX2 without FMA keeps a·c − b·s two roundings, as the scalar
 // code has them, so the vector loop gives the same bits (GCC's AVX-512 clone would contract them
 // into fused multiply-adds).
@@ -27,8 +26,6 @@ namespace {
 #else
 #define AR_ROPE_CLONES
 #endif
-
-}  // namespace
 
 // Rotates each (x1[j], x2[j]) pair of the H heads of one token by the angle whose cosine/sine
 // are c[j], sin_sign*s[j]: +1 is RoPE itself; -1 is the inverse rotation, i.e. the transpose of

@@ -130,8 +130,7 @@ void hold_group(HeldGroup& h, float* held, const int64_t* experts, int64_t n, co
   for (int64_t g = 0; g < n; ++g)
     for (int j = 0; j < 3; ++j) {
       float* dst = held + (g * 3 + j) * FC;
-      if (make) {
-        (*make)(gate_index(experts[g]) + j, dst, native);
+      if (make && (*make)(gate_index(experts[g]) + j, dst, native)) {
         h.w[g][j] = native ? ExpertWeight{nullptr, reinterpret_cast<const uint16_t*>(dst)} : ExpertWeight{dst, nullptr};
         continue;
       }

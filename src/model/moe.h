@@ -99,9 +99,11 @@ class MoeTrainScratch {
 using MoeWeightSource = std::function<const float*(int i)>;
 // Optional, for a source that makes its weights anyway (a tuner's W'): expert linear i's weight
 // made straight into `slot` (room for its out·in floats) as the products read it, bf16 bits
-// (element j at bf16 index j) when `bf16`, else f32. The experts' groups copy every weight into
-// such slots; making it there saves an f32 W' and its conversion on one thread.
-using MoeWeightMaker = std::function<void(int i, float* slot, bool bf16)>;
+// (element j at bf16 index j) when `bf16`, else f32; false when it does not make this one (the
+// weight then comes from the MoeWeightSource, copied or converted into the slot). The experts'
+// groups copy every weight into such slots; making it there saves an f32 W' and its conversion
+// on one thread.
+using MoeWeightMaker = std::function<bool(int i, float* slot, bool bf16)>;
 
 // Trainable forward: out (rows, C) overwritten, s keeps what moe_backward needs. With `make`,
 // the experts' weights come from it instead of w.

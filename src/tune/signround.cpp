@@ -453,20 +453,14 @@ struct BlockTuner::State {
   }
 
   // Expert linear i's weight into an MoE held-group slot (moe.h's MoeWeightMaker): a tuned
-  // integer scheme's W' made there directly, bf16 when the products are; anything else as
-  // fake_quantized gives it, copied or converted.
-  void make_expert_weight(int i, float* slot, bool b16) {
+  // integer scheme's W' made there directly, bf16 when the products are; anything else is left to
+  // the weight source (fake_quantized), whose f32 the held group copies or converts.
+  bool make_expert_weight(int i, float* slot, bool b16) {
     LinearState& s = st[size_t(i)];
-    const size_t nw = size_t(s.l->out) * size_t(s.l->in);
-    if (s.tuned && !s.gguf && !s.scheme.is_fp()) {
-      if (b16) make_fake_quantized_bf16(i, reinterpret_cast<uint16_t*>(slot));
-      else make_fake_quantized(i, slot);
-      return;
-    }
-    const WeightView v = fake_quantized(i);
-    AR_CHECK(v.f32, "expert linear ", i, " handed out as bf16");
-    if (b16) f32_to_bf16(reinterpret_cast<uint16_t*>(slot), v.f32, nw);
-    else std::copy_n(v.f32, nw, slot);
+    if (!s.tuned || s.gguf || s.scheme.is_fp()) return false;
+    if (b16) make_fake_quantized_bf16(i, reinterpret_cast<uint16_t*>(slot));
+    else make_fake_quantized(i, slot);
+    return true;
   }
 
   // The products run in bf16 on native bf16 hardware, so a dense linear can hand them bf16 bits,
@@ -718,7 +712,7 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   const double lr0 = o.lr > 0 ? o.lr : 1.0 / o.iters;
   const double mm_lr0 = o.minmax_lr > 0 ? o.minmax_lr : lr0;
   const LinearWeightSource w = [&S](int i) { return S.fake_quantized(i); };
-  const MoeWeightMaker make_expert = [&S](int i, float* slot, bool b16) { S.make_expert_weight(i, slot, b16); };
+  const MoeWeightMaker make_expert = [&S](int i, float* slot, bool b16) { return S.make_expert_weight(i, slot, b16); };
   // The first partition accumulates into dw, each further one into `part`, added after it; both
   // point at the tuned group's linears (set_grads).
   BlockLinearGrads dw(static_cast<size_t>(nl)), part(static_cast<size_t>(nl));

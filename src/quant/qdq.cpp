@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -200,7 +201,7 @@ __attribute__((target("avx2,f16c"))) bool sym_range_params8(GroupQuant* out, con
 
 __attribute__((target("avx2"))) GroupGradSums group_grad_avx2(const float* g, const float* w, const float* v,
                                                                int64_t n, const GroupGradConsts& k, float* dv,
-                                                               float* v_out, float lr) {
+                                                               float* v_out, float lr, uint8_t* codes) {
   const __m256 vs = _mm256_set1_ps(k.scale), vs2 = _mm256_set1_ps(k.scale * k.scale);
   const __m256 vz = _mm256_set1_ps(k.zero), vlo = _mm256_set1_ps(k.qlo), vhi = _mm256_set1_ps(k.qhi);
   const __m256 vlr = _mm256_set1_ps(lr), zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.f);
@@ -238,6 +239,18 @@ __attribute__((target("avx2"))) GroupGradSums group_grad_avx2(const float* g, co
       if (full) _mm256_storeu_ps(v_out + i, nv);
       else _mm256_maskstore_ps(v_out + i, m, nv);
     }
+    if (codes) {  // q - qlo in [0, 255] as int32 -> 8 bytes, in order
+      const __m256i c = _mm256_cvttps_epi32(_mm256_sub_ps(q, vlo));
+      const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+      const __m128i c8 = _mm_packus_epi16(c16, c16);
+      if (full) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), c8);
+      } else {
+        alignas(16) uint8_t b[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(b), c8);
+        std::memcpy(codes + i, b, size_t(n - i));
+      }
+    }
   }
   alignas(32) float l[8];
   GroupGradSums r;
@@ -251,7 +264,7 @@ __attribute__((target("avx2"))) GroupGradSums group_grad_avx2(const float* g, co
 }  // namespace
 
 GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
-                             float* dv, float* v_out, float lr) {
+                             float* dv, float* v_out, float lr, uint8_t* codes) {
   float ds[8] = {}, dzp[8] = {};
   const float s2 = k.scale * k.scale;
   // Padded to a multiple of 8 with zeros, as the vector version's masked lanes.
@@ -268,6 +281,7 @@ GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int
     ds[i % 8] += gi * (q - k.zero) - g_int * wi / s2;
     dzp[i % 8] += inside ? 0.f : -gs;
     if (!real) continue;
+    if (codes) codes[i] = uint8_t(int(q - k.qlo));
     if (dv) dv[i] += g_int;
     if (v_out) v_out[i] = vi - ((g_int > 0 ? lr : 0.f) - (g_int < 0 ? lr : 0.f));
   }
@@ -275,9 +289,9 @@ GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int
 }
 
 GroupGradSums group_grad(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
-                         float* dv, float* v_out, float lr) {
-  if (qdq_simd_available()) return group_grad_avx2(g, w, v, n, k, dv, v_out, lr);
-  return group_grad_ref(g, w, v, n, k, dv, v_out, lr);
+                         float* dv, float* v_out, float lr, uint8_t* codes) {
+  if (qdq_simd_available()) return group_grad_avx2(g, w, v, n, k, dv, v_out, lr, codes);
+  return group_grad_ref(g, w, v, n, k, dv, v_out, lr, codes);
 }
 
 bool qdq_simd_available() {

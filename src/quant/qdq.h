@@ -88,6 +88,8 @@ void candidate_scales_ref(float* out, float num, const float* den, int n);
 // dv[i] += g_int when dv is given. When v_out is given, SignRound's signed step instead of keeping
 // dL/dv: v_out[i] = v[i] - ((g_int > 0 ? lr : 0) - (g_int < 0 ? lr : 0)), the bits signed_step
 // gives from a zeroed dv (v_out may be v: each element is read before it is written).
+// codes, if given, receives q - qlo as bytes: the codes quantize_group_codes writes for these
+// parameters when its zero is zero - qlo (a new best's codes taken in the same pass).
 // Returns ds = Σ g*(q - zero) - g_int*w/(scale*scale) and dzp = Σ (inside ? 0 : -g*scale) in f32
 // over 8 interleaved partial sums added pairwise (as group_errors), so both versions agree bit for bit.
 struct GroupGradConsts {
@@ -98,9 +100,9 @@ struct GroupGradSums {
   float ds = 0, dzp = 0;
 };
 GroupGradSums group_grad(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
-                         float* dv, float* v_out, float lr);
+                         float* dv, float* v_out, float lr, uint8_t* codes = nullptr);
 GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
-                             float* dv, float* v_out, float lr);
+                             float* dv, float* v_out, float lr, uint8_t* codes = nullptr);
 
 // True when the AVX2 (+F16C) paths are in use on this CPU (else the _ref versions run).
 bool qdq_simd_available();

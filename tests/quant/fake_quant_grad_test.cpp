@@ -441,6 +441,30 @@ TEST(FakeQuantGrad, FusedStepWritesTheNextStepsWprime) {
       }
 }
 
+// The pass takes a new best's codes from the gradient's own rounding when the stored zero is the
+// one that rounding used. A negative min_scale (which tuning never gives: it clamps to [0, 1])
+// makes the stored zero the clamped one, and those groups are quantized apart: the codes are
+// quantize_rtn_into's either way.
+TEST(FakeQuantGrad, FusedStepCodesForAZeroOutsideTheCodes) {
+  std::mt19937 rng(13);
+  const QuantScheme qs = scheme(4, 32, false);
+  RandomLayer L(qs, 6, 96, rng);
+  for (size_t i = 0; i < L.mn.size(); i += 2) L.mn[i] = -0.5f;
+  QuantizedWeight want;
+  quantize_rtn_into(want, L.w.data(), 6, 96, qs, L.v.data(), L.mn.data(), L.mx.data());
+  int clamped_zeros = 0;
+  for (uint8_t z : want.zeros) clamped_zeros += z == 0;
+  EXPECT_GT(clamped_zeros, 0);
+  QuantizedWeight got = QuantizedWeight::allocate(qs, 6, 96);
+  std::vector<float> v(L.v);
+  const NextStepWprime codes_only{0.f, nullptr, nullptr, nullptr, &got};
+  fake_quant_backward_step(v.data(), 0.01f, nullptr, nullptr, L.g.data(), L.w.data(), 6, 96, qs, L.mn.data(),
+                           L.mx.data(), ClampGrad::Inclusive, &codes_only);
+  EXPECT_EQ(want.codes, got.codes);
+  EXPECT_EQ(want.scales, got.scales);
+  EXPECT_EQ(want.zeros, got.zeros);
+}
+
 TEST(FakeQuantGrad, FusedStepRefusesFloatingPointSchemes) {
   QuantScheme fp;
   fp.data_type = DataType::MXFP4;

@@ -232,6 +232,15 @@ TEST(Qdq, FastGroupGradEqualsReference) {
         EXPECT_EQ(c.dzp, d.dzp) << "n " << n;
         EXPECT_EQ(va, vb) << "n " << n;
         EXPECT_NE(va, v) << "n " << n;  // the step moved v
+        // The codes taken in the pass: quantize_group_codes' with zero - qlo as its zero.
+        const int bits = int(std::lround(std::log2(k.qhi - k.qlo + 1)));
+        std::vector<uint8_t> want(static_cast<size_t>(n)), ca(static_cast<size_t>(n) + 8, 0xee), cb(ca);
+        quantize_group_codes_ref(want.data(), w.data(), vp, n, k.scale, int(k.zero - k.qlo), bits);
+        group_grad(g.data(), w.data(), vp, n, k, nullptr, nullptr, 0.f, ca.data());
+        group_grad_ref(g.data(), w.data(), vp, n, k, nullptr, nullptr, 0.f, cb.data());
+        EXPECT_EQ(0, std::memcmp(want.data(), ca.data(), size_t(n))) << "n " << n;
+        EXPECT_EQ(ca, cb) << "n " << n;  // and nothing past n
+        EXPECT_EQ(ca[size_t(n)], 0xee) << "n " << n;
       }
   }
 }

@@ -213,17 +213,16 @@ void fake_quant_backward_rows(float* dv, float* v_out, float lr, float* dmin_sca
       const float* w = span(g, &n, &at);
       // ds: dL/ds through w' = s*(q - zp) and through w/s; dzp: dL/dzp (asym).
       const float zp = s.sym ? 0.f : q.info.zero;
-      // The codes of the parameters as they are, before v's step: the gradient's own q when the
-      // stored zero is the one it rounds with (always, for min/max scales in [0, 1]; see
-      // asym_range_params), else quantized apart.
+      // The codes of the parameters as they are, before v's step: the gradient's own q (it
+      // rounds with p's scale) when the stored zero is the one it rounds with (always, for
+      // min/max scales in [0, 1]; see asym_range_params), else quantized apart.
       uint8_t* codes = nullptr;
       if (next && next->codes) {
         const GroupQuant p =
             s.sym ? sp.p[size_t(g)] : asym_range_params(q.info.wmin, q.info.wmax, s.bits, q.lo_s, q.hi_s);
-        if (p.scale == q.info.scale && float(p.zero) == zp - qlo) {
+        if (float(p.zero) == zp - qlo) {
           codes = next->codes->codes.data() + at;
-          next->codes->scales[size_t(o * ng + g)] = p.scale_f16;
-          next->codes->zeros[size_t(o * ng + g)] = uint8_t(p.zero);
+          write_group_params(*next->codes, o * ng + g, p);
         } else {
           write_group_rtn(*next->codes, at, o * ng + g, w, v + at, n, p, s.bits);
         }

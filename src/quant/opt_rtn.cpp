@@ -148,9 +148,7 @@ QuantizedWeight quantize_opt_rtn(const float* w, int64_t out, int64_t in, const 
       const int64_t i0 = g * G, n = std::min(G, in - i0), at = o * in + i0, gi = o * ng + g;
       const float* gimp = imp ? imp + i0 : nullptr;
       const GroupQuant p = s.sym ? search_sym(w + at, gimp, n, s.bits) : search_asym(w + at, gimp, n, s.bits);
-      quantize_group_codes(q.codes.data() + at, w + at, nullptr, n, p.scale, p.zero, s.bits);
-      q.scales[size_t(gi)] = p.scale_f16;
-      q.zeros[size_t(gi)] = uint8_t(p.zero);
+      write_group_rtn(q, at, gi, w + at, nullptr, n, p, s.bits);
     }
   }
   return q;

@@ -46,6 +46,10 @@ void reuse_or_allocate(QuantizedWeight& q, const QuantScheme& s, int64_t out, in
 void write_group_rtn(QuantizedWeight& q, int64_t at, int64_t index, const float* w, const float* v, int64_t n,
                      const GroupQuant& p, int bits) {
   quantize_group_codes(q.codes.data() + at, w, v, n, p.scale, p.zero, bits);
+  write_group_params(q, index, p);
+}
+
+void write_group_params(QuantizedWeight& q, int64_t index, const GroupQuant& p) {
   q.scales[size_t(index)] = p.scale_f16;
   q.zeros[size_t(index)] = uint8_t(p.zero);
 }

@@ -44,5 +44,7 @@ void check_quantizable(const QuantScheme& s);
 // writes per group, for passes that compute the group's parameters anyway.
 void write_group_rtn(QuantizedWeight& q, int64_t at, int64_t index, const float* w, const float* v, int64_t n,
                      const GroupQuant& p, int bits);
+// The group's fp16 scale and zero point alone, for a pass that writes its codes itself.
+void write_group_params(QuantizedWeight& q, int64_t index, const GroupQuant& p);
 
 }  // namespace ar

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
                           {"down_proj", 2560, 9728}};
   struct Layer {
     Shape sh;
-    std::vector<uint16_t> w, wq;
+    std::vector<uint16_t> w, wq, dw16;  // dw16: dL/dW' as bf16 (SignRoundOptions::bf16_weight_grads)
     std::vector<float> v, dw, min_s, max_s, dmin, dmax;
     ar::QuantizedWeight codes;  // a new best's codes, written by the pass
   };
@@ -54,16 +54,18 @@ int main(int argc, char** argv) {
   std::uniform_real_distribution<float> ud(-0.5f, 0.5f);
   int64_t total = 0;
   for (const Shape& sh : shapes) {
-    Layer L{sh, {}, {}, {}, {}, {}, {}, {}, {}, {}};
+    Layer L{sh, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     const size_t n = size_t(sh.out * sh.in), ng = size_t(sh.out * (sh.in / 128));
     L.w.resize(n);
     L.wq.resize(n);
     L.v.resize(n);
     L.dw.resize(n);
+    L.dw16.resize(n);
     for (size_t i = 0; i < n; ++i) {
       L.w[i] = ar::f32_to_bf16(nd(rng));
       L.v[i] = ud(rng) * 0.1f;
       L.dw[i] = nd(rng);
+      L.dw16[i] = ar::f32_to_bf16(L.dw[i]);
     }
     L.min_s.assign(ng, 1.f);
     L.max_s.assign(ng, 1.f);
@@ -79,22 +81,24 @@ int main(int argc, char** argv) {
   std::printf("fake_quant_step_bench: %.1fM weights, %d threads, W4G128 sym, bf16 weights\n", double(total) / 1e6,
               omp_get_max_threads());
   for (Layer& L : layers) L.codes = ar::QuantizedWeight::allocate(s, L.sh.out, L.sh.in);
-  // The fused step; with_codes: at a new best loss, when the pass also writes the codes.
-  auto fused_step = [&](bool with_codes) {
+  // The fused step; with_codes: at a new best loss, when the pass also writes the codes; grad16:
+  // from a bf16 dL/dW'.
+  auto fused_step = [&](bool with_codes, bool grad16 = false) {
     ar::Timer t;
     for (Layer& L : layers) {
       std::fill(L.dmin.begin(), L.dmin.end(), 0.f);
       std::fill(L.dmax.begin(), L.dmax.end(), 0.f);
       const ar::NextStepWprime next{1e-3f, L.min_s.data(), L.max_s.data(), L.wq.data(),
                                     with_codes ? &L.codes : nullptr};
-      ar::fake_quant_backward_step(L.v.data(), 1e-3f, L.dmin.data(), L.dmax.data(), L.dw.data(), L.w.data(),
+      const ar::MatrixView dw = grad16 ? ar::MatrixView(L.dw16.data()) : ar::MatrixView(L.dw.data());
+      ar::fake_quant_backward_step(L.v.data(), 1e-3f, L.dmin.data(), L.dmax.data(), dw, L.w.data(),
                                    L.sh.out, L.sh.in, s, L.min_s.data(), L.max_s.data(), ar::ClampGrad::Strict,
                                    &next);
     }
     return t.seconds() * 1e3;
   };
   for (int r = 0; r < reps; ++r) {
-    const double fused = fused_step(false), fused_codes = fused_step(true);
+    const double fused = fused_step(false), fused_codes = fused_step(true), fused16 = fused_step(false, true);
     ar::Timer tw;  // W' alone, as a step makes it when the memory plan holds none
     for (Layer& L : layers)
       ar::fake_quant_forward_bf16(L.wq.data(), L.w.data(), L.sh.out, L.sh.in, s, L.v.data(), L.min_s.data(),
@@ -105,9 +109,9 @@ int main(int argc, char** argv) {
       bandwidth_floor(L.v.data(), L.wq.data(), L.dw.data(), L.w.data(), L.sh.out * L.sh.in);
     const double floor_ms = t2.seconds() * 1e3;
     const double gb = double(total) * (4 + 4 + 2 + 4 + 2) / 1e9;
-    std::printf("  fused step %7.1f ms (%5.1f GB/s), with a new best's codes %7.1f ms   bandwidth floor %7.1f ms "
-                "(%5.1f GB/s)   W' alone %6.1f ms\n",
-                fused, gb / fused * 1e3, fused_codes, floor_ms, gb / floor_ms * 1e3, wprime);
+    std::printf("  fused step %7.1f ms (%5.1f GB/s), with a new best's codes %7.1f ms, from a bf16 dL/dW' %7.1f ms   "
+                "bandwidth floor %7.1f ms (%5.1f GB/s)   W' alone %6.1f ms\n",
+                fused, gb / fused * 1e3, fused_codes, fused16, floor_ms, gb / floor_ms * 1e3, wprime);
     std::fflush(stdout);
   }
   return 0;

@@ -30,7 +30,7 @@ using dt = dnnl::memory::data_type;
 // (after staging into tight copies, if any).
 struct PrimKey {
   int64_t M, N, K, lda, ldb, ldc;
-  bool trans_a, trans_b, accumulate, bf16_inputs;
+  bool trans_a, trans_b, accumulate, bf16_inputs, bf16_out;
   bool operator==(const PrimKey&) const = default;
 };
 
@@ -39,7 +39,7 @@ struct PrimKeyHash {
     uint64_t h = 1469598103934665603ull;
     for (int64_t v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc}) h = (h ^ uint64_t(v)) * 1099511628211ull;
     uint64_t flags = (k.trans_a ? 1u : 0u) | (k.trans_b ? 2u : 0u) | (k.accumulate ? 4u : 0u) |
-                     (k.bf16_inputs ? 8u : 0u);
+                     (k.bf16_inputs ? 8u : 0u) | (k.bf16_out ? 16u : 0u);
     return size_t((h ^ flags) * 1099511628211ull);
   }
 };
@@ -92,7 +92,7 @@ PrimEntry make_entry(Backend& be, const PrimKey& k) {
   const dt in_type = k.bf16_inputs ? dt::bf16 : dt::f32;
   auto a_md = view_desc(k.M, k.K, k.lda, k.trans_a, in_type);
   auto b_md = view_desc(k.K, k.N, k.ldb, k.trans_b, in_type);
-  auto c_md = view_desc(k.M, k.N, k.ldc, false, dt::f32);
+  auto c_md = view_desc(k.M, k.N, k.ldc, false, k.bf16_out ? dt::bf16 : dt::f32);
   dnnl::primitive_attr attr;
   // The scratchpad is ours, not the library's. With oneDNN's default (library) mode a primitive
   // owns one scratchpad, allocated when it is created, and every execution of that primitive
@@ -254,7 +254,7 @@ PrimEntry cached_entry(Backend& be, const PrimKey& k) {
 // One execution, single-threaded, with this thread's own stream and scratchpad: no two
 // executions ever share scratch memory (issue #13). Outside a parallel region the thread count
 // is held at 1 around the call, so oneDNN does not thread it itself.
-void execute(Backend& be, const PrimEntry& e, const void* a, const void* b, float* c) {
+void execute(Backend& be, const PrimEntry& e, const void* a, const void* b, void* c) {
   thread_local Buffer scratch(0, "gemm.scratch.thread");
   const size_t scratch_bytes = e.scratch.get_size();
   if (scratch_bytes > 0) scratch.reserve(scratch_bytes);
@@ -270,6 +270,13 @@ void execute(Backend& be, const PrimEntry& e, const void* a, const void* b, floa
   stream.wait();
   if (outside) omp_set_num_threads(before);
 }
+
+// C as oneDNN writes it: f32, or (native bf16 only) bf16, each element its f32 sum rounded once.
+struct Output {
+  float* f32 = nullptr;
+  uint16_t* bf16 = nullptr;
+  void* at(int64_t elems) const { return f32 ? static_cast<void*>(f32 + elems) : static_cast<void*>(bf16 + elems); }
+};
 
 // Native bf16: the operand the tiles split, given as f32, converted one tile's slice at a time.
 // src_cols: the slice is stored columns off.. (K rows of len), else stored rows off.. (len rows of K).
@@ -288,7 +295,7 @@ struct TileStaging {
 // reads them (bf16 when native); stage: the split operand is converted per tile instead.
 void multiply_tiles(Backend& be, std::unique_lock<std::mutex>& lock, bool nested, const Tiling& t, int64_t mm,
                     int64_t nn, int64_t K, Operand a, Operand b, bool trans_a, bool trans_b, bool accumulate,
-                    bool native, float* c, int64_t ldc, const TileStaging* stage) {
+                    bool native, Output c, int64_t ldc, const TileStaging* stage) {
   const size_t elem = native ? sizeof(uint16_t) : sizeof(float);
   // A staged slice's stride: K when K runs along its stored rows, else the tile length.
   auto staged_ld = [&](int64_t len) { return stage->src_cols ? len : K; };
@@ -303,7 +310,7 @@ void multiply_tiles(Backend& be, std::unique_lock<std::mutex>& lock, bool nested
     const int64_t a_ld = stage && stage->a ? staged_ld(len) : a.ld;
     const int64_t b_ld = stage && !stage->a ? staged_ld(len) : b.ld;
     const PrimKey key{t.along_m ? len : mm, t.along_m ? nn : len, K, a_ld, b_ld, ldc,
-                      trans_a, trans_b, accumulate, native};
+                      trans_a, trans_b, accumulate, native, c.bf16 != nullptr};
     if (nested) lock.lock();
     entry[which] = cached_entry(be, key);
     if (nested) lock.unlock();
@@ -326,8 +333,7 @@ void multiply_tiles(Backend& be, std::unique_lock<std::mutex>& lock, bool nested
     } else {
       bp += size_t(trans_b ? off * b.ld : off) * elem;
     }
-    float* cp = c + (t.along_m ? off * ldc : off);
-    execute(be, e, ap, bp, cp);
+    execute(be, e, ap, bp, c.at(t.along_m ? off * ldc : off));
   };
   if (nested || t.count == 1) {  // a single tile still runs single-threaded (see execute)
     for (int64_t i = 0; i < t.count; ++i) run_tile(i);
@@ -396,7 +402,7 @@ size_t gemm_scratchpad_bytes(int64_t M, int64_t N, int64_t K, bool trans_a, bool
   Backend& be = backend();
   const bool native = native_bf16_products(p);
   const PrimKey key{M, N, K, trans_a ? M : K, trans_b ? K : N, N, trans_a, trans_b, accumulate,
-                    native};
+                    native, false};
   return make_entry(be, key).scratch.get_size();
 }
 
@@ -424,7 +430,7 @@ void gemm_release_cache() {
 namespace {
 
 // Fills in tight strides (ld 0) and checks them; does the empty cases. False: nothing left to do.
-bool prepare_call(float* C, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool accumulate,
+bool prepare_call(Output C, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, bool accumulate,
                   int64_t& lda, int64_t& ldb, int64_t& ldc) {
   AR_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative size M=", M, " N=", N, " K=", K);
   const int64_t a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
@@ -435,7 +441,9 @@ bool prepare_call(float* C, int64_t M, int64_t N, int64_t K, bool trans_a, bool 
            lda, " (cols ", a_cols, ") ldb=", ldb, " (cols ", b_cols, ") ldc=", ldc, " (N ", N, ")");
   if (M == 0 || N == 0) return false;
   if (K == 0) {  // empty sum; oneDNN would reject a zero-sized reduction
-    if (!accumulate) zero_rows(C, M, N, ldc);
+    if (!accumulate && C.f32) zero_rows(C.f32, M, N, ldc);
+    if (!accumulate && C.bf16)
+      for (int64_t i = 0; i < M; ++i) std::memset(C.bf16 + i * ldc, 0, size_t(N) * sizeof(uint16_t));
     return false;
   }
   return true;
@@ -446,7 +454,7 @@ bool prepare_call(float* C, int64_t M, int64_t N, int64_t K, bool trans_a, bool 
 void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
                bool trans_b, bool accumulate, int64_t lda, int64_t ldb, int64_t ldc) {
   AR_CHECK(gemm_has_native_bf16(), "gemm_bf16 without native bf16 matmuls");
-  if (!prepare_call(C, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
+  if (!prepare_call(Output{C}, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
   const bool nested = omp_in_parallel();
   Backend& be = backend();
   std::unique_lock<std::mutex> lock(be.mu, std::defer_lock);  // as in gemm
@@ -454,7 +462,7 @@ void gemm_bf16(float* C, const uint16_t* A, const uint16_t* B, int64_t M, int64_
   // One tile, whether nested or not: the same single primitive call either way.
   const Tiling whole{/*along_m=*/true, M, 1, M};
   multiply_tiles(be, lock, nested, whole, M, N, K, Operand{A, lda}, Operand{B, ldb}, trans_a, trans_b, accumulate,
-                 /*native=*/true, C, ldc, nullptr);
+                 /*native=*/true, Output{C}, ldc, nullptr);
 }
 
 void gemm_serial(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a,
@@ -463,7 +471,7 @@ void gemm_serial(float* C, const float* A, const float* B, int64_t M, int64_t N,
     gemm_ref(C, A, B, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
     return;
   }
-  if (!prepare_call(C, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
+  if (!prepare_call(Output{C}, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
   const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
   const int64_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
   const bool native = native_bf16_products(p);
@@ -490,14 +498,15 @@ void gemm_serial(float* C, const float* A, const float* B, int64_t M, int64_t N,
   std::unique_lock<std::mutex> lock(be.mu, std::defer_lock);  // as in gemm_bf16
   if (!nested) lock.lock();
   const Tiling whole{/*along_m=*/true, M, 1, M};
-  multiply_tiles(be, lock, nested, whole, M, N, K, a, b, trans_a, trans_b, accumulate, native, C, ldc, nullptr);
+  multiply_tiles(be, lock, nested, whole, M, N, K, a, b, trans_a, trans_b, accumulate, native, Output{C}, ldc,
+                 nullptr);
 }
 
 namespace {
 
 // gemm, with each operand given either as f32 (A, B) or, native bf16 only, as bf16 bits (A16, B16;
-// the f32 pointer null).
-void gemm_impl(float* C, const float* A, const uint16_t* A16, const float* B, const uint16_t* B16, int64_t M,
+// the f32 pointer null), and C as f32 or (native bf16, no accumulation) bf16.
+void gemm_impl(Output C, const float* A, const uint16_t* A16, const float* B, const uint16_t* B16, int64_t M,
                int64_t N, int64_t K, bool trans_a, bool trans_b, bool accumulate, Precision p, int64_t lda,
                int64_t ldb, int64_t ldc) {
   if (!prepare_call(C, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc)) return;
@@ -512,7 +521,9 @@ void gemm_impl(float* C, const float* A, const uint16_t* A16, const float* B, co
   // (2048, 9728) input gradient times a 9728-row weight: 3 panels, B packed 3 times, 714
   // GFLOP/s); panels of K pack every part of B once and add the panels' products into C instead,
   // in K order: a function of the shape, as the tiles are.
-  if (native && M < N && M * K * int64_t(sizeof(uint16_t)) > kStageMaxBytes) {
+  // A bf16 C is rounded once, from the whole sum: no panels of K there (its A is bf16 already, so
+  // nothing of it is staged).
+  if (native && !C.bf16 && M < N && M * K * int64_t(sizeof(uint16_t)) > kStageMaxBytes) {
     const int64_t pk = std::max<int64_t>(kStageMaxBytes / (M * int64_t(sizeof(uint16_t))), 16) / 16 * 16;
     for (int64_t k0 = 0; k0 < K; k0 += pk) {
       const int64_t kk = std::min(pk, K - k0);
@@ -568,7 +579,7 @@ void gemm_impl(float* C, const float* A, const uint16_t* A16, const float* B, co
                         : trans_b    ? stage_operand(b_src, nn, K, ldb, stage_b, native, buf_b)
                                      : stage_operand(b_src, K, nn, ldb, stage_b, native, buf_b);
       if (pn == N) b_whole = b;
-      float* c = C + m0 * ldc + n0;
+      const Output c = C.f32 ? Output{C.f32 + m0 * ldc + n0} : Output{nullptr, C.bf16 + m0 * ldc + n0};
       // A tile's slice of the split operand, converted by the thread that multiplies it.
       std::optional<TileStaging> ts;
       if (tile_a) ts = TileStaging{true, static_cast<const float*>(a.ptr), a.ld, trans_a};
@@ -590,7 +601,7 @@ void gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_
     gemm_ref(C, A, B, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
     return;
   }
-  gemm_impl(C, A, nullptr, B, nullptr, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+  gemm_impl(Output{C}, A, nullptr, B, nullptr, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
 }
 
 void gemm_view(float* C, MatrixView A, MatrixView B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
@@ -599,7 +610,7 @@ void gemm_view(float* C, MatrixView A, MatrixView B, int64_t M, int64_t N, int64
   if (!A.bf16 && !B.bf16) return gemm(C, A.f32, B.f32, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
   AR_CHECK(p == Precision::BF16, "gemm_view: a bf16 operand needs BF16 products");
   if (gemm_has_native_bf16() && !env_forces_ref()) {
-    gemm_impl(C, A.f32, A.bf16, B.f32, B.bf16, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
+    gemm_impl(Output{C}, A.f32, A.bf16, B.f32, B.bf16, M, N, K, trans_a, trans_b, accumulate, p, lda, ldb, ldc);
     return;
   }
   // Widened: bf16 values are exact in f32, which the fallback then uses in place.
@@ -620,6 +631,14 @@ void gemm_view(float* C, MatrixView A, MatrixView B, int64_t M, int64_t N, int64
 void gemm_b16(float* C, const float* A, const uint16_t* B, int64_t M, int64_t N, int64_t K, bool trans_a,
               bool trans_b, bool accumulate, int64_t lda, int64_t ldb, int64_t ldc) {
   gemm_view(C, A, MatrixView(B), M, N, K, trans_a, trans_b, accumulate, Precision::BF16, lda, ldb, ldc);
+}
+
+void gemm_view_bf16_out(uint16_t* C, MatrixView A, MatrixView B, int64_t M, int64_t N, int64_t K, bool trans_a,
+                        bool trans_b, Precision p, int64_t lda, int64_t ldb, int64_t ldc) {
+  AR_CHECK(A && B, "gemm_view_bf16_out: an operand without data");
+  AR_CHECK(native_bf16_products(p) && !env_forces_ref(), "gemm_view_bf16_out without native bf16 products");
+  gemm_impl(Output{nullptr, C}, A.f32, A.bf16, B.f32, B.bf16, M, N, K, trans_a, trans_b, /*accumulate=*/false, p, lda,
+            ldb, ldc);
 }
 
 void gemm_ref(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K,

@@ -54,6 +54,13 @@ struct MatrixView {
 void gemm_view(float* C, MatrixView A, MatrixView B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
                bool accumulate, Precision p, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
 
+// gemm_view with a bf16 C, overwritten: each element is its f32 sum rounded to bf16 once, the
+// bits f32_to_bf16 gives gemm_view's f32 C (the same tiles and kernels; a product gemm_view would
+// split along K is summed whole here). For a product whose reader needs no more than bf16 (a
+// tuning step's dL/dW', as PyTorch's autocast gives it), at half the bytes written and read.
+// Only with native_bf16_products(p); no accumulation (a bf16 sum would round at every add).
+void gemm_view_bf16_out(uint16_t* C, MatrixView A, MatrixView B, int64_t M, int64_t N, int64_t K, bool trans_a,
+                        bool trans_b, Precision p, int64_t lda = 0, int64_t ldb = 0, int64_t ldc = 0);
 // gemm in Precision::BF16 with op(B) already bf16 (B, stored as in gemm, in bf16 elements), A and C
 // f32: for a weight made in bf16 once and multiplied many times (a tuning step's W'), so no product
 // converts it again. For a tight B, the same bits as gemm(..., Precision::BF16) on B's values widened

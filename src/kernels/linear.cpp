@@ -41,6 +41,11 @@ void linear_input_grad(float* dx, MatrixView dy, WeightView w, int64_t T, int64_
   gemm_view(dx, dy, w, T, K, N, false, false, accumulate, p);
 }
 
+void linear_weight_grad_bf16_out(uint16_t* dw, MatrixView dy, MatrixView x, int64_t T, int64_t K, int64_t N,
+                                 Precision p) {
+  gemm_view_bf16_out(dw, dy, x, N, K, T, /*trans_a=*/true, false, p);  // the same product as linear_backward's
+}
+
 void linear_backward(float* dx, float* dw, float* dbias, MatrixView dy, MatrixView x, WeightView w, int64_t T,
                      int64_t K, int64_t N, Precision p, bool dw_accumulate) {
   if (dx) linear_input_grad(dx, dy, w, T, K, N, /*accumulate=*/false, p);

@@ -34,5 +34,10 @@ void linear_backward(float* dx, float* dw, float* dbias, MatrixView dy, MatrixVi
 // dx (T, K) [+]= dy (T, N) · w (N, K): the input-gradient product alone.
 void linear_input_grad(float* dx, MatrixView dy, WeightView w, int64_t T, int64_t K, int64_t N, bool accumulate,
                        Precision p);
+// dw (N, K) overwritten = dyᵀ · x as bf16 bits, each element its f32 sum rounded once
+// (gemm_view_bf16_out): the weight-gradient product alone, for a reader that needs no more (a
+// tuning step's signed updates). Only with native_bf16_products(p).
+void linear_weight_grad_bf16_out(uint16_t* dw, MatrixView dy, MatrixView x, int64_t T, int64_t K, int64_t N,
+                                 Precision p);
 
 }  // namespace ar

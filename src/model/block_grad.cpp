@@ -281,11 +281,27 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   const int64_t window = layer_window(c, b.layer);
   const float scale = attention_scale(c), softcap = float(c.attn_logit_softcapping);
   const float *cos = rope.cos_for(c, b.layer), *sin = rope.sin_for(c, b.layer);
-  // A fused linear's gradient (Phi3) is one (out, in) matrix; each part's rows are a range of it.
-  auto grad_part = [](float* g, int64_t offset) { return g ? g + offset : nullptr; };
-  float* dw_k = c.fused_qkv ? grad_part(dw[0], fo.k) : dw[1];
-  float* dw_v = c.fused_qkv ? grad_part(dw[0], fo.v) : dw[2];
-  float* dw_up = c.fused_gate_up ? grad_part(dw[4], fo.up) : dw[5];
+  const bool grads16 = dense == DenseGrads::OverwriteBf16;
+  AR_CHECK(!grads16 || native_bf16_products(p), "block_backward: bf16 weight gradients need native bf16 products");
+  // A fused linear's gradient (Phi3) is one (out, in) matrix; each part's rows are a range of it,
+  // from element `at` on (f32 or, with grads16, bf16 elements).
+  struct Grad {
+    float* base = nullptr;
+    int64_t at = 0;
+  };
+  const Grad dw_q{dw[0]}, dw_o{dw[3]}, dw_gate{dw[4]}, dw_down{dw[6]};
+  const Grad dw_k = c.fused_qkv ? Grad{dw[0], fo.k} : Grad{dw[1]};
+  const Grad dw_v = c.fused_qkv ? Grad{dw[0], fo.v} : Grad{dw[2]};
+  const Grad dw_up = c.fused_gate_up ? Grad{dw[4], fo.up} : Grad{dw[5]};
+  // linear_backward without a bias: dx (if any) = dy·w, then dW (if any) [+]= dyᵀ·x, in bf16 with grads16.
+  auto backward = [&](float* dxo, const Grad& g, MatrixView dyv, MatrixView xv, WeightView wv, int64_t K, int64_t N) {
+    if (!grads16) {
+      linear_backward(dxo, g.base ? g.base + g.at : nullptr, nullptr, dyv, xv, wv, T, K, N, p, add);
+      return;
+    }
+    if (dxo) linear_input_grad(dxo, dyv, wv, T, K, N, /*accumulate=*/false, p);
+    if (g.base) linear_weight_grad_bf16_out(reinterpret_cast<uint16_t*>(g.base) + g.at, dyv, xv, T, K, N, p);
+  };
 
   // MLP half. y = h + [norm](down(act)): dL/dh gets dy directly (residual) plus the norm branch
   // below. As in the forward, W' is fetched outside the GEMM scopes.
@@ -305,7 +321,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
       d_m = s.d_branch;
     }
     const MatrixView act = as_input(s.act, b16);
-    profiled(Phase::GemmDownBwd, [&] { linear_backward(nullptr, dw[6], nullptr, d_m, act, nullptr, T, F, C, p, add); });
+    profiled(Phase::GemmDownBwd, [&] { backward(nullptr, dw_down, d_m, act, WeightView(), F, C); });
     float* d_act = s.act;  // act read last above
     const WeightView wd = w(6);
     profiled(Phase::GemmDownBwd, [&] { linear_backward(d_act, nullptr, nullptr, d_m, nullptr, wd, T, F, C, p); });
@@ -316,8 +332,8 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
     const MatrixView d_gate = as_input(s.gate, b16), d_up = as_input(s.up, b16), xn2 = as_input(s.xn2, b16);
     float* d_c = d_h;  // d act is dead: d xn2 (T, C), then dL/dh
     const WeightView wg = w(4);
-    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(d_c, dw[4], nullptr, d_gate, xn2, wg, T, C, F, p, add); });  // d xn2 (gate)
-    profiled(Phase::GemmGateUpBwd, [&] { linear_backward(nullptr, dw_up, nullptr, d_up, xn2, nullptr, T, C, F, p, add); });
+    profiled(Phase::GemmGateUpBwd, [&] { backward(d_c, dw_gate, d_gate, xn2, wg, C, F); });  // d xn2 (gate)
+    profiled(Phase::GemmGateUpBwd, [&] { backward(nullptr, dw_up, d_up, xn2, WeightView(), C, F); });
     const WeightView wu = c.fused_gate_up ? wg.offset(fo.up) : w(5);
     profiled(Phase::GemmGateUpBwd, [&] { linear_input_grad(d_c, d_up, wu, T, C, F, /*accumulate=*/true, p); });  // + d xn2 (up)
     profiled(Phase::Elementwise, [&] {
@@ -336,7 +352,7 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   }
   const WeightView wo = w(3);
   profiled(Phase::GemmOBwd,
-           [&] { linear_backward(s.d_attn, dw[3], nullptr, d_o, as_input(s.attn, b16), wo, T, H * D, C, p, add); });
+           [&] { backward(s.d_attn, dw_o, d_o, as_input(s.attn, b16), wo, H * D, C); });
   for (int64_t j = 0; j < n; ++j) {
     const int64_t oq = j * S * H * D, okv = j * S * Hkv * D;
     profiled(Phase::AttentionBwd, [&] {
@@ -365,9 +381,9 @@ void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, 
   // Weight gradients need only the projections' input; d xn1 only when dx is wanted.
   const WeightView wq = dx ? w(0) : WeightView();
   profiled(Phase::GemmQkvBwd, [&] {
-    linear_backward(dx ? s.d_xn1 : nullptr, dw[0], nullptr, dq, xn1, wq, T, C, H * D, p, add);
-    linear_backward(nullptr, dw_k, nullptr, dk, xn1, nullptr, T, C, Hkv * D, p, add);
-    linear_backward(nullptr, dw_v, nullptr, dv, xn1, nullptr, T, C, Hkv * D, p, add);
+    backward(dx ? s.d_xn1 : nullptr, dw_q, dq, xn1, wq, C, H * D);
+    backward(nullptr, dw_k, dk, xn1, WeightView(), C, Hkv * D);
+    backward(nullptr, dw_v, dv, xn1, WeightView(), C, Hkv * D);
   });
   if (!dx) return;
   const WeightView wk = c.fused_qkv ? wq.offset(fo.k) : w(1);

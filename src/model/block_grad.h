@@ -126,8 +126,12 @@ void block_forward_train(float* y, BlockGradScratch& s, const float* x, const Bl
 // DenseGrads::Overwrite: the dense linears' dw[i] (i < kDenseLinears, every part of a fused one)
 // are written (=) rather than added to, for the first backward into zero gradients, which then
 // need no clearing. The experts' (MoE) are added to either way: an expert no token reached is not
-// written at all.
-enum class DenseGrads : uint8_t { Add, Overwrite };
+// written at all. DenseGrads::OverwriteBf16 (native bf16 products only): the same, with each dense
+// dL/dW' written as bf16 bits (its f32 sum rounded once, element j at bf16 index j of
+// reinterpret_cast<uint16_t*>(dw[i]), so a buffer of half the floats is enough), as PyTorch's
+// autocast gives a bf16 product's weight gradient: half the bytes for the GEMM to write and the
+// tuner to read.
+enum class DenseGrads : uint8_t { Add, Overwrite, OverwriteBf16 };
 void block_backward(float* dx, const BlockLinearGrads& dw, BlockGradScratch& s, const float* dy,
                     const float* x, const BlockWeights& b, const LinearWeightSource& w,
                     const ModelConfig& c, const RopeTables& rope, Precision p, DenseGrads dense = DenseGrads::Add,

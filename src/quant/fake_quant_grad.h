@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/gemm.h"  // MatrixView
 #include "quant/quantized.h"
 
 namespace ar {
@@ -62,7 +63,10 @@ void fake_quant_forward_bf16(uint16_t* w_dq, const uint16_t* w_bf16, int64_t out
 // fake_quant_backward and SignRound's signed step on v in one pass, for integer schemes (not
 // is_fp()): v (out, in) becomes v - lr*sign(dL/dv) in place, the bits signed_step gives with the dv
 // fake_quant_backward accumulates into zeros; dmin_scale / dmax_scale accumulate as there. The
-// tuner's step without a weight-sized dL/dv buffer and two more passes over it.
+// tuner's step without a weight-sized dL/dv buffer and two more passes over it. dw_dq may be bf16
+// bits (DenseGrads::OverwriteBf16): the results of its widened values. The signed step of v reads
+// only the sign of dL/dW', which bf16 rounding keeps, so v moves exactly as with the f32 gradient;
+// the scales' sums (and through them, rarely, a scale's step) may differ in the last bits.
 //
 // With `next`, the same pass can also (each where its pointer is given):
 //  - codes: write the RTN codes, scales and zero points of the parameters before the step into
@@ -81,11 +85,11 @@ struct NextStepWprime {
   uint16_t* w_dq16 = nullptr;
   QuantizedWeight* codes = nullptr;
 };
-void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, MatrixView dw_dq,
                               const float* w, int64_t out, int64_t in, const QuantScheme& s, const float* min_scale,
                               const float* max_scale, ClampGrad cg = ClampGrad::Inclusive,
                               const NextStepWprime* next = nullptr);
-void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, const float* dw_dq,
+void fake_quant_backward_step(float* v, float lr, float* dmin_scale, float* dmax_scale, MatrixView dw_dq,
                               const uint16_t* w_bf16, int64_t out, int64_t in, const QuantScheme& s,
                               const float* min_scale, const float* max_scale, ClampGrad cg = ClampGrad::Inclusive,
                               const NextStepWprime* next = nullptr);

@@ -199,7 +199,23 @@ __attribute__((target("avx2,f16c"))) bool sym_range_params8(GroupQuant* out, con
   return true;
 }
 
-__attribute__((target("avx2"))) GroupGradSums group_grad_avx2(const float* g, const float* w, const float* v,
+// 8 gradients from g + i (the first `left` of them when left < 8, the others 0): f32 as they are,
+// bf16 widened (exactly).
+__attribute__((target("avx2"))) inline __m256 load_grad8(const float* g, bool full, __m256i m, int64_t) {
+  return full ? _mm256_loadu_ps(g) : _mm256_maskload_ps(g, m);
+}
+__attribute__((target("avx2"), noinline)) __m128i load_bf16_tail(const uint16_t* g, int64_t left) {
+  alignas(16) uint16_t b[8] = {};
+  std::memcpy(b, g, size_t(left) * sizeof(uint16_t));
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(b));
+}
+__attribute__((target("avx2"))) inline __m256 load_grad8(const uint16_t* g, bool full, __m256i, int64_t left) {
+  const __m128i h = full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(g)) : load_bf16_tail(g, left);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+template <typename G>
+__attribute__((target("avx2"))) GroupGradSums group_grad_avx2(const G* g, const float* w, const float* v,
                                                                int64_t n, const GroupGradConsts& k, float* dv,
                                                                float* v_out, float lr, uint8_t* codes) {
   const __m256 vs = _mm256_set1_ps(k.scale), vs2 = _mm256_set1_ps(k.scale * k.scale);
@@ -210,7 +226,7 @@ __attribute__((target("avx2"))) GroupGradSums group_grad_avx2(const float* g, co
     // Lanes past n read as 0 and add +0 to the sums (the reference pads the same way).
     const bool full = i + 8 <= n;
     const __m256i m = full ? _mm256_set1_epi32(-1) : tail_mask(n - i);
-    const __m256 gv = full ? _mm256_loadu_ps(g + i) : _mm256_maskload_ps(g + i, m);
+    const __m256 gv = load_grad8(g + i, full, m, n - i);
     const __m256 wv = full ? _mm256_loadu_ps(w + i) : _mm256_maskload_ps(w + i, m);
     __m256 x = _mm256_div_ps(wv, vs);
     __m256 vv = zero;
@@ -263,14 +279,19 @@ __attribute__((target("avx2"))) GroupGradSums group_grad_avx2(const float* g, co
 
 }  // namespace
 
-GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
-                             float* dv, float* v_out, float lr, uint8_t* codes) {
+namespace {
+inline float grad_value(float g) { return g; }
+inline float grad_value(uint16_t g) { return bf16_to_f32(g); }
+
+template <typename G>
+GroupGradSums group_grad_ref_t(const G* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                               float* dv, float* v_out, float lr, uint8_t* codes) {
   float ds[8] = {}, dzp[8] = {};
   const float s2 = k.scale * k.scale;
   // Padded to a multiple of 8 with zeros, as the vector version's masked lanes.
   for (int64_t i = 0, end = (n + 7) / 8 * 8; i < end; ++i) {
     const bool real = i < n;
-    const float gi = real ? g[i] : 0.f, wi = real ? w[i] : 0.f, vi = real && v ? v[i] : 0.f;
+    const float gi = real ? grad_value(g[i]) : 0.f, wi = real ? w[i] : 0.f, vi = real && v ? v[i] : 0.f;
     float x = wi / k.scale;
     if (v) x += vi;
     const float t = std::nearbyint(x) + k.zero;
@@ -287,8 +308,25 @@ GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int
   }
   return {sum8(ds), sum8(dzp)};
 }
+}  // namespace
+
+GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                             float* dv, float* v_out, float lr, uint8_t* codes) {
+  return group_grad_ref_t(g, w, v, n, k, dv, v_out, lr, codes);
+}
+
+GroupGradSums group_grad_ref(const uint16_t* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                             float* dv, float* v_out, float lr, uint8_t* codes) {
+  return group_grad_ref_t(g, w, v, n, k, dv, v_out, lr, codes);
+}
 
 GroupGradSums group_grad(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                         float* dv, float* v_out, float lr, uint8_t* codes) {
+  if (qdq_simd_available()) return group_grad_avx2(g, w, v, n, k, dv, v_out, lr, codes);
+  return group_grad_ref(g, w, v, n, k, dv, v_out, lr, codes);
+}
+
+GroupGradSums group_grad(const uint16_t* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
                          float* dv, float* v_out, float lr, uint8_t* codes) {
   if (qdq_simd_available()) return group_grad_avx2(g, w, v, n, k, dv, v_out, lr, codes);
   return group_grad_ref(g, w, v, n, k, dv, v_out, lr, codes);

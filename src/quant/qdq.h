@@ -103,6 +103,12 @@ GroupGradSums group_grad(const float* g, const float* w, const float* v, int64_t
                          float* dv, float* v_out, float lr, uint8_t* codes = nullptr);
 GroupGradSums group_grad_ref(const float* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
                              float* dv, float* v_out, float lr, uint8_t* codes = nullptr);
+// The same from dL/dW' given as bf16 bits (a tuning step's, DenseGrads::OverwriteBf16): the results
+// of the f32 versions on its widened values.
+GroupGradSums group_grad(const uint16_t* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                         float* dv, float* v_out, float lr, uint8_t* codes = nullptr);
+GroupGradSums group_grad_ref(const uint16_t* g, const float* w, const float* v, int64_t n, const GroupGradConsts& k,
+                             float* dv, float* v_out, float lr, uint8_t* codes = nullptr);
 
 // True when the AVX2 (+F16C) paths are in use on this CPU (else the _ref versions run).
 bool qdq_simd_available();

@@ -263,6 +263,9 @@ struct BlockTuner::State {
   // GGUF targets start from the format's importance-weighted RTN (as llama.cpp's imatrix path):
   // per input column of each linear, the sum of squared fp inputs seen by fp_forward before tuning.
   bool want_importance = false, importance_frozen = false;
+  // This tuning's dense dL/dW' are bf16 (SignRoundOptions::bf16_weight_grads), over the first half
+  // of dw's floats (DenseGrads::OverwriteBf16), which holds only that many.
+  bool grads16 = false;
   std::optional<ImportanceSums> imp;
   int64_t imp_rows = 0;
   static constexpr int kOriginal = 1 << 24;  // work_holds: the original of linear i is kOriginal + i
@@ -363,7 +366,7 @@ struct BlockTuner::State {
         s.dmin.assign(ng, 0.f);
         s.dmax.assign(ng, 0.f);
       }
-      if (o.iters > 0) s.dw.resize(nw);
+      if (o.iters > 0) s.dw.resize(grads16 && i < kDenseLinears ? (nw + 1) / 2 : nw);
       for (auto& u : unit_dw) u[size_t(i)].resize(nw);
     }
     work_holds = -1;
@@ -754,7 +757,18 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   // dense ones of a buffer no backward reaches (a partition without picks).
   // clears(i, dense): whether a clearing of the dense gradients (dense) or of the experts' (not)
   // clears linear i's. Without o.overwrite_dense_grads every one is cleared and added to.
-  const DenseGrads first_write = o.overwrite_dense_grads ? DenseGrads::Overwrite : DenseGrads::Add;
+  // bf16 dL/dW' (see bf16_weight_grads): one backward per step writes every dense gradient, and
+  // only the integer schemes' fused pass reads them.
+  S.grads16 = o.bf16_weight_grads && o.overwrite_dense_grads && native_bf16_products(o.precision) && local == 1 &&
+              procs == 1 && S.plan.lanes == 1 && share[0] <= S.plan.cap;
+  for (int i = 0; i < kDenseLinears && S.grads16; ++i) {
+    const LinearState& s = st[size_t(i)];
+    if (s.quantized && (s.gguf || s.scheme.is_fp())) S.grads16 = false;
+  }
+  r.bf16_weight_grads = S.grads16;
+  const DenseGrads first_write = S.grads16              ? DenseGrads::OverwriteBf16
+                                 : o.overwrite_dense_grads ? DenseGrads::Overwrite
+                                                           : DenseGrads::Add;
   auto clears = [&](int i, bool dense) { return (i >= kDenseLinears) != dense || !o.overwrite_dense_grads; };
   auto clear_grads = [&](const BlockLinearGrads& g, bool dense) {
     for (int i = 0; i < nl; ++i)
@@ -944,12 +958,15 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
                                   o.fuse_step_outputs && S.held_at[i] >= 0 ? S.held.data() + S.held_at[i] : nullptr,
                                   codes_later[i] ? &r.q[i] : nullptr};
         const NextStepWprime* nx = fused && (next.w_dq16 || next.codes) ? &next : nullptr;
+        const MatrixView dw = S.grads16 && int(i) < kDenseLinears
+                                  ? MatrixView(reinterpret_cast<const uint16_t*>(s.dw.data()))
+                                  : MatrixView(s.dw.data());
         if (fused && s.w_bf16.empty())
-          fake_quant_backward_step(s.v.data(), lr, dmin, dmax, s.dw.data(), s.l->w.as<float>(), s.l->out, s.l->in,
-                                   s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad, nx);
+          fake_quant_backward_step(s.v.data(), lr, dmin, dmax, dw, s.l->w.as<float>(), s.l->out, s.l->in, s.scheme,
+                                   s.min_scale.data(), s.max_scale.data(), o.clamp_grad, nx);
         else if (fused)
-          fake_quant_backward_step(s.v.data(), lr, dmin, dmax, s.dw.data(), s.w_bf16.data(), s.l->out, s.l->in,
-                                   s.scheme, s.min_scale.data(), s.max_scale.data(), o.clamp_grad, nx);
+          fake_quant_backward_step(s.v.data(), lr, dmin, dmax, dw, s.w_bf16.data(), s.l->out, s.l->in, s.scheme,
+                                   s.min_scale.data(), s.max_scale.data(), o.clamp_grad, nx);
         if (nx && next.w_dq16) {  // the scales' steps were taken in the pass
           S.held_next[i] = 1;
           continue;

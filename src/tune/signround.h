@@ -66,6 +66,13 @@ struct SignRoundOptions {
   // instead of adding to cleared ones: no 400 MB of zeros per step for a 4B block. The same bits
   // as clearing every gradient and adding (false, kept to test that).
   bool overwrite_dense_grads = true;
+  // With native bf16 products, a step whose dense gradients one backward writes (one chunk, one
+  // partition, one process, no units) and whose tuned dense linears are integer schemes keeps
+  // dL/dW' as bf16 (DenseGrads::OverwriteBf16), as PyTorch's autocast gives a bf16 product's weight
+  // gradient: half the gradient memory (2 instead of 4 bytes per tuned dense weight), and half the
+  // bytes for the GEMMs to write and the update's pass to read. v's steps read only its signs,
+  // which bf16 keeps: the same v; the min/max scales' summed gradients may differ in the last bits.
+  bool bf16_weight_grads = true;
 };
 
 // The expert groups a block is tuned in: `requested`, at most one per expert, 1 without experts.
@@ -84,6 +91,7 @@ struct BlockTuneResult {
   double loss_iter0 = 0;  // loss of the first step's batch with v = 0, min/max_scale = 1
   double best_loss = 0;   // lowest batch loss seen (measured before that step's update)
   int best_iter = 0;
+  bool bf16_weight_grads = false;  // the steps kept dL/dW' as bf16 (SignRoundOptions::bf16_weight_grads)
   // Expert groups (SignRoundOptions::expert_groups): each group's first and best loss. The fields
   // above are the first group's iter-0 loss (later groups' experts still at full precision) and
   // the last group's best (every linear quantized). One entry when tuned at once.

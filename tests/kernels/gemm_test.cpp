@@ -292,6 +292,73 @@ TEST(GemmView, Bf16OperandsGiveTheValuesOfTheirWidenedCopies) {
     }
 }
 
+// A bf16 C: each element its f32 sum rounded once, so the bits f32_to_bf16 gives the f32 C of
+// the same product, for f32 and bf16 operands, transposes, a strided C (whose padding stays as
+// it was) and products split in tiles; the same bits on 1 and 2 threads.
+TEST(GemmView, Bf16OutputIsItsF32SumRoundedOnce) {
+  if (!native_bf16_products(Precision::BF16)) {
+    uint16_t c = 0;
+    const float one = 1.f;
+    EXPECT_THROW(gemm_view_bf16_out(&c, MatrixView(&one), MatrixView(&one), 1, 1, 1, false, false, Precision::BF16),
+                 std::exception);
+    GTEST_SKIP() << "no native bf16 here: a bf16 C is a native-bf16 path";
+  }
+  struct Shape {
+    int64_t M, N, K;
+  };
+  uint32_t seed = 4700;
+  const int before = omp_get_max_threads();
+  for (const Shape& g : {Shape{300, 70, 33}, Shape{70, 300, 33}, Shape{1100, 96, 64}, Shape{64, 1500, 128}})
+    for (int flags = 0; flags < 8; ++flags) {
+      const bool ta = flags & 1, tb = flags & 2, a16 = flags & 4;
+      const int64_t a_rows = ta ? g.K : g.M, a_cols = ta ? g.M : g.K;
+      const int64_t b_rows = tb ? g.N : g.K, b_cols = tb ? g.K : g.N, ldc = g.N + 5;
+      const auto A = random_vec(size_t(a_rows * a_cols), seed++);
+      const auto B = random_vec(size_t(b_rows * b_cols), seed++);
+      std::vector<uint16_t> A16(A.size());
+      f32_to_bf16(A16.data(), A.data(), A.size());
+      const MatrixView a = a16 ? MatrixView(A16.data()) : MatrixView(A.data());
+      std::vector<float> f(size_t(g.M * ldc), 0.f);
+      gemm_view(f.data(), a, MatrixView(B.data()), g.M, g.N, g.K, ta, tb, false, Precision::BF16, 0, 0, ldc);
+      std::vector<uint16_t> want(f.size(), 0x7fc1), got1 = want, got2 = want;  // 0x7fc1: padding marker
+      for (int64_t i = 0; i < g.M; ++i) f32_to_bf16(want.data() + i * ldc, f.data() + i * ldc, size_t(g.N));
+      omp_set_num_threads(1);
+      gemm_view_bf16_out(got1.data(), a, MatrixView(B.data()), g.M, g.N, g.K, ta, tb, Precision::BF16, 0, 0, ldc);
+      omp_set_num_threads(std::max(2, before));
+      gemm_view_bf16_out(got2.data(), a, MatrixView(B.data()), g.M, g.N, g.K, ta, tb, Precision::BF16, 0, 0, ldc);
+      omp_set_num_threads(before);
+      const std::string where = "M=" + std::to_string(g.M) + " N=" + std::to_string(g.N) + " K=" +
+                                std::to_string(g.K) + " flags=" + std::to_string(flags);
+      ASSERT_EQ(got1, want) << where;
+      ASSERT_EQ(got2, want) << where;
+    }
+  // No accumulation, and not in f32 products.
+  uint16_t c = 0;
+  const float one = 1.f;
+  EXPECT_THROW(gemm_view_bf16_out(&c, MatrixView(&one), MatrixView(&one), 1, 1, 1, false, false, Precision::F32),
+               std::exception);
+}
+
+// A bf16 C whose f32 product would run in panels of K (C wider than tall, an A over 16 MiB as
+// bf16) is summed whole instead, then rounded once: against the reference, within the f32
+// summation's error and one bf16 rounding.
+TEST(GemmView, Bf16OutputOfALongReductionIsRoundedOnce) {
+  if (!native_bf16_products(Precision::BF16)) GTEST_SKIP() << "no native bf16 here";
+  const int64_t M = 8, N = 16, K = (int64_t(16) << 20) / (M * 2) + 40;
+  const auto A = random_vec(size_t(M * K), 7500), B = random_vec(size_t(N * K), 7501);
+  std::vector<uint16_t> A16(A.size()), C16(size_t(M * N));
+  f32_to_bf16(A16.data(), A.data(), A.size());
+  gemm_view_bf16_out(C16.data(), MatrixView(A16.data()), MatrixView(B.data()), M, N, K, false, true, Precision::BF16);
+  std::vector<float> R(size_t(M * N)), S(R.size());
+  gemm_ref(R.data(), A.data(), B.data(), M, N, K, false, true, false, Precision::BF16);
+  std::vector<float> Aabs(A.size()), Babs(B.size());
+  for (size_t i = 0; i < A.size(); ++i) Aabs[i] = std::fabs(A[i]);
+  for (size_t i = 0; i < B.size(); ++i) Babs[i] = std::fabs(B[i]);
+  gemm_ref(S.data(), Aabs.data(), Babs.data(), M, N, K, false, true, false, Precision::BF16);
+  for (size_t i = 0; i < R.size(); ++i)
+    ASSERT_NEAR(bf16_to_f32(C16[i]), R[i], 1e-5 * S[i] + std::fabs(R[i]) / 256) << "at " << i;
+}
+
 TEST(GemmView, RejectsBf16OperandsInF32Products) {
   const uint16_t a16[4] = {0x3f80, 0x3f80, 0x3f80, 0x3f80};
   const float b[4] = {1, 2, 3, 4};

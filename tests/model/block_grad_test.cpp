@@ -287,6 +287,63 @@ TEST(BlockGrad, OverwritingDenseGradientsGivesTheBitsOfAddingToZeros) {
     }
 }
 
+// DenseGrads::OverwriteBf16 writes each dense dL/dW' as bf16 bits over the first half of its buffer
+// (the rest untouched): the f32 gradient of Overwrite rounded once, bit for bit, with the same dx.
+// Fused parts (Phi3, at bf16 offsets), q/k norms with biases, Gemma3, and an MoE block (its experts
+// added to in f32, as with Overwrite). Without native bf16 products it is refused.
+TEST(BlockGrad, Bf16WeightGradientsAreTheF32OnesRounded) {
+  for (const Variant& v : {Variant{"llama", 4, 2, false, false}, Variant{"phi3", 4, 4, false, false, false, Family::Phi3},
+                           Variant{"qk_norm_bias", 4, 2, true, true},
+                           Variant{"gemma3", 4, 2, true, false, false, Family::Gemma3, 4},
+                           Variant{"moe", 4, 2, true, false, false, Family::Moe}}) {
+    const ModelConfig c = tiny_config(v);
+    const int64_t T = 24;
+    const RandomCase in = random_case(c, T, 37);
+    const int nl = block_linear_count(in.b);
+    BlockLinearWeights w(static_cast<size_t>(nl), nullptr);
+    for (int i = 0; i < nl; ++i) w[size_t(i)] = block_linears(in.b, i)->w.as<float>();
+    std::vector<std::vector<float>> f32(static_cast<size_t>(nl)), b16(static_cast<size_t>(nl));
+    BlockLinearGrads gf(static_cast<size_t>(nl), nullptr), gb(static_cast<size_t>(nl), nullptr);
+    for (int i = 0; i < nl; ++i) {
+      const LinearWeights* l = block_linears(in.b, i);
+      if (!l->present()) continue;
+      const bool expert = i >= kDenseLinears;
+      f32[size_t(i)].assign(size_t(l->out * l->in), expert ? 1.f : NAN);
+      b16[size_t(i)].assign(size_t(l->out * l->in), expert ? 1.f : -7.f);  // -7: marks the untouched half
+      gf[i] = f32[size_t(i)].data();
+      gb[i] = b16[size_t(i)].data();
+    }
+    std::vector<float> y(in.x.size()), dxf(in.x.size()), dxb(in.x.size());
+    BlockGradScratch s(c, T);
+    if (!native_bf16_products(Precision::BF16)) {
+      block_forward_train(y.data(), s, in.x.data(), in.b, w, c, in.rope, Precision::BF16);
+      EXPECT_THROW(block_backward(nullptr, gb, s, in.G.data(), in.x.data(), in.b, w, c, in.rope, Precision::BF16,
+                                  DenseGrads::OverwriteBf16),
+                   std::exception);
+      GTEST_SKIP() << "no native bf16 products here: bf16 weight gradients are refused";
+    }
+    block_forward_train(y.data(), s, in.x.data(), in.b, w, c, in.rope, Precision::BF16);
+    block_backward(dxf.data(), gf, s, in.G.data(), in.x.data(), in.b, w, c, in.rope, Precision::BF16,
+                   DenseGrads::Overwrite);
+    block_forward_train(y.data(), s, in.x.data(), in.b, w, c, in.rope, Precision::BF16);
+    block_backward(dxb.data(), gb, s, in.G.data(), in.x.data(), in.b, w, c, in.rope, Precision::BF16,
+                   DenseGrads::OverwriteBf16);
+    EXPECT_EQ(dxf, dxb) << v.name;
+    for (int i = 0; i < nl; ++i) {
+      if (!gf[i]) continue;
+      const size_t n = f32[size_t(i)].size();
+      if (i >= kDenseLinears) {
+        EXPECT_EQ(f32[size_t(i)], b16[size_t(i)]) << v.name << " expert linear " << i;
+        continue;
+      }
+      const uint16_t* got = reinterpret_cast<const uint16_t*>(b16[size_t(i)].data());
+      for (size_t j = 0; j < n; ++j)
+        ASSERT_EQ(got[j], f32_to_bf16(f32[size_t(i)][j])) << v.name << " linear " << i << " at " << j;
+      for (size_t j = (n + 1) / 2; j < n; ++j) ASSERT_EQ(b16[size_t(i)][j], -7.f) << v.name << " linear " << i;
+    }
+  }
+}
+
 // A weight source that hands out one linear at a time through a single buffer (as the tuner does)
 // gives the same bits as the array of pointers, provided forward/backward never hold a pointer
 // across the next request: the previous contents are poisoned with NaN on every switch. It also

@@ -245,6 +245,40 @@ TEST(Qdq, FastGroupGradEqualsReference) {
   }
 }
 
+// dL/dW' as bf16 bits: both versions give the f32 versions' sums, dv, stepped v and codes on its
+// widened values, for group sizes with and without a tail (the vector one reads nothing past n).
+TEST(Qdq, GroupGradOfBf16GradientsIsThatOfTheirValues) {
+  const GroupGradConsts consts[] = {{0.0371f, 0.f, -8.f, 7.f, false}, {0.0213f, 9.f, 0.f, 15.f, true}};
+  for (int64_t n : {1, 7, 8, 9, 33, 128, 129}) {
+    const auto w = random_vec(size_t(n), uint32_t(n), 0.3f), v = random_vec(size_t(n), 98, 0.3f);
+    const auto g32 = random_vec(size_t(n), 8, 1.f);
+    // A copy with room past n holding a marker a read past the group would turn into a gradient.
+    std::vector<uint16_t> g16(size_t(n) + 8, 0x7f80);
+    std::vector<float> gw(static_cast<size_t>(n));
+    for (size_t i = 0; i < size_t(n); ++i) {
+      g16[i] = f32_to_bf16(g32[i]);
+      gw[i] = bf16_to_f32(g16[i]);
+    }
+    for (const GroupGradConsts& k : consts)
+      for (const auto fast : {true, false}) {
+        using Fn16 = GroupGradSums (*)(const uint16_t*, const float*, const float*, int64_t, const GroupGradConsts&,
+                                       float*, float*, float, uint8_t*);
+        const Fn16 run16 = fast ? static_cast<Fn16>(&group_grad) : static_cast<Fn16>(&group_grad_ref);
+        std::vector<float> dva(size_t(n), 0.25f), dvb(dva), va(v), vb(v);
+        std::vector<uint8_t> ca(static_cast<size_t>(n)), cb(ca);
+        const GroupGradSums a = run16(g16.data(), w.data(), v.data(), n, k, dva.data(), nullptr, 0.f, ca.data());
+        const GroupGradSums b = group_grad_ref(gw.data(), w.data(), v.data(), n, k, dvb.data(), nullptr, 0.f, cb.data());
+        EXPECT_EQ(a.ds, b.ds) << "n " << n << " fast " << fast;
+        EXPECT_EQ(a.dzp, b.dzp) << "n " << n << " fast " << fast;
+        EXPECT_EQ(dva, dvb) << "n " << n << " fast " << fast;
+        EXPECT_EQ(ca, cb) << "n " << n << " fast " << fast;
+        run16(g16.data(), w.data(), va.data(), n, k, nullptr, va.data(), 0.01f, nullptr);
+        group_grad_ref(gw.data(), w.data(), vb.data(), n, k, nullptr, vb.data(), 0.01f, nullptr);
+        EXPECT_EQ(va, vb) << "n " << n << " fast " << fast;
+      }
+  }
+}
+
 TEST(Qdq, ErrorHandValues) {
   // Candidate 0: s = 0.5, zero 8 (4-bit sym): w = {0.3, -1.1, 5.0} -> q = 1, -2, 7 (clamped from 10);
   // errors 0.2^2, 0.1^2, 1.5^2 weighted by imp {1, 2, 0.5} = 0.04 + 0.02 + 1.125 = 1.185.

@@ -266,6 +266,39 @@ TEST(ExpertGroups, OverwritingDenseGradientsGivesTheBitsOfClearingThem) {
   }
 }
 
+// bf16 weight gradients in an MoE block (batch 1, native bf16): the dense linears' are bf16, the
+// experts' stay f32 and are added to; without min/max tuning the bits of f32 gradients throughout,
+// tuned at once and in two groups (the dense linears only in the first).
+TEST(ExpertGroups, Bf16DenseWeightGradientsNextToF32ExpertOnes) {
+  const ModelConfig c = moe_config();
+  const BlockWeights b = moe_block(c, 6);
+  const int64_t T = 24;
+  Samples s = make_samples(b, c, 4, T);
+  for (int groups : {1, 2}) {
+    SignRoundOptions o;
+    o.iters = 5;
+    o.batch_size = 1;
+    o.lr = 0.05;
+    o.expert_groups = groups;
+    o.enable_minmax_tuning = false;
+    o.precision = Precision::BF16;
+    SignRoundOptions off = o;
+    off.bf16_weight_grads = false;
+    BlockTuner ta(b, c, w4g32(b), T, o), tb(b, c, w4g32(b), T, off);
+    const BlockTuneResult a = ta.tune(s.view()), z = tb.tune(s.view());
+    EXPECT_EQ(a.bf16_weight_grads, native_bf16_products(Precision::BF16)) << groups;
+    EXPECT_FALSE(z.bf16_weight_grads);
+    int latest_best = 0;  // a best after the first step: the steps' gradients reached the results
+    for (const auto& g : a.groups) latest_best = std::max(latest_best, g.best_iter);
+    EXPECT_GT(latest_best, 0) << groups;
+    EXPECT_EQ(a.best_loss, z.best_loss) << groups;
+    for (int i = 0; i < block_linear_count(b); ++i) {
+      EXPECT_EQ(a.q[size_t(i)].codes, z.q[size_t(i)].codes) << groups << " " << i;
+      EXPECT_EQ(a.q[size_t(i)].scales, z.q[size_t(i)].scales) << groups << " " << i;
+    }
+  }
+}
+
 // The owning tuner (weights compacted to bf16) in groups: its results equal the borrowing one's.
 TEST(ExpertGroups, OwningTunerGivesTheSameResults) {
   const ModelConfig c = moe_config();

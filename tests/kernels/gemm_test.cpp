@@ -332,9 +332,13 @@ TEST(GemmView, Bf16OutputIsItsF32SumRoundedOnce) {
       ASSERT_EQ(got1, want) << where;
       ASSERT_EQ(got2, want) << where;
     }
+  // An empty sum writes bf16 zeros, and nothing past N.
+  const float one = 1.f;
+  std::vector<uint16_t> z(6, 0x3f80);
+  gemm_view_bf16_out(z.data(), MatrixView(&one), MatrixView(&one), 2, 2, 0, false, false, Precision::BF16, 0, 0, 3);
+  EXPECT_EQ(z, (std::vector<uint16_t>{0, 0, 0x3f80, 0, 0, 0x3f80}));
   // No accumulation, and not in f32 products.
   uint16_t c = 0;
-  const float one = 1.f;
   EXPECT_THROW(gemm_view_bf16_out(&c, MatrixView(&one), MatrixView(&one), 1, 1, 1, false, false, Precision::F32),
                std::exception);
 }

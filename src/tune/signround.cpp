@@ -209,6 +209,20 @@ bool holds_step_wprime(const StepPlan& p, const SignRoundOptions& o) {
   return o.iters > 0 && o.hold_step_weights && p.lanes == 1 && o.precision == Precision::BF16 &&
          gemm_has_native_bf16();
 }
+// Whether a tuning with this plan keeps its dense dL/dW' as bf16 (SignRoundOptions::bf16_weight_grads):
+// one backward writes a step's dense gradients (one partition, no units, a share of `share` picks
+// in one chunk) and only integer schemes' fused pass reads them. `integer_dense`: every quantized
+// dense linear has an integer scheme (no GGUF target, no floating-point format).
+bool bf16_weight_grads_apply(const StepPlan& p, const SignRoundOptions& o, int64_t share, bool integer_dense) {
+  return o.iters > 0 && o.bf16_weight_grads && o.overwrite_dense_grads && native_bf16_products(o.precision) &&
+         o.partitions == 1 && p.lanes == 1 && share <= p.cap && integer_dense;
+}
+bool integer_dense_schemes(const LinearSchemes& schemes) {
+  for (int i = 0; i < kDenseLinears && i < int(schemes.size()); ++i)
+    if (schemes[size_t(i)].quantized() && (schemes[size_t(i)].gguf_target() || schemes[size_t(i)].is_fp())) return false;
+  return true;
+}
+
 uint64_t held_wprime_bytes(const BlockWeights& b, const LinearSchemes& schemes) {
   uint64_t n = 0;
   for (int i = 0; i < int(schemes.size()); ++i)
@@ -577,15 +591,21 @@ uint64_t BlockTuner::state_bytes(const BlockWeights& b, const ModelConfig& c,
   uint64_t results = 0, biggest_result = 0;
   const int nl = block_linear_count(b);
   const bool training = o.iters > 0, minmax = training && o.enable_minmax_tuning;
+  // The most picks one step takes (fewer samples than the batch only lower it).
+  const int64_t share = (o.batch_size * o.gradient_accumulate_steps + o.partitions - 1) / o.partitions;
+  const bool grads16 =
+      bf16_weight_grads_apply(plan_step(b, schemes, c, T, o), o, share, integer_dense_schemes(schemes));
   for (int i = 0; i < nl; ++i) {
     const LinearWeights& l = *block_linears(b, i);
     const QuantScheme& q = schemes[size_t(i)];
     if (!q.quantized()) continue;
     const uint64_t nw = uint64_t(l.out) * uint64_t(l.in);
-    // v and dW (f32) while its group tunes; per tuned scale min/max_scale (+ gradients).
+    // v (f32) and dW (f32, or bf16 for the dense ones with grads16) while its group tunes; per
+    // tuned scale min/max_scale (+ gradients).
+    const uint64_t dw_bytes = !training ? 0 : grads16 && i < kDenseLinears ? sizeof(uint16_t) : sizeof(float);
     const uint64_t ng = uint64_t(tunable_scales(q, q.gguf_target(), l));
     group_state[size_t(linear_expert_group(b, i, groups))] +=
-        nw * (training ? 2 : 1) * sizeof(float) + ng * (minmax ? 4 : 2) * sizeof(float);
+        nw * (sizeof(float) + dw_bytes) + ng * (minmax ? 4 : 2) * sizeof(float);
     // Held throughout: every linear's result (done groups stand in with theirs), and for GGUF
     // targets the format's init constants (scale, offset, weight sum).
     const uint64_t rb = result_bytes(q, l);
@@ -759,12 +779,12 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   // clears linear i's. Without o.overwrite_dense_grads every one is cleared and added to.
   // bf16 dL/dW' (see bf16_weight_grads): one backward per step writes every dense gradient, and
   // only the integer schemes' fused pass reads them.
-  S.grads16 = o.bf16_weight_grads && o.overwrite_dense_grads && native_bf16_products(o.precision) && local == 1 &&
-              procs == 1 && S.plan.lanes == 1 && share[0] <= S.plan.cap;
-  for (int i = 0; i < kDenseLinears && S.grads16; ++i) {
+  bool integer_dense = true;
+  for (int i = 0; i < kDenseLinears; ++i) {
     const LinearState& s = st[size_t(i)];
-    if (s.quantized && (s.gguf || s.scheme.is_fp())) S.grads16 = false;
+    if (s.quantized && (s.gguf || s.scheme.is_fp())) integer_dense = false;
   }
+  S.grads16 = local == 1 && procs == 1 && bf16_weight_grads_apply(S.plan, o, share[0], integer_dense);
   r.bf16_weight_grads = S.grads16;
   const DenseGrads first_write = S.grads16              ? DenseGrads::OverwriteBf16
                                  : o.overwrite_dense_grads ? DenseGrads::Overwrite

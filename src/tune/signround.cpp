@@ -779,12 +779,9 @@ BlockTuneResult BlockTuner::tune(const TuneSamples& samples) {
   // clears linear i's. Without o.overwrite_dense_grads every one is cleared and added to.
   // bf16 dL/dW' (see bf16_weight_grads): one backward per step writes every dense gradient, and
   // only the integer schemes' fused pass reads them.
-  bool integer_dense = true;
-  for (int i = 0; i < kDenseLinears; ++i) {
-    const LinearState& s = st[size_t(i)];
-    if (s.quantized && (s.gguf || s.scheme.is_fp())) integer_dense = false;
-  }
-  S.grads16 = local == 1 && procs == 1 && bf16_weight_grads_apply(S.plan, o, share[0], integer_dense);
+  LinearSchemes schemes;
+  for (const LinearState& s : st) schemes.push_back(s.scheme);
+  S.grads16 = local == 1 && procs == 1 && bf16_weight_grads_apply(S.plan, o, share[0], integer_dense_schemes(schemes));
   r.bf16_weight_grads = S.grads16;
   const DenseGrads first_write = S.grads16              ? DenseGrads::OverwriteBf16
                                  : o.overwrite_dense_grads ? DenseGrads::Overwrite

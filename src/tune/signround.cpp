@@ -219,7 +219,7 @@ bool bf16_weight_grads_apply(const StepPlan& p, const SignRoundOptions& o, int64
 }
 bool integer_dense_schemes(const LinearSchemes& schemes) {
   for (int i = 0; i < kDenseLinears && i < int(schemes.size()); ++i)
-    if (schemes[size_t(i)].quantized() && (schemes[size_t(i)].gguf_target() || schemes[size_t(i)].is_fp())) return false;
+    if (schemes[size_t(i)].quantized() && !dense_wprime_bf16(schemes[size_t(i)], i)) return false;
   return true;
 }
 
